@@ -1,0 +1,318 @@
+from jray._private.protocol import common_pb2 as _common_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class RegisterWorkerRequest(_message.Message):
+    __slots__ = ("worker_id", "pid", "port", "is_driver")
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    PID_FIELD_NUMBER: _ClassVar[int]
+    PORT_FIELD_NUMBER: _ClassVar[int]
+    IS_DRIVER_FIELD_NUMBER: _ClassVar[int]
+    worker_id: bytes
+    pid: int
+    port: int
+    is_driver: bool
+    def __init__(self, worker_id: _Optional[bytes] = ..., pid: _Optional[int] = ..., port: _Optional[int] = ..., is_driver: _Optional[bool] = ...) -> None: ...
+
+class RegisterWorkerReply(_message.Message):
+    __slots__ = ("node_id", "store_path", "store_capacity")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    STORE_PATH_FIELD_NUMBER: _ClassVar[int]
+    STORE_CAPACITY_FIELD_NUMBER: _ClassVar[int]
+    node_id: bytes
+    store_path: str
+    store_capacity: int
+    def __init__(self, node_id: _Optional[bytes] = ..., store_path: _Optional[str] = ..., store_capacity: _Optional[int] = ...) -> None: ...
+
+class WorkerLeaseRequest(_message.Message):
+    __slots__ = ("resources", "scheduling", "actor_id", "grant_or_reject", "owner_worker_id", "runtime_env", "name")
+    class ResourcesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    RESOURCES_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULING_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_ID_FIELD_NUMBER: _ClassVar[int]
+    GRANT_OR_REJECT_FIELD_NUMBER: _ClassVar[int]
+    OWNER_WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    RUNTIME_ENV_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    resources: _containers.ScalarMap[str, float]
+    scheduling: _common_pb2.SchedulingStrategy
+    actor_id: bytes
+    grant_or_reject: bool
+    owner_worker_id: bytes
+    runtime_env: str
+    name: str
+    def __init__(self, resources: _Optional[_Mapping[str, float]] = ..., scheduling: _Optional[_Union[_common_pb2.SchedulingStrategy, _Mapping]] = ..., actor_id: _Optional[bytes] = ..., grant_or_reject: _Optional[bool] = ..., owner_worker_id: _Optional[bytes] = ..., runtime_env: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+
+class WorkerLeaseReply(_message.Message):
+    __slots__ = ("granted", "worker", "lease_id", "gpu_ids", "spillback", "retry_at_ip", "retry_at_port", "retry_at_node_id", "rejected", "error", "assigned")
+    class AssignedEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    GRANTED_FIELD_NUMBER: _ClassVar[int]
+    WORKER_FIELD_NUMBER: _ClassVar[int]
+    LEASE_ID_FIELD_NUMBER: _ClassVar[int]
+    GPU_IDS_FIELD_NUMBER: _ClassVar[int]
+    SPILLBACK_FIELD_NUMBER: _ClassVar[int]
+    RETRY_AT_IP_FIELD_NUMBER: _ClassVar[int]
+    RETRY_AT_PORT_FIELD_NUMBER: _ClassVar[int]
+    RETRY_AT_NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    REJECTED_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    ASSIGNED_FIELD_NUMBER: _ClassVar[int]
+    granted: bool
+    worker: _common_pb2.Address
+    lease_id: bytes
+    gpu_ids: _containers.RepeatedScalarFieldContainer[int]
+    spillback: bool
+    retry_at_ip: str
+    retry_at_port: int
+    retry_at_node_id: bytes
+    rejected: bool
+    error: str
+    assigned: _containers.ScalarMap[str, float]
+    def __init__(self, granted: _Optional[bool] = ..., worker: _Optional[_Union[_common_pb2.Address, _Mapping]] = ..., lease_id: _Optional[bytes] = ..., gpu_ids: _Optional[_Iterable[int]] = ..., spillback: _Optional[bool] = ..., retry_at_ip: _Optional[str] = ..., retry_at_port: _Optional[int] = ..., retry_at_node_id: _Optional[bytes] = ..., rejected: _Optional[bool] = ..., error: _Optional[str] = ..., assigned: _Optional[_Mapping[str, float]] = ...) -> None: ...
+
+class ReturnWorkerRequest(_message.Message):
+    __slots__ = ("lease_id", "disconnect")
+    LEASE_ID_FIELD_NUMBER: _ClassVar[int]
+    DISCONNECT_FIELD_NUMBER: _ClassVar[int]
+    lease_id: bytes
+    disconnect: bool
+    def __init__(self, lease_id: _Optional[bytes] = ..., disconnect: _Optional[bool] = ...) -> None: ...
+
+class ReturnWorkerReply(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class WorkerBlockedRequest(_message.Message):
+    __slots__ = ("worker_id", "blocked")
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    BLOCKED_FIELD_NUMBER: _ClassVar[int]
+    worker_id: bytes
+    blocked: bool
+    def __init__(self, worker_id: _Optional[bytes] = ..., blocked: _Optional[bool] = ...) -> None: ...
+
+class WorkerBlockedReply(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class KillWorkerRequest(_message.Message):
+    __slots__ = ("worker_id", "force", "reason")
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    FORCE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    worker_id: bytes
+    force: bool
+    reason: str
+    def __init__(self, worker_id: _Optional[bytes] = ..., force: _Optional[bool] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class KillWorkerReply(_message.Message):
+    __slots__ = ("found",)
+    FOUND_FIELD_NUMBER: _ClassVar[int]
+    found: bool
+    def __init__(self, found: _Optional[bool] = ...) -> None: ...
+
+class CreateObjectRequest(_message.Message):
+    __slots__ = ("object_id", "size", "owner", "primary")
+    OBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    PRIMARY_FIELD_NUMBER: _ClassVar[int]
+    object_id: bytes
+    size: int
+    owner: _common_pb2.Address
+    primary: bool
+    def __init__(self, object_id: _Optional[bytes] = ..., size: _Optional[int] = ..., owner: _Optional[_Union[_common_pb2.Address, _Mapping]] = ..., primary: _Optional[bool] = ...) -> None: ...
+
+class CreateObjectReply(_message.Message):
+    __slots__ = ("ok", "offset", "error", "exists", "full")
+    OK_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    EXISTS_FIELD_NUMBER: _ClassVar[int]
+    FULL_FIELD_NUMBER: _ClassVar[int]
+    ok: bool
+    offset: int
+    error: str
+    exists: bool
+    full: bool
+    def __init__(self, ok: _Optional[bool] = ..., offset: _Optional[int] = ..., error: _Optional[str] = ..., exists: _Optional[bool] = ..., full: _Optional[bool] = ...) -> None: ...
+
+class SealObjectRequest(_message.Message):
+    __slots__ = ("object_id",)
+    OBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    object_id: bytes
+    def __init__(self, object_id: _Optional[bytes] = ...) -> None: ...
+
+class SealObjectReply(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class AbortObjectRequest(_message.Message):
+    __slots__ = ("object_id",)
+    OBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    object_id: bytes
+    def __init__(self, object_id: _Optional[bytes] = ...) -> None: ...
+
+class AbortObjectReply(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetObjectRequest(_message.Message):
+    __slots__ = ("object_id", "client_id", "from_ip", "from_port", "from_node_id", "timeout")
+    OBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    FROM_IP_FIELD_NUMBER: _ClassVar[int]
+    FROM_PORT_FIELD_NUMBER: _ClassVar[int]
+    FROM_NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    object_id: bytes
+    client_id: bytes
+    from_ip: str
+    from_port: int
+    from_node_id: bytes
+    timeout: float
+    def __init__(self, object_id: _Optional[bytes] = ..., client_id: _Optional[bytes] = ..., from_ip: _Optional[str] = ..., from_port: _Optional[int] = ..., from_node_id: _Optional[bytes] = ..., timeout: _Optional[float] = ...) -> None: ...
+
+class GetObjectReply(_message.Message):
+    __slots__ = ("found", "offset", "size", "error")
+    FOUND_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    found: bool
+    offset: int
+    size: int
+    error: str
+    def __init__(self, found: _Optional[bool] = ..., offset: _Optional[int] = ..., size: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
+
+class ReleaseObjectsRequest(_message.Message):
+    __slots__ = ("object_ids", "client_id")
+    OBJECT_IDS_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    object_ids: _containers.RepeatedScalarFieldContainer[bytes]
+    client_id: bytes
+    def __init__(self, object_ids: _Optional[_Iterable[bytes]] = ..., client_id: _Optional[bytes] = ...) -> None: ...
+
+class ReleaseObjectsReply(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class FreeObjectsRequest(_message.Message):
+    __slots__ = ("object_ids", "broadcast")
+    OBJECT_IDS_FIELD_NUMBER: _ClassVar[int]
+    BROADCAST_FIELD_NUMBER: _ClassVar[int]
+    object_ids: _containers.RepeatedScalarFieldContainer[bytes]
+    broadcast: bool
+    def __init__(self, object_ids: _Optional[_Iterable[bytes]] = ..., broadcast: _Optional[bool] = ...) -> None: ...
+
+class FreeObjectsReply(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ReadObjectRequest(_message.Message):
+    __slots__ = ("object_id", "chunk_size")
+    OBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_SIZE_FIELD_NUMBER: _ClassVar[int]
+    object_id: bytes
+    chunk_size: int
+    def __init__(self, object_id: _Optional[bytes] = ..., chunk_size: _Optional[int] = ...) -> None: ...
+
+class ObjectChunk(_message.Message):
+    __slots__ = ("total_size", "offset", "data", "found")
+    TOTAL_SIZE_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    FOUND_FIELD_NUMBER: _ClassVar[int]
+    total_size: int
+    offset: int
+    data: bytes
+    found: bool
+    def __init__(self, total_size: _Optional[int] = ..., offset: _Optional[int] = ..., data: _Optional[bytes] = ..., found: _Optional[bool] = ...) -> None: ...
+
+class StoreObjectInfo(_message.Message):
+    __slots__ = ("object_id", "size", "sealed", "primary", "pins", "spilled", "owner")
+    OBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    SEALED_FIELD_NUMBER: _ClassVar[int]
+    PRIMARY_FIELD_NUMBER: _ClassVar[int]
+    PINS_FIELD_NUMBER: _ClassVar[int]
+    SPILLED_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    object_id: bytes
+    size: int
+    sealed: bool
+    primary: bool
+    pins: int
+    spilled: bool
+    owner: _common_pb2.Address
+    def __init__(self, object_id: _Optional[bytes] = ..., size: _Optional[int] = ..., sealed: _Optional[bool] = ..., primary: _Optional[bool] = ..., pins: _Optional[int] = ..., spilled: _Optional[bool] = ..., owner: _Optional[_Union[_common_pb2.Address, _Mapping]] = ...) -> None: ...
+
+class GetNodeStatsRequest(_message.Message):
+    __slots__ = ("include_objects",)
+    INCLUDE_OBJECTS_FIELD_NUMBER: _ClassVar[int]
+    include_objects: bool
+    def __init__(self, include_objects: _Optional[bool] = ...) -> None: ...
+
+class GetNodeStatsReply(_message.Message):
+    __slots__ = ("node_id", "store_capacity", "store_used", "num_objects", "objects", "num_workers", "num_idle_workers", "resources_total", "resources_available", "spilled_bytes", "worker_pids")
+    class ResourcesTotalEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    class ResourcesAvailableEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    STORE_CAPACITY_FIELD_NUMBER: _ClassVar[int]
+    STORE_USED_FIELD_NUMBER: _ClassVar[int]
+    NUM_OBJECTS_FIELD_NUMBER: _ClassVar[int]
+    OBJECTS_FIELD_NUMBER: _ClassVar[int]
+    NUM_WORKERS_FIELD_NUMBER: _ClassVar[int]
+    NUM_IDLE_WORKERS_FIELD_NUMBER: _ClassVar[int]
+    RESOURCES_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    RESOURCES_AVAILABLE_FIELD_NUMBER: _ClassVar[int]
+    SPILLED_BYTES_FIELD_NUMBER: _ClassVar[int]
+    WORKER_PIDS_FIELD_NUMBER: _ClassVar[int]
+    node_id: bytes
+    store_capacity: int
+    store_used: int
+    num_objects: int
+    objects: _containers.RepeatedCompositeFieldContainer[StoreObjectInfo]
+    num_workers: int
+    num_idle_workers: int
+    resources_total: _containers.ScalarMap[str, float]
+    resources_available: _containers.ScalarMap[str, float]
+    spilled_bytes: int
+    worker_pids: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, node_id: _Optional[bytes] = ..., store_capacity: _Optional[int] = ..., store_used: _Optional[int] = ..., num_objects: _Optional[int] = ..., objects: _Optional[_Iterable[_Union[StoreObjectInfo, _Mapping]]] = ..., num_workers: _Optional[int] = ..., num_idle_workers: _Optional[int] = ..., resources_total: _Optional[_Mapping[str, float]] = ..., resources_available: _Optional[_Mapping[str, float]] = ..., spilled_bytes: _Optional[int] = ..., worker_pids: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class ShutdownRayletRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ShutdownRayletReply(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...

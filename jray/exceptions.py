@@ -1,0 +1,245 @@
+"""Every error a jray user can see, under one base class (Ray's names).
+
+::
+
+    RayError
+    ├── RayTaskError                  a task raised; also an instance of the cause
+    ├── RayActorError                 an actor cannot run the call
+    │   ├── ActorDiedError            the actor is dead (killed, crashed, exited)
+    │   ├── ActorUnavailableError     the actor is restarting or unreachable
+    │   └── ActorUnschedulableError
+    ├── GetTimeoutError               ``get`` ran past its timeout (also TimeoutError)
+    ├── TaskCancelledError            the task was cancelled
+    ├── WorkerCrashedError            the worker died while running the task
+    ├── NodeDiedError
+    ├── TaskUnschedulableError
+    ├── ObjectStoreFullError          the store cannot hold the object
+    ├── OutOfMemoryError
+    ├── ObjectLostError               no copy of the object is left
+    │   ├── OwnerDiedError            the object's owner is gone
+    │   ├── ObjectFetchTimedOutError
+    │   ├── ObjectFreedError
+    │   ├── ObjectReconstructionFailedError
+    │   └── ReferenceCountingAssertionError
+    ├── RuntimeEnvSetupError
+    ├── PendingCallsLimitExceeded
+    └── RaySystemError                an internal failure (a bug or a dead daemon)
+
+Remote exceptions carry the remote traceback text and render it in IPython
+through ``_render_traceback_`` (as ipyparallel's RemoteError does).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class RayError(Exception):
+    """Base of every jray error."""
+
+
+class RayTaskError(RayError):
+    """Raised when a task or actor method raised an exception.
+
+    ``get`` raises an instance that is also an instance of the user's own
+    exception class (see :meth:`as_instanceof_cause`), so ``except
+    ValueError`` keeps working across the cluster.
+    """
+
+    def __init__(
+        self,
+        function_name: str = "",
+        traceback_str: str = "",
+        cause: BaseException | None = None,
+        proctitle: str = "",
+        pid: int = 0,
+        ip: str = "",
+        actor_repr: str | None = None,
+    ) -> None:
+        self.function_name = function_name
+        self.traceback_str = traceback_str
+        self.cause = cause
+        self.proctitle = proctitle
+        self.pid = pid
+        self.ip = ip
+        self.actor_repr = actor_repr
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        where = f"{self.function_name}()" if self.function_name else "a task"
+        head = f"{type(self.cause).__name__ if self.cause is not None else 'Error'} in {where}"
+        loc = f" (pid={self.pid}, ip={self.ip})" if self.pid else ""
+        actor = f"\n  actor: {self.actor_repr}" if self.actor_repr else ""
+        return f"{head}{loc}{actor}\n{self.traceback_str.rstrip()}"
+
+    def __str__(self) -> str:
+        return self._message()
+
+    def __reduce__(self) -> Any:
+        return (
+            _rebuild_task_error,
+            (self.function_name, self.traceback_str, self.cause, self.proctitle, self.pid, self.ip, self.actor_repr),
+        )
+
+    def as_instanceof_cause(self) -> RayTaskError:
+        """Return an error that is both a RayTaskError and the cause's type."""
+        cause = self.cause
+        if cause is None or isinstance(cause, RayTaskError):
+            return self
+        cause_cls = type(cause)
+        if issubclass(RayTaskError, cause_cls):
+            return self
+        try:
+            cls = _dual_classes.get(cause_cls)
+            if cls is None:
+                cls = type(
+                    f"RayTaskError({cause_cls.__name__})",
+                    (RayTaskError, cause_cls),
+                    {"__init__": _dual_init, "__reduce__": RayTaskError.__reduce__, "__str__": RayTaskError.__str__},
+                )
+                _dual_classes[cause_cls] = cls
+            err = cls.__new__(cls)
+            _dual_init(err, self.function_name, self.traceback_str, cause, self.proctitle, self.pid, self.ip, self.actor_repr)
+            return err
+        except TypeError:  # a cause class that cannot be subclassed (final / layout conflict)
+            return self
+
+    def _render_traceback_(self) -> list[str]:
+        # IPython shows this instead of the local (useless) traceback.
+        return str(self).splitlines()
+
+
+_dual_classes: dict[type, type] = {}
+
+
+def _dual_init(self: Any, function_name: str, traceback_str: str, cause: BaseException | None,
+               proctitle: str = "", pid: int = 0, ip: str = "", actor_repr: str | None = None) -> None:
+    RayTaskError.__init__(self, function_name, traceback_str, cause, proctitle, pid, ip, actor_repr)
+    if cause is not None:
+        # Keep the cause's attributes (e.g. errno, custom fields) reachable.
+        try:
+            self.__dict__.update({k: v for k, v in vars(cause).items() if k not in self.__dict__})
+        except TypeError:
+            pass
+        self.args = (str(self),)
+
+
+def _rebuild_task_error(*args: Any) -> RayTaskError:
+    return RayTaskError(*args).as_instanceof_cause()
+
+
+class RayActorError(RayError):
+    """Raised when an actor cannot run a call (it died or never started)."""
+
+    def __init__(self, message: str = "The actor died unexpectedly.", actor_id: str | None = None) -> None:
+        self.actor_id = actor_id
+        self.error_msg = message
+        super().__init__(message)
+
+    def __reduce__(self) -> Any:
+        return (type(self), (self.error_msg, self.actor_id))
+
+
+class ActorDiedError(RayActorError):
+    """Raised when calling an actor that is dead (killed, crashed or exited)."""
+
+
+class ActorUnavailableError(RayActorError):
+    """Raised when the actor is temporarily unreachable (e.g. restarting)."""
+
+
+class ActorUnschedulableError(RayActorError):
+    """Raised when no node can ever host the actor."""
+
+
+class GetTimeoutError(RayError, TimeoutError):
+    """Raised when ``get`` or ``wait`` ran past its timeout."""
+
+
+class TaskCancelledError(RayError):
+    """Raised when getting the result of a cancelled task."""
+
+    def __init__(self, task_id: Any = None, message: str | None = None) -> None:
+        self.task_id = task_id
+        super().__init__(message or f"Task {task_id} was cancelled.")
+
+    def __reduce__(self) -> Any:
+        return (type(self), (self.task_id, str(self)))
+
+
+class WorkerCrashedError(RayError):
+    """Raised when the worker running a task died and no retries are left."""
+
+    def __init__(self, message: str = "The worker died unexpectedly while executing this task.") -> None:
+        super().__init__(message)
+
+
+class NodeDiedError(RayError):
+    """Raised when the node running a task died."""
+
+
+class TaskUnschedulableError(RayError):
+    """Raised when a task can never be scheduled."""
+
+
+class ObjectStoreFullError(RayError):
+    """Raised when the object store cannot hold an object, even after spilling."""
+
+
+class OutOfMemoryError(RayError):
+    """Raised when a task was killed because the node ran out of memory."""
+
+
+class ObjectLostError(RayError):
+    """Raised when every copy of an object is lost."""
+
+    def __init__(self, object_ref_hex: str = "", message: str | None = None) -> None:
+        self.object_ref_hex = object_ref_hex
+        super().__init__(message or f"Object {object_ref_hex} is lost: no copy of it is left.")
+
+    def __reduce__(self) -> Any:
+        return (type(self), (self.object_ref_hex, str(self)))
+
+
+class OwnerDiedError(ObjectLostError):
+    """Raised when the process that owns an object (created it) has died."""
+
+
+class ObjectFetchTimedOutError(ObjectLostError):
+    """Raised when an object could not be fetched from another node in time."""
+
+
+class ObjectFreedError(ObjectLostError):
+    """Raised when getting an object that was freed explicitly."""
+
+
+class ObjectReconstructionFailedError(ObjectLostError):
+    """Raised when a lost object could not be rebuilt."""
+
+
+class ReferenceCountingAssertionError(ObjectLostError):
+    """Raised when an object was freed while a reference still existed (a bug)."""
+
+
+class RuntimeEnvSetupError(RayError):
+    """Raised when a task's runtime_env could not be set up."""
+
+
+class PendingCallsLimitExceeded(RayError):
+    """Raised when an actor has too many pending calls."""
+
+
+class RaySystemError(RayError):
+    """Raised on an internal failure of jray (a dead daemon, a bug)."""
+
+    def __init__(self, client_exc: Any = "", traceback_str: str | None = None) -> None:
+        self.client_exc = client_exc
+        self.traceback_str = traceback_str
+        super().__init__(f"System error: {client_exc}" + (f"\n{traceback_str}" if traceback_str else ""))
+
+
+class AsyncioActorExit(RayError):
+    """Raised inside an async actor by ``exit_actor()``."""
+
+
+__all__ = [name for name, obj in list(globals().items()) if isinstance(obj, type) and issubclass(obj, BaseException)]
