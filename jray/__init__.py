@@ -1,1 +1,61 @@
-"""jray: Ray's core API on a real gRPC cluster, built for Jupyter."""
+"""jray: Ray's core API on a real gRPC cluster, built for Jupyter.
+
+``import jray as ray`` runs Ray Core programs: tasks (``@jray.remote``
+functions), actors (``@jray.remote`` classes), and immutable objects in a
+shared-memory object store, referred to by ObjectRefs. See README.md for
+how the processes fit together.
+"""
+
+from jray import exceptions
+from jray.actor import ActorClass, ActorHandle, method
+from jray.api import (
+    available_resources,
+    cancel,
+    cluster_resources,
+    get,
+    get_actor,
+    get_gpu_ids,
+    get_runtime_context,
+    init,
+    is_initialized,
+    kill,
+    nodes,
+    put,
+    remote,
+    shutdown,
+    wait,
+)
+from jray.object_ref import ObjectRef, ObjectRefGenerator
+from jray.remote_function import RemoteFunction
+
+__version__ = "0.1.0"
+
+# Ray also exposes the generator type under this name.
+DynamicObjectRefGenerator = ObjectRefGenerator
+
+__all__ = [
+    "ActorClass",
+    "ActorHandle",
+    "DynamicObjectRefGenerator",
+    "ObjectRef",
+    "ObjectRefGenerator",
+    "RemoteFunction",
+    "__version__",
+    "available_resources",
+    "cancel",
+    "cluster_resources",
+    "exceptions",
+    "get",
+    "get_actor",
+    "get_gpu_ids",
+    "get_runtime_context",
+    "init",
+    "is_initialized",
+    "kill",
+    "method",
+    "nodes",
+    "put",
+    "remote",
+    "shutdown",
+    "wait",
+]

@@ -1,0 +1,32 @@
+"""Tunables of the engine, in one place. Environment overrides: JRAY_<NAME>."""
+
+from __future__ import annotations
+
+import os
+
+
+def _env(name: str, default: float) -> float:
+    v = os.environ.get("JRAY_" + name)
+    return float(v) if v else default
+
+
+# Values up to this size travel inline with the task reply / owner memory;
+# larger ones go to the node's shared-memory store (Ray: 100 KiB).
+MAX_INLINE_BYTES = int(_env("MAX_INLINE_BYTES", 100 * 1024))
+# A leased worker with no more queued work is kept this long before it is
+# returned, so a loop of synchronous calls does not pay a lease each time.
+LEASE_IDLE_SECONDS = _env("LEASE_IDLE_SECONDS", 0.2)
+# Tasks pushed to one leased worker before its reply comes back.
+MAX_TASKS_IN_FLIGHT_PER_WORKER = int(_env("MAX_TASKS_IN_FLIGHT_PER_WORKER", 4))
+# Concurrent lease requests per scheduling key.
+MAX_PENDING_LEASE_REQUESTS = int(_env("MAX_PENDING_LEASE_REQUESTS", 8))
+HEARTBEAT_SECONDS = _env("HEARTBEAT_SECONDS", 0.25)
+NODE_DEATH_SECONDS = _env("NODE_DEATH_SECONDS", 5.0)
+IDLE_WORKER_KILL_SECONDS = _env("IDLE_WORKER_KILL_SECONDS", 30.0)
+# How long to wait for a daemon to come up before failing with a clear error.
+STARTUP_TIMEOUT = _env("STARTUP_TIMEOUT", 30.0)
+# Warn about tasks that no node can run after this long.
+INFEASIBLE_WARNING_SECONDS = _env("INFEASIBLE_WARNING_SECONDS", 2.0)
+OBJECT_CHUNK_BYTES = int(_env("OBJECT_CHUNK_BYTES", 4 * 1024 * 1024))
+GRPC_MAX_MESSAGE = 512 * 1024 * 1024
+TOKEN_METADATA_KEY = "jray-token"

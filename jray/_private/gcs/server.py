@@ -1,0 +1,348 @@
+"""The GCS servicer: node table and health, jobs, actors (registration,
+scheduling through raylet leases, restarts), the internal KV and the
+task-event buffer."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+from typing import Any
+
+import grpc
+
+from jray._private import config, rpc, serialization
+from jray._private.gcs.actor_directory import ActorDirectory, ActorRecord
+from jray._private.ids import random_id
+from jray._private.protocol import common_pb2 as cpb
+from jray._private.protocol import core_worker_pb2 as wpb
+from jray._private.protocol import core_worker_pb2_grpc as wgrpc
+from jray._private.protocol import gcs_pb2 as gpb
+from jray._private.protocol import gcs_pb2_grpc as ggrpc
+from jray._private.protocol import raylet_pb2 as rpb
+from jray._private.protocol import raylet_pb2_grpc as rgrpc
+
+logger = logging.getLogger(__name__)
+MAX_TASK_EVENTS = 100_000
+
+
+class GcsServer(ggrpc.GcsServiceServicer):
+    def __init__(self, token: str) -> None:
+        self.token = token
+        self.cluster_id = random_id(16)
+        self.start_time = time.time()
+        self.nodes: dict[bytes, gpb.NodeInfo] = {}
+        self.last_seen: dict[bytes, float] = {}
+        self.kv: dict[tuple[str, bytes], bytes] = {}
+        self.jobs: dict[bytes, gpb.JobInfo] = {}
+        self._next_job = 1
+        self.actors = ActorDirectory()
+        self.task_events: collections.deque = collections.deque(maxlen=MAX_TASK_EVENTS)
+        self.dropped_events = 0
+        self.pool = rpc.ChannelPool(token)
+        self._tasks: set[asyncio.Task] = set()
+
+    def spawn(self, coro: Any) -> None:
+        t = asyncio.ensure_future(coro)
+        self._tasks.add(t)
+        t.add_done_callback(self._tasks.discard)
+
+    async def health_loop(self) -> None:
+        while True:
+            await asyncio.sleep(config.HEARTBEAT_SECONDS)
+            now = time.monotonic()
+            for nid, node in list(self.nodes.items()):
+                if node.alive and now - self.last_seen.get(nid, now) > config.NODE_DEATH_SECONDS:
+                    logger.warning("node %s missed its heartbeats: marking it dead", nid.hex())
+                    self._node_died(nid)
+
+    def _node_died(self, node_id: bytes) -> None:
+        node = self.nodes.get(node_id)
+        if node is None or not node.alive:
+            return
+        node.alive = False
+        for rec in list(self.actors.actors.values()):
+            if rec.info.node_id == node_id and rec.info.state in (gpb.ALIVE, gpb.PENDING_CREATION):
+                self._actor_failed(rec, f"the node {node_id.hex()} running it died")
+
+    # -- basics --------------------------------------------------------------
+    async def CheckAlive(self, request: Any, context: Any) -> gpb.CheckAliveReply:
+        return gpb.CheckAliveReply(cluster_id=self.cluster_id, uptime=time.time() - self.start_time)
+
+    async def RegisterNode(self, request: gpb.RegisterNodeRequest, context: Any) -> gpb.RegisterNodeReply:
+        n = request.node
+        n.alive = True
+        self.nodes[n.node_id] = n
+        self.last_seen[n.node_id] = time.monotonic()
+        logger.info("node %s registered at %s:%d", n.node_id.hex(), n.ip, n.raylet_port)
+        return gpb.RegisterNodeReply(cluster_id=self.cluster_id)
+
+    async def UnregisterNode(self, request: gpb.UnregisterNodeRequest, context: Any) -> gpb.UnregisterNodeReply:
+        self._node_died(request.node_id)
+        return gpb.UnregisterNodeReply()
+
+    async def Heartbeat(self, request: gpb.HeartbeatRequest, context: Any) -> gpb.HeartbeatReply:
+        n = request.node
+        known = self.nodes.get(n.node_id)
+        if known is None or not known.alive:
+            return gpb.HeartbeatReply(reregister=True)
+        self.last_seen[n.node_id] = time.monotonic()
+        for f in ("resources_available", "resources_total"):
+            getattr(known, f).clear()
+            getattr(known, f).update(getattr(n, f))
+        known.store_used, known.num_workers = n.store_used, n.num_workers
+        known.spilled_bytes, known.pending_leases = n.spilled_bytes, n.pending_leases
+        return gpb.HeartbeatReply(nodes=list(self.nodes.values()))
+
+    async def GetAllNodeInfo(self, request: Any, context: Any) -> gpb.GetAllNodeInfoReply:
+        return gpb.GetAllNodeInfoReply(nodes=list(self.nodes.values()))
+
+    # -- KV ------------------------------------------------------------------
+    async def KVPut(self, request: gpb.KVPutRequest, context: Any) -> gpb.KVPutReply:
+        key = (request.ns, request.key)
+        if key in self.kv and not request.overwrite:
+            return gpb.KVPutReply(added=False)
+        self.kv[key] = request.value
+        return gpb.KVPutReply(added=True)
+
+    async def KVGet(self, request: gpb.KVGetRequest, context: Any) -> gpb.KVGetReply:
+        v = self.kv.get((request.ns, request.key))
+        return gpb.KVGetReply(found=v is not None, value=v or b"")
+
+    async def KVDel(self, request: gpb.KVDelRequest, context: Any) -> gpb.KVDelReply:
+        if request.prefix:
+            keys = [k for k in self.kv if k[0] == request.ns and k[1].startswith(request.key)]
+        else:
+            keys = [k for k in [(request.ns, request.key)] if k in self.kv]
+        for k in keys:
+            del self.kv[k]
+        return gpb.KVDelReply(deleted=len(keys))
+
+    async def KVKeys(self, request: gpb.KVKeysRequest, context: Any) -> gpb.KVKeysReply:
+        return gpb.KVKeysReply(keys=[k[1] for k in self.kv if k[0] == request.ns and k[1].startswith(request.prefix)])
+
+    # -- jobs ----------------------------------------------------------------
+    async def AddJob(self, request: gpb.AddJobRequest, context: Any) -> gpb.AddJobReply:
+        job_id = self._next_job.to_bytes(4, "little")
+        self._next_job += 1
+        job = gpb.JobInfo()
+        job.CopyFrom(request.job)
+        job.job_id = job_id
+        self.jobs[job_id] = job
+        return gpb.AddJobReply(job_id=job_id)
+
+    async def MarkJobFinished(self, request: gpb.MarkJobFinishedRequest, context: Any) -> gpb.MarkJobFinishedReply:
+        job = self.jobs.get(request.job_id)
+        if job is not None and not job.is_dead:
+            job.is_dead = True
+            job.end_time = time.time()
+            for rec in list(self.actors.actors.values()):
+                if rec.info.job_id == request.job_id and not rec.info.detached and rec.info.state != gpb.DEAD:
+                    self._kill_actor(rec, "the job that created it finished", force=True)
+        return gpb.MarkJobFinishedReply()
+
+    async def GetAllJobInfo(self, request: Any, context: Any) -> gpb.GetAllJobInfoReply:
+        return gpb.GetAllJobInfoReply(jobs=list(self.jobs.values()))
+
+    # -- actors --------------------------------------------------------------
+    async def RegisterActor(self, request: gpb.RegisterActorRequest, context: Any) -> gpb.RegisterActorReply:
+        ac = request.spec.actor_creation
+        if ac.name:
+            existing = self.actors.lookup_name(ac.namespace, ac.name)
+            if existing is not None:
+                if request.get_if_exists:
+                    return gpb.RegisterActorReply(ok=False, existing=existing.info)
+                return gpb.RegisterActorReply(
+                    ok=False, error=f"The name {ac.name!r} (namespace={ac.namespace!r}) is already taken by "
+                    "another actor. Use get_if_exists=True to get it instead.")
+        if ac.actor_id in self.actors.actors:
+            return gpb.RegisterActorReply(ok=True)
+        rec = self.actors.register(request.spec, dict(request.spec.resources))
+        self.spawn(self._schedule(rec))
+        return gpb.RegisterActorReply(ok=True)
+
+    def _alive_nodes(self) -> list[gpb.NodeInfo]:
+        return [n for n in self.nodes.values() if n.alive]
+
+    def _pick_node(self, rec: ActorRecord) -> gpb.NodeInfo | None:
+        demand = dict(rec.spec.resources)
+        s = rec.spec.scheduling
+        nodes = self._alive_nodes()
+        if s.kind == cpb.SchedulingStrategy.NODE_AFFINITY:
+            n = self.nodes.get(s.node_id)
+            if n is not None and n.alive:
+                return n
+            if not s.soft:
+                return None
+        fits = [n for n in nodes if all(n.resources_total.get(k, 0.0) >= v for k, v in demand.items())]
+        if not fits:
+            return None
+        # Prefer the caller's node, then the most available CPU (spread actors).
+        caller_node = rec.spec.caller.node_id
+        if s.kind != cpb.SchedulingStrategy.SPREAD:
+            for n in fits:
+                if n.node_id == caller_node and all(n.resources_available.get(k, 0.0) >= v for k, v in demand.items()):
+                    return n
+        count: dict[bytes, int] = collections.Counter(
+            r.info.node_id for r in self.actors.actors.values() if r.info.state == gpb.ALIVE)
+        return max(fits, key=lambda n: (all(n.resources_available.get(k, 0.0) >= v for k, v in demand.items()),
+                                        -count.get(n.node_id, 0), n.resources_available.get("CPU", 0.0)))
+
+    async def _schedule(self, rec: ActorRecord) -> None:
+        warned = False
+        while rec.info.state in (gpb.PENDING_CREATION, gpb.RESTARTING):
+            node = self._pick_node(rec)
+            if node is None:
+                if not warned:
+                    logger.warning("actor %s cannot be placed yet: no node has %s", rec.info.class_name,
+                                   dict(rec.spec.resources))
+                    warned = True
+                await asyncio.sleep(0.2)
+                continue
+            try:
+                ok = await self._create_on(rec, node)
+            except grpc.RpcError as e:
+                logger.info("actor %s creation attempt failed: %s", rec.info.class_name, e)
+                ok = False
+            if ok:
+                return
+            if rec.info.state == gpb.DEAD:
+                return
+            await asyncio.sleep(0.1)
+
+    async def _create_on(self, rec: ActorRecord, node: gpb.NodeInfo) -> bool:
+        addr = f"{node.ip}:{node.raylet_port}"
+        raylet = self.pool.stub(addr, rgrpc.RayletServiceStub)
+        req = rpb.WorkerLeaseRequest(resources=dict(rec.spec.resources), scheduling=rec.spec.scheduling,
+                                     actor_id=rec.info.actor_id, runtime_env=rec.spec.runtime_env,
+                                     name=rec.info.class_name)
+        for _ in range(8):
+            reply = await raylet.RequestWorkerLease(req)
+            if reply.granted:
+                break
+            if reply.spillback:
+                addr = f"{reply.retry_at_ip}:{reply.retry_at_port}"
+                raylet = self.pool.stub(addr, rgrpc.RayletServiceStub)
+                req.grant_or_reject = True
+                continue
+            return False
+        else:
+            return False
+        if rec.info.state == gpb.DEAD:  # killed while we waited for the lease
+            await raylet.KillWorker(rpb.KillWorkerRequest(worker_id=reply.worker.worker_id, force=True))
+            return True
+        rec.worker_id = reply.worker.worker_id
+        rec.raylet_address = addr
+        self.actors.by_worker[rec.worker_id] = rec.info.actor_id
+        spec = cpb.TaskSpec()
+        spec.CopyFrom(rec.spec)
+        spec.gpu_ids[:] = list(reply.gpu_ids)
+        worker_addr = f"{reply.worker.ip}:{reply.worker.port}"
+        stub = self.pool.stub(worker_addr, wgrpc.CoreWorkerServiceStub)
+        try:
+            push = await stub.PushTask(wpb.PushTaskRequest(spec=spec))
+        except grpc.RpcError as e:
+            self.pool.drop(worker_addr)
+            if rec.info.state != gpb.DEAD:
+                self._actor_failed(rec, f"its worker died during creation: {e.details() if hasattr(e, 'details') else e}")
+            return True
+        if rec.info.state == gpb.DEAD:
+            return True
+        if push.is_application_error or push.worker_exiting:
+            err = push.returns[0].data if push.returns else b""
+            msg = "its __init__ raised"
+            try:
+                msg = f"its __init__ raised:\n{serialization.deserialize(err)}"
+            except Exception:  # noqa: BLE001
+                pass
+            self.actors.update(rec, state=gpb.DEAD, creation_failed=True, creation_error=err, death_cause=msg)
+            return True
+        self.actors.update(rec, state=gpb.ALIVE, address=reply.worker, node_id=node.node_id, pid=0)
+        return True
+
+    def _actor_failed(self, rec: ActorRecord, reason: str, intentional: bool = False) -> None:
+        if rec.info.state == gpb.DEAD:
+            return
+        self.actors.by_worker.pop(rec.worker_id, None)
+        info = rec.info
+        restarts_left = info.max_restarts < 0 or info.num_restarts < info.max_restarts
+        if intentional or rec.no_restart or not restarts_left:
+            self.actors.update(rec, state=gpb.DEAD, death_cause=reason)
+            return
+        self.actors.update(rec, state=gpb.RESTARTING, num_restarts=info.num_restarts + 1, death_cause=reason)
+        self.spawn(self._schedule(rec))
+
+    def _kill_actor(self, rec: ActorRecord, reason: str, force: bool) -> None:
+        rec.no_restart = True
+        worker_id, raylet_addr = rec.worker_id, rec.raylet_address
+        self.actors.update(rec, state=gpb.DEAD, death_cause=reason)
+        self.actors.by_worker.pop(worker_id, None)
+        if worker_id and raylet_addr:
+            raylet = self.pool.stub(raylet_addr, rgrpc.RayletServiceStub)
+            self.spawn(_quiet(raylet.KillWorker(rpb.KillWorkerRequest(worker_id=worker_id, force=force, reason=reason))))
+
+    async def GetActorInfo(self, request: gpb.GetActorInfoRequest, context: Any) -> gpb.GetActorInfoReply:
+        rec = self.actors.actors.get(request.actor_id)
+        if rec is None:
+            return gpb.GetActorInfoReply(found=False)
+        if request.timeout > 0:
+            await self.actors.wait_change(rec, request.after_version, request.timeout)
+        return gpb.GetActorInfoReply(found=True, actor=rec.info)
+
+    async def GetNamedActor(self, request: gpb.GetNamedActorRequest, context: Any) -> gpb.GetNamedActorReply:
+        rec = self.actors.lookup_name(request.namespace, request.name)
+        if rec is None:
+            return gpb.GetNamedActorReply(found=False)
+        return gpb.GetNamedActorReply(found=True, actor=rec.info, creation_spec=rec.spec.SerializeToString())
+
+    async def ListActors(self, request: gpb.ListActorsRequest, context: Any) -> gpb.ListActorsReply:
+        out = []
+        for rec in self.actors.actors.values():
+            if request.named_only and not rec.info.name:
+                continue
+            if not request.all_namespaces and request.namespace and rec.info.namespace != request.namespace:
+                continue
+            out.append(rec.info)
+        return gpb.ListActorsReply(actors=out)
+
+    async def KillActor(self, request: gpb.KillActorRequest, context: Any) -> gpb.KillActorReply:
+        rec = self.actors.actors.get(request.actor_id)
+        if rec is None or rec.info.state == gpb.DEAD:
+            return gpb.KillActorReply()
+        if request.no_restart:
+            self._kill_actor(rec, "it was killed by jray.kill()", request.force)
+        elif rec.worker_id and rec.raylet_address:
+            # Restartable kill: the worker dies, the failure path restarts it.
+            raylet = self.pool.stub(rec.raylet_address, rgrpc.RayletServiceStub)
+            await _quiet(raylet.KillWorker(rpb.KillWorkerRequest(worker_id=rec.worker_id, force=True,
+                                                                  reason="killed by jray.kill(no_restart=False)")))
+        return gpb.KillActorReply()
+
+    async def ReportWorkerFailure(self, request: gpb.ReportWorkerFailureRequest, context: Any) -> gpb.ReportWorkerFailureReply:
+        aid = request.actor_id or self.actors.by_worker.get(request.worker_id, b"")
+        rec = self.actors.actors.get(aid) if aid else None
+        if rec is not None and (not request.worker_id or rec.worker_id == request.worker_id or request.intentional):
+            self._actor_failed(rec, request.reason or "its worker process died", request.intentional)
+        return gpb.ReportWorkerFailureReply()
+
+    # -- task events -----------------------------------------------------------
+    async def AddTaskEvents(self, request: gpb.AddTaskEventsRequest, context: Any) -> gpb.AddTaskEventsReply:
+        over = len(self.task_events) + len(request.events) - MAX_TASK_EVENTS
+        if over > 0:
+            self.dropped_events += over
+        self.task_events.extend(request.events)
+        return gpb.AddTaskEventsReply()
+
+    async def GetTaskEvents(self, request: gpb.GetTaskEventsRequest, context: Any) -> gpb.GetTaskEventsReply:
+        events = [e for e in self.task_events if not request.job_id or e.job_id == request.job_id]
+        if request.limit:
+            events = events[-request.limit:]
+        return gpb.GetTaskEventsReply(events=events, dropped=self.dropped_events)
+
+
+async def _quiet(coro: Any) -> None:
+    try:
+        await coro
+    except grpc.RpcError:
+        pass

@@ -1,0 +1,289 @@
+"""Starting and stopping the daemons of a node (GCS, raylet) as processes.
+
+``start_head`` launches the GCS and the head raylet at the same time (their
+interpreter start-ups overlap) and hands the raylet the GCS port through
+its stdin. Each daemon announces itself with one JSON line on stdout.
+The cluster token is generated here and given to children through the
+environment; drivers that attach later find it in the address file, which
+only the user can read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import psutil
+
+from jray._private import config
+
+
+def jray_tmp_root() -> str:
+    return os.environ.get("JRAY_TMPDIR") or os.path.join(tempfile.gettempdir(), "jray")
+
+
+def address_file() -> str:
+    return os.path.join(jray_tmp_root(), "jray_current_cluster")
+
+
+def default_object_store_memory() -> int:
+    """30% of RAM, capped by the free space of /dev/shm (Ray's default)."""
+    mem = int(psutil.virtual_memory().total * 0.3)
+    try:
+        st = os.statvfs("/dev/shm")
+        mem = min(mem, int(st.f_bavail * st.f_frsize * 0.95))
+    except OSError:
+        pass
+    return max(mem, 64 * 1024 * 1024)
+
+
+def detect_gpus() -> int:
+    vis = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if vis is not None:
+        return len([v for v in vis.split(",") if v.strip()])
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=5)
+        return len([ln for ln in out.stdout.splitlines() if ln.startswith("GPU ")])
+    except (OSError, subprocess.SubprocessError):
+        return 0
+
+
+@dataclass
+class NodeHandle:
+    node_id: str
+    raylet_address: str
+    raylet_pid: int
+    store_path: str
+    proc: subprocess.Popen | None = None
+
+
+@dataclass
+class ClusterHandle:
+    gcs_address: str
+    token: str
+    session_dir: str
+    gcs_pid: int
+    gcs_proc: subprocess.Popen | None = None
+    nodes: list[NodeHandle] = field(default_factory=list)
+
+    @property
+    def head(self) -> NodeHandle:
+        return self.nodes[0]
+
+
+def _read_ready(proc: subprocess.Popen, what: str, log: str, timeout: float) -> dict[str, Any]:
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout
+    buf = b""
+    fd = proc.stdout.fileno()
+    while b"\n" not in buf:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            proc.kill()
+            raise RuntimeError(f"the {what} did not start within {timeout:.0f} s; see {log}")
+        r, _, _ = select.select([fd], [], [], min(left, 0.5))
+        if r:
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                proc.wait(5)
+                raise RuntimeError(f"the {what} exited during start-up (code {proc.returncode}); see {log}:\n"
+                                   + _tail(log))
+            buf += chunk
+    proc.stdout.close()
+    return dict(json.loads(buf.split(b"\n", 1)[0]))
+
+
+def _tail(path: str, n: int = 20) -> str:
+    try:
+        with open(path, errors="replace") as f:
+            return "".join(f.readlines()[-n:])
+    except OSError:
+        return ""
+
+
+def node_resources(num_cpus: float | None, num_gpus: float | None, resources: dict[str, float] | None,
+                   memory: int | None, ip: str, is_head: bool) -> dict[str, float]:
+    res = {k: float(v) for k, v in (resources or {}).items()}
+    for bad in ("CPU", "GPU"):
+        if bad in res:
+            raise ValueError(f"Use the num_cpus/num_gpus arguments instead of {bad!r} in resources.")
+    res["CPU"] = float(num_cpus if num_cpus is not None else (os.cpu_count() or 1))
+    gpus = num_gpus if num_gpus is not None else detect_gpus()
+    if gpus:
+        res["GPU"] = float(gpus)
+    res["memory"] = float(memory if memory is not None else int(psutil.virtual_memory().available * 0.7))
+    res[f"node:{ip}"] = 1.0
+    if is_head:
+        res["node:__internal_head__"] = 1.0
+    return res
+
+
+def start_raylet(*, gcs_address: str | None, token: str, session_dir: str, resources: dict[str, float],
+                 object_store_memory: int, ip: str = "127.0.0.1", head: bool = False, port: int = 0,
+                 parent_pid: int = 0, detached: bool = False, labels: dict[str, str] | None = None,
+                 spill_dir: str = "") -> tuple[subprocess.Popen, str]:
+    log = os.path.join(session_dir, "logs", f"raylet-{time.time_ns()}.log")
+    cmd = [sys.executable, "-m", "jray._private.raylet", "--gcs-address", gcs_address or "-",
+           "--node-ip", ip, "--port", str(port), "--resources", json.dumps(resources),
+           "--labels", json.dumps(labels or {}),
+           "--object-store-memory", str(int(object_store_memory)), "--session-dir", session_dir,
+           "--log", log, "--parent-pid", str(parent_pid)]
+    if spill_dir:
+        cmd += ["--spill-dir", spill_dir]
+    if head:
+        cmd.append("--head")
+    env = dict(os.environ, JRAY_TOKEN=token)
+    proc = subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE if gcs_address is None else subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=detached)
+    return proc, log
+
+
+def new_session_dir() -> str:
+    root = jray_tmp_root()
+    os.makedirs(root, exist_ok=True)
+    d = tempfile.mkdtemp(prefix=time.strftime("session_%Y%m%d_%H%M%S_"), dir=root)
+    os.makedirs(os.path.join(d, "logs"), exist_ok=True)
+    return d
+
+
+def start_head(*, num_cpus: float | None = None, num_gpus: float | None = None,
+               resources: dict[str, float] | None = None, object_store_memory: int | None = None,
+               memory: int | None = None, port: int = 0, ip: str = "127.0.0.1", detached: bool = False,
+               labels: dict[str, str] | None = None, spill_dir: str = "") -> ClusterHandle:
+    token = secrets.token_hex(24)
+    session_dir = new_session_dir()
+    parent = 0 if detached else os.getpid()
+    res = node_resources(num_cpus, num_gpus, resources, memory, ip, True)
+    store_mem = object_store_memory or default_object_store_memory()
+    gcs_log = os.path.join(session_dir, "logs", "gcs.log")
+    gcs = subprocess.Popen(
+        [sys.executable, "-m", "jray._private.gcs", "--host", ip, "--port", str(port), "--log", gcs_log,
+         "--parent-pid", str(parent)],
+        env=dict(os.environ, JRAY_TOKEN=token), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL, start_new_session=detached)
+    raylet, raylet_log = start_raylet(gcs_address=None, token=token, session_dir=session_dir, resources=res,
+                                      object_store_memory=store_mem, ip=ip, head=True, parent_pid=parent,
+                                      detached=detached, labels=labels, spill_dir=spill_dir)
+    try:
+        g = _read_ready(gcs, "GCS", gcs_log, config.STARTUP_TIMEOUT)
+        gcs_address = f"{ip}:{g['port']}"
+        assert raylet.stdin is not None
+        raylet.stdin.write(f"{gcs_address}\n".encode())
+        raylet.stdin.close()
+        r = _read_ready(raylet, "raylet", raylet_log, config.STARTUP_TIMEOUT)
+    except BaseException:
+        for p in (gcs, raylet):
+            p.kill()
+        raise
+    handle = ClusterHandle(gcs_address, token, session_dir, gcs.pid, gcs)
+    handle.nodes.append(NodeHandle(r["node_id"], f"{ip}:{r['port']}", raylet.pid, r["store_path"], raylet))
+    _write_session(handle)
+    return handle
+
+
+def add_node(cluster: ClusterHandle, *, num_cpus: float | None = None, num_gpus: float | None = None,
+             resources: dict[str, float] | None = None, object_store_memory: int | None = None,
+             memory: int | None = None, ip: str = "127.0.0.1", detached: bool = False,
+             labels: dict[str, str] | None = None) -> NodeHandle:
+    res = node_resources(num_cpus, num_gpus, resources, memory, ip, False)
+    proc, log = start_raylet(gcs_address=cluster.gcs_address, token=cluster.token, session_dir=cluster.session_dir,
+                             resources=res, object_store_memory=object_store_memory or default_object_store_memory(),
+                             ip=ip, parent_pid=0 if detached else os.getpid(), detached=detached, labels=labels)
+    r = _read_ready(proc, "raylet", log, config.STARTUP_TIMEOUT)
+    node = NodeHandle(r["node_id"], f"{ip}:{r['port']}", proc.pid, r["store_path"], proc)
+    cluster.nodes.append(node)
+    _write_session(cluster)
+    return node
+
+
+def _write_session(c: ClusterHandle) -> None:
+    info = {"gcs_address": c.gcs_address, "token": c.token, "session_dir": c.session_dir, "gcs_pid": c.gcs_pid,
+            "nodes": [{"node_id": n.node_id, "raylet_address": n.raylet_address, "raylet_pid": n.raylet_pid,
+                       "store_path": n.store_path} for n in c.nodes]}
+    path = os.path.join(c.session_dir, "cluster.json")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(info, f)
+
+
+def write_address_file(c: ClusterHandle) -> None:
+    fd = os.open(address_file(), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump({"gcs_address": c.gcs_address, "session_dir": c.session_dir}, f)
+
+
+def read_address_file() -> dict[str, Any] | None:
+    try:
+        with open(address_file()) as f:
+            info = dict(json.load(f))
+        with open(os.path.join(info["session_dir"], "cluster.json")) as f:
+            info.update(json.load(f))
+        return info
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def remove_address_file_if(c: ClusterHandle) -> None:
+    info = read_address_file()
+    if info is not None and info.get("session_dir") == c.session_dir:
+        try:
+            os.unlink(address_file())
+        except OSError:
+            pass
+
+
+def stop_pid(pid: int, proc: subprocess.Popen | None, timeout: float = 5.0) -> None:
+    """SIGTERM, wait, then SIGKILL: only for pids this process started."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except OSError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None:
+            if proc.poll() is not None:
+                return
+        elif not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+            return
+        time.sleep(0.02)
+    try:
+        os.kill(pid, signal.SIGKILL)
+        if proc is not None:
+            proc.wait(5)
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+
+
+def stop_node(node: NodeHandle) -> None:
+    children: list[psutil.Process] = []
+    try:
+        children = psutil.Process(node.raylet_pid).children(recursive=True)
+    except psutil.Error:
+        pass
+    stop_pid(node.raylet_pid, node.proc)
+    for ch in children:  # workers normally exit with their raylet
+        try:
+            ch.kill()
+            ch.wait(2)
+        except psutil.Error:
+            pass
+    try:
+        os.unlink(node.store_path)
+    except OSError:
+        pass
+
+
+def stop_cluster(c: ClusterHandle) -> None:
+    for node in reversed(c.nodes):
+        stop_node(node)
+    stop_pid(c.gcs_pid, c.gcs_proc)
+    remove_address_file_if(c)

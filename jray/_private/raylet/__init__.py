@@ -1,0 +1,1 @@
+"""The raylet: one per node. Run: ``python -m jray._private.raylet``."""

@@ -1,0 +1,104 @@
+"""Entry point of a raylet process.
+
+The GCS address comes from ``--gcs-address``, or, when it is ``-``, as the
+first line on stdin: ``jray.init`` starts the GCS and the raylet at the same
+time and hands the raylet the GCS port once it is known, so the two
+interpreter start-ups overlap.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+
+from jray._private import daemon, rpc
+from jray._private.ids import random_id
+from jray._private.protocol import raylet_pb2_grpc as rgrpc
+from jray._private.raylet.server import Raylet
+from jray._private.raylet.worker_pool import WorkerPool
+
+logger = logging.getLogger(__name__)
+
+
+async def main(ns: argparse.Namespace) -> None:
+    from jray._private.object_store import Arena, LocalObjectStore
+
+    token = os.environ["JRAY_TOKEN"]
+    gcs_address = ns.gcs_address
+    if gcs_address == "-":
+        gcs_address = (await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)).strip()
+    node_id = bytes.fromhex(ns.node_id) if ns.node_id else random_id(16)
+    resources = json.loads(ns.resources)
+    logs = os.path.join(ns.session_dir, "logs")
+    os.makedirs(logs, exist_ok=True)
+    store_path = f"/dev/shm/jray-{os.path.basename(ns.session_dir)}-{node_id.hex()[:12]}"
+    arena = Arena.create(store_path, ns.object_store_memory)
+    spill_dir = ns.spill_dir or os.path.join(ns.session_dir, f"spill-{node_id.hex()[:12]}")
+    store = LocalObjectStore(arena, ns.object_store_memory, spill_dir=spill_dir)
+    raylet = Raylet(token=token, node_id=node_id, ip=ns.node_ip, resources=resources, gcs_address=gcs_address,
+                    store=store, arena=arena, store_path=store_path, session_dir=ns.session_dir,
+                    is_head=ns.head, labels=json.loads(ns.labels))
+    server, port = rpc.make_server(token, ns.node_ip if ns.node_ip != "127.0.0.1" else "127.0.0.1", ns.port)
+    rgrpc.add_RayletServiceServicer_to_server(raylet, server)
+    await server.start()
+    raylet.port = port
+    env = dict(os.environ)
+    env.update({
+        "JRAY_RAYLET_ADDRESS": f"{ns.node_ip}:{port}", "JRAY_GCS_ADDRESS": gcs_address,
+        "JRAY_NODE_ID": node_id.hex(), "JRAY_NODE_IP": ns.node_ip, "JRAY_SESSION_DIR": ns.session_dir,
+        "JRAY_RAYLET_PID": str(os.getpid()),
+    })
+    if resources.get("GPU", 0) > 0:
+        env["JRAY_NODE_HAS_GPUS"] = "1"
+    raylet.workers = WorkerPool(env, logs)
+    raylet.workers.prestart(int(ns.prestart if ns.prestart >= 0 else resources.get("CPU", 0)))
+    loop = asyncio.get_running_loop()
+    daemon.install_signal_handlers(loop, raylet.stop_event.set)
+    daemon.watch_parent(ns.parent_pid, lambda: loop.call_soon_threadsafe(raylet.stop_event.set))
+    await raylet.register()
+    hb = asyncio.ensure_future(raylet.heartbeat_loop())
+    mon = asyncio.ensure_future(raylet.monitor_loop())
+    daemon.announce({"port": port, "pid": os.getpid(), "node_id": node_id.hex(), "store_path": store_path},
+                    ns.log)
+    await raylet.stop_event.wait()
+    hb.cancel()
+    mon.cancel()
+    raylet.workers.shutdown()
+    try:
+        from jray._private.protocol import gcs_pb2 as gpb
+
+        await asyncio.wait_for(raylet.gcs.UnregisterNode(gpb.UnregisterNodeRequest(node_id=node_id)), 1)
+    except Exception:  # noqa: BLE001 - the GCS may be gone already
+        pass
+    store.close()
+    arena.close()
+    arena.unlink()
+    await server.stop(grace=0.1)
+
+
+def cli() -> None:
+    p = argparse.ArgumentParser(prog="python -m jray._private.raylet")
+    p.add_argument("--gcs-address", required=True)
+    p.add_argument("--node-ip", default="127.0.0.1")
+    p.add_argument("--node-id", default="")
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--resources", default="{}")
+    p.add_argument("--labels", default="{}")
+    p.add_argument("--object-store-memory", type=int, required=True)
+    p.add_argument("--session-dir", required=True)
+    p.add_argument("--spill-dir", default="")
+    p.add_argument("--head", action="store_true")
+    p.add_argument("--prestart", type=int, default=-1)
+    p.add_argument("--log", default=None)
+    p.add_argument("--parent-pid", type=int, default=0)
+    ns = p.parse_args()
+    daemon.setup_logging(ns.log)
+    asyncio.run(main(ns))
+
+
+if __name__ == "__main__":
+    cli()

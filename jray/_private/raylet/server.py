@@ -1,0 +1,386 @@
+"""The raylet servicer: worker leases, the worker pool, the node's object
+store and object transfer between nodes, heartbeats to the GCS."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+from jray._private import config, rpc
+from jray._private.ids import random_id
+from jray._private.protocol import common_pb2 as cpb
+from jray._private.protocol import core_worker_pb2 as wpb
+from jray._private.protocol import core_worker_pb2_grpc as wgrpc
+from jray._private.protocol import gcs_pb2 as gpb
+from jray._private.protocol import gcs_pb2_grpc as ggrpc
+from jray._private.protocol import raylet_pb2 as rpb
+from jray._private.protocol import raylet_pb2_grpc as rgrpc
+from jray._private.raylet.scheduler import Allocation, NodeResources, pick_remote
+from jray._private.raylet.worker_pool import WorkerPool, WorkerProc
+
+logger = logging.getLogger(__name__)
+SP = cpb.SchedulingStrategy
+
+
+@dataclass(eq=False)
+class LeaseRecord:
+    lease_id: bytes
+    worker: WorkerProc
+    alloc: Allocation
+    actor_id: bytes = b""
+
+
+class Raylet(rgrpc.RayletServiceServicer):
+    def __init__(self, *, token: str, node_id: bytes, ip: str, resources: dict[str, float], gcs_address: str,
+                 store: Any, arena: Any, store_path: str, session_dir: str, is_head: bool,
+                 labels: dict[str, str] | None = None) -> None:
+        self.token = token
+        self.node_id = node_id
+        self.ip = ip
+        self.port = 0
+        self.res = NodeResources(resources)
+        self.gcs_address = gcs_address
+        self.store = store
+        self.arena = arena
+        self.store_path = store_path
+        self.session_dir = session_dir
+        self.is_head = is_head
+        self.labels = labels or {}
+        self.pool = rpc.ChannelPool(token)
+        self.gcs = self.pool.stub(gcs_address, ggrpc.GcsServiceStub)
+        self.view: list[gpb.NodeInfo] = []
+        self.leases: dict[bytes, LeaseRecord] = {}
+        self.lease_by_worker: dict[bytes, LeaseRecord] = {}
+        self.waiting: list[tuple[dict[str, float], asyncio.Future]] = []
+        self._pulls: dict[bytes, asyncio.Future] = {}
+        self._seal_waiters: dict[bytes, list[asyncio.Future]] = {}
+        self.workers: WorkerPool | None = None
+        self.stop_event = asyncio.Event()
+        self._tasks: set[asyncio.Task] = set()
+        self._spread_rr = 0
+
+    def spawn(self, coro: Any) -> None:
+        t = asyncio.ensure_future(coro)
+        self._tasks.add(t)
+        t.add_done_callback(self._tasks.discard)
+
+    # -- node info / heartbeats -------------------------------------------------
+    def node_info(self) -> gpb.NodeInfo:
+        stats = self.store.stats() if self.store is not None else {}
+        return gpb.NodeInfo(
+            node_id=self.node_id, ip=self.ip, raylet_port=self.port, resources_total=self.res.total,
+            resources_available={k: max(0.0, v) for k, v in self.res.available.items()}, alive=True,
+            is_head=self.is_head, store_path=self.store_path,
+            object_store_memory=int(stats.get("capacity", 0)), store_used=int(stats.get("used", 0)),
+            num_workers=len(self.workers.by_pid) if self.workers else 0, labels=self.labels,
+            pid=os.getpid(), spilled_bytes=int(stats.get("spilled_bytes", 0)), pending_leases=len(self.waiting),
+            start_time=time.time(),
+        )
+
+    async def register(self) -> None:
+        await self.gcs.RegisterNode(gpb.RegisterNodeRequest(node=self.node_info()))
+
+    async def heartbeat_loop(self) -> None:
+        while not self.stop_event.is_set():
+            try:
+                reply = await self.gcs.Heartbeat(gpb.HeartbeatRequest(node=self.node_info()), timeout=5)
+                if reply.reregister:
+                    await self.register()
+                else:
+                    self.view = list(reply.nodes)
+            except grpc.RpcError as e:
+                logger.warning("heartbeat to the GCS failed: %s", e.code() if hasattr(e, "code") else e)
+            await asyncio.sleep(config.HEARTBEAT_SECONDS)
+
+    async def monitor_loop(self) -> None:
+        assert self.workers is not None
+        while not self.stop_event.is_set():
+            await asyncio.sleep(0.05)
+            for w in self.workers.reap_dead():
+                await self._on_worker_death(w)
+            self.workers.kill_idle_beyond(int(self.res.total.get("CPU", 1)), config.IDLE_WORKER_KILL_SECONDS)
+
+    async def _on_worker_death(self, w: WorkerProc) -> None:
+        code = w.proc.returncode if w.proc is not None else None
+        logger.info("worker pid=%d exited (code %s)", w.pid, code)
+        if self.store is not None and w.worker_id:
+            self.store.release_client(w.worker_id)
+        lease = self.lease_by_worker.pop(w.worker_id, None)
+        if lease is not None:
+            self.leases.pop(lease.lease_id, None)
+            self.res.release(lease.alloc)
+            self._dispatch()
+        if w.actor_id:
+            reason = f"its worker process (pid={w.pid}) died unexpectedly (exit code {code})"
+            try:
+                await self.gcs.ReportWorkerFailure(gpb.ReportWorkerFailureRequest(
+                    worker_id=w.worker_id, node_id=self.node_id, actor_id=w.actor_id, reason=reason))
+            except grpc.RpcError:
+                pass
+
+    # -- workers -------------------------------------------------------------
+    async def RegisterWorker(self, request: rpb.RegisterWorkerRequest, context: Any) -> rpb.RegisterWorkerReply:
+        assert self.workers is not None
+        self.workers.on_register(request.pid, request.worker_id, request.port, request.is_driver)
+        return rpb.RegisterWorkerReply(node_id=self.node_id, store_path=self.store_path,
+                                       store_capacity=self.store.capacity if self.store is not None else 0)
+
+    async def RequestWorkerLease(self, request: rpb.WorkerLeaseRequest, context: Any) -> rpb.WorkerLeaseReply:
+        demand = {k: v for k, v in request.resources.items() if v > 0}
+        s = request.scheduling
+        # Node affinity to another node.
+        if s.kind == SP.NODE_AFFINITY and s.node_id and s.node_id != self.node_id:
+            target = next((n for n in self.view if n.node_id == s.node_id and n.alive), None)
+            if target is not None:
+                return _spill(target)
+            if not s.soft:
+                return rpb.WorkerLeaseReply(error=f"NodeAffinitySchedulingStrategy: node {s.node_id.hex()} "
+                                            "is not alive and soft=False")
+        pinned = s.kind == SP.NODE_AFFINITY and (s.node_id == self.node_id)
+        # Never runnable here: send it where it can run, or wait for such a node.
+        while not self.res.fits_total(demand):
+            if pinned and not s.soft:
+                return rpb.WorkerLeaseReply(error=f"node {self.node_id.hex()} can never provide {demand}")
+            other = pick_remote(demand, self.view, self.node_id, now=False)
+            if other is not None:
+                return _spill(other)
+            await asyncio.sleep(config.HEARTBEAT_SECONDS)
+            if context.done() if hasattr(context, "done") else False:
+                return rpb.WorkerLeaseReply(rejected=True)
+        if s.kind == SP.SPREAD and not request.grant_or_reject:
+            nodes = [n for n in self.view if n.alive and _fits(demand, n.resources_total)]
+            if len(nodes) > 1:
+                self._spread_rr += 1
+                target = sorted(nodes, key=lambda n: n.node_id)[self._spread_rr % len(nodes)]
+                if target.node_id != self.node_id:
+                    return _spill(target)
+        alloc = self.res.acquire(demand)
+        while alloc is None:
+            if not request.grant_or_reject and not pinned:
+                other = pick_remote(demand, self.view, self.node_id, now=True)
+                if other is not None:
+                    return _spill(other)
+            fut = asyncio.get_running_loop().create_future()
+            entry = (demand, fut)
+            self.waiting.append(entry)
+            try:
+                await asyncio.wait_for(fut, config.HEARTBEAT_SECONDS * 2)
+            except asyncio.TimeoutError:
+                pass
+            finally:
+                if entry in self.waiting:
+                    self.waiting.remove(entry)
+            alloc = self.res.acquire(demand)
+        assert self.workers is not None
+        try:
+            w = await self.workers.pop_worker(config.STARTUP_TIMEOUT)
+        except Exception as e:  # noqa: BLE001
+            self.res.release(alloc)
+            self._dispatch()
+            return rpb.WorkerLeaseReply(error=f"could not start a worker: {e}")
+        lease = LeaseRecord(random_id(16), w, alloc, request.actor_id)
+        w.lease_id = lease.lease_id
+        w.actor_id = request.actor_id
+        self.leases[lease.lease_id] = lease
+        self.lease_by_worker[w.worker_id] = lease
+        return rpb.WorkerLeaseReply(
+            granted=True, lease_id=lease.lease_id, gpu_ids=alloc.gpu_ids, assigned=alloc.demand,
+            worker=cpb.Address(ip=self.ip, port=w.port, worker_id=w.worker_id, node_id=self.node_id))
+
+    def _dispatch(self) -> None:
+        """Resources came back: wake waiting lease requests in order."""
+        for demand, fut in list(self.waiting):
+            if not fut.done() and self.res.fits_now(demand):
+                fut.set_result(None)
+
+    async def ReturnWorker(self, request: rpb.ReturnWorkerRequest, context: Any) -> rpb.ReturnWorkerReply:
+        lease = self.leases.pop(request.lease_id, None)
+        if lease is not None:
+            self.lease_by_worker.pop(lease.worker.worker_id, None)
+            self.res.release(lease.alloc)
+            assert self.workers is not None
+            if request.disconnect:
+                self.workers.kill(lease.worker, force=True)
+            else:
+                self.workers.push_idle(lease.worker)
+            self._dispatch()
+        return rpb.ReturnWorkerReply()
+
+    async def WorkerBlocked(self, request: rpb.WorkerBlockedRequest, context: Any) -> rpb.WorkerBlockedReply:
+        lease = self.lease_by_worker.get(request.worker_id)
+        if lease is not None:
+            if request.blocked:
+                self.res.lend_cpu(lease.alloc)
+                self._dispatch()
+            else:
+                self.res.reclaim_cpu(lease.alloc)
+        return rpb.WorkerBlockedReply()
+
+    async def KillWorker(self, request: rpb.KillWorkerRequest, context: Any) -> rpb.KillWorkerReply:
+        assert self.workers is not None
+        w = self.workers.by_id.get(request.worker_id)
+        if w is None:
+            return rpb.KillWorkerReply(found=False)
+        logger.info("killing worker pid=%d: %s", w.pid, request.reason)
+        if request.force or w.port == 0:
+            self.workers.kill(w, force=True)
+        else:
+            stub = self.pool.stub(f"{self.ip}:{w.port}", wgrpc.CoreWorkerServiceStub)
+            try:
+                await stub.Exit(wpb.ExitRequest(force=False, reason=request.reason), timeout=2)
+            except grpc.RpcError:
+                self.workers.kill(w, force=True)
+        return rpb.KillWorkerReply(found=True)
+
+    # -- object store -------------------------------------------------------------
+    async def CreateObject(self, request: rpb.CreateObjectRequest, context: Any) -> rpb.CreateObjectReply:
+        from jray._private.object_store import ObjectExistsError
+        from jray.exceptions import ObjectStoreFullError
+
+        try:
+            offset = self.store.create(request.object_id, request.size, owner=request.owner, primary=request.primary)
+        except ObjectExistsError:
+            return rpb.CreateObjectReply(ok=False, exists=True)
+        except ObjectStoreFullError as e:
+            return rpb.CreateObjectReply(ok=False, full=True, error=str(e))
+        return rpb.CreateObjectReply(ok=True, offset=offset)
+
+    async def SealObject(self, request: rpb.SealObjectRequest, context: Any) -> rpb.SealObjectReply:
+        self.store.seal(request.object_id)
+        for fut in self._seal_waiters.pop(request.object_id, ()):
+            if not fut.done():
+                fut.set_result(None)
+        return rpb.SealObjectReply()
+
+    async def AbortObject(self, request: rpb.AbortObjectRequest, context: Any) -> rpb.AbortObjectReply:
+        self.store.abort(request.object_id)
+        return rpb.AbortObjectReply()
+
+    async def GetObject(self, request: rpb.GetObjectRequest, context: Any) -> rpb.GetObjectReply:
+        oid = request.object_id
+        if not self.store.contains(oid):
+            if request.from_port and request.from_node_id != self.node_id:
+                err = await self._pull(oid, f"{request.from_ip}:{request.from_port}")
+                if err:
+                    return rpb.GetObjectReply(found=False, error=err)
+            else:
+                fut = asyncio.get_running_loop().create_future()
+                self._seal_waiters.setdefault(oid, []).append(fut)
+                try:
+                    await asyncio.wait_for(fut, request.timeout or 10)
+                except asyncio.TimeoutError:
+                    return rpb.GetObjectReply(found=False, error="the object is not in this node's store")
+        loc = self.store.get(oid, request.client_id)
+        if loc is None:
+            return rpb.GetObjectReply(found=False, error="the object is not in this node's store")
+        return rpb.GetObjectReply(found=True, offset=loc[0], size=loc[1])
+
+    async def _pull(self, oid: bytes, address: str) -> str:
+        fut = self._pulls.get(oid)
+        if fut is None:
+            fut = self._pulls[oid] = asyncio.ensure_future(self._do_pull(oid, address))
+            fut.add_done_callback(lambda _f: self._pulls.pop(oid, None))
+        return await asyncio.shield(fut)
+
+    async def _do_pull(self, oid: bytes, address: str) -> str:
+        from jray._private.object_store import ObjectExistsError
+
+        stub = self.pool.stub(address, rgrpc.RayletServiceStub)
+        view = None
+        created = False
+        try:
+            async for chunk in stub.ReadObject(rpb.ReadObjectRequest(object_id=oid, chunk_size=config.OBJECT_CHUNK_BYTES)):
+                if not chunk.found:
+                    return f"the object is not on node {address}"
+                if view is None:
+                    try:
+                        offset = self.store.create(oid, chunk.total_size, primary=False)
+                    except ObjectExistsError:
+                        return ""
+                    created = True
+                    view = self.arena.write_view(offset, chunk.total_size)
+                view[chunk.offset: chunk.offset + len(chunk.data)] = chunk.data
+            if view is None:
+                return "empty transfer"
+            view.release()
+            self.store.seal(oid)
+            return ""
+        except Exception as e:  # noqa: BLE001
+            if created:
+                self.store.abort(oid)
+            return f"transfer from {address} failed: {e}"
+
+    async def ReadObject(self, request: rpb.ReadObjectRequest, context: Any) -> AsyncIterator[rpb.ObjectChunk]:
+        oid = request.object_id
+        if not self.store.contains(oid):
+            yield rpb.ObjectChunk(found=False)
+            return
+        chunk = request.chunk_size or config.OBJECT_CHUNK_BYTES
+        size = self.store.get(oid, b"transfer")
+        try:
+            total = size[1] if size else 0
+            pos = 0
+            for data in self.store.read_chunks(oid, chunk):
+                yield rpb.ObjectChunk(found=True, total_size=total, offset=pos, data=bytes(data))
+                pos += len(data)
+        finally:
+            self.store.release(oid, b"transfer")
+
+    async def ReleaseObjects(self, request: rpb.ReleaseObjectsRequest, context: Any) -> rpb.ReleaseObjectsReply:
+        for oid in request.object_ids:
+            self.store.release(oid, request.client_id)
+        return rpb.ReleaseObjectsReply()
+
+    async def FreeObjects(self, request: rpb.FreeObjectsRequest, context: Any) -> rpb.FreeObjectsReply:
+        for oid in request.object_ids:
+            self.store.free(oid)
+        if request.broadcast:
+            for n in self.view:
+                if n.alive and n.node_id != self.node_id:
+                    stub = self.pool.stub(f"{n.ip}:{n.raylet_port}", rgrpc.RayletServiceStub)
+                    self.spawn(_quiet(stub.FreeObjects(rpb.FreeObjectsRequest(object_ids=request.object_ids))))
+        return rpb.FreeObjectsReply()
+
+    async def GetNodeStats(self, request: rpb.GetNodeStatsRequest, context: Any) -> rpb.GetNodeStatsReply:
+        assert self.workers is not None
+        stats = self.store.stats()
+        reply = rpb.GetNodeStatsReply(
+            node_id=self.node_id, store_capacity=int(stats["capacity"]), store_used=int(stats["used"]),
+            num_objects=int(stats["num_objects"]), num_workers=len(self.workers.by_pid),
+            num_idle_workers=len(self.workers.idle), resources_total=self.res.total,
+            resources_available=self.res.available, spilled_bytes=int(stats.get("spilled_bytes", 0)),
+            worker_pids=self.workers.pids())
+        if request.include_objects:
+            for o in self.store.list_objects():
+                owner = o.get("owner")
+                reply.objects.append(rpb.StoreObjectInfo(
+                    object_id=o["object_id"], size=o["size"], sealed=o["sealed"], primary=o["primary"],
+                    pins=o["pins"], spilled=o["spilled"], owner=owner if isinstance(owner, cpb.Address) else None))
+        return reply
+
+    async def Shutdown(self, request: Any, context: Any) -> rpb.ShutdownRayletReply:
+        asyncio.get_running_loop().call_soon(self.stop_event.set)
+        return rpb.ShutdownRayletReply()
+
+
+def _spill(node: gpb.NodeInfo) -> rpb.WorkerLeaseReply:
+    return rpb.WorkerLeaseReply(spillback=True, retry_at_ip=node.ip, retry_at_port=node.raylet_port,
+                                retry_at_node_id=node.node_id)
+
+
+def _fits(demand: dict[str, float], have: Any) -> bool:
+    return all(have.get(k, 0.0) + 1e-9 >= v for k, v in demand.items())
+
+
+async def _quiet(coro: Any) -> None:
+    try:
+        await coro
+    except grpc.RpcError:
+        pass

@@ -1,0 +1,173 @@
+"""The raylet's worker processes: start, register, idle list, death.
+
+Workers are started with ``python -m jray._private.worker`` and register
+back over gRPC. ``num_cpus`` workers are prestarted so the first task does
+not pay for an interpreter start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(eq=False)
+class WorkerProc:
+    proc: subprocess.Popen | None
+    pid: int
+    worker_id: bytes = b""
+    port: int = 0
+    registered: asyncio.Future | None = None
+    lease_id: bytes = b""
+    actor_id: bytes = b""
+    idle_since: float = field(default_factory=time.monotonic)
+    is_driver: bool = False
+    dead: bool = False
+    promised: bool = False
+
+
+class WorkerPool:
+    def __init__(self, env: dict[str, str], log_dir: str, max_starting: int = 4) -> None:
+        self.env = env
+        self.log_dir = log_dir
+        self.by_pid: dict[int, WorkerProc] = {}
+        self.by_id: dict[bytes, WorkerProc] = {}
+        self.idle: list[WorkerProc] = []
+        self.starting: list[WorkerProc] = []
+        self._start_sem = asyncio.Semaphore(max_starting)
+
+    def start_worker(self) -> WorkerProc:
+        log = os.path.join(self.log_dir, f"worker-{time.time_ns()}.log")
+        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "jray._private.worker"],
+                env=self.env, stdin=subprocess.DEVNULL, stdout=fd, stderr=fd, close_fds=True,
+            )
+        finally:
+            os.close(fd)
+        w = WorkerProc(proc, proc.pid, registered=asyncio.get_running_loop().create_future())
+        self.by_pid[proc.pid] = w
+        self.starting.append(w)
+        return w
+
+    def on_register(self, pid: int, worker_id: bytes, port: int, is_driver: bool) -> WorkerProc:
+        w = self.by_pid.get(pid)
+        if w is None or is_driver:
+            w = WorkerProc(None, pid, is_driver=is_driver)
+            if not is_driver:
+                self.by_pid[pid] = w
+        w.worker_id, w.port = worker_id, port
+        self.by_id[worker_id] = w
+        if w in self.starting:
+            self.starting.remove(w)
+        if w.registered is not None and not w.registered.done():
+            w.registered.set_result(w)
+        elif not is_driver:
+            self.idle.append(w)
+        return w
+
+    async def pop_worker(self, timeout: float) -> WorkerProc:
+        """An idle registered worker, starting one if none is idle."""
+        while self.idle:
+            w = self.idle.pop()
+            if not w.dead:
+                return w
+        # Take a worker that is already starting and not promised to anyone.
+        spare = [s for s in self.starting if not s.promised and s.registered is not None]
+        w = spare[0] if spare else self.start_worker()
+        w.promised = True
+        assert w.registered is not None
+        try:
+            await asyncio.wait_for(asyncio.shield(w.registered), timeout)
+        except asyncio.TimeoutError:
+            self.kill(w, force=True)
+            raise RuntimeError(f"a worker did not register within {timeout} s (see {self.log_dir})") from None
+        w.registered = None
+        return w
+
+    def push_idle(self, w: WorkerProc) -> None:
+        if w.dead or w.actor_id:
+            return
+        w.lease_id = b""
+        w.idle_since = time.monotonic()
+        self.idle.append(w)
+
+    def prestart(self, n: int) -> None:
+        for _ in range(n):
+            w = self.start_worker()
+            assert w.registered is not None
+            w.registered.add_done_callback(lambda f, w=w: self._prestarted(w))
+
+    def _prestarted(self, w: WorkerProc) -> None:
+        if w.promised:
+            return
+        w.registered = None
+        if not w.dead:
+            self.push_idle(w)
+
+    def reap_dead(self) -> list[WorkerProc]:
+        dead = []
+        for w in list(self.by_pid.values()):
+            if w.proc is not None and w.proc.poll() is not None:
+                dead.append(self.remove(w))
+        return dead
+
+    def remove(self, w: WorkerProc) -> WorkerProc:
+        w.dead = True
+        self.by_pid.pop(w.pid, None)
+        self.by_id.pop(w.worker_id, None)
+        if w in self.idle:
+            self.idle.remove(w)
+        if w in self.starting:
+            self.starting.remove(w)
+        if w.registered is not None and not w.registered.done():
+            w.registered.set_exception(RuntimeError(f"worker pid {w.pid} died before registering"))
+            w.registered.exception()  # mark retrieved
+        return w
+
+    def kill(self, w: WorkerProc, force: bool = True) -> None:
+        if w.proc is None or w.proc.poll() is not None:
+            return
+        try:
+            w.proc.kill() if force else w.proc.terminate()
+        except OSError:
+            pass
+
+    def kill_idle_beyond(self, keep: int, idle_seconds: float) -> None:
+        now = time.monotonic()
+        while len(self.idle) > keep:
+            w = min(self.idle, key=lambda x: x.idle_since)
+            if now - w.idle_since < idle_seconds:
+                break
+            self.idle.remove(w)
+            self.kill(w, force=False)
+
+    def shutdown(self) -> None:
+        procs = [w.proc for w in self.by_pid.values() if w.proc is not None]
+        for p in procs:
+            try:
+                p.kill()
+            except OSError:
+                pass
+        deadline = time.monotonic() + 5
+        for p in procs:
+            try:
+                p.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+
+    def pids(self) -> list[int]:
+        return [w.pid for w in self.by_pid.values()]
+
+    @staticmethod
+    def describe(w: Any) -> str:
+        return f"worker pid={w.pid} id={w.worker_id.hex()[:8]}"

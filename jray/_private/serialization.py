@@ -1,0 +1,158 @@
+"""Turning values into bytes and back, the same layout inline and in shm.
+
+A serialized object is one contiguous blob::
+
+    "JR" flags:u8 0:u8 nbuf:u32 meta_len:u64      16-byte header
+    nbuf x (offset:u64, length:u64)               buffer table
+    pickle stream (protocol 5, cloudpickle)
+    out-of-band buffers, each at a 64-byte aligned offset
+
+Out-of-band buffers (numpy arrays, bytes wrapped in PickleBuffer, ...) are
+not copied into the pickle stream, so reading an object from shared memory
+rebuilds numpy arrays as read-only views on that memory (zero copy).
+
+ObjectRefs and ActorHandles found inside a value are recorded while
+pickling (their ``__reduce__`` calls :func:`note_contained_ref`), so the
+owner can count refs captured inside other objects.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+import struct
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import cloudpickle
+
+_HEADER = struct.Struct("<2sBBIQ")
+_ENTRY = struct.Struct("<QQ")
+MAGIC = b"JR"
+FLAG_ERROR = 1
+ALIGN = 64
+
+_local = threading.local()
+
+
+class SerializationError(TypeError):
+    """A value could not be pickled; the message names its type."""
+
+
+def _align(n: int) -> int:
+    return (n + ALIGN - 1) & ~(ALIGN - 1)
+
+
+@dataclass
+class SerializedObject:
+    meta: bytes
+    buffers: list[memoryview]
+    nested_refs: list[Any] = field(default_factory=list)
+    flags: int = 0
+
+    def _layout(self) -> tuple[int, list[int]]:
+        pos = _HEADER.size + _ENTRY.size * len(self.buffers) + len(self.meta)
+        offsets = []
+        for b in self.buffers:
+            pos = _align(pos)
+            offsets.append(pos)
+            pos += b.nbytes
+        return pos, offsets
+
+    @property
+    def total_size(self) -> int:
+        return self._layout()[0]
+
+    def write_to(self, out: memoryview) -> int:
+        """Write the blob into ``out`` (at least ``total_size`` bytes)."""
+        total, offsets = self._layout()
+        _HEADER.pack_into(out, 0, MAGIC, self.flags, 0, len(self.buffers), len(self.meta))
+        pos = _HEADER.size
+        for off, b in zip(offsets, self.buffers, strict=True):
+            _ENTRY.pack_into(out, pos, off, b.nbytes)
+            pos += _ENTRY.size
+        out[pos : pos + len(self.meta)] = self.meta
+        for off, b in zip(offsets, self.buffers, strict=True):
+            out[off : off + b.nbytes] = b.cast("B") if b.format != "B" or b.ndim != 1 else b
+        return total
+
+    def to_bytes(self) -> bytes:
+        if not self.buffers:
+            # Common small case: header + pickle, no copies beyond one join.
+            return _HEADER.pack(MAGIC, self.flags, 0, 0, len(self.meta)) + self.meta
+        buf = bytearray(self.total_size)
+        self.write_to(memoryview(buf))
+        return bytes(buf)
+
+
+class _Collect:
+    def __init__(self) -> None:
+        self.refs: list[Any] = []
+
+
+def note_contained_ref(ref: Any) -> None:
+    """Called by ObjectRef.__reduce__: record a ref being pickled."""
+    c = getattr(_local, "collector", None)
+    if c is not None:
+        c.refs.append(ref)
+
+
+def serialize(value: Any, *, error: bool = False) -> SerializedObject:
+    buffers: list[memoryview] = []
+
+    def cb(pb: pickle.PickleBuffer) -> bool:
+        try:
+            buffers.append(pb.raw())
+        except BufferError:  # non-contiguous: let pickle copy it in-band
+            return True
+        return False
+
+    prev = getattr(_local, "collector", None)
+    col = _local.collector = _Collect()
+    try:
+        f = io.BytesIO()
+        cloudpickle.CloudPickler(f, protocol=5, buffer_callback=cb).dump(value)
+        meta = f.getvalue()
+    except Exception as e:
+        raise SerializationError(_describe_failure(value, e)) from e
+    finally:
+        _local.collector = prev
+    if prev is not None:  # nested serialization (e.g. a ref's owner data)
+        prev.refs.extend(col.refs)
+    return SerializedObject(meta, buffers, col.refs, FLAG_ERROR if error else 0)
+
+
+def _describe_failure(value: Any, e: BaseException) -> str:
+    return f"Could not serialize a value of type {type(value).__module__}.{type(value).__qualname__}: {e}"
+
+
+def is_error(data: bytes | memoryview) -> bool:
+    return bool(data[2] & FLAG_ERROR) if len(data) >= _HEADER.size else False
+
+
+def deserialize(data: bytes | memoryview) -> Any:
+    """Rebuild a value. Out-of-band buffers become views on ``data``."""
+    mv = data if isinstance(data, memoryview) else memoryview(data)
+    magic, _flags, _r, nbuf, meta_len = _HEADER.unpack_from(mv, 0)
+    if magic != MAGIC:
+        raise ValueError("not a jray serialized object")
+    pos = _HEADER.size
+    bufs = []
+    for _ in range(nbuf):
+        off, ln = _ENTRY.unpack_from(mv, pos)
+        pos += _ENTRY.size
+        bufs.append(mv[off : off + ln])
+    meta = mv[pos : pos + meta_len]
+    return pickle.loads(meta, buffers=bufs)
+
+
+def dumps_function(obj: Any) -> bytes:
+    """Pickle a function or class by value when it is not importable."""
+    try:
+        return cloudpickle.dumps(obj, protocol=5)
+    except Exception as e:
+        raise SerializationError(
+            f"Could not serialize {getattr(obj, '__qualname__', obj)!r}: {e}. "
+            "Check the globals it captures (locks, sockets, open files cannot be sent)."
+        ) from e

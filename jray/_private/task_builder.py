@@ -1,0 +1,92 @@
+"""Building TaskSpecs on the caller side (shared by tasks and actors)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from jray._private import config, serialization
+from jray._private.ids import new_task_id
+from jray._private.protocol import common_pb2 as cpb
+from jray._private.worker.core_worker import CoreWorker, _owner_proto, current_task
+
+
+def export_callable(worker: CoreWorker, obj: Any, cache: dict[str, Any]) -> cpb.FunctionDescriptor:
+    """Pickle ``obj`` once per process and publish it in the GCS KV."""
+    desc = cache.get("descriptor")
+    if desc is None or cache.get("worker") is not worker:
+        pickled = serialization.dumps_function(obj)
+        digest = hashlib.sha1(pickled).hexdigest()[:20]
+        module = getattr(obj, "__module__", "") or ""
+        qualname = getattr(obj, "__qualname__", getattr(obj, "__name__", "f"))
+        key = f"{module}.{qualname}:{digest}"
+        worker.export(key, pickled)
+        desc = cpb.FunctionDescriptor(key=key, module=module, qualname=qualname)
+        cache["descriptor"] = desc
+        cache["worker"] = worker
+    return desc  # type: ignore[no-any-return]
+
+
+def build_args(worker: CoreWorker, args: tuple, kwargs: dict, fn_name: str,
+               param_names: list[str] | None = None) -> tuple[list[cpb.TaskArg], list[tuple[bytes, Any]]]:
+    from jray.object_ref import ObjectRef
+
+    out: list[cpb.TaskArg] = []
+    refs: list[tuple[bytes, Any]] = []
+    items: list[tuple[str, Any, str]] = []
+    for i, a in enumerate(args):
+        label = param_names[i] if param_names and i < len(param_names) else f"#{i}"
+        items.append(("", a, label))
+    for k, v in kwargs.items():
+        items.append((k, v, k))
+    for name, value, label in items:
+        if isinstance(value, ObjectRef):
+            owner = value.owner_address()
+            out.append(cpb.TaskArg(name=name, ref=cpb.ObjectRefInfo(object_id=value.binary(), owner=_owner_proto(owner))))
+            refs.append((value.binary(), owner))
+            continue
+        try:
+            ser = serialization.serialize(value)
+        except serialization.SerializationError as e:
+            raise TypeError(f"Could not serialize the argument {label!r} of {fn_name}: {e}") from None
+        if ser.total_size > config.MAX_INLINE_BYTES and worker.arena is not None:
+            ref = worker.put_serialized(ser)
+            out.append(cpb.TaskArg(name=name, ref=cpb.ObjectRefInfo(object_id=ref.binary(), owner=_owner_proto(ref.owner_address()))))
+            refs.append((ref.binary(), ref.owner_address()))
+            continue
+        arg = cpb.TaskArg(name=name, data=ser.to_bytes())
+        for r in ser.nested_refs:
+            arg.nested_refs.append(cpb.ObjectRefInfo(object_id=r.binary(), owner=_owner_proto(r.owner_address())))
+            refs.append((r.binary(), r.owner_address()))
+        out.append(arg)
+    return out, refs
+
+
+def base_spec(worker: CoreWorker, *, name: str, task_type: int, num_returns: int, streaming: bool,
+              resources: dict[str, float], opts: dict[str, Any]) -> cpb.TaskSpec:
+    from jray.util.scheduling_strategies import to_proto
+
+    parent = current_task.get()
+    spec = cpb.TaskSpec(
+        task_id=new_task_id(), job_id=worker.job_id, name=name, type=task_type,  # type: ignore[arg-type]
+        num_returns=num_returns, streaming=streaming, resources=resources,
+        caller=worker.address, scheduling=to_proto(opts.get("scheduling_strategy")),
+        namespace=worker.namespace,
+    )
+    if parent is not None:
+        spec.parent_task_id = parent.task_id
+        spec.root_task_id = parent.root_task_id or parent.task_id
+        spec.driver.CopyFrom(parent.driver)
+        spec.job_id = parent.job_id
+        if not opts.get("runtime_env") and parent.runtime_env:
+            spec.runtime_env = parent.runtime_env
+    else:
+        spec.driver.CopyFrom(worker.address)
+        root = getattr(worker, "root_task_override", None)
+        if root:
+            spec.root_task_id = root
+    env = opts.get("runtime_env") or worker.default_runtime_env
+    if env:
+        spec.runtime_env = json.dumps(env, sort_keys=True)
+    return spec

@@ -1,0 +1,36 @@
+"""Entry point of a worker process (started by its raylet)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+
+def main() -> None:
+    from jray._private import daemon
+    from jray._private.worker.core_worker import CoreWorker
+    from jray._private.worker.executor import Executor
+
+    logging.basicConfig(level=logging.WARNING, stream=sys.__stderr__,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    w = CoreWorker(
+        is_driver=False,
+        gcs_address=os.environ["JRAY_GCS_ADDRESS"],
+        raylet_address=os.environ["JRAY_RAYLET_ADDRESS"],
+        token=os.environ["JRAY_TOKEN"],
+        node_id=bytes.fromhex(os.environ.get("JRAY_NODE_ID", "")),
+        ip=os.environ.get("JRAY_NODE_IP", "127.0.0.1"),
+    )
+    w.executor = Executor(w)
+    w.connect()
+    w.executor.logs.install()
+    daemon.watch_parent(int(os.environ.get("JRAY_RAYLET_PID", "0")), lambda: os._exit(1))
+    try:
+        w.executor.run_forever()
+    except KeyboardInterrupt:
+        os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

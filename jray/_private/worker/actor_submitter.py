@@ -1,0 +1,259 @@
+"""Caller-side submission of actor method calls.
+
+Each caller keeps, per actor, a FIFO of calls. Calls are sent directly to the
+actor's worker in submission order, numbered per (caller, incarnation) so the
+actor runs them in that order even if the network reorders them. The actor's
+state (address, restarts, death) comes from the GCS through a long-poll
+watcher. When the actor's worker dies, calls in flight are retried on the
+restarted actor up to ``max_task_retries`` or fail with ActorDiedError.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import grpc
+
+from jray import exceptions
+from jray._private import serialization
+from jray._private.ids import object_id_for
+from jray._private.protocol import common_pb2 as cpb
+from jray._private.protocol import core_worker_pb2 as wpb
+from jray._private.protocol import core_worker_pb2_grpc as wgrpc
+from jray._private.protocol import gcs_pb2 as gpb
+
+if TYPE_CHECKING:
+    from jray._private.worker.core_worker import CoreWorker
+
+logger = logging.getLogger(__name__)
+ALIVE, DEAD = gpb.ALIVE, gpb.DEAD
+
+
+@dataclass(eq=False)
+class ActorCall:
+    spec: cpb.TaskSpec
+    return_ids: list[bytes]
+    arg_refs: list[tuple[bytes, Any]]
+    retries_left: int
+    resolved: bool = False
+
+
+@dataclass(eq=False)
+class ActorQueue:
+    actor_id: bytes
+    info: gpb.ActorInfo | None = None
+    queue: collections.deque = field(default_factory=collections.deque)
+    in_flight: dict[int, ActorCall] = field(default_factory=dict)
+    next_seq: int = 0
+    incarnation: str = ""
+    watcher: asyncio.Task | None = None
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    sender: asyncio.Task | None = None
+    held_refs: list[tuple[bytes, Any]] = field(default_factory=list)  # creation args
+
+
+class ActorSubmitter:
+    def __init__(self, worker: CoreWorker) -> None:
+        self.w = worker
+        self.actors: dict[bytes, ActorQueue] = {}
+        self._closed = False
+
+    def _queue(self, actor_id: bytes) -> ActorQueue:
+        q = self.actors.get(actor_id)
+        if q is None:
+            q = self.actors[actor_id] = ActorQueue(actor_id)
+            q.watcher = self.w.spawn(self._watch(q))
+            q.sender = self.w.spawn(self._send_loop(q))
+        return q
+
+    # -- creation ------------------------------------------------------------
+    def hold_creation_args(self, actor_id: bytes, arg_refs: list[tuple[bytes, Any]]) -> None:
+        for oid, owner in arg_refs:
+            self.w.refs.incr(oid, owner)
+
+        def attach() -> None:
+            self._queue(actor_id).held_refs.extend(arg_refs)
+
+        self.w.call_soon(attach)
+
+    # -- calls (user thread) ------------------------------------------------------
+    def submit(self, actor_id: bytes, spec: cpb.TaskSpec, arg_refs: list[tuple[bytes, Any]], max_task_retries: int) -> list[bytes]:
+        n = 1 if spec.streaming else spec.num_returns
+        return_ids = [object_id_for(spec.task_id, i + 1) for i in range(n)]
+        for oid in return_ids:
+            self.w.add_pending(oid)
+        for oid, owner in arg_refs:
+            self.w.refs.incr(oid, owner)
+        if spec.streaming:
+            from jray._private.worker.task_submitter import GeneratorState
+
+            self.w.task_submitter.generators[spec.task_id] = GeneratorState()
+        call = ActorCall(spec, return_ids, arg_refs, max_task_retries)
+        self.w.call_soon(self._enqueue, actor_id, call)
+        return return_ids
+
+    def _enqueue(self, actor_id: bytes, call: ActorCall) -> None:
+        q = self._queue(actor_id)
+        q.queue.append(call)
+        q.wake.set()
+
+    # -- the watcher: actor state from the GCS ---------------------------------------
+    async def _watch(self, q: ActorQueue) -> None:
+        version = -1
+        while not self._closed:
+            try:
+                reply = await self.w.gcs.GetActorInfo(
+                    gpb.GetActorInfoRequest(actor_id=q.actor_id, after_version=version, timeout=30.0))
+            except grpc.RpcError as e:
+                if self._closed:
+                    return
+                logger.debug("actor watch failed: %s", e)
+                await asyncio.sleep(0.5)
+                continue
+            if not reply.found:
+                q.info = gpb.ActorInfo(actor_id=q.actor_id, state=DEAD, death_cause="The actor is unknown to the GCS.")
+            else:
+                if reply.actor.version == version:
+                    continue
+                q.info = reply.actor
+                version = reply.actor.version
+            q.wake.set()
+            if q.info.state in (ALIVE, DEAD) and q.held_refs:
+                for oid, _owner in q.held_refs:
+                    self.w.refs.decr(oid)
+                q.held_refs = []
+            if q.info.state == DEAD:
+                self._fail_all(q)
+                return
+
+    def _death_error(self, q: ActorQueue) -> exceptions.RayError:
+        info = q.info
+        if info is not None and info.creation_failed and info.creation_error:
+            try:
+                cause = serialization.deserialize(info.creation_error)
+            except Exception:  # noqa: BLE001
+                cause = None
+            if isinstance(cause, BaseException):
+                return exceptions.ActorDiedError(
+                    f"The actor {info.class_name} died because its __init__ raised:\n{cause}", q.actor_id.hex())
+        cause_txt = info.death_cause if info is not None else "unknown"
+        name = info.class_name if info is not None else ""
+        return exceptions.ActorDiedError(
+            f"The actor {name} ({q.actor_id.hex()}) is dead: {cause_txt}", q.actor_id.hex())
+
+    def _fail_all(self, q: ActorQueue) -> None:
+        err = self._death_error(q)
+        calls = list(q.in_flight.values()) + list(q.queue)
+        q.in_flight.clear()
+        q.queue.clear()
+        for call in calls:
+            self._fail(call, err)
+
+    # -- the sender ---------------------------------------------------------------
+    async def _send_loop(self, q: ActorQueue) -> None:
+        while not self._closed:
+            await q.wake.wait()
+            q.wake.clear()
+            info = q.info
+            if info is None or info.state != ALIVE:
+                if info is not None and info.state == DEAD:
+                    self._fail_all(q)
+                continue
+            incarnation = f"{info.address.ip}:{info.address.port}/{info.num_restarts}"
+            if incarnation != q.incarnation:
+                q.incarnation = incarnation
+                q.next_seq = 0
+            while q.queue and q.info is info and not self._closed:
+                call = q.queue[0]
+                if not call.resolved:
+                    ok = await self._resolve(call)
+                    if not ok:
+                        q.queue.popleft()
+                        continue
+                    if q.info is not info:
+                        break
+                q.queue.popleft()
+                seq = q.next_seq
+                q.next_seq += 1
+                call.spec.sequence_no = seq
+                call.spec.caller_id = self.w.worker_id
+                q.in_flight[seq] = call
+                self.w.spawn(self._push(q, info, seq, call))
+
+    async def _resolve(self, call: ActorCall) -> bool:
+        from jray.object_ref import ObjectRef
+
+        for arg in call.spec.args:
+            if not arg.HasField("ref"):
+                continue
+            owner = (f"{arg.ref.owner.ip}:{arg.ref.owner.port}", arg.ref.owner.worker_id)
+            ref = ObjectRef(arg.ref.object_id, owner, _count=False)
+            try:
+                await self.w._ensure_ready(ref)
+            except exceptions.RayError as e:
+                self._fail(call, e)
+                return False
+            ret = self.w.objects.get(arg.ref.object_id)
+            if ret is not None and ret.is_error:
+                self._finish_with_data(call, ret.data)
+                return False
+        call.resolved = True
+        return True
+
+    async def _push(self, q: ActorQueue, info: gpb.ActorInfo, seq: int, call: ActorCall) -> None:
+        addr = f"{info.address.ip}:{info.address.port}"
+        stub = self.w.pool.stub(addr, wgrpc.CoreWorkerServiceStub)
+        try:
+            reply = await stub.PushTask(wpb.PushTaskRequest(spec=call.spec))
+        except grpc.RpcError as e:
+            if q.in_flight.pop(seq, None) is None:
+                return
+            self.w.pool.drop(addr)
+            if self._closed:
+                return
+            if call.retries_left != 0 and (q.info is None or q.info.state != DEAD):
+                if call.retries_left > 0:
+                    call.retries_left -= 1
+                call.spec.attempt += 1
+                q.queue.appendleft(call)
+                # The watcher wakes the sender when the GCS reports the restart.
+                return
+            detail = e.details() if hasattr(e, "details") else str(e)
+            self._fail(call, exceptions.ActorDiedError(
+                f"The actor died unexpectedly before finishing this call ({call.spec.method_name}): {detail}",
+                q.actor_id.hex()))
+            return
+        if q.in_flight.pop(seq, None) is None:
+            return
+        for ret in reply.returns:
+            self.w.set_ready(ret)
+        if call.spec.streaming:
+            self.w.task_submitter._generator_done(call.spec.task_id)
+        self._release(call)
+
+    def _fail(self, call: ActorCall, err: BaseException) -> None:
+        self._finish_with_data(call, serialization.serialize(err, error=True).to_bytes())
+
+    def _finish_with_data(self, call: ActorCall, data: bytes) -> None:
+        for oid in call.return_ids:
+            self.w.set_ready(cpb.ReturnObject(object_id=oid, data=data, is_error=True))
+        if call.spec.streaming:
+            self.w.task_submitter._generator_done(call.spec.task_id)
+        self._release(call)
+
+    def _release(self, call: ActorCall) -> None:
+        for oid, _owner in call.arg_refs:
+            self.w.refs.decr(oid)
+        call.arg_refs = []
+
+    def shutdown(self) -> None:
+        self._closed = True
+        for q in self.actors.values():
+            for t in (q.watcher, q.sender):
+                if t is not None:
+                    t.cancel()
+            q.wake.set()

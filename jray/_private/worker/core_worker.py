@@ -1,0 +1,675 @@
+"""The CoreWorker: the engine inside every driver and worker process.
+
+It runs an asyncio loop in a background thread (so it works inside a
+Jupyter kernel that already runs its own loop) with a gRPC server on it.
+User threads call the sync facade (``put``/``get``/``wait``/submit), which
+hands work to the loop; the loop talks to the GCS, the local raylet, other
+CoreWorkers and the shared-memory store.
+
+Ownership: the process that creates an object (``put`` or submitting a
+task) owns it: it keeps its value (small) or location (large), answers
+borrowers' ``GetObjectStatus`` calls, and frees it when the reference
+counter says nobody holds it any more.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextvars
+import logging
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, TypeVar
+
+import grpc
+
+from jray import exceptions
+from jray._private import config, rpc, serialization
+from jray._private.ids import new_task_id, object_id_for, random_id
+from jray._private.protocol import common_pb2 as cpb
+from jray._private.protocol import core_worker_pb2 as wpb
+from jray._private.protocol import core_worker_pb2_grpc as wgrpc
+from jray._private.protocol import gcs_pb2 as gpb
+from jray._private.protocol import gcs_pb2_grpc as ggrpc
+from jray._private.protocol import raylet_pb2 as rpb
+from jray._private.protocol import raylet_pb2_grpc as rgrpc
+from jray._private.worker import global_state
+from jray._private.worker.reference_counter import ReferenceCounter
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# The spec of the task running in this thread / asyncio task (None in a driver).
+current_task: contextvars.ContextVar[Any] = contextvars.ContextVar("jray_current_task", default=None)
+
+
+class CoreWorker:
+    def __init__(
+        self,
+        *,
+        is_driver: bool,
+        gcs_address: str,
+        raylet_address: str,
+        token: str,
+        node_id: bytes,
+        ip: str = "127.0.0.1",
+        job_id: bytes = b"",
+        namespace: str = "",
+        log_to_driver: bool = True,
+        store_path: str = "",
+    ) -> None:
+        self.is_driver = is_driver
+        self.gcs_address = gcs_address
+        self.raylet_address = raylet_address
+        self.token = token
+        self.node_id = node_id
+        self.ip = ip
+        self.job_id = job_id
+        self.namespace = namespace
+        self.log_to_driver = log_to_driver
+        self.worker_id = random_id(16)
+        self.port = 0
+        self.store_path = store_path
+        self.arena: Any = None
+        self.refs = ReferenceCounter(self._on_free, self._on_borrow)
+        # object id -> ReturnObject (ready values, owned or fetched)
+        self.objects: dict[bytes, cpb.ReturnObject] = {}
+        # object id -> futures waiting for it (loop thread only)
+        self._waiters: dict[bytes, list[asyncio.Future]] = {}
+        self._pending_owned: set[bytes] = set()
+        self._exported: set[str] = set()
+        self._functions: dict[str, Any] = {}
+        self._borrow_rpcs: set[asyncio.Future] = set()
+        self._release_queue: list[bytes] = []
+        self._generators: dict[bytes, Any] = {}
+        self.shutting_down = False
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run_loop, name="jray-core-worker", daemon=True)
+        self._thread.start()
+        from jray._private.worker.task_submitter import TaskSubmitter
+
+        self.task_submitter = TaskSubmitter(self)
+        from jray._private.worker.actor_submitter import ActorSubmitter
+
+        self.actor_submitter = ActorSubmitter(self)
+        self.executor: Any = None  # set in worker processes
+        self.log_sink: Callable[[wpb.LogBatch], None] | None = None
+        self.default_runtime_env: dict[str, Any] | None = None
+        self.root_task_override: bytes = b""
+
+    # -- loop plumbing -----------------------------------------------------
+    def _run_loop(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    def in_loop_thread(self) -> bool:
+        return threading.current_thread() is self._thread
+
+    def run_sync(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        if self.in_loop_thread():
+            coro.close()
+            raise RuntimeError("jray: a blocking call was made from the CoreWorker's own event loop")
+        fut = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        try:
+            return fut.result(timeout)
+        except KeyboardInterrupt:
+            fut.cancel()
+            raise
+
+    def call_soon(self, fn: Callable[..., Any], *args: Any) -> None:
+        if self.in_loop_thread():
+            fn(*args)
+        else:
+            self.loop.call_soon_threadsafe(fn, *args)
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task:
+        task = self.loop.create_task(coro)
+        task.add_done_callback(_log_task_exception)
+        return task
+
+    # -- start / stop ------------------------------------------------------
+    def connect(self) -> None:
+        self.run_sync(self._connect(), timeout=config.STARTUP_TIMEOUT)
+        global_state.worker = self
+
+    async def _connect(self) -> None:
+        self.pool = rpc.ChannelPool(self.token)
+        self.server, self.port = rpc.make_server(self.token, "0.0.0.0" if self.ip != "127.0.0.1" else "127.0.0.1")
+        wgrpc.add_CoreWorkerServiceServicer_to_server(_Servicer(self), self.server)
+        await self.server.start()
+        self.gcs: ggrpc.GcsServiceStub = self.pool.stub(self.gcs_address, ggrpc.GcsServiceStub)
+        self.raylet: rgrpc.RayletServiceStub = self.pool.stub(self.raylet_address, rgrpc.RayletServiceStub)
+        reply = await self.raylet.RegisterWorker(
+            rpb.RegisterWorkerRequest(worker_id=self.worker_id, pid=os.getpid(), port=self.port, is_driver=self.is_driver)
+        )
+        self.node_id = reply.node_id
+        self.store_path = reply.store_path
+        if self.store_path:
+            from jray._private.object_store import Arena
+
+            self.arena = Arena.attach(self.store_path)
+        if self.is_driver:
+            job = gpb.JobInfo(
+                driver=self.address, namespace=self.namespace, start_time=time.time(), driver_pid=os.getpid(),
+                entrypoint=" ".join(sys.argv)[:200],
+            )
+            self.job_id = (await self.gcs.AddJob(gpb.AddJobRequest(job=job))).job_id
+
+    @property
+    def address(self) -> cpb.Address:
+        return cpb.Address(ip=self.ip, port=self.port, worker_id=self.worker_id, node_id=self.node_id)
+
+    @property
+    def owner_key(self) -> tuple[str, bytes]:
+        return (f"{self.ip}:{self.port}", self.worker_id)
+
+    def disconnect(self) -> None:
+        if self.shutting_down:
+            return
+        self.shutting_down = True
+        try:
+            self.run_sync(self._disconnect(), timeout=10)
+        except Exception as e:  # pragma: no cover - the cluster may be gone
+            logger.debug("disconnect: %s", e)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=5)
+        if global_state.worker is self:
+            global_state.worker = None
+
+    async def _disconnect(self) -> None:
+        self.task_submitter.shutdown()
+        self.actor_submitter.shutdown()
+        if self.is_driver and self.job_id:
+            try:
+                await asyncio.wait_for(self.gcs.MarkJobFinished(gpb.MarkJobFinishedRequest(job_id=self.job_id)), 5)
+            except Exception:
+                pass
+        await self.server.stop(grace=0.1)
+        await self.pool.close()
+        if self.arena is not None:
+            try:
+                self.arena.close()
+            except Exception:
+                pass
+
+    # -- reference counting callbacks ---------------------------------------
+    def _on_free(self, object_id: bytes) -> None:
+        self.call_soon(self._free_owned, object_id)
+
+    def _free_owned(self, object_id: bytes) -> None:
+        ret = self.objects.pop(object_id, None)
+        self._pending_owned.discard(object_id)
+        if ret is not None and ret.in_store and not self.shutting_down:
+            self.spawn(self._free_in_store(ret))
+
+    async def _free_in_store(self, ret: cpb.ReturnObject) -> None:
+        try:
+            await self.raylet.FreeObjects(rpb.FreeObjectsRequest(object_ids=[ret.object_id], broadcast=True))
+        except grpc.RpcError:
+            pass
+
+    def _on_borrow(self, object_id: bytes, owner: Any, add: bool) -> None:
+        if owner is None or owner == self.owner_key or self.shutting_down:
+            return
+        self.call_soon(self._send_borrow, object_id, owner, add)
+
+    def _send_borrow(self, object_id: bytes, owner: tuple[str, bytes], add: bool) -> None:
+        if not add:
+            self.objects.pop(object_id, None)
+        stub = self.pool.stub(owner[0], wgrpc.CoreWorkerServiceStub)
+        fut = asyncio.ensure_future(
+            stub.UpdateBorrowers(wpb.BorrowRequest(object_ids=[object_id], borrower_id=self.worker_id, add=add))
+        )
+        self._borrow_rpcs.add(fut)
+        fut.add_done_callback(self._borrow_done)
+
+    def _borrow_done(self, fut: asyncio.Future) -> None:
+        self._borrow_rpcs.discard(fut)
+        if not fut.cancelled() and fut.exception() is not None:
+            logger.debug("borrower update failed: %s", fut.exception())
+
+    async def flush_borrows(self) -> None:
+        """Wait until every borrower registration sent so far reached its owner."""
+        if self._borrow_rpcs:
+            await asyncio.gather(*list(self._borrow_rpcs), return_exceptions=True)
+
+    def note_deserialized_ref(self, object_id: bytes, owner: Any) -> None:
+        """A ref arrived from another process (ObjectRef.__init__ counts it)."""
+
+    # -- objects: put ------------------------------------------------------
+    def new_put_id(self) -> bytes:
+        return object_id_for(new_task_id(), 0)
+
+    def put(self, value: Any, *, _owner: Any = None) -> Any:
+        from jray.object_ref import ObjectRef
+
+        if isinstance(value, ObjectRef):
+            raise TypeError("Calling 'put' on an ObjectRef is not allowed. If you really want to do this, "
+                            "you can wrap the ObjectRef in a list and call 'put' on it.")
+        return self.put_serialized(serialization.serialize(value))
+
+    def put_serialized(self, ser: serialization.SerializedObject) -> Any:
+        from jray.object_ref import ObjectRef
+
+        object_id = self.new_put_id()
+        ret = self.store_serialized(object_id, ser)
+        self.refs.add_owned(object_id)
+        if ser.nested_refs:
+            self.refs.set_contained(object_id, [r.binary() for r in ser.nested_refs],
+                                    [r.owner_address() for r in ser.nested_refs])
+        self.objects[object_id] = ret
+        return ObjectRef(object_id, self.owner_key)
+
+    def store_serialized(self, object_id: bytes, ser: serialization.SerializedObject) -> cpb.ReturnObject:
+        """Keep a value inline when small, else write it into the node's store."""
+        size = ser.total_size
+        nested = [cpb.ObjectRefInfo(object_id=r.binary(), owner=_owner_proto(r.owner_address())) for r in ser.nested_refs]
+        if size <= config.MAX_INLINE_BYTES or self.arena is None:
+            return cpb.ReturnObject(object_id=object_id, data=ser.to_bytes(), size=size, nested_refs=nested,
+                                    is_error=bool(ser.flags & serialization.FLAG_ERROR))
+        self.write_to_store(object_id, ser)
+        return cpb.ReturnObject(object_id=object_id, in_store=True, node_id=self.node_id, size=size,
+                                nested_refs=nested, is_error=bool(ser.flags & serialization.FLAG_ERROR))
+
+    def write_to_store(self, object_id: bytes, ser: serialization.SerializedObject) -> None:
+        size = ser.total_size
+        reply = self._raylet_call("CreateObject", rpb.CreateObjectRequest(
+            object_id=object_id, size=size, owner=self.address, primary=True))
+        if not reply.ok:
+            if reply.exists:
+                return
+            raise exceptions.ObjectStoreFullError(reply.error)
+        try:
+            view = self.arena.write_view(reply.offset, size)
+            ser.write_to(view)
+            view.release()
+        except BaseException:
+            self._raylet_call("AbortObject", rpb.AbortObjectRequest(object_id=object_id))
+            raise
+        self._raylet_call("SealObject", rpb.SealObjectRequest(object_id=object_id))
+
+    def _raylet_call(self, method: str, request: Any) -> Any:
+        async def call() -> Any:
+            return await getattr(self.raylet, method)(request)
+
+        if self.in_loop_thread():
+            raise RuntimeError("raylet call from loop thread")
+        return self.run_sync(call())
+
+    # -- objects: readiness ------------------------------------------------
+    def set_ready(self, ret: cpb.ReturnObject) -> None:
+        """Loop thread: an object's value or location is known."""
+        oid = ret.object_id
+        self._pending_owned.discard(oid)
+        if oid not in self.refs:  # nobody holds it any more
+            if ret.in_store:
+                self.spawn(self._free_in_store(ret))
+            self._wake(oid)
+            return
+        self.objects[oid] = ret
+        if ret.nested_refs:
+            # Refs in a task's return value: we now hold them with the value.
+            self.refs.set_contained(oid, [r.object_id for r in ret.nested_refs],
+                                    [_owner_key(r.owner) for r in ret.nested_refs])
+        self._wake(oid)
+
+    def _wake(self, oid: bytes) -> None:
+        for fut in self._waiters.pop(oid, ()):
+            if not fut.done():
+                fut.set_result(None)
+
+    def add_pending(self, object_id: bytes) -> None:
+        self.refs.add_owned(object_id)
+        self._pending_owned.add(object_id)
+
+    async def wait_local_ready(self, object_id: bytes) -> None:
+        if object_id in self.objects:
+            return
+        fut = self.loop.create_future()
+        self._waiters.setdefault(object_id, []).append(fut)
+        await fut
+
+    async def _ensure_ready(self, ref: Any) -> None:
+        """Loop thread: wait until ``ref``'s value or location is known here."""
+        oid = ref.binary()
+        if oid in self.objects:
+            return
+        owner = ref.owner_address()
+        if owner is None or owner == self.owner_key:
+            if oid not in self._pending_owned and oid not in self._waiters and oid not in self.refs:
+                raise exceptions.ObjectLostError(oid.hex(), f"Object {oid.hex()} is unknown to its owner "
+                                                 "(it was freed, or its ref was created by hand).")
+            await self.wait_local_ready(oid)
+            return
+        # Borrowed: ask the owner (long poll), one request per object.
+        waiters = self._waiters.get(oid)
+        if waiters is not None:
+            fut = self.loop.create_future()
+            waiters.append(fut)
+            await fut
+            return
+        self._waiters[oid] = []
+        try:
+            stub = self.pool.stub(owner[0], wgrpc.CoreWorkerServiceStub)
+            while True:
+                try:
+                    reply = await stub.GetObjectStatus(wpb.GetObjectStatusRequest(object_id=oid, timeout=30.0))
+                except grpc.RpcError as e:
+                    if rpc.is_connection_error(e):
+                        err = exceptions.OwnerDiedError(
+                            oid.hex(), f"Object {oid.hex()} is lost: its owner ({owner[0]}) has died.")
+                        self.objects[oid] = _error_return(oid, err)
+                        break
+                    raise
+                if reply.status == wpb.GetObjectStatusReply.READY:
+                    self.objects[oid] = reply.object
+                    break
+                if reply.status in (wpb.GetObjectStatusReply.FREED, wpb.GetObjectStatusReply.NOT_FOUND):
+                    err = exceptions.ObjectLostError(oid.hex(), f"Object {oid.hex()} was freed by its owner.")
+                    self.objects[oid] = _error_return(oid, err)
+                    break
+        finally:
+            self._wake(oid)
+
+    # -- objects: get ------------------------------------------------------
+    def get(self, refs: Sequence[Any], timeout: float | None) -> list[Any]:
+        missing = [r for r in refs if r.binary() not in self.objects]
+        if missing:
+            blocked = self._notify_blocked(True)
+            try:
+                self._wait_all(missing, timeout)
+            finally:
+                if blocked:
+                    self._notify_blocked(False)
+        return [self._value_of(r) for r in refs]
+
+    def _wait_all(self, refs: Sequence[Any], timeout: float | None) -> None:
+        async def waiter() -> None:
+            await asyncio.gather(*(self._ensure_ready(r) for r in refs))
+
+        try:
+            self.run_sync(asyncio.wait_for(waiter(), timeout) if timeout is not None else waiter())
+        except (asyncio.TimeoutError, concurrent.futures.TimeoutError, TimeoutError):
+            raise exceptions.GetTimeoutError(
+                f"Get timed out: some object(s) not ready after {timeout} s.") from None
+        except KeyboardInterrupt:
+            self.on_interrupt(refs)
+            raise
+
+    def on_interrupt(self, refs: Sequence[Any]) -> None:
+        """Hook for the notebook layer: Ctrl-C while waiting on ``refs``."""
+
+    def _notify_blocked(self, blocked: bool) -> bool:
+        if self.is_driver or current_task.get() is None:
+            return False
+        try:
+            self._raylet_call("WorkerBlocked", rpb.WorkerBlockedRequest(worker_id=self.worker_id, blocked=blocked))
+        except grpc.RpcError:
+            return False
+        return True
+
+    def _value_of(self, ref: Any) -> Any:
+        ret = self.objects.get(ref.binary())
+        if ret is None:  # freed between readiness and here
+            raise exceptions.ObjectLostError(ref.hex())
+        if ret.in_store:
+            value = self._read_from_store(ret)
+        else:
+            value = serialization.deserialize(ret.data)
+        if ret.is_error:
+            raise _as_raisable(value)
+        return value
+
+    def _read_from_store(self, ret: cpb.ReturnObject) -> Any:
+        oid = ret.object_id
+        req = rpb.GetObjectRequest(object_id=oid, client_id=self.worker_id, timeout=60.0)
+        if ret.node_id and ret.node_id != self.node_id:
+            req.from_node_id = ret.node_id
+            ip, port = self._raylet_of(ret.node_id)
+            req.from_ip, req.from_port = ip, port
+        reply = self._raylet_call("GetObject", req)
+        if not reply.found:
+            raise exceptions.ObjectLostError(oid.hex(), f"Object {oid.hex()} is lost: {reply.error or 'no copy found'}")
+        view = self.arena.read_view(reply.offset, reply.size, on_release=lambda: self._release_pin(oid))
+        return serialization.deserialize(view)
+
+    def _release_pin(self, object_id: bytes) -> None:
+        if self.shutting_down:
+            return
+        try:
+            self.loop.call_soon_threadsafe(self._queue_release, object_id)
+        except RuntimeError:  # loop closed
+            pass
+
+    def _queue_release(self, object_id: bytes) -> None:
+        if not self._release_queue:
+            self.loop.call_later(0.005, lambda: self.spawn(self._flush_releases()))
+        self._release_queue.append(object_id)
+
+    async def _flush_releases(self) -> None:
+        ids, self._release_queue = self._release_queue, []
+        if ids and not self.shutting_down:
+            try:
+                await self.raylet.ReleaseObjects(rpb.ReleaseObjectsRequest(object_ids=ids, client_id=self.worker_id))
+            except grpc.RpcError:
+                pass
+
+    _node_cache: dict[bytes, tuple[str, int]] = {}
+
+    def _raylet_of(self, node_id: bytes) -> tuple[str, int]:
+        hit = self._node_cache.get(node_id)
+        if hit is None:
+            async def nodes() -> Any:
+                return await self.gcs.GetAllNodeInfo(gpb.GetAllNodeInfoRequest())
+
+            for n in self.run_sync(nodes()).nodes:
+                self._node_cache[n.node_id] = (n.ip, n.raylet_port)
+            hit = self._node_cache.get(node_id)
+            if hit is None:
+                raise exceptions.ObjectLostError("", f"node {node_id.hex()} holding the object is unknown")
+        return hit
+
+    # -- objects: wait -----------------------------------------------------
+    def wait(self, refs: Sequence[Any], num_returns: int, timeout: float | None, fetch_local: bool) -> tuple[list, list]:
+        ready_ids = {r.binary() for r in refs if r.binary() in self.objects}
+        if len(ready_ids) < num_returns and (timeout is None or timeout > 0):
+            async def waiter() -> None:
+                tasks = [asyncio.ensure_future(self._ensure_ready(r)) for r in refs if r.binary() not in ready_ids]
+                need = num_returns - len(ready_ids)
+                deadline = None if timeout is None else self.loop.time() + timeout
+                try:
+                    pending = set(tasks)
+                    done_n = 0
+                    while pending and done_n < need:
+                        left = None if deadline is None else max(0.0, deadline - self.loop.time())
+                        done, pending = await asyncio.wait(pending, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+                        if not done:
+                            break
+                        done_n += len(done)
+                finally:
+                    for t in tasks:
+                        t.cancel()
+
+            blocked = self._notify_blocked(True)
+            try:
+                self.run_sync(waiter())
+            except KeyboardInterrupt:
+                self.on_interrupt(refs)
+                raise
+            finally:
+                if blocked:
+                    self._notify_blocked(False)
+        ready, not_ready = [], []
+        for r in refs:
+            (ready if r.binary() in self.objects and len(ready) < num_returns else not_ready).append(r)
+        if fetch_local:
+            self._prefetch(ready)
+        return ready, not_ready
+
+    def _prefetch(self, refs: Sequence[Any]) -> None:
+        for r in refs:
+            ret = self.objects.get(r.binary())
+            if ret is not None and ret.in_store and ret.node_id != self.node_id:
+                try:
+                    self._read_from_store(ret)
+                except exceptions.RayError:
+                    pass
+
+    def ref_future(self, ref: Any) -> concurrent.futures.Future:
+        out: concurrent.futures.Future = concurrent.futures.Future()
+
+        async def run() -> None:
+            try:
+                await self._ensure_ready(ref)
+            except BaseException as e:  # noqa: BLE001
+                out.set_exception(e)
+                return
+            # Deserialize off the loop: store reads make blocking raylet calls.
+            threading.Thread(target=_resolve_into, args=(self, ref, out), daemon=True).start()
+
+        asyncio.run_coroutine_threadsafe(run(), self.loop)
+        return out
+
+    # -- functions ---------------------------------------------------------
+    def export(self, key: str, pickled: bytes) -> None:
+        if key in self._exported:
+            return
+
+        async def put() -> None:
+            await self.gcs.KVPut(gpb.KVPutRequest(ns="fun", key=key.encode(), value=pickled, overwrite=False))
+
+        self.run_sync(put())
+        self._exported.add(key)
+
+    def load_function(self, key: str) -> Any:
+        fn = self._functions.get(key)
+        if fn is None:
+            async def get() -> Any:
+                return await self.gcs.KVGet(gpb.KVGetRequest(ns="fun", key=key.encode()))
+
+            reply = self.run_sync(get())
+            if not reply.found:
+                raise exceptions.RaySystemError(f"function {key} was not exported to the GCS")
+            import cloudpickle
+
+            fn = self._functions[key] = cloudpickle.loads(reply.value)
+        return fn
+
+    # -- streaming generators ------------------------------------------------
+    def next_generator_item(self, task_id: bytes, index: int, timeout: float | None) -> Any:
+        fut = self.next_generator_item_future(task_id, index)
+        try:
+            return fut.result(timeout)
+        except concurrent.futures.TimeoutError:
+            raise exceptions.GetTimeoutError("timed out waiting for the generator's next item") from None
+
+    def next_generator_item_future(self, task_id: bytes, index: int) -> concurrent.futures.Future:
+        async def run() -> Any:
+            return await self.task_submitter.generator_item(task_id, index)
+
+        return asyncio.run_coroutine_threadsafe(run(), self.loop)
+
+
+def _resolve_into(worker: CoreWorker, ref: Any, out: concurrent.futures.Future) -> None:
+    try:
+        out.set_result(worker._value_of(ref))
+    except BaseException as e:  # noqa: BLE001
+        out.set_exception(e)
+
+
+def _owner_proto(owner: Any) -> cpb.Address:
+    if owner is None:
+        return cpb.Address()
+    ip, port = owner[0].rsplit(":", 1)
+    return cpb.Address(ip=ip, port=int(port), worker_id=owner[1])
+
+
+def _owner_key(addr: cpb.Address) -> tuple[str, bytes] | None:
+    if not addr.port:
+        return None
+    return (f"{addr.ip}:{addr.port}", addr.worker_id)
+
+
+def _error_return(object_id: bytes, err: BaseException) -> cpb.ReturnObject:
+    return cpb.ReturnObject(object_id=object_id, data=serialization.serialize(err, error=True).to_bytes(), is_error=True)
+
+
+def _as_raisable(value: Any) -> BaseException:
+    if isinstance(value, exceptions.RayTaskError):
+        return value.as_instanceof_cause()
+    if isinstance(value, BaseException):
+        return value
+    return exceptions.RaySystemError(f"bad error object: {value!r}")
+
+
+def _log_task_exception(task: asyncio.Task) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.debug("background task failed", exc_info=task.exception())
+
+
+class _Servicer(wgrpc.CoreWorkerServiceServicer):
+    """Thin gRPC layer over the CoreWorker."""
+
+    def __init__(self, w: CoreWorker) -> None:
+        self.w = w
+
+    async def PushTask(self, request: wpb.PushTaskRequest, context: Any) -> wpb.PushTaskReply:
+        if self.w.executor is None:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "this process does not execute tasks (a driver)")
+        return await self.w.executor.push_task(request.spec)  # type: ignore[no-any-return]
+
+    async def GetObjectStatus(self, request: wpb.GetObjectStatusRequest, context: Any) -> wpb.GetObjectStatusReply:
+        w = self.w
+        oid = request.object_id
+        if oid not in w.objects:
+            if oid not in w._pending_owned:
+                return wpb.GetObjectStatusReply(status=wpb.GetObjectStatusReply.FREED)
+            try:
+                await asyncio.wait_for(w.wait_local_ready(oid), request.timeout or None)
+            except asyncio.TimeoutError:
+                return wpb.GetObjectStatusReply(status=wpb.GetObjectStatusReply.PENDING)
+        ret = w.objects.get(oid)
+        if ret is None:
+            return wpb.GetObjectStatusReply(status=wpb.GetObjectStatusReply.FREED)
+        return wpb.GetObjectStatusReply(status=wpb.GetObjectStatusReply.READY, object=ret)
+
+    async def UpdateBorrowers(self, request: wpb.BorrowRequest, context: Any) -> wpb.BorrowReply:
+        for oid in request.object_ids:
+            if request.add:
+                self.w.refs.add_borrower(oid, request.borrower_id)
+            else:
+                self.w.refs.remove_borrower(oid, request.borrower_id)
+        return wpb.BorrowReply()
+
+    async def PublishLogs(self, request: wpb.LogBatch, context: Any) -> wpb.PublishLogsReply:
+        sink = self.w.log_sink
+        if sink is not None:
+            sink(request)
+        elif self.w.log_to_driver:
+            _print_logs(request)
+        return wpb.PublishLogsReply()
+
+    async def ReportGeneratorItem(self, request: wpb.GeneratorItem, context: Any) -> wpb.GeneratorItemReply:
+        self.w.task_submitter.on_generator_item(request)
+        return wpb.GeneratorItemReply()
+
+    async def CancelTask(self, request: wpb.CancelTaskRequest, context: Any) -> wpb.CancelTaskReply:
+        if self.w.executor is None:
+            return wpb.CancelTaskReply(attempted=False)
+        return wpb.CancelTaskReply(attempted=self.w.executor.cancel(request.task_id, request.force))
+
+    async def Exit(self, request: wpb.ExitRequest, context: Any) -> wpb.ExitReply:
+        if self.w.executor is not None:
+            self.w.loop.call_later(0.05, self.w.executor.exit_now, request.reason)
+        return wpb.ExitReply()
+
+
+def _print_logs(batch: wpb.LogBatch) -> None:
+    for line in batch.lines:
+        stream = sys.stderr if line.is_err else sys.stdout
+        stream.write(f"({line.prefix} pid={batch.pid}) {line.text}\n")
+    sys.stdout.flush()

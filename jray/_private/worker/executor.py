@@ -1,0 +1,492 @@
+"""Worker side: running the tasks and actor calls pushed to this process.
+
+Normal tasks and calls of a plain actor run one at a time on the process's
+main thread (so signals, cancellation by KeyboardInterrupt, and libraries
+that insist on the main thread work). Threaded actors run calls on a thread
+pool of ``max_concurrency`` threads, async actors on their own asyncio loop
+with at most ``max_concurrency`` calls in flight; concurrency groups get
+their own pool or limit. Calls from one caller start in the order they were
+submitted (sequence numbers), whatever order the network delivers them in.
+"""
+
+from __future__ import annotations
+
+import _thread
+import asyncio
+import concurrent.futures
+import inspect
+import json
+import logging
+import os
+import queue
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import grpc
+
+from jray import exceptions
+from jray._private import serialization
+from jray._private.ids import object_id_for
+from jray._private.protocol import common_pb2 as cpb
+from jray._private.protocol import core_worker_pb2 as wpb
+from jray._private.protocol import core_worker_pb2_grpc as wgrpc
+from jray._private.protocol import gcs_pb2 as gpb
+from jray._private.worker.core_worker import current_task
+from jray._private.worker.log_stream import LogForwarder
+
+if TYPE_CHECKING:
+    from jray._private.worker.core_worker import CoreWorker
+
+logger = logging.getLogger(__name__)
+NORMAL, CREATION, ACTOR = cpb.NORMAL_TASK, cpb.ACTOR_CREATION_TASK, cpb.ACTOR_TASK
+
+
+class ActorExit(BaseException):
+    """Raised by ``exit_actor()`` to end the actor after the current call."""
+
+
+class Executor:
+    def __init__(self, worker: CoreWorker) -> None:
+        self.w = worker
+        self.main_queue: queue.Queue = queue.Queue()
+        self.actor: Any = None
+        self.actor_spec: cpb.TaskSpec | None = None
+        self.is_async = False
+        self.actor_loop: asyncio.AbstractEventLoop | None = None
+        self.pools: dict[str, concurrent.futures.ThreadPoolExecutor] = {}
+        self.async_limits: dict[str, asyncio.Semaphore] = {}
+        self.expected_seq: dict[bytes, int] = {}
+        self.seq_waiters: dict[tuple[bytes, int], asyncio.Future] = {}
+        self.running_main: bytes | None = None
+        self.cancelled: set[bytes] = set()
+        self.running_async: dict[bytes, concurrent.futures.Future] = {}
+        self.logs = LogForwarder(worker)
+        self.exiting = False
+
+    # -- entry from the gRPC servicer (loop thread) ---------------------------
+    async def push_task(self, spec: cpb.TaskSpec) -> wpb.PushTaskReply:
+        if self.exiting:
+            return wpb.PushTaskReply(worker_exiting=True, system_error="the worker is exiting")
+        if spec.type == ACTOR:
+            return await self._actor_call(spec)
+        fut = self.w.loop.create_future()
+        self.main_queue.put((spec, fut))
+        reply: wpb.PushTaskReply = await fut
+        await self.w.flush_borrows()
+        return reply
+
+    async def _actor_call(self, spec: cpb.TaskSpec) -> wpb.PushTaskReply:
+        caller, seq = spec.caller_id, spec.sequence_no
+        expected = self.expected_seq.get(caller, 0)
+        if seq > expected:
+            fut = self.w.loop.create_future()
+            self.seq_waiters[(caller, seq)] = fut
+            await fut
+        self.expected_seq[caller] = seq + 1
+        nxt = self.seq_waiters.pop((caller, seq + 1), None)
+        if nxt is not None and not nxt.done():
+            nxt.set_result(None)
+        if self.actor is None and not self.exiting:
+            return self._reply_error(spec, exceptions.RayActorError("This worker holds no actor."))
+        group = spec.concurrency_group or self._method_group(spec.method_name)
+        done = self.w.loop.create_future()
+        if self.is_async:
+            assert self.actor_loop is not None
+            cf = asyncio.run_coroutine_threadsafe(self._run_async_call(spec, group), self.actor_loop)
+            self.running_async[spec.task_id] = cf
+            cf.add_done_callback(lambda f: self.w.loop.call_soon_threadsafe(_transfer, f, done))
+        elif group in self.pools:
+            pool = self.pools[group]
+            cf = pool.submit(self.execute, spec)
+            cf.add_done_callback(lambda f: self.w.loop.call_soon_threadsafe(_transfer, f, done))
+        else:
+            self.main_queue.put((spec, done))
+        reply: wpb.PushTaskReply = await done
+        self.running_async.pop(spec.task_id, None)
+        await self.w.flush_borrows()
+        return reply
+
+    def _method_group(self, method: str) -> str:
+        meta = getattr(self, "method_meta", {}).get(method) or {}
+        return meta.get("concurrency_group") or "_default"
+
+    # -- main thread ---------------------------------------------------------------
+    def run_forever(self) -> None:
+        while True:
+            spec, fut = self.main_queue.get()
+            if spec is None:
+                return
+            self.running_main = spec.task_id
+            try:
+                reply = self.execute(spec)
+            except KeyboardInterrupt:
+                reply = self._reply_error(spec, exceptions.TaskCancelledError(spec.task_id.hex()))
+            finally:
+                self.running_main = None
+            self.w.loop.call_soon_threadsafe(_set, fut, reply)
+            if self.exiting:
+                self._finish_exit()
+
+    # -- executing one task (any thread) ---------------------------------------------
+    def execute(self, spec: cpb.TaskSpec) -> wpb.PushTaskReply:
+        token = current_task.set(spec)
+        self.logs.set_context(spec)
+        env_restore = self._apply_env(spec)
+        try:
+            if spec.task_id in self.cancelled:
+                raise KeyboardInterrupt
+            if spec.type == CREATION:
+                return self._create_actor(spec)
+            fn = self._callable(spec)
+            args, kwargs = self._resolve_args(spec)
+            if spec.streaming:
+                return self._stream(spec, fn(*args, **kwargs))
+            result = fn(*args, **kwargs)
+            if inspect.iscoroutine(result):
+                result = asyncio.run(result)
+            return self._returns(spec, result)
+        except KeyboardInterrupt:
+            if spec.task_id in self.cancelled:
+                return self._reply_error(spec, exceptions.TaskCancelledError(spec.task_id.hex()))
+            raise
+        except ActorExit:
+            return self._exit_actor_reply(spec)
+        except Exception as e:  # noqa: BLE001 - user code
+            return self._app_error(spec, e)
+        finally:
+            self.cancelled.discard(spec.task_id)
+            _restore_env(env_restore)
+            self.logs.flush()
+            self.logs.set_context(None)
+            current_task.reset(token)
+
+    async def _run_async_call(self, spec: cpb.TaskSpec, group: str) -> wpb.PushTaskReply:
+        sem = self.async_limits.get(group) or self.async_limits["_default"]
+        async with sem:
+            token = current_task.set(spec)
+            self.logs.set_context(spec)
+            try:
+                fn = self._callable(spec)
+                args, kwargs = await asyncio.get_running_loop().run_in_executor(None, self._resolve_args, spec)
+                if spec.streaming:
+                    return await self._stream_async(spec, fn(*args, **kwargs))
+                result = fn(*args, **kwargs)
+                if inspect.isawaitable(result):
+                    result = await result
+                return self._returns(spec, result)
+            except ActorExit:
+                return self._exit_actor_reply(spec)
+            except asyncio.CancelledError:
+                return self._reply_error(spec, exceptions.TaskCancelledError(spec.task_id.hex()))
+            except Exception as e:  # noqa: BLE001
+                return self._app_error(spec, e)
+            finally:
+                self.logs.flush()
+                current_task.reset(token)
+
+    def _callable(self, spec: cpb.TaskSpec) -> Callable[..., Any]:
+        if spec.type == ACTOR:
+            if spec.method_name == "__jray_ready__":
+                return lambda: True
+            if spec.method_name == "__jray_terminate__":
+                def terminate() -> None:
+                    raise ActorExit()
+                return terminate
+            return getattr(self.actor, spec.method_name)  # type: ignore[no-any-return]
+        fn = self.w.load_function(spec.function.key)
+        return getattr(fn, "_function", fn)  # type: ignore[no-any-return]
+
+    def _resolve_args(self, spec: cpb.TaskSpec) -> tuple[list[Any], dict[str, Any]]:
+        from jray.object_ref import ObjectRef
+
+        by_ref = [a for a in spec.args if a.HasField("ref")]
+        values: dict[bytes, Any] = {}
+        if by_ref:
+            refs = [ObjectRef(a.ref.object_id, (f"{a.ref.owner.ip}:{a.ref.owner.port}", a.ref.owner.worker_id))
+                    for a in by_ref]
+            for r, v in zip(refs, self.w.get(refs, None), strict=True):
+                values[r.binary()] = v
+        args: list[Any] = []
+        kwargs: dict[str, Any] = {}
+        for a in spec.args:
+            v = values[a.ref.object_id] if a.HasField("ref") else serialization.deserialize(a.data)
+            if a.name:
+                kwargs[a.name] = v
+            elif a.star:
+                args.extend(v)
+            else:
+                args.append(v)
+        return args, kwargs
+
+    # -- results -----------------------------------------------------------------
+    def _returns(self, spec: cpb.TaskSpec, result: Any) -> wpb.PushTaskReply:
+        n = spec.num_returns
+        if n == 0:
+            values: list[Any] = []
+        elif n == 1:
+            values = [result]
+        else:
+            if inspect.isgenerator(result):
+                result = list(result)
+            try:
+                values = list(result)
+            except TypeError:
+                return self._app_error(spec, TypeError(
+                    f"{spec.name} declared num_returns={n} but returned a non-sequence {type(result).__name__}"))
+            if len(values) != n:
+                return self._app_error(spec, ValueError(
+                    f"{spec.name} declared num_returns={n} but returned {len(values)} values"))
+        reply = wpb.PushTaskReply()
+        for i, v in enumerate(values):
+            reply.returns.append(self._make_return(object_id_for(spec.task_id, i + 1), v))
+        return reply
+
+    def _make_return(self, object_id: bytes, value: Any, error: bool = False) -> cpb.ReturnObject:
+        ser = serialization.serialize(value, error=error)
+        for r in ser.nested_refs:
+            self.w.refs.mark_escaped(r.binary())
+        return self.w.store_serialized(object_id, ser)
+
+    def _app_error(self, spec: cpb.TaskSpec, e: BaseException) -> wpb.PushTaskReply:
+        tb = "".join(traceback.format_exception(type(e), e, e.__traceback__))
+        name = spec.name or spec.function.qualname or spec.method_name
+        err = e if isinstance(e, exceptions.RayTaskError) else exceptions.RayTaskError(
+            name, tb, _picklable_cause(e), pid=os.getpid(), ip=self.w.ip,
+            actor_repr=(f"{self.actor_spec.actor_creation.class_name}" if self.actor_spec is not None else None))
+        reply = self._reply_error(spec, err)
+        reply.is_application_error = True
+        reply.retryable = _retryable(spec, e)
+        return reply
+
+    def _reply_error(self, spec: cpb.TaskSpec, err: BaseException) -> wpb.PushTaskReply:
+        reply = wpb.PushTaskReply()
+        n = 1 if spec.streaming or spec.type == CREATION else spec.num_returns
+        data = serialization.serialize(err, error=True).to_bytes()
+        for i in range(max(n, 1) if spec.type != CREATION else 1):
+            reply.returns.append(cpb.ReturnObject(object_id=object_id_for(spec.task_id, i + 1), data=data, is_error=True))
+        return reply
+
+    # -- streaming generators -------------------------------------------------------
+    def _report_item(self, spec: cpb.TaskSpec, index: int, item: cpb.ReturnObject | None) -> None:
+        msg = wpb.GeneratorItem(task_id=spec.task_id, index=index, done=item is None, attempt=spec.attempt)
+        if item is not None:
+            msg.item.CopyFrom(item)
+        stub = self.w.pool.stub(f"{spec.caller.ip}:{spec.caller.port}", wgrpc.CoreWorkerServiceStub)
+
+        async def send() -> None:
+            await stub.ReportGeneratorItem(msg)
+
+        self.w.run_sync(send())
+
+    def _stream(self, spec: cpb.TaskSpec, gen: Any) -> wpb.PushTaskReply:
+        index = 0
+        try:
+            if not inspect.isgenerator(gen) and not hasattr(gen, "__next__"):
+                gen = iter([gen])
+            for value in gen:
+                index += 1
+                self.logs.flush()
+                self._report_item(spec, index, self._make_return(object_id_for(spec.task_id, index + 1), value))
+        except (KeyboardInterrupt, ActorExit):
+            raise
+        except Exception as e:  # noqa: BLE001 - the error becomes the next item
+            index += 1
+            err = self._app_error(spec, e).returns[0]
+            err.object_id = object_id_for(spec.task_id, index + 1)
+            self._report_item(spec, index, err)
+        self._report_item(spec, index + 1, None)
+        reply = wpb.PushTaskReply(num_streamed=index)
+        reply.returns.append(self._make_return(object_id_for(spec.task_id, 1), None))
+        return reply
+
+    async def _stream_async(self, spec: cpb.TaskSpec, gen: Any) -> wpb.PushTaskReply:
+        loop = asyncio.get_running_loop()
+        if not hasattr(gen, "__anext__"):
+            return await loop.run_in_executor(None, self._stream, spec, gen)
+        index = 0
+        try:
+            async for value in gen:
+                index += 1
+                item = self._make_return(object_id_for(spec.task_id, index + 1), value)
+                await loop.run_in_executor(None, self._report_item, spec, index, item)
+        except Exception as e:  # noqa: BLE001
+            index += 1
+            err = self._app_error(spec, e).returns[0]
+            err.object_id = object_id_for(spec.task_id, index + 1)
+            await loop.run_in_executor(None, self._report_item, spec, index, err)
+        await loop.run_in_executor(None, self._report_item, spec, index + 1, None)
+        reply = wpb.PushTaskReply(num_streamed=index)
+        reply.returns.append(self._make_return(object_id_for(spec.task_id, 1), None))
+        return reply
+
+    # -- actors ---------------------------------------------------------------------
+    def _create_actor(self, spec: cpb.TaskSpec) -> wpb.PushTaskReply:
+        import pickle
+
+        cls = self.w.load_function(spec.function.key)
+        cls = getattr(cls, "_modified_class", cls)
+        ac = spec.actor_creation
+        self.actor_spec = spec
+        self.method_meta = pickle.loads(ac.method_meta) if ac.method_meta else {}
+        groups: dict[str, int] = pickle.loads(ac.concurrency_groups) if ac.concurrency_groups else {}
+        self.is_async = ac.is_async
+        if self.is_async:
+            self._start_actor_loop(ac.max_concurrency, groups)
+        elif ac.max_concurrency > 1 or groups:
+            self.pools["_default"] = concurrent.futures.ThreadPoolExecutor(
+                max(1, ac.max_concurrency), thread_name_prefix="jray-actor")
+            for g, n in groups.items():
+                self.pools[g] = concurrent.futures.ThreadPoolExecutor(n, thread_name_prefix=f"jray-actor-{g}")
+        try:
+            args, kwargs = self._resolve_args(spec)
+            self.actor = cls.__new__(cls)
+            if self.is_async:
+                assert self.actor_loop is not None
+                fut = asyncio.run_coroutine_threadsafe(_call_async_init(self.actor, args, kwargs), self.actor_loop)
+                fut.result()
+            else:
+                self.actor.__init__(*args, **kwargs)
+        except ActorExit:
+            return self._exit_actor_reply(spec)
+        except Exception as e:  # noqa: BLE001
+            self.actor = None
+            reply = self._app_error(spec, e)
+            reply.worker_exiting = True
+            self.exiting = True
+            return reply
+        return wpb.PushTaskReply()
+
+    def _start_actor_loop(self, max_concurrency: int, groups: dict[str, int]) -> None:
+        loop = asyncio.new_event_loop()
+        ready = threading.Event()
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            self.async_limits["_default"] = asyncio.Semaphore(max(1, max_concurrency))
+            for g, n in groups.items():
+                self.async_limits[g] = asyncio.Semaphore(n)
+            ready.set()
+            loop.run_forever()
+
+        threading.Thread(target=run, name="jray-async-actor", daemon=True).start()
+        ready.wait(10)
+        self.actor_loop = loop
+
+    def _exit_actor_reply(self, spec: cpb.TaskSpec) -> wpb.PushTaskReply:
+        """exit_actor(): tell the GCS (no restart), answer, then leave."""
+        self.exiting = True
+        actor_id = spec.actor_id or spec.actor_creation.actor_id
+
+        async def report() -> None:
+            await self.w.gcs.ReportWorkerFailure(gpb.ReportWorkerFailureRequest(
+                worker_id=self.w.worker_id, node_id=self.w.node_id, actor_id=actor_id,
+                reason="The actor exited by calling exit_actor().", intentional=True))
+
+        try:
+            self.w.run_sync(report(), timeout=10)
+        except Exception:  # noqa: BLE001
+            pass
+        reply = self._reply_error(spec, exceptions.ActorDiedError(
+            "The actor exited by calling exit_actor().", actor_id.hex()))
+        reply.worker_exiting = True
+        if threading.current_thread() is not threading.main_thread():
+            self.w.loop.call_later(0.2, self.exit_now, "exit_actor")
+        return reply
+
+    def _finish_exit(self) -> None:
+        time.sleep(0.1)  # let the reply go out
+        self.exit_now("actor exit")
+
+    def exit_now(self, reason: str) -> None:
+        self.logs.flush()
+        logger.info("worker exiting: %s", reason)
+        sys.stdout.flush()
+        os._exit(0)
+
+    # -- cancel ------------------------------------------------------------------
+    def cancel(self, task_id: bytes, force: bool) -> bool:
+        if force:
+            self.w.loop.call_later(0.01, self.exit_now, "force cancel")
+            return True
+        self.cancelled.add(task_id)
+        if self.running_main == task_id:
+            _thread.interrupt_main()
+            return True
+        cf = self.running_async.get(task_id)
+        if cf is not None:
+            cf.cancel()
+            return True
+        return True
+
+    # -- environment ------------------------------------------------------------------
+    def _apply_env(self, spec: cpb.TaskSpec) -> dict[str, str | None]:
+        changes: dict[str, str] = {}
+        if spec.runtime_env:
+            env = json.loads(spec.runtime_env)
+            changes.update({str(k): str(v) for k, v in (env.get("env_vars") or {}).items()})
+        if spec.gpu_ids or spec.resources.get("GPU", 0) > 0 or os.environ.get("JRAY_NODE_HAS_GPUS"):
+            changes["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in spec.gpu_ids)
+        old = {k: os.environ.get(k) for k in changes}
+        os.environ.update(changes)
+        return old if spec.type != CREATION else {}
+
+
+def _restore_env(old: dict[str, str | None]) -> None:
+    for k, v in old.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+async def _call_async_init(actor: Any, args: list[Any], kwargs: dict[str, Any]) -> None:
+    r = actor.__init__(*args, **kwargs)
+    if inspect.isawaitable(r):
+        await r
+
+
+def _retryable(spec: cpb.TaskSpec, e: BaseException) -> bool:
+    if not spec.retry_exceptions:
+        return False
+    if not spec.retry_exception_allowlist:
+        return True
+    import pickle
+
+    try:
+        allow = pickle.loads(spec.retry_exception_allowlist)
+    except Exception:  # noqa: BLE001
+        return True
+    return isinstance(e, tuple(allow))
+
+
+def _picklable_cause(e: BaseException) -> BaseException | None:
+    try:
+        import cloudpickle
+
+        cloudpickle.dumps(e)
+        return e
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def _set(fut: asyncio.Future, value: Any) -> None:
+    if not fut.done():
+        fut.set_result(value)
+
+
+def _transfer(src: concurrent.futures.Future, dst: asyncio.Future) -> None:
+    if dst.done():
+        return
+    if src.cancelled():
+        dst.set_exception(asyncio.CancelledError())
+    elif src.exception() is not None:
+        dst.set_exception(src.exception())  # type: ignore[arg-type]
+    else:
+        dst.set_result(src.result())
+
+
+__all__ = ["Executor", "ActorExit", "grpc"]

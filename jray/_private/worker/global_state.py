@@ -1,0 +1,16 @@
+"""The process's CoreWorker (driver or worker), if connected."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from jray._private.worker.core_worker import CoreWorker
+
+worker: CoreWorker | None = None
+
+
+def require_worker() -> CoreWorker:
+    if worker is None:
+        raise RuntimeError("jray is not initialized: call jray.init() first.")
+    return worker

@@ -1,0 +1,160 @@
+"""Distributed reference counting by ownership, as plain state (no I/O).
+
+Each process keeps one table. For an object this process *owns* the entry
+counts local ObjectRef instances, pending tasks that take it as an argument,
+and outer objects that captured it; ``borrowers`` holds the processes that
+received the ref and still hold it. The object is freed when both are zero.
+
+For an object owned elsewhere the same count makes this process a
+*borrower*: the 0 → 1 transition registers with the owner and 1 → 0
+unregisters, through the callbacks (which the CoreWorker turns into RPCs).
+
+Refs serialized into a task's return value are marked ``escaped`` and never
+freed (the hand-off protocol that lets the caller take them over belongs to
+the object-store work).
+
+Thread-safety: ObjectRef.__del__ runs on any thread, so every method takes a
+lock; callbacks run after the lock is released.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+
+class RefEntry:
+    __slots__ = ("count", "owned", "owner", "borrowers", "contained", "escaped")
+
+    def __init__(self, owned: bool, owner: Any = None) -> None:
+        self.count = 0
+        self.owned = owned
+        self.owner = owner
+        self.borrowers: set[bytes] = set()
+        self.contained: list[bytes] = []
+        self.escaped = False
+
+
+class ReferenceCounter:
+    def __init__(
+        self,
+        on_free: Callable[[bytes], None],
+        on_borrow: Callable[[bytes, Any, bool], None],
+    ) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[bytes, RefEntry] = {}
+        self._on_free = on_free
+        self._on_borrow = on_borrow
+
+    # -- queries -----------------------------------------------------------
+    def __contains__(self, object_id: bytes) -> bool:
+        return object_id in self._entries
+
+    def get(self, object_id: bytes) -> RefEntry | None:
+        return self._entries.get(object_id)
+
+    def owned_ids(self) -> list[bytes]:
+        with self._lock:
+            return [k for k, e in self._entries.items() if e.owned]
+
+    def snapshot(self) -> dict[bytes, tuple[int, bool, int, bool]]:
+        """object id -> (count, owned, number of borrowers, escaped)."""
+        with self._lock:
+            return {k: (e.count, e.owned, len(e.borrowers), e.escaped) for k, e in self._entries.items()}
+
+    # -- updates -----------------------------------------------------------
+    def add_owned(self, object_id: bytes, contained: Iterable[bytes] = ()) -> None:
+        """Register an object this process owns (before any ref to it exists)."""
+        with self._lock:
+            e = self._entries.get(object_id)
+            if e is None:
+                e = self._entries[object_id] = RefEntry(True)
+            else:
+                e.owned = True
+        self.set_contained(object_id, contained)
+
+    def set_contained(self, object_id: bytes, contained: Iterable[bytes], owners: Iterable[Any] = ()) -> None:
+        """Refs captured inside ``object_id``'s value stay alive with it."""
+        ids = list(contained)
+        if not ids:
+            return
+        owners_l = list(owners) or [None] * len(ids)
+        with self._lock:
+            e = self._entries.get(object_id)
+            if e is None:
+                return
+            e.contained.extend(ids)
+        for cid, owner in zip(ids, owners_l, strict=True):
+            self.incr(cid, owner)
+
+    def incr(self, object_id: bytes, owner: Any = None, n: int = 1) -> None:
+        borrow = False
+        with self._lock:
+            e = self._entries.get(object_id)
+            if e is None:
+                e = self._entries[object_id] = RefEntry(False, owner)
+            elif e.owner is None and owner is not None:
+                e.owner = owner
+            if e.count == 0 and not e.owned and e.owner is not None:
+                borrow = True
+            e.count += n
+            owner = e.owner
+        if borrow:
+            self._on_borrow(object_id, owner, True)
+
+    def decr(self, object_id: bytes, n: int = 1) -> None:
+        self._release(object_id, n, None)
+
+    def mark_escaped(self, object_id: bytes) -> None:
+        with self._lock:
+            e = self._entries.get(object_id)
+            if e is not None:
+                e.escaped = True
+
+    def add_borrower(self, object_id: bytes, borrower: bytes) -> bool:
+        with self._lock:
+            e = self._entries.get(object_id)
+            if e is None or not e.owned:
+                return False
+            e.borrowers.add(borrower)
+            return True
+
+    def remove_borrower(self, object_id: bytes, borrower: bytes) -> None:
+        self._release(object_id, 0, borrower)
+
+    def remove_borrower_everywhere(self, borrower: bytes) -> None:
+        """A borrower process died: drop it from every entry."""
+        with self._lock:
+            ids = [k for k, e in self._entries.items() if borrower in e.borrowers]
+        for k in ids:
+            self._release(k, 0, borrower)
+
+    def _release(self, object_id: bytes, n: int, borrower: bytes | None) -> None:
+        stack: list[tuple[bytes, int, bytes | None]] = [(object_id, n, borrower)]
+        freed: list[bytes] = []
+        unborrow: list[tuple[bytes, Any]] = []
+        with self._lock:
+            while stack:
+                oid, k, b = stack.pop()
+                e = self._entries.get(oid)
+                if e is None:
+                    continue
+                e.count -= k
+                if b is not None:
+                    e.borrowers.discard(b)
+                if e.count > 0 or e.borrowers or e.escaped:
+                    continue
+                if e.count < 0:  # pragma: no cover - a bug: never go negative
+                    e.count = 0
+                del self._entries[oid]
+                if e.owned:
+                    freed.append(oid)
+                elif e.owner is not None:
+                    unborrow.append((oid, e.owner))
+                for c in e.contained:
+                    stack.append((c, 1, None))
+        for oid in freed:
+            self._on_free(oid)
+        for oid, owner in unborrow:
+            self._on_borrow(oid, owner, False)

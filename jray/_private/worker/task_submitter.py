@@ -1,0 +1,439 @@
+"""Owner-side submission of normal tasks: dependency resolution, worker
+leases from the raylet (with spillback), direct pushes, retries, cancel,
+and the items of streaming generators.
+
+Tasks are grouped by *scheduling key* (resource shape, strategy, runtime
+env). Each key has a queue, the workers leased for it and the lease requests
+in flight. A leased worker takes several tasks in a row (pipelined) and is
+returned to its raylet after it has been idle for a short while.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import grpc
+
+from jray import exceptions
+from jray._private import config, rpc, serialization
+from jray._private.ids import object_id_for, task_id_of
+from jray._private.protocol import common_pb2 as cpb
+from jray._private.protocol import core_worker_pb2 as wpb
+from jray._private.protocol import core_worker_pb2_grpc as wgrpc
+from jray._private.protocol import gcs_pb2 as gpb
+from jray._private.protocol import raylet_pb2 as rpb
+from jray._private.protocol import raylet_pb2_grpc as rgrpc
+
+if TYPE_CHECKING:
+    from jray._private.worker.core_worker import CoreWorker
+
+logger = logging.getLogger("jray")
+
+
+@dataclass(eq=False)
+class PendingTask:
+    spec: cpb.TaskSpec
+    return_ids: list[bytes]
+    arg_refs: list[tuple[bytes, Any]]
+    retries_left: int
+    cancelled: bool = False
+    force_cancel: bool = False
+    lease: Lease | None = None
+    done: bool = False
+
+
+@dataclass(eq=False)
+class Lease:
+    address: str
+    worker_id: bytes
+    lease_id: bytes
+    raylet: Any
+    key: tuple
+    in_flight: int = 0
+    dead: bool = False
+    idle_timer: asyncio.TimerHandle | None = None
+
+
+@dataclass(eq=False)
+class KeyQueue:
+    tasks: collections.deque = field(default_factory=collections.deque)
+    leases: list[Lease] = field(default_factory=list)
+    requests_in_flight: int = 0
+    warned: bool = False
+
+
+@dataclass(eq=False)
+class GeneratorState:
+    received: int = 0
+    done: bool = False
+    waiters: list[tuple[int, asyncio.Future]] = field(default_factory=list)
+
+
+class TaskSubmitter:
+    def __init__(self, worker: CoreWorker) -> None:
+        self.w = worker
+        self.queues: dict[tuple, KeyQueue] = {}
+        self.tasks: dict[bytes, PendingTask] = {}
+        self.generators: dict[bytes, GeneratorState] = {}
+        self._closed = False
+
+    # -- entry point (user thread) -----------------------------------------
+    def submit(self, spec: cpb.TaskSpec, arg_refs: list[tuple[bytes, Any]]) -> list[bytes]:
+        w = self.w
+        n = 1 if spec.streaming else spec.num_returns
+        return_ids = [object_id_for(spec.task_id, i + 1) for i in range(n)]
+        for oid in return_ids:
+            w.add_pending(oid)
+        for oid, owner in arg_refs:
+            w.refs.incr(oid, owner)  # held by the pending task
+        if spec.streaming:
+            self.generators[spec.task_id] = GeneratorState()
+        task = PendingTask(spec, return_ids, arg_refs, spec.max_retries)
+        w.call_soon(self._start, task)
+        return return_ids
+
+    def _start(self, task: PendingTask) -> None:
+        self.tasks[task.spec.task_id] = task
+        if any(a.HasField("ref") for a in task.spec.args):
+            self.w.spawn(self._resolve_then_queue(task))
+        else:
+            self._enqueue(task)
+
+    async def _resolve_then_queue(self, task: PendingTask) -> None:
+        """Wait for ref arguments; inline small values the owner already has."""
+        from jray.object_ref import ObjectRef
+
+        for arg in task.spec.args:
+            if not arg.HasField("ref"):
+                continue
+            oid = arg.ref.object_id
+            owner = (f"{arg.ref.owner.ip}:{arg.ref.owner.port}", arg.ref.owner.worker_id)
+            ref = ObjectRef(oid, owner, _count=False)
+            try:
+                await self.w._ensure_ready(ref)
+            except exceptions.RayError as e:
+                self._fail(task, e)
+                return
+            ret = self.w.objects.get(oid)
+            if ret is None:
+                continue
+            if ret.is_error:
+                # A failed dependency fails this task with the same error.
+                self._finish_with_data(task, ret.data)
+                return
+            if not ret.in_store and len(ret.data) <= config.MAX_INLINE_BYTES:
+                name, star = arg.name, arg.star
+                nested = list(ret.nested_refs)
+                arg.Clear()
+                arg.name, arg.star, arg.data = name, star, ret.data
+                arg.nested_refs.extend(nested)
+        if task.cancelled:
+            self._fail(task, exceptions.TaskCancelledError(task.spec.task_id.hex()))
+            return
+        self._enqueue(task)
+
+    # -- queues and leases ---------------------------------------------------
+    def _key(self, spec: cpb.TaskSpec) -> tuple:
+        s = spec.scheduling
+        return (tuple(sorted(spec.resources.items())), s.kind, s.node_id, s.soft, s.placement_group_id,
+                s.bundle_index, spec.runtime_env)
+
+    def _enqueue(self, task: PendingTask) -> None:
+        key = self._key(task.spec)
+        q = self.queues.get(key)
+        if q is None:
+            q = self.queues[key] = KeyQueue()
+        q.tasks.append(task)
+        self._pump(key, q)
+
+    def _pump(self, key: tuple, q: KeyQueue) -> None:
+        if self._closed:
+            return
+        while q.tasks:
+            lease = self._free_lease(q)
+            if lease is None:
+                break
+            task = q.tasks.popleft()
+            if task.cancelled:
+                self._fail(task, exceptions.TaskCancelledError(task.spec.task_id.hex()))
+                continue
+            self._push(lease, task)
+        want = min(len(q.tasks), config.MAX_PENDING_LEASE_REQUESTS) - q.requests_in_flight
+        for _ in range(max(0, want)):
+            q.requests_in_flight += 1
+            self.w.spawn(self._request_lease(key, q, q.tasks[0].spec))
+        for lease in q.leases:
+            if lease.in_flight == 0 and not q.tasks and lease.idle_timer is None:
+                lease.idle_timer = self.w.loop.call_later(config.LEASE_IDLE_SECONDS, self._return_lease, q, lease)
+
+    def _free_lease(self, q: KeyQueue) -> Lease | None:
+        best = None
+        for lease in q.leases:
+            if lease.in_flight < config.MAX_TASKS_IN_FLIGHT_PER_WORKER and (best is None or lease.in_flight < best.in_flight):
+                best = lease
+                if lease.in_flight == 0:
+                    break
+        return best
+
+    async def _request_lease(self, key: tuple, q: KeyQueue, spec: cpb.TaskSpec) -> None:
+        raylet = self.w.raylet
+        req = rpb.WorkerLeaseRequest(resources=dict(spec.resources), scheduling=spec.scheduling,
+                                     owner_worker_id=self.w.worker_id, runtime_env=spec.runtime_env, name=spec.name)
+        warn_handle = self.w.loop.call_later(config.INFEASIBLE_WARNING_SECONDS, self._maybe_warn, q, spec)
+        try:
+            for _hop in range(8):
+                try:
+                    reply = await raylet.RequestWorkerLease(req)
+                except grpc.RpcError as e:
+                    if self._closed:
+                        return
+                    logger.warning("lease request failed: %s", e.details() if hasattr(e, "details") else e)
+                    await asyncio.sleep(0.5)
+                    raylet = self.w.raylet
+                    req.grant_or_reject = False
+                    continue
+                if reply.granted:
+                    lease = Lease(f"{reply.worker.ip}:{reply.worker.port}", reply.worker.worker_id, reply.lease_id, raylet, key)
+                    if self._closed:
+                        await self._give_back(lease)
+                        return
+                    q.leases.append(lease)
+                    return
+                if reply.spillback:
+                    raylet = self.w.pool.stub(f"{reply.retry_at_ip}:{reply.retry_at_port}", rgrpc.RayletServiceStub)
+                    req.grant_or_reject = True
+                    continue
+                if reply.rejected:  # resources moved: start over at the local raylet
+                    raylet = self.w.raylet
+                    req.grant_or_reject = False
+                    await asyncio.sleep(0.01)
+                    continue
+                if reply.error:
+                    err = exceptions.TaskUnschedulableError(reply.error)
+                    while q.tasks:
+                        self._fail(q.tasks.popleft(), err)
+                    return
+        finally:
+            warn_handle.cancel()
+            q.requests_in_flight -= 1
+            self._pump(key, q)
+
+    def _maybe_warn(self, q: KeyQueue, spec: cpb.TaskSpec) -> None:
+        if q.warned or not q.tasks:
+            return
+
+        async def check() -> None:
+            try:
+                nodes = (await self.w.gcs.GetAllNodeInfo(gpb.GetAllNodeInfoRequest())).nodes
+            except grpc.RpcError:
+                return
+            demand = dict(spec.resources)
+            if not any(n.alive and all(n.resources_total.get(k, 0.0) >= v for k, v in demand.items()) for n in nodes):
+                q.warned = True
+                logger.warning(
+                    "Warning: the task %s demands %s, which no node in the cluster can provide. It stays pending "
+                    "until a node with these resources joins. Cluster: %s",
+                    spec.name or spec.function.qualname, demand,
+                    [dict(n.resources_total) for n in nodes if n.alive],
+                )
+
+        self.w.spawn(check())
+
+    def _return_lease(self, q: KeyQueue, lease: Lease) -> None:
+        lease.idle_timer = None
+        if lease.in_flight or lease.dead or lease not in q.leases:
+            return
+        if q.tasks:
+            return
+        q.leases.remove(lease)
+        self.w.spawn(self._give_back(lease))
+
+    async def _give_back(self, lease: Lease, disconnect: bool = False) -> None:
+        try:
+            await lease.raylet.ReturnWorker(rpb.ReturnWorkerRequest(lease_id=lease.lease_id, disconnect=disconnect))
+        except grpc.RpcError:
+            pass
+
+    # -- push ----------------------------------------------------------------
+    def _push(self, lease: Lease, task: PendingTask) -> None:
+        if lease.idle_timer is not None:
+            lease.idle_timer.cancel()
+            lease.idle_timer = None
+        lease.in_flight += 1
+        task.lease = lease
+        self.w.spawn(self._push_and_handle(lease, task))
+
+    async def _push_and_handle(self, lease: Lease, task: PendingTask) -> None:
+        stub = self.w.pool.stub(lease.address, wgrpc.CoreWorkerServiceStub)
+        try:
+            reply = await stub.PushTask(wpb.PushTaskRequest(spec=task.spec))
+        except grpc.RpcError as e:
+            self._on_lease_lost(lease)
+            task.lease = None
+            if task.cancelled:
+                self._fail(task, exceptions.TaskCancelledError(task.spec.task_id.hex()))
+            elif task.retries_left != 0 and not self._closed:
+                self._retry(task)
+            else:
+                detail = e.details() if hasattr(e, "details") else str(e)
+                self._fail(task, exceptions.WorkerCrashedError(
+                    f"The worker running task {task.spec.name or task.spec.function.qualname} died "
+                    f"(no retries left): {detail}"))
+            return
+        finally:
+            lease.in_flight -= 1
+        task.lease = None
+        if reply.is_application_error and reply.retryable and task.retries_left != 0 and not task.cancelled:
+            self._retry(task)
+        else:
+            self._complete(task, reply)
+        q = self.queues.get(lease.key)
+        if q is not None:
+            self._pump(lease.key, q)
+
+    def _on_lease_lost(self, lease: Lease) -> None:
+        if lease.dead:
+            return
+        lease.dead = True
+        q = self.queues.get(lease.key)
+        if q is not None and lease in q.leases:
+            q.leases.remove(lease)
+        self.w.spawn(self._give_back(lease, disconnect=True))
+        self.w.pool.drop(lease.address)
+
+    def _retry(self, task: PendingTask) -> None:
+        if task.retries_left > 0:
+            task.retries_left -= 1
+        task.spec.attempt += 1
+        if task.spec.streaming:
+            st = self.generators.get(task.spec.task_id)
+            if st is not None and st.received:
+                # Items already handed out cannot be taken back: fail the rest.
+                self._fail(task, exceptions.WorkerCrashedError("the generator's worker died mid-stream"))
+                return
+        logger.info("retrying task %s (attempt %d)", task.spec.name, task.spec.attempt)
+        self._enqueue(task)
+
+    # -- completion ------------------------------------------------------------
+    def _complete(self, task: PendingTask, reply: wpb.PushTaskReply) -> None:
+        if task.done:
+            return
+        task.done = True
+        self.tasks.pop(task.spec.task_id, None)
+        for ret in reply.returns:
+            self.w.set_ready(ret)
+        if task.spec.streaming:
+            self._generator_done(task.spec.task_id)
+        self._release_args(task)
+
+    def _finish_with_data(self, task: PendingTask, data: bytes) -> None:
+        if task.done:
+            return
+        task.done = True
+        self.tasks.pop(task.spec.task_id, None)
+        for oid in task.return_ids:
+            self.w.set_ready(cpb.ReturnObject(object_id=oid, data=data, is_error=True))
+        if task.spec.streaming:
+            self._generator_done(task.spec.task_id)
+        self._release_args(task)
+
+    def _fail(self, task: PendingTask, err: BaseException) -> None:
+        self._finish_with_data(task, serialization.serialize(err, error=True).to_bytes())
+
+    def _release_args(self, task: PendingTask) -> None:
+        for oid, _owner in task.arg_refs:
+            self.w.refs.decr(oid)
+        task.arg_refs = []
+
+    # -- cancel ------------------------------------------------------------------
+    def cancel(self, task_id: bytes, force: bool, recursive: bool) -> None:
+        task = self.tasks.get(task_id)
+        if task is None or task.done:
+            return
+        task.cancelled = True
+        task.force_cancel = force
+        lease = task.lease
+        if lease is None:
+            for q in self.queues.values():
+                if task in q.tasks:
+                    q.tasks.remove(task)
+                    self._fail(task, exceptions.TaskCancelledError(task_id.hex()))
+                    return
+            return  # resolving dependencies: fails when they resolve
+        if force:
+            self.w.spawn(self._kill(lease, task))
+        else:
+            stub = self.w.pool.stub(lease.address, wgrpc.CoreWorkerServiceStub)
+            self.w.spawn(stub.CancelTask(wpb.CancelTaskRequest(task_id=task_id, force=False, recursive=recursive)))
+
+    async def _kill(self, lease: Lease, task: PendingTask) -> None:
+        try:
+            await lease.raylet.KillWorker(rpb.KillWorkerRequest(worker_id=lease.worker_id, force=True,
+                                                                 reason="task cancelled with force=True"))
+        except grpc.RpcError:
+            pass
+
+    # -- streaming generators ------------------------------------------------------
+    def on_generator_item(self, msg: wpb.GeneratorItem) -> None:
+        st = self.generators.get(msg.task_id)
+        if st is None:
+            return
+        if msg.done:
+            self._generator_done(msg.task_id)
+            return
+        if msg.index <= st.received:
+            return  # duplicate after a retry
+        self.w.add_pending(msg.item.object_id)
+        self.w.set_ready(msg.item)
+        st.received = msg.index
+        self._wake_generator(st)
+
+    def _generator_done(self, task_id: bytes) -> None:
+        st = self.generators.get(task_id)
+        if st is not None:
+            st.done = True
+            self._wake_generator(st)
+
+    def _wake_generator(self, st: GeneratorState) -> None:
+        keep = []
+        for index, fut in st.waiters:
+            if st.received >= index or st.done:
+                if not fut.done():
+                    fut.set_result(None)
+            else:
+                keep.append((index, fut))
+        st.waiters = keep
+
+    async def generator_item(self, task_id: bytes, index: int) -> Any:
+        from jray.object_ref import ObjectRef
+
+        st = self.generators.get(task_id)
+        if st is None:
+            return None
+        while st.received < index and not st.done:
+            fut = self.w.loop.create_future()
+            st.waiters.append((index, fut))
+            await fut
+        if st.received >= index:
+            return ObjectRef(object_id_for(task_id, index + 1), self.w.owner_key)
+        self.generators.pop(task_id, None)
+        return None
+
+    def shutdown(self) -> None:
+        self._closed = True
+        for q in self.queues.values():
+            for lease in q.leases:
+                if lease.idle_timer is not None:
+                    lease.idle_timer.cancel()
+        self.queues.clear()
+
+
+def task_of(object_id: bytes) -> bytes:
+    return task_id_of(object_id)
+
+
+__all__ = ["TaskSubmitter", "rpc"]

@@ -1,0 +1,421 @@
+"""The public Core API (Ray's names and semantics): init, remote, get, put,
+wait, cancel, kill, get_actor, cluster introspection."""
+
+from __future__ import annotations
+
+import atexit
+import inspect
+import logging
+import os
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from jray import exceptions
+from jray._private import node as _node
+from jray._private.protocol import gcs_pb2 as gpb
+from jray._private.worker import global_state
+from jray._private.worker.core_worker import CoreWorker
+from jray.actor import ActorClass, ActorHandle
+from jray.object_ref import ObjectRef, ObjectRefGenerator
+from jray.remote_function import RemoteFunction
+
+logger = logging.getLogger(__name__)
+_lock = threading.RLock()
+_cluster: _node.ClusterHandle | None = None
+_context: Any = None
+
+_INIT_KEYS = {"include_dashboard", "dashboard_host", "dashboard_port", "configure_logging", "logging_level",
+              "logging_format", "log_to_driver", "_temp_dir", "_system_config", "job_config", "runtime_env",
+              "storage", "local_mode", "_node_ip_address", "labels", "_metrics_export_port", "_plasma_directory",
+              "enable_resource_isolation", "_enable_object_reconstruction", "_memory"}
+
+
+class JrayContext:
+    """What ``init`` returns: the cluster's addresses, with a notebook repr.
+    Also a context manager that shuts jray down on exit."""
+
+    def __init__(self, address_info: dict[str, Any]) -> None:
+        self.address_info = address_info
+        self.dashboard_url = address_info.get("dashboard_url")
+        self.python_version = ".".join(map(str, __import__("sys").version_info[:3]))
+        from jray import __version__
+
+        self.jray_version = __version__
+
+    def __getitem__(self, key: str) -> Any:
+        return self.address_info[key]
+
+    def __enter__(self) -> JrayContext:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        shutdown()
+
+    def disconnect(self) -> None:
+        shutdown()
+
+    def _summary(self) -> dict[str, Any]:
+        try:
+            res = cluster_resources()
+            nodes_alive = [n for n in nodes() if n["Alive"]]
+        except Exception:  # noqa: BLE001
+            res, nodes_alive = {}, []
+        return {"address": self.address_info.get("gcs_address"), "nodes": len(nodes_alive),
+                "CPU": res.get("CPU", 0), "GPU": res.get("GPU", 0),
+                "object_store_memory": res.get("object_store_memory", 0), "python": self.python_version,
+                "jray": self.jray_version}
+
+    def __repr__(self) -> str:
+        s = self._summary()
+        return (f"JrayContext(address={s['address']!r}, nodes={s['nodes']}, CPU={s['CPU']:g}, GPU={s['GPU']:g}, "
+                f"object_store={s['object_store_memory'] / 2**30:.1f} GiB)")
+
+    def _repr_html_(self) -> str:
+        import html
+
+        s = self._summary()
+        rows = "".join(
+            f"<tr><td style='text-align:left'><b>{html.escape(k)}</b></td><td style='text-align:left'>{html.escape(str(v))}</td></tr>"
+            for k, v in [("Address", s["address"]), ("Nodes", s["nodes"]), ("CPUs", f"{s['CPU']:g}"),
+                         ("GPUs", f"{s['GPU']:g}"),
+                         ("Object store", f"{s['object_store_memory'] / 2**30:.2f} GiB"),
+                         ("Python", s["python"]), ("jray", s["jray"])])
+        return f"<div class='jray-context'><h3 style='margin:0'>jray cluster</h3><table>{rows}</table></div>"
+
+
+def is_initialized() -> bool:
+    return global_state.worker is not None
+
+
+def _resolve_address(address: str | None) -> tuple[str, str] | None:
+    """(gcs address, token) of a running cluster to attach to, or None to start one."""
+    if address is None:
+        env = os.environ.get("JRAY_ADDRESS") or os.environ.get("RAY_ADDRESS")
+        if not env:
+            return None
+        address = env
+    if address in ("local",):
+        return None
+    info = _node.read_address_file()
+    if address == "auto":
+        if info is None:
+            raise ConnectionError("Could not find a running jray cluster (address='auto'): start one with "
+                                  "'jray start --head' or set JRAY_ADDRESS.")
+        return info["gcs_address"], info["token"]
+    address = address.removeprefix("jray://").removeprefix("ray://")
+    token = os.environ.get("JRAY_TOKEN")
+    if token is None and info is not None and info.get("gcs_address") == address:
+        token = info["token"]
+    if token is None:
+        raise ConnectionError(f"No token for the cluster at {address}: set JRAY_TOKEN or use the address file "
+                              "written by 'jray start --head'.")
+    return address, token
+
+
+def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus: float | None = None,
+         resources: dict[str, float] | None = None, object_store_memory: int | None = None,
+         namespace: str | None = None, ignore_reinit_error: bool = False, log_to_driver: bool = True,
+         runtime_env: dict[str, Any] | None = None, **kwargs: Any) -> JrayContext:
+    """Start a local cluster (head: GCS + raylet + workers) or attach to one."""
+    global _cluster, _context
+    unknown = set(kwargs) - _INIT_KEYS
+    if unknown:
+        raise TypeError(f"Unknown keyword argument(s) to init: {sorted(unknown)}")
+    with _lock:
+        if global_state.worker is not None:
+            if ignore_reinit_error:
+                return _context  # type: ignore[no-any-return]
+            raise RuntimeError("Maybe you called jray.init twice by accident? This error can be suppressed by "
+                               "passing in 'ignore_reinit_error=True' or by calling 'jray.shutdown()' prior to "
+                               "'jray.init()'.")
+        if runtime_env is not None:
+            from jray._private.options import _runtime_env
+
+            _runtime_env("runtime_env", runtime_env)
+        target = _resolve_address(address)
+        if target is not None:
+            if num_cpus is not None or num_gpus is not None or resources:
+                raise ValueError("When connecting to an existing cluster, num_cpus, num_gpus and resources must "
+                                 "not be provided.")
+            gcs_address, token = target
+            raylet_address, node_id = _local_raylet(gcs_address, token)
+        else:
+            _cluster = _node.start_head(num_cpus=num_cpus, num_gpus=num_gpus, resources=resources,
+                                        object_store_memory=object_store_memory, memory=kwargs.get("_memory"),
+                                        labels=kwargs.get("labels"))
+            gcs_address, token = _cluster.gcs_address, _cluster.token
+            raylet_address, node_id = _cluster.head.raylet_address, bytes.fromhex(_cluster.head.node_id)
+        w = CoreWorker(is_driver=True, gcs_address=gcs_address, raylet_address=raylet_address, token=token,
+                       node_id=node_id, namespace=namespace if namespace is not None else _anon_namespace(),
+                       log_to_driver=log_to_driver)
+        w.default_runtime_env = runtime_env
+        try:
+            w.connect()
+        except BaseException:
+            w.disconnect()
+            if _cluster is not None:
+                _node.stop_cluster(_cluster)
+                _cluster = None
+            raise
+        _context = JrayContext({"gcs_address": gcs_address, "address": gcs_address, "node_id": node_id.hex(),
+                                "session_dir": _cluster.session_dir if _cluster else "",
+                                "raylet_address": raylet_address})
+        os.environ.setdefault("JRAY_TOKEN_OF_" + gcs_address.replace(":", "_").replace(".", "_"), "")
+        return _context
+
+
+def _anon_namespace() -> str:
+    import uuid
+
+    return f"anonymous-{uuid.uuid4().hex[:12]}"
+
+
+def _local_raylet(gcs_address: str, token: str) -> tuple[str, bytes]:
+    import asyncio
+
+    from jray._private import rpc
+    from jray._private.protocol import gcs_pb2_grpc as ggrpc
+
+    async def fetch() -> Any:
+        ch = rpc.make_channel(gcs_address, token)
+        try:
+            return await ggrpc.GcsServiceStub(ch).GetAllNodeInfo(gpb.GetAllNodeInfoRequest(), timeout=10)
+        finally:
+            await ch.close()
+
+    try:
+        reply = asyncio.run(fetch()) if not _in_running_loop() else _run_in_thread(fetch)
+    except Exception as e:
+        raise ConnectionError(f"Could not reach the jray cluster at {gcs_address}: {e}") from None
+    alive = [n for n in reply.nodes if n.alive]
+    if not alive:
+        raise ConnectionError(f"The jray cluster at {gcs_address} has no live node.")
+    host = gcs_address.rsplit(":", 1)[0]
+    alive.sort(key=lambda n: (n.ip != host, not n.is_head))
+    n = alive[0]
+    return f"{n.ip}:{n.raylet_port}", n.node_id
+
+
+def _in_running_loop() -> bool:
+    import asyncio
+
+    try:
+        asyncio.get_running_loop()
+        return True
+    except RuntimeError:
+        return False
+
+
+def _run_in_thread(fn: Any) -> Any:
+    import asyncio
+
+    out: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            out["v"] = asyncio.run(fn())
+        except BaseException as e:  # noqa: BLE001
+            out["e"] = e
+
+    t = threading.Thread(target=run)
+    t.start()
+    t.join()
+    if "e" in out:
+        raise out["e"]
+    return out["v"]
+
+
+def shutdown(_exiting_interpreter: bool = False) -> None:
+    """Disconnect the driver and stop every process ``init`` started."""
+    global _cluster, _context
+    with _lock:
+        w = global_state.worker
+        if w is not None:
+            w.disconnect()
+            global_state.worker = None
+        if _cluster is not None:
+            _node.stop_cluster(_cluster)
+            _cluster = None
+        _context = None
+
+
+atexit.register(shutdown, True)
+
+
+def remote(*args: Any, **kwargs: Any) -> Any:
+    """``@remote`` / ``@remote(num_cpus=...)`` on a function or class."""
+    def make(obj: Any, opts: dict[str, Any]) -> Any:
+        if inspect.isclass(obj):
+            return ActorClass(obj, opts)
+        if callable(obj):
+            return RemoteFunction(obj, opts)
+        raise TypeError("The @jray.remote decorator must be applied to a function or a class.")
+
+    if len(args) == 1 and not kwargs and callable(args[0]):
+        return make(args[0], {})
+    if args:
+        raise TypeError("The @jray.remote decorator takes either one function/class or only keyword options, "
+                        "e.g. @jray.remote(num_cpus=2).")
+    return lambda obj: make(obj, kwargs)
+
+
+def _check_refs(object_refs: Any, what: str) -> list[ObjectRef]:
+    if isinstance(object_refs, ObjectRef):
+        return [object_refs]
+    if isinstance(object_refs, ObjectRefGenerator):
+        raise TypeError(f"{what} got an ObjectRefGenerator: iterate over it to get ObjectRefs.")
+    if not isinstance(object_refs, (list, tuple)):
+        raise TypeError(f"{what} expects an ObjectRef or a list of ObjectRefs, got {type(object_refs).__name__}.")
+    for r in object_refs:
+        if not isinstance(r, ObjectRef):
+            raise TypeError(f"{what} expects an ObjectRef or a list of ObjectRefs, got a list containing "
+                            f"{type(r).__name__}.")
+    return list(object_refs)
+
+
+def get(object_refs: Any, *, timeout: float | None = None) -> Any:
+    """The values of one ObjectRef or a list of them; blocks until ready."""
+    w = global_state.require_worker()
+    if isinstance(object_refs, ObjectRefGenerator):
+        return get(list(object_refs), timeout=timeout)
+    refs = _check_refs(object_refs, "jray.get()")
+    if timeout is not None and timeout < 0:
+        raise ValueError("'timeout' must be non-negative or None")
+    values = w.get(refs, timeout)
+    return values[0] if isinstance(object_refs, ObjectRef) else values
+
+
+def put(value: Any, *, _owner: Any = None) -> ObjectRef:
+    """Store ``value`` in the object store and return its ObjectRef."""
+    return global_state.require_worker().put(value)  # type: ignore[no-any-return]
+
+
+def wait(object_refs: Sequence[ObjectRef], *, num_returns: int = 1, timeout: float | None = None,
+         fetch_local: bool = True) -> tuple[list[ObjectRef], list[ObjectRef]]:
+    """Split refs into (ready, not ready) once ``num_returns`` are ready or on timeout."""
+    w = global_state.require_worker()
+    if isinstance(object_refs, ObjectRef):
+        raise TypeError("wait() expected a list of ObjectRef, got a single ObjectRef")
+    refs = _check_refs(object_refs, "jray.wait()")
+    if len({r.binary() for r in refs}) != len(refs):
+        raise ValueError("Wait requires a list of unique object refs.")
+    if isinstance(num_returns, bool) or not isinstance(num_returns, int) or num_returns < 0:
+        raise ValueError(f"num_returns must be a non-negative int, got {num_returns!r}")
+    if num_returns > len(refs):
+        raise ValueError(f"num_returns ({num_returns}) cannot be greater than the number of refs ({len(refs)}).")
+    if timeout is not None and timeout < 0:
+        raise ValueError("'timeout' must be non-negative or None")
+    return w.wait(refs, num_returns, timeout, fetch_local)  # type: ignore[no-any-return]
+
+
+def cancel(ref: ObjectRef, *, force: bool = False, recursive: bool = True) -> None:
+    """Cancel the task that produces ``ref``: get() then raises TaskCancelledError."""
+    w = global_state.require_worker()
+    if not isinstance(ref, ObjectRef):
+        raise TypeError(f"cancel() expects an ObjectRef, got {type(ref).__name__}")
+    from jray._private.ids import task_id_of
+
+    w.call_soon(w.task_submitter.cancel, task_id_of(ref.binary()), force, recursive)
+
+
+def kill(actor: ActorHandle, *, no_restart: bool = True) -> None:
+    """Kill an actor at once (pending calls fail with ActorDiedError)."""
+    w = global_state.require_worker()
+    if not isinstance(actor, ActorHandle):
+        raise ValueError(f"jray.kill() only supports actors. Got: {type(actor).__name__}.")
+
+    async def call() -> None:
+        await w.gcs.KillActor(gpb.KillActorRequest(actor_id=actor._actor_id, force=True, no_restart=no_restart))
+
+    w.run_sync(call())
+
+
+def get_actor(name: str, namespace: str | None = None) -> ActorHandle:
+    """The handle of the live actor named ``name`` in ``namespace``."""
+    w = global_state.require_worker()
+    if not isinstance(name, str) or not name:
+        raise ValueError("Please supply a non-empty actor name, e.g. get_actor('my_actor').")
+    ns = w.namespace if namespace is None else namespace
+
+    async def call() -> Any:
+        return await w.gcs.GetNamedActor(gpb.GetNamedActorRequest(name=name, namespace=ns))
+
+    reply = w.run_sync(call())
+    if not reply.found:
+        raise ValueError(f"Failed to look up actor with name '{name}' in namespace '{ns}'. This could be because "
+                         "1. You are trying to look up a named actor you didn't create. 2. The named actor died. "
+                         "3. You did not use a namespace matching the namespace of the actor.")
+    return ActorHandle._from_info(reply.actor)
+
+
+def _node_infos() -> list[gpb.NodeInfo]:
+    w = global_state.require_worker()
+
+    async def call() -> Any:
+        return await w.gcs.GetAllNodeInfo(gpb.GetAllNodeInfoRequest())
+
+    return list(w.run_sync(call()).nodes)
+
+
+def nodes() -> list[dict[str, Any]]:
+    """One dict per node (Ray's keys: NodeID, Alive, NodeManagerAddress, Resources, ...)."""
+    out = []
+    for n in _node_infos():
+        res = dict(n.resources_total)
+        res["object_store_memory"] = float(n.object_store_memory)
+        out.append({"NodeID": n.node_id.hex(), "Alive": n.alive, "NodeManagerAddress": n.ip,
+                    "NodeManagerPort": n.raylet_port, "NodeName": n.ip, "Resources": res,
+                    "alive": n.alive, "IsHead": n.is_head, "ObjectStoreSocketName": n.store_path,
+                    "Labels": dict(n.labels)})
+    return out
+
+
+def cluster_resources() -> dict[str, float]:
+    """Total resources of the live nodes."""
+    total: dict[str, float] = {}
+    for n in _node_infos():
+        if not n.alive:
+            continue
+        for k, v in n.resources_total.items():
+            total[k] = total.get(k, 0.0) + v
+        total["object_store_memory"] = total.get("object_store_memory", 0.0) + n.object_store_memory
+    return total
+
+
+def available_resources() -> dict[str, float]:
+    """Resources not held by running tasks and actors (as of the last heartbeat)."""
+    total: dict[str, float] = {}
+    for n in _node_infos():
+        if not n.alive:
+            continue
+        for k, v in n.resources_available.items():
+            if v > 0:
+                total[k] = total.get(k, 0.0) + v
+        free = n.object_store_memory - n.store_used
+        total["object_store_memory"] = total.get("object_store_memory", 0.0) + free
+    return {k: v for k, v in total.items() if v > 0}
+
+
+def get_gpu_ids() -> list[int]:
+    """GPU ids assigned to the current task or actor."""
+    from jray._private.worker.core_worker import current_task
+
+    w = global_state.require_worker()
+    spec = current_task.get()
+    if spec is not None and spec.gpu_ids:
+        return list(spec.gpu_ids)
+    if w.executor is not None and w.executor.actor_spec is not None:
+        return list(w.executor.actor_spec.gpu_ids)
+    return []
+
+
+def get_runtime_context() -> Any:
+    from jray.runtime_context import RuntimeContext
+
+    return RuntimeContext(global_state.require_worker())
+
+
+__all__ = ["init", "shutdown", "is_initialized", "remote", "get", "put", "wait", "cancel", "kill", "get_actor",
+           "nodes", "cluster_resources", "available_resources", "get_gpu_ids", "get_runtime_context",
+           "JrayContext", "exceptions"]
