@@ -25,8 +25,6 @@ logger = logging.getLogger(__name__)
 
 
 async def main(ns: argparse.Namespace) -> None:
-    from jray._private.object_store import Arena, LocalObjectStore
-
     token = os.environ["JRAY_TOKEN"]
     gcs_address = ns.gcs_address
     if gcs_address == "-":
@@ -36,9 +34,15 @@ async def main(ns: argparse.Namespace) -> None:
     logs = os.path.join(ns.session_dir, "logs")
     os.makedirs(logs, exist_ok=True)
     store_path = f"/dev/shm/jray-{os.path.basename(ns.session_dir)}-{node_id.hex()[:12]}"
-    arena = Arena.create(store_path, ns.object_store_memory)
     spill_dir = ns.spill_dir or os.path.join(ns.session_dir, f"spill-{node_id.hex()[:12]}")
-    store = LocalObjectStore(arena, ns.object_store_memory, spill_dir=spill_dir)
+    try:
+        from jray._private.object_store import Arena, LocalObjectStore
+    except ImportError:  # transitional: values stay inline without a store
+        arena = store = None
+        store_path = ""
+    else:
+        arena = Arena.create(store_path, ns.object_store_memory)
+        store = LocalObjectStore(arena, ns.object_store_memory, spill_dir=spill_dir)
     raylet = Raylet(token=token, node_id=node_id, ip=ns.node_ip, resources=resources, gcs_address=gcs_address,
                     store=store, arena=arena, store_path=store_path, session_dir=ns.session_dir,
                     is_head=ns.head, labels=json.loads(ns.labels))
@@ -74,9 +78,10 @@ async def main(ns: argparse.Namespace) -> None:
         await asyncio.wait_for(raylet.gcs.UnregisterNode(gpb.UnregisterNodeRequest(node_id=node_id)), 1)
     except Exception:  # noqa: BLE001 - the GCS may be gone already
         pass
-    store.close()
-    arena.close()
-    arena.unlink()
+    if store is not None:
+        store.close()
+        arena.close()
+        arena.unlink()
     await server.stop(grace=0.1)
 
 
