@@ -1,0 +1,514 @@
+"""``multiprocessing.Pool`` on jray actors (Ray's ``ray.util.multiprocessing``).
+
+Each "process" of the pool is one actor. Work is cut into chunks, and each
+chunk is one actor call that runs the function over its items, catching
+their errors one by one so a failure comes back as the original exception
+(with the remote traceback as its ``__cause__``, as the standard library
+does).
+"""
+
+from __future__ import annotations
+
+import builtins
+import itertools
+import logging
+import multiprocessing
+import os
+import threading
+import traceback
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import jray
+
+logger = logging.getLogger(__name__)
+
+# An item of a chunk: positional and keyword arguments of one call.
+_Call = tuple[tuple[Any, ...], dict[str, Any]]
+# What a chunk gives back per item: (True, value) or (False, (exception, traceback text)).
+_Outcome = tuple[bool, Any]
+
+
+class TimeoutError(multiprocessing.TimeoutError, builtins.TimeoutError):
+    """Raised when a result is not ready within the timeout given to ``get``/``next``."""
+
+
+class RemoteTraceback(Exception):
+    """The traceback text of an error raised in a pool actor (set as its ``__cause__``)."""
+
+    def __init__(self, tb: str) -> None:
+        super().__init__(tb)
+        self.tb = tb
+
+    def __str__(self) -> str:
+        return self.tb
+
+
+class _PoolActor:
+    """One worker of the pool; runs ``initializer`` once, then chunks of calls."""
+
+    def __init__(self, initializer: Callable[..., Any] | None, initargs: tuple[Any, ...]) -> None:
+        if initializer is not None:
+            initializer(*initargs)
+
+    def ping(self) -> int:
+        return os.getpid()
+
+    def run_batch(self, func: Callable[..., Any], calls: list[_Call]) -> list[_Outcome]:
+        out: list[_Outcome] = []
+        for args, kwargs in calls:
+            try:
+                out.append((True, func(*args, **kwargs)))
+            except Exception as e:  # noqa: BLE001 - sent back to the caller
+                out.append((False, (_picklable(e), traceback.format_exc())))
+        return out
+
+    def exit(self) -> None:
+        from jray.actor import exit_actor
+
+        exit_actor()
+
+
+def _picklable(e: BaseException) -> BaseException:
+    import cloudpickle
+
+    try:
+        cloudpickle.loads(cloudpickle.dumps(e))
+        return e
+    except Exception:  # noqa: BLE001
+        return RuntimeError(
+            f"{type(e).__name__}: {e} (the original exception could not be pickled)"
+        )
+
+
+def _unwrap(outcome: _Outcome) -> Any:
+    ok, value = outcome
+    if ok:
+        return value
+    exc, tb = value
+    raise _with_cause(exc, tb)
+
+
+def _with_cause(exc: BaseException, tb: str) -> BaseException:
+    exc.__cause__ = RemoteTraceback(f'\n"""\n{tb}"""')
+    return exc
+
+
+_actor_class: Any = None
+
+
+def _pool_actor_class() -> Any:
+    global _actor_class
+    if _actor_class is None:
+        _actor_class = jray.remote(_PoolActor)
+    return _actor_class
+
+
+class AsyncResult:
+    """The future result of ``apply_async`` / ``map_async`` / ``starmap_async``."""
+
+    def __init__(
+        self,
+        chunk_refs: list[Any],
+        callback: Callable[[Any], Any] | None = None,
+        error_callback: Callable[[BaseException], Any] | None = None,
+        single_result: bool = False,
+    ) -> None:
+        self._callback = callback
+        self._error_callback = error_callback
+        self._single = single_result
+        self._done = threading.Event()
+        self._lock = threading.Lock()
+        self._chunks: list[list[_Outcome] | None] = [None] * len(chunk_refs)
+        self._left = len(chunk_refs)
+        self._value: Any = None
+        self._error: BaseException | None = None
+        if not chunk_refs:
+            self._finish()
+        for i, ref in enumerate(chunk_refs):
+            ref.future().add_done_callback(lambda f, i=i: self._on_chunk(i, f))
+
+    def _on_chunk(self, i: int, fut: Any) -> None:
+        try:
+            chunk = fut.result()
+        except BaseException as e:  # noqa: BLE001 - e.g. the actor died (terminate)
+            chunk = [(False, (e, ""))]
+        with self._lock:
+            self._chunks[i] = chunk
+            self._left -= 1
+            last = self._left == 0
+        if last:
+            self._finish()
+
+    def _finish(self) -> None:
+        values = []
+        for chunk in self._chunks:
+            for ok, value in chunk or ():
+                if not ok:
+                    exc, tb = value
+                    self._error = _with_cause(exc, tb) if tb else exc
+                    break
+                values.append(value)
+            if self._error is not None:
+                break
+        if self._error is None:
+            self._value = values[0] if self._single else values
+        self._done.set()
+        try:
+            if self._error is not None:
+                if self._error_callback is not None:
+                    self._error_callback(self._error)
+            elif self._callback is not None:
+                self._callback(self._value)
+        except Exception:  # a callback must not kill the thread resolving results
+            logger.exception("Pool result callback raised")
+
+    def ready(self) -> bool:
+        """Whether the call has finished (successfully or not)."""
+        return self._done.is_set()
+
+    def successful(self) -> bool:
+        """Whether the call finished without raising; ValueError if not ready."""
+        if not self.ready():
+            raise ValueError(f"{self!r} not ready")
+        return self._error is None
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Block until the result is ready or ``timeout`` seconds pass."""
+        self._done.wait(timeout)
+
+    def get(self, timeout: float | None = None) -> Any:
+        """The result; re-raises the call's exception; TimeoutError past ``timeout``."""
+        if not self._done.wait(timeout):
+            raise TimeoutError(f"Result not ready after {timeout} s")
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+class IMapIterator:
+    """The iterator of ``imap`` (in order) and ``imap_unordered`` (as ready).
+
+    Chunks are submitted lazily, a few per actor ahead of the consumer, so
+    the input may be a long (even endless) generator.
+    """
+
+    def __init__(
+        self,
+        pool: Pool,
+        func: Callable[..., Any],
+        calls: Iterator[_Call],
+        chunksize: int,
+        ordered: bool,
+    ) -> None:
+        self._pool = pool
+        self._func = jray.put(func)
+        self._chunks = _chunked(calls, chunksize)
+        self._ordered = ordered
+        self._in_flight: deque[tuple[Any, int]] = deque()  # (ref, actor slot)
+        self._ready: deque[_Outcome] = deque()
+        self._exhausted = False
+        for _ in range(2):
+            for slot in range(len(pool._actors)):
+                self._submit_next(slot)
+
+    def _submit_next(self, slot: int) -> None:
+        if self._exhausted:
+            return
+        chunk = next(self._chunks, None)
+        if chunk is None:
+            self._exhausted = True
+            return
+        self._in_flight.append((self._pool._run_batch(slot, self._func, chunk), slot))
+
+    def __iter__(self) -> IMapIterator:
+        return self
+
+    def __next__(self) -> Any:
+        return self.next()
+
+    def next(self, timeout: float | None = None) -> Any:
+        """The next result; TimeoutError if none is ready within ``timeout`` seconds."""
+        if not self._ready:
+            if not self._in_flight:
+                raise StopIteration
+            if self._ordered:
+                ref, slot = self._in_flight[0]
+            else:
+                ready, _ = jray.wait(
+                    [r for r, _ in self._in_flight], num_returns=1, timeout=timeout
+                )
+                if not ready:
+                    raise TimeoutError(f"No result ready after {timeout} s")
+                ref, slot = next(e for e in self._in_flight if e[0] == ready[0])
+            try:
+                chunk = jray.get(ref, timeout=timeout)
+            except jray.exceptions.GetTimeoutError:
+                raise TimeoutError(f"Result not ready after {timeout} s") from None
+            self._in_flight.remove((ref, slot))
+            self._ready.extend(chunk)
+            self._submit_next(slot)
+        return _unwrap(self._ready.popleft())
+
+
+def _chunked(calls: Iterator[_Call], size: int) -> Iterator[list[_Call]]:
+    while True:
+        chunk = list(itertools.islice(calls, size))
+        if not chunk:
+            return
+        yield chunk
+
+
+def _one_arg(iterable: Iterable[Any]) -> Iterator[_Call]:
+    return (((x,), {}) for x in iterable)
+
+
+def _star_args(iterable: Iterable[Iterable[Any]]) -> Iterator[_Call]:
+    return ((tuple(args), {}) for args in iterable)
+
+
+class Pool:
+    """A pool of actors with the ``multiprocessing.Pool`` API.
+
+    ``processes`` defaults to the cluster's CPU count; jray is initialized
+    (locally with that many CPUs, or at ``ray_address``) if it is not yet.
+    ``initializer(*initargs)`` runs once in each actor; with
+    ``maxtasksperchild`` an actor is replaced after that many chunks.
+    ``ray_remote_args`` are the actors' ``.options(...)``. ``context`` is
+    accepted and ignored, as in Ray.
+    """
+
+    def __init__(
+        self,
+        processes: int | None = None,
+        initializer: Callable[..., Any] | None = None,
+        initargs: Iterable[Any] | None = (),
+        maxtasksperchild: int | None = None,
+        context: Any = None,
+        ray_address: str | None = None,
+        ray_remote_args: dict[str, Any] | None = None,
+    ) -> None:
+        if initializer is not None and not callable(initializer):
+            raise TypeError("initializer must be a callable")
+        if maxtasksperchild is not None and (
+            not isinstance(maxtasksperchild, int) or maxtasksperchild < 1
+        ):
+            raise ValueError("maxtasksperchild must be a positive int or None")
+        if processes is not None and processes < 1:
+            raise ValueError("Number of processes must be at least 1")
+        self._initializer = initializer
+        self._initargs = tuple(initargs or ())
+        self._maxtasksperchild = maxtasksperchild
+        self._remote_args = dict(ray_remote_args or {})
+        self._closed = False
+        self._terminated = False
+        self._lock = threading.Lock()
+        self._next_slot = 0
+        self._processes = self._init_cluster(processes, ray_address)
+        self._actors: list[Any] = [self._new_actor() for _ in range(self._processes)]
+        self._tasks_run = [0] * self._processes
+        self._retired: list[Any] = []  # replaced by maxtasksperchild; exit once done
+        # Waiting here surfaces a failing initializer at construction, as in Ray.
+        jray.get([a.ping.remote() for a in self._actors])
+
+    @staticmethod
+    def _init_cluster(processes: int | None, ray_address: str | None) -> int:
+        if not jray.is_initialized():
+            env = os.environ.get("JRAY_ADDRESS") or os.environ.get("RAY_ADDRESS")
+            if ray_address in (None, "local") and not (ray_address is None and env):
+                jray.init(num_cpus=processes)
+            else:
+                jray.init(address=ray_address)
+        cpus = int(jray.cluster_resources().get("CPU", 0))
+        if processes is None:
+            return max(cpus, 1)
+        if processes > cpus:
+            raise ValueError(
+                f"Tried to start a pool with {processes} processes on a jray cluster that has only "
+                f"{cpus} CPUs."
+            )
+        return processes
+
+    def _new_actor(self) -> Any:
+        return (
+            _pool_actor_class()
+            .options(**self._remote_args)
+            .remote(self._initializer, self._initargs)
+        )
+
+    def _check_running(self) -> None:
+        if self._closed:
+            raise ValueError("Pool not running")
+
+    def _run_batch(self, slot: int, func: Any, chunk: list[_Call]) -> Any:
+        """Send one chunk to the actor in ``slot``; replace that actor once it
+        has run ``maxtasksperchild`` chunks (it exits after finishing them)."""
+        with self._lock:
+            actor = self._actors[slot]
+            ref = actor.run_batch.remote(func, chunk)
+            self._tasks_run[slot] += 1
+            if (
+                self._maxtasksperchild is not None
+                and self._tasks_run[slot] >= self._maxtasksperchild
+            ):
+                actor.exit.remote()
+                self._retired.append(actor)
+                self._actors[slot] = self._new_actor()
+                self._tasks_run[slot] = 0
+        return ref
+
+    def _take_slot(self) -> int:
+        with self._lock:
+            slot = self._next_slot
+            self._next_slot = (slot + 1) % len(self._actors)
+            return slot
+
+    def _chunksize(self, n: int, chunksize: int | None) -> int:
+        if chunksize is not None:
+            if chunksize < 1:
+                raise ValueError(f"Chunksize must be 1+, not {chunksize}")
+            return chunksize
+        size, extra = divmod(n, len(self._actors) * 4)
+        return max(size + (1 if extra else 0), 1)
+
+    def _map_async(
+        self,
+        func: Callable[..., Any],
+        calls: list[_Call],
+        chunksize: int | None,
+        callback: Callable[[Any], Any] | None,
+        error_callback: Callable[[BaseException], Any] | None,
+    ) -> AsyncResult:
+        self._check_running()
+        size = self._chunksize(len(calls), chunksize)
+        func_ref = jray.put(func)
+        refs = [
+            self._run_batch(self._take_slot(), func_ref, calls[i : i + size])
+            for i in range(0, len(calls), size)
+        ]
+        return AsyncResult(refs, callback, error_callback)
+
+    # -- the multiprocessing.Pool API -------------------------------------
+    def apply(
+        self, func: Callable[..., Any], args: Iterable[Any] = (), kwds: dict[str, Any] | None = None
+    ) -> Any:
+        """``func(*args, **kwds)`` in one actor; blocks for the result."""
+        return self.apply_async(func, args, kwds).get()
+
+    def apply_async(
+        self,
+        func: Callable[..., Any],
+        args: Iterable[Any] | None = (),
+        kwds: dict[str, Any] | None = None,
+        callback: Callable[[Any], Any] | None = None,
+        error_callback: Callable[[BaseException], Any] | None = None,
+    ) -> AsyncResult:
+        """``func(*args, **kwds)`` in one actor; returns an AsyncResult."""
+        self._check_running()
+        ref = self._run_batch(self._take_slot(), func, [(tuple(args or ()), dict(kwds or {}))])
+        return AsyncResult([ref], callback, error_callback, single_result=True)
+
+    def map(
+        self, func: Callable[[Any], Any], iterable: Iterable[Any], chunksize: int | None = None
+    ) -> list[Any]:
+        """``[func(x) for x in iterable]``, computed in chunks across the actors."""
+        return self.map_async(func, iterable, chunksize).get()  # type: ignore[no-any-return]
+
+    def map_async(
+        self,
+        func: Callable[[Any], Any],
+        iterable: Iterable[Any],
+        chunksize: int | None = None,
+        callback: Callable[[Any], Any] | None = None,
+        error_callback: Callable[[BaseException], Any] | None = None,
+    ) -> AsyncResult:
+        """``map`` that returns an AsyncResult of the list."""
+        return self._map_async(func, list(_one_arg(iterable)), chunksize, callback, error_callback)
+
+    def starmap(
+        self,
+        func: Callable[..., Any],
+        iterable: Iterable[Iterable[Any]],
+        chunksize: int | None = None,
+    ) -> list[Any]:
+        """``[func(*args) for args in iterable]``, computed across the actors."""
+        return self.starmap_async(func, iterable, chunksize).get()  # type: ignore[no-any-return]
+
+    def starmap_async(
+        self,
+        func: Callable[..., Any],
+        iterable: Iterable[Iterable[Any]],
+        chunksize: int | None = None,
+        callback: Callable[[Any], Any] | None = None,
+        error_callback: Callable[[BaseException], Any] | None = None,
+    ) -> AsyncResult:
+        """``starmap`` that returns an AsyncResult of the list."""
+        return self._map_async(
+            func, list(_star_args(iterable)), chunksize, callback, error_callback
+        )
+
+    def imap(
+        self, func: Callable[[Any], Any], iterable: Iterable[Any], chunksize: int = 1
+    ) -> IMapIterator:
+        """An iterator of ``func(x)`` in input order, computed ahead of the consumer."""
+        self._check_running()
+        return IMapIterator(
+            self, func, _one_arg(iterable), self._chunksize(0, chunksize), ordered=True
+        )
+
+    def imap_unordered(
+        self, func: Callable[[Any], Any], iterable: Iterable[Any], chunksize: int = 1
+    ) -> IMapIterator:
+        """Like ``imap``, but yields results as they finish."""
+        self._check_running()
+        return IMapIterator(
+            self, func, _one_arg(iterable), self._chunksize(0, chunksize), ordered=False
+        )
+
+    def close(self) -> None:
+        """Accept no more work; the actors finish what they were given."""
+        self._closed = True
+
+    def terminate(self) -> None:
+        """Stop at once: kill the actors; unfinished results fail."""
+        self._closed = True
+        if self._terminated:
+            return
+        self._terminated = True
+        if not jray.is_initialized():
+            return
+        for actor in self._actors + self._retired:
+            try:
+                jray.kill(actor)
+            except Exception:  # noqa: BLE001 - already gone
+                logger.debug("kill of pool actor failed", exc_info=True)
+
+    def join(self) -> None:
+        """Wait until the actors finished all their work, then stop them
+        (after ``close`` or ``terminate``)."""
+        if not self._closed:
+            raise ValueError("Pool is still running")
+        if self._terminated:
+            return
+        # Calls to one actor run in order: a ping answered means its work is
+        # done (a retired actor answers "died" once it has exited after its work).
+        for ping in [a.ping.remote() for a in self._actors + self._retired]:
+            try:
+                jray.get(ping)
+            except jray.exceptions.RayActorError:
+                pass
+        self.terminate()
+
+    def __enter__(self) -> Pool:
+        self._check_running()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.terminate()
+
+    def __reduce__(self) -> Any:
+        raise TypeError("Pool objects cannot be passed between processes or pickled")
+
+
+__all__ = ["AsyncResult", "IMapIterator", "Pool", "TimeoutError"]
