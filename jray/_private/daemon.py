@@ -15,7 +15,7 @@ import time
 from typing import Any
 
 
-def setup_logging(log_path: str | None, level: int = logging.INFO) -> None:
+def setup_logging(log_path: str | None, level: int = logging.DEBUG if os.environ.get("JRAY_DEBUG") else logging.INFO) -> None:
     handlers: list[logging.Handler] = []
     if log_path:
         handlers.append(logging.FileHandler(log_path))

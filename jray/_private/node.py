@@ -10,6 +10,9 @@ only the user can read.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import glob
 import json
 import os
 import secrets
@@ -19,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -287,3 +291,181 @@ def stop_cluster(c: ClusterHandle) -> None:
         stop_node(node)
     stop_pid(c.gcs_pid, c.gcs_proc)
     remove_address_file_if(c)
+
+
+# -- clusters that outlive their starter (the ``jray`` command line) ----------
+# ``jray start`` exits once its daemons are up, so later commands know the
+# cluster only from ``cluster.json``: pids, not Popen objects. A recorded pid
+# may have been reused by an unrelated process since, so every pid is checked
+# against this session before anything is signalled, and nothing is ever
+# selected by process name.
+
+
+def load_session(session_dir: str) -> ClusterHandle:
+    """The handle of the cluster recorded in ``<session_dir>/cluster.json``."""
+    with open(os.path.join(session_dir, "cluster.json")) as f:
+        info = json.load(f)
+    handle = ClusterHandle(info["gcs_address"], info["token"], info["session_dir"], int(info["gcs_pid"]))
+    handle.nodes = [NodeHandle(n["node_id"], n["raylet_address"], int(n["raylet_pid"]), n["store_path"])
+                    for n in info["nodes"]]
+    return handle
+
+
+@contextlib.contextmanager
+def session_lock(session_dir: str) -> Iterator[None]:
+    """Serialises read-modify-write of ``cluster.json`` between processes
+    (two ``jray start --address`` run at once must both be recorded)."""
+    fd = os.open(os.path.join(session_dir, "cluster.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def join_cluster(gcs_address: str, token: str, session_dir: str | None = None,
+                 **node_args: Any) -> tuple[ClusterHandle, NodeHandle]:
+    """Start a detached raylet that joins the GCS at ``gcs_address`` and record
+    it in ``cluster.json``: that of ``session_dir`` (the cluster's session on
+    this machine), else of a new session for a node whose GCS runs on another
+    host (recorded with ``gcs_pid`` 0: nothing here to stop for it)."""
+    if session_dir is None:
+        handle = ClusterHandle(gcs_address, token, new_session_dir(), 0)
+        return handle, add_node(handle, detached=True, **node_args)
+    with session_lock(session_dir):
+        handle = load_session(session_dir)
+        return handle, add_node(handle, detached=True, **node_args)
+
+
+def _cmdline(p: psutil.Process) -> list[str]:
+    try:
+        return p.cmdline()
+    except psutil.Error:
+        return []
+
+
+def _is_daemon_of(pid: int, module: str, session_dir: str) -> psutil.Process | None:
+    """The live process ``pid`` if it is still ``python -m <module>`` of this session."""
+    if pid <= 0:
+        return None
+    try:
+        p = psutil.Process(pid)
+        if p.status() == psutil.STATUS_ZOMBIE:
+            return None
+    except psutil.Error:
+        return None
+    cmd = _cmdline(p)
+    if module in cmd and any(session_dir in arg for arg in cmd):
+        return p
+    return None
+
+
+def _workers_of(raylet_pid: int, raylet: psutil.Process | None, session_dir: str) -> list[psutil.Process]:
+    """The workers a raylet started: its descendants, and the members of its
+    session (a detached raylet leads one; its workers stay there after it dies),
+    each confirmed by the environment the raylet gave it."""
+    cands: dict[int, psutil.Process] = {}
+    if raylet is not None:
+        with contextlib.suppress(psutil.Error):
+            cands.update((c.pid, c) for c in raylet.children(recursive=True))
+    for p in psutil.process_iter():
+        with contextlib.suppress(OSError):
+            if p.pid not in cands and p.pid != raylet_pid and os.getsid(p.pid) == raylet_pid:
+                cands[p.pid] = p
+    out = []
+    for p in cands.values():
+        try:
+            env = p.environ()
+            if (p.status() != psutil.STATUS_ZOMBIE and env.get("JRAY_SESSION_DIR") == session_dir
+                    and env.get("JRAY_RAYLET_PID") == str(raylet_pid)):
+                out.append(p)
+        except psutil.Error:
+            pass
+    return out
+
+
+def session_processes(info: dict[str, Any]) -> list[tuple[str, psutil.Process]]:
+    """The live processes of the cluster recorded in ``info`` (what
+    ``read_address_file`` returns), as (role, process) with role "gcs",
+    "raylet" or "worker"."""
+    session_dir = info["session_dir"]
+    out: list[tuple[str, psutil.Process]] = []
+    for n in info.get("nodes", []):
+        pid = int(n["raylet_pid"])
+        raylet = _is_daemon_of(pid, "jray._private.raylet", session_dir)
+        if raylet is not None:
+            out.append(("raylet", raylet))
+        out.extend(("worker", w) for w in _workers_of(pid, raylet, session_dir))
+    gcs = _is_daemon_of(int(info.get("gcs_pid", 0)), "jray._private.gcs", session_dir)
+    if gcs is not None:
+        out.append(("gcs", gcs))
+    return out
+
+
+def session_store_files(info: dict[str, Any]) -> list[str]:
+    """The ``/dev/shm`` store files of the cluster's nodes on this machine."""
+    paths = {n["store_path"] for n in info.get("nodes", []) if n.get("store_path")}
+    paths.update(glob.glob(f"/dev/shm/jray-{os.path.basename(info['session_dir'])}-*"))
+    return sorted(p for p in paths if os.path.exists(p))
+
+
+def _gone(p: psutil.Process) -> bool:
+    # A zombie has exited; its parent (init, once ``jray start`` is gone) may
+    # reap it late or, in some containers, never.
+    try:
+        return not p.is_running() or p.status() == psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return True
+
+
+def _wait_gone(procs: list[psutil.Process], timeout: float) -> list[psutil.Process]:
+    """Wait until every process has exited; returns those still alive."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for p in procs:  # reap our own children (``jray start --block``)
+            with contextlib.suppress(psutil.Error, ChildProcessError):
+                if p.ppid() == os.getpid():
+                    p.wait(0)
+        alive = [p for p in procs if not _gone(p)]
+        if not alive or time.monotonic() >= deadline:
+            return alive
+        time.sleep(0.05)
+
+
+def stop_session(info: dict[str, Any], *, grace: float = 10.0, force: bool = False) -> dict[str, Any]:
+    """Stop every process of the cluster recorded in ``info``: raylets first
+    (they stop their workers and unlink their stores), then the GCS, each with
+    SIGTERM and SIGKILL after ``grace`` seconds (at once with ``force``).
+    Removes the store files, and the address file when it names this cluster.
+    Returns the pids stopped by role, those that needed SIGKILL and the files
+    removed."""
+    procs = session_processes(info)
+    stopped: dict[str, list[int]] = {"gcs": [], "raylet": [], "worker": []}
+    for role, p in procs:
+        stopped[role].append(p.pid)
+
+    def signal_all(ps: list[psutil.Process], kill: bool) -> None:
+        for p in ps:  # psutil refuses to signal a pid that was reused
+            with contextlib.suppress(psutil.Error):
+                p.kill() if kill else p.terminate()
+
+    alive = [p for _, p in procs]
+    if not force:
+        deadline = time.monotonic() + grace
+        raylets = [p for role, p in procs if role == "raylet"]
+        signal_all(raylets, kill=False)
+        _wait_gone(raylets, grace)
+        signal_all([p for role, p in procs if role != "raylet"], kill=False)
+        alive = _wait_gone(alive, max(0.5, deadline - time.monotonic()))
+    killed = [p.pid for p in alive]
+    signal_all(alive, kill=True)
+    _wait_gone(alive, 5.0)
+    files = session_store_files(info)
+    for path in files:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+    current = read_address_file()
+    if current is not None and current.get("session_dir") == info["session_dir"]:
+        with contextlib.suppress(OSError):
+            os.unlink(address_file())
+    return {"pids": stopped, "killed": killed, "store_files": files}

@@ -70,7 +70,7 @@ class NodeResources:
         for k, v in alloc.demand.items():
             if k == "CPU" and alloc.cpu_released:
                 continue
-            self.available[k] = min(self.total.get(k, 0.0), self.available.get(k, 0.0) + v)
+            self.available[k] = self.available.get(k, 0.0) + v
         for i, s in alloc.gpu_shares.items():
             self.gpu_free[i] = min(1.0, self.gpu_free[i] + s)
         alloc.demand = {}

@@ -35,6 +35,7 @@ class LeaseRecord:
     worker: WorkerProc
     alloc: Allocation
     actor_id: bytes = b""
+    owner_id: bytes = b""
 
 
 class Raylet(rgrpc.RayletServiceServicer):
@@ -105,6 +106,8 @@ class Raylet(rgrpc.RayletServiceServicer):
             await asyncio.sleep(0.05)
             for w in self.workers.reap_dead():
                 await self._on_worker_death(w)
+            for d in self.workers.dead_drivers():
+                self.release_leases_owned_by(d.worker_id)
             self.workers.kill_idle_beyond(int(self.res.total.get("CPU", 1)), config.IDLE_WORKER_KILL_SECONDS)
 
     async def _on_worker_death(self, w: WorkerProc) -> None:
@@ -117,6 +120,7 @@ class Raylet(rgrpc.RayletServiceServicer):
             self.leases.pop(lease.lease_id, None)
             self.res.release(lease.alloc)
             self._dispatch()
+        self.release_leases_owned_by(w.worker_id)
         if w.actor_id:
             reason = f"its worker process (pid={w.pid}) died unexpectedly (exit code {code})"
             try:
@@ -124,6 +128,16 @@ class Raylet(rgrpc.RayletServiceServicer):
                     worker_id=w.worker_id, node_id=self.node_id, actor_id=w.actor_id, reason=reason))
             except grpc.RpcError:
                 pass
+
+    def release_leases_owned_by(self, owner_id: bytes) -> None:
+        """The owner of some leases died: take its workers back."""
+        assert self.workers is not None
+        for lease in [x for x in self.leases.values() if x.owner_id == owner_id and not x.actor_id]:
+            self.leases.pop(lease.lease_id, None)
+            self.lease_by_worker.pop(lease.worker.worker_id, None)
+            self.res.release(lease.alloc)
+            self.workers.push_idle(lease.worker)
+        self._dispatch()
 
     # -- workers -------------------------------------------------------------
     async def RegisterWorker(self, request: rpb.RegisterWorkerRequest, context: Any) -> rpb.RegisterWorkerReply:
@@ -185,11 +199,12 @@ class Raylet(rgrpc.RayletServiceServicer):
             self.res.release(alloc)
             self._dispatch()
             return rpb.WorkerLeaseReply(error=f"could not start a worker: {e}")
-        lease = LeaseRecord(random_id(16), w, alloc, request.actor_id)
+        lease = LeaseRecord(random_id(16), w, alloc, request.actor_id, request.owner_worker_id)
         w.lease_id = lease.lease_id
         w.actor_id = request.actor_id
         self.leases[lease.lease_id] = lease
         self.lease_by_worker[w.worker_id] = lease
+        logger.debug("grant %s to %s cpu=%s", lease.lease_id.hex()[:6], w.pid, self.res.available.get("CPU"))
         return rpb.WorkerLeaseReply(
             granted=True, lease_id=lease.lease_id, gpu_ids=alloc.gpu_ids, assigned=alloc.demand,
             worker=cpb.Address(ip=self.ip, port=w.port, worker_id=w.worker_id, node_id=self.node_id))
@@ -202,6 +217,7 @@ class Raylet(rgrpc.RayletServiceServicer):
 
     async def ReturnWorker(self, request: rpb.ReturnWorkerRequest, context: Any) -> rpb.ReturnWorkerReply:
         lease = self.leases.pop(request.lease_id, None)
+        logger.debug("return %s found=%s", request.lease_id.hex()[:6], lease is not None)
         if lease is not None:
             self.lease_by_worker.pop(lease.worker.worker_id, None)
             self.res.release(lease.alloc)
@@ -215,6 +231,7 @@ class Raylet(rgrpc.RayletServiceServicer):
 
     async def WorkerBlocked(self, request: rpb.WorkerBlockedRequest, context: Any) -> rpb.WorkerBlockedReply:
         lease = self.lease_by_worker.get(request.worker_id)
+        logger.debug("blocked=%s lease=%s cpu=%s", request.blocked, lease.lease_id.hex()[:6] if lease else None, self.res.available.get("CPU"))
         if lease is not None:
             if request.blocked:
                 self.res.lend_cpu(lease.alloc)

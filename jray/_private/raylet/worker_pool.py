@@ -19,6 +19,16 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 @dataclass(eq=False)
 class WorkerProc:
     proc: subprocess.Popen | None
@@ -120,6 +130,15 @@ class WorkerPool:
             if w.proc is not None and w.proc.poll() is not None:
                 dead.append(self.remove(w))
         return dead
+
+    def dead_drivers(self) -> list[WorkerProc]:
+        """Drivers (registered without a process handle) whose pid is gone."""
+        out = []
+        for wid, w in list(self.by_id.items()):
+            if w.is_driver and not _pid_alive(w.pid):
+                del self.by_id[wid]
+                out.append(w)
+        return out
 
     def remove(self, w: WorkerProc) -> WorkerProc:
         w.dead = True

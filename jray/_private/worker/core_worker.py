@@ -181,7 +181,7 @@ class CoreWorker:
             global_state.worker = None
 
     async def _disconnect(self) -> None:
-        self.task_submitter.shutdown()
+        await self.task_submitter.shutdown()
         self.actor_submitter.shutdown()
         if self.is_driver and self.job_id:
             try:

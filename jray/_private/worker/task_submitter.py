@@ -423,13 +423,18 @@ class TaskSubmitter:
         self.generators.pop(task_id, None)
         return None
 
-    def shutdown(self) -> None:
+    async def shutdown(self) -> None:
+        """Give every lease back (the cluster may outlive this process)."""
         self._closed = True
+        leases = []
         for q in self.queues.values():
             for lease in q.leases:
                 if lease.idle_timer is not None:
                     lease.idle_timer.cancel()
+                leases.append(lease)
         self.queues.clear()
+        if leases:
+            await asyncio.wait([asyncio.ensure_future(self._give_back(x)) for x in leases], timeout=2)
 
 
 def task_of(object_id: bytes) -> bytes:

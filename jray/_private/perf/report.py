@@ -1,0 +1,230 @@
+"""Side-by-side report of a jray run and a Ray run: ratios, targets, Markdown.
+
+Plain functions over the JSON that ``workloads.run_all`` returns; like
+``workloads`` this module imports nothing from jray, so ``bench/`` can load
+it by file path under any interpreter.
+
+A ratio is always jray/Ray of the figure as reported: for a rate (higher is
+better) a ratio above 1 means jray is faster, for a time or a size (lower is
+better) a ratio below 1 means jray is faster or smaller.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import time
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Target:
+    """jray/Ray ``op`` ``ratio``; op "true" means jray's yes/no check must say yes."""
+
+    op: str  # "<=", ">=" or "true"
+    ratio: float = 1.0
+
+    def text(self) -> str:
+        if self.op == "true":
+            return "jray: yes"
+        return f"{'≤' if self.op == '<=' else '≥'} {self.ratio:g}×"
+
+    def met(self, ratio: float | None, jray_value: Any) -> bool | None:
+        if self.op == "true":
+            return None if jray_value is None else bool(jray_value)
+        if ratio is None or math.isnan(ratio):
+            return None
+        return ratio <= self.ratio if self.op == "<=" else ratio >= self.ratio
+
+
+TARGETS: dict[str, Target] = {
+    "init_s": Target("<=", 0.2),
+    "idle_pss_mb": Target("<=", 0.3),
+    "task_rtt_ms": Target("<=", 0.7),
+    "tasks_async": Target(">=", 1.5),
+    "tasks_nested": Target(">=", 1.5),
+    "actor_async": Target(">=", 1.25),
+    "actor_create": Target(">=", 10.0),
+    "put_100mb": Target(">=", 1.0),
+    "get_100mb_zero_copy": Target("true"),
+    "task_arg_100mb": Target(">=", 1.0),
+}
+
+
+def value_of(metric: dict[str, Any] | None) -> Any:
+    """The metric's value, or None when it is missing or failed."""
+    if not metric or not metric.get("ok", False):
+        return None
+    return metric.get("value")
+
+
+def ratio(jray_value: Any, ray_value: Any) -> float | None:
+    """jray/Ray, or None when either side is missing, not a number, or Ray's is 0."""
+    if isinstance(jray_value, bool) or isinstance(ray_value, bool):
+        return None
+    if not isinstance(jray_value, (int, float)) or not isinstance(ray_value, (int, float)):
+        return None
+    if ray_value == 0:
+        return None
+    return float(jray_value) / float(ray_value)
+
+
+def fmt_number(x: float) -> str:
+    """Three significant figures, thousands separated: 2,032 · 618 · 12.7 · 1.74 · 0.0183."""
+    if isinstance(x, bool):
+        return "yes" if x else "no"
+    if math.isinf(x) or math.isnan(x):
+        return str(x)
+    ax = abs(x)
+    if ax >= 1000:
+        return f"{x:,.0f}"
+    if ax >= 100:
+        return f"{x:.0f}"
+    if ax >= 10:
+        return f"{x:.1f}"
+    if ax >= 1:
+        return f"{x:.2f}"
+    if ax == 0:
+        return "0"
+    return f"{x:.3g}"
+
+
+def fmt_cell(metric: dict[str, Any] | None) -> str:
+    """``median (min–max)``, ``yes``/``no``, ``failed`` or ``—`` (not measured)."""
+    if not metric:
+        return "—"
+    if not metric.get("ok", False):
+        return "failed"
+    v = metric.get("value")
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    lo, hi = metric.get("min"), metric.get("max")
+    if lo is None or hi is None or len(metric.get("samples", ())) < 2:
+        return fmt_number(v)
+    return f"{fmt_number(v)} ({fmt_number(lo)}–{fmt_number(hi)})"
+
+
+def fmt_ratio(r: float | None) -> str:
+    if r is None:
+        return "—"
+    return f"{r:.3g}×" if r < 10 else f"{r:.0f}×"
+
+
+def row(
+    name: str, jray_metric: dict[str, Any] | None, ray_metric: dict[str, Any] | None
+) -> dict[str, str]:
+    """One table row as strings: workload, unit, jray, Ray, ratio, better is, target, met."""
+    spec = jray_metric or ray_metric or {}
+    r = ratio(value_of(jray_metric), value_of(ray_metric))
+    target = TARGETS.get(name)
+    met = target.met(r, value_of(jray_metric)) if target else None
+    better = {"true": "yes"}.get(spec.get("better", ""), spec.get("better", ""))
+    return {
+        "workload": spec.get("title", name),
+        "unit": spec.get("unit", ""),
+        "jray": fmt_cell(jray_metric),
+        "ray": fmt_cell(ray_metric),
+        "ratio": fmt_ratio(r),
+        "better": better,
+        "target": target.text() if target else "",
+        "met": "" if target is None else {True: "met", False: "not met", None: "n/a"}[met],
+    }
+
+
+def metric_names(runs: dict[str, dict[str, Any]]) -> list[str]:
+    """Every metric of either run, in the order the runs report them (Ray's first)."""
+    names: list[str] = []
+    for key in ("ray", "jray"):
+        for n in (runs.get(key) or {}).get("metrics", {}):
+            if n not in names:
+                names.append(n)
+    return names
+
+
+def machine_info() -> dict[str, Any]:
+    """CPU model, cores, memory, OS and the date, for the report's header."""
+    info: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    info["cpu"] = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    info["cpu"] = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    info["cores"] = os.cpu_count()
+    try:
+        with open("/proc/meminfo") as f:
+            kb = int(next(ln for ln in f if ln.startswith("MemTotal")).split()[1])
+        info["memory_gib"] = round(kb / 1024**2, 1)
+    except (OSError, StopIteration, ValueError):
+        info["memory_gib"] = None
+    info["os"] = platform.platform()
+    return info
+
+
+def _run_line(key: str, run: dict[str, Any] | None) -> str:
+    if not run:
+        return f"- **{key}**: not run"
+    if run.get("error"):
+        return f"- **{key}**: run failed: {run['error'].splitlines()[0]}"
+    parts = [
+        f"{run.get('runtime', key)} {run.get('runtime_version')}",
+        f"Python {run.get('python')}",
+    ]
+    if run.get("numpy"):
+        parts.append(f"numpy {run['numpy']}")
+    parts.append(f"{run.get('reps')} repetitions after {run.get('warmup')} warm-up")
+    if run.get("quick"):
+        parts.append("quick")
+    if run.get("seconds") is not None:
+        parts.append(f"{run['seconds']:.0f} s")
+    return f"- **{key}**: " + ", ".join(parts)
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """The report: a header (machine, date, versions), the table, then the failures."""
+    runs = results.get("runs", {})
+    jray_run, ray_run = runs.get("jray") or {}, runs.get("ray") or {}
+    m = results.get("machine", {})
+    lines = [
+        "# jray vs Ray microbenchmark",
+        "",
+        f"{m.get('date', '')} · {m.get('cpu', '?')} · {m.get('cores', '?')} cores · "
+        f"{m.get('memory_gib', '?')} GiB · {m.get('os', '')}",
+        "",
+        _run_line("jray", runs.get("jray")),
+        _run_line("Ray", runs.get("ray")),
+        "",
+        "Cells: median (min–max) over the repetitions. Ratio: jray/Ray, measured in this run; "
+        "for figures where lower is better a ratio below 1 favours jray.",
+        "",
+        "| workload | unit | jray | Ray | jray/Ray | better is | target | met |",
+        "|---|---|---:|---:|---:|---|---|---|",
+    ]
+    for name in metric_names(runs):
+        r = row(name, jray_run.get("metrics", {}).get(name), ray_run.get("metrics", {}).get(name))
+        lines.append(
+            f"| {r['workload']} | {r['unit']} | {r['jray']} | {r['ray']} | {r['ratio']} | "
+            f"{r['better']} | {r['target']} | {r['met']} |"
+        )
+    met = [
+        row(n, jray_run.get("metrics", {}).get(n), ray_run.get("metrics", {}).get(n))
+        for n in TARGETS
+    ]
+    n_met = sum(r["met"] == "met" for r in met)
+    lines += ["", f"Targets met: {n_met} of {len(TARGETS)}."]
+    failures = [
+        (key, wname, w.get("error") or "")
+        for key, run in (("jray", jray_run), ("Ray", ray_run))
+        for wname, w in run.get("workloads", {}).items()
+        if not w.get("ok", True)
+    ]
+    if failures:
+        lines += ["", "## Failures", ""]
+        for key, wname, err in failures:
+            lines.append(f"- {key} `{wname}`: {err.splitlines()[0] if err else 'failed'}")
+    return "\n".join(lines) + "\n"

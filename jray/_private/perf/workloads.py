@@ -1,0 +1,805 @@
+"""Microbenchmark workloads that run unchanged on Ray and on jray.
+
+Every workload receives the runtime module (``ray`` or ``jray``) and uses only
+the public Ray Core API through it, so one run of Ray and one of jray measure
+the same thing. The workloads follow Ray's own ``ray_perf`` (the script behind
+``ray microbenchmark``) and the figures in shared/ANCHORS.md.
+
+This module imports nothing from jray, and nothing but the standard library at
+module level: ``bench/run.py`` loads it by file path inside a virtualenv that
+has Ray and numpy but no jray, and it times ``import <runtime>`` in a fresh
+interpreter that runs this file as a script. numpy and psutil are imported
+inside the workloads that need them.
+
+Remote functions and actor classes are defined inside factory functions, never
+at module level: cloudpickle then ships them by value, so a Ray worker that
+cannot import this module (it was loaded by path) still runs them.
+
+``run_all`` runs every workload with a warm-up and several repetitions, reports
+median, min and max per metric, and bounds each workload with a deadline: a
+workload that fails or runs out of time is recorded with its error and the
+suite goes on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+MB = 1024 * 1024
+GB = 1e9  # throughput is reported in decimal GB/s, like Ray's own benchmark
+RESULT_MARKER = "JRAY_BENCH_RESULT "
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One reported figure. ``better`` is "higher", "lower" or "true" (a yes/no check)."""
+
+    name: str
+    title: str
+    unit: str
+    better: str
+
+
+METRICS: tuple[Metric, ...] = (
+    Metric("import_s", "`import` (fresh process)", "s", "lower"),
+    Metric("init_s", "`init(num_cpus=2)` (fresh process)", "s", "lower"),
+    Metric("first_task_s", "first task after init", "s", "lower"),
+    Metric("idle_rss_mb", "idle RSS of the runtime's processes", "MB", "lower"),
+    Metric("idle_pss_mb", "idle PSS of the runtime's processes", "MB", "lower"),
+    Metric("idle_processes", "runtime processes after init", "count", "lower"),
+    Metric("task_rtt_ms", "task round trip (sync)", "ms", "lower"),
+    Metric("tasks_async", "tasks async (5,000 submitted, then get)", "tasks/s", "higher"),
+    Metric("tasks_nested", "nested tasks (50 × 10)", "tasks/s", "higher"),
+    Metric("actor_sync", "actor calls sync", "calls/s", "higher"),
+    Metric("actor_async", "actor calls async (many in flight)", "calls/s", "higher"),
+    Metric("actor_nn", "actor calls n:n", "calls/s", "higher"),
+    Metric("actor_create", "actor creation (until first answer)", "actors/s", "higher"),
+    Metric("put_small", "put small object", "ops/s", "higher"),
+    Metric("get_small", "get small object", "ops/s", "higher"),
+    Metric("put_100mb", "put 100 MB numpy (warm pages)", "GB/s", "higher"),
+    Metric("put_100mb_first", "put 100 MB numpy (first touch, 1 sample)", "GB/s", "higher"),
+    Metric("put_1gb", "put 1 GB numpy (`--large`)", "GB/s", "higher"),
+    Metric("get_100mb_ms", "get 100 MB numpy", "ms", "lower"),
+    Metric(
+        "get_100mb_zero_copy",
+        "get 100 MB is zero-copy (read-only, shared memory)",
+        "yes/no",
+        "true",
+    ),
+    Metric("task_arg_100mb", "task with a 100 MB ref argument", "GB/s", "higher"),
+    Metric("wait_1k_ms", "`wait` one at a time over 1,000 tasks", "ms", "lower"),
+)
+METRIC_BY_NAME = {m.name: m for m in METRICS}
+
+
+def runtime_name(rt: Any) -> str:
+    return str(getattr(rt, "__name__", "runtime")).split(".")[0]
+
+
+def init_kwargs(name: str) -> dict[str, Any]:
+    """Keyword arguments for ``init``: two CPUs, and for Ray no dashboard (as in ANCHORS.md)."""
+    kwargs: dict[str, Any] = {"num_cpus": 2}
+    if name == "ray":
+        kwargs["include_dashboard"] = False
+    return kwargs
+
+
+# --------------------------------------------------------------------------
+# The context a workload runs in
+# --------------------------------------------------------------------------
+
+
+@dataclass
+class Ctx:
+    """What a workload sees: the runtime, the size of the run and its deadline."""
+
+    rt: Any
+    quick: bool
+    large: bool
+    deadline: float
+    notes: dict[str, Any] = field(default_factory=dict)
+    singles: dict[str, float] = field(default_factory=dict)
+    cleanups: list[Callable[[], Any]] = field(default_factory=list)
+
+    def n(self, normal: int, quick: int) -> int:
+        return quick if self.quick else normal
+
+    def remaining(self) -> float:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("workload deadline passed")
+        return left
+
+    def get(self, refs: Any) -> Any:
+        """``get`` bounded by the workload's deadline."""
+        return self.rt.get(refs, timeout=self.remaining())
+
+    def defer(self, fn: Callable[[], Any]) -> None:
+        self.cleanups.append(fn)
+
+
+Sample = dict[str, Any]
+Body = Callable[[Ctx], Callable[[], Sample]]
+
+
+@dataclass(frozen=True)
+class Workload:
+    """``setup(ctx)`` prepares and returns ``once()``, which measures one repetition."""
+
+    name: str
+    setup: Body
+    metrics: tuple[str, ...]  # the metrics it reports, all marked failed if it fails
+    in_process: bool = True  # False: spawns its own runtime in fresh interpreters
+    large_only: bool = False
+    timeout_s: float = 180.0
+
+
+def _rate(count: float, seconds: float) -> float:
+    return count / seconds if seconds > 0 else float("inf")
+
+
+def _kill_all(ctx: Ctx, actors: list[Any]) -> None:
+    for a in actors:
+        with contextlib.suppress(Exception):
+            ctx.rt.kill(a)
+
+
+# --------------------------------------------------------------------------
+# Tasks
+# --------------------------------------------------------------------------
+
+
+def _task_fns(rt: Any) -> tuple[Any, Any]:
+    def small_value() -> bytes:
+        return b"ok"
+
+    small = rt.remote(small_value)
+
+    def small_value_batch(n: int) -> int:
+        rt.get([small.remote() for _ in range(n)])
+        return 0
+
+    return small, rt.remote(small_value_batch)
+
+
+def task_rtt(ctx: Ctx) -> Callable[[], Sample]:
+    small, _ = _task_fns(ctx.rt)
+    calls = ctx.n(1000, 200)
+
+    def once() -> Sample:
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            ctx.get(small.remote())
+        return {"task_rtt_ms": (time.perf_counter() - t0) * 1e3 / calls}
+
+    return once
+
+
+def tasks_async(ctx: Ctx) -> Callable[[], Sample]:
+    small, _ = _task_fns(ctx.rt)
+    count = 5000
+
+    def once() -> Sample:
+        t0 = time.perf_counter()
+        ctx.get([small.remote() for _ in range(count)])
+        return {"tasks_async": _rate(count, time.perf_counter() - t0)}
+
+    return once
+
+
+def tasks_nested(ctx: Ctx) -> Callable[[], Sample]:
+    """50 tasks that each submit 10 tasks and get them; counts the 500 inner tasks."""
+    _, batch = _task_fns(ctx.rt)
+    outer, inner = 50, 10
+
+    def once() -> Sample:
+        t0 = time.perf_counter()
+        ctx.get([batch.remote(inner) for _ in range(outer)])
+        return {"tasks_nested": _rate(outer * inner, time.perf_counter() - t0)}
+
+    return once
+
+
+def wait_1k(ctx: Ctx) -> Callable[[], Sample]:
+    """ray_perf's "single client wait 1k refs": submit 1,000 tasks, wait for them one by one."""
+    small, _ = _task_fns(ctx.rt)
+    count = 1000
+
+    def once() -> Sample:
+        t0 = time.perf_counter()
+        not_ready = [small.remote() for _ in range(count)]
+        fetch_local = True  # as ray_perf: only the first wait asks for a local fetch
+        for _ in range(count):
+            ready, not_ready = ctx.rt.wait(
+                not_ready, num_returns=1, timeout=ctx.remaining(), fetch_local=fetch_local
+            )
+            fetch_local = False
+            if not ready:
+                raise TimeoutError("wait returned nothing before the deadline")
+        return {"wait_1k_ms": (time.perf_counter() - t0) * 1e3}
+
+    return once
+
+
+# --------------------------------------------------------------------------
+# Actors
+# --------------------------------------------------------------------------
+
+
+def _actor_classes(rt: Any) -> Any:
+    class Actor:
+        def small_value(self) -> bytes:
+            return b"ok"
+
+    return rt.remote(num_cpus=0)(Actor)
+
+
+def actor_sync(ctx: Ctx) -> Callable[[], Sample]:
+    a = _actor_classes(ctx.rt).remote()
+    ctx.defer(lambda: _kill_all(ctx, [a]))
+    calls = ctx.n(1000, 200)
+
+    def once() -> Sample:
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            ctx.get(a.small_value.remote())
+        return {"actor_sync": _rate(calls, time.perf_counter() - t0)}
+
+    return once
+
+
+def actor_async(ctx: Ctx) -> Callable[[], Sample]:
+    a = _actor_classes(ctx.rt).remote()
+    ctx.defer(lambda: _kill_all(ctx, [a]))
+    calls = ctx.n(5000, 2000)
+
+    def once() -> Sample:
+        t0 = time.perf_counter()
+        ctx.get([a.small_value.remote() for _ in range(calls)])
+        return {"actor_async": _rate(calls, time.perf_counter() - t0)}
+
+    return once
+
+
+def actor_nn(ctx: Ctx) -> Callable[[], Sample]:
+    """ray_perf's "n:n actor calls async": 4 caller tasks, each spreading n calls over the actors.
+
+    As in ray_perf, there are ``cpu_count() // 2`` actors (at least one).
+    """
+    rt = ctx.rt
+    n_actors = max(1, (os.cpu_count() or 2) // 2)
+    callers, calls = 4, ctx.n(2500, 500)
+    actors = [_actor_classes(rt).remote() for _ in range(n_actors)]
+    ctx.defer(lambda: _kill_all(ctx, actors))
+
+    def work(handles: list[Any], n: int) -> int:
+        rt.get([handles[i % len(handles)].small_value.remote() for i in range(n)])
+        return 0
+
+    work_task = rt.remote(work)
+    ctx.notes["actor_nn"] = {"actors": n_actors, "callers": callers, "calls_per_caller": calls}
+
+    def once() -> Sample:
+        t0 = time.perf_counter()
+        ctx.get([work_task.remote(actors, calls) for _ in range(callers)])
+        return {"actor_nn": _rate(callers * calls, time.perf_counter() - t0)}
+
+    return once
+
+
+def actor_create(ctx: Ctx) -> Callable[[], Sample]:
+    """Create k actors at once; the clock stops when every one has answered its first call."""
+    cls = _actor_classes(ctx.rt)
+    k = ctx.n(10, 4)
+    ctx.notes["actor_create"] = {"actors_per_repetition": k}
+
+    def once() -> Sample:
+        t0 = time.perf_counter()
+        actors = [cls.remote() for _ in range(k)]
+        ctx.get([a.small_value.remote() for a in actors])
+        elapsed = time.perf_counter() - t0
+        _kill_all(ctx, actors)
+        return {"actor_create": _rate(k, elapsed)}
+
+    return once
+
+
+# --------------------------------------------------------------------------
+# Objects
+# --------------------------------------------------------------------------
+
+
+def put_get_small(ctx: Ctx) -> Callable[[], Sample]:
+    count = ctx.n(2000, 500)
+    value = ctx.rt.put(0)
+
+    def once() -> Sample:
+        t0 = time.perf_counter()
+        for _ in range(count):
+            ctx.rt.put(0)
+        t1 = time.perf_counter()
+        for _ in range(count):
+            ctx.get(value)
+        t2 = time.perf_counter()
+        return {"put_small": _rate(count, t1 - t0), "get_small": _rate(count, t2 - t1)}
+
+    return once
+
+
+def _array(nbytes: int) -> Any:
+    import numpy as np
+
+    # Not np.zeros: its untouched pages would all map the zero page.
+    return np.ones(nbytes, dtype=np.uint8)
+
+
+def put_100mb(ctx: Ctx) -> Callable[[], Sample]:
+    """Warm-page put throughput; the first put of the session is kept as the first-touch figure."""
+    arr = _array(100 * MB)
+    t0 = time.perf_counter()
+    ref = ctx.rt.put(arr)
+    ctx.singles["put_100mb_first"] = _rate(arr.nbytes / GB, time.perf_counter() - t0)
+    del ref
+    puts = 3
+
+    def once() -> Sample:
+        elapsed = 0.0
+        for _ in range(puts):
+            t0 = time.perf_counter()
+            ref = ctx.rt.put(arr)
+            elapsed += time.perf_counter() - t0
+            del ref
+            # Freeing is asynchronous: give the store time to take the pages back, so the
+            # next put can reuse them (warm) rather than touch fresh ones.
+            time.sleep(0.2)
+        return {"put_100mb": _rate(puts * arr.nbytes / GB, elapsed)}
+
+    return once
+
+
+def put_1gb(ctx: Ctx) -> Callable[[], Sample]:
+    arr = _array(1024 * MB)
+
+    def once() -> Sample:
+        t0 = time.perf_counter()
+        ref = ctx.rt.put(arr)
+        elapsed = time.perf_counter() - t0
+        del ref
+        time.sleep(0.5)  # as in put_100mb: let the store take the pages back
+        return {"put_1gb": _rate(arr.nbytes / GB, elapsed)}
+
+    return once
+
+
+def shared_mapping(addr: int) -> str | None:
+    """The /proc/self/maps line of the shared (``s``) mapping holding ``addr``, or None.
+
+    A zero-copy ``get`` hands back an array that lies in the object store's
+    shared memory (a file in /dev/shm, a memfd, ...); a copy lies in a private
+    anonymous mapping of the process's heap.
+    """
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            parts = line.split(maxsplit=5)
+            lo, hi = (int(x, 16) for x in parts[0].split("-"))
+            if lo <= addr < hi:
+                return line.strip() if parts[1][3] == "s" else None
+    return None
+
+
+def zero_copy_check(arr: Any) -> tuple[bool, dict[str, Any]]:
+    """Whether ``arr`` is read-only and lies in shared memory, with what was seen."""
+    base, chain = arr, []
+    while getattr(base, "base", None) is not None and len(chain) < 10:
+        base = base.base
+        chain.append(type(base).__name__)
+    mapping = shared_mapping(arr.ctypes.data) if arr.nbytes else None
+    readonly = not arr.flags.writeable
+    seen = {"readonly": readonly, "owns_data": bool(arr.flags.owndata), "base_chain": chain}
+    seen["mapping"] = mapping
+    return readonly and not arr.flags.owndata and mapping is not None, seen
+
+
+def get_100mb(ctx: Ctx) -> Callable[[], Sample]:
+    ref = ctx.rt.put(_array(100 * MB))
+    gets = 10
+
+    def once() -> Sample:
+        elapsed = 0.0
+        for _ in range(gets):
+            t0 = time.perf_counter()
+            arr = ctx.get(ref)
+            elapsed += time.perf_counter() - t0
+        zero_copy, seen = zero_copy_check(arr)
+        ctx.notes["get_100mb"] = seen
+        del arr
+        return {"get_100mb_ms": elapsed * 1e3 / gets, "get_100mb_zero_copy": zero_copy}
+
+    return once
+
+
+def task_arg_100mb(ctx: Ctx) -> Callable[[], Sample]:
+    """A task given a 100 MB ref; the worker reads one byte of every page of it.
+
+    Reading every page makes sure the whole argument is really there (no lazy
+    fetch escapes the clock) while keeping the task's own work small.
+    """
+    arr = _array(100 * MB)
+    ref = ctx.rt.put(arr)
+
+    def consume(x: Any) -> tuple[int, bool]:
+        return int(x[::4096].sum()), not x.flags.writeable
+
+    task = ctx.rt.remote(consume)
+    calls = ctx.n(5, 3)
+
+    def once() -> Sample:
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            _, readonly = ctx.get(task.remote(ref))
+        elapsed = time.perf_counter() - t0
+        ctx.notes["task_arg_100mb"] = {"argument_readonly_in_task": readonly}
+        return {"task_arg_100mb": _rate(calls * arr.nbytes / GB, elapsed)}
+
+    return once
+
+
+# --------------------------------------------------------------------------
+# Cold start and idle memory, each in a fresh interpreter
+# --------------------------------------------------------------------------
+
+
+def smaps_rollup(pid: int) -> tuple[int, int]:
+    """(RSS, PSS) of a process in bytes, from /proc/<pid>/smaps_rollup."""
+    rss = pss = 0
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            if line.startswith("Rss:"):
+                rss = int(line.split()[1]) * 1024
+            elif line.startswith("Pss:"):
+                pss = int(line.split()[1]) * 1024
+    return rss, pss
+
+
+def _ray_session_name(rt: Any) -> str | None:
+    """Ray's session directory name (session_<date>_<pid>); its processes name it on their command line."""
+    with contextlib.suppress(Exception):
+        node = rt._private.worker._global_node  # no public API names the session
+        return os.path.basename(node.get_session_dir_path())
+    with contextlib.suppress(OSError):
+        return os.path.basename(os.path.realpath("/tmp/ray/session_latest"))
+    return None
+
+
+def runtime_pids(rt: Any) -> list[int]:
+    """The runtime's processes, not counting this driver.
+
+    The driver's descendants; for Ray also every process whose command line
+    names this session (Ray's daemons re-parent some of theirs).
+    """
+    import psutil
+
+    me = psutil.Process()
+    pids = {c.pid for c in me.children(recursive=True)}
+    session = _ray_session_name(rt) if runtime_name(rt) == "ray" else None
+    if session:
+        for p in psutil.process_iter(["pid", "cmdline"]):
+            with contextlib.suppress(psutil.Error, TypeError):
+                if session in " ".join(p.info["cmdline"] or ()):
+                    pids.add(p.pid)
+    pids.discard(me.pid)
+    return sorted(pids)
+
+
+def idle_memory(rt: Any, settle_s: float = 20.0) -> dict[str, float]:
+    """RSS and PSS summed over the runtime's processes once they have settled.
+
+    Settled: the same processes and a total RSS within 2% for four polls
+    half a second apart, or ``settle_s`` at most.
+    """
+    deadline, last, stable = time.monotonic() + settle_s, None, 0
+    while True:
+        pids, rss, pss = runtime_pids(rt), 0, 0
+        for pid in list(pids):
+            try:
+                r, p = smaps_rollup(pid)
+            except OSError:  # gone meanwhile
+                pids.remove(pid)
+                continue
+            rss, pss = rss + r, pss + p
+        if last and last[0] == pids and abs(rss - last[1]) <= 0.02 * max(rss, 1):
+            stable += 1
+        else:
+            stable = 0
+        if stable >= 3 or time.monotonic() > deadline:
+            return {"idle_rss_mb": rss / MB, "idle_pss_mb": pss / MB, "idle_processes": len(pids)}
+        last = (pids, rss)
+        time.sleep(0.5)
+
+
+def cold_start_child(name: str) -> dict[str, float]:
+    """Run in a fresh interpreter: time the import, ``init`` and the first task; measure idle memory."""
+    t0 = time.perf_counter()
+    rt = importlib.import_module(name)
+    t1 = time.perf_counter()
+    rt.init(**init_kwargs(name))
+    t2 = time.perf_counter()
+    try:
+
+        def one() -> int:
+            return 1
+
+        task = rt.remote(one)
+        t3 = time.perf_counter()
+        rt.get(task.remote(), timeout=60)
+        t4 = time.perf_counter()
+        out = {"import_s": t1 - t0, "init_s": t2 - t1, "first_task_s": t4 - t3}
+        out.update(idle_memory(rt))
+        return out
+    finally:
+        rt.shutdown()
+
+
+def _run_child(
+    cmd: list[str], env: dict[str, str], timeout: float
+) -> subprocess.CompletedProcess[str]:
+    """Run ``cmd`` in its own process group; on timeout the whole group is killed."""
+    proc = subprocess.Popen(
+        cmd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, 9)
+        out, err = proc.communicate()
+        raise TimeoutError(
+            f"{cmd[-1]} cold start ran past {timeout:.0f} s; stderr: {err[-2000:]}"
+        ) from None
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
+def cold_start(ctx: Ctx) -> Callable[[], Sample]:
+    name = runtime_name(ctx.rt)
+    env = dict(os.environ)
+    # The child must import the same runtime this interpreter has.
+    root = os.path.dirname(os.path.dirname(os.path.abspath(ctx.rt.__file__)))
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    cmd = [sys.executable, os.path.abspath(__file__), "--cold-start", name]
+
+    def once() -> Sample:
+        proc = _run_child(cmd, env, timeout=min(90.0, ctx.remaining()))
+        for line in proc.stdout.splitlines():
+            if line.startswith(RESULT_MARKER):
+                return dict(json.loads(line[len(RESULT_MARKER) :]))
+        raise RuntimeError(
+            f"cold start exited {proc.returncode} without a result: {proc.stderr[-2000:]}"
+        )
+
+    return once
+
+
+# --------------------------------------------------------------------------
+# The suite
+# --------------------------------------------------------------------------
+
+WORKLOADS: tuple[Workload, ...] = (
+    Workload(
+        "cold_start",
+        cold_start,
+        ("import_s", "init_s", "first_task_s", "idle_rss_mb", "idle_pss_mb", "idle_processes"),
+        in_process=False,
+        timeout_s=600.0,
+    ),
+    Workload("task_rtt", task_rtt, ("task_rtt_ms",)),
+    Workload("tasks_async", tasks_async, ("tasks_async",)),
+    Workload("tasks_nested", tasks_nested, ("tasks_nested",)),
+    Workload("actor_sync", actor_sync, ("actor_sync",)),
+    Workload("actor_async", actor_async, ("actor_async",)),
+    Workload("actor_nn", actor_nn, ("actor_nn",)),
+    Workload("actor_create", actor_create, ("actor_create",)),
+    Workload("put_get_small", put_get_small, ("put_small", "get_small")),
+    Workload("put_100mb", put_100mb, ("put_100mb", "put_100mb_first")),
+    Workload("put_1gb", put_1gb, ("put_1gb",), large_only=True),
+    Workload("get_100mb", get_100mb, ("get_100mb_ms", "get_100mb_zero_copy")),
+    Workload("task_arg_100mb", task_arg_100mb, ("task_arg_100mb",)),
+    Workload("wait_1k", wait_1k, ("wait_1k_ms",)),
+)
+
+
+def summarize(samples: list[Any], metric: Metric) -> dict[str, Any]:
+    """Value (median, or for yes/no checks: all yes), min, max and the samples."""
+    out: dict[str, Any] = {"title": metric.title, "unit": metric.unit, "better": metric.better}
+    out["ok"], out["samples"] = True, samples
+    if metric.better == "true":
+        out["value"] = all(bool(s) for s in samples)
+    else:
+        out["value"] = statistics.median(samples)
+        out["min"], out["max"] = min(samples), max(samples)
+    return out
+
+
+def _in_thread(fn: Callable[[], Any], timeout: float) -> Any:
+    """``fn()`` on a daemon thread, given up on after ``timeout`` seconds (it is left behind)."""
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as e:  # reported to the caller
+            box["error"] = e
+
+    t = threading.Thread(target=target, daemon=True)
+    t.start()
+    t.join(timeout)
+    if t.is_alive():
+        raise TimeoutError(f"no answer within {timeout:.0f} s")
+    if "error" in box:
+        raise box["error"]
+    return box.get("value")
+
+
+def _error_text(e: BaseException) -> str:
+    tb = traceback.format_exception(type(e), e, e.__traceback__)
+    return (f"{type(e).__name__}: {e}".strip() + "\n" + "".join(tb[-3:]))[:4000]
+
+
+def _measure(w: Workload, ctx: Ctx, warmup: int, reps: int) -> dict[str, list[Any]]:
+    samples: dict[str, list[Any]] = {}
+    try:
+        once = w.setup(ctx)
+        for _ in range(warmup):
+            once()
+        for _ in range(reps):
+            for k, v in once().items():
+                samples.setdefault(k, []).append(v)
+    finally:
+        for fn in reversed(ctx.cleanups):
+            with contextlib.suppress(Exception):
+                fn()
+    return samples
+
+
+def _versions(rt: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "runtime": runtime_name(rt),
+        "runtime_version": getattr(rt, "__version__", None),
+        "python": platform.python_version(),
+        "python_executable": sys.executable,
+    }
+    with contextlib.suppress(ImportError):
+        import numpy
+
+        out["numpy"] = numpy.__version__
+    return out
+
+
+def run_all(
+    runtime_module: Any,
+    *,
+    quick: bool = False,
+    large: bool = False,
+    reps: int | None = None,
+    progress: Callable[[str], None] | None = None,
+    only: list[str] | None = None,
+    warmup: int = 1,
+) -> dict[str, Any]:
+    """Run every workload against ``runtime_module`` (``ray`` or ``jray``) and return the results.
+
+    ``reps`` defaults to 5 (2 with ``quick``). ``large`` adds the 1 GB put.
+    ``only`` restricts the run to the named workloads. The result is plain
+    JSON-able data: versions, ``metrics`` (per metric: value, min, max,
+    samples, or ok=False and the error) and ``workloads`` (per workload: ok,
+    error, seconds, notes).
+    """
+    rt, say = runtime_module, progress or (lambda _msg: None)
+    name = runtime_name(rt)
+    reps = reps if reps is not None else (2 if quick else 5)
+    result: dict[str, Any] = _versions(rt)
+    result.update(quick=quick, large=large, reps=reps, warmup=warmup)
+    result["started"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    metrics: dict[str, dict[str, Any]] = {}
+    workloads: dict[str, dict[str, Any]] = {}
+    result["metrics"], result["workloads"] = metrics, workloads
+    started, initialized, init_error = time.monotonic(), False, None
+
+    def ensure_init() -> None:
+        nonlocal initialized, init_error
+        if initialized or init_error:
+            return
+        say(f"[{name}] init({init_kwargs(name)})")
+        try:
+            # On the calling thread, not a helper: Ray ties its daemons to the thread that
+            # started them (PR_SET_PDEATHSIG), so they would die with a short-lived thread.
+            t0 = time.perf_counter()
+            rt.init(**init_kwargs(name))
+            initialized = True
+            result.setdefault("session_init_s", []).append(time.perf_counter() - t0)
+        except BaseException as e:
+            init_error = f"init failed: {_error_text(e)}"
+
+    def reset() -> None:
+        nonlocal initialized
+        with contextlib.suppress(Exception):
+            rt.shutdown()
+        initialized = False
+
+    for w in WORKLOADS:
+        if (w.large_only and not large) or (only and w.name not in only):
+            continue
+        if w.in_process:
+            ensure_init()
+        ctx = Ctx(rt, quick, large, deadline=time.monotonic() + w.timeout_s)
+        t0, error = time.monotonic(), None
+        say(f"[{name}] {w.name} ...")
+        try:
+            if w.in_process and init_error:
+                raise RuntimeError(init_error)
+            samples = _in_thread(
+                lambda w=w, ctx=ctx: _measure(w, ctx, warmup, reps), w.timeout_s + 30
+            )
+        except BaseException as e:
+            error, samples = _error_text(e), {}
+            if isinstance(e, TimeoutError) and w.in_process:
+                reset()  # a call may still hang in the abandoned thread: start afresh
+        samples.update({k: [v] for k, v in ctx.singles.items()})
+        workloads[w.name] = {
+            "ok": error is None,
+            "error": error,
+            "seconds": round(time.monotonic() - t0, 3),
+            "notes": ctx.notes,
+        }
+        for k, vals in samples.items():
+            metrics[k] = summarize(vals, METRIC_BY_NAME[k])
+        say(
+            f"[{name}] {w.name}: "
+            + (_brief(samples) if error is None else f"FAILED {error.splitlines()[0]}")
+        )
+        for k in w.metrics if error is not None else ():
+            if k not in metrics:
+                m = METRIC_BY_NAME[k]
+                metrics[k] = {"title": m.title, "unit": m.unit, "better": m.better, "ok": False}
+                metrics[k]["error"] = error
+    if initialized:
+        reset()
+    result["seconds"] = round(time.monotonic() - started, 3)
+    return result
+
+
+def _brief(samples: dict[str, list[Any]]) -> str:
+    parts = []
+    for k, vals in samples.items():
+        m = METRIC_BY_NAME[k]
+        if m.better == "true":
+            parts.append(f"{k}={all(vals)}")
+        else:
+            parts.append(
+                f"{k}={statistics.median(vals):.4g} {m.unit} ({min(vals):.4g}–{max(vals):.4g})"
+            )
+    return ", ".join(parts)
+
+
+if __name__ == "__main__":
+    # python workloads.py --cold-start <runtime>: one cold start, its figures on a marked line.
+    if len(sys.argv) == 3 and sys.argv[1] == "--cold-start":
+        print(RESULT_MARKER + json.dumps(cold_start_child(sys.argv[2])), flush=True)
+    else:
+        sys.exit("usage: workloads.py --cold-start ray|jray")
