@@ -290,7 +290,7 @@ def actor_nn(ctx: Ctx) -> Callable[[], Sample]:
         return 0
 
     work_task = rt.remote(work)
-    ctx.notes["actor_nn"] = {"actors": n_actors, "callers": callers, "calls_per_caller": calls}
+    ctx.notes.update(actors=n_actors, callers=callers, calls_per_caller=calls)
 
     def once() -> Sample:
         t0 = time.perf_counter()
@@ -304,7 +304,7 @@ def actor_create(ctx: Ctx) -> Callable[[], Sample]:
     """Create k actors at once; the clock stops when every one has answered its first call."""
     cls = _actor_classes(ctx.rt)
     k = ctx.n(10, 4)
-    ctx.notes["actor_create"] = {"actors_per_repetition": k}
+    ctx.notes["actors_per_repetition"] = k
 
     def once() -> Sample:
         t0 = time.perf_counter()
@@ -424,7 +424,7 @@ def get_100mb(ctx: Ctx) -> Callable[[], Sample]:
             arr = ctx.get(ref)
             elapsed += time.perf_counter() - t0
         zero_copy, seen = zero_copy_check(arr)
-        ctx.notes["get_100mb"] = seen
+        ctx.notes.update(seen)
         del arr
         return {"get_100mb_ms": elapsed * 1e3 / gets, "get_100mb_zero_copy": zero_copy}
 
@@ -451,7 +451,7 @@ def task_arg_100mb(ctx: Ctx) -> Callable[[], Sample]:
         for _ in range(calls):
             _, readonly = ctx.get(task.remote(ref))
         elapsed = time.perf_counter() - t0
-        ctx.notes["task_arg_100mb"] = {"argument_readonly_in_task": readonly}
+        ctx.notes["argument_readonly_in_task"] = readonly
         return {"task_arg_100mb": _rate(calls * arr.nbytes / GB, elapsed)}
 
     return once

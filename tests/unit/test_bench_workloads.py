@@ -1,0 +1,208 @@
+"""The benchmark's workload module stays runtime-agnostic; its report does the right sums.
+
+No timing here: the numbers are synthetic. Both modules are loaded by file
+path, the way bench/run.py loads them inside Ray's virtualenv.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import mmap
+import subprocess
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+PERF = Path(__file__).resolve().parents[2] / "jray" / "_private" / "perf"
+
+
+def load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"_bench_{name}", PERF / f"{name}.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def report() -> ModuleType:
+    return load("report")
+
+
+@pytest.fixture(scope="module")
+def workloads() -> ModuleType:
+    return load("workloads")
+
+
+@pytest.mark.parametrize("name", ["workloads", "report"])
+def test_module_imports_without_jray_numpy_or_psutil(name: str) -> None:
+    # A fresh interpreter, so nothing imported by this test session counts.
+    code = textwrap.dedent(f"""
+        import importlib.util, sys
+        spec = importlib.util.spec_from_file_location("m", {str(PERF / (name + ".py"))!r})
+        m = sys.modules["m"] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(m)
+        bad = sorted(k for k in sys.modules if k.split(".")[0] in ("jray", "ray", "numpy", "psutil"))
+        print(bad)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+def test_every_workload_metric_is_declared(workloads: ModuleType) -> None:
+    declared = {m.name for m in workloads.METRICS}
+    reported = {k for w in workloads.WORKLOADS for k in w.metrics}
+    assert reported == declared
+    assert {m.better for m in workloads.METRICS} <= {"higher", "lower", "true"}
+    assert callable(workloads.run_all)
+
+
+def test_init_kwargs(workloads: ModuleType) -> None:
+    assert workloads.init_kwargs("ray") == {"num_cpus": 2, "include_dashboard": False}
+    assert workloads.init_kwargs("jray") == {"num_cpus": 2}
+
+
+def test_summarize(workloads: ModuleType) -> None:
+    spec = workloads.METRIC_BY_NAME
+    s = workloads.summarize([3.0, 1.0, 2.0, 10.0], spec["tasks_async"])
+    assert (s["value"], s["min"], s["max"], s["ok"]) == (2.5, 1.0, 10.0, True)
+    assert workloads.summarize([True, False], spec["get_100mb_zero_copy"])["value"] is False
+
+
+def test_zero_copy_check_sees_a_private_copy(workloads: ModuleType) -> None:
+    np = pytest.importorskip("numpy")
+    arr = np.ones(1 << 20, dtype=np.uint8)
+    arr.flags.writeable = False
+    zero_copy, seen = workloads.zero_copy_check(arr)
+    assert zero_copy is False and seen["readonly"] is True and seen["mapping"] is None
+
+
+def test_zero_copy_check_sees_shared_memory(workloads: ModuleType, tmp_path: Path) -> None:
+    np = pytest.importorskip("numpy")
+    shm_dir = Path("/dev/shm")
+    if not shm_dir.is_dir():
+        pytest.skip("no /dev/shm")
+    # A shared mapping of a /dev/shm file, like an object store's (and no resource
+    # tracker process, which multiprocessing.shared_memory would leave running).
+    with tempfile.NamedTemporaryFile(dir=shm_dir, prefix="jray-test-bench-") as f:
+        f.truncate(1 << 20)
+        with mmap.mmap(f.fileno(), 1 << 20, access=mmap.ACCESS_READ) as buf:
+            arr = np.frombuffer(buf, dtype=np.uint8)
+            zero_copy, seen = workloads.zero_copy_check(arr)
+            del arr
+    assert zero_copy is True, seen
+    assert "/dev/shm/jray-test-bench-" in seen["mapping"]
+
+
+def metric(
+    value: Any, lo: Any = None, hi: Any = None, better: str = "higher", unit: str = "x/s"
+) -> dict:
+    m = {
+        "title": "t",
+        "unit": unit,
+        "better": better,
+        "ok": True,
+        "value": value,
+        "samples": [value],
+    }
+    if lo is not None:
+        m.update(min=lo, max=hi, samples=[lo, value, hi])
+    return m
+
+
+def test_ratio(report: ModuleType) -> None:
+    assert report.ratio(3.0, 2.0) == 1.5
+    assert report.ratio(None, 2.0) is None
+    assert report.ratio(1.0, 0) is None
+    assert report.ratio(True, True) is None
+
+
+@pytest.mark.parametrize(
+    ("x", "text"),
+    [
+        (2032.4, "2,032"),
+        (618.2, "618"),
+        (12.71, "12.7"),
+        (1.744, "1.74"),
+        (0.01834, "0.0183"),
+        (0, "0"),
+    ],
+)
+def test_fmt_number(report: ModuleType, x: float, text: str) -> None:
+    assert report.fmt_number(x) == text
+
+
+def test_fmt_cell(report: ModuleType) -> None:
+    assert report.fmt_cell(metric(2.48, 2.1, 4.1)) == "2.48 (2.10–4.10)"
+    assert report.fmt_cell(metric(4.0)) == "4.00"
+    assert report.fmt_cell(metric(True, better="true")) == "yes"
+    assert report.fmt_cell({"ok": False, "error": "boom"}) == "failed"
+    assert report.fmt_cell(None) == "—"
+
+
+def test_targets_in_both_directions(report: ModuleType) -> None:
+    # lower is better: init 0.4 s vs 2.5 s is 0.16×, under the 0.2× target
+    r = report.row("init_s", metric(0.4, better="lower"), metric(2.5, better="lower"))
+    assert (r["ratio"], r["target"], r["met"], r["better"]) == ("0.16×", "≤ 0.2×", "met", "lower")
+    r = report.row("init_s", metric(1.0, better="lower"), metric(2.5, better="lower"))
+    assert r["met"] == "not met"
+    # higher is better: 3,000 vs 2,000 tasks/s is 1.5×, exactly the target
+    r = report.row("tasks_async", metric(3000.0), metric(2000.0))
+    assert (r["ratio"], r["met"]) == ("1.5×", "met")
+    r = report.row("actor_create", metric(44.0), metric(4.0))
+    assert (r["ratio"], r["met"]) == ("11×", "met")
+    r = report.row("tasks_async", metric(2999.0), metric(2000.0))
+    assert r["met"] == "not met"
+
+
+def test_untargeted_failed_and_boolean_rows(report: ModuleType) -> None:
+    r = report.row("actor_sync", metric(900.0), metric(1000.0))
+    assert (r["ratio"], r["target"], r["met"]) == ("0.9×", "", "")
+    r = report.row(
+        "tasks_async", {"title": "t", "unit": "u", "better": "higher", "ok": False}, metric(2.0)
+    )
+    assert (r["jray"], r["ratio"], r["met"]) == ("failed", "—", "n/a")
+    yes, no = metric(True, better="true"), metric(False, better="true")
+    assert report.row("get_100mb_zero_copy", yes, yes)["met"] == "met"
+    assert report.row("get_100mb_zero_copy", no, yes)["met"] == "not met"
+    assert report.row("get_100mb_zero_copy", no, yes)["ratio"] == "—"
+
+
+def test_markdown(report: ModuleType) -> None:
+    def run(name: str, rate: float, ok: bool = True) -> dict:
+        return {
+            "runtime": name,
+            "runtime_version": "9.9",
+            "python": "3.11.7",
+            "reps": 3,
+            "warmup": 1,
+            "seconds": 12.0,
+            "metrics": {"tasks_async": metric(rate, rate - 1, rate + 1, unit="tasks/s")},
+            "workloads": {
+                "tasks_async": {"ok": True},
+                "wait_1k": {"ok": ok, "error": "TimeoutError: slow\nmore"},
+            },
+        }
+
+    results = {
+        "machine": {"date": "2026-01-01 00:00 UTC", "cpu": "CPU X", "cores": 2, "memory_gib": 23.5},
+        "runs": {"jray": run("jray", 3000.0, ok=False), "ray": run("ray", 2000.0)},
+    }
+    md = report.markdown(results)
+    assert "CPU X · 2 cores · 23.5 GiB" in md
+    assert "- **jray**: jray 9.9, Python 3.11.7, 3 repetitions after 1 warm-up, 12 s" in md
+    assert "| workload | unit | jray | Ray | jray/Ray | better is | target | met |" in md
+    assert (
+        "| t | tasks/s | 3,000 (2,999–3,001) | 2,000 (1,999–2,001) | 1.5× | higher | ≥ 1.5× | met |"
+        in md
+    )
+    assert "Targets met: 1 of 10." in md
+    assert "- jray `wait_1k`: TimeoutError: slow" in md
+    assert "Ray `wait_1k`" not in md
