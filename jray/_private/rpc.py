@@ -99,11 +99,15 @@ class ChannelPool:
         self._stubs: dict[tuple[str, type], Any] = {}
 
     def stub(self, address: str, stub_cls: type) -> Any:
+        """Must be called on the event loop the channels belong to."""
         key = (address, stub_cls)
         s = self._stubs.get(key)
         if s is None:
             ch = self._channels.get(address)
             if ch is None:
+                import asyncio
+
+                asyncio.get_running_loop()  # raises outside the loop: aio channels are loop-bound
                 ch = self._channels[address] = make_channel(address, self._token)
             s = self._stubs[key] = stub_cls(ch)
         return s

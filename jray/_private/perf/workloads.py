@@ -7,9 +7,9 @@ the same thing. The workloads follow Ray's own ``ray_perf`` (the script behind
 
 This module imports nothing from jray, and nothing but the standard library at
 module level: ``bench/run.py`` loads it by file path inside a virtualenv that
-has Ray and numpy but no jray, and it times ``import <runtime>`` in a fresh
-interpreter that runs this file as a script. numpy and psutil are imported
-inside the workloads that need them.
+has Ray and numpy but no jray. numpy is imported inside the workloads that
+need it. Cold start and idle memory are measured by ``coldstart.py`` beside
+this file, run as a script in a fresh interpreter.
 
 Remote functions and actor classes are defined inside factory functions, never
 at module level: cloudpickle then ships them by value, so a Ray worker that
@@ -24,13 +24,13 @@ suite goes on.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import json
 import os
 import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -40,7 +40,6 @@ from typing import Any
 
 MB = 1024 * 1024
 GB = 1e9  # throughput is reported in decimal GB/s, like Ray's own benchmark
-RESULT_MARKER = "JRAY_BENCH_RESULT "
 
 
 @dataclass(frozen=True)
@@ -458,99 +457,10 @@ def task_arg_100mb(ctx: Ctx) -> Callable[[], Sample]:
 
 
 # --------------------------------------------------------------------------
-# Cold start and idle memory, each in a fresh interpreter
+# Cold start and idle memory, each in a fresh interpreter (coldstart.py)
 # --------------------------------------------------------------------------
 
-
-def smaps_rollup(pid: int) -> tuple[int, int]:
-    """(RSS, PSS) of a process in bytes, from /proc/<pid>/smaps_rollup."""
-    rss = pss = 0
-    with open(f"/proc/{pid}/smaps_rollup") as f:
-        for line in f:
-            if line.startswith("Rss:"):
-                rss = int(line.split()[1]) * 1024
-            elif line.startswith("Pss:"):
-                pss = int(line.split()[1]) * 1024
-    return rss, pss
-
-
-def _ray_session_name(rt: Any) -> str | None:
-    """Ray's session directory name (session_<date>_<pid>); its processes name it on their command line."""
-    with contextlib.suppress(Exception):
-        node = rt._private.worker._global_node  # no public API names the session
-        return os.path.basename(node.get_session_dir_path())
-    with contextlib.suppress(OSError):
-        return os.path.basename(os.path.realpath("/tmp/ray/session_latest"))
-    return None
-
-
-def runtime_pids(rt: Any) -> list[int]:
-    """The runtime's processes, not counting this driver.
-
-    The driver's descendants; for Ray also every process whose command line
-    names this session (Ray's daemons re-parent some of theirs).
-    """
-    import psutil
-
-    me = psutil.Process()
-    pids = {c.pid for c in me.children(recursive=True)}
-    session = _ray_session_name(rt) if runtime_name(rt) == "ray" else None
-    if session:
-        for p in psutil.process_iter(["pid", "cmdline"]):
-            with contextlib.suppress(psutil.Error, TypeError):
-                if session in " ".join(p.info["cmdline"] or ()):
-                    pids.add(p.pid)
-    pids.discard(me.pid)
-    return sorted(pids)
-
-
-def idle_memory(rt: Any, settle_s: float = 20.0) -> dict[str, float]:
-    """RSS and PSS summed over the runtime's processes once they have settled.
-
-    Settled: the same processes and a total RSS within 2% for four polls
-    half a second apart, or ``settle_s`` at most.
-    """
-    deadline, last, stable = time.monotonic() + settle_s, None, 0
-    while True:
-        pids, rss, pss = runtime_pids(rt), 0, 0
-        for pid in list(pids):
-            try:
-                r, p = smaps_rollup(pid)
-            except OSError:  # gone meanwhile
-                pids.remove(pid)
-                continue
-            rss, pss = rss + r, pss + p
-        if last and last[0] == pids and abs(rss - last[1]) <= 0.02 * max(rss, 1):
-            stable += 1
-        else:
-            stable = 0
-        if stable >= 3 or time.monotonic() > deadline:
-            return {"idle_rss_mb": rss / MB, "idle_pss_mb": pss / MB, "idle_processes": len(pids)}
-        last = (pids, rss)
-        time.sleep(0.5)
-
-
-def cold_start_child(name: str) -> dict[str, float]:
-    """Run in a fresh interpreter: time the import, ``init`` and the first task; measure idle memory."""
-    t0 = time.perf_counter()
-    rt = importlib.import_module(name)
-    t1 = time.perf_counter()
-    rt.init(**init_kwargs(name))
-    t2 = time.perf_counter()
-    try:
-
-        def one() -> int:
-            return 1
-
-        task = rt.remote(one)
-        t3 = time.perf_counter()
-        rt.get(task.remote(), timeout=60)
-        t4 = time.perf_counter()
-        out = {"import_s": t1 - t0, "init_s": t2 - t1, "first_task_s": t4 - t3}
-        out.update(idle_memory(rt))
-        return out
-    finally:
-        rt.shutdown()
+COLDSTART = os.path.join(os.path.dirname(os.path.abspath(__file__)), "coldstart.py")
 
 
 def _run_child(
@@ -571,9 +481,7 @@ def _run_child(
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, 9)
         out, err = proc.communicate()
-        raise TimeoutError(
-            f"{cmd[-1]} cold start ran past {timeout:.0f} s; stderr: {err[-2000:]}"
-        ) from None
+        raise TimeoutError(f"cold start ran past {timeout:.0f} s; stderr: {err[-2000:]}") from None
     return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
@@ -583,16 +491,17 @@ def cold_start(ctx: Ctx) -> Callable[[], Sample]:
     # The child must import the same runtime this interpreter has.
     root = os.path.dirname(os.path.dirname(os.path.abspath(ctx.rt.__file__)))
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-    cmd = [sys.executable, os.path.abspath(__file__), "--cold-start", name]
 
     def once() -> Sample:
-        proc = _run_child(cmd, env, timeout=min(90.0, ctx.remaining()))
-        for line in proc.stdout.splitlines():
-            if line.startswith(RESULT_MARKER):
-                return dict(json.loads(line[len(RESULT_MARKER) :]))
-        raise RuntimeError(
-            f"cold start exited {proc.returncode} without a result: {proc.stderr[-2000:]}"
-        )
+        with tempfile.TemporaryDirectory() as tmp:
+            out = os.path.join(tmp, "coldstart.json")
+            cmd = [sys.executable, COLDSTART, name, json.dumps(init_kwargs(name)), out]
+            proc = _run_child(cmd, env, timeout=min(90.0, ctx.remaining()))
+            if not os.path.exists(out):
+                err = proc.stderr[-2000:]
+                raise RuntimeError(f"cold start exited {proc.returncode} without a result: {err}")
+            with open(out) as f:
+                return dict(json.load(f))
 
     return once
 
@@ -795,11 +704,3 @@ def _brief(samples: dict[str, list[Any]]) -> str:
                 f"{k}={statistics.median(vals):.4g} {m.unit} ({min(vals):.4g}–{max(vals):.4g})"
             )
     return ", ".join(parts)
-
-
-if __name__ == "__main__":
-    # python workloads.py --cold-start <runtime>: one cold start, its figures on a marked line.
-    if len(sys.argv) == 3 and sys.argv[1] == "--cold-start":
-        print(RESULT_MARKER + json.dumps(cold_start_child(sys.argv[2])), flush=True)
-    else:
-        sys.exit("usage: workloads.py --cold-start ray|jray")

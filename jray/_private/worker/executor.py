@@ -275,9 +275,8 @@ class Executor:
         msg = wpb.GeneratorItem(task_id=spec.task_id, index=index, done=item is None, attempt=spec.attempt)
         if item is not None:
             msg.item.CopyFrom(item)
-        stub = self.w.pool.stub(f"{spec.caller.ip}:{spec.caller.port}", wgrpc.CoreWorkerServiceStub)
-
         async def send() -> None:
+            stub = self.w.pool.stub(f"{spec.caller.ip}:{spec.caller.port}", wgrpc.CoreWorkerServiceStub)
             await stub.ReportGeneratorItem(msg)
 
         self.w.run_sync(send())

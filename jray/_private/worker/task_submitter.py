@@ -53,6 +53,7 @@ class Lease:
     lease_id: bytes
     raylet: Any
     key: tuple
+    gpu_ids: list[int] = field(default_factory=list)
     in_flight: int = 0
     dead: bool = False
     idle_timer: asyncio.TimerHandle | None = None
@@ -197,7 +198,8 @@ class TaskSubmitter:
                     req.grant_or_reject = False
                     continue
                 if reply.granted:
-                    lease = Lease(f"{reply.worker.ip}:{reply.worker.port}", reply.worker.worker_id, reply.lease_id, raylet, key)
+                    lease = Lease(f"{reply.worker.ip}:{reply.worker.port}", reply.worker.worker_id, reply.lease_id,
+                                  raylet, key, list(reply.gpu_ids))
                     if self._closed:
                         await self._give_back(lease)
                         return
@@ -265,6 +267,7 @@ class TaskSubmitter:
             lease.idle_timer = None
         lease.in_flight += 1
         task.lease = lease
+        task.spec.gpu_ids[:] = lease.gpu_ids
         self.w.spawn(self._push_and_handle(lease, task))
 
     async def _push_and_handle(self, lease: Lease, task: PendingTask) -> None:
@@ -368,7 +371,14 @@ class TaskSubmitter:
             self.w.spawn(self._kill(lease, task))
         else:
             stub = self.w.pool.stub(lease.address, wgrpc.CoreWorkerServiceStub)
-            self.w.spawn(stub.CancelTask(wpb.CancelTaskRequest(task_id=task_id, force=False, recursive=recursive)))
+
+            async def send() -> None:
+                try:
+                    await stub.CancelTask(wpb.CancelTaskRequest(task_id=task_id, force=False, recursive=recursive))
+                except grpc.RpcError:
+                    pass
+
+            self.w.spawn(send())
 
     async def _kill(self, lease: Lease, task: PendingTask) -> None:
         try:
