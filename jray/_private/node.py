@@ -147,7 +147,7 @@ def start_raylet(*, gcs_address: str | None, token: str, session_dir: str, resou
         cmd.append("--head")
     env = dict(os.environ, JRAY_TOKEN=token)
     proc = subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE if gcs_address is None else subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=detached)
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)
     return proc, log
 
 
@@ -173,7 +173,7 @@ def start_head(*, num_cpus: float | None = None, num_gpus: float | None = None,
         [sys.executable, "-m", "jray._private.gcs", "--host", ip, "--port", str(port), "--log", gcs_log,
          "--parent-pid", str(parent)],
         env=dict(os.environ, JRAY_TOKEN=token), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL, start_new_session=detached)
+        stderr=subprocess.DEVNULL, start_new_session=True)  # Ctrl-C in the driver's terminal spares it
     raylet, raylet_log = start_raylet(gcs_address=None, token=token, session_dir=session_dir, resources=res,
                                       object_store_memory=store_mem, ip=ip, head=True, parent_pid=parent,
                                       detached=detached, labels=labels, spill_dir=spill_dir)

@@ -11,7 +11,6 @@ submitted (sequence numbers), whatever order the network delivers them in.
 
 from __future__ import annotations
 
-import _thread
 import asyncio
 import concurrent.futures
 import inspect
@@ -19,6 +18,7 @@ import json
 import logging
 import os
 import queue
+import signal
 import sys
 import threading
 import time
@@ -413,7 +413,9 @@ class Executor:
             return True
         self.cancelled.add(task_id)
         if self.running_main == task_id:
-            _thread.interrupt_main()
+            # A real signal (not _thread.interrupt_main) so blocking calls
+            # such as time.sleep return with EINTR and raise at once.
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)  # type: ignore[arg-type]
             return True
         cf = self.running_async.get(task_id)
         if cf is not None:
