@@ -1,0 +1,239 @@
+"""Actors on a real local cluster: state, ordering, handles, names,
+lifetimes, kill/exit, failures and restarts, async and threaded actors."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+
+import pytest
+
+import jray
+from jray import exceptions
+
+
+@jray.remote
+class Counter:
+    def __init__(self, start=0):
+        self.n = start
+
+    def inc(self, k=1):
+        self.n += k
+        return self.n
+
+    def get(self):
+        return self.n
+
+    def pid(self):
+        return os.getpid()
+
+    def crash(self):
+        os._exit(1)
+
+    def quit(self):
+        jray.actor.exit_actor()
+
+
+def test_state_and_call_order(jray_cluster):
+    c = Counter.remote(10)
+    refs = [c.inc.remote() for _ in range(50)]
+    assert jray.get(refs, timeout=30) == list(range(11, 61))
+
+
+def test_handle_passed_to_tasks_and_actors(jray_cluster):
+    c = Counter.remote()
+
+    @jray.remote
+    def bump(h):
+        return jray.get(h.inc.remote(5))
+
+    @jray.remote
+    class Relay:
+        def go(self, h):
+            return jray.get(h.inc.remote(100))
+
+    assert jray.get(bump.remote(c), timeout=30) == 5
+    assert jray.get(Relay.remote().go.remote(c), timeout=30) == 105
+    assert jray.get(c.get.remote()) == 105
+
+
+def test_named_actors_namespaces_get_if_exists(jray_cluster):
+    a = Counter.options(name="shared-counter").remote()
+    jray.get(a.inc.remote())
+    b = jray.get_actor("shared-counter")
+    assert jray.get(b.get.remote()) == 1
+    c = Counter.options(name="shared-counter", get_if_exists=True).remote()
+    assert jray.get(c.get.remote()) == 1
+    with pytest.raises(ValueError, match="already taken"):
+        Counter.options(name="shared-counter").remote()
+    with pytest.raises(ValueError, match="Failed to look up actor"):
+        jray.get_actor("shared-counter", namespace="elsewhere")
+    other = Counter.options(name="shared-counter", namespace="elsewhere").remote(7)
+    assert jray.get(jray.get_actor("shared-counter", namespace="elsewhere").get.remote()) == 7
+    jray.kill(other)
+
+
+def test_kill_then_actor_died_error(jray_cluster):
+    c = Counter.remote()
+    assert jray.get(c.inc.remote()) == 1
+    jray.kill(c)
+    with pytest.raises(exceptions.ActorDiedError):
+        jray.get(c.inc.remote(), timeout=30)
+
+
+def test_exit_actor(jray_cluster):
+    c = Counter.remote()
+    jray.get(c.inc.remote())
+    with pytest.raises(exceptions.RayActorError):
+        jray.get(c.quit.remote(), timeout=30)
+    with pytest.raises(exceptions.ActorDiedError):
+        jray.get(c.inc.remote(), timeout=30)
+
+
+def test_init_that_raises_fails_every_call_clearly(jray_cluster):
+    @jray.remote
+    class Broken:
+        def __init__(self):
+            raise ZeroDivisionError("bad init")
+
+        def f(self):
+            return 1
+
+    b = Broken.remote()
+    for _ in range(2):
+        with pytest.raises(exceptions.ActorDiedError, match="bad init"):
+            jray.get(b.f.remote(), timeout=30)
+
+
+def test_max_restarts_and_task_retries(jray_cluster):
+    c = Counter.options(max_restarts=2, max_task_retries=1).remote(5)
+    pid1 = jray.get(c.pid.remote(), timeout=30)
+    jray.get(c.inc.remote())
+    with pytest.raises(exceptions.RayActorError):
+        jray.get(c.crash.remote(), timeout=30)  # retried once: crashes again
+    # A restarted actor has fresh state: its __init__ ran again.
+    deadline = time.time() + 30
+    while True:
+        try:
+            pid2 = jray.get(c.pid.remote(), timeout=30)
+            break
+        except exceptions.RayActorError:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.2)
+    assert pid2 != pid1
+
+
+def test_restart_gives_fresh_state(jray_cluster):
+    c = Counter.options(max_restarts=2).remote(3)
+    assert jray.get(c.inc.remote()) == 4
+    c.crash.remote()
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            assert jray.get(c.get.remote(), timeout=10) == 3
+            return
+        except exceptions.RayActorError:
+            time.sleep(0.2)
+    pytest.fail("the actor did not come back after its restart")
+
+
+def test_async_actor_runs_calls_concurrently(jray_cluster):
+    @jray.remote
+    class Waiter:
+        def __init__(self):
+            self.event = asyncio.Event()
+
+        async def wait(self):
+            await self.event.wait()
+            return "released"
+
+        async def release(self):
+            self.event.set()
+            return True
+
+    w = Waiter.remote()
+    waiting = [w.wait.remote() for _ in range(5)]
+    assert jray.get(w.release.remote(), timeout=30)
+    assert jray.get(waiting, timeout=30) == ["released"] * 5
+
+
+def test_threaded_actor_runs_calls_concurrently(jray_cluster):
+    @jray.remote(max_concurrency=3)
+    class Barrier:
+        def __init__(self):
+            self.b = threading.Barrier(3, timeout=20)
+
+        def meet(self):
+            return self.b.wait() >= 0
+
+    a = Barrier.remote()
+    assert jray.get([a.meet.remote() for _ in range(3)], timeout=30) == [True] * 3
+
+
+def test_method_num_returns(jray_cluster):
+    @jray.remote
+    class Pair:
+        @jray.method(num_returns=2)
+        def two(self):
+            return "a", "b"
+
+    p = Pair.remote()
+    x, y = p.two.remote()
+    assert jray.get([x, y]) == ["a", "b"]
+
+
+def test_concurrency_groups(jray_cluster):
+    @jray.remote(concurrency_groups={"io": 2})
+    class Grouped:
+        def __init__(self):
+            self.b = threading.Barrier(2, timeout=20)
+
+        @jray.method(concurrency_group="io")
+        def io(self):
+            return self.b.wait() >= 0
+
+        def compute(self):
+            return "ok"
+
+    g = Grouped.remote()
+    assert jray.get([g.io.remote(), g.io.remote(), g.compute.remote()], timeout=30) == [True, True, "ok"]
+
+
+def test_actor_direct_instantiation_and_unknown_method(jray_cluster):
+    with pytest.raises(TypeError, match=r"\.remote\(\)"):
+        Counter()
+    c = Counter.remote()
+    with pytest.raises(AttributeError, match="nope"):
+        c.nope.remote()
+    with pytest.raises(ValueError, match="max_concurrency"):
+        Counter.options(max_concurrency=0)
+
+
+def test_detached_actor_outlives_its_driver():
+    import subprocess
+    import sys
+
+    jray.shutdown()
+    ctx = jray.init(num_cpus=1)
+    try:
+        from jray._private import node
+
+        code = (
+            "import jray, os\n"
+            "jray.init(address=os.environ['ADDR'], namespace='ns')\n"
+            "@jray.remote\n"
+            "class Keeper:\n"
+            "    def ping(self): return 'pong'\n"
+            "k = Keeper.options(name='keeper', lifetime='detached').remote()\n"
+            "assert jray.get(k.ping.remote(), timeout=30) == 'pong'\n"
+        )
+        env = dict(os.environ, ADDR=ctx["gcs_address"], JRAY_TOKEN=jray.api._cluster.token)
+        subprocess.run([sys.executable, "-c", code], env=env, timeout=60, check=True)
+        k = jray.get_actor("keeper", namespace="ns")
+        assert jray.get(k.ping.remote(), timeout=30) == "pong"
+        assert node is not None
+    finally:
+        jray.shutdown()
