@@ -59,7 +59,7 @@ class ObjectRef:
             w = global_state.worker
             if w is not None:
                 try:
-                    w.refs.decr(self._id)
+                    w.refs.decr_deferred(self._id)
                 except Exception:  # interpreter shutdown
                     pass
 

@@ -101,6 +101,8 @@ def fmt_cell(metric: dict[str, Any] | None) -> str:
     if isinstance(v, bool):
         return "yes" if v else "no"
     lo, hi = metric.get("min"), metric.get("max")
+    if v is None:
+        return "—"
     if lo is None or hi is None or len(metric.get("samples", ())) < 2:
         return fmt_number(v)
     return f"{fmt_number(v)} ({fmt_number(lo)}–{fmt_number(hi)})"

@@ -24,6 +24,7 @@ suite goes on.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import platform
@@ -401,7 +402,8 @@ def shared_mapping(addr: int) -> str | None:
 
 def zero_copy_check(arr: Any) -> tuple[bool, dict[str, Any]]:
     """Whether ``arr`` is read-only and lies in shared memory, with what was seen."""
-    base, chain = arr, []
+    base = arr
+    chain: list[str] = []
     while getattr(base, "base", None) is not None and len(chain) < 10:
         base = base.base
         chain.append(type(base).__name__)
@@ -662,9 +664,8 @@ def run_all(
         try:
             if w.in_process and init_error:
                 raise RuntimeError(init_error)
-            samples = _in_thread(
-                lambda w=w, ctx=ctx: _measure(w, ctx, warmup, reps), w.timeout_s + 30
-            )
+            measure = functools.partial(_measure, w, ctx, warmup, reps)
+            samples = _in_thread(measure, w.timeout_s + 30)
         except BaseException as e:
             error, samples = _error_text(e), {}
             if isinstance(e, TimeoutError) and w.in_process:

@@ -8,6 +8,10 @@ import sys
 
 
 def main() -> None:
+    import faulthandler
+    import signal
+
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 <pid>` dumps stacks to the log
     from jray._private import daemon
     from jray._private.worker.core_worker import CoreWorker
     from jray._private.worker.executor import Executor

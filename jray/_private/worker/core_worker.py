@@ -76,6 +76,7 @@ class CoreWorker:
         self.store_path = store_path
         self.arena: Any = None
         self.refs = ReferenceCounter(self._on_free, self._on_borrow)
+        self.refs.on_deferred = self._schedule_drain
         # object id -> ReturnObject (ready values, owned or fetched)
         self.objects: dict[bytes, cpb.ReturnObject] = {}
         # object id -> futures waiting for it (loop thread only)
@@ -197,6 +198,12 @@ class CoreWorker:
                 pass
 
     # -- reference counting callbacks ---------------------------------------
+    def _schedule_drain(self) -> None:
+        try:
+            self.loop.call_soon_threadsafe(self.refs.drain)
+        except RuntimeError:  # loop closed at shutdown
+            pass
+
     def _on_free(self, object_id: bytes) -> None:
         self.call_soon(self._free_owned, object_id)
 
@@ -340,7 +347,7 @@ class CoreWorker:
             return
         owner = ref.owner_address()
         if owner is None or owner == self.owner_key:
-            if oid not in self._pending_owned and oid not in self._waiters and oid not in self.refs:
+            if oid not in self._pending_owned:
                 raise exceptions.ObjectLostError(oid.hex(), f"Object {oid.hex()} is unknown to its owner "
                                                  "(it was freed, or its ref was created by hand).")
             await self.wait_local_ready(oid)

@@ -19,6 +19,7 @@ lock; callbacks run after the lock is released.
 
 from __future__ import annotations
 
+import collections
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -46,6 +47,25 @@ class ReferenceCounter:
         self._entries: dict[bytes, RefEntry] = {}
         self._on_free = on_free
         self._on_borrow = on_borrow
+        # Decrements from ObjectRef.__del__: the garbage collector can run
+        # __del__ on a thread that already holds self._lock, so __del__ only
+        # appends here (atomic) and the next caller or drain() applies them.
+        self._deferred: collections.deque[bytes] = collections.deque()
+        self.on_deferred: Callable[[], None] | None = None
+
+    def decr_deferred(self, object_id: bytes) -> None:
+        was_empty = not self._deferred
+        self._deferred.append(object_id)
+        if was_empty and self.on_deferred is not None:
+            self.on_deferred()
+
+    def drain(self) -> None:
+        while self._deferred:
+            try:
+                oid = self._deferred.popleft()
+            except IndexError:
+                return
+            self._release(oid, 1, None)
 
     # -- queries -----------------------------------------------------------
     def __contains__(self, object_id: bytes) -> bool:

@@ -1,0 +1,128 @@
+"""Objects: put/get/wait, zero-copy numpy from shared memory, refs in
+containers, and transfer between two nodes."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+import jray
+from jray import exceptions
+
+
+def _in_shm(arr: np.ndarray) -> bool:
+    addr = arr.__array_interface__["data"][0]
+    with open("/proc/self/maps") as f:
+        for line in f:
+            if "/dev/shm/jray-" in line:
+                lo, hi = (int(x, 16) for x in line.split()[0].split("-"))
+                if lo <= addr < hi:
+                    return True
+    return False
+
+
+def test_put_get_small_and_lists(jray_cluster):
+    r = jray.put({"a": [1, 2, 3]})
+    assert jray.get(r) == {"a": [1, 2, 3]}
+    refs = [jray.put(i) for i in range(20)]
+    assert jray.get(refs) == list(range(20))
+    with pytest.raises(TypeError, match="put"):
+        jray.put(r)
+
+
+def test_large_numpy_is_zero_copy_and_read_only(jray_cluster):
+    a = np.arange(4_000_000, dtype=np.float64)
+    r = jray.put(a)
+    b = jray.get(r)
+    assert np.array_equal(a, b)
+    assert not b.flags.writeable
+    assert _in_shm(b)
+
+
+def test_large_task_result_and_large_arg(jray_cluster):
+    @jray.remote
+    def make(n):
+        return np.ones(n, dtype=np.uint8)
+
+    @jray.remote
+    def total(x):
+        return int(x.sum()), _in_shm(x)
+
+    r = make.remote(20_000_000)
+    assert jray.get(total.remote(r), timeout=15) == (20_000_000, True)
+    assert jray.get(total.remote(np.ones(3_000_000, dtype=np.uint8)), timeout=60)[0] == 3_000_000
+
+
+def test_wait_semantics(jray_cluster):
+    @jray.remote
+    def sleep_then(x, s):
+        time.sleep(s)
+        return x
+
+    fast = sleep_then.remote(1, 0)
+    slow = sleep_then.remote(2, 5)
+    ready, not_ready = jray.wait([fast, slow], num_returns=1, timeout=10)
+    assert ready == [fast] and not_ready == [slow]
+    ready, not_ready = jray.wait([fast, slow], num_returns=2, timeout=0.1)
+    assert ready == [fast] and not_ready == [slow]
+    with pytest.raises(ValueError):
+        jray.wait([fast, fast])
+    with pytest.raises(ValueError):
+        jray.wait([fast], num_returns=2)
+    assert jray.get(slow, timeout=30) == 2
+
+
+def test_store_usage_returns_to_baseline_after_refs_dropped(jray_cluster):
+    import gc
+
+    def used() -> float:
+        return jray.cluster_resources()["object_store_memory"] - jray.available_resources()["object_store_memory"]
+
+    def settle(target: float) -> float:
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            gc.collect()
+            u = used()
+            if u <= target:
+                return u
+            time.sleep(0.3)
+        return used()
+
+    base = settle(0)
+    refs = [jray.put(np.zeros(2_000_000)) for _ in range(5)]
+    time.sleep(0.6)
+    assert used() >= base + 5 * 16_000_000
+    del refs
+    assert settle(base) <= base
+
+
+def test_object_moves_between_nodes():
+    from jray.testing import Cluster
+
+    jray.shutdown()
+    with Cluster(head_node_args={"num_cpus": 1, "resources": {"head": 1}}) as c:
+        c.add_node(num_cpus=1, resources={"worker": 1})
+        c.connect()
+
+        @jray.remote(resources={"worker": 1})
+        def produce():
+            return np.full(5_000_000, 3, dtype=np.int16), jray.get_runtime_context().get_node_id()
+
+        @jray.remote(resources={"head": 1})
+        def consume(pair):
+            arr, node = pair
+            return int(arr.sum()), node != jray.get_runtime_context().get_node_id()
+
+        s, crossed = jray.get(consume.remote(produce.remote()), timeout=60)
+        assert s == 15_000_000 and crossed
+        arr, _ = jray.get(produce.remote(), timeout=60)
+        assert arr.sum() == 15_000_000
+
+
+def test_get_of_freed_foreign_ref_is_clear_error(jray_cluster):
+    jray.init(num_cpus=1, ignore_reinit_error=True)
+    fake = jray.ObjectRef(b"\x01" * 20, None)
+    with pytest.raises(exceptions.ObjectLostError):
+        jray.get(fake, timeout=5)
