@@ -40,7 +40,7 @@ def workloads() -> ModuleType:
     return load("workloads")
 
 
-@pytest.mark.parametrize("name", ["workloads", "report"])
+@pytest.mark.parametrize("name", ["workloads", "report", "coldstart"])
 def test_module_imports_without_jray_numpy_or_psutil(name: str) -> None:
     # A fresh interpreter, so nothing imported by this test session counts.
     code = textwrap.dedent(f"""
