@@ -1,0 +1,146 @@
+"""init/shutdown lifecycle, leaks, the cluster token, malformed requests,
+and Ray documentation examples run unchanged with ``import jray as ray``."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import grpc
+import psutil
+import pytest
+
+import jray
+
+
+def _children() -> set[int]:
+    return {p.pid for p in psutil.Process().children(recursive=True) if p.status() != psutil.STATUS_ZOMBIE}
+
+
+def test_init_twice_raises_unless_ignored_and_reinit_works():
+    jray.shutdown()
+    ctx = jray.init(num_cpus=1)
+    try:
+        with pytest.raises(RuntimeError, match="ignore_reinit_error"):
+            jray.init(num_cpus=1)
+        assert jray.init(ignore_reinit_error=True) is ctx
+        assert "jray cluster" in ctx._repr_html_()
+    finally:
+        jray.shutdown()
+    assert not jray.is_initialized()
+    jray.init(num_cpus=1)
+    try:
+        assert jray.get(jray.put(5)) == 5
+    finally:
+        jray.shutdown()
+
+
+def test_shutdown_leaves_no_process_and_no_shm_file():
+    jray.shutdown()
+    before = _children()
+    ctx = jray.init(num_cpus=2)
+    store = jray.nodes()[0]["ObjectStoreSocketName"]
+    assert os.path.exists(store)
+
+    @jray.remote
+    def f():
+        return os.getpid()
+
+    jray.get([f.remote() for _ in range(4)])
+    assert _children() - before
+    jray.shutdown()
+    import time
+
+    deadline = time.time() + 10
+    while _children() - before and time.time() < deadline:
+        time.sleep(0.05)
+    assert not (_children() - before)
+    assert not os.path.exists(store)
+    assert ctx is not None
+
+
+def test_unauthenticated_and_malformed_requests_are_rejected():
+    jray.shutdown()
+    ctx = jray.init(num_cpus=1)
+    try:
+        from jray._private.protocol import gcs_pb2 as gpb
+        from jray._private.protocol import gcs_pb2_grpc as ggrpc
+
+        addr = ctx["gcs_address"]
+
+        async def probe() -> tuple:
+            async with grpc.aio.insecure_channel(addr) as ch:
+                stub = ggrpc.GcsServiceStub(ch)
+                with pytest.raises(grpc.aio.AioRpcError) as no_token:
+                    await stub.GetAllNodeInfo(gpb.GetAllNodeInfoRequest(), timeout=5)
+                with pytest.raises(grpc.aio.AioRpcError) as bad_token:
+                    await stub.GetAllNodeInfo(gpb.GetAllNodeInfoRequest(), timeout=5,
+                                              metadata=(("jray-token", "wrong"),))
+                token = jray.api._cluster.token
+                raw = ch.unary_unary("/jray.protocol.GcsService/KVPut")
+                with pytest.raises(grpc.aio.AioRpcError) as malformed:
+                    await raw(b"\xff\xfe\x00garbage", timeout=5, metadata=(("jray-token", token),))
+                return no_token.value.code(), bad_token.value.code(), malformed.value.code()
+
+        codes = asyncio.run(probe())
+        assert codes[0] == grpc.StatusCode.UNAUTHENTICATED
+        assert codes[1] == grpc.StatusCode.UNAUTHENTICATED
+        assert codes[2] != grpc.StatusCode.OK
+        assert jray.get(jray.put("still serving")) == "still serving"
+        assert len(jray.nodes()) == 1
+    finally:
+        jray.shutdown()
+
+
+def test_ray_documentation_examples_run_unchanged():
+    import jray as ray
+
+    ray.shutdown()
+    ray.init(num_cpus=2)
+    try:
+        # Tasks (Ray Core "Tasks" page)
+        @ray.remote
+        def square(x):
+            return x * x
+
+        futures = [square.remote(i) for i in range(4)]
+        assert ray.get(futures) == [0, 1, 4, 9]
+
+        # Actors (Ray Core "Actors" page)
+        @ray.remote
+        class Counter:
+            def __init__(self):
+                self.value = 0
+
+            def increment(self):
+                self.value += 1
+                return self.value
+
+            def get_counter(self):
+                return self.value
+
+        counter = Counter.remote()
+        [counter.increment.remote() for _ in range(5)]
+        assert ray.get(counter.get_counter.remote()) == 5
+
+        # Objects (Ray Core "Objects" page)
+        y_ref = ray.put(1)
+        assert ray.get(y_ref) == 1
+        assert ray.get([ray.put(i) for i in range(3)]) == [0, 1, 2]
+
+        # Passing objects: a ref argument is resolved, a nested one is not.
+        @ray.remote
+        def echo_and_get(x_list):
+            return ray.get(x_list)
+
+        assert ray.get(echo_and_get.remote([ray.put(7)])) == [7]
+
+        # ray.wait pattern: process results as they finish
+        refs = [square.remote(i) for i in range(6)]
+        got = []
+        while refs:
+            done, refs = ray.wait(refs, num_returns=1, timeout=30)
+            got.extend(ray.get(done))
+        assert sorted(got) == [0, 1, 4, 9, 16, 25]
+    finally:
+        ray.shutdown()
