@@ -31,6 +31,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 ALIVE, DEAD = gpb.ALIVE, gpb.DEAD
+# Calls in flight per actor and caller. The actor runs calls in sequence
+# order and holds out-of-order ones, so an unbounded window could fill every
+# HTTP/2 stream of the connection with calls waiting for one not yet sent.
+MAX_IN_FLIGHT = 64
 
 
 @dataclass(eq=False)
@@ -167,7 +171,7 @@ class ActorSubmitter:
             if incarnation != q.incarnation:
                 q.incarnation = incarnation
                 q.next_seq = 0
-            while q.queue and q.info is info and not self._closed:
+            while q.queue and q.info is info and not self._closed and len(q.in_flight) < MAX_IN_FLIGHT:
                 call = q.queue[0]
                 if not call.resolved:
                     ok = await self._resolve(call)
@@ -229,6 +233,8 @@ class ActorSubmitter:
             return
         if q.in_flight.pop(seq, None) is None:
             return
+        if q.queue:
+            q.wake.set()
         for ret in reply.returns:
             self.w.set_ready(ret)
         if call.spec.streaming:
