@@ -65,7 +65,6 @@ class Cluster:
 
     def wait_for_nodes(self, timeout: float = 30) -> None:
         """Block until the GCS sees every node this helper started as alive."""
-        import asyncio
 
         from jray._private import rpc
         from jray._private.protocol import gcs_pb2 as gpb
