@@ -48,16 +48,20 @@ def watch_parent(parent_pid: int, on_gone: Any, interval: float = 0.5) -> None:
     def run() -> None:
         while True:
             time.sleep(interval)
-            if os.getppid() != parent_pid:
-                try:
-                    os.kill(parent_pid, 0)
-                    continue  # reparented but alive (e.g. started detached)
-                except OSError:
-                    pass
+            if os.getppid() != parent_pid and not _alive(parent_pid):
                 on_gone()
                 return
 
     threading.Thread(target=run, name="jray-parent-watch", daemon=True).start()
+
+
+def _alive(pid: int) -> bool:
+    """True while ``pid`` runs; a zombie (exited, not yet reaped) is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def install_signal_handlers(loop: asyncio.AbstractEventLoop, stop: Any) -> None:

@@ -247,6 +247,8 @@ def remove_address_file_if(c: ClusterHandle) -> None:
 
 def stop_pid(pid: int, proc: subprocess.Popen | None, timeout: float = 5.0) -> None:
     """SIGTERM, wait, then SIGKILL: only for pids this process started."""
+    if pid <= 0:  # 0 or negative would signal a whole process group
+        return
     try:
         os.kill(pid, signal.SIGTERM)
     except OSError:
