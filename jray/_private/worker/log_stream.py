@@ -117,13 +117,7 @@ class LogForwarder:
             pass
 
     def _send(self) -> None:
-        with self._lock:
-            batches, self._pending = self._pending, {}
-            self._scheduled = False
-        for addr, lines in batches.items():
-            stub = self.w.pool.stub(addr, wgrpc.CoreWorkerServiceStub)
-            msg = wpb.LogBatch(pid=os.getpid(), ip=self.w.ip, job_id=self.w.job_id, lines=lines)
-            self.w.spawn(_send_quietly(stub, msg))
+        self.w.spawn(self._flush_async())
 
     def flush(self) -> None:
         """Send what is buffered now and wait for it (before a task replies)."""
