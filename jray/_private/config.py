@@ -17,7 +17,7 @@ MAX_INLINE_BYTES = int(_env("MAX_INLINE_BYTES", 100 * 1024))
 # returned, so a loop of synchronous calls does not pay a lease each time.
 LEASE_IDLE_SECONDS = _env("LEASE_IDLE_SECONDS", 0.2)
 # Tasks pushed to one leased worker before its reply comes back.
-MAX_TASKS_IN_FLIGHT_PER_WORKER = int(_env("MAX_TASKS_IN_FLIGHT_PER_WORKER", 4))
+MAX_TASKS_IN_FLIGHT_PER_WORKER = int(_env("MAX_TASKS_IN_FLIGHT_PER_WORKER", 8))
 # Concurrent lease requests per scheduling key.
 MAX_PENDING_LEASE_REQUESTS = int(_env("MAX_PENDING_LEASE_REQUESTS", 8))
 HEARTBEAT_SECONDS = _env("HEARTBEAT_SECONDS", 0.25)

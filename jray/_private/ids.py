@@ -7,6 +7,7 @@ generator can name its items before they exist.
 
 from __future__ import annotations
 
+import itertools
 import os
 import struct
 
@@ -19,8 +20,24 @@ def random_id(size: int = 16) -> bytes:
     return os.urandom(size)
 
 
+_prefix = os.urandom(TASK_ID_SIZE - 8)
+_counter = itertools.count(1)
+
+
+def _reseed() -> None:
+    global _prefix, _counter
+    _prefix = os.urandom(TASK_ID_SIZE - 8)
+    _counter = itertools.count(1)
+
+
+os.register_at_fork(after_in_child=_reseed)
+
+
 def new_task_id() -> bytes:
-    return os.urandom(TASK_ID_SIZE)
+    """A per-process random prefix plus a counter: unique and cheap (no
+    syscall per task, which showed in profiles of task submission).
+    ``next()`` on itertools.count is atomic under the GIL."""
+    return _prefix + next(_counter).to_bytes(8, "little")
 
 
 def object_id_for(task_id: bytes, index: int) -> bytes:

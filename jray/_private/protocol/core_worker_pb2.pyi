@@ -14,8 +14,14 @@ class PushTaskRequest(_message.Message):
     spec: _common_pb2.TaskSpec
     def __init__(self, spec: _Optional[_Union[_common_pb2.TaskSpec, _Mapping]] = ...) -> None: ...
 
+class PushTaskBatchRequest(_message.Message):
+    __slots__ = ("specs",)
+    SPECS_FIELD_NUMBER: _ClassVar[int]
+    specs: _containers.RepeatedCompositeFieldContainer[_common_pb2.TaskSpec]
+    def __init__(self, specs: _Optional[_Iterable[_Union[_common_pb2.TaskSpec, _Mapping]]] = ...) -> None: ...
+
 class PushTaskReply(_message.Message):
-    __slots__ = ("returns", "is_application_error", "worker_exiting", "system_error", "num_streamed", "retryable", "borrowed_ids")
+    __slots__ = ("returns", "is_application_error", "worker_exiting", "system_error", "num_streamed", "retryable", "borrowed_ids", "task_id")
     RETURNS_FIELD_NUMBER: _ClassVar[int]
     IS_APPLICATION_ERROR_FIELD_NUMBER: _ClassVar[int]
     WORKER_EXITING_FIELD_NUMBER: _ClassVar[int]
@@ -23,6 +29,7 @@ class PushTaskReply(_message.Message):
     NUM_STREAMED_FIELD_NUMBER: _ClassVar[int]
     RETRYABLE_FIELD_NUMBER: _ClassVar[int]
     BORROWED_IDS_FIELD_NUMBER: _ClassVar[int]
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
     returns: _containers.RepeatedCompositeFieldContainer[_common_pb2.ReturnObject]
     is_application_error: bool
     worker_exiting: bool
@@ -30,7 +37,8 @@ class PushTaskReply(_message.Message):
     num_streamed: int
     retryable: bool
     borrowed_ids: _containers.RepeatedScalarFieldContainer[bytes]
-    def __init__(self, returns: _Optional[_Iterable[_Union[_common_pb2.ReturnObject, _Mapping]]] = ..., is_application_error: _Optional[bool] = ..., worker_exiting: _Optional[bool] = ..., system_error: _Optional[str] = ..., num_streamed: _Optional[int] = ..., retryable: _Optional[bool] = ..., borrowed_ids: _Optional[_Iterable[bytes]] = ...) -> None: ...
+    task_id: bytes
+    def __init__(self, returns: _Optional[_Iterable[_Union[_common_pb2.ReturnObject, _Mapping]]] = ..., is_application_error: _Optional[bool] = ..., worker_exiting: _Optional[bool] = ..., system_error: _Optional[str] = ..., num_streamed: _Optional[int] = ..., retryable: _Optional[bool] = ..., borrowed_ids: _Optional[_Iterable[bytes]] = ..., task_id: _Optional[bytes] = ...) -> None: ...
 
 class GetObjectStatusRequest(_message.Message):
     __slots__ = ("object_id", "timeout")

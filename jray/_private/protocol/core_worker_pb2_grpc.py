@@ -39,6 +39,11 @@ class CoreWorkerServiceStub:
                 request_serializer=jray_dot___private_dot_protocol_dot_core__worker__pb2.PushTaskRequest.SerializeToString,
                 response_deserializer=jray_dot___private_dot_protocol_dot_core__worker__pb2.PushTaskReply.FromString,
                 _registered_method=True)
+        self.PushTaskBatch = channel.unary_stream(
+                '/jray.protocol.CoreWorkerService/PushTaskBatch',
+                request_serializer=jray_dot___private_dot_protocol_dot_core__worker__pb2.PushTaskBatchRequest.SerializeToString,
+                response_deserializer=jray_dot___private_dot_protocol_dot_core__worker__pb2.PushTaskReply.FromString,
+                _registered_method=True)
         self.GetObjectStatus = channel.unary_unary(
                 '/jray.protocol.CoreWorkerService/GetObjectStatus',
                 request_serializer=jray_dot___private_dot_protocol_dot_core__worker__pb2.GetObjectStatusRequest.SerializeToString,
@@ -75,6 +80,12 @@ class CoreWorkerServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
     def PushTask(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PushTaskBatch(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -122,6 +133,11 @@ def add_CoreWorkerServiceServicer_to_server(servicer, server):
             'PushTask': grpc.unary_unary_rpc_method_handler(
                     servicer.PushTask,
                     request_deserializer=jray_dot___private_dot_protocol_dot_core__worker__pb2.PushTaskRequest.FromString,
+                    response_serializer=jray_dot___private_dot_protocol_dot_core__worker__pb2.PushTaskReply.SerializeToString,
+            ),
+            'PushTaskBatch': grpc.unary_stream_rpc_method_handler(
+                    servicer.PushTaskBatch,
+                    request_deserializer=jray_dot___private_dot_protocol_dot_core__worker__pb2.PushTaskBatchRequest.FromString,
                     response_serializer=jray_dot___private_dot_protocol_dot_core__worker__pb2.PushTaskReply.SerializeToString,
             ),
             'GetObjectStatus': grpc.unary_unary_rpc_method_handler(
@@ -181,6 +197,33 @@ class CoreWorkerService:
             target,
             '/jray.protocol.CoreWorkerService/PushTask',
             jray_dot___private_dot_protocol_dot_core__worker__pb2.PushTaskRequest.SerializeToString,
+            jray_dot___private_dot_protocol_dot_core__worker__pb2.PushTaskReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PushTaskBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/jray.protocol.CoreWorkerService/PushTaskBatch',
+            jray_dot___private_dot_protocol_dot_core__worker__pb2.PushTaskBatchRequest.SerializeToString,
             jray_dot___private_dot_protocol_dot_core__worker__pb2.PushTaskReply.FromString,
             options,
             channel_credentials,

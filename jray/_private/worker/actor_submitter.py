@@ -97,7 +97,7 @@ class ActorSubmitter:
 
             self.w.task_submitter.generators[spec.task_id] = GeneratorState()
         call = ActorCall(spec, return_ids, arg_refs, max_task_retries)
-        self.w.call_soon(self._enqueue, actor_id, call)
+        self.w.post(self._enqueue, actor_id, call)
         return return_ids
 
     def _enqueue(self, actor_id: bytes, call: ActorCall) -> None:

@@ -15,6 +15,7 @@ counter says nobody holds it any more.
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import contextvars
 import logging
@@ -88,6 +89,9 @@ class CoreWorker:
         self._release_queue: list[bytes] = []
         self._generators: dict[bytes, Any] = {}
         self.shutting_down = False
+        self._inbox: collections.deque = collections.deque()
+        self._inbox_lock = threading.Lock()
+        self._inbox_scheduled = False
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run_loop, name="jray-core-worker", daemon=True)
         self._thread.start()
@@ -126,6 +130,30 @@ class CoreWorker:
             fn(*args)
         else:
             self.loop.call_soon_threadsafe(fn, *args)
+
+    def post(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run ``fn(*args)`` on the loop, in order; a burst of posts from user
+        threads costs one loop wake-up (task submission is the hot path)."""
+        if self.in_loop_thread():
+            fn(*args)
+            return
+        self._inbox.append((fn, args))
+        with self._inbox_lock:
+            if self._inbox_scheduled:
+                return
+            self._inbox_scheduled = True
+        self.loop.call_soon_threadsafe(self._drain_inbox)
+
+    def _drain_inbox(self) -> None:
+        with self._inbox_lock:
+            self._inbox_scheduled = False
+        inbox = self._inbox
+        while inbox:
+            fn, args = inbox.popleft()
+            try:
+                fn(*args)
+            except Exception:  # noqa: BLE001 - one bad item must not stop the rest
+                logger.exception("jray: internal error in %s", getattr(fn, "__qualname__", fn))
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task:
         task = self.loop.create_task(coro)
@@ -623,6 +651,12 @@ class _Servicer(wgrpc.CoreWorkerServiceServicer):
 
     def __init__(self, w: CoreWorker) -> None:
         self.w = w
+
+    async def PushTaskBatch(self, request: wpb.PushTaskBatchRequest, context: Any) -> Any:
+        if self.w.executor is None:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "this process does not execute tasks (a driver)")
+        async for reply in self.w.executor.push_batch(request.specs):
+            yield reply
 
     async def PushTask(self, request: wpb.PushTaskRequest, context: Any) -> wpb.PushTaskReply:
         if self.w.executor is None:

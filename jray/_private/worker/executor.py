@@ -79,6 +79,20 @@ class Executor:
         await self.w.flush_borrows()
         return reply
 
+    async def push_batch(self, specs: Any) -> Any:
+        """Normal tasks pushed together: queue them all, answer each in turn."""
+        loop = self.w.loop
+        futs = []
+        for spec in specs:
+            fut = loop.create_future()
+            self.main_queue.put((spec, fut))
+            futs.append((spec.task_id, fut))
+        for task_id, fut in futs:
+            reply: wpb.PushTaskReply = await fut
+            await self.w.flush_borrows()
+            reply.task_id = task_id
+            yield reply
+
     async def _actor_call(self, spec: cpb.TaskSpec) -> wpb.PushTaskReply:
         caller, seq = spec.caller_id, spec.sequence_no
         expected = self.expected_seq.get(caller, 0)
