@@ -58,6 +58,7 @@ class ActorQueue:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     sender: asyncio.Task | None = None
     held_refs: list[tuple[bytes, Any]] = field(default_factory=list)  # creation args
+    refill: bool = False  # a reply drained the window: send the next batch
 
 
 class ActorSubmitter:
@@ -96,7 +97,7 @@ class ActorSubmitter:
             from jray._private.worker.task_submitter import GeneratorState
 
             self.w.task_submitter.generators[spec.task_id] = GeneratorState()
-        call = ActorCall(spec, return_ids, arg_refs, max_task_retries)
+        call = ActorCall(spec, return_ids, arg_refs, max_task_retries, resolved=not arg_refs)
         self.w.post(self._enqueue, actor_id, call)
         return return_ids
 
@@ -171,9 +172,18 @@ class ActorSubmitter:
             if incarnation != q.incarnation:
                 q.incarnation = incarnation
                 q.next_seq = 0
+            if q.in_flight and not q.refill:
+                # Calls are in flight: let new ones gather until replies drain
+                # the window, so they go out as one batch, not one RPC each.
+                continue
+            q.refill = False
+            batch: list[tuple[int, ActorCall]] = []
             while q.queue and q.info is info and not self._closed and len(q.in_flight) < MAX_IN_FLIGHT:
                 call = q.queue[0]
                 if not call.resolved:
+                    if batch:  # send what is ready before waiting on arguments
+                        self.w.spawn(self._push(q, info, batch))
+                        batch = []
                     ok = await self._resolve(call)
                     if not ok:
                         q.queue.popleft()
@@ -186,7 +196,9 @@ class ActorSubmitter:
                 call.spec.sequence_no = seq
                 call.spec.caller_id = self.w.worker_id
                 q.in_flight[seq] = call
-                self.w.spawn(self._push(q, info, seq, call))
+                batch.append((seq, call))
+            if batch:
+                self.w.spawn(self._push(q, info, batch))
 
     async def _resolve(self, call: ActorCall) -> bool:
         from jray.object_ref import ObjectRef
@@ -208,32 +220,53 @@ class ActorSubmitter:
         call.resolved = True
         return True
 
-    async def _push(self, q: ActorQueue, info: gpb.ActorInfo, seq: int, call: ActorCall) -> None:
+    async def _push(self, q: ActorQueue, info: gpb.ActorInfo, batch: list[tuple[int, ActorCall]]) -> None:
+        """Send calls in one RPC (one call: unary; more: replies stream back
+        as each call finishes, in any order)."""
         addr = f"{info.address.ip}:{info.address.port}"
         stub = self.w.pool.stub(addr, wgrpc.CoreWorkerServiceStub)
+        by_task = {call.spec.task_id: seq for seq, call in batch}
         try:
-            reply = await stub.PushTask(wpb.PushTaskRequest(spec=call.spec))
-        except grpc.RpcError as e:
-            if q.in_flight.pop(seq, None) is None:
-                return
+            if len(batch) == 1:
+                reply = await stub.PushTask(wpb.PushTaskRequest(spec=batch[0][1].spec))
+                reply.task_id = batch[0][1].spec.task_id
+                self._on_reply(q, by_task, reply)
+            else:
+                call_ = stub.PushTaskBatch(wpb.PushTaskBatchRequest(specs=[c.spec for _, c in batch]))
+                async for reply in call_:
+                    self._on_reply(q, by_task, reply)
+                if by_task:
+                    raise RuntimeError("the actor closed the batch before answering every call")
+        except (grpc.RpcError, RuntimeError) as e:
             self.w.pool.drop(addr)
-            if self._closed:
+            lost = sorted((seq, q.in_flight.pop(seq)) for seq in by_task.values() if seq in q.in_flight)
+            if self._closed or not lost:
                 return
-            if call.retries_left != 0 and (q.info is None or q.info.state != DEAD):
-                if call.retries_left > 0:
-                    call.retries_left -= 1
-                call.spec.attempt += 1
-                q.queue.appendleft(call)
-                # The watcher wakes the sender when the GCS reports the restart.
-                return
-            detail = e.details() if hasattr(e, "details") else str(e)
-            self._fail(call, exceptions.ActorDiedError(
-                f"The actor died unexpectedly before finishing this call ({call.spec.method_name}): {detail}",
-                q.actor_id.hex()))
+            detail = e.details() if isinstance(e, grpc.RpcError) and hasattr(e, "details") else str(e)
+            retry = []
+            for _seq, call in lost:
+                if call.retries_left != 0 and (q.info is None or q.info.state != DEAD):
+                    if call.retries_left > 0:
+                        call.retries_left -= 1
+                    call.spec.attempt += 1
+                    retry.append(call)
+                else:
+                    self._fail(call, exceptions.ActorDiedError(
+                        f"The actor died unexpectedly before finishing this call ({call.spec.method_name}): {detail}",
+                        q.actor_id.hex()))
+            # Back to the front, in their original order; the watcher wakes
+            # the sender when the GCS reports the restart.
+            q.queue.extendleft(reversed(retry))
+
+    def _on_reply(self, q: ActorQueue, by_task: dict[bytes, int], reply: wpb.PushTaskReply) -> None:
+        seq = by_task.pop(reply.task_id, None)
+        if seq is None:
             return
-        if q.in_flight.pop(seq, None) is None:
+        call = q.in_flight.pop(seq, None)
+        if call is None:
             return
-        if q.queue:
+        if q.queue and len(q.in_flight) <= MAX_IN_FLIGHT // 2:
+            q.refill = True
             q.wake.set()
         for ret in reply.returns:
             self.w.set_ready(ret)

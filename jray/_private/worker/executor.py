@@ -82,6 +82,15 @@ class Executor:
     async def push_batch(self, specs: Any) -> Any:
         """Normal tasks pushed together: queue them all, answer each in turn."""
         loop = self.w.loop
+        if specs and specs[0].type == ACTOR:
+            async def one(spec: cpb.TaskSpec) -> wpb.PushTaskReply:
+                r = await self._actor_call(spec)
+                r.task_id = spec.task_id
+                return r
+
+            for done in asyncio.as_completed([asyncio.ensure_future(one(s)) for s in specs]):
+                yield await done
+            return
         futs = []
         for spec in specs:
             fut = loop.create_future()
@@ -185,7 +194,10 @@ class Executor:
             self.logs.set_context(spec)
             try:
                 fn = self._callable(spec)
-                args, kwargs = await asyncio.get_running_loop().run_in_executor(None, self._resolve_args, spec)
+                if any(a.HasField("ref") for a in spec.args):  # may block on get(): off the loop
+                    args, kwargs = await asyncio.get_running_loop().run_in_executor(None, self._resolve_args, spec)
+                else:
+                    args, kwargs = self._resolve_args(spec)
                 if spec.streaming:
                     return await self._stream_async(spec, fn(*args, **kwargs))
                 result = fn(*args, **kwargs)
