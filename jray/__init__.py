@@ -33,6 +33,22 @@ __version__ = "0.1.0"
 # Ray also exposes the generator type under this name.
 DynamicObjectRefGenerator = ObjectRefGenerator
 
+
+def load_ipython_extension(ipython: object) -> None:
+    """``%load_ext jray``: the ``%%remote`` and ``%jray`` magics (see jray.jupyter)."""
+    from jray.jupyter import load_ipython_extension as load
+
+    load(ipython)
+
+
+def progress(refs: object, desc: str = "") -> object:
+    """A live progress bar over ObjectRefs completing (a widget in a notebook, text in a
+    terminal); iterating it yields the refs as they complete."""
+    from jray.jupyter import progress as _progress
+
+    return _progress(refs, desc=desc)
+
+
 __all__ = [
     "ActorClass",
     "ActorHandle",
@@ -54,6 +70,7 @@ __all__ = [
     "kill",
     "method",
     "nodes",
+    "progress",
     "put",
     "remote",
     "shutdown",

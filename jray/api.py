@@ -7,6 +7,7 @@ import atexit
 import inspect
 import logging
 import os
+import sys
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -162,6 +163,10 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
                                 "session_dir": _cluster.session_dir if _cluster else "",
                                 "raylet_address": raylet_address})
         os.environ.setdefault("JRAY_TOKEN_OF_" + gcs_address.replace(":", "_").replace(".", "_"), "")
+        if "IPython" in sys.modules:  # output to the submitting cell, Ctrl-C cancels (jray.jupyter)
+            from jray.jupyter import session
+
+            session.attach(w)
         return _context
 
 

@@ -23,6 +23,7 @@
     │   └── ReferenceCountingAssertionError
     ├── RuntimeEnvSetupError
     ├── PendingCallsLimitExceeded
+    ├── RemoteCellError               a ``%%remote`` notebook cell raised on the cluster
     └── RaySystemError                an internal failure (a bug or a dead daemon)
 
 Remote exceptions carry the remote traceback text and render it in IPython
@@ -227,6 +228,26 @@ class RuntimeEnvSetupError(RayError):
 
 class PendingCallsLimitExceeded(RayError):
     """Raised when an actor has too many pending calls."""
+
+
+class RemoteCellError(RayError):
+    """Raised when a ``%%remote`` cell raised on the cluster.
+
+    Carries the remote traceback, cut to the cell's frames and numbered with
+    the cell's own lines; IPython shows it instead of the local traceback.
+    """
+
+    def __init__(self, ename: str = "", evalue: str = "", traceback_lines: list[str] | None = None) -> None:
+        super().__init__(f"{ename}: {evalue}" if ename else evalue)
+        self.ename = ename
+        self.evalue = evalue
+        self.traceback_lines = list(traceback_lines or [])
+
+    def __reduce__(self) -> Any:
+        return (RemoteCellError, (self.ename, self.evalue, self.traceback_lines))
+
+    def _render_traceback_(self) -> list[str]:
+        return self.traceback_lines or [str(self)]
 
 
 class RaySystemError(RayError):

@@ -11,11 +11,15 @@ from jray._private.ids import new_task_id
 from jray._private.protocol import common_pb2 as cpb
 from jray._private.worker.core_worker import CoreWorker, _owner_proto, current_task
 
+# Bumped by the notebook layer before each cell runs: a function pickled by
+# value captures the helpers it calls, and a later cell may redefine them.
+generation = 0
+
 
 def export_callable(worker: CoreWorker, obj: Any, cache: dict[str, Any]) -> cpb.FunctionDescriptor:
-    """Pickle ``obj`` once per process and publish it in the GCS KV."""
+    """Pickle ``obj`` once per process (and notebook cell) and publish it in the GCS KV."""
     desc = cache.get("descriptor")
-    if desc is None or cache.get("worker") is not worker:
+    if desc is None or cache.get("worker") is not worker or cache.get("generation") != generation:
         pickled = serialization.dumps_function(obj)
         digest = hashlib.sha1(pickled).hexdigest()[:20]
         module = getattr(obj, "__module__", "") or ""
@@ -25,6 +29,7 @@ def export_callable(worker: CoreWorker, obj: Any, cache: dict[str, Any]) -> cpb.
         desc = cpb.FunctionDescriptor(key=key, module=module, qualname=qualname)
         cache["descriptor"] = desc
         cache["worker"] = worker
+        cache["generation"] = generation
     return desc  # type: ignore[no-any-return]
 
 

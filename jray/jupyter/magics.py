@@ -1,0 +1,310 @@
+"""``%%remote`` and ``%jray``: the cell magics (``%load_ext jray``).
+
+``%%remote`` runs a cell as a task on the cluster: the globals it reads are
+shipped, its output streams back into the cell, the names it assigns come
+back into the notebook. ``--actor NAME`` runs it in a persistent remote
+namespace, ``--all-nodes`` once on every node. ``%jray`` holds the line
+commands: status, nodes, dashboard, actors, drop, autoremote.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+
+import jray
+from jray import exceptions
+from jray.jupyter import autoremote, cell_source, namespaces, routing, session, shipping, views
+from jray.jupyter.remote_cell import CellRequest, CellResult, run_cell
+
+_run_cell_remote: Any = None
+
+
+def _remote_fn() -> Any:
+    global _run_cell_remote
+    if _run_cell_remote is None:
+        # A cell is not retried behind the user's back: side effects could run twice.
+        _run_cell_remote = jray.remote(max_retries=0)(run_cell)
+    return _run_cell_remote
+
+
+@magics_class
+class JrayMagics(Magics):
+    """The magics of ``%load_ext jray``."""
+
+    @magic_arguments()
+    @argument("--num-cpus", type=float, default=None, help="CPUs the cell's task holds (default 1).")
+    @argument("--num-gpus", type=float, default=None, help="GPUs the cell's task holds.")
+    @argument("--resources", type=str, default=None, metavar="JSON",
+              help='Custom resources as JSON, e.g. \'{"accelerator": 1}\'.')
+    @argument("--name", type=str, default=None, help="The task's name (shown in the state API).")
+    @argument("--node", type=str, default=None, metavar="NODE_ID",
+              help="Run on this node (its id, a unique prefix of it, or its IP address).")
+    @argument("-o", "--outputs", type=str, default=None, metavar="a,b",
+              help="Names to copy back into the notebook (default: every name the cell assigns).")
+    @argument("--no-block", type=str, default=None, metavar="VAR",
+              help="Return at once; the cell's ObjectRef is stored in VAR (jray.get(VAR) gives a CellResult).")
+    @argument("--actor", type=str, default=None, metavar="NAME",
+              help="Run inside the persistent remote namespace NAME (created on first use).")
+    @argument("--all-nodes", action="store_true", help="Run once on every node; outputs grouped by node.")
+    @argument("--from-autoremote", action="store_true", help=argparse.SUPPRESS)
+    @cell_magic
+    def remote(self, line: str, cell: str) -> Any:
+        """Run this cell on the cluster."""
+        args = parse_argstring(self.remote, line)
+        opts = _task_options(args)
+        if args.actor is not None and args.all_nodes:
+            raise UsageError("%%remote: --actor and --all-nodes cannot be combined.")
+        if args.node is not None and args.all_nodes:
+            raise UsageError("%%remote: --node and --all-nodes cannot be combined.")
+        if args.no_block is not None and not args.no_block.isidentifier():
+            raise UsageError(f"%%remote: --no-block needs a variable name, got {args.no_block!r}.")
+        outputs = _parse_outputs(args.outputs)
+        if not cell.strip():
+            return None
+        req = self._request(cell, outputs, first_line=1 if args.from_autoremote else 2)
+        if not jray.is_initialized():
+            jray.init()
+        if args.node is not None:
+            opts["scheduling_strategy"] = _node_strategy(args.node)
+        if args.all_nodes:
+            return self._run_all_nodes(req, opts, args)
+        if args.actor is not None:
+            ref = self._submit_actor(req, args.actor, opts, args)
+        else:
+            ref = self._submit_task(req, opts)
+        if args.no_block is not None:
+            self.shell.user_ns[args.no_block] = ref
+            return None
+        return self._finish(ref, req)
+
+    # -- building and submitting -----------------------------------------------------
+    def _request(self, cell: str, outputs: list[str] | None, first_line: int) -> CellRequest:
+        count = getattr(self.shell, "execution_count", 0)
+        filename = f"<jray-remote-cell-{count}-{id(cell):x}>"
+        try:
+            tree = cell_source.parse(cell, filename, first_line)
+        except SyntaxError as e:
+            e.filename = f"Cell In[{count}]"
+            raise
+        names = cell_source.names_of(tree)
+        shipped = shipping.globals_for(names, self.shell.user_ns)
+        return CellRequest(source=cell, filename=filename, label=f"Cell In[{count}]", first_line=first_line,
+                           globals=shipped, outputs=outputs)
+
+    def _submit_task(self, req: CellRequest, opts: dict[str, Any]) -> Any:
+        opts.setdefault("name", "remote")
+        try:
+            ref = _remote_fn().options(**opts).remote(req)
+        except TypeError as e:
+            raise _explain_send_failure(req, e) from None
+        self._quiet_prefix(ref)
+        return ref
+
+    def _submit_actor(self, req: CellRequest, name: str, opts: dict[str, Any], args: Any) -> Any:
+        handle = namespaces.get_or_create(name, opts)
+        try:
+            ref = handle.run.remote(req)
+        except TypeError as e:
+            raise _explain_send_failure(req, e) from None
+        s = session.current()
+        if s is not None:
+            s.actor_calls[ref.task_id().binary()] = handle._actor_id
+        self._quiet_prefix(ref)
+        return ref
+
+    def _quiet_prefix(self, ref: Any) -> None:
+        s = session.current()
+        if s is not None:  # a %%remote cell prints like a local one: no "(name pid=N)" prefix
+            s.router.label(ref.task_id().binary(), routing.NO_PREFIX)
+
+    def _finish(self, ref: Any, req: CellRequest) -> Any:
+        try:
+            result: CellResult = jray.get(ref)
+        except exceptions.RemoteCellError as e:
+            raise _plain_cell_error(e) from None
+        finally:
+            s = session.current()
+            if s is not None:
+                s.router.forget(ref.task_id().binary())
+        return self._apply(result)
+
+    def _apply(self, result: CellResult) -> Any:
+        self.shell.user_ns.update(result.outputs)
+        if result.skipped:
+            why = "; ".join(f"{k}: {v}" for k, v in result.skipped.items())
+            sys.stderr.write(f"[jray] not copied back from the cluster: {why}\n")
+        return result.value if result.has_value else None
+
+    # -- --all-nodes -------------------------------------------------------------------
+    def _run_all_nodes(self, req: CellRequest, opts: dict[str, Any], args: Any) -> Any:
+        from jray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        alive = [n for n in jray.nodes() if n["Alive"]]
+        s = session.current()
+        runs = []
+        for n in alive:
+            o = dict(opts, scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False))
+            o.setdefault("name", "remote")
+            try:
+                ref = _remote_fn().options(**o).remote(req)
+            except TypeError as e:
+                raise _explain_send_failure(req, e) from None
+            captured = s.router.capture(ref.task_id().binary()) if s is not None else []
+            runs.append((n, ref, captured))
+        if args.no_block is not None:
+            self.shell.user_ns[args.no_block] = [ref for _, ref, _ in runs]
+            return None
+        results: list[CellResult | None] = []
+        errors: list[tuple[str, exceptions.RemoteCellError]] = []
+        try:
+            for n, ref, captured in runs:
+                head = f"[node {n['NodeID'][:8]} {n['NodeManagerAddress']}]"
+                try:
+                    results.append(jray.get(ref))
+                except exceptions.RemoteCellError as e:
+                    results.append(None)
+                    errors.append((head, _plain_cell_error(e)))
+                print(head)
+                routing.print_entries(captured, self._show_here)
+                if errors and errors[-1][0] == head:
+                    sys.stderr.write("\n".join(errors[-1][1]._render_traceback_()) + "\n")
+        finally:
+            if s is not None:
+                for _, ref, _ in runs:
+                    s.router.forget(ref.task_id().binary())
+        if errors:
+            head, err = errors[0]
+            raise exceptions.RemoteCellError(err.ename, err.evalue, [
+                f"{err.ename}: {err.evalue} (the cell raised on {len(errors)} of {len(runs)} nodes; first: {head})"])
+        names: dict[str, list[Any]] = {}
+        for r in results:
+            assert r is not None
+            for k in r.outputs:
+                names.setdefault(k, [])
+        for k in names:
+            self.shell.user_ns[k] = [r.outputs.get(k) if r is not None else None for r in results]
+        values = [r.value for r in results if r is not None]
+        return values if any(r is not None and r.has_value for r in results) else None
+
+    def _show_here(self, msg: dict[str, Any]) -> None:
+        s = session.current()
+        if s is not None:
+            s.router.show(s.router._current_parent(), msg)
+
+    # -- %jray ------------------------------------------------------------------------------
+    @line_magic
+    def jray(self, line: str) -> Any:
+        """%jray status | nodes | dashboard | actors | drop NAME | autoremote on|off"""
+        words = line.split()
+        if not words:
+            raise UsageError(_JRAY_USAGE)
+        cmd, rest = words[0], words[1:]
+        if cmd == "autoremote":
+            if rest not in (["on"], ["off"]):
+                raise UsageError("usage: %jray autoremote on|off")
+            (autoremote.enable if rest == ["on"] else autoremote.disable)(self.shell)
+            print(f"autoremote {rest[0]}: " + ("every following cell runs as %%remote (%jray autoremote off "
+                                               "to stop)" if rest == ["on"] else "cells run locally again"))
+            return None
+        if cmd == "drop":
+            if len(rest) != 1:
+                raise UsageError("usage: %jray drop NAME")
+            _require_init()
+            namespaces.drop(rest[0])
+            return None
+        if rest:
+            raise UsageError(f"%jray {cmd} takes no arguments.\n{_JRAY_USAGE}")
+        if cmd not in ("status", "nodes", "dashboard", "actors"):
+            raise UsageError(f"unknown command {cmd!r}.\n{_JRAY_USAGE}")
+        _require_init()
+        if cmd == "status":
+            return views.status()
+        if cmd == "nodes":
+            return views.node_table()
+        if cmd == "dashboard":
+            return views.dashboard()
+        return namespaces.listing()
+
+
+_JRAY_USAGE = """usage: %jray COMMAND
+  status            the cluster: nodes, CPUs/GPUs in use, object store, tasks
+  nodes             one row per node
+  dashboard         where the dashboard pages are
+  actors            the remote namespaces of %%remote --actor
+  drop NAME         end the remote namespace NAME
+  autoremote on|off run every following cell as %%remote (or stop)"""
+
+
+def _require_init() -> None:
+    if not jray.is_initialized():
+        raise UsageError("jray is not initialized: call jray.init() first.")
+
+
+def _task_options(args: Any) -> dict[str, Any]:
+    opts: dict[str, Any] = {}
+    if args.num_cpus is not None:
+        if args.num_cpus < 0:
+            raise UsageError("%%remote: --num-cpus must be >= 0.")
+        opts["num_cpus"] = args.num_cpus
+    if args.num_gpus is not None:
+        if args.num_gpus < 0:
+            raise UsageError("%%remote: --num-gpus must be >= 0.")
+        opts["num_gpus"] = args.num_gpus
+    if args.resources is not None:
+        try:
+            res = json.loads(args.resources)
+        except ValueError as e:
+            raise UsageError(f"%%remote: --resources is not valid JSON ({e}): {args.resources!r}") from None
+        if not isinstance(res, dict) or not all(isinstance(v, (int, float)) for v in res.values()):
+            raise UsageError('%%remote: --resources must be a JSON object of numbers, e.g. \'{"custom": 1}\'.')
+        opts["resources"] = res
+    if args.name is not None:
+        opts["name"] = args.name
+    return opts
+
+
+def _parse_outputs(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    bad = [n for n in names if not n.isidentifier()]
+    if bad or not names:
+        raise UsageError(f"%%remote: -o/--outputs takes names separated by commas, got {text!r}.")
+    return names
+
+
+def _node_strategy(spec: str) -> Any:
+    from jray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    alive = [n for n in jray.nodes() if n["Alive"]]
+    by_ip = [n for n in alive if n["NodeManagerAddress"] == spec]
+    matches = by_ip or [n for n in alive if n["NodeID"].startswith(spec.lower())]
+    if len(matches) != 1:
+        known = ", ".join(f"{n['NodeID'][:12]} ({n['NodeManagerAddress']})" for n in alive)
+        what = "no live node" if not matches else f"{len(matches)} nodes"
+        raise UsageError(f"%%remote: --node {spec!r} matches {what}; live nodes: {known}")
+    return NodeAffinitySchedulingStrategy(matches[0]["NodeID"], soft=False)
+
+
+def _explain_send_failure(req: CellRequest, e: TypeError) -> Exception:
+    """A TypeError while sending: name the variable that does not pickle, when one does not."""
+    for name, value in req.globals.items():
+        why = shipping._why_unpicklable(value)
+        if why:
+            return shipping.UnpicklableGlobalError(name, value, why)
+    return e
+
+
+def _plain_cell_error(e: exceptions.RemoteCellError) -> exceptions.RemoteCellError:
+    # get() raises a RayTaskError that is also a RemoteCellError; show the cell's own traceback.
+    cause = getattr(e, "cause", None)
+    if isinstance(cause, exceptions.RemoteCellError):
+        return cause
+    return exceptions.RemoteCellError(e.ename, e.evalue, e.traceback_lines)

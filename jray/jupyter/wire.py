@@ -1,0 +1,65 @@
+"""Rich output from remote code, carried on the worker's log stream.
+
+A worker has one channel to the driver that keeps order with its prints:
+the forwarded stdout/stderr lines (``log_stream.py``). A display message
+(``display(...)``, a figure, a tqdm bar update) travels as one such line:
+a marker followed by JSON, so it arrives after the text printed before it
+and before the task's reply. The driver's output router recognises the
+marker and turns the message into a Jupyter ``display_data`` (or an update
+of one) in the submitting cell.
+
+Message kinds: ``display`` (data, metadata, display_id, update) and
+``progress`` (a bar: id, n, total, desc, text, closed).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+MARK = "\x1ejray-msg:"
+# Larger payloads (a huge figure) are replaced by a short note: one log line
+# must stay small enough not to stall the stream behind it.
+MAX_BYTES = 8 * 1024 * 1024
+
+# The task spec of the %%remote cell running in this worker: threads the cell
+# starts (tqdm monitors, user threads) have no task context of their own.
+active_spec: Any = None
+
+
+def encode(msg: dict[str, Any]) -> str:
+    text = MARK + json.dumps(msg, separators=(",", ":"), default=str)
+    if len(text) > MAX_BYTES:
+        note = {"kind": "display", "data": {"text/plain": f"<output of {len(text)} bytes not sent: over the "
+                                                           f"{MAX_BYTES // 2**20} MiB limit>"}, "metadata": {}}
+        text = MARK + json.dumps(note)
+    return text
+
+
+def decode(text: str) -> dict[str, Any] | None:
+    """The message in a forwarded line, or None for a plain line."""
+    if not text.startswith(MARK):
+        return None
+    try:
+        msg = json.loads(text[len(MARK):])
+    except ValueError:
+        return None
+    return msg if isinstance(msg, dict) else None
+
+
+def emit(msg: dict[str, Any]) -> None:
+    """Worker side: send ``msg`` to the driver, in order with this task's prints."""
+    from jray._private.worker import global_state
+    from jray._private.worker.core_worker import current_task
+
+    text = encode(msg)
+    w = global_state.worker
+    spec = current_task.get() or active_spec
+    executor = getattr(w, "executor", None)
+    if executor is not None and spec is not None:
+        executor.logs.add(spec, text, False)
+    else:  # not in a worker (tests, a local fallback): print what a terminal would show
+        plain = (msg.get("data") or {}).get("text/plain") or msg.get("text")
+        if plain:
+            sys.stdout.write(f"{plain}\n")
