@@ -7,12 +7,14 @@
     ├── RayActorError                 an actor cannot run the call
     │   ├── ActorDiedError            the actor is dead (killed, crashed, exited)
     │   ├── ActorUnavailableError     the actor is restarting or unreachable
-    │   └── ActorUnschedulableError
+    │   ├── ActorUnschedulableError
+    │   └── ActorPlacementGroupRemoved  the actor's placement group was removed
     ├── GetTimeoutError               ``get`` ran past its timeout (also TimeoutError)
     ├── TaskCancelledError            the task was cancelled
     ├── WorkerCrashedError            the worker died while running the task
     ├── NodeDiedError
     ├── TaskUnschedulableError
+    ├── TaskPlacementGroupRemoved     the task's placement group was removed
     ├── ObjectStoreFullError          the store cannot hold the object
     ├── OutOfMemoryError
     ├── ObjectLostError               no copy of the object is left
@@ -153,6 +155,10 @@ class ActorUnschedulableError(RayActorError):
     """Raised when no node can ever host the actor."""
 
 
+class ActorPlacementGroupRemoved(RayActorError):
+    """Raised when the placement group an actor was placed in was removed."""
+
+
 class GetTimeoutError(RayError, TimeoutError):
     """Raised when ``get`` or ``wait`` ran past its timeout."""
 
@@ -181,6 +187,10 @@ class NodeDiedError(RayError):
 
 class TaskUnschedulableError(RayError):
     """Raised when a task can never be scheduled."""
+
+
+class TaskPlacementGroupRemoved(RayError):
+    """Raised when the placement group a task (or ``ready()``) waited for was removed."""
 
 
 class ObjectStoreFullError(RayError):

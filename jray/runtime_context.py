@@ -68,6 +68,13 @@ class RuntimeContext:
 
         return NodeID(self._w.node_id)
 
+    def get_placement_group_id(self) -> str | None:
+        """Hex id of the placement group the current task or actor runs in."""
+        from jray.util.placement_group import get_current_placement_group
+
+        pg = get_current_placement_group()
+        return pg.id.hex() if pg is not None else None
+
     def get_worker_id(self) -> str:
         return self._w.worker_id.hex()
 

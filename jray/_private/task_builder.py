@@ -70,13 +70,13 @@ def build_args(worker: CoreWorker, args: tuple, kwargs: dict, fn_name: str,
 
 def base_spec(worker: CoreWorker, *, name: str, task_type: int, num_returns: int, streaming: bool,
               resources: dict[str, float], opts: dict[str, Any]) -> cpb.TaskSpec:
-    from jray.util.scheduling_strategies import to_proto
+    from jray.util.scheduling_strategies import for_task, to_proto
 
     parent = current_task.get()
     spec = cpb.TaskSpec(
         task_id=new_task_id(), job_id=worker.job_id, name=name, type=task_type,  # type: ignore[arg-type]
-        num_returns=num_returns, streaming=streaming, resources=resources,
-        caller=worker.address, scheduling=to_proto(opts.get("scheduling_strategy")),
+        num_returns=num_returns, streaming=streaming, resources=resources, caller=worker.address,
+        scheduling=to_proto(None) if task_type == cpb.ACTOR_TASK else for_task(opts, resources, parent),
         namespace=worker.namespace,
     )
     if parent is not None:

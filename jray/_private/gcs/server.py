@@ -1,6 +1,6 @@
 """The GCS servicer: node table and health, jobs, actors (registration,
-scheduling through raylet leases, restarts), the internal KV and the
-task-event buffer."""
+scheduling through raylet leases, restarts), placement groups (see
+``pg_manager.py``), the internal KV and the task-event buffer."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import grpc
 
 from jray._private import config, rpc, serialization
 from jray._private.gcs.actor_directory import ActorDirectory, ActorRecord
+from jray._private.gcs.pg_manager import PlacementGroupManager
 from jray._private.ids import random_id
 from jray._private.protocol import common_pb2 as cpb
 from jray._private.protocol import core_worker_pb2 as wpb
@@ -38,6 +39,7 @@ class GcsServer(ggrpc.GcsServiceServicer):
         self.jobs: dict[bytes, gpb.JobInfo] = {}
         self._next_job = 1
         self.actors = ActorDirectory()
+        self.pgs = PlacementGroupManager(self)
         self.task_events: collections.deque = collections.deque(maxlen=MAX_TASK_EVENTS)
         self.dropped_events = 0
         self.pool = rpc.ChannelPool(token)
@@ -62,6 +64,7 @@ class GcsServer(ggrpc.GcsServiceServicer):
         if node is None or not node.alive:
             return
         node.alive = False
+        self.pgs.on_node_dead(node_id)
         for rec in list(self.actors.actors.values()):
             if rec.info.node_id == node_id and rec.info.state in (gpb.ALIVE, gpb.PENDING_CREATION):
                 self._actor_failed(rec, f"the node {node_id.hex()} running it died")
@@ -76,6 +79,7 @@ class GcsServer(ggrpc.GcsServiceServicer):
         self.nodes[n.node_id] = n
         self.last_seen[n.node_id] = time.monotonic()
         logger.info("node %s registered at %s:%d", n.node_id.hex(), n.ip, n.raylet_port)
+        self.pgs.kick()
         return gpb.RegisterNodeReply(cluster_id=self.cluster_id)
 
     async def UnregisterNode(self, request: gpb.UnregisterNodeRequest, context: Any) -> gpb.UnregisterNodeReply:
@@ -140,6 +144,7 @@ class GcsServer(ggrpc.GcsServiceServicer):
             for rec in list(self.actors.actors.values()):
                 if rec.info.job_id == request.job_id and not rec.info.detached and rec.info.state != gpb.DEAD:
                     self._kill_actor(rec, "the job that created it finished", force=True)
+            self.pgs.remove_job(request.job_id)
         return gpb.MarkJobFinishedReply()
 
     async def GetAllJobInfo(self, request: Any, context: Any) -> gpb.GetAllJobInfoReply:
@@ -168,6 +173,9 @@ class GcsServer(ggrpc.GcsServiceServicer):
     def _pick_node(self, rec: ActorRecord) -> gpb.NodeInfo | None:
         demand = dict(rec.spec.resources)
         s = rec.spec.scheduling
+        if s.kind == cpb.SchedulingStrategy.PLACEMENT_GROUP:
+            return self.pgs.node_for_actor(
+                rec, lambda why: self.actors.update(rec, state=gpb.DEAD, death_cause=why))
         nodes = self._alive_nodes()
         if s.kind == cpb.SchedulingStrategy.NODE_AFFINITY:
             n = self.nodes.get(s.node_id)
@@ -194,7 +202,9 @@ class GcsServer(ggrpc.GcsServiceServicer):
         while rec.info.state in (gpb.PENDING_CREATION, gpb.RESTARTING):
             node = self._pick_node(rec)
             if node is None:
-                if not warned:
+                if rec.info.state == gpb.DEAD:
+                    return
+                if not warned and rec.spec.scheduling.kind != cpb.SchedulingStrategy.PLACEMENT_GROUP:
                     logger.warning("actor %s cannot be placed yet: no node has %s", rec.info.class_name,
                                    dict(rec.spec.resources))
                     warned = True
@@ -325,6 +335,28 @@ class GcsServer(ggrpc.GcsServiceServicer):
         if rec is not None and (not request.worker_id or rec.worker_id == request.worker_id or request.intentional):
             self._actor_failed(rec, request.reason or "its worker process died", request.intentional)
         return gpb.ReportWorkerFailureReply()
+
+    # -- placement groups ------------------------------------------------------
+    async def CreatePlacementGroup(self, request: gpb.CreatePlacementGroupRequest,
+                                   context: Any) -> gpb.CreatePlacementGroupReply:
+        error = self.pgs.create(request.group)
+        return gpb.CreatePlacementGroupReply(ok=not error, error=error)
+
+    async def RemovePlacementGroup(self, request: gpb.RemovePlacementGroupRequest,
+                                   context: Any) -> gpb.RemovePlacementGroupReply:
+        return gpb.RemovePlacementGroupReply(found=self.pgs.remove(request.placement_group_id))
+
+    async def GetPlacementGroup(self, request: gpb.GetPlacementGroupRequest,
+                                context: Any) -> gpb.GetPlacementGroupReply:
+        rec = self.pgs.lookup(request)
+        if rec is None:
+            return gpb.GetPlacementGroupReply(found=False)
+        if request.wait_ready and request.timeout > 0:
+            await self.pgs.table.wait_settled(rec, request.timeout)
+        return gpb.GetPlacementGroupReply(found=True, group=rec.info)
+
+    async def ListPlacementGroups(self, request: Any, context: Any) -> gpb.ListPlacementGroupsReply:
+        return gpb.ListPlacementGroupsReply(groups=[r.info for r in self.pgs.table.groups.values()])
 
     # -- task events -----------------------------------------------------------
     async def AddTaskEvents(self, request: gpb.AddTaskEventsRequest, context: Any) -> gpb.AddTaskEventsReply:

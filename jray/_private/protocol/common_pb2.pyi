@@ -61,7 +61,7 @@ class TaskArg(_message.Message):
     def __init__(self, name: _Optional[str] = ..., data: _Optional[bytes] = ..., ref: _Optional[_Union[ObjectRefInfo, _Mapping]] = ..., nested_refs: _Optional[_Iterable[_Union[ObjectRefInfo, _Mapping]]] = ..., star: _Optional[bool] = ...) -> None: ...
 
 class SchedulingStrategy(_message.Message):
-    __slots__ = ("kind", "node_id", "soft", "placement_group_id", "bundle_index")
+    __slots__ = ("kind", "node_id", "soft", "placement_group_id", "bundle_index", "capture_child_tasks")
     class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         DEFAULT: _ClassVar[SchedulingStrategy.Kind]
@@ -77,12 +77,33 @@ class SchedulingStrategy(_message.Message):
     SOFT_FIELD_NUMBER: _ClassVar[int]
     PLACEMENT_GROUP_ID_FIELD_NUMBER: _ClassVar[int]
     BUNDLE_INDEX_FIELD_NUMBER: _ClassVar[int]
+    CAPTURE_CHILD_TASKS_FIELD_NUMBER: _ClassVar[int]
     kind: SchedulingStrategy.Kind
     node_id: bytes
     soft: bool
     placement_group_id: bytes
     bundle_index: int
-    def __init__(self, kind: _Optional[_Union[SchedulingStrategy.Kind, str]] = ..., node_id: _Optional[bytes] = ..., soft: _Optional[bool] = ..., placement_group_id: _Optional[bytes] = ..., bundle_index: _Optional[int] = ...) -> None: ...
+    capture_child_tasks: bool
+    def __init__(self, kind: _Optional[_Union[SchedulingStrategy.Kind, str]] = ..., node_id: _Optional[bytes] = ..., soft: _Optional[bool] = ..., placement_group_id: _Optional[bytes] = ..., bundle_index: _Optional[int] = ..., capture_child_tasks: _Optional[bool] = ...) -> None: ...
+
+class Bundle(_message.Message):
+    __slots__ = ("placement_group_id", "index", "resources", "node_id")
+    class ResourcesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    PLACEMENT_GROUP_ID_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    RESOURCES_FIELD_NUMBER: _ClassVar[int]
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    placement_group_id: bytes
+    index: int
+    resources: _containers.ScalarMap[str, float]
+    node_id: bytes
+    def __init__(self, placement_group_id: _Optional[bytes] = ..., index: _Optional[int] = ..., resources: _Optional[_Mapping[str, float]] = ..., node_id: _Optional[bytes] = ...) -> None: ...
 
 class ActorCreationSpec(_message.Message):
     __slots__ = ("actor_id", "max_restarts", "max_task_retries", "max_concurrency", "is_async", "name", "namespace", "detached", "concurrency_groups", "class_name", "method_meta")

@@ -15,11 +15,22 @@ class ActorState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ALIVE: _ClassVar[ActorState]
     RESTARTING: _ClassVar[ActorState]
     DEAD: _ClassVar[ActorState]
+
+class PlacementGroupState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PG_PENDING: _ClassVar[PlacementGroupState]
+    PG_CREATED: _ClassVar[PlacementGroupState]
+    PG_REMOVED: _ClassVar[PlacementGroupState]
+    PG_RESCHEDULING: _ClassVar[PlacementGroupState]
 DEPENDENCIES_UNREADY: ActorState
 PENDING_CREATION: ActorState
 ALIVE: ActorState
 RESTARTING: ActorState
 DEAD: ActorState
+PG_PENDING: PlacementGroupState
+PG_CREATED: PlacementGroupState
+PG_REMOVED: PlacementGroupState
+PG_RESCHEDULING: PlacementGroupState
 
 class NodeInfo(_message.Message):
     __slots__ = ("node_id", "ip", "raylet_port", "resources_total", "resources_available", "alive", "is_head", "store_path", "object_store_memory", "store_used", "num_workers", "labels", "start_time", "pid", "spilled_bytes", "pending_leases")
@@ -455,6 +466,88 @@ class GetTaskEventsReply(_message.Message):
     events: _containers.RepeatedCompositeFieldContainer[TaskEvent]
     dropped: int
     def __init__(self, events: _Optional[_Iterable[_Union[TaskEvent, _Mapping]]] = ..., dropped: _Optional[int] = ...) -> None: ...
+
+class PlacementGroupInfo(_message.Message):
+    __slots__ = ("placement_group_id", "name", "namespace", "strategy", "state", "bundles", "creator_job_id", "detached", "version", "create_time")
+    PLACEMENT_GROUP_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    BUNDLES_FIELD_NUMBER: _ClassVar[int]
+    CREATOR_JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    DETACHED_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    placement_group_id: bytes
+    name: str
+    namespace: str
+    strategy: str
+    state: PlacementGroupState
+    bundles: _containers.RepeatedCompositeFieldContainer[_common_pb2.Bundle]
+    creator_job_id: bytes
+    detached: bool
+    version: int
+    create_time: float
+    def __init__(self, placement_group_id: _Optional[bytes] = ..., name: _Optional[str] = ..., namespace: _Optional[str] = ..., strategy: _Optional[str] = ..., state: _Optional[_Union[PlacementGroupState, str]] = ..., bundles: _Optional[_Iterable[_Union[_common_pb2.Bundle, _Mapping]]] = ..., creator_job_id: _Optional[bytes] = ..., detached: _Optional[bool] = ..., version: _Optional[int] = ..., create_time: _Optional[float] = ...) -> None: ...
+
+class CreatePlacementGroupRequest(_message.Message):
+    __slots__ = ("group",)
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    group: PlacementGroupInfo
+    def __init__(self, group: _Optional[_Union[PlacementGroupInfo, _Mapping]] = ...) -> None: ...
+
+class CreatePlacementGroupReply(_message.Message):
+    __slots__ = ("ok", "error")
+    OK_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    ok: bool
+    error: str
+    def __init__(self, ok: _Optional[bool] = ..., error: _Optional[str] = ...) -> None: ...
+
+class RemovePlacementGroupRequest(_message.Message):
+    __slots__ = ("placement_group_id",)
+    PLACEMENT_GROUP_ID_FIELD_NUMBER: _ClassVar[int]
+    placement_group_id: bytes
+    def __init__(self, placement_group_id: _Optional[bytes] = ...) -> None: ...
+
+class RemovePlacementGroupReply(_message.Message):
+    __slots__ = ("found",)
+    FOUND_FIELD_NUMBER: _ClassVar[int]
+    found: bool
+    def __init__(self, found: _Optional[bool] = ...) -> None: ...
+
+class GetPlacementGroupRequest(_message.Message):
+    __slots__ = ("placement_group_id", "name", "namespace", "wait_ready", "timeout")
+    PLACEMENT_GROUP_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    WAIT_READY_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    placement_group_id: bytes
+    name: str
+    namespace: str
+    wait_ready: bool
+    timeout: float
+    def __init__(self, placement_group_id: _Optional[bytes] = ..., name: _Optional[str] = ..., namespace: _Optional[str] = ..., wait_ready: _Optional[bool] = ..., timeout: _Optional[float] = ...) -> None: ...
+
+class GetPlacementGroupReply(_message.Message):
+    __slots__ = ("found", "group")
+    FOUND_FIELD_NUMBER: _ClassVar[int]
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    found: bool
+    group: PlacementGroupInfo
+    def __init__(self, found: _Optional[bool] = ..., group: _Optional[_Union[PlacementGroupInfo, _Mapping]] = ...) -> None: ...
+
+class ListPlacementGroupsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListPlacementGroupsReply(_message.Message):
+    __slots__ = ("groups",)
+    GROUPS_FIELD_NUMBER: _ClassVar[int]
+    groups: _containers.RepeatedCompositeFieldContainer[PlacementGroupInfo]
+    def __init__(self, groups: _Optional[_Iterable[_Union[PlacementGroupInfo, _Mapping]]] = ...) -> None: ...
 
 class CheckAliveRequest(_message.Message):
     __slots__ = ()

@@ -134,6 +134,26 @@ class GcsServiceStub:
                 request_serializer=jray_dot___private_dot_protocol_dot_gcs__pb2.GetTaskEventsRequest.SerializeToString,
                 response_deserializer=jray_dot___private_dot_protocol_dot_gcs__pb2.GetTaskEventsReply.FromString,
                 _registered_method=True)
+        self.CreatePlacementGroup = channel.unary_unary(
+                '/jray.protocol.GcsService/CreatePlacementGroup',
+                request_serializer=jray_dot___private_dot_protocol_dot_gcs__pb2.CreatePlacementGroupRequest.SerializeToString,
+                response_deserializer=jray_dot___private_dot_protocol_dot_gcs__pb2.CreatePlacementGroupReply.FromString,
+                _registered_method=True)
+        self.RemovePlacementGroup = channel.unary_unary(
+                '/jray.protocol.GcsService/RemovePlacementGroup',
+                request_serializer=jray_dot___private_dot_protocol_dot_gcs__pb2.RemovePlacementGroupRequest.SerializeToString,
+                response_deserializer=jray_dot___private_dot_protocol_dot_gcs__pb2.RemovePlacementGroupReply.FromString,
+                _registered_method=True)
+        self.GetPlacementGroup = channel.unary_unary(
+                '/jray.protocol.GcsService/GetPlacementGroup',
+                request_serializer=jray_dot___private_dot_protocol_dot_gcs__pb2.GetPlacementGroupRequest.SerializeToString,
+                response_deserializer=jray_dot___private_dot_protocol_dot_gcs__pb2.GetPlacementGroupReply.FromString,
+                _registered_method=True)
+        self.ListPlacementGroups = channel.unary_unary(
+                '/jray.protocol.GcsService/ListPlacementGroups',
+                request_serializer=jray_dot___private_dot_protocol_dot_gcs__pb2.ListPlacementGroupsRequest.SerializeToString,
+                response_deserializer=jray_dot___private_dot_protocol_dot_gcs__pb2.ListPlacementGroupsReply.FromString,
+                _registered_method=True)
 
 
 class GcsServiceServicer:
@@ -259,6 +279,30 @@ class GcsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreatePlacementGroup(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemovePlacementGroup(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPlacementGroup(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListPlacementGroups(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GcsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -361,6 +405,26 @@ def add_GcsServiceServicer_to_server(servicer, server):
                     servicer.GetTaskEvents,
                     request_deserializer=jray_dot___private_dot_protocol_dot_gcs__pb2.GetTaskEventsRequest.FromString,
                     response_serializer=jray_dot___private_dot_protocol_dot_gcs__pb2.GetTaskEventsReply.SerializeToString,
+            ),
+            'CreatePlacementGroup': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreatePlacementGroup,
+                    request_deserializer=jray_dot___private_dot_protocol_dot_gcs__pb2.CreatePlacementGroupRequest.FromString,
+                    response_serializer=jray_dot___private_dot_protocol_dot_gcs__pb2.CreatePlacementGroupReply.SerializeToString,
+            ),
+            'RemovePlacementGroup': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemovePlacementGroup,
+                    request_deserializer=jray_dot___private_dot_protocol_dot_gcs__pb2.RemovePlacementGroupRequest.FromString,
+                    response_serializer=jray_dot___private_dot_protocol_dot_gcs__pb2.RemovePlacementGroupReply.SerializeToString,
+            ),
+            'GetPlacementGroup': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPlacementGroup,
+                    request_deserializer=jray_dot___private_dot_protocol_dot_gcs__pb2.GetPlacementGroupRequest.FromString,
+                    response_serializer=jray_dot___private_dot_protocol_dot_gcs__pb2.GetPlacementGroupReply.SerializeToString,
+            ),
+            'ListPlacementGroups': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPlacementGroups,
+                    request_deserializer=jray_dot___private_dot_protocol_dot_gcs__pb2.ListPlacementGroupsRequest.FromString,
+                    response_serializer=jray_dot___private_dot_protocol_dot_gcs__pb2.ListPlacementGroupsReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -903,6 +967,114 @@ class GcsService:
             '/jray.protocol.GcsService/GetTaskEvents',
             jray_dot___private_dot_protocol_dot_gcs__pb2.GetTaskEventsRequest.SerializeToString,
             jray_dot___private_dot_protocol_dot_gcs__pb2.GetTaskEventsReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreatePlacementGroup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jray.protocol.GcsService/CreatePlacementGroup',
+            jray_dot___private_dot_protocol_dot_gcs__pb2.CreatePlacementGroupRequest.SerializeToString,
+            jray_dot___private_dot_protocol_dot_gcs__pb2.CreatePlacementGroupReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemovePlacementGroup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jray.protocol.GcsService/RemovePlacementGroup',
+            jray_dot___private_dot_protocol_dot_gcs__pb2.RemovePlacementGroupRequest.SerializeToString,
+            jray_dot___private_dot_protocol_dot_gcs__pb2.RemovePlacementGroupReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPlacementGroup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jray.protocol.GcsService/GetPlacementGroup',
+            jray_dot___private_dot_protocol_dot_gcs__pb2.GetPlacementGroupRequest.SerializeToString,
+            jray_dot___private_dot_protocol_dot_gcs__pb2.GetPlacementGroupReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPlacementGroups(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jray.protocol.GcsService/ListPlacementGroups',
+            jray_dot___private_dot_protocol_dot_gcs__pb2.ListPlacementGroupsRequest.SerializeToString,
+            jray_dot___private_dot_protocol_dot_gcs__pb2.ListPlacementGroupsReply.FromString,
             options,
             channel_credentials,
             insecure,

@@ -309,6 +309,50 @@ class GetNodeStatsReply(_message.Message):
     worker_pids: _containers.RepeatedScalarFieldContainer[int]
     def __init__(self, node_id: _Optional[bytes] = ..., store_capacity: _Optional[int] = ..., store_used: _Optional[int] = ..., num_objects: _Optional[int] = ..., objects: _Optional[_Iterable[_Union[StoreObjectInfo, _Mapping]]] = ..., num_workers: _Optional[int] = ..., num_idle_workers: _Optional[int] = ..., resources_total: _Optional[_Mapping[str, float]] = ..., resources_available: _Optional[_Mapping[str, float]] = ..., spilled_bytes: _Optional[int] = ..., worker_pids: _Optional[_Iterable[int]] = ...) -> None: ...
 
+class PrepareBundlesRequest(_message.Message):
+    __slots__ = ("bundles",)
+    BUNDLES_FIELD_NUMBER: _ClassVar[int]
+    bundles: _containers.RepeatedCompositeFieldContainer[_common_pb2.Bundle]
+    def __init__(self, bundles: _Optional[_Iterable[_Union[_common_pb2.Bundle, _Mapping]]] = ...) -> None: ...
+
+class PrepareBundlesReply(_message.Message):
+    __slots__ = ("ok", "error")
+    OK_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    ok: bool
+    error: str
+    def __init__(self, ok: _Optional[bool] = ..., error: _Optional[str] = ...) -> None: ...
+
+class CommitBundlesRequest(_message.Message):
+    __slots__ = ("placement_group_id", "indexes")
+    PLACEMENT_GROUP_ID_FIELD_NUMBER: _ClassVar[int]
+    INDEXES_FIELD_NUMBER: _ClassVar[int]
+    placement_group_id: bytes
+    indexes: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, placement_group_id: _Optional[bytes] = ..., indexes: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class CommitBundlesReply(_message.Message):
+    __slots__ = ("ok",)
+    OK_FIELD_NUMBER: _ClassVar[int]
+    ok: bool
+    def __init__(self, ok: _Optional[bool] = ...) -> None: ...
+
+class CancelBundlesRequest(_message.Message):
+    __slots__ = ("placement_group_id", "indexes", "reason")
+    PLACEMENT_GROUP_ID_FIELD_NUMBER: _ClassVar[int]
+    INDEXES_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    placement_group_id: bytes
+    indexes: _containers.RepeatedScalarFieldContainer[int]
+    reason: str
+    def __init__(self, placement_group_id: _Optional[bytes] = ..., indexes: _Optional[_Iterable[int]] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class CancelBundlesReply(_message.Message):
+    __slots__ = ("cancelled",)
+    CANCELLED_FIELD_NUMBER: _ClassVar[int]
+    cancelled: int
+    def __init__(self, cancelled: _Optional[int] = ...) -> None: ...
+
 class ShutdownRayletRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...

@@ -104,6 +104,21 @@ class RayletServiceStub:
                 request_serializer=jray_dot___private_dot_protocol_dot_raylet__pb2.ShutdownRayletRequest.SerializeToString,
                 response_deserializer=jray_dot___private_dot_protocol_dot_raylet__pb2.ShutdownRayletReply.FromString,
                 _registered_method=True)
+        self.PrepareBundles = channel.unary_unary(
+                '/jray.protocol.RayletService/PrepareBundles',
+                request_serializer=jray_dot___private_dot_protocol_dot_raylet__pb2.PrepareBundlesRequest.SerializeToString,
+                response_deserializer=jray_dot___private_dot_protocol_dot_raylet__pb2.PrepareBundlesReply.FromString,
+                _registered_method=True)
+        self.CommitBundles = channel.unary_unary(
+                '/jray.protocol.RayletService/CommitBundles',
+                request_serializer=jray_dot___private_dot_protocol_dot_raylet__pb2.CommitBundlesRequest.SerializeToString,
+                response_deserializer=jray_dot___private_dot_protocol_dot_raylet__pb2.CommitBundlesReply.FromString,
+                _registered_method=True)
+        self.CancelBundles = channel.unary_unary(
+                '/jray.protocol.RayletService/CancelBundles',
+                request_serializer=jray_dot___private_dot_protocol_dot_raylet__pb2.CancelBundlesRequest.SerializeToString,
+                response_deserializer=jray_dot___private_dot_protocol_dot_raylet__pb2.CancelBundlesReply.FromString,
+                _registered_method=True)
 
 
 class RayletServiceServicer:
@@ -193,6 +208,24 @@ class RayletServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PrepareBundles(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CommitBundles(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelBundles(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RayletServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -265,6 +298,21 @@ def add_RayletServiceServicer_to_server(servicer, server):
                     servicer.Shutdown,
                     request_deserializer=jray_dot___private_dot_protocol_dot_raylet__pb2.ShutdownRayletRequest.FromString,
                     response_serializer=jray_dot___private_dot_protocol_dot_raylet__pb2.ShutdownRayletReply.SerializeToString,
+            ),
+            'PrepareBundles': grpc.unary_unary_rpc_method_handler(
+                    servicer.PrepareBundles,
+                    request_deserializer=jray_dot___private_dot_protocol_dot_raylet__pb2.PrepareBundlesRequest.FromString,
+                    response_serializer=jray_dot___private_dot_protocol_dot_raylet__pb2.PrepareBundlesReply.SerializeToString,
+            ),
+            'CommitBundles': grpc.unary_unary_rpc_method_handler(
+                    servicer.CommitBundles,
+                    request_deserializer=jray_dot___private_dot_protocol_dot_raylet__pb2.CommitBundlesRequest.FromString,
+                    response_serializer=jray_dot___private_dot_protocol_dot_raylet__pb2.CommitBundlesReply.SerializeToString,
+            ),
+            'CancelBundles': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelBundles,
+                    request_deserializer=jray_dot___private_dot_protocol_dot_raylet__pb2.CancelBundlesRequest.FromString,
+                    response_serializer=jray_dot___private_dot_protocol_dot_raylet__pb2.CancelBundlesReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -645,6 +693,87 @@ class RayletService:
             '/jray.protocol.RayletService/Shutdown',
             jray_dot___private_dot_protocol_dot_raylet__pb2.ShutdownRayletRequest.SerializeToString,
             jray_dot___private_dot_protocol_dot_raylet__pb2.ShutdownRayletReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PrepareBundles(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jray.protocol.RayletService/PrepareBundles',
+            jray_dot___private_dot_protocol_dot_raylet__pb2.PrepareBundlesRequest.SerializeToString,
+            jray_dot___private_dot_protocol_dot_raylet__pb2.PrepareBundlesReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CommitBundles(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jray.protocol.RayletService/CommitBundles',
+            jray_dot___private_dot_protocol_dot_raylet__pb2.CommitBundlesRequest.SerializeToString,
+            jray_dot___private_dot_protocol_dot_raylet__pb2.CommitBundlesReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelBundles(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jray.protocol.RayletService/CancelBundles',
+            jray_dot___private_dot_protocol_dot_raylet__pb2.CancelBundlesRequest.SerializeToString,
+            jray_dot___private_dot_protocol_dot_raylet__pb2.CancelBundlesReply.FromString,
             options,
             channel_credentials,
             insecure,

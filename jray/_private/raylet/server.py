@@ -1,5 +1,13 @@
-"""The raylet servicer: worker leases, the worker pool, the node's object
-store and object transfer between nodes, heartbeats to the GCS."""
+"""The raylet servicer: worker leases, placement-group bundles, the worker
+pool, the node's object store and object transfer between nodes, heartbeats
+to the GCS.
+
+Leases in a placement group are served from the bundle's own resources
+(``bundles.py``). When the bundle is not on this node the raylet asks the
+GCS where the group's bundles are (the GCS is the authority; the cluster
+view from heartbeats carries no bundles) and spills the request back to
+that node; while the group is still pending it waits on the GCS.
+"""
 
 from __future__ import annotations
 
@@ -22,7 +30,8 @@ from jray._private.protocol import gcs_pb2 as gpb
 from jray._private.protocol import gcs_pb2_grpc as ggrpc
 from jray._private.protocol import raylet_pb2 as rpb
 from jray._private.protocol import raylet_pb2_grpc as rgrpc
-from jray._private.raylet.scheduler import Allocation, NodeResources, pick_remote
+from jray._private.raylet.bundles import Bundle, BundleTable
+from jray._private.raylet.scheduler import Allocation, NodeResources, fits, pick_remote
 from jray._private.raylet.worker_pool import WorkerPool, WorkerProc
 
 logger = logging.getLogger(__name__)
@@ -36,6 +45,7 @@ class LeaseRecord:
     alloc: Allocation
     actor_id: bytes = b""
     owner_id: bytes = b""
+    pool: NodeResources | None = None  # a bundle's pool, None for the node's own
 
 
 class Raylet(rgrpc.RayletServiceServicer):
@@ -47,6 +57,8 @@ class Raylet(rgrpc.RayletServiceServicer):
         self.ip = ip
         self.port = 0
         self.res = NodeResources(resources)
+        self.bundles = BundleTable(self.res)
+        self._bundle_waiters: list[asyncio.Future] = []
         self.gcs_address = gcs_address
         self.store = store
         self.arena = arena
@@ -93,6 +105,9 @@ class Raylet(rgrpc.RayletServiceServicer):
             try:
                 reply = await self.gcs.Heartbeat(gpb.HeartbeatRequest(node=self.node_info()), timeout=5)
                 if reply.reregister:
+                    # The GCS lost us (declared dead, or restarted): the bundles we hold
+                    # were placed again elsewhere, or are unknown now.
+                    self._kill_leases_in(self.bundles.cancel_all(), "the GCS no longer knows this node")
                     await self.register()
                 else:
                     self.view = list(reply.nodes)
@@ -118,7 +133,7 @@ class Raylet(rgrpc.RayletServiceServicer):
         lease = self.lease_by_worker.pop(w.worker_id, None)
         if lease is not None:
             self.leases.pop(lease.lease_id, None)
-            self.res.release(lease.alloc)
+            self._pool(lease).release(lease.alloc)
             self._dispatch()
         self.release_leases_owned_by(w.worker_id)
         if w.actor_id:
@@ -135,7 +150,7 @@ class Raylet(rgrpc.RayletServiceServicer):
         for lease in [x for x in self.leases.values() if x.owner_id == owner_id and not x.actor_id]:
             self.leases.pop(lease.lease_id, None)
             self.lease_by_worker.pop(lease.worker.worker_id, None)
-            self.res.release(lease.alloc)
+            self._pool(lease).release(lease.alloc)
             self.workers.push_idle(lease.worker)
         self._dispatch()
 
@@ -149,6 +164,8 @@ class Raylet(rgrpc.RayletServiceServicer):
     async def RequestWorkerLease(self, request: rpb.WorkerLeaseRequest, context: Any) -> rpb.WorkerLeaseReply:
         demand = {k: v for k, v in request.resources.items() if v > 0}
         s = request.scheduling
+        if s.kind == SP.PLACEMENT_GROUP:
+            return await self._lease_in_bundle(request, demand, context)
         # Node affinity to another node.
         if s.kind == SP.NODE_AFFINITY and s.node_id and s.node_id != self.node_id:
             target = next((n for n in self.view if n.node_id == s.node_id and n.alive), None)
@@ -192,14 +209,18 @@ class Raylet(rgrpc.RayletServiceServicer):
                 if entry in self.waiting:
                     self.waiting.remove(entry)
             alloc = self.res.acquire(demand)
+        return await self._grant(request, alloc, None)
+
+    async def _grant(self, request: rpb.WorkerLeaseRequest, alloc: Allocation,
+                     pool: NodeResources | None) -> rpb.WorkerLeaseReply:
         assert self.workers is not None
         try:
             w = await self.workers.pop_worker(config.STARTUP_TIMEOUT)
         except Exception as e:  # noqa: BLE001
-            self.res.release(alloc)
+            (pool or self.res).release(alloc)
             self._dispatch()
             return rpb.WorkerLeaseReply(error=f"could not start a worker: {e}")
-        lease = LeaseRecord(random_id(16), w, alloc, request.actor_id, request.owner_worker_id)
+        lease = LeaseRecord(random_id(16), w, alloc, request.actor_id, request.owner_worker_id, pool)
         w.lease_id = lease.lease_id
         w.actor_id = request.actor_id
         self.leases[lease.lease_id] = lease
@@ -214,13 +235,113 @@ class Raylet(rgrpc.RayletServiceServicer):
         for demand, fut in list(self.waiting):
             if not fut.done() and self.res.fits_now(demand):
                 fut.set_result(None)
+        waiters, self._bundle_waiters = self._bundle_waiters, []
+        for fut in waiters:
+            if not fut.done():
+                fut.set_result(None)
+
+    def _pool(self, lease: LeaseRecord) -> NodeResources:
+        return lease.pool if lease.pool is not None else self.res
+
+    # -- placement groups ------------------------------------------------------
+    async def _lease_in_bundle(self, request: rpb.WorkerLeaseRequest, demand: dict[str, float],
+                               context: Any) -> rpb.WorkerLeaseReply:
+        s = request.scheduling
+        pg_id, index = s.placement_group_id, s.bundle_index
+        while True:
+            if context.done() if hasattr(context, "done") else False:
+                return rpb.WorkerLeaseReply(rejected=True)  # the requester went away
+            got = self.bundles.acquire(pg_id, index, demand)
+            if got is not None:
+                return await self._grant(request, got[1], got[0].pool)
+            here = [b for b in self.bundles.local(pg_id, index) if b.fits_total(demand)]
+            if here and (index >= 0 or request.grant_or_reject):
+                await self._wait_bundle()  # our bundle is busy: wait for it to free up
+                continue
+            error, nodes = await self._bundle_nodes(pg_id, index, demand, wait=not here)
+            if error:
+                return rpb.WorkerLeaseReply(error=error)
+            others = [n for n in nodes if n != self.node_id]
+            if others:
+                self._spread_rr += 1
+                target_id = others[self._spread_rr % len(others)]
+                target = next((n for n in self.view if n.node_id == target_id and n.alive), None)
+                if target is not None:
+                    return _spill(target)
+            if here:
+                await self._wait_bundle()
+            elif nodes:  # placed, but our view or our commit lags: look again shortly
+                await asyncio.sleep(config.HEARTBEAT_SECONDS)
+
+    async def _wait_bundle(self) -> None:
+        fut = asyncio.get_running_loop().create_future()
+        self._bundle_waiters.append(fut)
+        try:
+            await asyncio.wait_for(fut, config.HEARTBEAT_SECONDS * 2)
+        except asyncio.TimeoutError:
+            pass
+
+    async def _bundle_nodes(self, pg_id: bytes, index: int, demand: dict[str, float],
+                            wait: bool) -> tuple[str, list[bytes]]:
+        """Ask the GCS which nodes hold a bundle of the group that can take
+        ``demand``: (error, nodes); no nodes while the group is pending (with
+        ``wait``, after waiting up to a second for it to be placed)."""
+        req = gpb.GetPlacementGroupRequest(placement_group_id=pg_id, wait_ready=wait, timeout=1.0 if wait else 0.0)
+        try:
+            reply = await self.gcs.GetPlacementGroup(req, timeout=10)
+        except grpc.RpcError as e:
+            logger.warning("placement group lookup failed: %s", e.code() if hasattr(e, "code") else e)
+            await asyncio.sleep(config.HEARTBEAT_SECONDS)
+            return "", []
+        name = f"placement group {pg_id.hex()}"
+        if not reply.found:
+            return f"{name} does not exist", []
+        g = reply.group
+        if g.state == gpb.PG_REMOVED:
+            return f"{name} was removed", []
+        if index >= len(g.bundles):
+            return (f"placement_group_bundle_index {index} is out of range: {name} has "
+                    f"{len(g.bundles)} bundles"), []
+        chosen = [b for b in g.bundles if index < 0 or b.index == index]
+        if not any(fits(demand, b.resources) for b in chosen):
+            where = "any bundle" if index < 0 else f"bundle {index}"
+            return (f"the request {demand} does not fit in {where} of {name} "
+                    f"(bundles: {[dict(b.resources) for b in chosen]})"), []
+        nodes = [b.node_id for b in chosen if b.node_id and fits(demand, b.resources)]
+        return "", list(dict.fromkeys(nodes))
+
+    def _kill_leases_in(self, bundles: list[Bundle], reason: str) -> None:
+        """Bundles went away: the workers leased in them die with them."""
+        pools = {id(b.pool) for b in bundles}
+        assert self.workers is not None or not pools
+        for lease in list(self.leases.values()):
+            if lease.pool is not None and id(lease.pool) in pools and self.workers is not None:
+                logger.info("killing worker pid=%d leased in a cancelled bundle: %s", lease.worker.pid, reason)
+                self.workers.kill(lease.worker, force=True)
+        self._dispatch()
+
+    async def PrepareBundles(self, request: rpb.PrepareBundlesRequest, context: Any) -> rpb.PrepareBundlesReply:
+        specs = [(b.placement_group_id, b.index, dict(b.resources)) for b in request.bundles]
+        ok = self.bundles.prepare(specs)
+        logger.debug("prepare %d bundles: %s (available now %s)", len(specs), ok, self.res.available)
+        return rpb.PrepareBundlesReply(ok=ok, error="" if ok else "not enough free resources on this node")
+
+    async def CommitBundles(self, request: rpb.CommitBundlesRequest, context: Any) -> rpb.CommitBundlesReply:
+        ok = self.bundles.commit(request.placement_group_id, list(request.indexes))
+        self._dispatch()
+        return rpb.CommitBundlesReply(ok=ok)
+
+    async def CancelBundles(self, request: rpb.CancelBundlesRequest, context: Any) -> rpb.CancelBundlesReply:
+        gone = self.bundles.cancel(request.placement_group_id, list(request.indexes))
+        self._kill_leases_in(gone, request.reason or "placement group removed")
+        return rpb.CancelBundlesReply(cancelled=len(gone))
 
     async def ReturnWorker(self, request: rpb.ReturnWorkerRequest, context: Any) -> rpb.ReturnWorkerReply:
         lease = self.leases.pop(request.lease_id, None)
         logger.debug("return %s found=%s", request.lease_id.hex()[:6], lease is not None)
         if lease is not None:
             self.lease_by_worker.pop(lease.worker.worker_id, None)
-            self.res.release(lease.alloc)
+            self._pool(lease).release(lease.alloc)
             assert self.workers is not None
             if request.disconnect:
                 self.workers.kill(lease.worker, force=True)
@@ -234,10 +355,10 @@ class Raylet(rgrpc.RayletServiceServicer):
         logger.debug("blocked=%s lease=%s cpu=%s", request.blocked, lease.lease_id.hex()[:6] if lease else None, self.res.available.get("CPU"))
         if lease is not None:
             if request.blocked:
-                self.res.lend_cpu(lease.alloc)
+                self._pool(lease).lend_cpu(lease.alloc)
                 self._dispatch()
             else:
-                self.res.reclaim_cpu(lease.alloc)
+                self._pool(lease).reclaim_cpu(lease.alloc)
         return rpb.WorkerBlockedReply()
 
     async def KillWorker(self, request: rpb.KillWorkerRequest, context: Any) -> rpb.KillWorkerReply:
