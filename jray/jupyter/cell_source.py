@@ -43,13 +43,15 @@ def parse(source: str, filename: str, first_line: int = 1) -> ast.Module:
 def names_of(tree: ast.Module) -> CellNames:
     out = CellNames()
     seen: set[str] = set()
+    # ``x += 1`` reads x as well as binding it
+    aug = {id(n.target) for n in ast.walk(tree) if isinstance(n, ast.AugAssign) and isinstance(n.target, ast.Name)}
     for node in ast.walk(tree):
         if isinstance(node, ast.Name):
-            if isinstance(node.ctx, (ast.Load, ast.Del)):
+            if isinstance(node.ctx, (ast.Load, ast.Del)) or id(node) in aug:
                 if node.id not in seen:
                     seen.add(node.id)
                     out.reads.append(node.id)
-            else:
+            if not isinstance(node.ctx, (ast.Load, ast.Del)):
                 out.bound.add(node.id)
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             out.bound.add(node.name)
@@ -70,7 +72,7 @@ def names_of(tree: ast.Module) -> CellNames:
     # reads in ast.walk order are breadth-first; sort by position for stable messages
     pos: dict[str, tuple[int, int]] = {}
     for node in ast.walk(tree):
-        if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Load, ast.Del)):
+        if isinstance(node, ast.Name) and (isinstance(node.ctx, (ast.Load, ast.Del)) or id(node) in aug):
             p = (node.lineno, node.col_offset)
             if node.id not in pos or p < pos[node.id]:
                 pos[node.id] = p
@@ -98,10 +100,15 @@ def _top_level(body: list[ast.stmt], out: CellNames) -> None:
         for n in ast.walk(t):
             if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store):
                 add(n.id)
-            elif isinstance(n, ast.Starred):
-                continue
 
     for stmt in body:
+        # walrus targets in the statement's own expressions (not in nested bodies)
+        exprs = [stmt.test] if isinstance(stmt, (ast.If, ast.While)) else \
+            [stmt] if isinstance(stmt, (ast.Expr, ast.Assign, ast.AugAssign, ast.AnnAssign)) else []
+        for e in exprs:
+            for n in ast.walk(e):
+                if isinstance(n, ast.NamedExpr) and isinstance(n.target, ast.Name):
+                    add(n.target.id)
         if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             add(stmt.name)
         elif isinstance(stmt, (ast.Import, ast.ImportFrom)):
@@ -134,14 +141,6 @@ def _top_level(body: list[ast.stmt], out: CellNames) -> None:
         elif isinstance(stmt, ast.Match):
             for case in stmt.cases:
                 _top_level(case.body, out)
-        elif isinstance(stmt, ast.Expr):
-            for n in ast.walk(stmt):  # walrus at top level
-                if isinstance(n, ast.NamedExpr) and isinstance(n.target, ast.Name):
-                    add(n.target.id)
-        if isinstance(stmt, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.If, ast.While, ast.Return)):
-            for n in ast.walk(stmt):
-                if isinstance(n, ast.NamedExpr) and isinstance(n.target, ast.Name):
-                    add(n.target.id)
 
 
 def is_builtin(name: str) -> bool:

@@ -68,9 +68,10 @@ class JrayMagics(Magics):
         outputs = _parse_outputs(args.outputs)
         if not cell.strip():
             return None
-        req = self._request(cell, outputs, first_line=1 if args.from_autoremote else 2)
         if not jray.is_initialized():
             jray.init()
+        remote_names = namespaces.remote_names(args.actor) if args.actor is not None else None
+        req = self._request(cell, outputs, 1 if args.from_autoremote else 2, remote_names)
         if args.node is not None:
             opts["scheduling_strategy"] = _node_strategy(args.node)
         if args.all_nodes:
@@ -82,10 +83,11 @@ class JrayMagics(Magics):
         if args.no_block is not None:
             self.shell.user_ns[args.no_block] = ref
             return None
-        return self._finish(ref, req)
+        return self._finish(ref, args.actor)
 
     # -- building and submitting -----------------------------------------------------
-    def _request(self, cell: str, outputs: list[str] | None, first_line: int) -> CellRequest:
+    def _request(self, cell: str, outputs: list[str] | None, first_line: int,
+                 remote_names: set[str] | None) -> CellRequest:
         count = getattr(self.shell, "execution_count", 0)
         filename = f"<jray-remote-cell-{count}-{id(cell):x}>"
         try:
@@ -94,7 +96,7 @@ class JrayMagics(Magics):
             e.filename = f"Cell In[{count}]"
             raise
         names = cell_source.names_of(tree)
-        shipped = shipping.globals_for(names, self.shell.user_ns)
+        shipped = shipping.globals_for(names, self.shell.user_ns, remote_names)
         return CellRequest(source=cell, filename=filename, label=f"Cell In[{count}]", first_line=first_line,
                            globals=shipped, outputs=outputs)
 
@@ -124,7 +126,7 @@ class JrayMagics(Magics):
         if s is not None:  # a %%remote cell prints like a local one: no "(name pid=N)" prefix
             s.router.label(ref.task_id().binary(), routing.NO_PREFIX)
 
-    def _finish(self, ref: Any, req: CellRequest) -> Any:
+    def _finish(self, ref: Any, actor: str | None) -> Any:
         try:
             result: CellResult = jray.get(ref)
         except exceptions.RemoteCellError as e:
@@ -133,6 +135,8 @@ class JrayMagics(Magics):
             s = session.current()
             if s is not None:
                 s.router.forget(ref.task_id().binary())
+        if actor is not None:
+            namespaces.remember(actor, result.owned)
         return self._apply(result)
 
     def _apply(self, result: CellResult) -> Any:

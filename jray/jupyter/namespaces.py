@@ -15,6 +15,15 @@ from jray.jupyter.remote_cell import RemoteNamespace
 
 PREFIX = "remote-ns:"
 _handles: dict[str, Any] = {}
+_owned: dict[str, set[str]] = {}  # namespace -> the names its cells assigned (kept there, not shipped)
+
+
+def remote_names(name: str) -> set[str]:
+    return _owned.setdefault(name, set())
+
+
+def remember(name: str, owned: list[str]) -> None:
+    _owned[name] = set(owned)
 
 
 def actor_name(name: str) -> str:
@@ -31,6 +40,7 @@ def get_or_create(name: str, opts: dict[str, Any]) -> Any:
     o.setdefault("num_cpus", 0)
     handle = jray.remote(RemoteNamespace).options(name=actor_name(name), get_if_exists=True, **o).remote()
     _handles[name] = handle
+    _owned.pop(name, None)  # a new actor, or one made elsewhere: learn its names from its first result
     return handle
 
 
@@ -70,6 +80,7 @@ def drop(name: str) -> None:
         raise UsageError(f"no remote namespace named {name!r} (live ones: {known})") from None
     jray.kill(handle)
     _handles.pop(name, None)
+    _owned.pop(name, None)
     print(f"dropped the remote namespace {name!r}")
 
 

@@ -52,6 +52,7 @@ class CellResult:
     value: Any = None
     has_value: bool = False
     skipped: dict[str, str] = field(default_factory=dict)  # name -> why it was not sent back
+    owned: list[str] = field(default_factory=list)  # a remote namespace's own names (assigned there)
     node_id: str = ""
     pid: int = 0
 
@@ -70,15 +71,18 @@ class RemoteNamespace:
 
     def __init__(self) -> None:
         self.ns: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
+        # Names the cells assigned here: the namespace's state, which values shipped
+        # from the notebook never overwrite (the notebook may hold stale copies).
+        self.owned: set[str] = set()
 
     def run(self, req: CellRequest) -> CellResult:
-        return execute(req, self.ns)
+        return execute(req, self.ns, self.owned)
 
     def names(self) -> list[str]:
         return sorted(k for k in self.ns if not k.startswith("__"))
 
 
-def execute(req: CellRequest, ns: dict[str, Any]) -> CellResult:
+def execute(req: CellRequest, ns: dict[str, Any], owned: set[str] | None = None) -> CellResult:
     from jray._private.worker import global_state
     from jray._private.worker.core_worker import current_task
 
@@ -87,7 +91,8 @@ def execute(req: CellRequest, ns: dict[str, Any]) -> CellResult:
     tree = cell_source.parse(req.source, req.filename, req.first_line)
     _register_source(req)
     last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
-    ns.update(req.globals)
+    ns.update(req.globals if owned is None else {k: v for k, v in req.globals.items() if k not in owned})
+    names = cell_source.names_of(tree)
     wire.active_spec = current_task.get()
     try:
         with _display_hooks(ns, req.source), patched_tqdm(ns, req.source), _figures(req.source):
@@ -100,9 +105,11 @@ def execute(req: CellRequest, ns: dict[str, Any]) -> CellResult:
                 raise cell_error(e, req, result) from None
     finally:
         wire.active_spec = None
+        if owned is not None:
+            owned.update(n for n in names.assigned if n in ns)
+            result.owned = sorted(owned)
     wanted = req.outputs
     if wanted is None:
-        names = cell_source.names_of(tree)
         # Imports are the notebook's business (it may lack the package): not copied back by default.
         wanted = [n for n in names.assigned if n in ns and n not in names.imported and not _is_module(ns[n])]
     for name in wanted:

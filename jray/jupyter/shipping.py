@@ -32,11 +32,15 @@ class UnpicklableGlobalError(TypeError):
         return [f"TypeError: {self}", "Define it inside the cell, or pass something that pickles."]
 
 
-def globals_for(names: cell_source.CellNames, user_ns: dict[str, Any]) -> dict[str, Any]:
-    """The values to ship: every name the cell reads that the notebook holds."""
+def globals_for(names: cell_source.CellNames, user_ns: dict[str, Any], remote_names: set[str] | None = None,
+                ) -> dict[str, Any]:
+    """The values to ship: every name the cell reads that the notebook holds.
+
+    ``remote_names`` (a remote namespace's own names, or None for a fresh
+    task) are neither shipped nor required: they live on the cluster."""
     shipped: dict[str, Any] = {}
     for name in names.reads:
-        if cell_source.is_ipython_internal(name):
+        if cell_source.is_ipython_internal(name) or (remote_names is not None and name in remote_names):
             continue
         if name in user_ns:
             value = user_ns[name]
@@ -48,6 +52,8 @@ def globals_for(names: cell_source.CellNames, user_ns: dict[str, Any]) -> dict[s
             continue  # also bound in the cell: the cell may not need the notebook's value
         if name in names.bound or cell_source.is_builtin(name):
             continue
+        if remote_names is not None:
+            continue  # it may have been made remotely by code this driver did not see
         raise CellNameError(f"name {name!r} is not defined")
     return shipped
 
