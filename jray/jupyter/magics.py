@@ -168,6 +168,8 @@ class JrayMagics(Magics):
         results: list[CellResult | None] = []
         errors: list[tuple[str, exceptions.RemoteCellError]] = []
         try:
+            refs = [ref for _, ref, _ in runs]
+            jray.wait(refs, num_returns=len(refs))  # Ctrl-C here cancels every node's run
             for n, ref, captured in runs:
                 head = f"[node {n['NodeID'][:8]} {n['NodeManagerAddress']}]"
                 try:

@@ -149,6 +149,24 @@ def test_router_drops_a_flood_with_one_note(monkeypatch):
     assert len(err.writes) == 1 and "dropped" in err.writes[0][1]
 
 
+def test_router_without_thread_parents_sends_with_the_cells_parent(monkeypatch):
+    # ipykernel 6: no per-thread parents, so messages go out directly after a flush
+    sent: list[tuple[str, dict, dict, bytes]] = []
+    session = SimpleNamespace(send=lambda sock, t, content, parent, ident: sent.append((t, content, parent, ident)))
+    shell = SimpleNamespace(kernel=SimpleNamespace(session=session, iopub_socket=object()),
+                            parent_header={"header": {"msg_id": "cell-1"}})
+    r = routing.OutputRouter(shell)
+    r.cell_started(b"c1")
+    shell.parent_header = {"header": {"msg_id": "cell-2"}}
+    r.cell_started(b"c2")
+    shown = wire.encode({"kind": "display", "data": {"text/html": "<b>x</b>"}, "display_id": "d"})
+    r(SimpleNamespace(pid=3, lines=[_line("hello", b"c1", is_err=True), _line(shown, b"c1")]))
+    (t1, c1, p1, i1), (t2, c2, p2, i2) = sent
+    assert (t1, c1, i1) == ("stream", {"name": "stderr", "text": "(f pid=3) hello\n"}, b"stream.stderr")
+    assert (t2, c2["transient"], i2) == ("display_data", {"display_id": "d"}, b"display_data")
+    assert p1 == p2 == {"header": {"msg_id": "cell-1"}}
+
+
 def test_autoremote_transformer():
     shell = SimpleNamespace(input_transformers_cleanup=[])
     autoremote.enable(shell)
