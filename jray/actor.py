@@ -111,7 +111,8 @@ class ActorClass:
         ac.method_meta = pickle.dumps(self._meta)
         if groups:
             ac.concurrency_groups = pickle.dumps(dict(groups))
-        args_pb, refs = task_builder.build_args(w, args, kwargs, f"{self.__name__}.__init__")
+        keep: list = []  # puts of large arguments stay alive until submitted
+        args_pb, refs = task_builder.build_args(w, args, kwargs, f"{self.__name__}.__init__", keep=keep)
         spec.args.extend(args_pb)
 
         async def register() -> gpb.RegisterActorReply:
@@ -195,7 +196,8 @@ class ActorHandle:
         spec.actor_creation.class_name = self._class_name
         if opts.get("concurrency_group"):
             spec.concurrency_group = opts["concurrency_group"]
-        args_pb, refs = task_builder.build_args(w, args, kwargs, f"{self._class_name}.{method_name}")
+        keep: list = []  # puts of large arguments stay alive until submitted
+        args_pb, refs = task_builder.build_args(w, args, kwargs, f"{self._class_name}.{method_name}", keep=keep)
         spec.args.extend(args_pb)
         retries = opts.get("max_task_retries", self._max_task_retries)
         return_ids = w.actor_submitter.submit(self._actor_id, spec, refs, retries)

@@ -334,6 +334,8 @@ def kill(actor: ActorHandle, *, no_restart: bool = True) -> None:
         await w.gcs.KillActor(gpb.KillActorRequest(actor_id=actor._actor_id, force=True, no_restart=no_restart))
 
     w.run_sync(call())
+    if no_restart:
+        w.post(w.actor_submitter.mark_killed, actor._actor_id, "it was killed by jray.kill()")
 
 
 def get_actor(name: str, namespace: str | None = None) -> ActorHandle:

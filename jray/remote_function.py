@@ -75,7 +75,8 @@ class RemoteFunction:
         spec.retry_exceptions = bool(rex)
         if isinstance(rex, (list, tuple)):
             spec.retry_exception_allowlist = pickle.dumps(tuple(rex))
-        args_pb, refs = task_builder.build_args(w, args, kwargs, self.__name__, self._params)
+        keep: list = []  # puts of large arguments stay alive until submitted
+        args_pb, refs = task_builder.build_args(w, args, kwargs, self.__name__, self._params, keep=keep)
         spec.args.extend(args_pb)
         return_ids = w.task_submitter.submit(spec, refs)
         owner = w.owner_key

@@ -34,7 +34,14 @@ def export_callable(worker: CoreWorker, obj: Any, cache: dict[str, Any]) -> cpb.
 
 
 def build_args(worker: CoreWorker, args: tuple, kwargs: dict, fn_name: str,
-               param_names: list[str] | None = None) -> tuple[list[cpb.TaskArg], list[tuple[bytes, Any]]]:
+               param_names: list[str] | None = None,
+               keep: list[Any] | None = None) -> tuple[list[cpb.TaskArg], list[tuple[bytes, Any]]]:
+    """TaskArgs for a call, and the (object id, owner) of every ref they carry.
+
+    Large values are put in the store here; their ObjectRefs go into ``keep``,
+    which the caller must hold until the task is submitted (the submitter
+    then counts the refs as held by the pending task), else the new object
+    could be freed in between."""
     from jray.object_ref import ObjectRef
 
     out: list[cpb.TaskArg] = []
@@ -57,6 +64,8 @@ def build_args(worker: CoreWorker, args: tuple, kwargs: dict, fn_name: str,
             raise TypeError(f"Could not serialize the argument {label!r} of {fn_name}: {e}") from None
         if ser.total_size > config.MAX_INLINE_BYTES and worker.arena is not None:
             ref = worker.put_serialized(ser)
+            if keep is not None:
+                keep.append(ref)
             out.append(cpb.TaskArg(name=name, ref=cpb.ObjectRefInfo(object_id=ref.binary(), owner=_owner_proto(ref.owner_address()))))
             refs.append((ref.binary(), ref.owner_address()))
             continue

@@ -59,7 +59,14 @@ async def main(ns: argparse.Namespace) -> None:
     if resources.get("GPU", 0) > 0:
         env["JRAY_NODE_HAS_GPUS"] = "1"
     raylet.workers = WorkerPool(env, logs)
-    raylet.workers.prestart(int(ns.prestart if ns.prestart >= 0 else resources.get("CPU", 0)))
+    n_prestart = int(ns.prestart if ns.prestart >= 0 else resources.get("CPU", 0))
+
+    async def warm_pool() -> None:
+        assert raylet.workers is not None
+        await raylet.workers.start_zygote()
+        raylet.workers.prestart(n_prestart)
+
+    pool_task = asyncio.ensure_future(warm_pool())
     loop = asyncio.get_running_loop()
     daemon.install_signal_handlers(loop, raylet.stop_event.set)
     daemon.watch_parent(ns.parent_pid, lambda: loop.call_soon_threadsafe(raylet.stop_event.set))
@@ -71,6 +78,7 @@ async def main(ns: argparse.Namespace) -> None:
     await raylet.stop_event.wait()
     hb.cancel()
     mon.cancel()
+    pool_task.cancel()
     raylet.workers.shutdown()
     try:
         from jray._private.protocol import gcs_pb2 as gpb

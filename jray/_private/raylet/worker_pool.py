@@ -1,8 +1,10 @@
 """The raylet's worker processes: start, register, idle list, death.
 
-Workers are started with ``python -m jray._private.worker`` and register
-back over gRPC. ``num_cpus`` workers are prestarted so the first task does
-not pay for an interpreter start.
+Workers are forked by the node's zygote (``jray._private.worker.zygote``,
+a process that has imported everything a worker needs), or started with
+``python -m jray._private.worker`` until the zygote is up. Either way they
+register back over gRPC. ``num_cpus`` workers are prestarted so the first
+task does not wait for a start.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -20,13 +23,12 @@ logger = logging.getLogger(__name__)
 
 
 def _pid_alive(pid: int) -> bool:
+    """True while ``pid`` runs; a zombie (exited, not yet reaped) is gone."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
         return False
-    except PermissionError:
-        return True
-    return True
 
 
 @dataclass(eq=False)
@@ -53,8 +55,60 @@ class WorkerPool:
         self.idle: list[WorkerProc] = []
         self.starting: list[WorkerProc] = []
         self._start_sem = asyncio.Semaphore(max_starting)
+        self.zygote: asyncio.subprocess.Process | None = None
+        self._zygote_lock = asyncio.Lock()
+        self._early: dict[int, tuple[bytes, int, bool]] = {}  # registered before the fork reply
+
+    async def start_zygote(self) -> None:
+        """Start the fork server; until it is ready workers start as fresh interpreters."""
+        log = os.path.join(self.log_dir, "zygote.log")
+        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            z = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "jray._private.worker.zygote", env=self.env,
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=fd)
+        finally:
+            os.close(fd)
+        assert z.stdout is not None
+        try:
+            line = await asyncio.wait_for(z.stdout.readline(), 30)
+        except asyncio.TimeoutError:
+            line = b""
+        if line.strip() != b"ready":
+            logger.warning("the worker zygote did not start (see %s); starting workers as processes", log)
+            z.kill()
+            return
+        self.zygote = z
 
     def start_worker(self) -> WorkerProc:
+        if self.zygote is not None and self.zygote.returncode is None:
+            w = WorkerProc(None, 0, registered=asyncio.get_running_loop().create_future())
+            self.starting.append(w)
+            asyncio.ensure_future(self._fork(w))
+            return w
+        return self._popen_worker()
+
+    async def _fork(self, w: WorkerProc) -> None:
+        log = os.path.join(self.log_dir, f"worker-{time.time_ns()}.log")
+        z = self.zygote
+        assert z is not None and z.stdin is not None and z.stdout is not None
+        try:
+            async with self._zygote_lock:
+                z.stdin.write(log.encode() + b"\n")
+                await z.stdin.drain()
+                pid = int((await asyncio.wait_for(z.stdout.readline(), 10)).strip())
+        except (OSError, ValueError, asyncio.TimeoutError) as e:
+            logger.warning("fork through the zygote failed (%s): starting a process instead", e)
+            self.zygote = None
+            self._popen_worker(w)
+            return
+        w.pid = pid
+        self.by_pid[pid] = w
+        early = self._early.pop(pid, None)
+        if early is not None:
+            self.on_register(pid, *early)
+
+    def _popen_worker(self, w: WorkerProc | None = None) -> WorkerProc:
         log = os.path.join(self.log_dir, f"worker-{time.time_ns()}.log")
         fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
@@ -64,13 +118,19 @@ class WorkerPool:
             )
         finally:
             os.close(fd)
-        w = WorkerProc(proc, proc.pid, registered=asyncio.get_running_loop().create_future())
+        if w is None:
+            w = WorkerProc(proc, proc.pid, registered=asyncio.get_running_loop().create_future())
+            self.starting.append(w)
+        w.proc, w.pid = proc, proc.pid
         self.by_pid[proc.pid] = w
-        self.starting.append(w)
         return w
 
-    def on_register(self, pid: int, worker_id: bytes, port: int, is_driver: bool) -> WorkerProc:
+    def on_register(self, pid: int, worker_id: bytes, port: int, is_driver: bool) -> WorkerProc | None:
         w = self.by_pid.get(pid)
+        if w is None and not is_driver and any(s.proc is None and s.pid == 0 for s in self.starting):
+            # Forked, but the zygote's answer with its pid is not read yet.
+            self._early[pid] = (worker_id, port, is_driver)
+            return None
         if w is None or is_driver:
             w = WorkerProc(None, pid, is_driver=is_driver)
             if not is_driver:
@@ -127,7 +187,8 @@ class WorkerPool:
     def reap_dead(self) -> list[WorkerProc]:
         dead = []
         for w in list(self.by_pid.values()):
-            if w.proc is not None and w.proc.poll() is not None:
+            gone = w.proc.poll() is not None if w.proc is not None else not _pid_alive(w.pid)
+            if gone:
                 dead.append(self.remove(w))
         return dead
 
@@ -154,7 +215,14 @@ class WorkerPool:
         return w
 
     def kill(self, w: WorkerProc, force: bool = True) -> None:
-        if w.proc is None or w.proc.poll() is not None:
+        if w.proc is None:
+            if w.pid > 0 and not w.is_driver:
+                try:
+                    os.kill(w.pid, signal.SIGKILL if force else signal.SIGTERM)
+                except OSError:
+                    pass
+            return
+        if w.proc.poll() is not None:
             return
         try:
             w.proc.kill() if force else w.proc.terminate()
@@ -172,10 +240,21 @@ class WorkerPool:
 
     def shutdown(self) -> None:
         procs = [w.proc for w in self.by_pid.values() if w.proc is not None]
+        forked = [w.pid for w in self.by_pid.values() if w.proc is None and w.pid > 0 and not w.is_driver]
         for p in procs:
             try:
                 p.kill()
             except OSError:
+                pass
+        for pid in forked:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        if self.zygote is not None:
+            try:
+                self.zygote.kill()
+            except ProcessLookupError:
                 pass
         deadline = time.monotonic() + 5
         for p in procs:
@@ -183,6 +262,9 @@ class WorkerPool:
                 p.wait(max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 pass
+        for pid in forked:  # the zygote reaps them; wait until they are gone
+            while _pid_alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.01)
 
     def pids(self) -> list[int]:
         return [w.pid for w in self.by_pid.values()]

@@ -35,6 +35,7 @@ ALIVE, DEAD = gpb.ALIVE, gpb.DEAD
 # order and holds out-of-order ones, so an unbounded window could fill every
 # HTTP/2 stream of the connection with calls waiting for one not yet sent.
 MAX_IN_FLIGHT = 64
+HOLD_SECONDS = 0.0005
 
 
 @dataclass(eq=False)
@@ -59,6 +60,7 @@ class ActorQueue:
     sender: asyncio.Task | None = None
     held_refs: list[tuple[bytes, Any]] = field(default_factory=list)  # creation args
     refill: bool = False  # a reply drained the window: send the next batch
+    hold_timer: bool = False
 
 
 class ActorSubmitter:
@@ -135,6 +137,15 @@ class ActorSubmitter:
                 self._fail_all(q)
                 return
 
+    def mark_killed(self, actor_id: bytes, reason: str) -> None:
+        """jray.kill(no_restart=True) returned: fail calls from here on at
+        once, without waiting for the GCS's notice to reach the watcher."""
+        q = self._queue(actor_id)
+        version = q.info.version if q.info is not None else 0
+        q.info = gpb.ActorInfo(actor_id=actor_id, state=DEAD, death_cause=reason, version=version,
+                               class_name=q.info.class_name if q.info is not None else "")
+        self._fail_all(q)
+
     def _death_error(self, q: ActorQueue) -> exceptions.RayError:
         info = q.info
         if info is not None and info.creation_failed and info.creation_error:
@@ -173,8 +184,13 @@ class ActorSubmitter:
                 q.incarnation = incarnation
                 q.next_seq = 0
             if q.in_flight and not q.refill:
-                # Calls are in flight: let new ones gather until replies drain
-                # the window, so they go out as one batch, not one RPC each.
+                # Calls are in flight: let new ones gather briefly (until a
+                # reply drains the window, at most HOLD_SECONDS) so they go out
+                # as one batch. Never longer: an in-flight call may be waiting
+                # for one of these (e.g. a blocking get on a queue actor).
+                if not q.hold_timer:
+                    q.hold_timer = True
+                    self.w.loop.call_later(HOLD_SECONDS, self._release_hold, q)
                 continue
             q.refill = False
             batch: list[tuple[int, ActorCall]] = []
@@ -199,6 +215,11 @@ class ActorSubmitter:
                 batch.append((seq, call))
             if batch:
                 self.w.spawn(self._push(q, info, batch))
+
+    def _release_hold(self, q: ActorQueue) -> None:
+        q.hold_timer = False
+        q.refill = True
+        q.wake.set()
 
     async def _resolve(self, call: ActorCall) -> bool:
         from jray.object_ref import ObjectRef
