@@ -7,6 +7,8 @@
 - ``magics.py``: ``%load_ext jray`` -> ``%%remote`` and ``%jray``.
 - ``remote_cell.py``: what runs a ``%%remote`` cell on a worker.
 - ``progress.py``: ``jray.progress(refs)``.
+- ``remote_tqdm.py``: tqdm bars in remote code drawn live in the cell
+  (``jray.jupyter.tqdm`` in any task; plain tqdm in ``%%remote`` cells).
 
 Importing this package is cheap (workers import it to run remote cells):
 IPython and ipywidgets are imported only where needed.
@@ -37,4 +39,25 @@ def progress(refs: Any, desc: str = "") -> Any:
     return _progress(refs, desc=desc)
 
 
-__all__ = ["load_ipython_extension", "unload_ipython_extension", "progress"]
+def tqdm(*args: Any, **kwargs: Any) -> Any:
+    """A tqdm bar for remote functions: inside a task it is drawn live in the cell that
+    submitted the task (``%%remote`` cells get this for plain tqdm too); elsewhere it is
+    ``tqdm.auto.tqdm``."""
+    from jray._private.worker import global_state
+
+    w = global_state.worker
+    if w is not None and getattr(w, "executor", None) is not None:
+        from jray.jupyter.remote_tqdm import remote_tqdm_class
+
+        return remote_tqdm_class()(*args, **kwargs)
+    from tqdm.auto import tqdm as auto_tqdm
+
+    return auto_tqdm(*args, **kwargs)
+
+
+def trange(*args: Any, **kwargs: Any) -> Any:
+    """``tqdm(range(*args), **kwargs)`` with :func:`tqdm`'s remote behaviour."""
+    return tqdm(range(*args), **kwargs)
+
+
+__all__ = ["load_ipython_extension", "unload_ipython_extension", "progress", "tqdm", "trange"]

@@ -38,6 +38,8 @@ def _remote_fn() -> Any:
 class JrayMagics(Magics):
     """The magics of ``%load_ext jray``."""
 
+    shell: Any  # set by IPython when the magics are registered
+
     @magic_arguments()
     @argument("--num-cpus", type=float, default=None, help="CPUs the cell's task holds (default 1).")
     @argument("--num-gpus", type=float, default=None, help="GPUs the cell's task holds.")

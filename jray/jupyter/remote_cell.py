@@ -90,7 +90,7 @@ def execute(req: CellRequest, ns: dict[str, Any], owned: set[str] | None = None)
     result = CellResult(node_id=w.node_id.hex() if w is not None else "", pid=os.getpid())
     tree = cell_source.parse(req.source, req.filename, req.first_line)
     _register_source(req)
-    last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+    last: ast.Expr | None = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None  # type: ignore[assignment]
     ns.update(req.globals if owned is None else {k: v for k, v in req.globals.items() if k not in owned})
     names = cell_source.names_of(tree)
     wire.active_spec = current_task.get()
@@ -230,8 +230,8 @@ def _display_hooks(ns: dict[str, Any], source: str) -> Iterator[None]:
             import IPython.display as ipd
 
             for mod in (ipd, df):
-                saved.append((mod, "display", mod.display))
-                mod.display = remote_display
+                saved.append((mod, "display", getattr(mod, "display")))  # noqa: B009 - untyped re-export
+                setattr(mod, "display", remote_display)  # noqa: B010
         except ImportError:
             pass
     try:

@@ -190,7 +190,7 @@ class OutputRouter:
                    {"data": data, "metadata": metadata, "transient": transient}, "display_data")
 
     def _send(self, parent: dict[str, Any], msg_type: str, content: dict[str, Any], topic: str) -> None:
-        k = self.kernel
+        k: Any = self.kernel
         k.session.send(k.iopub_socket, msg_type, content, parent=parent, ident=topic.encode())
 
     def _show_progress(self, parent: dict[str, Any] | None, msg: dict[str, Any]) -> None:

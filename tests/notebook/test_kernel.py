@@ -204,3 +204,27 @@ def test_remote_figure_is_an_image(kernel):
     assert cell.status == "ok", cell.of_type("error")
     images = [m for m in cell.of_type("display_data") if "image/png" in m["content"]["data"]]
     assert len(images) == 1
+
+
+def test_tqdm_in_a_task_draws_in_the_submitting_cell(kernel):
+    cell = kernel.run(
+        "from jray.jupyter import tqdm\n"
+        "@jray.remote\n"
+        "def loop(n):\n"
+        "    for _ in tqdm(range(n), desc='inner'):\n"
+        "        time.sleep(0.1)\n"
+        "    return n\n"
+        "jray.get(loop.remote(4))\n")
+    assert cell.status == "ok", cell.of_type("error")
+    bars = [m for m in cell.of_type("display_data", "update_display_data")
+            if "jray-progress" in m["content"]["data"].get("text/html", "")]
+    assert bars and "inner: 100%" in bars[-1]["content"]["data"]["text/plain"]
+
+
+def test_interrupting_a_remote_namespace_keeps_its_state(kernel):
+    kernel.run("%%remote --actor ns\nkept = 'state'\n")
+    cut = kernel.run("%%remote --actor ns\nimport time\ntime.sleep(60)\n", interrupt_after=1.0, timeout=20)
+    assert cut.ename == "KeyboardInterrupt"
+    after = kernel.run("%%remote --actor ns\nprint(kept)\n", timeout=20)
+    assert after.text() == "state\n", after.of_type("error")
+    kernel.run("%jray drop ns")
