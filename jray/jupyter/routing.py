@@ -10,9 +10,10 @@ finished still lands in its own cell, never in the one running now
 that parent's cell).
 
 Writing happens on the CoreWorker's loop thread. With ipykernel's
-per-thread parents (``set_thread_parent``) text goes through the kernel's
-own streams, in order with the cell's local prints; older kernels get the
-message sent directly, after flushing the streams.
+per-thread parents (``set_thread_parent`` on its streams and display
+publisher) text goes through the kernel's own streams, in order with the
+cell's local prints; with older kernels output for an earlier cell is sent
+as a message directly, after flushing the streams.
 """
 
 from __future__ import annotations
@@ -52,6 +53,10 @@ class OutputRouter:
         self._captures: dict[bytes, list[tuple[str, Any]]] = {}
         self._bars: dict[str, str] = {}  # remote bar id -> display id
         self.current: bytes = b""
+        # The kernel's own streams and display publisher: output for an earlier cell
+        # bypasses whatever the running cell redirected (%%capture, redirect_stdout).
+        self._kernel_out = {n: s for n in ("stdout", "stderr") if hasattr(s := getattr(sys, n), "pub_thread")}
+        self._kernel_pub = getattr(shell, "display_pub", None)
 
     # -- cells -----------------------------------------------------------------
     def cell_started(self, token: bytes) -> None:
@@ -148,15 +153,20 @@ class OutputRouter:
             stream.write(text)
             stream.flush()
             return
-        if hasattr(self.shell, "set_thread_parent"):
-            tokens = self.shell.set_thread_parent(parent)
+        running = parent is self._cells.get(self.current)
+        stream = getattr(sys, name) if running else self._kernel_out.get(name)
+        set_parent = getattr(stream, "set_thread_parent", None)
+        if stream is not None and set_parent is not None:
+            token = set_parent(parent)
             try:
-                stream = sys.stderr if name == "stderr" else sys.stdout
                 stream.write(text)
             finally:
-                self.shell.reset_thread_parent(tokens)
-            return
-        self._send(parent, "stream", {"name": name, "text": text}, f"stream.{name}")
+                stream.reset_thread_parent(token)
+        elif running and stream is not None:  # the running cell's own (maybe captured) stream
+            stream.write(text)
+        else:  # a kernel without per-thread parents: send the message ourselves
+            self._flush_streams()
+            self._send(parent, "stream", {"name": name, "text": text}, f"stream.{name}")
 
     def show(self, parent: dict[str, Any] | None, msg: dict[str, Any]) -> None:
         """Show a rich message from remote code (see ``wire``) in the cell ``parent``."""
@@ -177,17 +187,26 @@ class OutputRouter:
 
     def publish(self, parent: dict[str, Any], data: dict[str, Any], metadata: dict[str, Any],
                 transient: dict[str, Any], update: bool) -> None:
-        if hasattr(self.shell, "set_thread_parent"):
-            tokens = self.shell.set_thread_parent(parent)
+        running = parent is self._cells.get(self.current)
+        pub = self.shell.display_pub if running else self._kernel_pub
+        set_parent = getattr(pub, "set_thread_parent", None)
+        if pub is not None and set_parent is not None:
+            token = set_parent(parent)
             try:
-                self.shell.display_pub.publish(data=data, metadata=metadata, transient=transient, update=update)
+                pub.publish(data=data, metadata=metadata, transient=transient, update=update)
             finally:
-                self.shell.reset_thread_parent(tokens)
-            return
-        sys.stdout.flush()
-        sys.stderr.flush()
-        self._send(parent, "update_display_data" if update else "display_data",
-                   {"data": data, "metadata": metadata, "transient": transient}, "display_data")
+                pub.reset_thread_parent(token)
+        elif running and pub is not None:
+            pub.publish(data=data, metadata=metadata, transient=transient, update=update)
+        else:
+            self._flush_streams()
+            self._send(parent, "update_display_data" if update else "display_data",
+                       {"data": data, "metadata": metadata, "transient": transient}, "display_data")
+
+    def _flush_streams(self) -> None:
+        # What the cells printed so far goes out before a message sent around the streams.
+        for stream in self._kernel_out.values():
+            stream.flush()
 
     def _send(self, parent: dict[str, Any], msg_type: str, content: dict[str, Any], topic: str) -> None:
         k: Any = self.kernel

@@ -55,6 +55,14 @@ def test_late_output_lands_in_the_submitting_cell(kernel):
     assert b.text() == "cell b\n"  # ...and never in the cell running then
 
 
+def test_late_output_escapes_a_later_cells_capture(kernel):
+    a = kernel.run("@jray.remote\ndef later():\n    time.sleep(0.8)\n    print('for cell a')\nlater_ref = later.remote()\n")
+    b = kernel.run("%%capture captured\ntime.sleep(1.4)\nprint('captured b')\n")
+    c = kernel.run("print(repr(captured.stdout))")
+    assert "for cell a" in a.text() and b.outputs == []
+    assert c.text() == repr("captured b\n") + "\n"
+
+
 def test_nested_task_and_actor_output_route_to_the_root_cell(kernel):
     c = kernel.run(
         "@jray.remote\n"

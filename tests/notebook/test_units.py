@@ -62,18 +62,15 @@ def test_wire_round_trip_and_size_limit():
     assert big is not None and "not sent" in big["data"]["text/plain"]
 
 
-class FakeShell:
-    """What the router uses of ipykernel's shell: per-thread parents and a display publisher."""
+class FakeStream(io.StringIO):
+    """ipykernel's OutStream as the router uses it: per-thread parents, and a pub_thread."""
+
+    pub_thread = None
 
     def __init__(self) -> None:
-        self.kernel = object()
+        super().__init__()
         self.parent: dict | None = None
-        self.current = {"header": {"msg_id": "now"}}
-        self.published: list[tuple[dict | None, dict, bool]] = []
-        self.display_pub = SimpleNamespace(publish=self._publish)
-
-    def get_parent(self) -> dict:
-        return self.current
+        self.writes: list[tuple[str, str]] = []
 
     def set_thread_parent(self, parent: dict) -> dict | None:
         old, self.parent = self.parent, parent
@@ -82,19 +79,36 @@ class FakeShell:
     def reset_thread_parent(self, token: dict | None) -> None:
         self.parent = token
 
-    def _publish(self, data: dict, metadata: dict, transient: dict, update: bool) -> None:
-        self.published.append((self.parent, transient, update))
-
-
-class ParentRecorder(io.StringIO):
-    def __init__(self, shell: FakeShell) -> None:
-        super().__init__()
-        self.shell = shell
-        self.writes: list[tuple[str, str]] = []
-
     def write(self, s: str) -> int:
-        self.writes.append((self.shell.parent["header"]["msg_id"] if self.shell.parent else "", s))
+        self.writes.append((self.parent["header"]["msg_id"] if self.parent else "", s))
         return len(s)
+
+
+class FakePublisher(FakeStream):
+    def __init__(self) -> None:
+        super().__init__()
+        self.published: list[tuple[str, dict, bool]] = []
+
+    def publish(self, data: dict, metadata: dict, transient: dict, update: bool) -> None:
+        self.published.append((self.parent["header"]["msg_id"] if self.parent else "", transient, update))
+
+
+class FakeShell:
+    def __init__(self) -> None:
+        self.kernel = object()
+        self.current = {"header": {"msg_id": "now"}}
+        self.display_pub = FakePublisher()
+
+    def get_parent(self) -> dict:
+        return self.current
+
+
+def _router(monkeypatch) -> tuple[routing.OutputRouter, FakeShell, FakeStream, FakeStream]:
+    out, err = FakeStream(), FakeStream()
+    monkeypatch.setattr(sys, "stdout", out)
+    monkeypatch.setattr(sys, "stderr", err)
+    shell = FakeShell()
+    return routing.OutputRouter(shell), shell, out, err
 
 
 def _line(text: str, root: bytes, task: bytes = b"t", prefix: str = "f", is_err: bool = False) -> SimpleNamespace:
@@ -102,28 +116,35 @@ def _line(text: str, root: bytes, task: bytes = b"t", prefix: str = "f", is_err:
 
 
 def test_router_writes_each_line_under_its_cells_parent(monkeypatch):
-    shell = FakeShell()
-    r = routing.OutputRouter(shell)
+    r, shell, out, _ = _router(monkeypatch)
     shell.current = {"header": {"msg_id": "cell-1"}}
     r.cell_started(b"c1")
     shell.current = {"header": {"msg_id": "cell-2"}}
     r.cell_started(b"c2")
-    out = ParentRecorder(shell)
-    monkeypatch.setattr(sys, "stdout", out)
     r(SimpleNamespace(pid=7, lines=[_line("late", b"c1"), _line("more", b"c1"), _line("now", b"c2"),
                                     _line("unknown root", b"zz")]))
     # a line whose cell is unknown (submitted before jray was attached) goes to the current cell
     assert out.writes == [("cell-1", "(f pid=7) late\n(f pid=7) more\n"),
                           ("cell-2", "(f pid=7) now\n(f pid=7) unknown root\n")]
-    assert shell.parent is None  # the thread's parent is restored
+    assert out.parent is None  # the thread's parent is restored
+
+
+def test_output_of_an_earlier_cell_escapes_the_running_cells_capture(monkeypatch):
+    r, shell, out, _ = _router(monkeypatch)
+    shell.current = {"header": {"msg_id": "cell-1"}}
+    r.cell_started(b"c1")
+    shell.current = {"header": {"msg_id": "cell-2"}}
+    r.cell_started(b"c2")
+    captured = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", captured)  # the running cell redirects its stdout
+    r(SimpleNamespace(pid=1, lines=[_line("old", b"c1"), _line("mine", b"c2")]))
+    assert out.writes == [("cell-1", "(f pid=1) old\n")]
+    assert captured.getvalue() == "(f pid=1) mine\n"
 
 
 def test_router_labels_captures_and_bars(monkeypatch):
-    shell = FakeShell()
-    r = routing.OutputRouter(shell)
+    r, shell, out, _ = _router(monkeypatch)
     r.cell_started(b"c1")
-    out = ParentRecorder(shell)
-    monkeypatch.setattr(sys, "stdout", out)
     r.label(b"bare", routing.NO_PREFIX)
     kept = r.capture(b"kept")
     bar = wire.encode({"kind": "progress", "id": "b1", "n": 1, "total": 2, "text": "1/2"})
@@ -132,17 +153,14 @@ def test_router_labels_captures_and_bars(monkeypatch):
                                     _line(bar, b"c1"), _line(done, b"c1")]))
     assert out.writes == [("now", "plain\n")]
     assert kept == [("stdout", "held")]
-    (p1, t1, u1), (p2, t2, u2) = shell.published
+    (p1, t1, u1), (p2, t2, u2) = shell.display_pub.published
+    assert p1 == p2 == "now"
     assert t1 == t2 == {"display_id": "jray-bar-b1"} and (u1, u2) == (False, True)
 
 
 def test_router_drops_a_flood_with_one_note(monkeypatch):
-    shell = FakeShell()
-    r = routing.OutputRouter(shell)
+    r, shell, out, err = _router(monkeypatch)
     r.cell_started(b"c1")
-    out, err = ParentRecorder(shell), ParentRecorder(shell)
-    monkeypatch.setattr(sys, "stdout", out)
-    monkeypatch.setattr(sys, "stderr", err)
     monkeypatch.setattr(routing, "MAX_LINES_PER_CELL", 3)
     r(SimpleNamespace(pid=1, lines=[_line(str(i), b"c1") for i in range(10)]))
     assert "".join(s for _, s in out.writes).count("\n") == 3
