@@ -82,6 +82,10 @@ class JrayContext:
                          ("GPUs", f"{s['GPU']:g}"),
                          ("Object store", f"{s['object_store_memory'] / 2**30:.2f} GiB"),
                          ("Python", s["python"]), ("jray", s["jray"])])
+        if self.dashboard_url:
+            url = html.escape(str(self.dashboard_url))
+            rows += (f"<tr><td style='text-align:left'><b>Dashboard</b></td><td style='text-align:left'>"
+                     f"<a href='{url}' target='_blank'>{url}</a></td></tr>")
         return f"<div class='jray-context'><h3 style='margin:0'>jray cluster</h3><table>{rows}</table></div>"
 
 

@@ -197,3 +197,11 @@ def test_autoremote_transformer():
     assert t(["\n"]) == ["\n"]
     autoremote.disable(shell)
     assert shell.input_transformers_cleanup == []
+
+
+def test_context_repr_links_the_dashboard_when_there_is_one():
+    from jray.api import JrayContext
+
+    with_url = JrayContext({"gcs_address": "127.0.0.1:1", "dashboard_url": "http://127.0.0.1:8265"})
+    assert "<a href='http://127.0.0.1:8265'" in with_url._repr_html_()
+    assert "Dashboard" not in JrayContext({"gcs_address": "127.0.0.1:1"})._repr_html_()
