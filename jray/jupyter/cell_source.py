@@ -34,7 +34,14 @@ def is_ipython_internal(name: str) -> bool:
 
 def parse(source: str, filename: str, first_line: int = 1) -> ast.Module:
     """Parse ``source`` with line numbers as they appear in the cell (``first_line`` = its first line)."""
-    tree = ast.parse(source, filename=filename, mode="exec")
+    try:
+        tree = ast.parse(source, filename=filename, mode="exec")
+    except SyntaxError as e:
+        if e.lineno is not None:
+            e.lineno += first_line - 1
+        if getattr(e, "end_lineno", None) is not None:
+            e.end_lineno += first_line - 1  # type: ignore[operator]
+        raise
     if first_line != 1:
         ast.increment_lineno(tree, first_line - 1)
     return tree

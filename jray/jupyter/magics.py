@@ -76,6 +76,8 @@ class JrayMagics(Magics):
         req = self._request(cell, outputs, 1 if args.from_autoremote else 2, remote_names)
         if args.node is not None:
             opts["scheduling_strategy"] = _node_strategy(args.node)
+        if not args.all_nodes:
+            _warn_if_no_node_fits(opts, default_cpus=0 if args.actor is not None else 1)
         if args.all_nodes:
             return self._run_all_nodes(req, opts, args)
         if args.actor is not None:
@@ -299,6 +301,24 @@ def _node_strategy(spec: str) -> Any:
         what = "no live node" if not matches else f"{len(matches)} nodes"
         raise UsageError(f"%%remote: --node {spec!r} matches {what}; live nodes: {known}")
     return NodeAffinitySchedulingStrategy(matches[0]["NodeID"], soft=False)
+
+
+def _warn_if_no_node_fits(opts: dict[str, Any], default_cpus: float) -> None:
+    """Say so when no live node can ever run the cell (it would wait for one to join)."""
+    from jray import api
+
+    demand = dict(opts.get("resources") or {})
+    demand["CPU"] = opts.get("num_cpus", default_cpus)
+    demand["GPU"] = opts.get("num_gpus", 0)
+    demand = {k: v for k, v in demand.items() if v > 0}
+    strategy = opts.get("scheduling_strategy")
+    pinned = getattr(strategy, "node_id", None)
+    nodes = [n for n in api._node_infos() if n.alive and (pinned is None or n.node_id.hex() == pinned)]
+    if any(all(n.resources_total.get(k, 0.0) >= v for k, v in demand.items()) for n in nodes):
+        return
+    need = ", ".join(f"{k}={v:g}" for k, v in demand.items())
+    sys.stderr.write(f"[jray] no live node{' (of those allowed)' if pinned else ''} has {need}: the cell waits "
+                     "until such a node joins (interrupt the kernel to cancel it).\n")
 
 
 def _explain_send_failure(req: CellRequest, e: TypeError) -> Exception:

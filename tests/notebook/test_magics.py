@@ -154,6 +154,15 @@ def test_task_options_reach_the_scheduler(ip):
     assert ip.user_ns["node"] == other
 
 
+def test_a_cell_no_node_can_run_is_flagged(ip, capsys):
+    run(ip, '%%remote --no-block never --resources {"unicorn":1}\nx = 1\n')
+    err = capsys.readouterr().err
+    assert "no live node has CPU=1, unicorn=1" in err or "no live node has unicorn=1, CPU=1" in err
+    jray.cancel(ip.user_ns["never"])
+    with pytest.raises(exceptions.TaskCancelledError):
+        jray.get(ip.user_ns["never"], timeout=30)
+
+
 def test_no_block_stores_the_ref(ip):
     assert run(ip, "%%remote --no-block pending\nimport time\ntime.sleep(0.2)\nlater = 7\n") is None
     ref = ip.user_ns["pending"]

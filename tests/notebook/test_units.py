@@ -45,6 +45,9 @@ def test_reads_binds_and_assigns():
 def test_line_numbers_follow_the_cell():
     tree = cell_source.parse("a = 1\nb = 2\n", "<cell>", first_line=2)
     assert [s.lineno for s in tree.body] == [2, 3]
+    with pytest.raises(SyntaxError) as info:
+        cell_source.parse("a = 1\nb = (\n", "<cell>", first_line=2)
+    assert info.value.lineno == 3
 
 
 @pytest.mark.parametrize("name,internal", [("In", True), ("_", True), ("_i3", True), ("_12", True),
