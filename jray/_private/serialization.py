@@ -74,7 +74,11 @@ class SerializedObject:
             pos += _ENTRY.size
         out[pos : pos + len(self.meta)] = self.meta
         for off, b in zip(offsets, self.buffers, strict=True):
-            out[off : off + b.nbytes] = b.cast("B") if b.format != "B" or b.ndim != 1 else b
+            src = b.cast("B") if b.format != "B" or b.ndim != 1 else b
+            if b.nbytes >= PARALLEL_COPY_BYTES:
+                _parallel_copy(out[off : off + b.nbytes], src)
+            else:
+                out[off : off + b.nbytes] = src
         return total
 
     def to_bytes(self) -> bytes:
@@ -84,6 +88,35 @@ class SerializedObject:
         buf = bytearray(self.total_size)
         self.write_to(memoryview(buf))
         return bytes(buf)
+
+
+PARALLEL_COPY_BYTES = 16 * 1024 * 1024
+_copy_pool: Any = None
+
+
+def _parallel_copy(dst: memoryview, src: memoryview) -> None:
+    """Copy a large buffer with two threads: ctypes.memmove releases the GIL,
+    and one core alone does not saturate memory bandwidth (Ray does the same
+    with several copy threads)."""
+    global _copy_pool
+    try:
+        import ctypes
+
+        import numpy as np
+    except ImportError:  # pragma: no cover - numpy is optional
+        dst[:] = src
+        return
+    d = np.frombuffer(dst, dtype=np.uint8).ctypes.data
+    s = np.frombuffer(src, dtype=np.uint8).ctypes.data
+    n = dst.nbytes
+    if _copy_pool is None:
+        import concurrent.futures
+
+        _copy_pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="jray-copy")
+    half = (n // 2) & ~4095
+    fut = _copy_pool.submit(ctypes.memmove, d + half, s + half, n - half)
+    ctypes.memmove(d, s, half)
+    fut.result()
 
 
 class _Collect:

@@ -47,18 +47,20 @@ class FunctionDescriptor(_message.Message):
     def __init__(self, key: _Optional[str] = ..., module: _Optional[str] = ..., qualname: _Optional[str] = ...) -> None: ...
 
 class TaskArg(_message.Message):
-    __slots__ = ("name", "data", "ref", "nested_refs", "star")
+    __slots__ = ("name", "data", "ref", "nested_refs", "star", "location")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
     REF_FIELD_NUMBER: _ClassVar[int]
     NESTED_REFS_FIELD_NUMBER: _ClassVar[int]
     STAR_FIELD_NUMBER: _ClassVar[int]
+    LOCATION_FIELD_NUMBER: _ClassVar[int]
     name: str
     data: bytes
     ref: ObjectRefInfo
     nested_refs: _containers.RepeatedCompositeFieldContainer[ObjectRefInfo]
     star: bool
-    def __init__(self, name: _Optional[str] = ..., data: _Optional[bytes] = ..., ref: _Optional[_Union[ObjectRefInfo, _Mapping]] = ..., nested_refs: _Optional[_Iterable[_Union[ObjectRefInfo, _Mapping]]] = ..., star: _Optional[bool] = ...) -> None: ...
+    location: ReturnObject
+    def __init__(self, name: _Optional[str] = ..., data: _Optional[bytes] = ..., ref: _Optional[_Union[ObjectRefInfo, _Mapping]] = ..., nested_refs: _Optional[_Iterable[_Union[ObjectRefInfo, _Mapping]]] = ..., star: _Optional[bool] = ..., location: _Optional[_Union[ReturnObject, _Mapping]] = ...) -> None: ...
 
 class SchedulingStrategy(_message.Message):
     __slots__ = ("kind", "node_id", "soft", "placement_group_id", "bundle_index", "capture_child_tasks")

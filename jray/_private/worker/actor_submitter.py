@@ -238,6 +238,8 @@ class ActorSubmitter:
             if ret is not None and ret.is_error:
                 self._finish_with_data(call, ret.data)
                 return False
+            if ret is not None and ret.in_store:
+                arg.location.CopyFrom(ret)
         call.resolved = True
         return True
 

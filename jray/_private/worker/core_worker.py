@@ -87,6 +87,8 @@ class CoreWorker:
         self._functions: dict[str, Any] = {}
         self._borrow_rpcs: set[asyncio.Future] = set()
         self._release_queue: list[bytes] = []
+        self._pins: dict[bytes, list[int]] = {}  # object id -> [offset, size, live views]
+        self._pins_lock = threading.Lock()
         self._generators: dict[bytes, Any] = {}
         self.shutting_down = False
         self._inbox: collections.deque = collections.deque()
@@ -325,7 +327,20 @@ class CoreWorker:
         except BaseException:
             self._raylet_call("AbortObject", rpb.AbortObjectRequest(object_id=object_id))
             raise
-        self._raylet_call("SealObject", rpb.SealObjectRequest(object_id=object_id))
+        # Sealing need not be waited for: a reader's GetObject on this node
+        # waits for the seal, so put() returns one round trip sooner.
+        req = rpb.SealObjectRequest(object_id=object_id)
+
+        async def seal() -> None:
+            try:
+                await self.raylet.SealObject(req)
+            except grpc.RpcError as e:
+                logger.warning("sealing object %s failed: %s", object_id.hex(), e)
+
+        if self.in_loop_thread():
+            self.spawn(seal())
+        else:
+            self.post(lambda: self.spawn(seal()))
 
     def _raylet_call(self, method: str, request: Any) -> Any:
         async def call() -> Any:
@@ -460,19 +475,47 @@ class CoreWorker:
         return value
 
     def _read_from_store(self, ret: cpb.ReturnObject) -> Any:
+        """Map a value from this node's store (pulling it here first if needed).
+
+        This process holds at most one raylet pin per object, counted locally
+        over the views it handed out; the pin is released shortly after the
+        last view dies, so repeated gets of one object cost no RPC."""
         oid = ret.object_id
-        req = rpb.GetObjectRequest(object_id=oid, client_id=self.worker_id, timeout=60.0)
-        if ret.node_id and ret.node_id != self.node_id:
-            req.from_node_id = ret.node_id
-            ip, port = self._raylet_of(ret.node_id)
-            req.from_ip, req.from_port = ip, port
-        reply = self._raylet_call("GetObject", req)
-        if not reply.found:
-            raise exceptions.ObjectLostError(oid.hex(), f"Object {oid.hex()} is lost: {reply.error or 'no copy found'}")
-        view = self.arena.read_view(reply.offset, reply.size, on_release=lambda: self._release_pin(oid))
+        with self._pins_lock:
+            pin = self._pins.get(oid)
+            if pin is not None:
+                pin[2] += 1
+        if pin is None:
+            req = rpb.GetObjectRequest(object_id=oid, client_id=self.worker_id, timeout=60.0)
+            if ret.node_id and ret.node_id != self.node_id:
+                req.from_node_id = ret.node_id
+                ip, port = self._raylet_of(ret.node_id)
+                req.from_ip, req.from_port = ip, port
+            reply = self._raylet_call("GetObject", req)
+            if not reply.found:
+                raise exceptions.ObjectLostError(oid.hex(), f"Object {oid.hex()} is lost: {reply.error or 'no copy found'}")
+            with self._pins_lock:
+                pin = self._pins.get(oid)
+                if pin is None:
+                    pin = self._pins[oid] = [reply.offset, reply.size, 1]
+                    extra = False
+                else:  # another thread pinned it meanwhile: keep one raylet pin
+                    pin[2] += 1
+                    extra = True
+            if extra:
+                self._release_pin_rpc([oid])
+        view = self.arena.read_view(pin[0], pin[1], on_release=lambda: self._release_pin(oid))
         return serialization.deserialize(view)
 
     def _release_pin(self, object_id: bytes) -> None:
+        """A view died (any thread, possibly inside the garbage collector)."""
+        with self._pins_lock:
+            pin = self._pins.get(object_id)
+            if pin is None:
+                return
+            pin[2] -= 1
+            if pin[2] > 0:
+                return
         if self.shutting_down:
             return
         try:
@@ -482,16 +525,34 @@ class CoreWorker:
 
     def _queue_release(self, object_id: bytes) -> None:
         if not self._release_queue:
-            self.loop.call_later(0.005, lambda: self.spawn(self._flush_releases()))
+            self.loop.call_later(0.005, self._flush_releases)
         self._release_queue.append(object_id)
 
-    async def _flush_releases(self) -> None:
+    def _flush_releases(self) -> None:
         ids, self._release_queue = self._release_queue, []
-        if ids and not self.shutting_down:
+        out = []
+        with self._pins_lock:
+            for oid in ids:
+                pin = self._pins.get(oid)
+                if pin is not None and pin[2] <= 0:  # not taken again meanwhile
+                    del self._pins[oid]
+                    out.append(oid)
+        if out:
+            self._release_pin_rpc(out)
+
+    def _release_pin_rpc(self, ids: list[bytes]) -> None:
+        async def send() -> None:
+            if self.shutting_down:
+                return
             try:
                 await self.raylet.ReleaseObjects(rpb.ReleaseObjectsRequest(object_ids=ids, client_id=self.worker_id))
             except grpc.RpcError:
                 pass
+
+        if self.in_loop_thread():
+            self.spawn(send())
+        else:
+            asyncio.run_coroutine_threadsafe(send(), self.loop)
 
     _node_cache: dict[bytes, tuple[str, int]] = {}
 

@@ -232,10 +232,21 @@ class Executor:
         by_ref = [a for a in spec.args if a.HasField("ref")]
         values: dict[bytes, Any] = {}
         if by_ref:
-            refs = [ObjectRef(a.ref.object_id, (f"{a.ref.owner.ip}:{a.ref.owner.port}", a.ref.owner.worker_id))
-                    for a in by_ref]
-            for r, v in zip(refs, self.w.get(refs, None), strict=True):
-                values[r.binary()] = v
+            # The pending task holds these at their owner: no borrower count
+            # here. Where the owner said the value is in a store, skip asking.
+            objects = self.w.objects
+            for a in by_ref:
+                if a.HasField("location") and a.ref.object_id not in objects:
+                    objects[a.ref.object_id] = a.location
+            refs = [ObjectRef(a.ref.object_id, (f"{a.ref.owner.ip}:{a.ref.owner.port}", a.ref.owner.worker_id),
+                              _count=False) for a in by_ref]
+            try:
+                for r, v in zip(refs, self.w.get(refs, None), strict=True):
+                    values[r.binary()] = v
+            finally:
+                for a in by_ref:  # cached for this call only, unless a ref here holds it
+                    if a.ref.object_id not in self.w.refs:
+                        objects.pop(a.ref.object_id, None)
         args: list[Any] = []
         kwargs: dict[str, Any] = {}
         for a in spec.args:

@@ -126,7 +126,9 @@ class TaskSubmitter:
                 # A failed dependency fails this task with the same error.
                 self._finish_with_data(task, ret.data)
                 return
-            if not ret.in_store and len(ret.data) <= config.MAX_INLINE_BYTES:
+            if ret.in_store:
+                arg.location.CopyFrom(ret)
+            elif len(ret.data) <= config.MAX_INLINE_BYTES:
                 name, star = arg.name, arg.star
                 nested = list(ret.nested_refs)
                 arg.Clear()
