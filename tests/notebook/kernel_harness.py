@@ -88,6 +88,14 @@ class Kernel:
             reply = self.kc.get_shell_msg(timeout=timeout)
         return Cell(self, msg_id, reply, started, finished)
 
+    def wait_for(self, cell: Cell, needle: str, timeout: float = 15) -> None:
+        """Collect output until ``needle`` shows up in ``cell``'s text (it may come late)."""
+        end = time.monotonic() + timeout
+        while needle not in cell.text():
+            if time.monotonic() > end:
+                raise TimeoutError(f"{needle!r} never reached the cell; it has {cell.text()!r}")
+            self._pump(0.05)
+
     def drain(self, seconds: float) -> None:
         """Collect late output for ``seconds``."""
         end = time.monotonic() + seconds

@@ -47,7 +47,8 @@ def test_late_output_lands_in_the_submitting_cell(kernel):
         "chatty_ref = chatty.remote()\n"
         "print('cell a done')\n")
     b = kernel.run("time.sleep(1.6)\nprint('cell b')")
-    kernel.drain(0.3)
+    kernel.wait_for(a, "late line")
+    kernel.drain(0.2)
     assert a.status == b.status == "ok"
     assert "cell a done" in a.text()
     assert "(chatty pid=" in a.text() and "early line" in a.text() and "late line" in a.text()
@@ -59,7 +60,8 @@ def test_late_output_escapes_a_later_cells_capture(kernel):
     a = kernel.run("@jray.remote\ndef later():\n    time.sleep(0.8)\n    print('for cell a')\nlater_ref = later.remote()\n")
     b = kernel.run("%%capture captured\ntime.sleep(1.4)\nprint('captured b')\n")
     c = kernel.run("print(repr(captured.stdout))")
-    assert "for cell a" in a.text() and b.outputs == []
+    kernel.wait_for(a, "for cell a")
+    assert b.outputs == []
     assert c.text() == repr("captured b\n") + "\n"
 
 
@@ -110,14 +112,21 @@ def test_interrupt_cancels_the_tasks_waited_on(kernel):
 
 
 def test_second_interrupt_kills_a_task_that_ignores_the_first(kernel):
-    kernel.run(
+    setup = kernel.run(
+        "import os, tempfile\n"
+        "ready = os.path.join(tempfile.mkdtemp(), 'ignoring')\n"
         "@jray.remote(max_retries=0)\n"
-        "def stubborn():\n"
+        "def stubborn(ready):\n"
         "    import signal\n"
         "    signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+        "    open(ready, 'w').close()\n"
         "    time.sleep(60)\n"
-        "stubborn_ref = stubborn.remote()\n"
-        "time.sleep(0.5)\n")
+        "stubborn_ref = stubborn.remote(ready)\n"
+        "deadline = time.monotonic() + 20\n"
+        "while not os.path.exists(ready) and time.monotonic() < deadline:\n"
+        "    time.sleep(0.05)\n"
+        "print(os.path.exists(ready))\n", timeout=30)
+    assert setup.text() == "True\n"
     first = kernel.run("jray.get(stubborn_ref)", interrupt_after=0.8, timeout=20)
     assert first.ename == "KeyboardInterrupt"
     second = kernel.run("jray.get(stubborn_ref)", interrupt_after=0.8, timeout=20)
