@@ -46,7 +46,8 @@ def remote_tqdm_class() -> Any:
             super().__init__(*args, **kwargs)
 
         def display(self, msg: str | None = None, pos: int | None = None) -> bool:
-            self._jray_send(closed=False)
+            if not self.disable:  # while closing, close() sends the final state itself
+                self._jray_send(closed=False)
             return True
 
         def close(self) -> None:
