@@ -45,7 +45,7 @@ class Command:
 
 COMMANDS: dict[str, Command] = {}
 # Modules that call ``register`` at import; others append their own here.
-_EXTENSION_MODULES: list[str] = []
+_EXTENSION_MODULES: list[str] = ["jray._private.perf.cli"]
 
 
 def register(
@@ -566,6 +566,12 @@ def _status(ns: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     for mod in _EXTENSION_MODULES:
         importlib.import_module(mod)
+    # Run as ``python -m jray.scripts`` this module is ``__main__``, and the
+    # extensions registered into the importable ``jray.scripts``: merge.
+    canonical = importlib.import_module("jray.scripts")
+    if canonical is not sys.modules[__name__]:
+        for name, cmd in canonical.COMMANDS.items():
+            COMMANDS.setdefault(name, cmd)
     from jray import __version__
 
     parser = argparse.ArgumentParser(
