@@ -169,6 +169,14 @@ class Raylet(rgrpc.RayletServiceServicer):
         # Node affinity to another node.
         if s.kind == SP.NODE_AFFINITY and s.node_id and s.node_id != self.node_id:
             target = next((n for n in self.view if n.node_id == s.node_id and n.alive), None)
+            if target is None:
+                # The heartbeat view lags the GCS by up to a beat: a node that
+                # just joined is not in it yet. Ask the GCS before giving up.
+                try:
+                    self.view = list((await self.gcs.GetAllNodeInfo(gpb.GetAllNodeInfoRequest(), timeout=5)).nodes)
+                except grpc.RpcError:
+                    pass
+                target = next((n for n in self.view if n.node_id == s.node_id and n.alive), None)
             if target is not None:
                 return _spill(target)
             if not s.soft:

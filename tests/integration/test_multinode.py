@@ -1,0 +1,62 @@
+"""Two raylets on one machine: tasks spread, resources route work, node
+affinity (also to a node that joined a moment ago)."""
+
+from __future__ import annotations
+
+import collections
+import time
+
+import pytest
+
+import jray
+from jray import exceptions
+from jray.testing import Cluster
+from jray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+
+@pytest.fixture(scope="module")
+def two_nodes():
+    jray.shutdown()
+    with Cluster(head_node_args={"num_cpus": 1}) as c:
+        node = c.add_node(num_cpus=2, resources={"special": 1})
+        c.connect()
+        yield c, node
+
+
+def test_tasks_run_on_both_nodes(two_nodes):
+    @jray.remote
+    def where():
+        time.sleep(0.05)
+        return jray.get_runtime_context().get_node_id()
+
+    seen = collections.Counter(jray.get([where.remote() for _ in range(30)], timeout=60))
+    assert len(seen) == 2
+    assert jray.cluster_resources()["CPU"] == 3
+
+
+def test_custom_resource_routes_to_its_node(two_nodes):
+    _, node = two_nodes
+
+    @jray.remote(resources={"special": 1})
+    def special():
+        return jray.get_runtime_context().get_node_id()
+
+    assert set(jray.get([special.remote() for _ in range(3)], timeout=60)) == {node.node_id}
+
+
+def test_node_affinity_hard_and_soft(two_nodes):
+    c, _ = two_nodes
+    fresh = c.add_node(num_cpus=1)  # joined a moment ago: the head's view may lag
+
+    @jray.remote
+    def here():
+        return jray.get_runtime_context().get_node_id()
+
+    strategy = NodeAffinitySchedulingStrategy(fresh.node_id, soft=False)
+    assert jray.get(here.options(scheduling_strategy=strategy).remote(), timeout=30) == fresh.node_id
+    gone = NodeAffinitySchedulingStrategy("ab" * 16, soft=False)
+    with pytest.raises(exceptions.TaskUnschedulableError, match="not alive"):
+        jray.get(here.options(scheduling_strategy=gone).remote(), timeout=30)
+    soft = NodeAffinitySchedulingStrategy("ab" * 16, soft=True)
+    assert jray.get(here.options(scheduling_strategy=soft).remote(), timeout=30)
+    c.remove_node(fresh)
