@@ -63,6 +63,10 @@ class ActorQueue:
     hold_timer: bool = False
 
 
+def _incarnation(info: gpb.ActorInfo) -> str:
+    return f"{info.address.ip}:{info.address.port}/{info.num_restarts}"
+
+
 class ActorSubmitter:
     def __init__(self, worker: CoreWorker) -> None:
         self.w = worker
@@ -105,8 +109,25 @@ class ActorSubmitter:
 
     def _enqueue(self, actor_id: bytes, call: ActorCall) -> None:
         q = self._queue(actor_id)
+        info = q.info
+        if (call.resolved and not q.queue and not q.in_flight and info is not None and info.state == ALIVE
+                and q.incarnation == _incarnation(info) and not self._closed):
+            # Idle actor, nothing queued: send now (the synchronous call's path).
+            self._send(q, info, [call])
+            return
         q.queue.append(call)
         q.wake.set()
+
+    def _send(self, q: ActorQueue, info: gpb.ActorInfo, calls: list[ActorCall]) -> None:
+        batch = []
+        for call in calls:
+            seq = q.next_seq
+            q.next_seq += 1
+            call.spec.sequence_no = seq
+            call.spec.caller_id = self.w.worker_id
+            q.in_flight[seq] = call
+            batch.append((seq, call))
+        self.w.spawn(self._push(q, info, batch))
 
     # -- the watcher: actor state from the GCS ---------------------------------------
     async def _watch(self, q: ActorQueue) -> None:
@@ -179,7 +200,7 @@ class ActorSubmitter:
                 if info is not None and info.state == DEAD:
                     self._fail_all(q)
                 continue
-            incarnation = f"{info.address.ip}:{info.address.port}/{info.num_restarts}"
+            incarnation = _incarnation(info)
             if incarnation != q.incarnation:
                 q.incarnation = incarnation
                 q.next_seq = 0
@@ -193,12 +214,13 @@ class ActorSubmitter:
                     self.w.loop.call_later(HOLD_SECONDS, self._release_hold, q)
                 continue
             q.refill = False
-            batch: list[tuple[int, ActorCall]] = []
-            while q.queue and q.info is info and not self._closed and len(q.in_flight) < MAX_IN_FLIGHT:
+            batch: list[ActorCall] = []
+            while (q.queue and q.info is info and not self._closed
+                   and len(q.in_flight) + len(batch) < MAX_IN_FLIGHT):
                 call = q.queue[0]
                 if not call.resolved:
                     if batch:  # send what is ready before waiting on arguments
-                        self.w.spawn(self._push(q, info, batch))
+                        self._send(q, info, batch)
                         batch = []
                     ok = await self._resolve(call)
                     if not ok:
@@ -207,14 +229,9 @@ class ActorSubmitter:
                     if q.info is not info:
                         break
                 q.queue.popleft()
-                seq = q.next_seq
-                q.next_seq += 1
-                call.spec.sequence_no = seq
-                call.spec.caller_id = self.w.worker_id
-                q.in_flight[seq] = call
-                batch.append((seq, call))
+                batch.append(call)
             if batch:
-                self.w.spawn(self._push(q, info, batch))
+                self._send(q, info, batch)
 
     def _release_hold(self, q: ActorQueue) -> None:
         q.hold_timer = False

@@ -89,6 +89,7 @@ class CoreWorker:
         self._release_queue: list[bytes] = []
         self._pins: dict[bytes, list[int]] = {}  # object id -> [offset, size, live views]
         self._pins_lock = threading.Lock()
+        self._address: cpb.Address | None = None
         self._generators: dict[bytes, Any] = {}
         self.shutting_down = False
         self._inbox: collections.deque = collections.deque()
@@ -192,7 +193,10 @@ class CoreWorker:
 
     @property
     def address(self) -> cpb.Address:
-        return cpb.Address(ip=self.ip, port=self.port, worker_id=self.worker_id, node_id=self.node_id)
+        a = self._address
+        if a is None or a.port != self.port or a.node_id != self.node_id:
+            a = self._address = cpb.Address(ip=self.ip, port=self.port, worker_id=self.worker_id, node_id=self.node_id)
+        return a
 
     @property
     def owner_key(self) -> tuple[str, bytes]:
@@ -438,6 +442,11 @@ class CoreWorker:
         return [self._value_of(r) for r in refs]
 
     def _wait_all(self, refs: Sequence[Any], timeout: float | None) -> None:
+        me = self.owner_key
+        if all(r.owner_address() in (None, me) for r in refs) and not self.in_loop_thread():
+            self._wait_owned(refs, timeout)
+            return
+
         async def waiter() -> None:
             await asyncio.gather(*(self._ensure_ready(r) for r in refs))
 
@@ -449,6 +458,31 @@ class CoreWorker:
         except KeyboardInterrupt:
             self.on_interrupt(refs)
             raise
+
+    def _wait_owned(self, refs: Sequence[Any], timeout: float | None) -> None:
+        """Objects this process owns: wait on a plain event the loop sets,
+        without a coroutine per get (the synchronous round trip's hot path)."""
+        ids = [r.binary() for r in refs]
+        waiter = _CountDown(len(ids))
+        self.loop.call_soon_threadsafe(self._register_owned_waiter, ids, waiter)
+        try:
+            if not waiter.event.wait(timeout):
+                raise exceptions.GetTimeoutError(f"Get timed out: some object(s) not ready after {timeout} s.")
+        except KeyboardInterrupt:
+            self.on_interrupt(refs)
+            raise
+        if waiter.error is not None:
+            raise waiter.error
+
+    def _register_owned_waiter(self, ids: list[bytes], waiter: _CountDown) -> None:
+        for oid in ids:
+            if oid in self.objects:
+                waiter.set_result(None)
+            elif oid not in self._pending_owned:
+                waiter.fail(exceptions.ObjectLostError(oid.hex(), f"Object {oid.hex()} is unknown to its owner "
+                                                       "(it was freed, or its ref was created by hand)."))
+            else:
+                self._waiters.setdefault(oid, []).append(waiter)  # type: ignore[arg-type]
 
     def on_interrupt(self, refs: Sequence[Any]) -> None:
         """Hook for the notebook layer: Ctrl-C while waiting on ``refs``."""
@@ -668,6 +702,32 @@ class CoreWorker:
             return await self.task_submitter.generator_item(task_id, index)
 
         return asyncio.run_coroutine_threadsafe(run(), self.loop)
+
+
+class _CountDown:
+    """Quacks like the asyncio futures in ``_waiters``; sets a thread event
+    once every awaited object is ready (or one is lost)."""
+
+    __slots__ = ("left", "event", "error")
+
+    def __init__(self, n: int) -> None:
+        self.left = n
+        self.event = threading.Event()
+        self.error: BaseException | None = None
+        if n == 0:
+            self.event.set()
+
+    def done(self) -> bool:
+        return self.event.is_set()
+
+    def set_result(self, _value: Any) -> None:
+        self.left -= 1
+        if self.left <= 0:
+            self.event.set()
+
+    def fail(self, err: BaseException) -> None:
+        self.error = err
+        self.event.set()
 
 
 def _resolve_into(worker: CoreWorker, ref: Any, out: concurrent.futures.Future) -> None:
