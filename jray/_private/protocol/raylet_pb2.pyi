@@ -100,12 +100,14 @@ class ReturnWorkerReply(_message.Message):
     def __init__(self) -> None: ...
 
 class WorkerBlockedRequest(_message.Message):
-    __slots__ = ("worker_id", "blocked")
+    __slots__ = ("worker_id", "blocked", "seq")
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     BLOCKED_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
     worker_id: bytes
     blocked: bool
-    def __init__(self, worker_id: _Optional[bytes] = ..., blocked: _Optional[bool] = ...) -> None: ...
+    seq: int
+    def __init__(self, worker_id: _Optional[bytes] = ..., blocked: _Optional[bool] = ..., seq: _Optional[int] = ...) -> None: ...
 
 class WorkerBlockedReply(_message.Message):
     __slots__ = ()

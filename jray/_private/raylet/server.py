@@ -78,6 +78,7 @@ class Raylet(rgrpc.RayletServiceServicer):
         self.stop_event = asyncio.Event()
         self._tasks: set[asyncio.Task] = set()
         self._spread_rr = 0
+        self._blocked_seq: dict[bytes, int] = {}
 
     def spawn(self, coro: Any) -> None:
         t = asyncio.ensure_future(coro)
@@ -128,6 +129,7 @@ class Raylet(rgrpc.RayletServiceServicer):
     async def _on_worker_death(self, w: WorkerProc) -> None:
         code = w.proc.returncode if w.proc is not None else None
         logger.info("worker pid=%d exited (code %s)", w.pid, code)
+        self._blocked_seq.pop(w.worker_id, None)
         if self.store is not None and w.worker_id:
             self.store.release_client(w.worker_id)
         lease = self.lease_by_worker.pop(w.worker_id, None)
@@ -359,8 +361,11 @@ class Raylet(rgrpc.RayletServiceServicer):
         return rpb.ReturnWorkerReply()
 
     async def WorkerBlocked(self, request: rpb.WorkerBlockedRequest, context: Any) -> rpb.WorkerBlockedReply:
+        if request.seq:
+            if request.seq <= self._blocked_seq.get(request.worker_id, 0):
+                return rpb.WorkerBlockedReply()  # overtaken by a newer message
+            self._blocked_seq[request.worker_id] = request.seq
         lease = self.lease_by_worker.get(request.worker_id)
-        logger.debug("blocked=%s lease=%s cpu=%s", request.blocked, lease.lease_id.hex()[:6] if lease else None, self.res.available.get("CPU"))
         if lease is not None:
             if request.blocked:
                 self._pool(lease).lend_cpu(lease.alloc)

@@ -90,6 +90,7 @@ class CoreWorker:
         self._pins: dict[bytes, list[int]] = {}  # object id -> [offset, size, live views]
         self._pins_lock = threading.Lock()
         self._address: cpb.Address | None = None
+        self._blocked_seq = 0
         self._generators: dict[bytes, Any] = {}
         self.shutting_down = False
         self._inbox: collections.deque = collections.deque()
@@ -490,10 +491,18 @@ class CoreWorker:
     def _notify_blocked(self, blocked: bool) -> bool:
         if self.is_driver or current_task.get() is None:
             return False
-        try:
-            self._raylet_call("WorkerBlocked", rpb.WorkerBlockedRequest(worker_id=self.worker_id, blocked=blocked))
-        except grpc.RpcError:
-            return False
+        # Fire and forget (ordered by seq at the raylet): a get in a task does
+        # not wait two extra round trips.
+        self._blocked_seq += 1
+        req = rpb.WorkerBlockedRequest(worker_id=self.worker_id, blocked=blocked, seq=self._blocked_seq)
+
+        async def send() -> None:
+            try:
+                await self.raylet.WorkerBlocked(req)
+            except grpc.RpcError:
+                pass
+
+        self.post(lambda: self.spawn(send()))
         return True
 
     def _value_of(self, ref: Any) -> Any:
