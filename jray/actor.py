@@ -125,7 +125,10 @@ class ActorClass:
             raise ValueError(reply.error)
         if refs:
             w.actor_submitter.hold_creation_args(actor_id, refs)
-        return ActorHandle(actor_id, self.__name__, self._meta, ac.max_task_retries, is_async)
+        handle = ActorHandle(actor_id, self.__name__, self._meta, ac.max_task_retries, is_async)
+        if not name and not ac.detached:
+            _track(handle, w)  # an anonymous actor ends when its handle is dropped
+        return handle
 
 
 class _ActorOptions:
@@ -163,7 +166,17 @@ class ActorHandle:
         return ActorMethod(self, name, self._meta[name])
 
     def __reduce__(self) -> Any:
+        # A copy may live on in another process: never end the actor on our own drop.
+        _escaped.add(self._actor_id)
         return (ActorHandle, (self._actor_id, self._class_name, self._meta, self._max_task_retries, self._is_async))
+
+    def __del__(self) -> None:
+        if self.__dict__.get("_tracked_by") is not None:
+            w = self.__dict__["_tracked_by"]
+            try:
+                w.post(_handle_dropped, w, self._actor_id, self._class_name)
+            except Exception:  # noqa: BLE001 - interpreter shutdown
+                pass
 
     def __repr__(self) -> str:
         return f"Actor({self._class_name}, {self._actor_id.hex()})"
@@ -240,6 +253,35 @@ class _MethodOptions:
 
     def remote(self, *args: Any, **kwargs: Any) -> Any:
         return self._m._handle._call(self._m._name, args, kwargs, self._opts)
+
+
+# Ray ends an actor once every handle to it is gone. jray tracks the handle
+# its creator got: when that is dropped and was never pickled (so no copy can
+# exist in another process), the actor is asked to exit after the calls
+# already submitted to it. Named and detached actors are left alone.
+_escaped: set[bytes] = set()
+
+
+def _track(handle: ActorHandle, worker: Any) -> None:
+    handle.__dict__["_tracked_by"] = worker
+
+
+def _handle_dropped(worker: Any, actor_id: bytes, class_name: str) -> None:
+    """Loop thread: the creator's handle is gone."""
+    if actor_id in _escaped or worker.shutting_down:
+        return
+    from jray._private.worker.core_worker import current_task
+
+    token = current_task.set(None)
+    try:
+        spec = task_builder.base_spec(worker, name=f"{class_name}.__jray_terminate__", task_type=cpb.ACTOR_TASK,
+                                      num_returns=0, streaming=False, resources={}, opts={})
+    finally:
+        current_task.reset(token)
+    spec.actor_id = actor_id
+    spec.method_name = "__jray_terminate__"
+    spec.actor_creation.class_name = class_name
+    worker.actor_submitter.submit(actor_id, spec, [], 0)
 
 
 def exit_actor() -> None:

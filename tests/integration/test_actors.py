@@ -237,3 +237,27 @@ def test_detached_actor_outlives_its_driver():
         assert node is not None
     finally:
         jray.shutdown()
+
+
+def test_anonymous_actor_ends_when_its_handle_is_dropped(jray_cluster):
+    import gc
+
+    import psutil
+
+    c = Counter.remote()
+    pid = jray.get(c.pid.remote(), timeout=30)
+    last = c.inc.remote()  # submitted before the drop: still runs
+    del c
+    gc.collect()
+    assert jray.get(last, timeout=30) == 1
+    deadline = time.time() + 20
+    while time.time() < deadline and psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+        time.sleep(0.1)
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+    named = Counter.options(name="keep-me").remote()
+    named_pid = jray.get(named.pid.remote(), timeout=30)
+    del named
+    gc.collect()
+    time.sleep(1)
+    assert jray.get(jray.get_actor("keep-me").pid.remote(), timeout=30) == named_pid

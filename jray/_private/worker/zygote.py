@@ -14,6 +14,7 @@ children; it exits when its stdin closes (the raylet is gone).
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import sys
@@ -39,6 +40,10 @@ def main() -> None:
     import jray._private.worker.core_worker  # noqa: F401
     import jray._private.worker.executor  # noqa: F401
 
+    # Move everything imported so far out of the collector's reach, so the
+    # forked workers' collections do not touch (and copy) these shared pages.
+    gc.collect()
+    gc.freeze()
     signal.signal(signal.SIGCHLD, _reap)
     out = sys.stdout.buffer
     out.write(b"ready\n")
