@@ -82,6 +82,27 @@ def test_unauthenticated_and_malformed_requests_are_rejected():
                     await raw(b"\xff\xfe\x00garbage", timeout=5, metadata=(("jray-token", token),))
                 return no_token.value.code(), bad_token.value.code(), malformed.value.code()
 
+        async def probe_raylet_and_worker() -> list:
+            from jray._private.protocol import core_worker_pb2 as wpb
+            from jray._private.protocol import core_worker_pb2_grpc as wgrpc
+            from jray._private.protocol import raylet_pb2 as rpb
+            from jray._private.protocol import raylet_pb2_grpc as rgrpc
+
+            w = jray._private.worker.global_state.worker
+            codes = []
+            for address, call in [
+                (ctx["raylet_address"], lambda ch: rgrpc.RayletServiceStub(ch).GetNodeStats(
+                    rpb.GetNodeStatsRequest(), timeout=5)),
+                (f"127.0.0.1:{w.port}", lambda ch: wgrpc.CoreWorkerServiceStub(ch).GetObjectStatus(
+                    wpb.GetObjectStatusRequest(object_id=b"x"), timeout=5)),
+            ]:
+                async with grpc.aio.insecure_channel(address) as ch:
+                    with pytest.raises(grpc.aio.AioRpcError) as no_token:
+                        await call(ch)
+                    codes.append(no_token.value.code())
+            return codes
+
+        assert asyncio.run(probe_raylet_and_worker()) == [grpc.StatusCode.UNAUTHENTICATED] * 2
         codes = asyncio.run(probe())
         assert codes[0] == grpc.StatusCode.UNAUTHENTICATED
         assert codes[1] == grpc.StatusCode.UNAUTHENTICATED
@@ -144,3 +165,21 @@ def test_ray_documentation_examples_run_unchanged():
         assert sorted(got) == [0, 1, 4, 9, 16, 25]
     finally:
         ray.shutdown()
+
+
+def test_log_to_driver_false_silences_worker_output(capfd):
+    jray.shutdown()
+    jray.init(num_cpus=1, log_to_driver=False)
+    try:
+        @jray.remote
+        def talk():
+            print("should-not-appear")
+            return 1
+
+        assert jray.get(talk.remote(), timeout=30) == 1
+        import time
+
+        time.sleep(0.5)
+        assert "should-not-appear" not in capfd.readouterr().out
+    finally:
+        jray.shutdown()
