@@ -4,10 +4,22 @@ started and no /dev/shm store file may outlive it)."""
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import time
 
 import psutil
 import pytest
+
+# Every cluster the tests start keeps its sessions here, so the leak check
+# below only counts store files of this run (not of another run on the same
+# machine). Subprocesses and kernels inherit it.
+_TMP = tempfile.mkdtemp(prefix="jray-tests-")
+os.environ["JRAY_TMPDIR"] = _TMP
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(_TMP, ignore_errors=True)
 
 
 def _our_children() -> set[int]:
@@ -18,8 +30,11 @@ def _our_children() -> set[int]:
 
 
 def _jray_shm() -> set[str]:
+    """Store files (``jray-<session>-<node>``) of sessions this run started."""
     try:
-        return {f for f in os.listdir("/dev/shm") if f.startswith("jray-") and not f.startswith("jray-test-")}
+        sessions = set(os.listdir(_TMP))
+        return {f for f in os.listdir("/dev/shm")
+                if f.startswith("jray-") and f[len("jray-"):].rsplit("-", 1)[0] in sessions}
     except OSError:
         return set()
 
