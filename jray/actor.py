@@ -125,6 +125,7 @@ class ActorClass:
             raise ValueError(reply.error)
         if refs:
             w.actor_submitter.hold_creation_args(actor_id, refs)
+        w.task_events.record(spec, "SUBMITTED")
         handle = ActorHandle(actor_id, self.__name__, self._meta, ac.max_task_retries, is_async)
         if not name and not ac.detached:
             _track(handle, w)  # an anonymous actor ends when its handle is dropped

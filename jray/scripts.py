@@ -45,7 +45,7 @@ class Command:
 
 COMMANDS: dict[str, Command] = {}
 # Modules that call ``register`` at import; others append their own here.
-_EXTENSION_MODULES: list[str] = ["jray._private.perf.cli"]
+_EXTENSION_MODULES: list[str] = ["jray._private.perf.cli", "jray._private.state_cli"]
 
 
 def register(

@@ -15,6 +15,7 @@ import grpc
 from jray._private import config, rpc, serialization
 from jray._private.gcs.actor_directory import ActorDirectory, ActorRecord
 from jray._private.gcs.pg_manager import PlacementGroupManager
+from jray._private.gcs.task_table import TaskTable
 from jray._private.ids import random_id
 from jray._private.protocol import common_pb2 as cpb
 from jray._private.protocol import core_worker_pb2 as wpb
@@ -25,7 +26,7 @@ from jray._private.protocol import raylet_pb2 as rpb
 from jray._private.protocol import raylet_pb2_grpc as rgrpc
 
 logger = logging.getLogger(__name__)
-MAX_TASK_EVENTS = 100_000
+MAX_TASKS = 100_000  # task records kept (oldest finished dropped first)
 
 
 class GcsServer(ggrpc.GcsServiceServicer):
@@ -40,8 +41,7 @@ class GcsServer(ggrpc.GcsServiceServicer):
         self._next_job = 1
         self.actors = ActorDirectory()
         self.pgs = PlacementGroupManager(self)
-        self.task_events: collections.deque = collections.deque(maxlen=MAX_TASK_EVENTS)
-        self.dropped_events = 0
+        self.task_table = TaskTable(MAX_TASKS)
         self.pool = rpc.ChannelPool(token)
         self._tasks: set[asyncio.Task] = set()
 
@@ -360,17 +360,13 @@ class GcsServer(ggrpc.GcsServiceServicer):
 
     # -- task events -----------------------------------------------------------
     async def AddTaskEvents(self, request: gpb.AddTaskEventsRequest, context: Any) -> gpb.AddTaskEventsReply:
-        over = len(self.task_events) + len(request.events) - MAX_TASK_EVENTS
-        if over > 0:
-            self.dropped_events += over
-        self.task_events.extend(request.events)
+        self.task_table.add(request.events)
         return gpb.AddTaskEventsReply()
 
     async def GetTaskEvents(self, request: gpb.GetTaskEventsRequest, context: Any) -> gpb.GetTaskEventsReply:
-        events = [e for e in self.task_events if not request.job_id or e.job_id == request.job_id]
-        if request.limit:
-            events = events[-request.limit:]
-        return gpb.GetTaskEventsReply(events=events, dropped=self.dropped_events)
+        t = self.task_table
+        return gpb.GetTaskEventsReply(events=t.query(request.job_id, request.limit), dropped=t.dropped,
+                                      total=len(t.records))
 
 
 async def _quiet(coro: Any) -> None:

@@ -405,8 +405,15 @@ class ReportWorkerFailureReply(_message.Message):
     def __init__(self) -> None: ...
 
 class TaskEvent(_message.Message):
-    __slots__ = ("task_id", "job_id", "name", "state", "time", "worker_id", "node_id", "actor_id", "attempt", "error", "resources", "type", "pid")
+    __slots__ = ("task_id", "job_id", "name", "state", "time", "worker_id", "node_id", "actor_id", "attempt", "error", "resources", "type", "pid", "state_times", "func_name", "parent_task_id")
     class ResourcesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    class StateTimesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -426,6 +433,9 @@ class TaskEvent(_message.Message):
     RESOURCES_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     PID_FIELD_NUMBER: _ClassVar[int]
+    STATE_TIMES_FIELD_NUMBER: _ClassVar[int]
+    FUNC_NAME_FIELD_NUMBER: _ClassVar[int]
+    PARENT_TASK_ID_FIELD_NUMBER: _ClassVar[int]
     task_id: bytes
     job_id: bytes
     name: str
@@ -439,7 +449,10 @@ class TaskEvent(_message.Message):
     resources: _containers.ScalarMap[str, float]
     type: str
     pid: int
-    def __init__(self, task_id: _Optional[bytes] = ..., job_id: _Optional[bytes] = ..., name: _Optional[str] = ..., state: _Optional[str] = ..., time: _Optional[float] = ..., worker_id: _Optional[bytes] = ..., node_id: _Optional[bytes] = ..., actor_id: _Optional[bytes] = ..., attempt: _Optional[int] = ..., error: _Optional[str] = ..., resources: _Optional[_Mapping[str, float]] = ..., type: _Optional[str] = ..., pid: _Optional[int] = ...) -> None: ...
+    state_times: _containers.ScalarMap[str, float]
+    func_name: str
+    parent_task_id: bytes
+    def __init__(self, task_id: _Optional[bytes] = ..., job_id: _Optional[bytes] = ..., name: _Optional[str] = ..., state: _Optional[str] = ..., time: _Optional[float] = ..., worker_id: _Optional[bytes] = ..., node_id: _Optional[bytes] = ..., actor_id: _Optional[bytes] = ..., attempt: _Optional[int] = ..., error: _Optional[str] = ..., resources: _Optional[_Mapping[str, float]] = ..., type: _Optional[str] = ..., pid: _Optional[int] = ..., state_times: _Optional[_Mapping[str, float]] = ..., func_name: _Optional[str] = ..., parent_task_id: _Optional[bytes] = ...) -> None: ...
 
 class AddTaskEventsRequest(_message.Message):
     __slots__ = ("events",)
@@ -460,12 +473,14 @@ class GetTaskEventsRequest(_message.Message):
     def __init__(self, job_id: _Optional[bytes] = ..., limit: _Optional[int] = ...) -> None: ...
 
 class GetTaskEventsReply(_message.Message):
-    __slots__ = ("events", "dropped")
+    __slots__ = ("events", "dropped", "total")
     EVENTS_FIELD_NUMBER: _ClassVar[int]
     DROPPED_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
     events: _containers.RepeatedCompositeFieldContainer[TaskEvent]
     dropped: int
-    def __init__(self, events: _Optional[_Iterable[_Union[TaskEvent, _Mapping]]] = ..., dropped: _Optional[int] = ...) -> None: ...
+    total: int
+    def __init__(self, events: _Optional[_Iterable[_Union[TaskEvent, _Mapping]]] = ..., dropped: _Optional[int] = ..., total: _Optional[int] = ...) -> None: ...
 
 class PlacementGroupInfo(_message.Message):
     __slots__ = ("placement_group_id", "name", "namespace", "strategy", "state", "bundles", "creator_job_id", "detached", "version", "create_time")

@@ -25,6 +25,7 @@ from jray._private.protocol import common_pb2 as cpb
 from jray._private.protocol import core_worker_pb2 as wpb
 from jray._private.protocol import core_worker_pb2_grpc as wgrpc
 from jray._private.protocol import gcs_pb2 as gpb
+from jray._private.worker.task_events import error_text
 
 if TYPE_CHECKING:
     from jray._private.worker.core_worker import CoreWorker
@@ -104,6 +105,9 @@ class ActorSubmitter:
 
             self.w.task_submitter.generators[spec.task_id] = GeneratorState()
         call = ActorCall(spec, return_ids, arg_refs, max_task_retries, resolved=not arg_refs)
+        self.w.task_events.record(spec, "SUBMITTED")
+        if arg_refs:
+            self.w.task_events.record(spec, "PENDING_ARGS")
         self.w.post(self._enqueue, actor_id, call)
         return return_ids
 
@@ -308,6 +312,8 @@ class ActorSubmitter:
         if q.queue and len(q.in_flight) <= MAX_IN_FLIGHT // 2:
             q.refill = True
             q.wake.set()
+        failed = reply.is_application_error or any(r.is_error for r in reply.returns)
+        self.w.task_events.record(call.spec, "FAILED" if failed else "FINISHED", reply.system_error)
         for ret in reply.returns:
             self.w.set_ready(ret)
         if call.spec.streaming:
@@ -315,9 +321,10 @@ class ActorSubmitter:
         self._release(call)
 
     def _fail(self, call: ActorCall, err: BaseException) -> None:
-        self._finish_with_data(call, serialization.serialize(err, error=True).to_bytes())
+        self._finish_with_data(call, serialization.serialize(err, error=True).to_bytes(), error_text(err))
 
-    def _finish_with_data(self, call: ActorCall, data: bytes) -> None:
+    def _finish_with_data(self, call: ActorCall, data: bytes, error: str = "") -> None:
+        self.w.task_events.record(call.spec, "FAILED", error)
         for oid in call.return_ids:
             self.w.set_ready(cpb.ReturnObject(object_id=oid, data=data, is_error=True))
         if call.spec.streaming:

@@ -106,6 +106,10 @@ class CoreWorker:
 
         self.actor_submitter = ActorSubmitter(self)
         self.executor: Any = None  # set in worker processes
+        from jray._private.worker.task_events import TaskEventBuffer
+
+        self.task_events = TaskEventBuffer(self)
+        self._events_flusher: asyncio.Task | None = None
         self.log_sink: Callable[[wpb.LogBatch], None] | None = None
         self.default_runtime_env: dict[str, Any] | None = None
         self.root_task_override: bytes = b""
@@ -191,6 +195,7 @@ class CoreWorker:
                 entrypoint=" ".join(sys.argv)[:200],
             )
             self.job_id = (await self.gcs.AddJob(gpb.AddJobRequest(job=job))).job_id
+        self._events_flusher = self.spawn(self.task_events.flush_loop())
 
     @property
     def address(self) -> cpb.Address:
@@ -219,6 +224,9 @@ class CoreWorker:
     async def _disconnect(self) -> None:
         await self.task_submitter.shutdown()
         self.actor_submitter.shutdown()
+        if self._events_flusher is not None:
+            self._events_flusher.cancel()
+        await self.task_events.flush()
         if self.is_driver and self.job_id:
             try:
                 await asyncio.wait_for(self.gcs.MarkJobFinished(gpb.MarkJobFinishedRequest(job_id=self.job_id)), 5)

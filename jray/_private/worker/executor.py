@@ -37,6 +37,7 @@ from jray._private.protocol import core_worker_pb2_grpc as wgrpc
 from jray._private.protocol import gcs_pb2 as gpb
 from jray._private.worker.core_worker import current_task
 from jray._private.worker.log_stream import LogForwarder
+from jray._private.worker.task_events import error_text
 
 if TYPE_CHECKING:
     from jray._private.worker.core_worker import CoreWorker
@@ -159,6 +160,7 @@ class Executor:
         token = current_task.set(spec)
         self.logs.set_context(spec)
         env_restore = self._apply_env(spec)
+        self.w.task_events.record(spec, "RUNNING")
         try:
             if spec.task_id in self.cancelled:
                 raise KeyboardInterrupt
@@ -192,6 +194,7 @@ class Executor:
         async with sem:
             token = current_task.set(spec)
             self.logs.set_context(spec)
+            self.w.task_events.record(spec, "RUNNING")
             try:
                 fn = self._callable(spec)
                 if any(a.HasField("ref") for a in spec.args):  # may block on get(): off the loop
@@ -290,6 +293,7 @@ class Executor:
 
     def _app_error(self, spec: cpb.TaskSpec, e: BaseException) -> wpb.PushTaskReply:
         tb = "".join(traceback.format_exception(type(e), e, e.__traceback__))
+        self.w.task_events.record(spec, "FAILED", error_text(e))
         name = spec.name or spec.function.qualname or spec.method_name
         err = e if isinstance(e, exceptions.RayTaskError) else exceptions.RayTaskError(
             name, tb, _picklable_cause(e), pid=os.getpid(), ip=self.w.ip,
@@ -394,6 +398,7 @@ class Executor:
             reply.worker_exiting = True
             self.exiting = True
             return reply
+        self.w.task_events.record(spec, "FINISHED")
         return wpb.PushTaskReply()
 
     def _start_actor_loop(self, max_concurrency: int, groups: dict[str, int]) -> None:

@@ -27,6 +27,7 @@ from jray._private.protocol import core_worker_pb2_grpc as wgrpc
 from jray._private.protocol import gcs_pb2 as gpb
 from jray._private.protocol import raylet_pb2 as rpb
 from jray._private.protocol import raylet_pb2_grpc as rgrpc
+from jray._private.worker.task_events import error_text
 
 if TYPE_CHECKING:
     from jray._private.worker.core_worker import CoreWorker
@@ -99,7 +100,10 @@ class TaskSubmitter:
 
     def _start(self, task: PendingTask) -> None:
         self.tasks[task.spec.task_id] = task
+        events = self.w.task_events
+        events.record(task.spec, "SUBMITTED")
         if any(a.HasField("ref") for a in task.spec.args):
+            events.record(task.spec, "PENDING_ARGS")
             self.w.spawn(self._resolve_then_queue(task))
         else:
             self._enqueue(task)
@@ -357,16 +361,19 @@ class TaskSubmitter:
             return
         task.done = True
         self.tasks.pop(task.spec.task_id, None)
+        failed = reply.is_application_error or any(r.is_error for r in reply.returns)
+        self.w.task_events.record(task.spec, "FAILED" if failed else "FINISHED", reply.system_error)
         for ret in reply.returns:
             self.w.set_ready(ret)
         if task.spec.streaming:
             self._generator_done(task.spec.task_id)
         self._release_args(task)
 
-    def _finish_with_data(self, task: PendingTask, data: bytes) -> None:
+    def _finish_with_data(self, task: PendingTask, data: bytes, error: str = "") -> None:
         if task.done:
             return
         task.done = True
+        self.w.task_events.record(task.spec, "FAILED", error)
         self.tasks.pop(task.spec.task_id, None)
         for oid in task.return_ids:
             self.w.set_ready(cpb.ReturnObject(object_id=oid, data=data, is_error=True))
@@ -375,7 +382,7 @@ class TaskSubmitter:
         self._release_args(task)
 
     def _fail(self, task: PendingTask, err: BaseException) -> None:
-        self._finish_with_data(task, serialization.serialize(err, error=True).to_bytes())
+        self._finish_with_data(task, serialization.serialize(err, error=True).to_bytes(), error_text(err))
 
     def _release_args(self, task: PendingTask) -> None:
         for oid, _owner in task.arg_refs:

@@ -1,0 +1,66 @@
+"""The GCS's task table: task events merged into one record per task.
+
+Owners report SUBMITTED / PENDING_ARGS / FINISHED / FAILED, executors
+RUNNING (worker, node, pid, resources) and FAILED with the error text, each
+in batches and from different processes, so events arrive out of order: a
+record's state is the event with the highest (attempt, rank). The table is
+bounded: past ``max_tasks`` the oldest finished records go first (the oldest
+of any state when none has finished), and ``dropped`` counts them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from jray._private.protocol import gcs_pb2 as gpb
+
+RANK = {"SUBMITTED": 0, "PENDING_ARGS": 1, "RUNNING": 2, "FINISHED": 3, "FAILED": 3}
+TERMINAL = ("FINISHED", "FAILED")
+
+
+class TaskTable:
+    def __init__(self, max_tasks: int = 100_000) -> None:
+        self.max_tasks = max_tasks
+        self.records: dict[bytes, gpb.TaskEvent] = {}  # insertion order = first seen
+        self.dropped = 0
+
+    def add(self, events: Iterable[gpb.TaskEvent]) -> None:
+        for ev in events:
+            rec = self.records.get(ev.task_id)
+            if rec is None:
+                rec = self.records[ev.task_id] = gpb.TaskEvent(task_id=ev.task_id)
+            _merge(rec, ev)
+        if len(self.records) > self.max_tasks:
+            self._evict(len(self.records) - self.max_tasks)
+
+    def _evict(self, n: int) -> None:
+        victims = [tid for tid, r in self.records.items() if r.state in TERMINAL][:n]
+        if len(victims) < n:
+            chosen = set(victims)
+            victims += [tid for tid in self.records if tid not in chosen][: n - len(victims)]
+        for tid in victims:
+            del self.records[tid]
+        self.dropped += len(victims)
+
+    def query(self, job_id: bytes = b"", limit: int = 0) -> list[gpb.TaskEvent]:
+        recs = [r for r in self.records.values() if not job_id or r.job_id == job_id]
+        return recs[-limit:] if limit else recs
+
+
+def _merge(rec: gpb.TaskEvent, ev: gpb.TaskEvent) -> None:
+    """Fold one event into its task's record."""
+    if ev.state and ev.state not in rec.state_times:
+        rec.state_times[ev.state] = ev.time
+    newer = (ev.attempt, RANK.get(ev.state, -1)) >= (rec.attempt, RANK.get(rec.state, -1))
+    if newer and ev.state:
+        rec.state, rec.time, rec.attempt = ev.state, ev.time, ev.attempt
+    for field in ("job_id", "name", "func_name", "type", "actor_id", "parent_task_id",
+                  "worker_id", "node_id", "pid"):
+        value = getattr(ev, field)
+        if value and (newer or not getattr(rec, field)):
+            setattr(rec, field, value)
+    if ev.error and (newer or not rec.error):
+        rec.error = ev.error
+    if ev.resources:
+        rec.resources.clear()
+        rec.resources.update(ev.resources)

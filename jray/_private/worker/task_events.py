@@ -1,0 +1,91 @@
+"""Task events from a CoreWorker, reported to the GCS in batches.
+
+The hot path (``record``) appends a small tuple to a deque from any thread;
+``flush_loop`` on the CoreWorker's loop turns them into ``TaskEvent`` protos
+and sends one ``AddTaskEvents`` every ``FLUSH_SECONDS``. The buffer is
+bounded: when the GCS is slow or gone the oldest events go and are counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import os
+import time
+from typing import TYPE_CHECKING
+
+from jray._private.protocol import common_pb2 as cpb
+from jray._private.protocol import gcs_pb2 as gpb
+
+if TYPE_CHECKING:
+    from jray._private.worker.core_worker import CoreWorker
+
+logger = logging.getLogger(__name__)
+FLUSH_SECONDS = 0.5
+MAX_BUFFERED = 50_000
+_TYPES = {cpb.NORMAL_TASK: "NORMAL_TASK", cpb.ACTOR_CREATION_TASK: "ACTOR_CREATION_TASK",
+          cpb.ACTOR_TASK: "ACTOR_TASK"}
+
+
+class TaskEventBuffer:
+    def __init__(self, worker: CoreWorker) -> None:
+        self.w = worker
+        self.events: collections.deque = collections.deque(maxlen=MAX_BUFFERED)
+        self.dropped = 0
+        self.enabled = os.environ.get("JRAY_TASK_EVENTS", "1") != "0"
+
+    def record(self, spec: cpb.TaskSpec, state: str, error: str = "") -> None:
+        """Note that ``spec`` reached ``state`` (any thread; cheap)."""
+        if self.enabled:
+            self.events.append((spec, state, time.time(), spec.attempt, error))
+
+    def _build(self, spec: cpb.TaskSpec, state: str, t: float, attempt: int, error: str) -> gpb.TaskEvent:
+        ev = gpb.TaskEvent(
+            task_id=spec.task_id, state=state, time=t, attempt=attempt, error=error[:4000],
+            job_id=spec.job_id, name=task_name(spec),
+            type=_TYPES.get(spec.type, "NORMAL_TASK"), actor_id=spec.actor_id or spec.actor_creation.actor_id,
+            parent_task_id=spec.parent_task_id,
+        )
+        ev.func_name = ev.name if spec.type == cpb.ACTOR_TASK else spec.function.qualname or ev.name
+        if state == "RUNNING":
+            w = self.w
+            ev.worker_id, ev.node_id, ev.pid = w.worker_id, w.node_id, os.getpid()
+            ev.resources.update(spec.resources)
+        return ev
+
+    def take(self) -> list[gpb.TaskEvent]:
+        out = []
+        events = self.events
+        while events:
+            out.append(self._build(*events.popleft()))
+        return out
+
+    async def flush(self) -> None:
+        if not self.events:
+            return
+        batch = self.take()
+        try:
+            await self.w.gcs.AddTaskEvents(gpb.AddTaskEventsRequest(events=batch), timeout=5)
+        except Exception as e:  # noqa: BLE001 - events are best effort
+            self.dropped += len(batch)
+            logger.debug("dropped %d task events: %s", len(batch), e)
+
+    async def flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(FLUSH_SECONDS)
+            await self.flush()
+
+
+def task_name(spec: cpb.TaskSpec) -> str:
+    """Ray's task name: ``f`` for a function, ``Class.method`` for an actor call."""
+    if spec.name:
+        return spec.name
+    if spec.type == cpb.ACTOR_TASK and spec.function.qualname:
+        return spec.function.qualname
+    return spec.function.qualname or spec.method_name
+
+
+def error_text(err: BaseException) -> str:
+    """The one line a task listing shows for an error."""
+    return f"{type(err).__name__}: {err}"

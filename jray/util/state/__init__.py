@@ -1,0 +1,96 @@
+"""The state API (Ray's ``ray.util.state``): what the cluster is doing.
+
+::
+
+    from jray.util.state import list_tasks, summarize_tasks
+    list_tasks(filters=[("state", "=", "FAILED")])
+    summarize_tasks()
+
+Each ``list_*`` returns a list of dicts with Ray's field names where they
+exist. ``filters`` are ``(key, "=" | "!=", value)`` tuples; a bad key or
+predicate raises ValueError naming it. Task rows come from the GCS's task
+table, which workers feed in batches (about every 0.5 s), so a task shows up
+shortly after it is submitted. Every function takes ``address``/``token`` to
+query a cluster this process is not attached to (the CLI does).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from jray.util.state import _rows
+from jray.util.state._client import StateClient
+from jray.util.state._filters import Filter, check, matches
+
+__all__ = [
+    "list_actors", "list_jobs", "list_nodes", "list_objects", "list_tasks", "list_workers",
+    "summarize_tasks", "memory_summary",
+]
+
+
+def _select(rows: list[dict[str, Any]], keys: Sequence[str], filters: Sequence[Filter] | None,
+            limit: int, detail: bool, brief: Sequence[str]) -> list[dict[str, Any]]:
+    fs = check(filters, keys)
+    out = [r for r in rows if matches(r, fs)]
+    if limit and limit > 0:
+        out = out[-limit:]
+    if not detail:
+        out = [{k: r[k] for k in brief if k in r} for r in out]
+    return out
+
+
+def list_tasks(filters: Sequence[Filter] | None = None, limit: int = 100, detail: bool = False, *,
+               address: str | None = None, token: str | None = None) -> list[dict[str, Any]]:
+    """Tasks (normal, actor creation, actor calls), oldest first, the last ``limit``."""
+    rows = _rows.tasks(StateClient(address, token))
+    return _select(rows, _rows.TASK_KEYS, filters, limit, detail, _rows.TASK_BRIEF)
+
+
+def list_actors(filters: Sequence[Filter] | None = None, limit: int = 100, detail: bool = False, *,
+                address: str | None = None, token: str | None = None) -> list[dict[str, Any]]:
+    rows = _rows.actors(StateClient(address, token))
+    return _select(rows, _rows.ACTOR_KEYS, filters, limit, detail, _rows.ACTOR_BRIEF)
+
+
+def list_objects(filters: Sequence[Filter] | None = None, limit: int = 100, detail: bool = False, *,
+                 address: str | None = None, token: str | None = None) -> list[dict[str, Any]]:
+    """Objects in the nodes' stores (values small enough to travel inline live
+    only in their owner's memory and are not listed)."""
+    rows = _rows.objects(StateClient(address, token))[0]
+    return _select(rows, _rows.OBJECT_KEYS, filters, limit, detail, _rows.OBJECT_KEYS)
+
+
+def list_nodes(filters: Sequence[Filter] | None = None, limit: int = 100, detail: bool = False, *,
+               address: str | None = None, token: str | None = None) -> list[dict[str, Any]]:
+    rows = _rows.nodes(StateClient(address, token))
+    return _select(rows, _rows.NODE_KEYS, filters, limit, detail, _rows.NODE_BRIEF)
+
+
+def list_workers(filters: Sequence[Filter] | None = None, limit: int = 100, detail: bool = False, *,
+                 address: str | None = None, token: str | None = None) -> list[dict[str, Any]]:
+    """Worker processes of every live node (from the raylets) and the drivers."""
+    rows = _rows.workers(StateClient(address, token))
+    return _select(rows, _rows.WORKER_KEYS, filters, limit, detail, _rows.WORKER_KEYS)
+
+
+def list_jobs(filters: Sequence[Filter] | None = None, limit: int = 100, detail: bool = False, *,
+              address: str | None = None, token: str | None = None) -> list[dict[str, Any]]:
+    rows = _rows.jobs(StateClient(address, token))
+    return _select(rows, _rows.JOB_KEYS, filters, limit, detail, _rows.JOB_KEYS)
+
+
+def summarize_tasks(*, address: str | None = None, token: str | None = None) -> dict[str, Any]:
+    """Task counts by function name and state, in Ray's shape::
+
+        {"cluster": {"summary": {"f": {"func_or_class_name": "f", "type": "NORMAL_TASK",
+                                       "state_counts": {"FINISHED": 3}}},
+                     "total_tasks": 3, "total_actor_tasks": 0, "total_actor_scheduled": 0}}
+    """
+    return _rows.task_summary(_rows.tasks(StateClient(address, token)))
+
+
+def memory_summary(*, address: str | None = None, token: str | None = None) -> dict[str, Any]:
+    """``{"objects": [...], "nodes": [...per-node store totals...]}`` (``jray memory``)."""
+    objects, stores = _rows.objects(StateClient(address, token))
+    return {"objects": objects, "nodes": stores}

@@ -1,0 +1,173 @@
+"""Rows of the state API, built from GCS and raylet replies (Ray's field names)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from typing import Any
+
+from jray._private.ids import task_id_of
+from jray._private.protocol import gcs_pb2 as gpb
+from jray._private.protocol import raylet_pb2 as rpb
+from jray.util.state._client import TIMEOUT, StateClient
+
+TASK_BRIEF = ("task_id", "attempt_number", "name", "state", "job_id", "actor_id", "type",
+              "func_or_class_name", "node_id", "worker_id", "worker_pid", "error_message")
+TASK_KEYS = TASK_BRIEF + ("parent_task_id", "creation_time_ms", "start_time_ms", "end_time_ms",
+                          "required_resources", "state_times_ms")
+ACTOR_BRIEF = ("actor_id", "class_name", "state", "job_id", "name", "node_id", "pid", "ray_namespace")
+ACTOR_KEYS = ACTOR_BRIEF + ("is_detached", "death_cause", "num_restarts", "max_restarts",
+                            "required_resources", "ip", "port", "worker_id")
+OBJECT_KEYS = ("object_id", "object_size", "node_id", "ip", "where", "primary", "sealed", "pins",
+               "owner_address", "owner_worker_id", "pid", "task_id")
+NODE_BRIEF = ("node_id", "node_ip", "is_head_node", "state", "resources_total")
+NODE_KEYS = NODE_BRIEF + ("resources_available", "labels", "start_time_ms", "raylet_port", "pid",
+                          "object_store_memory", "object_store_used", "num_workers", "spilled_bytes")
+WORKER_KEYS = ("worker_id", "worker_type", "is_alive", "node_id", "ip", "pid")
+JOB_KEYS = ("job_id", "status", "entrypoint", "driver_pid", "driver_ip", "namespace",
+            "start_time", "end_time")
+
+
+def _ms(t: float) -> int | None:
+    return int(t * 1000) if t else None
+
+
+def tasks(client: StateClient) -> list[dict[str, Any]]:
+    async def get(gcs: Any, _raylet: Any) -> Any:
+        return await gcs.GetTaskEvents(gpb.GetTaskEventsRequest(), timeout=TIMEOUT)
+
+    reply = client.run(get)
+    rows = []
+    for e in reply.events:
+        times = dict(e.state_times)
+        end = times.get("FINISHED") or times.get("FAILED") if e.state in ("FINISHED", "FAILED") else 0
+        rows.append({
+            "task_id": e.task_id.hex(), "attempt_number": e.attempt, "name": e.name, "state": e.state,
+            "job_id": e.job_id.hex(), "actor_id": e.actor_id.hex() or None, "type": e.type or "NORMAL_TASK",
+            "func_or_class_name": e.func_name or e.name, "node_id": e.node_id.hex() or None,
+            "worker_id": e.worker_id.hex() or None, "worker_pid": e.pid or None,
+            "error_message": e.error or None, "parent_task_id": e.parent_task_id.hex() or None,
+            "creation_time_ms": _ms(times.get("SUBMITTED", 0)), "start_time_ms": _ms(times.get("RUNNING", 0)),
+            "end_time_ms": _ms(end or 0), "required_resources": dict(e.resources),
+            "state_times_ms": {k: _ms(v) for k, v in times.items()},
+        })
+    return rows
+
+
+def task_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    summary: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        name = r["func_or_class_name"] or r["name"]
+        s = summary.setdefault(name, {"func_or_class_name": name, "type": r["type"], "state_counts": Counter()})
+        s["state_counts"][r["state"]] += 1
+    for s in summary.values():
+        s["state_counts"] = dict(s["state_counts"])
+    return {"cluster": {
+        "summary": summary,
+        "total_tasks": sum(1 for r in rows if r["type"] == "NORMAL_TASK"),
+        "total_actor_tasks": sum(1 for r in rows if r["type"] == "ACTOR_TASK"),
+        "total_actor_scheduled": sum(1 for r in rows if r["type"] == "ACTOR_CREATION_TASK"),
+    }}
+
+
+def actors(client: StateClient) -> list[dict[str, Any]]:
+    async def get(gcs: Any, _raylet: Any) -> Any:
+        return await gcs.ListActors(gpb.ListActorsRequest(all_namespaces=True), timeout=TIMEOUT)
+
+    return [{
+        "actor_id": a.actor_id.hex(), "class_name": a.class_name, "state": gpb.ActorState.Name(a.state),
+        "job_id": a.job_id.hex(), "name": a.name, "node_id": a.node_id.hex() or None, "pid": a.pid or None,
+        "ray_namespace": a.namespace, "is_detached": a.detached, "death_cause": a.death_cause or None,
+        "num_restarts": a.num_restarts, "max_restarts": a.max_restarts,
+        "required_resources": dict(a.resources), "ip": a.address.ip or None, "port": a.address.port or None,
+        "worker_id": a.address.worker_id.hex() or None,
+    } for a in client.run(get).actors]
+
+
+def nodes(client: StateClient) -> list[dict[str, Any]]:
+    return [_node_row(n) for n in _all_nodes(client)]
+
+
+def _all_nodes(client: StateClient) -> list[gpb.NodeInfo]:
+    async def get(gcs: Any, _raylet: Any) -> Any:
+        return await gcs.GetAllNodeInfo(gpb.GetAllNodeInfoRequest(), timeout=TIMEOUT)
+
+    return list(client.run(get).nodes)
+
+
+def _node_row(n: gpb.NodeInfo) -> dict[str, Any]:
+    return {
+        "node_id": n.node_id.hex(), "node_ip": n.ip, "is_head_node": n.is_head,
+        "state": "ALIVE" if n.alive else "DEAD", "resources_total": dict(n.resources_total),
+        "resources_available": dict(n.resources_available), "labels": dict(n.labels),
+        "start_time_ms": _ms(n.start_time), "raylet_port": n.raylet_port, "pid": n.pid,
+        "object_store_memory": n.object_store_memory, "object_store_used": n.store_used,
+        "num_workers": n.num_workers, "spilled_bytes": n.spilled_bytes,
+    }
+
+
+def _node_stats(client: StateClient, include_objects: bool) -> tuple[list[Any], list[Any], list[Any]]:
+    """(live nodes, their GetNodeStats replies or None where one failed, jobs)."""
+    async def get(gcs: Any, raylet: Any) -> Any:
+        nodes_reply, jobs_reply = await asyncio.gather(
+            gcs.GetAllNodeInfo(gpb.GetAllNodeInfoRequest(), timeout=TIMEOUT),
+            gcs.GetAllJobInfo(gpb.GetAllJobInfoRequest(), timeout=TIMEOUT))
+        live = [n for n in nodes_reply.nodes if n.alive]
+        stats = await asyncio.gather(*(
+            raylet(f"{n.ip}:{n.raylet_port}").GetNodeStats(
+                rpb.GetNodeStatsRequest(include_objects=include_objects), timeout=TIMEOUT)
+            for n in live), return_exceptions=True)
+        return live, [None if isinstance(s, BaseException) else s for s in stats], list(jobs_reply.jobs)
+
+    result: tuple[list[Any], list[Any], list[Any]] = client.run(get)
+    return result
+
+
+def objects(client: StateClient) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(one row per object copy in a store, one row of store totals per node)."""
+    live, stats, jobs_list = _node_stats(client, True)
+    driver_pids = {j.driver.worker_id: j.driver_pid for j in jobs_list}
+    rows, stores = [], []
+    for n, s in zip(live, stats, strict=True):
+        if s is None:
+            continue
+        stores.append({
+            "node_id": n.node_id.hex(), "node_ip": n.ip, "store_capacity": s.store_capacity,
+            "store_used": s.store_used, "num_objects": s.num_objects, "spilled_bytes": s.spilled_bytes,
+        })
+        for o in s.objects:
+            owner = o.owner
+            rows.append({
+                "object_id": o.object_id.hex(), "object_size": o.size, "node_id": n.node_id.hex(), "ip": n.ip,
+                "where": "spilled" if o.spilled else "shm", "primary": o.primary, "sealed": o.sealed,
+                "pins": o.pins, "owner_address": f"{owner.ip}:{owner.port}" if owner.port else None,
+                "owner_worker_id": owner.worker_id.hex() or None,
+                "pid": driver_pids.get(owner.worker_id) or None,
+                "task_id": task_id_of(o.object_id).hex(),
+            })
+    return rows, stores
+
+
+def workers(client: StateClient) -> list[dict[str, Any]]:
+    live, stats, jobs_list = _node_stats(client, False)
+    rows = []
+    for n, s in zip(live, stats, strict=True):
+        for pid in (s.worker_pids if s is not None else ()):
+            rows.append({"worker_id": None, "worker_type": "WORKER", "is_alive": True,
+                         "node_id": n.node_id.hex(), "ip": n.ip, "pid": pid})
+    for j in jobs_list:
+        rows.append({"worker_id": j.driver.worker_id.hex() or None, "worker_type": "DRIVER",
+                     "is_alive": not j.is_dead, "node_id": j.driver.node_id.hex() or None,
+                     "ip": j.driver.ip or None, "pid": j.driver_pid or None})
+    return rows
+
+
+def jobs(client: StateClient) -> list[dict[str, Any]]:
+    async def get(gcs: Any, _raylet: Any) -> Any:
+        return await gcs.GetAllJobInfo(gpb.GetAllJobInfoRequest(), timeout=TIMEOUT)
+
+    return [{
+        "job_id": j.job_id.hex(), "status": "SUCCEEDED" if j.is_dead else "RUNNING",
+        "entrypoint": j.entrypoint, "driver_pid": j.driver_pid or None, "driver_ip": j.driver.ip or None,
+        "namespace": j.namespace, "start_time": _ms(j.start_time), "end_time": _ms(j.end_time),
+    } for j in client.run(get).jobs]

@@ -1,0 +1,59 @@
+"""The GCS task table (events merged per task, bounded) and state filters."""
+
+from __future__ import annotations
+
+import pytest
+
+from jray._private.gcs.task_table import TaskTable
+from jray._private.protocol import gcs_pb2 as gpb
+from jray.util.state._filters import check, matches
+
+
+def ev(tid: bytes, state: str, t: float, **kw) -> gpb.TaskEvent:
+    return gpb.TaskEvent(task_id=tid, state=state, time=t, **kw)
+
+
+def test_events_out_of_order_merge_into_one_record():
+    table = TaskTable()
+    # The owner's FINISHED arrives before the executor's RUNNING (two flushers).
+    table.add([ev(b"t1", "SUBMITTED", 1.0, name="f", job_id=b"j"), ev(b"t1", "FINISHED", 3.0)])
+    table.add([ev(b"t1", "RUNNING", 2.0, worker_id=b"w", node_id=b"n", pid=7, resources={"CPU": 1})])
+    (rec,) = table.query()
+    assert rec.state == "FINISHED"
+    assert dict(rec.state_times) == {"SUBMITTED": 1.0, "RUNNING": 2.0, "FINISHED": 3.0}
+    assert (rec.name, rec.job_id, rec.worker_id, rec.pid) == ("f", b"j", b"w", 7)
+    assert dict(rec.resources) == {"CPU": 1}
+
+
+def test_error_text_survives_a_later_event_without_one():
+    table = TaskTable()
+    table.add([ev(b"t", "FAILED", 2.0, error="ValueError: boom"), ev(b"t", "FAILED", 2.1)])
+    assert table.query()[0].error == "ValueError: boom"
+
+
+def test_a_retry_moves_the_record_back_to_running():
+    table = TaskTable()
+    table.add([ev(b"t", "RUNNING", 1.0), ev(b"t", "FAILED", 2.0)])
+    table.add([ev(b"t", "RUNNING", 3.0, attempt=1)])
+    rec = table.query()[0]
+    assert (rec.state, rec.attempt) == ("RUNNING", 1)
+
+
+def test_bounded_drops_oldest_finished_first():
+    table = TaskTable(max_tasks=3)
+    table.add([ev(b"a", "RUNNING", 1), ev(b"b", "FINISHED", 1), ev(b"c", "FINISHED", 1)])
+    table.add([ev(b"d", "SUBMITTED", 2), ev(b"e", "SUBMITTED", 2)])
+    assert [r.task_id for r in table.query()] == [b"a", b"d", b"e"]
+    assert table.dropped == 2
+    assert [r.task_id for r in table.query(limit=1)] == [b"e"]
+
+
+def test_filters():
+    fs = check([("state", "=", "failed"), ("name", "!=", "g")], ["state", "name"])
+    assert matches({"state": "FAILED", "name": "f"}, fs)
+    assert not matches({"state": "FINISHED", "name": "f"}, fs)
+    assert not matches({"state": "FAILED", "name": "g"}, fs)
+    with pytest.raises(ValueError, match="nope"):
+        check([("nope", "=", 1)], ["state"])
+    with pytest.raises(ValueError, match="'>'"):
+        check([("state", ">", 1)], ["state"])
