@@ -123,8 +123,10 @@ def test_summarize_tasks(ran):
 
 def test_actor_alive_then_dead(ran):
     aid = ran._actor_id.hex()
-    (a,) = list_actors(filters=[("actor_id", "=", aid)])
+    (a,) = poll(lambda: list_actors(filters=[("actor_id", "=", aid)]), lambda r: r[0]["pid"], "actor pid")
     assert a["state"] == "ALIVE" and a["class_name"] == "Counter"
+    (call,) = poll(by_name("Counter.inc"), lambda ts: ts and ts[0]["worker_pid"], "actor call pid")
+    assert a["pid"] == call["worker_pid"]
     jray.kill(ran)
     poll(lambda: list_actors(filters=[("actor_id", "=", aid)]), lambda r: r[0]["state"] == "DEAD", "dead actor")
 

@@ -268,7 +268,9 @@ class GcsServer(ggrpc.GcsServiceServicer):
                 pass
             self.actors.update(rec, state=gpb.DEAD, creation_failed=True, creation_error=err, death_cause=msg)
             return True
-        self.actors.update(rec, state=gpb.ALIVE, address=reply.worker, node_id=node.node_id, pid=0)
+        created = self.task_table.records.get(spec.task_id)  # its RUNNING event may be here already
+        pid = created.pid if created is not None and created.worker_id == rec.worker_id else 0
+        self.actors.update(rec, state=gpb.ALIVE, address=reply.worker, node_id=node.node_id, pid=pid)
         return True
 
     def _actor_failed(self, rec: ActorRecord, reason: str, intentional: bool = False) -> None:
@@ -361,6 +363,11 @@ class GcsServer(ggrpc.GcsServiceServicer):
     # -- task events -----------------------------------------------------------
     async def AddTaskEvents(self, request: gpb.AddTaskEventsRequest, context: Any) -> gpb.AddTaskEventsReply:
         self.task_table.add(request.events)
+        for ev in request.events:  # an actor's pid comes with its creation task's RUNNING event
+            if ev.state == "RUNNING" and ev.type == "ACTOR_CREATION_TASK":
+                rec = self.actors.actors.get(ev.actor_id)
+                if rec is not None and rec.worker_id == ev.worker_id:
+                    rec.info.pid = ev.pid
         return gpb.AddTaskEventsReply()
 
     async def GetTaskEvents(self, request: gpb.GetTaskEventsRequest, context: Any) -> gpb.GetTaskEventsReply:
