@@ -57,3 +57,24 @@ def test_filters():
         check([("nope", "=", 1)], ["state"])
     with pytest.raises(ValueError, match="'>'"):
         check([("state", ">", 1)], ["state"])
+
+
+def test_worker_buffer_builds_protos_at_flush_and_counts_drops(monkeypatch):
+    from types import SimpleNamespace
+
+    from jray._private.protocol import common_pb2 as cpb
+    from jray._private.worker import task_events
+
+    monkeypatch.setattr(task_events, "MAX_BUFFERED", 3)
+    buf = task_events.TaskEventBuffer(SimpleNamespace(worker_id=b"w", node_id=b"n"))
+    spec = cpb.TaskSpec(task_id=b"t", job_id=b"j", type=cpb.ACTOR_TASK, name="A.m", actor_id=b"a",
+                        resources={"CPU": 1})
+    for state in ("SUBMITTED", "PENDING_ARGS", "RUNNING", "FINISHED"):
+        buf.record(spec, state)
+    assert buf.dropped == 1
+    events = buf.take()
+    assert [e.state for e in events] == ["PENDING_ARGS", "RUNNING", "FINISHED"]
+    running = events[1]
+    assert (running.name, running.func_name, running.type, running.actor_id) == ("A.m", "A.m", "ACTOR_TASK", b"a")
+    assert (running.worker_id, running.node_id, dict(running.resources)) == (b"w", b"n", {"CPU": 1})
+    assert not buf.events

@@ -38,7 +38,10 @@ class TaskEventBuffer:
     def record(self, spec: cpb.TaskSpec, state: str, error: str = "") -> None:
         """Note that ``spec`` reached ``state`` (any thread; cheap)."""
         if self.enabled:
-            self.events.append((spec, state, time.time(), spec.attempt, error))
+            events = self.events
+            if len(events) == MAX_BUFFERED:  # the deque drops its oldest: count it
+                self.dropped += 1
+            events.append((spec, state, time.time(), spec.attempt, error))
 
     def _build(self, spec: cpb.TaskSpec, state: str, t: float, attempt: int, error: str) -> gpb.TaskEvent:
         ev = gpb.TaskEvent(
