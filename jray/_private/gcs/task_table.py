@@ -1,8 +1,8 @@
 """The GCS's task table: task events merged into one record per task.
 
-Owners report SUBMITTED / PENDING_ARGS / FINISHED / FAILED, executors
-RUNNING (worker, node, pid, resources) and FAILED with the error text, each
-in batches and from different processes, so events arrive out of order: a
+Owners report SUBMITTED / PENDING_ARGS / SCHEDULED (pushed to a leased
+worker) / FINISHED / FAILED, executors RUNNING (worker, node, pid,
+resources) and FAILED with the error text, each in batches and from different processes, so events arrive out of order: a
 record's state is the event with the highest (attempt, rank). The table is
 bounded: past ``max_tasks`` the oldest finished records go first (the oldest
 of any state when none has finished), and ``dropped`` counts them.
@@ -14,7 +14,7 @@ from collections.abc import Iterable
 
 from jray._private.protocol import gcs_pb2 as gpb
 
-RANK = {"SUBMITTED": 0, "PENDING_ARGS": 1, "RUNNING": 2, "FINISHED": 3, "FAILED": 3}
+RANK = {"SUBMITTED": 0, "PENDING_ARGS": 1, "SCHEDULED": 2, "RUNNING": 3, "FINISHED": 4, "FAILED": 4}
 TERMINAL = ("FINISHED", "FAILED")
 
 

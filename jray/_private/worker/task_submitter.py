@@ -278,9 +278,11 @@ class TaskSubmitter:
             lease.idle_timer.cancel()
             lease.idle_timer = None
         lease.in_flight += len(batch)
+        record = self.w.task_events.record
         for task in batch:
             task.lease = lease
             task.spec.gpu_ids[:] = lease.gpu_ids
+            record(task.spec, "SCHEDULED")
         self.w.spawn(self._push_and_handle(lease, batch))
 
     async def _push_and_handle(self, lease: Lease, batch: list[PendingTask]) -> None:

@@ -8,7 +8,9 @@
 
 Each ``list_*`` returns a list of dicts with Ray's field names where they
 exist. ``filters`` are ``(key, "=" | "!=", value)`` tuples; a bad key or
-predicate raises ValueError naming it. Task rows come from the GCS's task
+predicate raises ValueError naming it. A task's ``state`` is one of
+SUBMITTED, PENDING_ARGS (waiting for ref arguments), SCHEDULED (pushed to a
+leased worker), RUNNING, FINISHED, FAILED. Task rows come from the GCS's task
 table, which workers feed in batches (about every 0.5 s), so a task shows up
 shortly after it is submitted. Every function takes ``address``/``token`` to
 query a cluster this process is not attached to (the CLI does).
