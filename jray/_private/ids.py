@@ -45,6 +45,11 @@ def object_id_for(task_id: bytes, index: int) -> bytes:
     return task_id + _INDEX.pack(index)
 
 
+def is_put_id(object_id: bytes) -> bool:
+    """Whether the object was made by ``put`` (its writer owns it), not returned by a task."""
+    return len(object_id) == TASK_ID_SIZE + _INDEX.size and _INDEX.unpack_from(object_id, TASK_ID_SIZE)[0] == 0
+
+
 def task_id_of(object_id: bytes) -> bytes:
     return object_id[:TASK_ID_SIZE]
 

@@ -131,6 +131,40 @@ def note_contained_ref(ref: Any) -> None:
         c.refs.append(ref)
 
 
+# Custom serializers (``jray.util.register_serializer``): type -> (serializer,
+# deserializer). The pickled form carries both functions (cloudpickle pickles
+# them by value when they are not importable), so a worker that receives such
+# a value needs no registration of its own, and registers the pair on first
+# use so it can send the value on.
+_custom: dict[type, tuple[Any, Any]] = {}
+
+
+def register_serializer(cls: type, *, serializer: Any, deserializer: Any) -> None:
+    if not isinstance(cls, type):
+        raise TypeError(f"register_serializer needs a class, got {cls!r}")
+    if not callable(serializer) or not callable(deserializer):
+        raise TypeError("serializer and deserializer must be callables")
+    _custom[cls] = (serializer, deserializer)
+
+
+def deregister_serializer(cls: type) -> None:
+    _custom.pop(cls, None)
+
+
+def _rebuild_custom(cls: type, serializer: Any, deserializer: Any, state: Any) -> Any:
+    _custom.setdefault(cls, (serializer, deserializer))
+    return deserializer(state)
+
+
+class _Pickler(cloudpickle.CloudPickler):
+    def reducer_override(self, obj: Any) -> Any:
+        if _custom:
+            entry = _custom.get(type(obj))
+            if entry is not None:
+                return _rebuild_custom, (type(obj), entry[0], entry[1], entry[0](obj))
+        return super().reducer_override(obj)
+
+
 def serialize(value: Any, *, error: bool = False) -> SerializedObject:
     buffers: list[memoryview] = []
 
@@ -145,7 +179,7 @@ def serialize(value: Any, *, error: bool = False) -> SerializedObject:
     col = _local.collector = _Collect()
     try:
         f = io.BytesIO()
-        cloudpickle.CloudPickler(f, protocol=5, buffer_callback=cb).dump(value)
+        _Pickler(f, protocol=5, buffer_callback=cb).dump(value)
         meta = f.getvalue()
     except Exception as e:
         raise SerializationError(_describe_failure(value, e)) from e

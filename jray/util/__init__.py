@@ -1,5 +1,6 @@
 """Libraries on top of the Core API (Ray's ``ray.util``)."""
 
+from jray._private.serialization import deregister_serializer, register_serializer
 from jray.util import multiprocessing, queue
 from jray.util.actor_pool import ActorPool
 from jray.util.placement_group import (
@@ -11,5 +12,6 @@ from jray.util.placement_group import (
     remove_placement_group,
 )
 
-__all__ = ["ActorPool", "PlacementGroup", "get_current_placement_group", "get_placement_group", "multiprocessing",
-           "placement_group", "placement_group_table", "queue", "remove_placement_group"]
+__all__ = ["ActorPool", "PlacementGroup", "deregister_serializer", "get_current_placement_group",
+           "get_placement_group", "multiprocessing", "placement_group", "placement_group_table", "queue",
+           "register_serializer", "remove_placement_group"]

@@ -142,18 +142,20 @@ class CreateObjectRequest(_message.Message):
     def __init__(self, object_id: _Optional[bytes] = ..., size: _Optional[int] = ..., owner: _Optional[_Union[_common_pb2.Address, _Mapping]] = ..., primary: _Optional[bool] = ...) -> None: ...
 
 class CreateObjectReply(_message.Message):
-    __slots__ = ("ok", "offset", "error", "exists", "full")
+    __slots__ = ("ok", "offset", "error", "exists", "full", "spill_path")
     OK_FIELD_NUMBER: _ClassVar[int]
     OFFSET_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     EXISTS_FIELD_NUMBER: _ClassVar[int]
     FULL_FIELD_NUMBER: _ClassVar[int]
+    SPILL_PATH_FIELD_NUMBER: _ClassVar[int]
     ok: bool
     offset: int
     error: str
     exists: bool
     full: bool
-    def __init__(self, ok: _Optional[bool] = ..., offset: _Optional[int] = ..., error: _Optional[str] = ..., exists: _Optional[bool] = ..., full: _Optional[bool] = ...) -> None: ...
+    spill_path: str
+    def __init__(self, ok: _Optional[bool] = ..., offset: _Optional[int] = ..., error: _Optional[str] = ..., exists: _Optional[bool] = ..., full: _Optional[bool] = ..., spill_path: _Optional[str] = ...) -> None: ...
 
 class SealObjectRequest(_message.Message):
     __slots__ = ("object_id",)
@@ -192,16 +194,20 @@ class GetObjectRequest(_message.Message):
     def __init__(self, object_id: _Optional[bytes] = ..., client_id: _Optional[bytes] = ..., from_ip: _Optional[str] = ..., from_port: _Optional[int] = ..., from_node_id: _Optional[bytes] = ..., timeout: _Optional[float] = ...) -> None: ...
 
 class GetObjectReply(_message.Message):
-    __slots__ = ("found", "offset", "size", "error")
+    __slots__ = ("found", "offset", "size", "error", "spill_path", "full")
     FOUND_FIELD_NUMBER: _ClassVar[int]
     OFFSET_FIELD_NUMBER: _ClassVar[int]
     SIZE_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    SPILL_PATH_FIELD_NUMBER: _ClassVar[int]
+    FULL_FIELD_NUMBER: _ClassVar[int]
     found: bool
     offset: int
     size: int
     error: str
-    def __init__(self, found: _Optional[bool] = ..., offset: _Optional[int] = ..., size: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
+    spill_path: str
+    full: bool
+    def __init__(self, found: _Optional[bool] = ..., offset: _Optional[int] = ..., size: _Optional[int] = ..., error: _Optional[str] = ..., spill_path: _Optional[str] = ..., full: _Optional[bool] = ...) -> None: ...
 
 class ReleaseObjectsRequest(_message.Message):
     __slots__ = ("object_ids", "client_id")
@@ -272,7 +278,7 @@ class GetNodeStatsRequest(_message.Message):
     def __init__(self, include_objects: _Optional[bool] = ...) -> None: ...
 
 class GetNodeStatsReply(_message.Message):
-    __slots__ = ("node_id", "store_capacity", "store_used", "num_objects", "objects", "num_workers", "num_idle_workers", "resources_total", "resources_available", "spilled_bytes", "worker_pids")
+    __slots__ = ("node_id", "store_capacity", "store_used", "num_objects", "objects", "num_workers", "num_idle_workers", "resources_total", "resources_available", "spilled_bytes", "worker_pids", "num_pulls")
     class ResourcesTotalEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -298,6 +304,7 @@ class GetNodeStatsReply(_message.Message):
     RESOURCES_AVAILABLE_FIELD_NUMBER: _ClassVar[int]
     SPILLED_BYTES_FIELD_NUMBER: _ClassVar[int]
     WORKER_PIDS_FIELD_NUMBER: _ClassVar[int]
+    NUM_PULLS_FIELD_NUMBER: _ClassVar[int]
     node_id: bytes
     store_capacity: int
     store_used: int
@@ -309,7 +316,8 @@ class GetNodeStatsReply(_message.Message):
     resources_available: _containers.ScalarMap[str, float]
     spilled_bytes: int
     worker_pids: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, node_id: _Optional[bytes] = ..., store_capacity: _Optional[int] = ..., store_used: _Optional[int] = ..., num_objects: _Optional[int] = ..., objects: _Optional[_Iterable[_Union[StoreObjectInfo, _Mapping]]] = ..., num_workers: _Optional[int] = ..., num_idle_workers: _Optional[int] = ..., resources_total: _Optional[_Mapping[str, float]] = ..., resources_available: _Optional[_Mapping[str, float]] = ..., spilled_bytes: _Optional[int] = ..., worker_pids: _Optional[_Iterable[int]] = ...) -> None: ...
+    num_pulls: int
+    def __init__(self, node_id: _Optional[bytes] = ..., store_capacity: _Optional[int] = ..., store_used: _Optional[int] = ..., num_objects: _Optional[int] = ..., objects: _Optional[_Iterable[_Union[StoreObjectInfo, _Mapping]]] = ..., num_workers: _Optional[int] = ..., num_idle_workers: _Optional[int] = ..., resources_total: _Optional[_Mapping[str, float]] = ..., resources_available: _Optional[_Mapping[str, float]] = ..., spilled_bytes: _Optional[int] = ..., worker_pids: _Optional[_Iterable[int]] = ..., num_pulls: _Optional[int] = ...) -> None: ...
 
 class PrepareBundlesRequest(_message.Message):
     __slots__ = ("bundles",)

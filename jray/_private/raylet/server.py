@@ -22,7 +22,7 @@ from typing import Any
 import grpc
 
 from jray._private import config, rpc
-from jray._private.ids import random_id
+from jray._private.ids import is_put_id, random_id
 from jray._private.protocol import common_pb2 as cpb
 from jray._private.protocol import core_worker_pb2 as wpb
 from jray._private.protocol import core_worker_pb2_grpc as wgrpc
@@ -73,6 +73,7 @@ class Raylet(rgrpc.RayletServiceServicer):
         self.lease_by_worker: dict[bytes, LeaseRecord] = {}
         self.waiting: list[tuple[dict[str, float], asyncio.Future]] = []
         self._pulls: dict[bytes, asyncio.Future] = {}
+        self.num_pulls = 0
         self._seal_waiters: dict[bytes, list[asyncio.Future]] = {}
         self.workers: WorkerPool | None = None
         self.stop_event = asyncio.Event()
@@ -132,6 +133,12 @@ class Raylet(rgrpc.RayletServiceServicer):
         self._blocked_seq.pop(w.worker_id, None)
         if self.store is not None and w.worker_id:
             self.store.release_client(w.worker_id)
+            # What it put can never be freed by its owner now: free it here
+            # (task returns it wrote belong to their callers, so they stay).
+            for o in self.store.list_objects():
+                owner, oid = o["owner"], o["object_id"]
+                if isinstance(owner, cpb.Address) and owner.worker_id == w.worker_id and is_put_id(oid):
+                    self.store.free(oid)
         lease = self.lease_by_worker.pop(w.worker_id, None)
         if lease is not None:
             self.leases.pop(lease.lease_id, None)
@@ -400,7 +407,15 @@ class Raylet(rgrpc.RayletServiceServicer):
         except ObjectExistsError:
             return rpb.CreateObjectReply(ok=False, exists=True)
         except ObjectStoreFullError as e:
-            return rpb.CreateObjectReply(ok=False, full=True, error=str(e))
+            if not request.primary or self.store.spill_dir is None:
+                return rpb.CreateObjectReply(ok=False, full=True, error=str(e))
+            # No room in memory (too big, or the rest is pinned): the writer
+            # puts the object straight into a spill file.
+            try:
+                path = self.store.create_spilled(request.object_id, request.size, owner=request.owner)
+            except (OSError, ObjectStoreFullError) as e2:
+                return rpb.CreateObjectReply(ok=False, full=True, error=f"{e} Writing it to disk failed too: {e2}")
+            return rpb.CreateObjectReply(ok=True, spill_path=path)
         return rpb.CreateObjectReply(ok=True, offset=offset)
 
     async def SealObject(self, request: rpb.SealObjectRequest, context: Any) -> rpb.SealObjectReply:
@@ -415,6 +430,8 @@ class Raylet(rgrpc.RayletServiceServicer):
         return rpb.AbortObjectReply()
 
     async def GetObject(self, request: rpb.GetObjectRequest, context: Any) -> rpb.GetObjectReply:
+        from jray.exceptions import ObjectStoreFullError
+
         oid = request.object_id
         if not self.store.contains(oid):
             if request.from_port and request.from_node_id != self.node_id:
@@ -428,7 +445,13 @@ class Raylet(rgrpc.RayletServiceServicer):
                     await asyncio.wait_for(fut, request.timeout or 10)
                 except asyncio.TimeoutError:
                     return rpb.GetObjectReply(found=False, error="the object is not in this node's store")
-        loc = self.store.get(oid, request.client_id)
+        try:
+            loc = self.store.get(oid, request.client_id)
+        except (ObjectStoreFullError, OSError) as e:
+            path, size = self.store.spill_path(oid), self.store.object_size(oid)
+            if path is not None and size is not None:  # the reader reads the file itself
+                return rpb.GetObjectReply(found=True, size=size, spill_path=path)
+            return rpb.GetObjectReply(found=False, full=True, error=f"it could not be restored from disk: {e}")
         if loc is None:
             return rpb.GetObjectReply(found=False, error="the object is not in this node's store")
         return rpb.GetObjectReply(found=True, offset=loc[0], size=loc[1])
@@ -443,6 +466,7 @@ class Raylet(rgrpc.RayletServiceServicer):
     async def _do_pull(self, oid: bytes, address: str) -> str:
         from jray._private.object_store import ObjectExistsError
 
+        self.num_pulls += 1
         stub = self.pool.stub(address, rgrpc.RayletServiceStub)
         view = None
         created = False
@@ -471,18 +495,25 @@ class Raylet(rgrpc.RayletServiceServicer):
     async def ReadObject(self, request: rpb.ReadObjectRequest, context: Any) -> AsyncIterator[rpb.ObjectChunk]:
         oid = request.object_id
         if not self.store.contains(oid):
-            yield rpb.ObjectChunk(found=False)
-            return
+            # Writers seal without waiting: the location can reach a puller
+            # before the seal reaches us. Wait for it a little.
+            fut = asyncio.get_running_loop().create_future()
+            self._seal_waiters.setdefault(oid, []).append(fut)
+            try:
+                await asyncio.wait_for(fut, 10)
+            except asyncio.TimeoutError:
+                pass
+            if not self.store.contains(oid):
+                yield rpb.ObjectChunk(found=False)
+                return
         chunk = request.chunk_size or config.OBJECT_CHUNK_BYTES
-        size = self.store.get(oid, b"transfer")
-        try:
-            total = size[1] if size else 0
-            pos = 0
-            for data in self.store.read_chunks(oid, chunk):
-                yield rpb.ObjectChunk(found=True, total_size=total, offset=pos, data=bytes(data))
-                pos += len(data)
-        finally:
-            self.store.release(oid, b"transfer")
+        # read_chunks pins the object while it runs and reads a spilled one
+        # from its file (no restore, which could fail for lack of room).
+        total = self.store.object_size(oid) or 0
+        pos = 0
+        for data in self.store.read_chunks(oid, chunk):
+            yield rpb.ObjectChunk(found=True, total_size=total, offset=pos, data=bytes(data))
+            pos += len(data)
 
     async def ReleaseObjects(self, request: rpb.ReleaseObjectsRequest, context: Any) -> rpb.ReleaseObjectsReply:
         for oid in request.object_ids:
@@ -507,7 +538,7 @@ class Raylet(rgrpc.RayletServiceServicer):
             num_objects=int(stats["num_objects"]), num_workers=len(self.workers.by_pid),
             num_idle_workers=len(self.workers.idle), resources_total=self.res.total,
             resources_available=self.res.available, spilled_bytes=int(stats.get("spilled_bytes", 0)),
-            worker_pids=self.workers.pids())
+            worker_pids=self.workers.pids(), num_pulls=self.num_pulls)
         if request.include_objects:
             for o in self.store.list_objects():
                 owner = o.get("owner")

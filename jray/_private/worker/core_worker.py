@@ -90,6 +90,7 @@ class CoreWorker:
         self._pins: dict[bytes, list[int]] = {}  # object id -> [offset, size, live views]
         self._pins_lock = threading.Lock()
         self._address: cpb.Address | None = None
+        self._node_cache: dict[bytes, tuple[str, int]] = {}  # node id -> raylet address
         self._blocked_seq = 0
         self._generators: dict[bytes, Any] = {}
         self.shutting_down = False
@@ -334,9 +335,12 @@ class CoreWorker:
                 return
             raise exceptions.ObjectStoreFullError(reply.error)
         try:
-            view = self.arena.write_view(reply.offset, size)
-            ser.write_to(view)
-            view.release()
+            if reply.spill_path:  # too big for memory: the raylet gave us a file
+                _write_file(reply.spill_path, ser, size)
+            else:
+                view = self.arena.write_view(reply.offset, size)
+                ser.write_to(view)
+                view.release()
         except BaseException:
             self._raylet_call("AbortObject", rpb.AbortObjectRequest(object_id=object_id))
             raise
@@ -544,7 +548,15 @@ class CoreWorker:
                 req.from_ip, req.from_port = ip, port
             reply = self._raylet_call("GetObject", req)
             if not reply.found:
+                if reply.full:
+                    raise exceptions.ObjectStoreFullError(
+                        f"Object {oid.hex()} ({ret.size} bytes) cannot be read: {reply.error}")
                 raise exceptions.ObjectLostError(oid.hex(), f"Object {oid.hex()} is lost: {reply.error or 'no copy found'}")
+            if reply.spill_path:  # larger than the store: read a private copy from disk
+                with open(reply.spill_path, "rb") as f:
+                    data = bytearray(reply.size)
+                    f.readinto(data)
+                return serialization.deserialize(memoryview(data))
             with self._pins_lock:
                 pin = self._pins.get(oid)
                 if pin is None:
@@ -604,8 +616,6 @@ class CoreWorker:
             self.spawn(send())
         else:
             asyncio.run_coroutine_threadsafe(send(), self.loop)
-
-    _node_cache: dict[bytes, tuple[str, int]] = {}
 
     def _raylet_of(self, node_id: bytes) -> tuple[str, int]:
         hit = self._node_cache.get(node_id)
@@ -752,6 +762,21 @@ def _resolve_into(worker: CoreWorker, ref: Any, out: concurrent.futures.Future) 
         out.set_result(worker._value_of(ref))
     except BaseException as e:  # noqa: BLE001
         out.set_exception(e)
+
+
+def _write_file(path: str, ser: serialization.SerializedObject, size: int) -> None:
+    import mmap
+
+    with open(path, "r+b") as f:
+        if not size:
+            return
+        m = mmap.mmap(f.fileno(), size)
+        try:
+            view = memoryview(m)
+            ser.write_to(view)
+            view.release()
+        finally:
+            m.close()
 
 
 def _owner_proto(owner: Any) -> cpb.Address:
