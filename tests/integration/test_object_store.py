@@ -154,6 +154,16 @@ def test_register_serializer_round_trips_through_a_task(small_store):
         jray.put(Locked(1))
 
 
+def test_get_when_restore_cannot_fit_reads_from_disk(small_store):
+    refs = [jray.put(np.full(24 * MB, i, dtype=np.uint8)) for i in range(3)]
+    held = [jray.get(refs[1]), jray.get(refs[2])]  # pinned: 48 MB of the 64 MB store
+    got = jray.get(refs[0], timeout=30)  # spilled, and no room to restore it
+    assert got[0] == 0 and got.shape == (24 * MB,)
+    assert _stats().store_used <= STORE
+    del held, got, refs
+    assert _settle(lambda: not _spill_files(small_store) and _stats().store_used == 0)
+
+
 def test_fetch_local_and_single_transfer_between_nodes():
     from jray.testing import Cluster
 
@@ -183,3 +193,4 @@ def test_fetch_local_and_single_transfer_between_nodes():
         assert jray.get([consume.remote([ref2]), consume.remote([ref2])], timeout=60) == [5, 5]
         assert _stats().num_pulls == before + 1
     jray.shutdown()
+
