@@ -116,10 +116,12 @@ class ChannelPool:
         ch = self._channels.pop(address, None)
         for key in [k for k in self._stubs if k[0] == address]:
             del self._stubs[key]
-        if ch is not None:
+        if ch is not None:  # the peer is gone: close the channel in the background
+            import asyncio
+
             try:
-                ch._close_on_fork = True  # noqa: SLF001 - harmless marker
-            except AttributeError:
+                asyncio.get_running_loop().create_task(ch.close(grace=None))
+            except RuntimeError:  # no running loop (shutdown)
                 pass
 
     async def close(self) -> None:

@@ -148,6 +148,11 @@ def test_nodes_workers_jobs(jray_cluster):
     workers = list_workers()
     assert {w["worker_type"] for w in workers} >= {"DRIVER"}
     assert any(w["pid"] == os.getpid() for w in workers)
+    ran = [t for t in list_tasks(filters=[("type", "=", "NORMAL_TASK")]) if t["worker_id"]]
+    pids = {w["pid"] for w in workers}
+    for t in ran:  # a pooled worker that ran a task is listed with its id
+        if t["worker_pid"] in pids:
+            assert any(w["worker_id"] == t["worker_id"] and w["pid"] == t["worker_pid"] for w in workers)
     jobs = list_jobs(filters=[("status", "=", "RUNNING")])
     assert any(j["driver_pid"] == os.getpid() for j in jobs)
 

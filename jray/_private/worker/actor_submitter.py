@@ -187,9 +187,12 @@ class ActorSubmitter:
             f"The actor {name} ({q.actor_id.hex()}) is dead: {cause_txt}", q.actor_id.hex())
 
     def _fail_all(self, q: ActorQueue) -> None:
+        """The actor is dead: fail the calls not sent yet. Calls in flight
+        are left to their RPC: the actor may have answered them before it
+        died (e.g. calls ahead of an exit_actor()), and a reply in transit
+        must not be overtaken by the GCS's death notice."""
         err = self._death_error(q)
-        calls = list(q.in_flight.values()) + list(q.queue)
-        q.in_flight.clear()
+        calls = list(q.queue)
         q.queue.clear()
         for call in calls:
             self._fail(call, err)
@@ -308,6 +311,12 @@ class ActorSubmitter:
             return
         call = q.in_flight.pop(seq, None)
         if call is None:
+            return
+        if not reply.returns and reply.system_error and call.spec.num_returns:
+            # The worker refused the call (it is exiting): it never ran.
+            self._fail(call, exceptions.ActorDiedError(
+                f"The actor {call.spec.actor_creation.class_name} is exiting and did not run "
+                f"{call.spec.method_name}: {reply.system_error}", q.actor_id.hex()))
             return
         if q.queue and len(q.in_flight) <= MAX_IN_FLIGHT // 2:
             q.refill = True

@@ -149,12 +149,15 @@ def objects(client: StateClient) -> tuple[list[dict[str, Any]], list[dict[str, A
 
 
 def workers(client: StateClient) -> list[dict[str, Any]]:
+    """Raylets know their workers' pids; a worker's id comes from the tasks it ran."""
     live, stats, jobs_list = _node_stats(client, False)
+    ids = {(t["node_id"], t["worker_pid"]): t["worker_id"] for t in tasks(client) if t["worker_id"]}
     rows = []
     for n, s in zip(live, stats, strict=True):
+        node = n.node_id.hex()
         for pid in (s.worker_pids if s is not None else ()):
-            rows.append({"worker_id": None, "worker_type": "WORKER", "is_alive": True,
-                         "node_id": n.node_id.hex(), "ip": n.ip, "pid": pid})
+            rows.append({"worker_id": ids.get((node, pid)), "worker_type": "WORKER", "is_alive": True,
+                         "node_id": node, "ip": n.ip, "pid": pid})
     for j in jobs_list:
         rows.append({"worker_id": j.driver.worker_id.hex() or None, "worker_type": "DRIVER",
                      "is_alive": not j.is_dead, "node_id": j.driver.node_id.hex() or None,
