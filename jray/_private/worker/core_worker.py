@@ -177,7 +177,9 @@ class CoreWorker:
     async def _connect(self) -> None:
         self.pool = rpc.ChannelPool(self.token)
         self.server, self.port = rpc.make_server(self.token, "0.0.0.0" if self.ip != "127.0.0.1" else "127.0.0.1")
-        wgrpc.add_CoreWorkerServiceServicer_to_server(_Servicer(self), self.server)
+        from jray._private.worker.servicer import CoreWorkerServicer
+
+        wgrpc.add_CoreWorkerServiceServicer_to_server(CoreWorkerServicer(self), self.server)
         await self.server.start()
         self.gcs: ggrpc.GcsServiceStub = self.pool.stub(self.gcs_address, ggrpc.GcsServiceStub)
         self.raylet: rgrpc.RayletServiceStub = self.pool.stub(self.raylet_address, rgrpc.RayletServiceStub)
@@ -807,73 +809,3 @@ def _as_raisable(value: Any) -> BaseException:
 def _log_task_exception(task: asyncio.Task) -> None:
     if not task.cancelled() and task.exception() is not None:
         logger.debug("background task failed", exc_info=task.exception())
-
-
-class _Servicer(wgrpc.CoreWorkerServiceServicer):
-    """Thin gRPC layer over the CoreWorker."""
-
-    def __init__(self, w: CoreWorker) -> None:
-        self.w = w
-
-    async def PushTaskBatch(self, request: wpb.PushTaskBatchRequest, context: Any) -> Any:
-        if self.w.executor is None:
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "this process does not execute tasks (a driver)")
-        async for reply in self.w.executor.push_batch(request.specs):
-            yield reply
-
-    async def PushTask(self, request: wpb.PushTaskRequest, context: Any) -> wpb.PushTaskReply:
-        if self.w.executor is None:
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "this process does not execute tasks (a driver)")
-        return await self.w.executor.push_task(request.spec)  # type: ignore[no-any-return]
-
-    async def GetObjectStatus(self, request: wpb.GetObjectStatusRequest, context: Any) -> wpb.GetObjectStatusReply:
-        w = self.w
-        oid = request.object_id
-        if oid not in w.objects:
-            if oid not in w._pending_owned:
-                return wpb.GetObjectStatusReply(status=wpb.GetObjectStatusReply.FREED)
-            try:
-                await asyncio.wait_for(w.wait_local_ready(oid), request.timeout or None)
-            except asyncio.TimeoutError:
-                return wpb.GetObjectStatusReply(status=wpb.GetObjectStatusReply.PENDING)
-        ret = w.objects.get(oid)
-        if ret is None:
-            return wpb.GetObjectStatusReply(status=wpb.GetObjectStatusReply.FREED)
-        return wpb.GetObjectStatusReply(status=wpb.GetObjectStatusReply.READY, object=ret)
-
-    async def UpdateBorrowers(self, request: wpb.BorrowRequest, context: Any) -> wpb.BorrowReply:
-        for oid in request.object_ids:
-            if request.add:
-                self.w.refs.add_borrower(oid, request.borrower_id)
-            else:
-                self.w.refs.remove_borrower(oid, request.borrower_id)
-        return wpb.BorrowReply()
-
-    async def PublishLogs(self, request: wpb.LogBatch, context: Any) -> wpb.PublishLogsReply:
-        sink = self.w.log_sink
-        if sink is not None:
-            sink(request)
-        elif self.w.log_to_driver:
-            _print_logs(request)
-        return wpb.PublishLogsReply()
-
-    async def ReportGeneratorItem(self, request: wpb.GeneratorItem, context: Any) -> wpb.GeneratorItemReply:
-        self.w.task_submitter.on_generator_item(request)
-        return wpb.GeneratorItemReply()
-
-    async def CancelTask(self, request: wpb.CancelTaskRequest, context: Any) -> wpb.CancelTaskReply:
-        if self.w.executor is None:
-            return wpb.CancelTaskReply(attempted=False)
-        return wpb.CancelTaskReply(attempted=self.w.executor.cancel(request.task_id, request.force))
-
-    async def Exit(self, request: wpb.ExitRequest, context: Any) -> wpb.ExitReply:
-        if self.w.executor is not None:
-            self.w.loop.call_later(0.05, self.w.executor.exit_now, request.reason)
-        return wpb.ExitReply()
-
-
-def _print_logs(batch: wpb.LogBatch) -> None:
-    for line in batch.lines:
-        stream = sys.stderr if line.is_err else sys.stdout
-        stream.write(f"({line.prefix} pid={batch.pid}) {line.text}\n")
-    sys.stdout.flush()
