@@ -291,6 +291,7 @@ class ActorSubmitter:
                 return
             detail = e.details() if isinstance(e, grpc.RpcError) and hasattr(e, "details") else str(e)
             retry = []
+            doomed = []
             for _seq, call in lost:
                 if call.retries_left != 0 and (q.info is None or q.info.state != DEAD):
                     if call.retries_left > 0:
@@ -298,12 +299,25 @@ class ActorSubmitter:
                     call.spec.attempt += 1
                     retry.append(call)
                 else:
-                    self._fail(call, exceptions.ActorDiedError(
-                        f"The actor died unexpectedly before finishing this call ({call.spec.method_name}): {detail}",
-                        q.actor_id.hex()))
+                    doomed.append(call)
             # Back to the front, in their original order; the watcher wakes
             # the sender when the GCS reports the restart.
             q.queue.extendleft(reversed(retry))
+            if doomed:
+                # The connection usually drops before the GCS's notice of why
+                # the actor died arrives: give the notice a moment, so the
+                # error says why (killed, its placement group removed, ...).
+                deadline = self.w.loop.time() + 1.0
+                while (q.info is None or q.info.state != DEAD) and self.w.loop.time() < deadline:
+                    await asyncio.sleep(0.02)
+                for call in doomed:
+                    if q.info is not None and q.info.state == DEAD:
+                        self._fail(call, self._death_error(q))
+                    else:
+                        self._fail(call, exceptions.ActorDiedError(
+                            f"The actor died unexpectedly before finishing this call ({call.spec.method_name}): "
+                            f"{detail}", q.actor_id.hex()))
+            return
 
     def _on_reply(self, q: ActorQueue, by_task: dict[bytes, int], reply: wpb.PushTaskReply) -> None:
         seq = by_task.pop(reply.task_id, None)
