@@ -319,13 +319,28 @@ def wait(object_refs: Sequence[ObjectRef], *, num_returns: int = 1, timeout: flo
 
 
 def cancel(ref: ObjectRef, *, force: bool = False, recursive: bool = True) -> None:
-    """Cancel the task that produces ``ref``: get() then raises TaskCancelledError."""
+    """Cancel the task that produces ``ref``: get() then raises TaskCancelledError.
+
+    A task not started yet never runs; a running one gets KeyboardInterrupt
+    (``force=True``: its worker is killed). An actor call not started yet
+    never runs; a running call of an async actor is cancelled like an
+    asyncio task; a running call of a sync or threaded actor is not
+    interrupted but sees ``get_runtime_context().is_canceled()`` turn True
+    (Ray's semantics). ``force=True`` is refused for actor calls.
+    """
     w = global_state.require_worker()
     if not isinstance(ref, ObjectRef):
         raise TypeError(f"cancel() expects an ObjectRef, got {type(ref).__name__}")
     from jray._private.ids import task_id_of
 
-    w.call_soon(w.task_submitter.cancel, task_id_of(ref.binary()), force, recursive)
+    task_id = task_id_of(ref.binary())
+    if task_id in w.actor_submitter.calls:
+        if force:
+            raise ValueError("force=True is not supported for actor tasks: an actor's state cannot be "
+                             "torn down halfway. Use jray.kill(actor) to end the actor.")
+        w.post(w.actor_submitter.cancel, task_id)
+        return
+    w.post(w.task_submitter.cancel, task_id, force, recursive)
 
 
 def kill(actor: ActorHandle, *, no_restart: bool = True) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from jray._private.protocol.common_pb2 import ACTOR_TASK as ACTOR
 from jray._private.worker.core_worker import CoreWorker, current_task
 
 
@@ -74,6 +75,18 @@ class RuntimeContext:
 
         pg = get_current_placement_group()
         return pg.id.hex() if pg is not None else None
+
+    def is_canceled(self) -> bool:
+        """True once ``jray.cancel`` was called on the running task or actor call
+        (a sync or threaded actor's call is not interrupted: it checks this)."""
+        spec = self._spec()
+        ex = self._w.executor
+        if spec is None or ex is None:
+            raise RuntimeError("is_canceled() is only available inside a task or an actor call.")
+        if ex.is_async and spec.type == ACTOR:
+            raise RuntimeError("is_canceled() is not supported in async actors: their calls are cancelled "
+                               "as asyncio tasks (asyncio.CancelledError).")
+        return ex.is_cancelled(spec.task_id)
 
     def get_worker_id(self) -> str:
         return self._w.worker_id.hex()

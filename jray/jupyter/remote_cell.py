@@ -69,6 +69,10 @@ def run_cell(req: CellRequest) -> CellResult:
 class RemoteNamespace:
     """``%%remote --actor NAME``: a persistent namespace on the cluster (a small remote kernel)."""
 
+    # Cancelling a cell interrupts it (KeyboardInterrupt), as a kernel interrupt
+    # would; other actors' running calls are only flagged (Ray's semantics).
+    __jray_interruptible__ = True
+
     def __init__(self) -> None:
         self.ns: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
         # Names the cells assigned here: the namespace's state, which values shipped

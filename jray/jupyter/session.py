@@ -65,6 +65,10 @@ class NotebookSession:
                 w.call_soon(lambda a=actor_id, t=tid: w.spawn(_cancel_actor_call(w, a, t)))
                 n_tasks += 1
                 continue
+            if tid in w.actor_submitter.calls:  # an ordinary actor call (Ray's cancel semantics)
+                w.post(w.actor_submitter.cancel, tid)
+                n_tasks += 1
+                continue
             task = tasks.get(tid)
             if task is None or getattr(task, "done", False):
                 continue

@@ -261,3 +261,95 @@ def test_anonymous_actor_ends_when_its_handle_is_dropped(jray_cluster):
     gc.collect()
     time.sleep(1)
     assert jray.get(jray.get_actor("keep-me").pid.remote(), timeout=30) == named_pid
+
+
+@jray.remote
+class Cancellable:
+    def __init__(self):
+        self.ran: list[str] = []
+
+    def work(self, name, seconds, marker=None):
+        if marker:
+            open(marker, "w").close()
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if jray.get_runtime_context().is_canceled():
+                self.ran.append(f"{name}:saw-cancel")
+                return "stopped early"
+            time.sleep(0.02)
+        self.ran.append(name)
+        return "finished"
+
+    def log(self):
+        return list(self.ran)
+
+
+def test_cancel_actor_calls_follows_ray(jray_cluster, tmp_path):
+    marker = str(tmp_path / "started")
+    a = Cancellable.remote()
+    running = a.work.remote("first", 30, marker)
+    queued = a.work.remote("second", 0)
+    deadline = time.monotonic() + 30
+    while not os.path.exists(marker) and time.monotonic() < deadline:  # "first" is running
+        time.sleep(0.02)
+    with pytest.raises(ValueError, match="force=True is not supported for actor tasks"):
+        jray.cancel(running, force=True)
+    # The running call of a sync actor is not interrupted: it sees is_canceled().
+    jray.cancel(queued)
+    time.sleep(0.3)  # let that notice reach the actor before the running call stops
+    jray.cancel(running)
+    assert jray.get(running, timeout=30) == "stopped early"
+    with pytest.raises(exceptions.TaskCancelledError):
+        jray.get(queued, timeout=30)
+    assert jray.get(a.log.remote(), timeout=30) == ["first:saw-cancel"]  # "second" never ran
+    assert jray.get(a.work.remote("third", 0), timeout=30) == "finished"  # the actor keeps working
+
+
+def test_cancel_async_actor_call(jray_cluster):
+    @jray.remote
+    class Sleeper:
+        def __init__(self):
+            self.cancelled = 0
+
+        async def nap(self, s):
+            try:
+                await asyncio.sleep(s)
+            except asyncio.CancelledError:
+                self.cancelled += 1
+                raise
+            return "woke"
+
+        async def count(self):
+            return self.cancelled
+
+    s = Sleeper.remote()
+    assert jray.get(s.nap.remote(0), timeout=30) == "woke"
+    r = s.nap.remote(60)
+    time.sleep(0.5)
+    jray.cancel(r)
+    with pytest.raises(exceptions.TaskCancelledError):
+        jray.get(r, timeout=20)
+    assert jray.get(s.count.remote(), timeout=30) == 1
+    assert jray.get(s.nap.remote(0), timeout=30) == "woke"
+
+
+def test_cancel_actor_call_before_the_actor_started(jray_cluster):
+    @jray.remote
+    class Slow:
+        def __init__(self):
+            time.sleep(2)
+
+        def hi(self):
+            return "hi"
+
+    s = Slow.remote()
+    r = s.hi.remote()
+    jray.cancel(r)
+    with pytest.raises(exceptions.TaskCancelledError):
+        jray.get(r, timeout=30)
+    assert jray.get(s.hi.remote(), timeout=30) == "hi"
+
+
+def test_is_canceled_outside_a_task_raises(jray_cluster):
+    with pytest.raises(RuntimeError, match="only available inside a task"):
+        jray.get_runtime_context().is_canceled()

@@ -111,6 +111,29 @@ def test_interrupt_cancels_the_tasks_waited_on(kernel):
     assert after.text() == "cancelled\n[0, 1, 2, 3]\n"
 
 
+def test_interrupt_cancels_actor_calls_waited_on(kernel):
+    setup = kernel.run(
+        "import asyncio\n"
+        "@jray.remote\n"
+        "class Napper:\n"
+        "    async def nap(self, s):\n"
+        "        await asyncio.sleep(s)\n"
+        "        return 'woke'\n"
+        "napper = Napper.remote()\n"
+        "print(jray.get(napper.nap.remote(0), timeout=30))\n", timeout=40)
+    assert setup.text() == "woke\n", setup.of_type("error")
+    cut = kernel.run("long_nap = napper.nap.remote(60)\njray.get(long_nap)", interrupt_after=1.0, timeout=20)
+    assert cut.ename == "KeyboardInterrupt"
+    assert "[jray] interrupted: cancelled 1 task" in cut.text("stderr")
+    after = kernel.run(
+        "try:\n"
+        "    jray.get(long_nap, timeout=10)\n"
+        "except jray.exceptions.TaskCancelledError:\n"
+        "    print('cancelled')\n"
+        "print(jray.get(napper.nap.remote(0), timeout=10))\n", timeout=30)
+    assert after.text() == "cancelled\nwoke\n", after.of_type("error")
+
+
 def test_second_interrupt_kills_a_task_that_ignores_the_first(kernel):
     setup = kernel.run(
         "import os, tempfile\n"

@@ -72,6 +72,9 @@ class ActorSubmitter:
     def __init__(self, worker: CoreWorker) -> None:
         self.w = worker
         self.actors: dict[bytes, ActorQueue] = {}
+        # task id -> (actor id, call) for calls not finished yet; written by
+        # user threads (submit) and the loop (release): single dict ops only.
+        self.calls: dict[bytes, tuple[bytes, ActorCall]] = {}
         self._closed = False
 
     def _queue(self, actor_id: bytes) -> ActorQueue:
@@ -105,6 +108,7 @@ class ActorSubmitter:
 
             self.w.task_submitter.generators[spec.task_id] = GeneratorState()
         call = ActorCall(spec, return_ids, arg_refs, max_task_retries, resolved=not arg_refs)
+        self.calls[spec.task_id] = (actor_id, call)
         self.w.task_events.record(spec, "SUBMITTED")
         if arg_refs:
             self.w.task_events.record(spec, "PENDING_ARGS")
@@ -161,6 +165,37 @@ class ActorSubmitter:
             if q.info.state == DEAD:
                 self._fail_all(q)
                 return
+
+    # -- cancel (Ray's semantics for actor tasks) ----------------------------------
+    def cancel(self, task_id: bytes) -> None:
+        """Cancel an actor call. Not sent yet: it fails with TaskCancelledError
+        and never runs. Sent: the actor is asked to cancel it: a call still
+        queued there does not run, a running call of an async actor has its
+        asyncio task cancelled, and a running call of a sync or threaded
+        actor only sees ``get_runtime_context().is_canceled()`` turn True
+        (actor state is not interrupted halfway)."""
+        entry = self.calls.get(task_id)
+        if entry is None:
+            return
+        actor_id, call = entry
+        q = self.actors.get(actor_id)
+        if q is not None and call in q.queue:
+            q.queue.remove(call)
+            self._fail(call, exceptions.TaskCancelledError(task_id.hex()))
+            return
+        if q is None or q.info is None or not q.info.address.port:
+            return
+        addr = f"{q.info.address.ip}:{q.info.address.port}"
+        stub = self.w.pool.stub(addr, wgrpc.CoreWorkerServiceStub)
+
+        async def send() -> None:
+            try:
+                await stub.CancelTask(wpb.CancelTaskRequest(task_id=task_id, force=False, recursive=False),
+                                      timeout=10)
+            except grpc.RpcError as e:
+                logger.debug("cancelling actor call %s failed: %s", task_id.hex(), e)
+
+        self.w.spawn(send())
 
     def mark_killed(self, actor_id: bytes, reason: str) -> None:
         """jray.kill(no_restart=True) returned: fail calls from here on at
@@ -355,6 +390,7 @@ class ActorSubmitter:
         self._release(call)
 
     def _release(self, call: ActorCall) -> None:
+        self.calls.pop(call.spec.task_id, None)
         for oid, _owner in call.arg_refs:
             self.w.refs.decr(oid)
         call.arg_refs = []

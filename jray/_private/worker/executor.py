@@ -64,7 +64,7 @@ class Executor:
         self.seq_waiters: dict[tuple[bytes, int], asyncio.Future] = {}
         self.running_main: bytes | None = None
         self.cancelled: set[bytes] = set()
-        self.running_async: dict[bytes, concurrent.futures.Future] = {}
+        self.async_tasks: dict[bytes, asyncio.Task] = {}  # async actor calls, on the actor's loop
         self.logs = LogForwarder(worker)
         self.exiting = False
 
@@ -121,7 +121,6 @@ class Executor:
         if self.is_async:
             assert self.actor_loop is not None
             cf = asyncio.run_coroutine_threadsafe(self._run_async_call(spec, group), self.actor_loop)
-            self.running_async[spec.task_id] = cf
             cf.add_done_callback(lambda f: self.w.loop.call_soon_threadsafe(_transfer, f, done))
         elif group in self.pools:
             pool = self.pools[group]
@@ -130,7 +129,6 @@ class Executor:
         else:
             self.main_queue.put((spec, done))
         reply: wpb.PushTaskReply = await done
-        self.running_async.pop(spec.task_id, None)
         await self.w.flush_borrows()
         return reply
 
@@ -190,6 +188,20 @@ class Executor:
             current_task.reset(token)
 
     async def _run_async_call(self, spec: cpb.TaskSpec, group: str) -> wpb.PushTaskReply:
+        me = asyncio.current_task()
+        if me is not None:
+            self.async_tasks[spec.task_id] = me
+        try:
+            if spec.task_id in self.cancelled:
+                raise asyncio.CancelledError
+            return await self._run_async_call_in(spec, group)
+        except asyncio.CancelledError:  # cancelled while waiting for a concurrency slot
+            return self._reply_error(spec, exceptions.TaskCancelledError(spec.task_id.hex()))
+        finally:
+            self.async_tasks.pop(spec.task_id, None)
+            self.cancelled.discard(spec.task_id)
+
+    async def _run_async_call_in(self, spec: cpb.TaskSpec, group: str) -> wpb.PushTaskReply:
         sem = self.async_limits.get(group) or self.async_limits["_default"]
         async with sem:
             token = current_task.set(spec)
@@ -282,13 +294,13 @@ class Executor:
                     f"{spec.name} declared num_returns={n} but returned {len(values)} values"))
         reply = wpb.PushTaskReply()
         for i, v in enumerate(values):
-            reply.returns.append(self._make_return(object_id_for(spec.task_id, i + 1), v))
+            reply.returns.append(self._make_return(spec, object_id_for(spec.task_id, i + 1), v))
         return reply
 
-    def _make_return(self, object_id: bytes, value: Any, error: bool = False) -> cpb.ReturnObject:
-        ser = serialization.serialize(value, error=error)
-        for r in ser.nested_refs:
-            self.w.refs.mark_escaped(r.binary())
+    def _make_return(self, spec: cpb.TaskSpec, object_id: bytes, value: Any) -> cpb.ReturnObject:
+        ser = serialization.serialize(value)
+        if ser.nested_refs:  # the caller borrows them from here on (before the reply leaves)
+            self.w.hand_off(ser.nested_refs, spec.caller.worker_id)
         return self.w.store_serialized(object_id, ser)
 
     def _app_error(self, spec: cpb.TaskSpec, e: BaseException) -> wpb.PushTaskReply:
@@ -317,6 +329,8 @@ class Executor:
         if item is not None:
             msg.item.CopyFrom(item)
         async def send() -> None:
+            if item is not None and item.nested_refs:
+                await self.w.flush_borrows()  # the hand-off reaches the owners first
             stub = self.w.pool.stub(f"{spec.caller.ip}:{spec.caller.port}", wgrpc.CoreWorkerServiceStub)
             await stub.ReportGeneratorItem(msg)
 
@@ -330,7 +344,7 @@ class Executor:
             for value in gen:
                 index += 1
                 self.logs.flush()
-                self._report_item(spec, index, self._make_return(object_id_for(spec.task_id, index + 1), value))
+                self._report_item(spec, index, self._make_return(spec, object_id_for(spec.task_id, index + 1), value))
         except (KeyboardInterrupt, ActorExit):
             raise
         except Exception as e:  # noqa: BLE001 - the error becomes the next item
@@ -340,7 +354,7 @@ class Executor:
             self._report_item(spec, index, err)
         self._report_item(spec, index + 1, None)
         reply = wpb.PushTaskReply(num_streamed=index)
-        reply.returns.append(self._make_return(object_id_for(spec.task_id, 1), None))
+        reply.returns.append(self._make_return(spec, object_id_for(spec.task_id, 1), None))
         return reply
 
     async def _stream_async(self, spec: cpb.TaskSpec, gen: Any) -> wpb.PushTaskReply:
@@ -351,7 +365,7 @@ class Executor:
         try:
             async for value in gen:
                 index += 1
-                item = self._make_return(object_id_for(spec.task_id, index + 1), value)
+                item = self._make_return(spec, object_id_for(spec.task_id, index + 1), value)
                 await loop.run_in_executor(None, self._report_item, spec, index, item)
         except Exception as e:  # noqa: BLE001
             index += 1
@@ -360,7 +374,7 @@ class Executor:
             await loop.run_in_executor(None, self._report_item, spec, index, err)
         await loop.run_in_executor(None, self._report_item, spec, index + 1, None)
         reply = wpb.PushTaskReply(num_streamed=index)
-        reply.returns.append(self._make_return(object_id_for(spec.task_id, 1), None))
+        reply.returns.append(self._make_return(spec, object_id_for(spec.task_id, 1), None))
         return reply
 
     # -- actors ---------------------------------------------------------------------
@@ -453,17 +467,29 @@ class Executor:
         if force:
             self.w.loop.call_later(0.01, self.exit_now, "force cancel")
             return True
-        self.cancelled.add(task_id)
-        if self.running_main == task_id:
-            # A real signal (not _thread.interrupt_main) so blocking calls
-            # such as time.sleep return with EINTR and raise at once.
+        self.cancelled.add(task_id)  # not started yet: it will not run
+        if self.actor_loop is not None:  # async actor: cancel its asyncio task
+            loop = self.actor_loop
+
+            def cancel_there() -> None:
+                t = self.async_tasks.get(task_id)
+                if t is not None:
+                    t.cancel()
+
+            loop.call_soon_threadsafe(cancel_there)
+            return True
+        if self.running_main == task_id and (
+                self.actor_spec is None or getattr(self.actor, "__jray_interruptible__", False)):
+            # A task (or an actor that asks for it, such as a %%remote
+            # namespace): a real signal (not _thread.interrupt_main) so
+            # blocking calls such as time.sleep return with EINTR and raise
+            # at once. A running call of any other actor is not interrupted:
+            # it sees is_canceled() turn True.
             signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)  # type: ignore[arg-type]
-            return True
-        cf = self.running_async.get(task_id)
-        if cf is not None:
-            cf.cancel()
-            return True
         return True
+
+    def is_cancelled(self, task_id: bytes) -> bool:
+        return task_id in self.cancelled
 
     # -- environment ------------------------------------------------------------------
     def _apply_env(self, spec: cpb.TaskSpec) -> dict[str, str | None]:
