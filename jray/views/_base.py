@@ -1,0 +1,84 @@
+"""What every view shares: where it reads the state API, named data sources,
+stable colours.
+
+A view owns plain column dicts (``data()``) computed by ``update()`` from
+``jray.util.state`` only, and mirrors them into Bokeh ``ColumnDataSource``
+objects named after their keys, so a page can find each source with
+``Bokeh.documents[0].get_model_by_name(name)`` and swap its ``.data``.
+"""
+
+from __future__ import annotations
+
+import threading
+import zlib
+from collections.abc import Sequence
+from typing import Any
+
+from bokeh.models import ColumnDataSource
+from bokeh.models.layouts import LayoutDOM
+from bokeh.palettes import Category20_20
+
+Columns = dict[str, list[Any]]
+
+
+class View:
+    """A view: named sources, ``update()`` from the state API, ``layout()``.
+
+    ``address``/``token`` query a cluster this process is not attached to
+    (as in ``jray.util.state``); without them the process must be a driver
+    (``jray.init``).
+    """
+
+    #: Source names and their columns (empty at first).
+    SOURCES: dict[str, Sequence[str]] = {}
+
+    def __init__(self, *, address: str | None = None, token: str | None = None) -> None:
+        self.address = address
+        self.token = token
+        self._lock = threading.Lock()
+        self._data: dict[str, Columns] = {name: {c: [] for c in cols} for name, cols in self.SOURCES.items()}
+        self.sources: dict[str, ColumnDataSource] = {
+            name: ColumnDataSource(data={c: [] for c in cols}, name=name) for name, cols in self.SOURCES.items()}
+        self._layout: LayoutDOM | None = None
+
+    @property
+    def state_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``jray.util.state`` functions."""
+        if self.address is None:
+            return {}
+        return {"address": self.address, "token": self.token}
+
+    def compute(self) -> dict[str, Columns]:
+        """Read the state API and return new columns for every source."""
+        raise NotImplementedError
+
+    def update(self) -> None:
+        """Read the state API once and refresh every source."""
+        new = self.compute()
+        with self._lock:
+            self._data = new
+            for name, cols in new.items():
+                self.sources[name].data = dict(cols)
+
+    def data(self) -> dict[str, Columns]:
+        """``{source_name: {column: [...]}}``, JSON-serialisable, as of the last ``update()``."""
+        with self._lock:
+            return {name: {c: list(v) for c, v in cols.items()} for name, cols in self._data.items()}
+
+    def layout(self) -> LayoutDOM:
+        """The Bokeh layout showing this view's sources (built once)."""
+        if self._layout is None:
+            self._layout = self.build()
+        return self._layout
+
+    def build(self) -> LayoutDOM:
+        raise NotImplementedError
+
+
+def color_for(name: str) -> str:
+    """The same colour for the same function name, in every process and page."""
+    return Category20_20[zlib.crc32(name.encode()) % len(Category20_20)]
+
+
+def short(hex_id: str | None, n: int = 8) -> str:
+    return (hex_id or "")[:n]

@@ -1,0 +1,60 @@
+"""Views shown live inside a notebook.
+
+Bokeh's ``push_notebook`` does not reach JupyterLab, so the layout goes
+into a ``jupyter_bokeh.BokehModel`` widget: changes to the Bokeh document
+travel over the widget's comm. A daemon thread calls the view's
+``update()`` every ``period`` seconds (a thread, not the kernel's loop, so
+the view moves while a cell blocks in ``jray.get``); ``close()`` stops it
+and joins it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from jupyter_bokeh import BokehModel
+
+from jray.views._base import View
+
+logger = logging.getLogger(__name__)
+
+
+class LiveView(BokehModel):  # type: ignore[misc]  # untyped ipywidgets base
+    """A ``BokehModel`` widget whose view refreshes itself until ``close()``."""
+
+    def __init__(self, view: View, period: float = 1.0, **kwargs: Any) -> None:
+        view.update()
+        super().__init__(view.layout(), **kwargs)
+        self.view = view
+        self.period = period
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = threading.Thread(
+            target=self._run, name=f"jray-{type(view).__name__}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        failures = 0
+        while not self._stop.wait(self.period * (1 + min(failures, 10))):
+            try:
+                self.view.update()
+                failures = 0
+            except Exception as e:  # noqa: BLE001 - keep polling: the cluster may come back
+                failures += 1
+                logger.debug("view update failed: %s", e)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop polling (the widget stays, frozen)."""
+        self._stop.set()
+        t, self._thread = self._thread, None
+        if t is not None and t is not threading.current_thread():
+            t.join(timeout)
+
+    def close(self) -> None:
+        self.stop()
+        super().close()

@@ -1,0 +1,125 @@
+"""Full-page views for the Jupyter server extension's dashboard handlers.
+
+The handler serves two URLs per page: the page itself and its data.
+
+::
+
+    from jray.views.pages import VIEWS, page_html, page_data
+
+    # GET .../jray/views/task_stream  -> the page (static: no cluster call)
+    html = page_html("task_stream", data_url="task_stream/data")
+
+    # GET .../jray/views/task_stream/data  -> JSON the page polls every second
+    state = {}                          # keep one per page (or per browser) for history
+    payload = page_data("task_stream", state, address=gcs_address, token=token)
+
+``page_html`` returns a standalone HTML document with BokehJS inlined (no
+CDN: pages work offline and behind JupyterHub/Binder) and the view's layout,
+its ColumnDataSources named after the keys of the data. A small script GETs
+``data_url`` (same origin, cookies sent) about once a second and assigns
+each ``{source_name: {column: [...]}}`` entry of the reply to the source
+found by ``Bokeh.documents[0].get_model_by_name(source_name)``; it counts
+successful updates in ``document.body.dataset.jrayUpdates`` and shows the
+last error in ``#jray-status``.
+
+``page_data(name, state)`` builds the JSON from a fresh ``update()``. Pass
+the same ``state`` dict on every call for a page: it keeps the view
+instance (``state["view"]``), so views that sample over time (store use per
+node) accumulate history. Equivalent, by hand::
+
+    view = VIEWS[name](address=..., token=...)   # once per page
+    view.update(); view.data()                   # per request
+
+Without ``address``/``token`` the calling process must be a driver
+(``jray.init(address=...)``); with them it need not be (as in
+``jray.util.state``). ``address`` is the GCS address (``HOST:PORT``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from bokeh.embed import file_html
+from bokeh.resources import INLINE
+
+from jray.views._base import View
+from jray.views.object_store import ObjectStoreView
+from jray.views.task_stream import TaskStreamView
+
+__all__ = ["VIEWS", "TITLES", "make_view", "page_data", "page_html"]
+
+VIEWS: dict[str, type[View]] = {"task_stream": TaskStreamView, "object_store": ObjectStoreView}
+TITLES = {"task_stream": "jray: task stream", "object_store": "jray: object store"}
+POLL_MS = 1000
+
+_POLL = """
+<div id="jray-status" style="font: 11px sans-serif; color: #888; padding: 2px 8px"></div>
+<script type="text/javascript">
+(function () {
+  const url = %(url)s, names = %(names)s, period = %(period)d;
+  let busy = false, updates = 0;
+  const status = (text) => { const el = document.getElementById("jray-status"); if (el) el.textContent = text; };
+  async function tick() {
+    if (busy || !window.Bokeh || !Bokeh.documents || !Bokeh.documents.length) return;
+    busy = true;
+    try {
+      const r = await fetch(url, {credentials: "same-origin", cache: "no-store",
+                                  headers: {"Accept": "application/json"}});
+      if (!r.ok) { status("update failed: HTTP " + r.status); return; }
+      const payload = await r.json(), doc = Bokeh.documents[0];
+      for (const name of names) {
+        const source = doc.get_model_by_name(name);
+        if (source && payload[name]) source.data = payload[name];
+      }
+      updates += 1;
+      document.body.dataset.jrayUpdates = String(updates);
+      status("updated " + new Date().toLocaleTimeString());
+    } catch (e) {
+      status("update failed: " + e);
+    } finally {
+      busy = false;
+    }
+  }
+  setInterval(tick, period);
+  window.addEventListener("load", tick);
+})();
+</script>
+"""
+
+
+def make_view(name: str, *, address: str | None = None, token: str | None = None) -> View:
+    """A new view for page ``name`` (KeyError names the pages there are)."""
+    try:
+        cls = VIEWS[name]
+    except KeyError:
+        raise KeyError(f"no view named {name!r}; there are {sorted(VIEWS)}") from None
+    return cls(address=address, token=token)
+
+
+def page_html(name: str, data_url: str, title: str | None = None) -> str:
+    """A standalone HTML page for view ``name`` that polls ``data_url`` for its data."""
+    view = make_view(name)
+    html = file_html(view.layout(), resources=INLINE, title=title or TITLES.get(name, name))
+    script = _POLL % {"url": json.dumps(data_url), "names": json.dumps(sorted(view.SOURCES)),
+                      "period": POLL_MS}
+    head, sep, tail = html.rpartition("</body>")
+    return head + script + sep + tail if sep else html + script
+
+
+def page_data(name: str, state: dict[str, Any] | None = None, *, address: str | None = None,
+              token: str | None = None) -> dict[str, dict[str, list[Any]]]:
+    """``{source_name: {column: [...]}}`` for page ``name`` after a fresh ``update()``.
+
+    ``state``: a dict kept by the caller per page; the view lives in
+    ``state["view"]`` between calls (``address``/``token`` may also be given
+    there as ``state["address"]``/``state["token"]``).
+    """
+    if state is None:
+        state = {}
+    view = state.get("view")
+    if not isinstance(view, View) or type(view) is not VIEWS.get(name):
+        view = state["view"] = make_view(name, address=address or state.get("address"),
+                                         token=token or state.get("token"))
+    view.update()
+    return view.data()

@@ -1,0 +1,147 @@
+"""Live views on a real cluster: the Bokeh views' ``update()`` and data
+sources, the full pages (``jray.views.pages``), the inline widget, and the
+ClusterMonitor widget. Task events and store stats reach the GCS in
+batches, so every check polls with a deadline."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import bokeh
+import numpy as np
+import pytest
+
+import jray
+from jray._private.worker import global_state
+from jray.views import ObjectStoreView, TaskStreamView
+from jray.views.pages import VIEWS, page_data, page_html
+
+DEADLINE = 30.0
+
+
+def poll(fn: Callable[[], Any], ok: Callable[[Any], bool], what: str, timeout: float = DEADLINE) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fn()
+        if ok(value):
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: still {value!r} after {timeout}s")
+        time.sleep(0.2)
+
+
+@jray.remote
+def nap(x):
+    time.sleep(0.05)
+    return x
+
+
+@jray.remote
+def crash():
+    raise ValueError("view boom")
+
+
+@pytest.fixture(scope="module")
+def ran(jray_cluster):
+    assert jray.get([nap.remote(i) for i in range(4)], timeout=60) == [0, 1, 2, 3]
+    with pytest.raises(jray.exceptions.RayTaskError):
+        jray.get(crash.remote(), timeout=60)
+    return jray_cluster
+
+
+def _stream(view: TaskStreamView) -> dict[str, list]:
+    view.update()
+    return dict(view.sources["task_stream"].data)
+
+
+def _done(data: dict[str, list]) -> bool:
+    ours = [s for n, s in zip(data["name"], data["state"], strict=True) if n in ("nap", "crash")]
+    return len(ours) == 5 and data["name"].count("nap") == 4 and all(s in ("FINISHED", "FAILED") for s in ours)
+
+
+def test_task_stream_has_a_bar_per_task_in_its_worker_lane(ran):
+    view = TaskStreamView()
+    data = poll(lambda: _stream(view), _done, "task stream bars")
+    lanes = dict(view.sources["task_lanes"].data)
+    assert lanes["lane"] == list(range(len(lanes["label"])))
+    pids = {t["task_id"]: t["worker_pid"] for t in jray.util.state.list_tasks(limit=1000)}
+    for i, tid in enumerate(data["task_id"]):
+        if data["name"][i] not in ("nap", "crash"):
+            continue
+        assert data["end"][i] >= data["start"][i] > 0
+        assert data["worker_pid"][i] == pids[tid]
+        assert lanes["label"][data["lane"][i]].endswith(f"pid {pids[tid]}")  # the right lane
+    naps = [i for i, n in enumerate(data["name"]) if n == "nap"]
+    assert len({data["color"][i] for i in naps}) == 1  # coloured by function
+    (c,) = [i for i, n in enumerate(data["name"]) if n == "crash"]
+    assert data["failed"][c] and data["state"][c] == "FAILED" and "view boom" in data["error"][c]
+    assert data["line_color"][c] != data["color"][c]  # failed tasks are marked
+    assert not any(data["failed"][i] for i in naps)
+
+
+def test_task_stream_queue_and_utilisation(ran):
+    view = TaskStreamView()
+    poll(lambda: _stream(view), _done, "task stream bars")
+    q = view.sources["task_queue"].data
+    assert len(q["time"]) > 1 and set(q) >= {"SUBMITTED", "PENDING_ARGS", "PENDING_NODE_ASSIGNMENT", "SCHEDULED"}
+    assert max(q["SUBMITTED"]) >= 1  # the tasks sat SUBMITTED at some sample
+    u = view.sources["task_util"].data
+    assert u["cpus"][0] == 2
+    assert max(u["running"]) >= 1 and 0 < max(u["utilisation"]) <= 1
+
+
+def test_object_store_view_shows_use_and_largest_object(jray_cluster):
+    view = ObjectStoreView()
+    arr = np.ones(3_000_000)
+    ref = jray.put(arr)
+    view.update()
+    nodes = view.sources["store_nodes"].data
+    assert nodes["used"][0] >= arr.nbytes and nodes["capacity"][0] > nodes["used"][0]
+    assert nodes["num_objects"][0] >= 1
+    objs = view.sources["store_objects"].data
+    assert objs["object_id"][0] == ref.hex() and objs["size"][0] >= arr.nbytes  # largest first
+    assert str(global_state.worker.port) in objs["owner"][0] and objs["owner_pid"][0] > 0
+    view.update()
+    usage = view.sources["store_usage"].data
+    assert len(usage["xs"][0]) == 2 and usage["used"][0][-1] >= arr.nbytes  # history grows
+    del ref
+
+
+def test_page_html_inlines_bokehjs_and_names_the_sources():
+    for name, cls in VIEWS.items():
+        html = page_html(name, "/jray/views/data?x=1", title="T")
+        assert html.lstrip().lower().startswith("<!doctype html>")
+        assert "<script src" not in html and "cdn.bokeh.org" not in html  # BokehJS inlined, no CDN
+        assert bokeh.__version__ in html and "Bokeh.embed" in html
+        assert '"/jray/views/data?x=1"' in html and "get_model_by_name" in html
+        for source in cls.SOURCES:
+            assert f'"{source}"' in html
+        assert "<title>T</title>" in html
+
+
+def test_page_data_round_trips_json(ran):
+    state: dict = {}
+    data = page_data("task_stream", state)
+    assert set(data) == set(VIEWS["task_stream"].SOURCES)
+    assert json.loads(json.dumps(data)) == data
+    again = page_data("object_store", {})
+    assert json.loads(json.dumps(again)) == again
+    first = page_data("object_store", state)  # another page name in the same state: a new view
+    assert isinstance(state["view"], VIEWS["object_store"])
+    second = page_data("object_store", state)
+    assert len(second["store_usage"]["xs"][0]) == len(first["store_usage"]["xs"][0]) + 1
+    with pytest.raises(KeyError, match="task_stream"):
+        page_data("nope")
+
+
+def test_views_with_explicit_address_and_token(ran):
+    w = global_state.worker
+    data = page_data("object_store", address=jray_cluster_address(ran), token=w.token)
+    assert data["store_nodes"]["node_id"]
+
+
+def jray_cluster_address(ctx: Any) -> str:
+    return ctx.address_info["gcs_address"]
