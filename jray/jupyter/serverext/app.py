@@ -1,0 +1,87 @@
+"""``JrayExtension``: the Jupyter server extension's configuration and lifecycle.
+
+Configure it like any Jupyter app (``jupyter_server_config.py``, or the
+command line)::
+
+    c.JrayExtension.mode = "start"          # or "attach", "none"
+    c.JrayExtension.num_cpus = 4
+    c.JrayExtension.object_store_memory = 2 * 1024**3
+    # jupyter lab --JrayExtension.mode=attach --JrayExtension.address=10.0.0.5:6380
+"""
+
+from __future__ import annotations
+
+from jupyter_server.extension.application import ExtensionApp
+from jupyter_server.utils import url_path_join
+from traitlets import Dict, Enum, Float, Int, Unicode
+
+from jray.jupyter.serverext import handlers
+from jray.jupyter.serverext.cluster import ClusterError, HeadOptions, ServerCluster
+
+
+class JrayExtension(ExtensionApp):
+    """Starts or attaches the server's jray cluster, hands it to kernels, serves
+    the REST API and the dashboard pages."""
+
+    name = "jray"
+    load_other_extensions = True
+
+    mode = Enum(["start", "attach", "none"], default_value="start", config=True,
+                help="""What to do when the server starts: 'start' a local jray head (stopped with
+                the server), 'attach' to the running cluster at `address` (left running), or 'none'
+                (the sidebar's Start button can still start a local head).""")
+    address = Unicode("", config=True,
+                      help="""GCS address HOST:PORT of the cluster to attach to in mode 'attach'; 'auto' or
+                      empty: JRAY_ADDRESS, else the address file written by 'jray start --head'.""")
+    token = Unicode("", config=True,
+                    help="""Token of the cluster to attach to; empty: JRAY_TOKEN, else the address file's
+                    when it names the same cluster.""")
+    num_cpus = Float(None, allow_none=True, config=True,
+                     help="CPUs of the local head (default: the machine's count).")
+    num_gpus = Float(None, allow_none=True, config=True,
+                     help="GPUs of the local head (default: those detected).")
+    resources = Dict(value_trait=Float(), default_value={}, config=True,
+                     help="Custom resources of the local head, e.g. {'accelerator': 1}.")
+    object_store_memory = Int(None, allow_none=True, config=True,
+                              help="Bytes of the local head's /dev/shm object store (default: 30% of RAM, "
+                                   "capped by /dev/shm's free space).")
+    worker_num_cpus = Float(1.0, config=True,
+                            help="CPUs of each local worker node added from the REST API or the sidebar.")
+    worker_object_store_memory = Int(None, allow_none=True, config=True,
+                                     help="Object store bytes of each added worker node (default: as the head's "
+                                          "default).")
+    max_worker_nodes = Int(4, config=True,
+                           help="Most local worker nodes this server adds (POST jray/api/nodes).")
+
+    cluster: ServerCluster | None = None
+
+    def view_url(self, name: str = "") -> str:
+        """The page's path under the server's base URL (``jray/views/`` lists them)."""
+        assert self.serverapp is not None
+        return url_path_join(self.serverapp.base_url, "jray/views", name) + ("" if name else "/")
+
+    def initialize_settings(self) -> None:
+        opts = HeadOptions(num_cpus=self.num_cpus, num_gpus=self.num_gpus, resources=dict(self.resources),
+                           object_store_memory=self.object_store_memory, worker_num_cpus=self.worker_num_cpus,
+                           worker_object_store_memory=self.worker_object_store_memory,
+                           max_worker_nodes=self.max_worker_nodes)
+        self.cluster = ServerCluster(opts, dashboard_url=self.view_url())
+        self.settings.update(jray_cluster=self.cluster, jray_extension=self, jray_views=handlers.ViewCache())
+        # Synchronous on purpose: the kernels this server starts inherit the
+        # address through os.environ, so the head is up before any kernel is.
+        try:
+            if self.mode == "start":
+                self.cluster.start()
+            elif self.mode == "attach":
+                self.cluster.attach(self.address, self.token)
+        except (ClusterError, RuntimeError, OSError, ValueError) as e:
+            # The server still starts; the sidebar shows the cluster stopped.
+            self.log.error("jray: could not %s the cluster: %s", self.mode, e)
+
+    def initialize_handlers(self) -> None:
+        self.handlers.extend(handlers.handlers())
+
+    async def stop_extension(self) -> None:
+        """Stop what this server started (an attached cluster is left running)."""
+        if self.cluster is not None:
+            self.cluster.stop()

@@ -1,0 +1,204 @@
+"""The cluster a Jupyter server works with: one it started, or one it attached to.
+
+``ServerCluster`` is plain state with blocking methods (the handlers run them
+in a thread so the server's loop never waits on a daemon's start-up). It never
+makes the server process a jray driver: status comes from
+``jray.util.state`` with an explicit address and token.
+
+Kernels learn the cluster through the server's environment, which every
+kernel (and terminal) the server starts inherits: ``JRAY_ADDRESS`` and
+``JRAY_TOKEN`` (so a bare ``jray.init()`` attaches) and
+``JRAY_DASHBOARD_URL`` (the pages, for ``%jray dashboard``). Values the
+server had before are put back when the cluster goes.
+
+A started head is tied to the server process (its daemons exit if the
+server dies) but not to any kernel, so it outlives kernel restarts; stopping
+it stops every node this server added. An attached cluster is never
+stopped, only the local nodes the server added to it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from jray._private import node as _node
+
+log = logging.getLogger(__name__)
+
+ENV_KEYS = ("JRAY_ADDRESS", "JRAY_TOKEN", "JRAY_DASHBOARD_URL")
+
+
+class ClusterError(Exception):
+    """Raised when a request cannot be carried out in the cluster's current
+    state (``status`` is the HTTP status the REST API answers with)."""
+
+    def __init__(self, message: str, status: int = 409) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class HeadOptions:
+    """Resources of the local head and of the worker nodes added from the sidebar."""
+
+    num_cpus: float | None = None
+    num_gpus: float | None = None
+    resources: dict[str, float] = field(default_factory=dict)
+    object_store_memory: int | None = None
+    worker_num_cpus: float = 1.0
+    worker_object_store_memory: int | None = None
+    max_worker_nodes: int = 4
+
+
+class ServerCluster:
+    """What the server knows of its cluster, and the only code that starts or stops it."""
+
+    def __init__(self, options: HeadOptions, dashboard_url: str = "") -> None:
+        self.options = options
+        self.dashboard_url = dashboard_url
+        self.handle: _node.ClusterHandle | None = None  # a head this server started
+        self.address = ""
+        self.token = ""
+        self.owned = False
+        self.workers: list[_node.NodeHandle] = []  # local nodes this server added
+        self._joined: _node.ClusterHandle | None = None  # session of nodes joining an attached cluster
+        self._saved_env: dict[str, str | None] = {}
+        self._lock = threading.RLock()  # one start/stop/add/remove at a time
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return bool(self.address)
+
+    def start(self) -> None:
+        """Start a local head (GCS + raylet) owned by this server."""
+        with self._lock:
+            if self.running:
+                raise ClusterError(f"a cluster is already in use at {self.address}")
+            o = self.options
+            handle = _node.start_head(num_cpus=o.num_cpus, num_gpus=o.num_gpus, resources=o.resources or None,
+                                      object_store_memory=o.object_store_memory)
+            self.handle, self.owned = handle, True
+            self._use(handle.gcs_address, handle.token)
+            log.info("jray: started a local head, GCS at %s (session %s)", handle.gcs_address, handle.session_dir)
+
+    def attach(self, address: str, token: str) -> None:
+        """Use the running cluster at ``address`` (never stopped by this server)."""
+        with self._lock:
+            if self.running:
+                raise ClusterError(f"a cluster is already in use at {self.address}")
+            address, token = resolve(address, token)
+            self.owned = False
+            self._use(address, token)
+            log.info("jray: attached to the cluster at %s", address)
+
+    def stop(self) -> None:
+        """Stop the nodes this server added and the head it started; forget an
+        attached cluster without stopping it."""
+        with self._lock:
+            for n in reversed(self.workers):
+                _node.stop_node(n)
+                if self.handle is not None and n in self.handle.nodes:
+                    self.handle.nodes.remove(n)
+            self.workers.clear()
+            if self.handle is not None:
+                log.info("jray: stopping the local head at %s", self.handle.gcs_address)
+                _node.stop_cluster(self.handle)
+                self.handle = None
+            self._joined = None
+            self.address = self.token = ""
+            self.owned = False
+            self._restore_env()
+
+    def add_node(self) -> _node.NodeHandle:
+        """Start a local worker raylet that joins the cluster."""
+        with self._lock:
+            if not self.running:
+                raise ClusterError("no cluster is running")
+            o = self.options
+            if len(self.workers) >= o.max_worker_nodes:
+                raise ClusterError(f"this server already runs {len(self.workers)} worker nodes "
+                                   f"(JrayExtension.max_worker_nodes)")
+            if self.handle is None and self._joined is None:  # nodes joining an attached cluster
+                self._joined = _node.ClusterHandle(self.address, self.token, _node.new_session_dir(), 0)
+            target = self.handle or self._joined
+            assert target is not None
+            node = _node.add_node(target, num_cpus=o.worker_num_cpus, num_gpus=0,
+                                  object_store_memory=o.worker_object_store_memory)
+            self.workers.append(node)
+            return node
+
+    def remove_node(self, node_id: str | None = None) -> str:
+        """Stop a worker node this server added (the newest when ``node_id`` is None)."""
+        with self._lock:
+            if not self.workers:
+                raise ClusterError("this server has added no worker node to remove")
+            if node_id is None:
+                node = self.workers[-1]
+            else:
+                found = [n for n in self.workers if n.node_id == node_id]
+                if not found:
+                    raise ClusterError(f"node {node_id} is not a worker node this server added", 404)
+                node = found[0]
+            self.workers.remove(node)
+            if self.handle is not None and node in self.handle.nodes:
+                self.handle.nodes.remove(node)
+            _node.stop_node(node)
+            return node.node_id
+
+    def workers_ids(self) -> list[str]:
+        return [n.node_id for n in self.workers]
+
+    # -- the environment kernels inherit ------------------------------------------
+
+    def _use(self, address: str, token: str) -> None:
+        self.address, self.token = address, token
+        env = {"JRAY_ADDRESS": address, "JRAY_TOKEN": token}
+        if self.dashboard_url:
+            env["JRAY_DASHBOARD_URL"] = self.dashboard_url
+        for k, v in env.items():
+            self._saved_env.setdefault(k, os.environ.get(k))
+            os.environ[k] = v
+
+    def _restore_env(self) -> None:
+        for k, v in self._saved_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        self._saved_env.clear()
+
+    # -- what the REST API reports ------------------------------------------------
+
+    def describe(self) -> dict[str, Any]:
+        """The cluster as this server holds it (no network call)."""
+        return {"running": self.running, "address": self.address, "owned": self.owned,
+                "session_dir": self.handle.session_dir if self.handle else "",
+                "worker_nodes": [n.node_id for n in self.workers],
+                "max_worker_nodes": self.options.max_worker_nodes}
+
+
+def resolve(address: str, token: str) -> tuple[str, str]:
+    """(address, token) of the cluster to attach to: ``address`` or
+    ``JRAY_ADDRESS``, ``"auto"`` for the address file of ``jray start
+    --head``; ``token`` or ``JRAY_TOKEN``, else the address file's when it
+    names the same cluster."""
+    address = address or os.environ.get("JRAY_ADDRESS", "") or "auto"
+    info = _node.read_address_file()
+    if address == "auto":
+        if info is None:
+            raise ClusterError("no running jray cluster found to attach to (start one with "
+                               "'jray start --head' or set JrayExtension.address)", 404)
+        return str(info["gcs_address"]), token or str(info["token"])
+    address = address.removeprefix("jray://").removeprefix("ray://")
+    token = token or os.environ.get("JRAY_TOKEN", "")
+    if not token and info is not None and info.get("gcs_address") == address:
+        token = str(info["token"])
+    if not token:
+        raise ClusterError(f"no token for the cluster at {address}: set JrayExtension.token or JRAY_TOKEN", 400)
+    return address, token

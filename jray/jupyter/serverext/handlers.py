@@ -1,0 +1,286 @@
+"""The extension's HTTP handlers, all under the server's base URL and behind
+Jupyter's own authentication (the token or login of the server, JupyterHub's
+OAuth behind a hub): ``jray/api/...`` answers JSON, ``jray/views/...`` the
+dashboard pages.
+
+Blocking work (state API calls over gRPC, starting daemons) runs in a thread
+so the server's event loop stays free.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import json
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import tornado.web
+from jupyter_server.base.handlers import APIHandler, JupyterHandler
+from jupyter_server.utils import url_path_join
+
+from jray.jupyter.serverext.cluster import ClusterError, ServerCluster
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+
+async def _blocking(fn: Callable[[], T]) -> T:
+    return await asyncio.get_running_loop().run_in_executor(None, fn)
+
+
+class _Base(APIHandler):
+    @property
+    def cluster(self) -> ServerCluster:
+        return self.settings["jray_cluster"]  # type: ignore[no-any-return]
+
+    @property
+    def ext(self) -> Any:
+        return self.settings["jray_extension"]
+
+    def _state(self) -> dict[str, Any]:
+        c = self.cluster
+        return {"address": c.address, "token": c.token}
+
+    def reply(self, body: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(body))
+
+    async def run(self, fn: Callable[[], Any]) -> Any:
+        """``fn()`` in a thread; a ClusterError answers its status, a failed
+        state call 503 (the cluster went away)."""
+        try:
+            return await _blocking(fn)
+        except ClusterError as e:
+            raise tornado.web.HTTPError(e.status, str(e)) from None
+        except (ConnectionError, RuntimeError, OSError) as e:
+            raise tornado.web.HTTPError(503, f"jray cluster unavailable: {e}") from None
+
+    def require_running(self) -> None:
+        if not self.cluster.running:
+            raise tornado.web.HTTPError(409, "no jray cluster is running (POST jray/api/start)")
+
+
+def cluster_summary(nodes: list[dict[str, Any]]) -> dict[str, Any]:
+    """Totals over the live nodes (``list_nodes(detail=True)`` rows)."""
+    alive = [n for n in nodes if n["state"] == "ALIVE"]
+    total: dict[str, float] = {}
+    avail: dict[str, float] = {}
+    for n in alive:
+        for k, v in n["resources_total"].items():
+            if not k.startswith("node:"):
+                total[k] = total.get(k, 0.0) + v
+        for k, v in n["resources_available"].items():
+            if not k.startswith("node:"):
+                avail[k] = avail.get(k, 0.0) + v
+    return {"nodes_alive": len(alive), "nodes_dead": len(nodes) - len(alive),
+            "resources_total": total, "resources_available": avail,
+            "object_store_memory": sum(n["object_store_memory"] for n in alive),
+            "object_store_used": sum(n["object_store_used"] for n in alive),
+            "spilled_bytes": sum(n["spilled_bytes"] for n in alive),
+            "num_workers": sum(n["num_workers"] for n in alive)}
+
+
+class StatusHandler(_Base):
+    """GET ``jray/api/status``: mode, address, whether this server owns the
+    cluster, resource totals, links to the pages and the ``jray.init()``
+    snippet for notebooks."""
+
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        c = self.cluster
+        body: dict[str, Any] = {"mode": self.ext.mode, **c.describe(), "state": "stopped",
+                                "views": {name: self.ext.view_url(name) for name in _page_names()},
+                                "snippet": snippet(c.address)}
+        if c.running:
+            from jray.util.state import list_nodes
+
+            st = self._state()
+            try:
+                nodes = await _blocking(lambda: list_nodes(detail=True, limit=0, **st))
+                body.update(cluster_summary(nodes), state="running")
+            except Exception as e:  # the cluster went away: report it, do not fail the poll
+                body.update(state="unreachable", error=str(e))
+        self.reply(body)
+
+
+def snippet(address: str) -> str:
+    where = f" at {address}" if address else ""
+    return ("import jray\n\n"
+            f"jray.init()  # attaches to this Jupyter server's jray cluster{where} (JRAY_ADDRESS)\n")
+
+
+class NodesHandler(_Base):
+    """GET ``jray/api/nodes``: every node (``list_nodes`` rows, plus
+    ``added_by_server``); POST adds a local worker node; DELETE
+    ``jray/api/nodes[/<node_id>]`` removes one this server added (the newest
+    without an id)."""
+
+    @tornado.web.authenticated
+    async def get(self, node_id: str = "") -> None:
+        self.require_running()
+        from jray.util.state import list_nodes
+
+        st = self._state()
+        nodes = await self.run(lambda: list_nodes(detail=True, limit=0, **st))
+        added = set(self.cluster.workers_ids())
+        for n in nodes:
+            n["added_by_server"] = n["node_id"] in added
+        if node_id:
+            nodes = [n for n in nodes if n["node_id"] == node_id]
+            if not nodes:
+                raise tornado.web.HTTPError(404, f"no node {node_id}")
+            self.reply(nodes[0])
+            return
+        self.reply({"nodes": nodes})
+
+    @tornado.web.authenticated
+    async def post(self, node_id: str = "") -> None:
+        if node_id:
+            raise tornado.web.HTTPError(405)
+        node = await self.run(self.cluster.add_node)
+        self.reply({"node_id": node.node_id, "raylet_address": node.raylet_address}, 201)
+
+    @tornado.web.authenticated
+    async def delete(self, node_id: str = "") -> None:
+        removed = await self.run(lambda: self.cluster.remove_node(node_id or None))
+        self.reply({"removed": removed})
+
+
+class TasksHandler(_Base):
+    """GET ``jray/api/tasks``: ``summarize_tasks`` plus counts by state."""
+
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        self.require_running()
+        from jray.util.state import summarize_tasks
+
+        st = self._state()
+        summary = await self.run(lambda: summarize_tasks(**st))
+        by_state: dict[str, int] = {}
+        for entry in summary["cluster"]["summary"].values():
+            for state, n in entry["state_counts"].items():
+                by_state[state] = by_state.get(state, 0) + n
+        summary["by_state"] = by_state
+        self.reply(summary)
+
+
+class StartHandler(_Base):
+    """POST ``jray/api/start``: start a local head with the configured resources."""
+
+    @tornado.web.authenticated
+    async def post(self) -> None:
+        await self.run(self.cluster.start)
+        self.reply(self.cluster.describe(), 201)
+
+
+class StopHandler(_Base):
+    """POST ``jray/api/stop``: stop the head this server started (and its added
+    nodes); refused (409) for a cluster the server attached to."""
+
+    @tornado.web.authenticated
+    async def post(self) -> None:
+        c = self.cluster
+        if not c.running:
+            raise tornado.web.HTTPError(409, "no jray cluster is running")
+        if not c.owned:
+            raise tornado.web.HTTPError(409, f"the cluster at {c.address} was not started by this server; "
+                                             "stop it where it was started ('jray stop')")
+        await self.run(c.stop)
+        self.reply(c.describe())
+
+
+# -- dashboard pages -----------------------------------------------------------
+
+
+class ViewCache:
+    """One view object per page name for the current cluster (a view keeps
+    history, e.g. store use over time, so it lives across polls)."""
+
+    def __init__(self) -> None:
+        self._views: dict[str, Any] = {}
+        self._key = ""
+        self._lock = threading.Lock()
+
+    def data(self, name: str, address: str, token: str) -> dict[str, Any]:
+        from jray.views import pages
+
+        with self._lock:
+            if self._key != address:
+                self._views.clear()
+                self._key = address
+            view = self._views.get(name)
+            if view is None:
+                view = self._views[name] = pages.make_view(name, address=address, token=token)
+        view.update()
+        return view.data()  # type: ignore[no-any-return]
+
+
+def _page_names() -> list[str]:
+    try:
+        from jray.views import pages
+    except ImportError:  # the views need bokeh (the [notebook]/[server] extras)
+        return []
+    return list(pages.VIEWS)
+
+
+def _page_titles() -> dict[str, str]:
+    from jray.views import pages
+
+    return dict(pages.TITLES)
+
+
+class ViewDataHandler(_Base):
+    """GET ``jray/api/views/<name>``: the view's sources as JSON
+    (``{source: {column: [...]}}``), refreshed from the state API."""
+
+    @tornado.web.authenticated
+    async def get(self, name: str) -> None:
+        if name not in _page_names():
+            raise tornado.web.HTTPError(404, f"no view {name!r}")
+        self.require_running()
+        c, cache = self.cluster, self.settings["jray_views"]
+        data = await self.run(lambda: cache.data(name, c.address, c.token))
+        self.reply(data)
+
+
+class ViewPageHandler(JupyterHandler):
+    """GET ``jray/views/<name>``: the standalone page (BokehJS inlined) that polls
+    ``jray/api/views/<name>``; ``jray/views/`` lists the pages."""
+
+    @tornado.web.authenticated
+    def get(self, name: str = "") -> None:
+        names = _page_names()
+        base = self.settings["base_url"]
+        if not name:
+            titles = _page_titles()
+            links = "".join(f"<li><a href='{html.escape(url_path_join(base, 'jray/views', n))}'>"
+                            f"{html.escape(titles.get(n, n))}</a></li>" for n in names)
+            self.finish(f"<!doctype html><html><head><meta charset='utf-8'><title>jray dashboard</title></head>"
+                        f"<body><h2>jray dashboard</h2><ul>{links}</ul></body></html>")
+            return
+        if name not in names:
+            raise tornado.web.HTTPError(404, f"no view {name!r}")
+        from jray.views import pages
+
+        data_url = url_path_join(base, "jray/api/views", name)
+        self.finish(pages.page_html(name, data_url))
+
+
+def handlers() -> list[tuple[str, type[tornado.web.RequestHandler]]]:
+    """URL patterns relative to the base URL (the ExtensionApp prepends it)."""
+    return [
+        (r"/jray/api/status", StatusHandler),
+        (r"/jray/api/nodes/?", NodesHandler),
+        (r"/jray/api/nodes/([0-9a-f]+)", NodesHandler),
+        (r"/jray/api/tasks", TasksHandler),
+        (r"/jray/api/start", StartHandler),
+        (r"/jray/api/stop", StopHandler),
+        (r"/jray/api/views/(\w+)", ViewDataHandler),
+        (r"/jray/views/?", ViewPageHandler),
+        (r"/jray/views/(\w+)", ViewPageHandler),
+    ]

@@ -1,0 +1,131 @@
+"""A server in mode 'start' owns its cluster: kernels inherit the address, the
+cluster outlives kernel restarts, stops with the server; POST stop/start."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import psutil
+import pytest
+
+from jray._private import node as _node
+from tests.serverext.conftest import EXT, STORE
+
+pytest_plugins = ["pytest_jupyter.jupyter_server"]
+
+
+@pytest.fixture
+def jp_server_config():
+    return {"ServerApp": {"jpserver_extensions": {EXT: True}},
+            "JrayExtension": {"mode": "start", "num_cpus": 1, "num_gpus": 0, "object_store_memory": STORE}}
+
+
+def ext_of(app):
+    return app.web_app.settings["jray_extension"]
+
+
+async def run_in_kernel(km, code: str, timeout: float = 60) -> str:
+    """Execute ``code`` in the server's kernel ``km``; its stdout (fails on an error)."""
+    kc = km.client()
+    kc.start_channels()
+    try:
+        await kc.wait_for_ready(timeout=timeout)
+        out: list[str] = []
+
+        def hook(msg):
+            if msg["msg_type"] == "stream":
+                out.append(msg["content"]["text"])
+            elif msg["msg_type"] == "error":
+                out.append("\n".join(msg["content"]["traceback"]))
+
+        reply = await kc.execute_interactive(code, timeout=timeout, output_hook=hook)
+        assert reply["content"]["status"] == "ok", "".join(out)
+        return "".join(out)
+    finally:
+        kc.stop_channels()
+
+
+async def test_kernels_attach_and_outlive_restarts(jp_serverapp, jp_fetch):
+    ext = ext_of(jp_serverapp)
+    c = ext.cluster
+    assert c.running and c.owned
+    r = await jp_fetch("jray", "api", "status")
+    st = json.loads(r.body)
+    assert st["state"] == "running" and st["owned"] and st["resources_total"]["CPU"] == 1.0
+    assert os.environ["JRAY_ADDRESS"] == c.address
+    assert os.environ["JRAY_DASHBOARD_URL"].endswith("/jray/views/")
+
+    mkm = jp_serverapp.kernel_manager
+    kid = await mkm.start_kernel(kernel_name="python3")
+    try:
+        km = mkm.get_kernel(kid)
+        env = psutil.Process(km.provisioner.pid).environ()
+        assert env["JRAY_ADDRESS"] == c.address and env["JRAY_TOKEN"] == c.token
+        out = await run_in_kernel(km, """
+import jray
+ctx = jray.init(namespace="nb")
+
+@jray.remote
+class Keeper:
+    def __init__(self):
+        self.v = 0
+    def add(self, n):
+        self.v += n
+        return self.v
+
+k = Keeper.options(name="keeper", lifetime="detached").remote()
+print("v", jray.get(k.add.remote(41)), ctx.address_info["gcs_address"])
+""")
+        assert f"v 41 {c.address}" in out
+        await mkm.restart_kernel(kid)
+        out = await run_in_kernel(mkm.get_kernel(kid), """
+import jray
+jray.init(namespace="nb")
+print("again", jray.get(jray.get_actor("keeper").add.remote(1)))
+jray.kill(jray.get_actor("keeper"))
+""")
+        assert "again 42" in out
+    finally:
+        await mkm.shutdown_kernel(kid, now=True)
+
+
+async def test_cluster_stops_with_the_server(jp_serverapp, jp_fetch):
+    c = ext_of(jp_serverapp).cluster
+    info = {"session_dir": c.handle.session_dir, "gcs_pid": c.handle.gcs_pid,
+            "nodes": [{"raylet_pid": n.raylet_pid, "store_path": n.store_path} for n in c.handle.nodes]}
+    r = await jp_fetch("jray", "api", "nodes", method="POST", body=b"")
+    assert r.code == 201
+    info["nodes"] += [{"raylet_pid": n.raylet_pid, "store_path": n.store_path} for n in c.workers]
+    assert len(_node.session_processes(info)) >= 3  # gcs, head raylet, worker raylet
+    await jp_serverapp.cleanup_extensions()  # what the server runs when it shuts down
+    assert _node.session_processes(info) == []
+    assert _node.session_store_files(info) == []
+    assert "JRAY_ADDRESS" not in os.environ and not c.running
+
+
+async def test_stop_and_start_over_rest(jp_serverapp, jp_fetch):
+    c = ext_of(jp_serverapp).cluster
+    first = c.address
+    r = await jp_fetch("jray", "api", "stop", method="POST", body=b"")
+    assert r.code == 200 and not json.loads(r.body)["running"]
+    st = json.loads((await jp_fetch("jray", "api", "status")).body)
+    assert st["state"] == "stopped" and "JRAY_ADDRESS" not in os.environ
+    r = await jp_fetch("jray", "api", "start", method="POST", body=b"")
+    assert r.code == 201
+    st = json.loads((await jp_fetch("jray", "api", "status")).body)
+    assert st["state"] == "running" and st["owned"] and st["address"] != first
+    assert os.environ["JRAY_ADDRESS"] == st["address"]
+
+
+@pytest.mark.parametrize("jp_server_config", [
+    {"ServerApp": {"jpserver_extensions": {EXT: True}}, "JrayExtension": {"mode": "none"}}])
+async def test_mode_none_starts_nothing(jp_serverapp, jp_fetch):
+    st = json.loads((await jp_fetch("jray", "api", "status")).body)
+    assert st["mode"] == "none" and st["state"] == "stopped" and not st["running"]
+    assert "JRAY_ADDRESS" not in os.environ
+    with pytest.raises(Exception) as e:
+        await jp_fetch("jray", "api", "nodes")
+    assert getattr(e.value, "code", None) == 409
+
+
