@@ -57,10 +57,22 @@ class WorkerPool:
         self._start_sem = asyncio.Semaphore(max_starting)
         self.zygote: asyncio.subprocess.Process | None = None
         self._zygote_lock = asyncio.Lock()
+        # Done once the zygote is up (or failed to start). Workers asked for
+        # while it starts wait for it rather than start a whole interpreter:
+        # as fast for the first task, and a forked worker shares the zygote's
+        # pages (less memory for as long as it lives).
+        self._zygote_started: asyncio.Future | None = None
         self._early: dict[int, tuple[bytes, int, bool]] = {}  # registered before the fork reply
 
     async def start_zygote(self) -> None:
         """Start the fork server; until it is ready workers start as fresh interpreters."""
+        self._zygote_started = asyncio.get_running_loop().create_future()
+        try:
+            await self._start_zygote()
+        finally:
+            self._zygote_started.set_result(None)
+
+    async def _start_zygote(self) -> None:
         log = os.path.join(self.log_dir, "zygote.log")
         fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
@@ -81,7 +93,8 @@ class WorkerPool:
         self.zygote = z
 
     def start_worker(self) -> WorkerProc:
-        if self.zygote is not None and self.zygote.returncode is None:
+        zygote_starting = self._zygote_started is not None and not self._zygote_started.done()
+        if zygote_starting or (self.zygote is not None and self.zygote.returncode is None):
             w = WorkerProc(None, 0, registered=asyncio.get_running_loop().create_future())
             self.starting.append(w)
             asyncio.ensure_future(self._fork(w))
@@ -89,9 +102,14 @@ class WorkerPool:
         return self._popen_worker()
 
     async def _fork(self, w: WorkerProc) -> None:
+        if self._zygote_started is not None and not self._zygote_started.done():
+            await asyncio.shield(self._zygote_started)
         log = os.path.join(self.log_dir, f"worker-{time.time_ns()}.log")
         z = self.zygote
-        assert z is not None and z.stdin is not None and z.stdout is not None
+        if z is None or z.returncode is not None:
+            self._popen_worker(w)
+            return
+        assert z.stdin is not None and z.stdout is not None
         try:
             async with self._zygote_lock:
                 z.stdin.write(log.encode() + b"\n")
@@ -172,7 +190,9 @@ class WorkerPool:
         self.idle.append(w)
 
     def prestart(self, n: int) -> None:
-        for _ in range(n):
+        """Have ``n`` workers warm: start those missing (leases that arrived
+        before the zygote was up have started some already)."""
+        for _ in range(n - len(self.starting) - len(self.idle)):
             w = self.start_worker()
             assert w.registered is not None
             w.registered.add_done_callback(lambda f, w=w: self._prestarted(w))
