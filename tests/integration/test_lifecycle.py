@@ -183,3 +183,35 @@ def test_log_to_driver_false_silences_worker_output(capfd):
         assert "should-not-appear" not in capfd.readouterr().out
     finally:
         jray.shutdown()
+
+
+def test_workers_forked_from_the_zygote_import_nothing_more(jray_cluster):
+    """Every jray module an actor or a task needs is imported by the zygote
+    before it forks, so starting an actor costs no imports (or compiles)."""
+    import json
+    import subprocess
+    import sys
+
+    warm = json.loads(subprocess.run(
+        [sys.executable, "-c", "import importlib, json, sys\n"
+         "from jray._private.worker.zygote import WARM_MODULES\n"
+         "[importlib.import_module(m) for m in WARM_MODULES]\n"
+         "print(json.dumps(sorted(m for m in sys.modules if m.startswith('jray'))))"],
+        capture_output=True, text=True, check=True, timeout=60).stdout)
+
+    def loaded():
+        import sys
+        return sorted(m for m in sys.modules if m.startswith("jray"))
+
+    @jray.remote
+    class Probe:
+        def modules(self):
+            jray.get_runtime_context().get_actor_id()
+            return loaded()
+
+    a = Probe.remote()
+    in_actor = set(jray.get(a.modules.remote(), timeout=60))
+    in_task = set(jray.get(jray.remote(loaded).remote(), timeout=60))
+    assert "jray._private.worker.core_worker" in in_actor
+    assert in_actor - set(warm) == set()
+    assert in_task - set(warm) == set()

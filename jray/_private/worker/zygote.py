@@ -30,15 +30,39 @@ def _reap(signum: int, frame: object) -> None:
             return
 
 
+# Every module a worker or an actor imports on its way to running its first
+# task (the CoreWorker imports some lazily). Imported here once, they cost a
+# forked worker nothing; imported after the fork, each worker pays for them
+# (and compiles them again where bytecode is not cached): that was most of
+# an actor's start-up CPU.
+WARM_MODULES = (
+    "ctypes",
+    "cloudpickle",
+    "grpc",
+    "jray",
+    "jray._private.daemon",
+    "jray._private.object_store",
+    "jray._private.serialization",
+    "jray._private.worker.__main__",
+    "jray._private.worker.actor_submitter",
+    "jray._private.worker.core_worker",
+    "jray._private.worker.executor",
+    "jray._private.worker.log_stream",
+    "jray._private.worker.reference_counter",
+    "jray._private.worker.servicer",
+    "jray._private.worker.task_events",
+    "jray._private.worker.task_submitter",
+    "jray.runtime_context",
+)
+
+
 def main() -> None:
     # Warm every module a worker needs; nothing here starts a thread.
-    import cloudpickle  # noqa: F401
-    import grpc  # noqa: F401
+    import importlib
 
-    import jray  # noqa: F401
+    for name in WARM_MODULES:
+        importlib.import_module(name)
     import jray._private.worker.__main__ as worker_main
-    import jray._private.worker.core_worker  # noqa: F401
-    import jray._private.worker.executor  # noqa: F401
 
     # Move everything imported so far out of the collector's reach, so the
     # forked workers' collections do not touch (and copy) these shared pages.
