@@ -53,10 +53,66 @@ def test_deferred_decrements_apply_on_drain():
     assert freed == [b"o"]
 
 
-def test_escaped_objects_are_never_freed():
+def test_borrower_registrations_are_counted():
+    # A hand-off registers a caller that already borrows: two registrations,
+    # each undone by one removal.
     rc, freed, _ = make()
     rc.add_owned(b"o")
-    rc.incr(b"o")
-    rc.mark_escaped(b"o")
-    rc.decr(b"o")
+    rc.add_borrower(b"o", b"w1")
+    rc.add_borrower(b"o", b"w1")
+    rc.remove_borrower(b"o", b"w1")
     assert freed == []
+    rc.remove_borrower(b"o", b"w1")
+    assert freed == [b"o"]
+
+
+def test_removal_of_an_unregistered_borrower_changes_nothing():
+    rc, freed, _ = make()
+    rc.add_owned(b"o")  # no ref yet (a task just submitted)
+    rc.remove_borrower(b"o", b"stranger")
+    assert freed == [] and b"o" in rc
+
+
+def test_dead_borrower_is_dropped_with_all_its_registrations():
+    rc, freed, _ = make()
+    rc.add_owned(b"o")
+    rc.add_borrower(b"o", b"w1")
+    rc.add_borrower(b"o", b"w1")
+    rc.remove_borrower_everywhere(b"w1")
+    assert freed == [b"o"]
+
+
+def test_handed_off_refs_need_no_registration():
+    # The caller of a task whose return value holds x: the worker registered
+    # it with x's owner already, so counting x sends nothing until the outer
+    # object goes.
+    rc, _, borrows = make()
+    rc.add_owned(b"outer")
+    rc.incr(b"outer")
+    rc.set_contained(b"outer", [b"x", b"x"], [("h:1", b"w"), ("h:1", b"w")], registered=True)
+    assert borrows == []
+    rc.incr(b"x", ("h:1", b"w"))  # the value was deserialized: a ref of our own
+    rc.decr(b"outer")
+    assert borrows == []
+    rc.decr(b"x")
+    assert borrows == [(b"x", False)]
+    assert b"x" not in rc
+
+
+def test_hand_off_of_a_ref_already_borrowed_gives_the_extra_registration_back():
+    rc, _, borrows = make()
+    rc.incr(b"x", ("h:1", b"w"))
+    assert borrows == [(b"x", True)]
+    rc.add_owned(b"outer")
+    rc.incr(b"outer")
+    rc.set_contained(b"outer", [b"x"], [("h:1", b"w")], registered=True)
+    assert borrows == [(b"x", True), (b"x", False)]  # one registration left at the owner
+    rc.decr(b"x")
+    rc.decr(b"outer")
+    assert borrows == [(b"x", True), (b"x", False), (b"x", False)]
+
+
+def test_hand_off_to_an_unknown_outer_object_counts_nothing():
+    rc, _, borrows = make()
+    assert not rc.set_contained(b"gone", [b"x"], [("h:1", b"w")], registered=True)
+    assert b"x" not in rc and borrows == []

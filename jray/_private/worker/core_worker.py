@@ -86,6 +86,7 @@ class CoreWorker:
         self._exported: set[str] = set()
         self._functions: dict[str, Any] = {}
         self._borrow_rpcs: set[asyncio.Future] = set()
+        self._borrow_last: dict[bytes, asyncio.Future] = {}  # object id -> its latest borrower update
         self._release_queue: list[bytes] = []
         self._pins: dict[bytes, list[int]] = {}  # object id -> [offset, size, live views]
         self._pins_lock = threading.Lock()
@@ -270,20 +271,59 @@ class CoreWorker:
             return
         self.call_soon(self._send_borrow, object_id, owner, add)
 
-    def _send_borrow(self, object_id: bytes, owner: tuple[str, bytes], add: bool) -> None:
-        if not add:
+    def _send_borrow(self, object_id: bytes, owner: tuple[str, bytes], add: bool, borrower: bytes = b"",
+                     holding: bool = False) -> None:
+        """Loop thread: (un)register ``borrower`` (default: this process) with
+        the owner. Updates about one object reach its owner in the order they
+        were made (each waits for the one before), so an unregistration never
+        overtakes the registration it undoes. ``holding``: a ref count taken
+        for this update, dropped once the owner has it."""
+        if not add and not borrower:
             self.objects.pop(object_id, None)
         stub = self.pool.stub(owner[0], wgrpc.CoreWorkerServiceStub)
-        fut = asyncio.ensure_future(
-            stub.UpdateBorrowers(wpb.BorrowRequest(object_ids=[object_id], borrower_id=self.worker_id, add=add))
-        )
+        req = wpb.BorrowRequest(object_ids=[object_id], borrower_id=borrower or self.worker_id, add=add)
+        fut = asyncio.ensure_future(self._borrow_rpc(stub, req, self._borrow_last.get(object_id)))
+        self._borrow_last[object_id] = fut
         self._borrow_rpcs.add(fut)
-        fut.add_done_callback(self._borrow_done)
+        fut.add_done_callback(lambda f: self._borrow_done(object_id, f, holding))
 
-    def _borrow_done(self, fut: asyncio.Future) -> None:
+    @staticmethod
+    async def _borrow_rpc(stub: Any, req: wpb.BorrowRequest, before: asyncio.Future | None) -> None:
+        if before is not None:
+            await asyncio.wait([before])
+        await stub.UpdateBorrowers(req)
+
+    def _borrow_done(self, object_id: bytes, fut: asyncio.Future, holding: bool) -> None:
         self._borrow_rpcs.discard(fut)
+        if self._borrow_last.get(object_id) is fut:
+            del self._borrow_last[object_id]
         if not fut.cancelled() and fut.exception() is not None:
             logger.debug("borrower update failed: %s", fut.exception())
+        if holding:
+            self.refs.decr(object_id)
+
+    def hand_off(self, refs: Sequence[Any], caller_id: bytes) -> None:
+        """Refs going out in a task's return value: register the caller as a
+        borrower of each with its owner before the reply leaves (the caller
+        counts them with ``registered=True``). Refs the caller owns need
+        nothing; for refs this process owns it is a local count; for others
+        an RPC to their owner, which the executor awaits (``flush_borrows``)
+        before replying."""
+        seen: set[bytes] = set()
+        for r in refs:
+            oid, owner = r.binary(), r.owner_address()
+            if oid in seen or owner is None or owner[1] == caller_id:
+                continue
+            seen.add(oid)
+            if owner == self.owner_key:
+                if not self.refs.add_borrower(oid, caller_id):
+                    logger.debug("hand-off of %s: not owned here any more", oid.hex())
+            else:
+                # Our own borrow must outlast the caller's registration: a
+                # count held until the owner has it (a decrement queued
+                # before the update reaches the loop could unregister us first).
+                self.refs.incr(oid, owner)
+                self.call_soon(self._send_borrow, oid, owner, True, caller_id, True)
 
     async def flush_borrows(self) -> None:
         """Wait until every borrower registration sent so far reached its owner."""
@@ -374,17 +414,32 @@ class CoreWorker:
         """Loop thread: an object's value or location is known."""
         oid = ret.object_id
         self._pending_owned.discard(oid)
+        counted = False
+        if ret.nested_refs:
+            # Refs in a task's return value, handed off to us (see
+            # ``hand_off``): we borrow them as long as the value lives.
+            counted = self.refs.set_contained(
+                oid, [r.object_id for r in ret.nested_refs], [_owner_key(r.owner) for r in ret.nested_refs],
+                registered=True)
         if oid not in self.refs:  # nobody holds it any more
             if ret.in_store:
                 self.spawn(self._free_in_store(ret))
+            if ret.nested_refs and not counted:
+                self.release_hand_off(ret)
             self._wake(oid)
             return
         self.objects[oid] = ret
-        if ret.nested_refs:
-            # Refs in a task's return value: we now hold them with the value.
-            self.refs.set_contained(oid, [r.object_id for r in ret.nested_refs],
-                                    [_owner_key(r.owner) for r in ret.nested_refs])
         self._wake(oid)
+
+    def release_hand_off(self, ret: cpb.ReturnObject) -> None:
+        """A return value nobody wants: give back the borrower registrations
+        its worker made for us (``hand_off``)."""
+        seen: set[bytes] = set()
+        for r in ret.nested_refs:
+            owner = _owner_key(r.owner)
+            if r.object_id not in seen and owner is not None:
+                seen.add(r.object_id)
+                self._on_borrow(r.object_id, owner, False)
 
     def _wake(self, oid: bytes) -> None:
         for fut in self._waiters.pop(oid, ()):

@@ -2,16 +2,22 @@
 
 Each process keeps one table. For an object this process *owns* the entry
 counts local ObjectRef instances, pending tasks that take it as an argument,
-and outer objects that captured it; ``borrowers`` holds the processes that
-received the ref and still hold it. The object is freed when both are zero.
+and outer objects that captured it; ``borrowers`` counts, per process,
+the registrations of processes that received the ref and still hold it. The
+object is freed when both are zero.
 
 For an object owned elsewhere the same count makes this process a
 *borrower*: the 0 → 1 transition registers with the owner and 1 → 0
 unregisters, through the callbacks (which the CoreWorker turns into RPCs).
 
-Refs serialized into a task's return value are marked ``escaped`` and never
-freed (the hand-off protocol that lets the caller take them over belongs to
-the object-store work).
+Refs in a task's return value are *handed off* (Ray's protocol for refs
+nested in returns): before replying, the executing worker registers the
+caller as a borrower of each one with its owner (itself, or a third process).
+The caller counts the refs as captured by the return object with
+``registered=True``: where that makes it a new borrower the registration is
+already done; where it borrowed the ref already, the extra registration is
+given back at once. So an inner object lives as long as the outer one (or a
+ref deserialized from it) does, even after the worker dropped its own refs.
 
 Thread-safety: ObjectRef.__del__ runs on any thread, so every method takes a
 lock; callbacks run after the lock is released.
@@ -26,15 +32,14 @@ from typing import Any
 
 
 class RefEntry:
-    __slots__ = ("count", "owned", "owner", "borrowers", "contained", "escaped")
+    __slots__ = ("count", "owned", "owner", "borrowers", "contained")
 
     def __init__(self, owned: bool, owner: Any = None) -> None:
         self.count = 0
         self.owned = owned
         self.owner = owner
-        self.borrowers: set[bytes] = set()
+        self.borrowers: dict[bytes, int] = {}  # borrower id -> registrations
         self.contained: list[bytes] = []
-        self.escaped = False
 
 
 class ReferenceCounter:
@@ -78,10 +83,10 @@ class ReferenceCounter:
         with self._lock:
             return [k for k, e in self._entries.items() if e.owned]
 
-    def snapshot(self) -> dict[bytes, tuple[int, bool, int, bool]]:
-        """object id -> (count, owned, number of borrowers, escaped)."""
+    def snapshot(self) -> dict[bytes, tuple[int, bool, int]]:
+        """object id -> (count, owned, number of borrowers)."""
         with self._lock:
-            return {k: (e.count, e.owned, len(e.borrowers), e.escaped) for k, e in self._entries.items()}
+            return {k: (e.count, e.owned, len(e.borrowers)) for k, e in self._entries.items()}
 
     # -- updates -----------------------------------------------------------
     def add_owned(self, object_id: bytes, contained: Iterable[bytes] = ()) -> None:
@@ -94,50 +99,62 @@ class ReferenceCounter:
                 e.owned = True
         self.set_contained(object_id, contained)
 
-    def set_contained(self, object_id: bytes, contained: Iterable[bytes], owners: Iterable[Any] = ()) -> None:
-        """Refs captured inside ``object_id``'s value stay alive with it."""
+    def set_contained(self, object_id: bytes, contained: Iterable[bytes], owners: Iterable[Any] = (),
+                      registered: bool = False) -> bool:
+        """Refs captured inside ``object_id``'s value stay alive with it.
+
+        ``registered``: the refs were handed off with a task's return value,
+        so this process is registered as their borrower once per distinct
+        ref already. False (nothing counted) when ``object_id`` is unknown.
+        """
         ids = list(contained)
         if not ids:
-            return
+            return True
         owners_l = list(owners) or [None] * len(ids)
         with self._lock:
             e = self._entries.get(object_id)
             if e is None:
-                return
+                return False
             e.contained.extend(ids)
+        seen: set[bytes] = set()
         for cid, owner in zip(ids, owners_l, strict=True):
-            self.incr(cid, owner)
+            self.incr(cid, owner, registered=registered and cid not in seen)
+            seen.add(cid)
+        return True
 
-    def incr(self, object_id: bytes, owner: Any = None, n: int = 1) -> None:
-        borrow = False
+    def incr(self, object_id: bytes, owner: Any = None, n: int = 1, registered: bool = False) -> None:
+        """Count ``n`` more refs. ``registered``: the owner already counts one
+        registration of this process as a borrower (a hand-off)."""
+        borrow = unborrow = False
         with self._lock:
             e = self._entries.get(object_id)
             if e is None:
                 e = self._entries[object_id] = RefEntry(False, owner)
             elif e.owner is None and owner is not None:
                 e.owner = owner
-            if e.count == 0 and not e.owned and e.owner is not None:
-                borrow = True
+            if not e.owned and e.owner is not None:
+                if e.count == 0:
+                    borrow = not registered
+                else:
+                    unborrow = registered  # registered before: give the extra one back
             e.count += n
             owner = e.owner
         if borrow:
             self._on_borrow(object_id, owner, True)
+        elif unborrow:
+            self._on_borrow(object_id, owner, False)
 
     def decr(self, object_id: bytes, n: int = 1) -> None:
         self._release(object_id, n, None)
 
-    def mark_escaped(self, object_id: bytes) -> None:
-        with self._lock:
-            e = self._entries.get(object_id)
-            if e is not None:
-                e.escaped = True
-
     def add_borrower(self, object_id: bytes, borrower: bytes) -> bool:
+        """One more registration of ``borrower`` (each is undone by one
+        ``remove_borrower``). False when this process does not own the object."""
         with self._lock:
             e = self._entries.get(object_id)
             if e is None or not e.owned:
                 return False
-            e.borrowers.add(borrower)
+            e.borrowers[borrower] = e.borrowers.get(borrower, 0) + 1
             return True
 
     def remove_borrower(self, object_id: bytes, borrower: bytes) -> None:
@@ -148,9 +165,9 @@ class ReferenceCounter:
         with self._lock:
             ids = [k for k, e in self._entries.items() if borrower in e.borrowers]
         for k in ids:
-            self._release(k, 0, borrower)
+            self._release(k, 0, borrower, everywhere=True)
 
-    def _release(self, object_id: bytes, n: int, borrower: bytes | None) -> None:
+    def _release(self, object_id: bytes, n: int, borrower: bytes | None, everywhere: bool = False) -> None:
         stack: list[tuple[bytes, int, bytes | None]] = [(object_id, n, borrower)]
         freed: list[bytes] = []
         unborrow: list[tuple[bytes, Any]] = []
@@ -161,9 +178,15 @@ class ReferenceCounter:
                 if e is None:
                     continue
                 e.count -= k
-                if b is not None:
-                    e.borrowers.discard(b)
-                if e.count > 0 or e.borrowers or e.escaped:
+                if b is not None and b not in e.borrowers and not k:
+                    continue  # not registered (any more): nothing changes
+                if b is not None and b in e.borrowers:
+                    left = 0 if everywhere else e.borrowers[b] - 1
+                    if left > 0:
+                        e.borrowers[b] = left
+                    else:
+                        del e.borrowers[b]
+                if e.count > 0 or e.borrowers:
                     continue
                 if e.count < 0:  # pragma: no cover - a bug: never go negative
                     e.count = 0

@@ -359,7 +359,9 @@ class TaskSubmitter:
 
     # -- completion ------------------------------------------------------------
     def _complete(self, task: PendingTask, reply: wpb.PushTaskReply) -> None:
-        if task.done:
+        if task.done:  # already settled (cancelled): drop what the worker handed us
+            for ret in reply.returns:
+                self.w.release_hand_off(ret)
             return
         task.done = True
         self.tasks.pop(task.spec.task_id, None)
@@ -435,6 +437,7 @@ class TaskSubmitter:
             self._generator_done(msg.task_id)
             return
         if msg.index <= st.received:
+            self.w.release_hand_off(msg.item)
             return  # duplicate after a retry
         self.w.add_pending(msg.item.object_id)
         self.w.set_ready(msg.item)

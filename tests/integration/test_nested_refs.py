@@ -1,0 +1,123 @@
+"""Refs nested in task return values: the executing worker hands them off to
+the caller, which borrows them as long as the outer object lives; then they
+are freed (store usage back to its baseline)."""
+
+from __future__ import annotations
+
+import gc
+import time
+
+import numpy as np
+import pytest
+
+import jray
+
+MB = 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    if jray.is_initialized():
+        jray.shutdown()
+    ctx = jray.init(num_cpus=2, object_store_memory=128 * MB)
+    yield ctx
+    jray.shutdown()
+
+
+def _used() -> int:
+    from jray._private.protocol import raylet_pb2 as rpb
+    from jray._private.worker import global_state
+
+    w = global_state.worker
+
+    async def call():
+        return await w.raylet.GetNodeStats(rpb.GetNodeStatsRequest())
+
+    return w.run_sync(call()).store_used
+
+
+def _settle(cond, timeout: float = 20) -> bool:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        gc.collect()
+        if cond():
+            return True
+        time.sleep(0.2)
+    return cond()
+
+
+@jray.remote
+def _filled(v):
+    return np.full(8 * MB, v, dtype=np.uint8)
+
+
+@jray.remote
+def _make():
+    # One object this worker puts, one a task it submits returns: both owned
+    # by this worker, whose own refs die when the task ends.
+    return [jray.put(np.full(8 * MB, 1, dtype=np.uint8)), _filled.remote(2)]
+
+
+def test_refs_put_or_submitted_in_a_task_live_with_the_returned_value(cluster):
+    assert _settle(lambda: _used() == 0)
+    outer = _make.remote()
+    refs = jray.get(outer, timeout=60)
+    assert len(refs) == 2
+    del refs
+    time.sleep(1.0)  # the task's worker goes idle, its lease returned
+    gc.collect()
+    a, b = jray.get(jray.get(outer, timeout=60), timeout=60)
+    assert a[0] == 1 and b[-1] == 2
+    del a, b
+    assert _used() >= 16 * MB  # still held for the outer object
+    del outer
+    assert _settle(lambda: _used() == 0), _used()
+
+
+def test_refs_deserialized_from_the_value_outlive_the_outer_ref(cluster):
+    assert _settle(lambda: _used() == 0)
+    outer = _make.remote()
+    inner = jray.get(outer, timeout=60)
+    del outer
+    gc.collect()
+    time.sleep(1.0)
+    assert jray.get(inner[1], timeout=60)[0] == 2
+    assert jray.get(inner[0], timeout=60)[0] == 1
+    del inner
+    assert _settle(lambda: _used() == 0), _used()
+
+
+def test_return_value_dropped_before_the_reply_frees_its_refs(cluster):
+    assert _settle(lambda: _used() == 0)
+    done = [_make.remote() for _ in range(2)]
+    jray.wait(done, num_returns=2, timeout=60)
+    del done
+    assert _settle(lambda: _used() == 0), _used()
+
+
+def test_ref_owned_by_a_third_process_is_handed_on(cluster):
+    # An actor owns x; a task borrows it and returns it nested: the task's
+    # worker registers the driver with the actor before it drops its own ref.
+    assert _settle(lambda: _used() == 0)
+
+    @jray.remote
+    class Keeper:
+        def make(self):
+            return [jray.put(np.full(8 * MB, 7, dtype=np.uint8))]
+
+    @jray.remote
+    def relay(k):
+        return jray.get(k.make.remote())
+
+    k = Keeper.remote()
+    outer = relay.remote(k)
+    jray.wait([outer], timeout=60)
+    time.sleep(1.0)
+    gc.collect()
+    [x] = jray.get(outer, timeout=60)
+    assert jray.get(x, timeout=60)[0] == 7
+    del x
+    assert _used() >= 8 * MB
+    del outer
+    assert _settle(lambda: _used() == 0), _used()
+    jray.kill(k)
