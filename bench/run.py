@@ -77,6 +77,11 @@ def run_runtime(runtime: str, args: argparse.Namespace) -> dict[str, Any]:
     ]
     if runtime == "jray":
         paths.insert(0, str(ROOT))
+        # Bytecode as a wheel install has it (pip compiles on install; Ray's
+        # site-packages has it): an editable checkout under
+        # PYTHONDONTWRITEBYTECODE would recompile jray in every process.
+        subprocess.run([python, "-m", "compileall", "-q", str(ROOT / "jray")], check=False,
+                       stdout=subprocess.DEVNULL, timeout=300)
     env["PYTHONPATH"] = os.pathsep.join(paths)
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as tmp:
         out = Path(tmp.name)
