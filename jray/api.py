@@ -148,7 +148,8 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
         else:
             _cluster = _node.start_head(num_cpus=num_cpus, num_gpus=num_gpus, resources=resources,
                                         object_store_memory=object_store_memory, memory=kwargs.get("_memory"),
-                                        labels=kwargs.get("labels"))
+                                        labels=kwargs.get("labels"),
+                                        spill_dir=_node.spill_dir_of(kwargs.get("_system_config")))
             gcs_address, token = _cluster.gcs_address, _cluster.token
             raylet_address, node_id = _cluster.head.raylet_address, bytes.fromhex(_cluster.head.node_id)
         w = CoreWorker(is_driver=True, gcs_address=gcs_address, raylet_address=raylet_address, token=token,

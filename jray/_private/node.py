@@ -103,7 +103,11 @@ def _read_ready(proc: subprocess.Popen, what: str, log: str, timeout: float) -> 
                                    + _tail(log))
             buf += chunk
     proc.stdout.close()
-    return dict(json.loads(buf.split(b"\n", 1)[0]))
+    info = dict(json.loads(buf.split(b"\n", 1)[0]))
+    if "error" in info:  # it checked its configuration and gave up
+        proc.wait(5)
+        raise RuntimeError(f"the {what} could not start: {info['error']}")
+    return info
 
 
 def _tail(path: str, n: int = 20) -> str:
@@ -157,6 +161,24 @@ def new_session_dir() -> str:
     d = tempfile.mkdtemp(prefix=time.strftime("session_%Y%m%d_%H%M%S_"), dir=root)
     os.makedirs(os.path.join(d, "logs"), exist_ok=True)
     return d
+
+
+def spill_dir_of(system_config: dict[str, Any] | None) -> str:
+    """The spill directory set the way Ray sets it: ``_system_config=
+    {"object_spilling_config": json.dumps({"type": "filesystem", "params":
+    {"directory_path": PATH}})}`` (a dict is taken too). "" for the default
+    (the session's ``spill-<node>/``)."""
+    conf = (system_config or {}).get("object_spilling_config")
+    if not conf:
+        return ""
+    if isinstance(conf, str):
+        conf = json.loads(conf)
+    if conf.get("type", "filesystem") != "filesystem":
+        raise ValueError(f"object_spilling_config: only the 'filesystem' type is supported, got {conf.get('type')!r}")
+    path = (conf.get("params") or {}).get("directory_path") or ""
+    if isinstance(path, list):  # Ray accepts several directories; one is used here
+        path = path[0] if path else ""
+    return str(path)
 
 
 def start_head(*, num_cpus: float | None = None, num_gpus: float | None = None,

@@ -194,3 +194,56 @@ def test_fetch_local_and_single_transfer_between_nodes():
         assert _stats().num_pulls == before + 1
     jray.shutdown()
 
+
+
+def test_pull_larger_than_the_receiving_store_goes_to_its_disk():
+    from jray.testing import Cluster
+
+    jray.shutdown()
+    with Cluster(head_node_args={"num_cpus": 1, "resources": {"head": 1}, "object_store_memory": 96 * MB}) as c:
+        small = c.add_node(num_cpus=1, resources={"small": 1}, object_store_memory=32 * MB)
+        c.connect()
+        spill_dir = os.path.join(c.handle.session_dir, f"spill-{small.node_id[:12]}")
+
+        @jray.remote(resources={"head": 1})
+        def produce():
+            return np.arange(48 * MB // 8, dtype=np.int64)  # 48 MB, in the head's store
+
+        @jray.remote(resources={"small": 1})
+        def last(x):  # pulled into a 32 MB store: written to that node's disk
+            return int(x[-1]), len(os.listdir(spill_dir))
+
+        ref = produce.remote()
+        value, files_there = jray.get(last.remote(ref), timeout=120)
+        assert value == 48 * MB // 8 - 1
+        assert files_there == 1
+        assert jray.get(last.remote(ref), timeout=120)[0] == value  # read again from that file
+        del ref
+        assert _settle(lambda: not os.listdir(spill_dir)), os.listdir(spill_dir)
+    jray.shutdown()
+
+
+def test_unwritable_spill_directory_is_a_clear_error_at_start(tmp_path):
+    import json
+
+    jray.shutdown()
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    bad = str(blocker / "spill")
+    conf = json.dumps({"type": "filesystem", "params": {"directory_path": bad}})
+    with pytest.raises(RuntimeError, match="spill directory.*not writable") as info:
+        jray.init(num_cpus=1, _system_config={"object_spilling_config": conf})
+    assert bad in str(info.value)
+    assert not jray.is_initialized()
+    # A writable one is used.
+    good = tmp_path / "spill"
+    conf = json.dumps({"type": "filesystem", "params": {"directory_path": str(good)}})
+    jray.init(num_cpus=1, object_store_memory=STORE, _system_config={"object_spilling_config": conf})
+    try:
+        refs = [jray.put(np.full(24 * MB, i, dtype=np.uint8)) for i in range(4)]  # 96 MB into 64 MB
+        assert os.listdir(good)
+        assert jray.get(refs[0], timeout=60)[0] == 0
+        del refs
+        assert _settle(lambda: not os.listdir(good))
+    finally:
+        jray.shutdown()

@@ -585,6 +585,40 @@ def test_store_object_larger_than_capacity_goes_to_disk(spill_store: LocalObject
     assert not os.path.exists(path)
 
 
+def test_store_spill_file_read_by_a_client_outlives_free_until_released(spill_store: LocalObjectStore) -> None:
+    store = spill_store
+    data = os.urandom(100 * KiB)  # larger than the store: on disk only
+    path = store.create_spilled(oid(1), len(data))
+    with open(path, "r+b") as f:
+        f.write(data)
+    store.seal(oid(1))
+    assert store.pin_spilled(oid(2), b"c") is None  # unknown
+    assert store.pin_spilled(oid(1), b"c") == (path, len(data))
+    store.free(oid(1))  # the owner lets go while the client reads
+    assert os.path.exists(path) and not store.contains(oid(1))
+    assert store.pin_spilled(oid(1), b"d") is None  # freed: no new readers
+    with open(path, "rb") as f:
+        assert f.read() == data
+    store.release(oid(1), b"c")
+    assert not os.path.exists(path) and store.num_objects == 0 and store.spilled_bytes == 0
+    # A dead client's pin goes with it.
+    path = store.create_spilled(oid(3), 10)
+    store.seal(oid(3))
+    store.pin_spilled(oid(3), b"c")
+    store.free(oid(3))
+    store.release_client(b"c")
+    assert not os.path.exists(path)
+
+
+def test_store_pulled_copy_too_big_for_memory_is_a_secondary_on_disk(spill_store: LocalObjectStore) -> None:
+    path = spill_store.create_spilled(oid(1), 100 * KiB, primary=False)
+    spill_store.seal(oid(1))
+    [info] = spill_store.list_objects()
+    assert not info["primary"] and info["spilled"] and not info["in_memory"]
+    spill_store.free(oid(1))
+    assert not os.path.exists(path)
+
+
 def test_store_read_chunks_pins_while_iterating(spill_store: LocalObjectStore) -> None:
     store = spill_store
     blobs = [os.urandom(16 * KiB - 64) for _ in range(5)]

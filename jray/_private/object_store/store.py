@@ -30,8 +30,10 @@ An object larger than the whole store can never be created in memory:
 ``create`` raises ObjectStoreFullError for it. When ``spill_dir`` is set the
 caller may instead call :meth:`LocalObjectStore.create_spilled`, write the
 bytes into the file path it returns, and ``seal``; such an object is served
-by ``read_chunks`` (and ``spill_path``), while ``get`` raises
-ObjectStoreFullError since it cannot be mapped.
+by ``read_chunks`` (and ``pin_spilled``, for a reader that reads the file
+itself), while ``get`` raises ObjectStoreFullError since it cannot be
+mapped. A copy pulled from another node that finds no room is written the
+same way (a secondary on disk).
 
 Threading: not thread-safe, by design. The raylet calls it from its single
 asyncio thread; clients' ``on_release`` callbacks (which run on arbitrary
@@ -217,11 +219,15 @@ class LocalObjectStore:
         self._objects[object_id] = _Entry(object_id, size, owner, primary, offset=offset)
         return offset
 
-    def create_spilled(self, object_id: bytes, size: int, owner: object = None) -> str:
-        """Create a primary object straight on disk; return the file to write.
+    def create_spilled(
+        self, object_id: bytes, size: int, owner: object = None, primary: bool = True
+    ) -> str:
+        """Create an object straight on disk; return the file to write.
 
-        For objects too big for the store. The file exists, ``size`` bytes
-        long; write into it (``open(path, "r+b")``) and call ``seal``.
+        For objects that do not fit in memory (a put larger than the store,
+        or a copy pulled from another node into a full store). The file
+        exists, ``size`` bytes long; write into it (``open(path, "r+b")``)
+        and call ``seal``.
         """
         if self._spill_dir is None:
             raise ObjectStoreFullError(
@@ -233,7 +239,7 @@ class LocalObjectStore:
         with open(path, "wb") as f:
             f.truncate(size)
         self._spill_files.add(path)
-        self._objects[object_id] = _Entry(object_id, size, owner, True, spill_path=path)
+        self._objects[object_id] = _Entry(object_id, size, owner, primary, spill_path=path)
         return path
 
     def seal(self, object_id: bytes) -> None:
@@ -279,6 +285,17 @@ class LocalObjectStore:
         self._lru.move_to_end(object_id)
         assert e.offset is not None
         return e.offset, e.size
+
+    def pin_spilled(self, object_id: bytes, client_id: bytes) -> tuple[str, int] | None:
+        """Pin a sealed object's spill file for ``client_id``, which reads it
+        itself (when it cannot be restored into memory), and return
+        ``(path, size)``; None when it has no spill file. The file outlives a
+        ``free`` until the pin is released (like ``get``'s pins)."""
+        e = self._objects.get(object_id)
+        if e is None or not e.sealed or e.freed or e.spill_path is None:
+            return None
+        self._pin(e, client_id)
+        return e.spill_path, e.size
 
     def release(self, object_id: bytes, client_id: bytes) -> None:
         """Drop one pin of ``client_id`` on the object (unknown pins are ignored)."""

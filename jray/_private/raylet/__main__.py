@@ -42,7 +42,14 @@ async def main(ns: argparse.Namespace) -> None:
         store_path = ""
     else:
         arena = Arena.create(store_path, ns.object_store_memory)
-        store = LocalObjectStore(arena, ns.object_store_memory, spill_dir=spill_dir)
+        try:
+            store = LocalObjectStore(arena, ns.object_store_memory, spill_dir=spill_dir)
+        except OSError as e:  # the spill directory is not usable: say so to whoever starts us
+            arena.close()
+            arena.unlink()
+            logger.error("cannot start: %s", e)
+            daemon.announce({"error": f"{e.strerror or e}"}, ns.log)
+            sys.exit(1)
     raylet = Raylet(token=token, node_id=node_id, ip=ns.node_ip, resources=resources, gcs_address=gcs_address,
                     store=store, arena=arena, store_path=store_path, session_dir=ns.session_dir,
                     is_head=ns.head, labels=json.loads(ns.labels))

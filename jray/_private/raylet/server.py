@@ -448,9 +448,12 @@ class Raylet(rgrpc.RayletServiceServicer):
         try:
             loc = self.store.get(oid, request.client_id)
         except (ObjectStoreFullError, OSError) as e:
-            path, size = self.store.spill_path(oid), self.store.object_size(oid)
-            if path is not None and size is not None:  # the reader reads the file itself
-                return rpb.GetObjectReply(found=True, size=size, spill_path=path)
+            # No room to restore it: the reader reads the spill file itself,
+            # pinned for it (the file outlives a free until the reader
+            # releases it, as ReleaseObjects does for memory).
+            spilled = self.store.pin_spilled(oid, request.client_id)
+            if spilled is not None:
+                return rpb.GetObjectReply(found=True, size=spilled[1], spill_path=spilled[0])
             return rpb.GetObjectReply(found=False, full=True, error=f"it could not be restored from disk: {e}")
         if loc is None:
             return rpb.GetObjectReply(found=False, error="the object is not in this node's store")
@@ -464,30 +467,51 @@ class Raylet(rgrpc.RayletServiceServicer):
         return await asyncio.shield(fut)
 
     async def _do_pull(self, oid: bytes, address: str) -> str:
+        """Copy an object from another node's store, chunk by chunk, into
+        ours; when it does not fit in memory (larger than our store, or the
+        rest is pinned), into a spill file of ours, as a local put would."""
         from jray._private.object_store import ObjectExistsError
+        from jray.exceptions import ObjectStoreFullError
 
         self.num_pulls += 1
         stub = self.pool.stub(address, rgrpc.RayletServiceStub)
         view = None
+        file = None
         created = False
         try:
             async for chunk in stub.ReadObject(rpb.ReadObjectRequest(object_id=oid, chunk_size=config.OBJECT_CHUNK_BYTES)):
                 if not chunk.found:
                     return f"the object is not on node {address}"
-                if view is None:
+                if view is None and file is None:
                     try:
                         offset = self.store.create(oid, chunk.total_size, primary=False)
                     except ObjectExistsError:
                         return ""
-                    created = True
-                    view = self.arena.write_view(offset, chunk.total_size)
-                view[chunk.offset: chunk.offset + len(chunk.data)] = chunk.data
-            if view is None:
+                    except ObjectStoreFullError as e:
+                        if self.store.spill_dir is None:
+                            return f"no room for it in this node's store: {e}"
+                        path = self.store.create_spilled(oid, chunk.total_size, primary=False)
+                        created = True
+                        file = open(path, "r+b")  # noqa: SIM115 - closed below
+                    else:
+                        created = True
+                        view = self.arena.write_view(offset, chunk.total_size)
+                if file is not None:
+                    file.seek(chunk.offset)
+                    file.write(chunk.data)
+                else:
+                    view[chunk.offset: chunk.offset + len(chunk.data)] = chunk.data
+            if view is None and file is None:
                 return "empty transfer"
-            view.release()
+            if file is not None:
+                file.close()
+            else:
+                view.release()
             self.store.seal(oid)
             return ""
         except Exception as e:  # noqa: BLE001
+            if file is not None:
+                file.close()
             if created:
                 self.store.abort(oid)
             return f"transfer from {address} failed: {e}"

@@ -609,11 +609,8 @@ class CoreWorker:
                     raise exceptions.ObjectStoreFullError(
                         f"Object {oid.hex()} ({ret.size} bytes) cannot be read: {reply.error}")
                 raise exceptions.ObjectLostError(oid.hex(), f"Object {oid.hex()} is lost: {reply.error or 'no copy found'}")
-            if reply.spill_path:  # larger than the store: read a private copy from disk
-                with open(reply.spill_path, "rb") as f:
-                    data = bytearray(reply.size)
-                    f.readinto(data)
-                return serialization.deserialize(memoryview(data))
+            if reply.spill_path:  # no room in memory: read a private copy from disk
+                return serialization.deserialize(memoryview(self._read_spill_file(oid, reply.spill_path, reply.size)))
             with self._pins_lock:
                 pin = self._pins.get(oid)
                 if pin is None:
@@ -626,6 +623,23 @@ class CoreWorker:
                 self._release_pin_rpc([oid])
         view = self.arena.read_view(pin[0], pin[1], on_release=lambda: self._release_pin(oid))
         return serialization.deserialize(view)
+
+    def _read_spill_file(self, oid: bytes, path: str, size: int) -> bytearray:
+        """Read an object's spill file, which the raylet pinned for us (it is
+        not deleted while we read), then release that pin."""
+        try:
+            data = bytearray(size)
+            with open(path, "rb") as f, memoryview(data) as view:
+                pos = 0
+                while pos < size:
+                    n = f.readinto(view[pos:])
+                    if not n:
+                        raise exceptions.ObjectLostError(oid.hex(), f"Object {oid.hex()}: its spill file {path} "
+                                                         f"is shorter than {size} bytes")
+                    pos += n
+            return data
+        finally:
+            self._release_pin_rpc([oid])
 
     def _release_pin(self, object_id: bytes) -> None:
         """A view died (any thread, possibly inside the garbage collector)."""
