@@ -78,3 +78,16 @@ def test_worker_buffer_builds_protos_at_flush_and_counts_drops(monkeypatch):
     assert (running.name, running.func_name, running.type, running.actor_id) == ("A.m", "A.m", "ACTOR_TASK", b"a")
     assert (running.worker_id, running.node_id, dict(running.resources)) == (b"w", b"n", {"CPU": 1})
     assert not buf.events
+
+
+def test_raylet_states_rank_between_args_and_push_and_keep_the_earliest_time():
+    table = TaskTable()
+    # The owner pushed at 2.0; a raylet's late lease grant (3.0) arrives first.
+    table.add([ev(b"t", "PENDING_NODE_ASSIGNMENT", 1.5, node_id=b"n"), ev(b"t", "SCHEDULED", 3.0, node_id=b"n")])
+    assert table.query()[0].state == "SCHEDULED"
+    table.add([ev(b"t", "SUBMITTED", 1.0, name="f"), ev(b"t", "SCHEDULED", 2.0)])
+    rec = table.query()[0]
+    assert rec.state == "SCHEDULED" and rec.name == "f" and rec.node_id == b"n"
+    assert dict(rec.state_times) == {"SUBMITTED": 1.0, "PENDING_NODE_ASSIGNMENT": 1.5, "SCHEDULED": 2.0}
+    table.add([ev(b"t", "RUNNING", 2.5)])
+    assert table.query()[0].state == "RUNNING"

@@ -97,6 +97,8 @@ class GcsServer(ggrpc.GcsServiceServicer):
             getattr(known, f).update(getattr(n, f))
         known.store_used, known.num_workers = n.store_used, n.num_workers
         known.spilled_bytes, known.pending_leases = n.spilled_bytes, n.pending_leases
+        known.num_idle_workers, known.num_leased_workers = n.num_idle_workers, n.num_leased_workers
+        known.num_objects = n.num_objects
         return gpb.HeartbeatReply(nodes=list(self.nodes.values()))
 
     async def GetAllNodeInfo(self, request: Any, context: Any) -> gpb.GetAllNodeInfoReply:
@@ -226,7 +228,8 @@ class GcsServer(ggrpc.GcsServiceServicer):
         raylet = self.pool.stub(addr, rgrpc.RayletServiceStub)
         req = rpb.WorkerLeaseRequest(resources=dict(rec.spec.resources), scheduling=rec.spec.scheduling,
                                      actor_id=rec.info.actor_id, runtime_env=rec.spec.runtime_env,
-                                     name=rec.info.class_name)
+                                     name=rec.info.class_name, task_id=rec.spec.task_id,
+                                     job_id=rec.spec.job_id, attempt=rec.spec.attempt)
         for _ in range(8):
             reply = await raylet.RequestWorkerLease(req)
             if reply.granted:

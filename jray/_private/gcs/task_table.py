@@ -1,8 +1,10 @@
 """The GCS's task table: task events merged into one record per task.
 
 Owners report SUBMITTED / PENDING_ARGS / SCHEDULED (pushed to a leased
-worker) / FINISHED / FAILED, executors RUNNING (worker, node, pid,
-resources) and FAILED with the error text, each in batches and from different processes, so events arrive out of order: a
+worker) / FINISHED / FAILED, raylets PENDING_NODE_ASSIGNMENT (a lease request
+for the task arrived) and SCHEDULED (granted on that node), executors RUNNING
+(worker, node, pid, resources) and FAILED with the error text, each in
+batches and from different processes, so events arrive out of order: a
 record's state is the event with the highest (attempt, rank). The table is
 bounded: past ``max_tasks`` the oldest finished records go first (the oldest
 of any state when none has finished), and ``dropped`` counts them.
@@ -14,7 +16,8 @@ from collections.abc import Iterable
 
 from jray._private.protocol import gcs_pb2 as gpb
 
-RANK = {"SUBMITTED": 0, "PENDING_ARGS": 1, "SCHEDULED": 2, "RUNNING": 3, "FINISHED": 4, "FAILED": 4}
+RANK = {"SUBMITTED": 0, "PENDING_ARGS": 1, "PENDING_NODE_ASSIGNMENT": 2, "SCHEDULED": 3, "RUNNING": 4,
+        "FINISHED": 5, "FAILED": 5}
 TERMINAL = ("FINISHED", "FAILED")
 
 
@@ -49,7 +52,9 @@ class TaskTable:
 
 def _merge(rec: gpb.TaskEvent, ev: gpb.TaskEvent) -> None:
     """Fold one event into its task's record."""
-    if ev.state and ev.state not in rec.state_times:
+    # The earliest time per state: reporters flush independently (a raylet's
+    # late lease grant can arrive before the owner's earlier push).
+    if ev.state and (ev.state not in rec.state_times or ev.time < rec.state_times[ev.state]):
         rec.state_times[ev.state] = ev.time
     newer = (ev.attempt, RANK.get(ev.state, -1)) >= (rec.attempt, RANK.get(rec.state, -1))
     if newer and ev.state:

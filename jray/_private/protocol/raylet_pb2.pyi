@@ -30,7 +30,7 @@ class RegisterWorkerReply(_message.Message):
     def __init__(self, node_id: _Optional[bytes] = ..., store_path: _Optional[str] = ..., store_capacity: _Optional[int] = ...) -> None: ...
 
 class WorkerLeaseRequest(_message.Message):
-    __slots__ = ("resources", "scheduling", "actor_id", "grant_or_reject", "owner_worker_id", "runtime_env", "name")
+    __slots__ = ("resources", "scheduling", "actor_id", "grant_or_reject", "owner_worker_id", "runtime_env", "name", "task_id", "job_id", "attempt")
     class ResourcesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -45,6 +45,9 @@ class WorkerLeaseRequest(_message.Message):
     OWNER_WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     RUNTIME_ENV_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     resources: _containers.ScalarMap[str, float]
     scheduling: _common_pb2.SchedulingStrategy
     actor_id: bytes
@@ -52,7 +55,10 @@ class WorkerLeaseRequest(_message.Message):
     owner_worker_id: bytes
     runtime_env: str
     name: str
-    def __init__(self, resources: _Optional[_Mapping[str, float]] = ..., scheduling: _Optional[_Union[_common_pb2.SchedulingStrategy, _Mapping]] = ..., actor_id: _Optional[bytes] = ..., grant_or_reject: _Optional[bool] = ..., owner_worker_id: _Optional[bytes] = ..., runtime_env: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+    task_id: bytes
+    job_id: bytes
+    attempt: int
+    def __init__(self, resources: _Optional[_Mapping[str, float]] = ..., scheduling: _Optional[_Union[_common_pb2.SchedulingStrategy, _Mapping]] = ..., actor_id: _Optional[bytes] = ..., grant_or_reject: _Optional[bool] = ..., owner_worker_id: _Optional[bytes] = ..., runtime_env: _Optional[str] = ..., name: _Optional[str] = ..., task_id: _Optional[bytes] = ..., job_id: _Optional[bytes] = ..., attempt: _Optional[int] = ...) -> None: ...
 
 class WorkerLeaseReply(_message.Message):
     __slots__ = ("granted", "worker", "lease_id", "gpu_ids", "spillback", "retry_at_ip", "retry_at_port", "retry_at_node_id", "rejected", "error", "assigned")

@@ -164,8 +164,10 @@ class TaskSubmitter:
         idle = sum(1 for lease in q.leases if lease.in_flight == 0)
         want = min(len(q.tasks) - idle, config.MAX_PENDING_LEASE_REQUESTS) - q.requests_in_flight
         for _ in range(max(0, want)):
+            # Each request names a different waiting task (for the raylet's task events).
+            spec = q.tasks[min(q.requests_in_flight + idle, len(q.tasks) - 1)].spec
             q.requests_in_flight += 1
-            self.w.spawn(self._request_lease(key, q, q.tasks[0].spec))
+            self.w.spawn(self._request_lease(key, q, spec))
         if q.tasks and q.leases:
             # Pipeline deeply only when there is work for every worker we have
             # or have asked for: a few long tasks must not queue up behind
@@ -195,7 +197,8 @@ class TaskSubmitter:
     async def _request_lease(self, key: tuple, q: KeyQueue, spec: cpb.TaskSpec) -> None:
         raylet = self.w.raylet
         req = rpb.WorkerLeaseRequest(resources=dict(spec.resources), scheduling=spec.scheduling,
-                                     owner_worker_id=self.w.worker_id, runtime_env=spec.runtime_env, name=spec.name)
+                                     owner_worker_id=self.w.worker_id, runtime_env=spec.runtime_env, name=spec.name,
+                                     task_id=spec.task_id, job_id=spec.job_id, attempt=spec.attempt)
         warn_handle = self.w.loop.call_later(config.INFEASIBLE_WARNING_SECONDS, self._maybe_warn, q, spec)
         try:
             for _hop in range(8):

@@ -9,10 +9,15 @@
 Each ``list_*`` returns a list of dicts with Ray's field names where they
 exist. ``filters`` are ``(key, "=" | "!=", value)`` tuples; a bad key or
 predicate raises ValueError naming it. A task's ``state`` is one of
-SUBMITTED, PENDING_ARGS (waiting for ref arguments), SCHEDULED (pushed to a
+SUBMITTED, PENDING_ARGS (waiting for ref arguments), PENDING_NODE_ASSIGNMENT
+(a raylet has its lease request), SCHEDULED (a lease granted / pushed to a
 leased worker), RUNNING, FINISHED, FAILED. Task rows come from the GCS's task
-table, which workers feed in batches (about every 0.5 s), so a task shows up
-shortly after it is submitted. Every function takes ``address``/``token`` to
+table, which workers and raylets feed in batches (about every 0.5 s), so a
+task shows up shortly after it is submitted. Node rows carry the stats each
+raylet sends with its heartbeat: resources total/available, workers
+(``num_workers``, ``num_idle_workers``, ``num_busy_workers``: leased),
+``object_store_used``/``object_store_memory`` (capacity), ``num_objects``,
+``spilled_bytes`` and ``pending_leases``. Every function takes ``address``/``token`` to
 query a cluster this process is not attached to (the CLI does).
 """
 

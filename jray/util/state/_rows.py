@@ -20,9 +20,10 @@ ACTOR_KEYS = ACTOR_BRIEF + ("is_detached", "death_cause", "num_restarts", "max_r
                             "required_resources", "ip", "port", "worker_id")
 OBJECT_KEYS = ("object_id", "object_size", "node_id", "ip", "where", "primary", "sealed", "pins",
                "owner_address", "owner_worker_id", "pid", "task_id")
-NODE_BRIEF = ("node_id", "node_ip", "is_head_node", "state", "resources_total")
-NODE_KEYS = NODE_BRIEF + ("resources_available", "labels", "start_time_ms", "raylet_port", "pid",
-                          "object_store_memory", "object_store_used", "num_workers", "spilled_bytes")
+NODE_BRIEF = ("node_id", "node_ip", "is_head_node", "state", "resources_total", "resources_available",
+              "num_workers", "object_store_used", "object_store_memory")
+NODE_KEYS = NODE_BRIEF + ("labels", "start_time_ms", "raylet_port", "pid", "num_idle_workers",
+                          "num_busy_workers", "num_objects", "spilled_bytes", "pending_leases")
 WORKER_KEYS = ("worker_id", "worker_type", "is_alive", "node_id", "ip", "pid")
 JOB_KEYS = ("job_id", "status", "entrypoint", "driver_pid", "driver_ip", "namespace",
             "start_time", "end_time")
@@ -102,7 +103,9 @@ def _node_row(n: gpb.NodeInfo) -> dict[str, Any]:
         "resources_available": dict(n.resources_available), "labels": dict(n.labels),
         "start_time_ms": _ms(n.start_time), "raylet_port": n.raylet_port, "pid": n.pid,
         "object_store_memory": n.object_store_memory, "object_store_used": n.store_used,
-        "num_workers": n.num_workers, "spilled_bytes": n.spilled_bytes,
+        "num_workers": n.num_workers, "num_idle_workers": n.num_idle_workers,
+        "num_busy_workers": n.num_leased_workers, "num_objects": n.num_objects, "spilled_bytes": n.spilled_bytes,
+        "pending_leases": n.pending_leases,
     }
 
 
