@@ -1,0 +1,64 @@
+/**
+ * Client of the jray server extension's REST API (`<base>/jray/api/...`),
+ * through ServerConnection so Jupyter's auth (token, XSRF cookie) applies.
+ */
+import { URLExt } from '@jupyterlab/coreutils';
+import { ServerConnection } from '@jupyterlab/services';
+
+export interface IStatus {
+  mode: 'start' | 'attach' | 'none';
+  state: 'running' | 'stopped' | 'unreachable';
+  running: boolean;
+  address: string;
+  owned: boolean;
+  worker_nodes: string[];
+  max_worker_nodes: number;
+  views: { [name: string]: string };
+  snippet: string;
+  error?: string;
+  nodes_alive?: number;
+  nodes_dead?: number;
+  resources_total?: { [name: string]: number };
+  resources_available?: { [name: string]: number };
+  object_store_memory?: number;
+  object_store_used?: number;
+  spilled_bytes?: number;
+  num_workers?: number;
+}
+
+export interface INode {
+  node_id: string;
+  node_ip: string;
+  is_head_node: boolean;
+  state: string;
+  resources_total: { [name: string]: number };
+  resources_available: { [name: string]: number };
+  object_store_memory: number;
+  object_store_used: number;
+  num_workers: number;
+  added_by_server: boolean;
+}
+
+export interface ITasks {
+  by_state: { [state: string]: number };
+}
+
+/** A request to `jray/api/<path>`; the reply's JSON, or an Error with the server's message. */
+export async function requestAPI<T>(path: string, init: RequestInit = {}): Promise<T> {
+  const settings = ServerConnection.makeSettings();
+  const url = URLExt.join(settings.baseUrl, 'jray', 'api', path);
+  const response = await ServerConnection.makeRequest(url, init, settings);
+  const text = await response.text();
+  let data: any = {};
+  if (text) {
+    try {
+      data = JSON.parse(text);
+    } catch {
+      data = { message: text };
+    }
+  }
+  if (!response.ok) {
+    throw new Error(data.message || data.reason || `HTTP ${response.status}`);
+  }
+  return data as T;
+}

@@ -1,0 +1,106 @@
+/**
+ * jray-lab: the JupyterLab front end of the jray server extension.
+ *
+ * A "jray" left sidebar (sidebar.ts) and commands to open the live views
+ * (Bokeh pages served by the server extension under the base URL) in main-area
+ * panels and to insert the `jray.init()` snippet into the active notebook.
+ */
+import { JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
+import { ICommandPalette, MainAreaWidget } from '@jupyterlab/apputils';
+import { INotebookTracker, NotebookActions } from '@jupyterlab/notebook';
+import { IFrame, LabIcon } from '@jupyterlab/ui-components';
+
+import { ClusterSidebar } from './sidebar';
+
+const ICON_SVG = `<svg xmlns="http://www.w3.org/2000/svg" width="16" height="16" viewBox="0 0 16 16">
+<g class="jp-icon3" fill="#616161"><circle cx="8" cy="3" r="2"/><circle cx="3" cy="12" r="2"/>
+<circle cx="13" cy="12" r="2"/><path d="M7.5 4.5h1v3l4 3-.6.8L8 8.4l-3.9 2.9-.6-.8 4-3z"/></g></svg>`;
+
+const jrayIcon = new LabIcon({ name: 'jray-lab:icon', svgstr: ICON_SVG });
+
+namespace CommandIDs {
+  export const openView = 'jray:open-view';
+  export const insertInit = 'jray:insert-init';
+  export const showSidebar = 'jray:show-sidebar';
+}
+
+const VIEW_TITLES: { [name: string]: string } = {
+  task_stream: 'jray task stream',
+  object_store: 'jray object store'
+};
+
+const plugin: JupyterFrontEndPlugin<void> = {
+  id: 'jray-lab:plugin',
+  description: 'A sidebar for the jray cluster of this Jupyter server.',
+  autoStart: true,
+  optional: [INotebookTracker, ICommandPalette],
+  activate: (
+    app: JupyterFrontEnd,
+    notebooks: INotebookTracker | null,
+    palette: ICommandPalette | null
+  ) => {
+    const open = new Map<string, MainAreaWidget<IFrame>>();
+
+    app.commands.addCommand(CommandIDs.openView, {
+      label: args => `Open ${VIEW_TITLES[args.name as string] ?? 'jray view'}`,
+      execute: args => {
+        const name = args.name as string;
+        const url = args.url as string;
+        const existing = open.get(name);
+        if (existing && !existing.isDisposed) {
+          app.shell.activateById(existing.id);
+          return;
+        }
+        // Scripts must run (BokehJS) and the page must send Jupyter's cookie
+        // to poll its data URL: same origin, under the server's base URL.
+        const content = new IFrame({ sandbox: ['allow-scripts', 'allow-same-origin'] });
+        content.url = url;
+        content.addClass('jray-view-frame');
+        const widget = new MainAreaWidget({ content });
+        widget.id = `jray-view-${name}`;
+        widget.title.label = VIEW_TITLES[name] ?? name;
+        widget.title.icon = jrayIcon;
+        widget.title.closable = true;
+        open.set(name, widget);
+        app.shell.add(widget, 'main');
+        app.shell.activateById(widget.id);
+      }
+    });
+
+    app.commands.addCommand(CommandIDs.insertInit, {
+      label: 'Insert jray.init() into the notebook',
+      isEnabled: () => !!notebooks?.currentWidget,
+      execute: args => {
+        const panel = notebooks?.currentWidget;
+        if (!panel) {
+          return;
+        }
+        const notebook = panel.content;
+        NotebookActions.insertAbove(notebook);
+        const cell = notebook.activeCell;
+        if (cell) {
+          cell.model.sharedModel.setSource(String(args.snippet ?? 'import jray\n\njray.init()\n').trimEnd());
+        }
+        app.shell.activateById(panel.id);
+      }
+    });
+
+    const sidebar = new ClusterSidebar({
+      openView: (name, url) => void app.commands.execute(CommandIDs.openView, { name, url }),
+      insertSnippet: snippet => void app.commands.execute(CommandIDs.insertInit, { snippet })
+    });
+    sidebar.title.icon = jrayIcon;
+    app.shell.add(sidebar, 'left', { rank: 900 });
+
+    app.commands.addCommand(CommandIDs.showSidebar, {
+      label: 'Show the jray cluster sidebar',
+      execute: () => app.shell.activateById(sidebar.id)
+    });
+    if (palette) {
+      palette.addItem({ command: CommandIDs.showSidebar, category: 'jray' });
+      palette.addItem({ command: CommandIDs.insertInit, category: 'jray' });
+    }
+  }
+};
+
+export default plugin;

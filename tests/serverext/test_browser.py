@@ -1,0 +1,242 @@
+"""JupyterLab in a real headless Chromium: the jray sidebar shows the cluster the
+server started, a notebook runs tasks on it, the task-stream page draws them,
+and the cluster stops with the server.
+
+One test (the machine is small): a real ``jupyter lab`` subprocess with a
+token and the extension in mode 'start', driven by Playwright with Debian's
+``/usr/bin/chromium``. The screenshot lands in the test's ``tmp_path`` and in
+``tests/output/`` (git-ignored).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import psutil
+import pytest
+
+from jray._private import node as _node
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+REPO = Path(__file__).resolve().parents[2]
+OUTPUT = REPO / "tests" / "output"
+UI_TIMEOUT_MS = 90_000
+
+NOTEBOOK_CELLS = [
+    "import time\nimport jray\njray.init(ignore_reinit_error=True)",
+    "@jray.remote\ndef work(i):\n    time.sleep(0.3)\n    return i\n\n"
+    "print('sum', sum(jray.get([work.remote(i) for i in range(8)])))",
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _api(url: str, token: str, method: str = "GET", body: dict | None = None) -> dict:
+    data = json.dumps(body).encode() if body is not None else (b"" if method != "GET" else None)
+    req = urllib.request.Request(url, data=data, method=method, headers={"Authorization": f"token {token}"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return dict(json.loads(r.read() or b"{}"))
+
+
+def _notebook(cells: list[str]) -> dict:
+    return {"nbformat": 4, "nbformat_minor": 5,
+            "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+            "cells": [{"cell_type": "code", "id": f"c{i}", "metadata": {}, "execution_count": None,
+                       "outputs": [], "source": src} for i, src in enumerate(cells)]}
+
+
+class LabServer:
+    """``jupyter lab`` in its own process group, isolated config/data dirs."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.port = _free_port()
+        self.token = secrets.token_hex(16)
+        self.url = f"http://127.0.0.1:{self.port}/"
+        root, conf, data, runtime, labext, settings = (
+            tmp / d for d in ("root", "config", "data", "runtime", "labext", "settings"))
+        for d in (root, conf, data, runtime, labext, settings):
+            d.mkdir()
+        # No "get notified about Jupyter news?" toast over the screenshot.
+        (settings / "@jupyterlab" / "apputils-extension").mkdir(parents=True)
+        (settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings").write_text(
+            json.dumps({"fetchNews": "false"}))
+        self.root = root
+        # The editable install has no share/jupyter/labextensions/jray-lab: point
+        # Lab at the committed build (what the wheel ships there).
+        (labext / "jray-lab").symlink_to(REPO / "jray" / "labextension")
+        (conf / "jupyter_server_config.json").write_text(json.dumps({
+            "ServerApp": {"jpserver_extensions": {"jray.jupyter.serverext": True}, "allow_root": True,
+                          "port": self.port, "port_retries": 0, "ip": "127.0.0.1", "open_browser": False,
+                          "root_dir": str(root)},
+            "IdentityProvider": {"token": self.token},
+            "LabApp": {"extra_labextensions_path": [str(labext)], "expose_app_in_browser": True,
+                       "user_settings_dir": str(settings),
+                       "news_url": None, "check_for_updates_class": "jupyterlab.NeverCheckForUpdate"},
+            "JrayExtension": {"mode": "start", "num_cpus": 2, "num_gpus": 0,
+                              "object_store_memory": 64 * 1024 * 1024},
+        }))
+        env = dict(os.environ, JUPYTER_CONFIG_DIR=str(conf), JUPYTER_DATA_DIR=str(data),
+                   JUPYTER_RUNTIME_DIR=str(runtime), JUPYTER_PLATFORM_DIRS="1")
+        for k in ("JRAY_ADDRESS", "JRAY_TOKEN", "JRAY_DASHBOARD_URL"):
+            env.pop(k, None)
+        self.log_path = tmp / "jupyterlab.log"
+        self.log = open(self.log_path, "wb")  # noqa: SIM115 (closed in stop())
+        self.proc = subprocess.Popen([sys.executable, "-m", "jupyterlab", "--no-browser"], cwd=root, env=env,
+                                     stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def wait_ready(self, timeout: float = 120) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"jupyter lab exited ({self.proc.returncode}):\n{self.tail()}")
+            with contextlib.suppress(OSError, ValueError):
+                st = _api(self.url + "jray/api/status", self.token)
+                if st.get("state") == "running":
+                    return st
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"jupyter lab with a running jray cluster not ready in {timeout} s:\n"
+                                   + self.tail())
+            time.sleep(0.5)
+
+    def tail(self) -> str:
+        self.log.flush()
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+    def stop(self) -> list[psutil.Process]:
+        """SIGTERM (Jupyter shuts kernels and extensions down), SIGKILL after a
+        grace period; returns descendants still alive afterwards (then killed)."""
+        try:
+            family = psutil.Process(self.proc.pid).children(recursive=True)
+        except psutil.Error:
+            family = []
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        _, alive = psutil.wait_procs(family, timeout=15)
+        alive = [p for p in alive if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+        for p in alive:
+            with contextlib.suppress(psutil.Error):
+                p.kill()
+        self.log.close()
+        return alive
+
+
+def _screenshot(page, tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    page.screenshot(path=str(path), full_page=True)
+    OUTPUT.mkdir(exist_ok=True)
+    shutil.copy(path, OUTPUT / name)
+
+
+@pytest.mark.timeout(420)
+def test_jupyterlab_sidebar_notebook_and_task_stream(tmp_path):
+    assert os.path.exists(CHROMIUM), "Debian's chromium is needed at /usr/bin/chromium (CI installs it)"
+    from playwright.sync_api import sync_playwright
+
+    server = LabServer(tmp_path)
+    info = None
+    try:
+        status = server.wait_ready()
+        assert status["owned"] and status["resources_total"]["CPU"] == 2.0
+        with open(os.path.join(status["session_dir"], "cluster.json")) as f:
+            info = json.load(f)
+        _api(server.url + "api/contents/demo.ipynb", server.token, "PUT",
+             {"type": "notebook", "format": "json", "content": _notebook(NOTEBOOK_CELLS)})
+
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True,
+                                         timeout=UI_TIMEOUT_MS)
+            try:
+                page = browser.new_page(viewport={"width": 1400, "height": 900})
+                page.set_default_timeout(UI_TIMEOUT_MS)
+                page.goto(f"{server.url}lab/tree/demo.ipynb?token={server.token}")
+                page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell", timeout=UI_TIMEOUT_MS)
+
+                # The sidebar shows the cluster the server started.
+                page.locator('.jp-SideBar [data-id="jray-sidebar"]').click()
+                sidebar = page.locator("#jray-sidebar")
+                sidebar.locator(".jray-state-running").wait_for()
+                assert status["address"] in sidebar.locator(".jray-state-line").inner_text()
+                sidebar.locator(".jray-node").first.wait_for()
+                assert sidebar.locator('.jray-resources [data-resource="CPU"]').inner_text().strip().endswith("/ 2")
+
+                # The task stream opens in a Lab panel, before any task ran.
+                sidebar.locator(".jray-view-task_stream").click()
+                frame = page.frame_locator("#jray-view-task_stream iframe")
+                frame.locator("body[data-jray-updates]").wait_for(state="attached")
+
+                # Insert the init snippet into the notebook, then run it all.
+                page.locator(".jp-Notebook .jp-Cell").first.wait_for()
+                page.wait_for_function(
+                    "() => { const w = window.jupyterapp.shell.widgets('main');"
+                    " for (const p of w) { if (p.context && p.context.path === 'demo.ipynb')"
+                    " { window.jupyterapp.shell.activateById(p.id); return true; } } return false; }")
+                sidebar.locator(".jray-insert-init").click()
+                page.wait_for_function(
+                    "() => document.querySelectorAll('.jp-Notebook .jp-Cell').length === 3")
+                first_cell = page.locator(".jp-Notebook .jp-Cell").first.inner_text()
+                assert "jray.init()" in first_cell
+                page.wait_for_function(
+                    "() => { const k = window.jupyterapp.shell.currentWidget.sessionContext;"
+                    " return k && k.session && k.session.kernel && k.session.kernel.status === 'idle'; }")
+                page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+                page.locator(".jp-OutputArea-output", has_text="sum 28").wait_for()
+
+                # The sidebar counts the finished tasks.
+                if not sidebar.is_visible():
+                    page.locator('.jp-SideBar [data-id="jray-sidebar"]').click()
+                page.wait_for_function(
+                    "() => /finished (\\d+)/.test(document.querySelector('#jray-sidebar .jray-tasks').textContent)"
+                    " && +document.querySelector('#jray-sidebar .jray-tasks').textContent"
+                    ".match(/finished (\\d+)/)[1] >= 8")
+
+                # Bars appear on the task-stream page: rows in its Bokeh source, a canvas drawn.
+                page.evaluate("window.jupyterapp.shell.activateById('jray-view-task_stream')")
+                view = page.frame(url=lambda u: "/jray/views/task_stream" in u)
+                assert view is not None
+                view.wait_for_function(
+                    "() => { const d = Bokeh.documents[0];"
+                    " const s = d && d.get_model_by_name('task_stream');"
+                    " return s && s.data.name && s.data.name.filter(n => n === 'work').length >= 8; }",
+                    timeout=UI_TIMEOUT_MS)
+                assert view.locator("canvas").count() > 0
+                page.wait_for_timeout(1500)  # let the next poll redraw before the picture
+                _screenshot(page, tmp_path, "jupyterlab_task_stream.png")
+                page.evaluate("window.jupyterapp.commands.execute('docmanager:save')")
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    _screenshot(page, tmp_path, "jupyterlab_failure.png")
+                raise
+            finally:
+                browser.close()
+    except BaseException:
+        print(server.tail())
+        raise
+    finally:
+        leftovers = server.stop()
+    assert not leftovers, f"processes outlived jupyter lab: {[p.pid for p in leftovers]}"
+    # The cluster the server started stopped with it: no daemon, no store file.
+    assert info is not None
+    assert _node.session_processes(info) == []
+    assert _node.session_store_files(info) == []
