@@ -93,25 +93,55 @@ def node_table() -> Table:
     return Table("jray nodes", ["node", "ip", "", "state", "CPU used", "GPU used", "object store", "workers"], rows)
 
 
+PAGES = {"task_stream": "task stream", "object_store": "object store"}
+
+
 class Dashboard:
+    """Links to the dashboard pages. ``url`` is the pages' folder: under the
+    Jupyter server's base URL when its jray extension serves them (a path such
+    as ``/user/me/jray/views/``, resolved against the notebook's own origin)."""
+
     def __init__(self, url: str | None) -> None:
         self.url = url
 
+    def pages(self) -> dict[str, str]:
+        if not self.url:
+            return {}
+        base = self.url if self.url.endswith("/") else self.url + "/"
+        return {title: base + name for name, title in PAGES.items()}
+
     def __repr__(self) -> str:
         if self.url:
-            return f"jray dashboard: {self.url}"
+            return "jray dashboard: " + ", ".join(f"{t} {u}" for t, u in self.pages().items())
         return ("jray has no dashboard pages running for this cluster (they come with the Jupyter server "
                 "extension); %jray status and %jray nodes show the cluster here.")
 
     def _repr_html_(self) -> str:
         if self.url:
-            u = html.escape(self.url)
-            return f"<a href='{u}' target='_blank'>jray dashboard: {u}</a>"
+            links = " · ".join(f"<a href='{html.escape(u)}' target='_blank'>{html.escape(t)}</a>"
+                               for t, u in self.pages().items())
+            return f"<div class='jray-view'><b>jray dashboard</b>: {links}</div>"
         return f"<i>{html.escape(repr(self))}</i>"
 
 
-def dashboard() -> Dashboard:
+def dashboard_url() -> str | None:
+    """The pages of this driver's cluster: the context's, else those the Jupyter
+    server extension announces to its kernels (``JRAY_DASHBOARD_URL``) when the
+    driver is attached to that server's cluster (``JRAY_ADDRESS``)."""
+    import os
+
     from jray import api
 
     ctx = api._context
-    return Dashboard(getattr(ctx, "dashboard_url", None) if ctx is not None else None)
+    url = getattr(ctx, "dashboard_url", None) if ctx is not None else None
+    if url:
+        return str(url)
+    served = os.environ.get("JRAY_DASHBOARD_URL")
+    address = ctx.address_info.get("gcs_address") if ctx is not None else None
+    if served and (address is None or address == os.environ.get("JRAY_ADDRESS")):
+        return served
+    return None
+
+
+def dashboard() -> Dashboard:
+    return Dashboard(dashboard_url())

@@ -84,8 +84,11 @@ import jray
 jray.init(namespace="nb")
 print("again", jray.get(jray.get_actor("keeper").add.remote(1)))
 jray.kill(jray.get_actor("keeper"))
+from jray.jupyter import views
+print(repr(views.dashboard()))
 """)
         assert "again 42" in out
+        assert "task stream /a%40b/jray/views/task_stream" in out  # %jray dashboard links the pages
     finally:
         await mkm.shutdown_kernel(kid, now=True)
 
