@@ -32,6 +32,7 @@ from jray._private.protocol import raylet_pb2 as rpb
 from jray._private.protocol import raylet_pb2_grpc as rgrpc
 from jray._private.raylet.bundles import Bundle, BundleTable
 from jray._private.raylet.scheduler import Allocation, NodeResources, fits, pick_remote
+from jray._private.raylet.task_events import FLUSH_SECONDS, RayletTaskEvents
 from jray._private.raylet.worker_pool import WorkerPool, WorkerProc
 
 logger = logging.getLogger(__name__)
@@ -80,6 +81,7 @@ class Raylet(rgrpc.RayletServiceServicer):
         self._tasks: set[asyncio.Task] = set()
         self._spread_rr = 0
         self._blocked_seq: dict[bytes, int] = {}
+        self.task_events = RayletTaskEvents(node_id)
 
     def spawn(self, coro: Any) -> None:
         t = asyncio.ensure_future(coro)
@@ -96,13 +98,15 @@ class Raylet(rgrpc.RayletServiceServicer):
             object_store_memory=int(stats.get("capacity", 0)), store_used=int(stats.get("used", 0)),
             num_workers=len(self.workers.by_pid) if self.workers else 0, labels=self.labels,
             pid=os.getpid(), spilled_bytes=int(stats.get("spilled_bytes", 0)), pending_leases=len(self.waiting),
-            start_time=time.time(),
+            start_time=time.time(), num_idle_workers=len(self.workers.idle) if self.workers else 0,
+            num_leased_workers=len(self.lease_by_worker), num_objects=int(stats.get("num_objects", 0)),
         )
 
     async def register(self) -> None:
         await self.gcs.RegisterNode(gpb.RegisterNodeRequest(node=self.node_info()))
 
     async def heartbeat_loop(self) -> None:
+        self.spawn(self.task_events_loop())
         while not self.stop_event.is_set():
             try:
                 reply = await self.gcs.Heartbeat(gpb.HeartbeatRequest(node=self.node_info()), timeout=5)
@@ -116,6 +120,19 @@ class Raylet(rgrpc.RayletServiceServicer):
             except grpc.RpcError as e:
                 logger.warning("heartbeat to the GCS failed: %s", e.code() if hasattr(e, "code") else e)
             await asyncio.sleep(config.HEARTBEAT_SECONDS)
+
+    async def task_events_loop(self) -> None:
+        """Send the task events this raylet saw to the GCS, in batches."""
+        while not self.stop_event.is_set():
+            await asyncio.sleep(FLUSH_SECONDS)
+            batch = self.task_events.take()
+            if not batch:
+                continue
+            try:
+                await self.gcs.AddTaskEvents(gpb.AddTaskEventsRequest(events=batch), timeout=5)
+            except grpc.RpcError as e:  # events are best effort
+                self.task_events.dropped += len(batch)
+                logger.debug("dropped %d task events: %s", len(batch), e)
 
     async def monitor_loop(self) -> None:
         assert self.workers is not None
@@ -172,6 +189,7 @@ class Raylet(rgrpc.RayletServiceServicer):
 
     async def RequestWorkerLease(self, request: rpb.WorkerLeaseRequest, context: Any) -> rpb.WorkerLeaseReply:
         demand = {k: v for k, v in request.resources.items() if v > 0}
+        self.task_events.record(request, "PENDING_NODE_ASSIGNMENT")
         s = request.scheduling
         if s.kind == SP.PLACEMENT_GROUP:
             return await self._lease_in_bundle(request, demand, context)
@@ -243,6 +261,7 @@ class Raylet(rgrpc.RayletServiceServicer):
         self.leases[lease.lease_id] = lease
         self.lease_by_worker[w.worker_id] = lease
         logger.debug("grant %s to %s cpu=%s", lease.lease_id.hex()[:6], w.pid, self.res.available.get("CPU"))
+        self.task_events.record(request, "SCHEDULED")
         return rpb.WorkerLeaseReply(
             granted=True, lease_id=lease.lease_id, gpu_ids=alloc.gpu_ids, assigned=alloc.demand,
             worker=cpb.Address(ip=self.ip, port=w.port, worker_id=w.worker_id, node_id=self.node_id))
