@@ -49,6 +49,15 @@ def progress(refs: object, desc: str = "") -> object:
     return _progress(refs, desc=desc)
 
 
+def __getattr__(name: str) -> object:
+    """``jray.widgets`` and ``jray.views`` load on first use (ipywidgets, Bokeh)."""
+    if name in ("widgets", "views"):
+        import importlib
+
+        return importlib.import_module(f"jray.{name}")
+    raise AttributeError(f"module 'jray' has no attribute {name!r}")
+
+
 __all__ = [
     "ActorClass",
     "ActorHandle",

@@ -145,3 +145,121 @@ def test_views_with_explicit_address_and_token(ran):
 
 def jray_cluster_address(ctx: Any) -> str:
     return ctx.address_info["gcs_address"]
+
+
+# -- widgets with a mock comm (the widget cookiecutter's approach) -------------------------
+
+
+class DummyComm:
+    """Stands in for a kernel comm: records what the widget sends."""
+
+    comm_id = "a-b-c-d"
+    kernel = "Truthy"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.messages: list[tuple[Any, Any]] = []
+        SENT.append(self)
+
+    def open(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def on_msg(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def send(self, *args: Any, **kwargs: Any) -> None:
+        self.messages.append((args, kwargs))
+
+    def close(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
+SENT: list[DummyComm] = []
+
+
+@pytest.fixture
+def mock_comm(monkeypatch):
+    import comm
+
+    SENT.clear()
+    monkeypatch.setattr(comm, "create_comm", lambda *a, **kw: DummyComm(*a, **kw))
+    yield SENT
+
+
+def _threads(prefix: str) -> list[str]:
+    import threading
+
+    return [t.name for t in threading.enumerate() if t.name.startswith(prefix)]
+
+
+def test_cluster_monitor_shows_nodes_tasks_and_store(ran, mock_comm):
+    from jray.widgets import ClusterMonitor
+
+    mon = ClusterMonitor(autostart=False)
+    try:
+        node_id = jray.util.state.list_nodes()[0]["node_id"]
+        panel = mon.panels[node_id]
+        assert set(panel.bars) >= {"CPU", "memory"} and panel.bars["CPU"].progress.max == 2
+        assert "workers:" in panel.workers.value and "alive" in mon.header.value
+        ref = jray.put(np.ones(1_000_000))
+        poll(lambda: (mon.update(), panel.store.progress.value)[1], lambda v: v >= 8_000_000,
+             "store bar after a put")
+        assert "objects" in panel.store.label.value
+        assert panel.store.progress.max == 256 * 1024 * 1024
+        poll(lambda: (mon.update(), mon.task_counts)[1],
+             lambda c: c.get("FINISHED", 0) >= 4 and c.get("FAILED", 0) >= 1, "tasks by state")
+        assert "FAILED" in mon.tasks.value
+        assert any(m for c in mock_comm for m in c.messages)  # state went out over the comm
+        del ref
+    finally:
+        mon.close()
+
+
+def test_cluster_monitor_polls_until_closed(ran, mock_comm):
+    from jray.widgets import ClusterMonitor
+
+    mon = ClusterMonitor(period=0.1)
+    assert mon.running and _threads("jray-cluster-monitor")
+    panel = next(iter(mon.panels.values()))
+    ref = jray.put(np.ones(1_500_000))
+    poll(lambda: panel.store.progress.value, lambda v: v >= 12_000_000, "store bar moved by the poller")
+    mon.close()
+    assert not mon.running and not _threads("jray-cluster-monitor")
+    assert mon.comm is None
+    del ref
+
+
+def test_cluster_monitor_shows_custom_resources(mock_comm):
+    from jray.widgets import NodePanel
+
+    panel = NodePanel("ab" * 16)
+    panel.show({"node_id": "ab" * 16, "node_ip": "10.0.0.2", "is_head_node": False,
+                "resources_total": {"CPU": 4.0, "GPU": 2.0, "gadget": 3.0, "node:10.0.0.2": 1.0},
+                "resources_available": {"CPU": 1.0, "GPU": 1.5, "gadget": 3.0},
+                "num_workers": 5, "num_busy_workers": 3, "num_idle_workers": 2, "object_store_used": 1024,
+                "object_store_memory": 4096, "num_objects": 2, "spilled_bytes": 10, "pending_leases": 1})
+    assert list(panel.bars) == ["CPU", "GPU", "gadget"]
+    assert (panel.bars["CPU"].progress.value, panel.bars["CPU"].progress.max) == (3.0, 4.0)
+    assert panel.bars["GPU"].progress.value == 0.5 and panel.bars["gadget"].label.value == "0 / 3"
+    assert panel.workers.value.startswith("workers: 5 (3 busy, 2 idle)")
+    assert "2 objects" in panel.store.label.value and "spilled" in panel.store.label.value
+    panel.close()
+
+
+def test_inline_task_stream_updates_until_closed(ran, mock_comm):
+    from jray.views import object_store, task_stream
+
+    live = task_stream(period=0.1)
+    try:
+        assert live.running and _threads("jray-TaskStreamView")
+        n = len(live.view.sources["task_stream"].data["task_id"])
+        assert jray.get(nap.remote(99), timeout=60) == 99
+        poll(lambda: len(live.view.sources["task_stream"].data["task_id"]), lambda k: k > n,
+             "a new bar from the poller")
+        assert any(m for c in mock_comm for m in c.messages)  # document changes went to the frontend
+    finally:
+        live.close()
+    assert not live.running and not _threads("jray-TaskStreamView")
+    store = object_store(period=0.1)
+    assert store.running
+    store.close()
+    assert not _threads("jray-ObjectStoreView")

@@ -1,0 +1,59 @@
+"""The task-stream view's arithmetic on synthetic task rows (no cluster)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from jray.views._base import color_for
+from jray.views.task_stream import _count, _intervals, _queue, _stream, _util
+
+T0 = 1_000_000  # times are ms since the epoch (never 0)
+
+
+def row(tid: str, pid: int, times: dict[str, int], state: str, cpu: float = 1.0, name: str = "f") -> dict:
+    times = {k: T0 + v for k, v in times.items()}
+    return {"task_id": tid, "func_or_class_name": name, "name": name, "state": state, "node_id": "n" * 32,
+            "worker_pid": pid, "start_time_ms": times.get("RUNNING"),
+            "end_time_ms": times.get("FINISHED") or times.get("FAILED"), "state_times_ms": times,
+            "required_resources": {"CPU": cpu}, "error_message": "E: x" if state == "FAILED" else None}
+
+
+TASKS = [
+    row("a", 10, {"SUBMITTED": 0, "PENDING_NODE_ASSIGNMENT": 1, "SCHEDULED": 5, "RUNNING": 6, "FINISHED": 16},
+        "FINISHED"),
+    row("b", 11, {"SUBMITTED": 0, "PENDING_NODE_ASSIGNMENT": 2, "SCHEDULED": 10, "RUNNING": 10, "FAILED": 20},
+        "FAILED", name="g"),
+    row("c", 10, {"SUBMITTED": 0, "PENDING_NODE_ASSIGNMENT": 2}, "PENDING_NODE_ASSIGNMENT"),
+]
+
+
+def test_intervals_follow_the_state_order():
+    iv = {k: (a - T0, b - T0) for k, (a, b) in _intervals(TASKS[0], now=T0 + 100).items()}
+    assert iv["SUBMITTED"] == (0, 1) and iv["PENDING_NODE_ASSIGNMENT"] == (1, 5) and iv["RUNNING"] == (6, 16)
+    assert _intervals(TASKS[2], now=T0 + 100)["PENDING_NODE_ASSIGNMENT"] == (T0 + 2, T0 + 101)  # still waiting
+
+
+def test_count_is_enter_inclusive_leave_exclusive():
+    times = np.array([0.0, 1.0, 5.0, 9.0])
+    assert _count([(1, 5), (1, 9)], times).tolist() == [0, 2, 1, 0]
+    assert _count([(1, 5), (1, 9)], times, [2.0, 0.5]).tolist() == [0, 2.5, 0.5, 0]
+
+
+def test_queue_and_utilisation():
+    times = T0 + np.array([0.0, 3.0, 5.5, 8.0, 12.0, 50.0])
+    q = _queue(TASKS, times, now=T0 + 50)
+    assert q["SUBMITTED"] == [3, 0, 0, 0, 0, 0]
+    assert q["PENDING_NODE_ASSIGNMENT"] == [0, 3, 2, 2, 1, 1]
+    assert q["SCHEDULED"] == [0, 0, 1, 0, 0, 0]
+    u = _util(TASKS, times, now=T0 + 50, cpus=2)
+    assert u["running"] == [0, 0, 0, 1, 2, 0] and u["utilisation"] == [0, 0, 0, 0.5, 1, 0]
+
+
+def test_stream_bars_lanes_and_failures():
+    cols = _stream(TASKS, now=T0 + 50)
+    bars, lanes = cols["task_stream"], cols["task_lanes"]
+    assert bars["task_id"] == ["a", "b"]  # c never ran
+    assert lanes["label"] == ["nnnnnn pid 10", "nnnnnn pid 11"] and bars["lane"] == [0, 1]
+    assert bars["start"] == [T0 + 6.0, T0 + 10.0] and bars["duration_ms"] == [10.0, 10.0]
+    assert bars["color"] == [color_for("f"), color_for("g")] and bars["failed"] == [False, True]
+    assert bars["line_color"][1] != bars["color"][1] and bars["error"][1] == "E: x"
