@@ -74,6 +74,42 @@ def test_wait_semantics(jray_cluster):
     assert jray.get(slow, timeout=30) == 2
 
 
+def test_wait_one_at_a_time_over_many_refs(jray_cluster):
+    @jray.remote
+    def value(i):
+        return i
+
+    @jray.remote
+    def wait_borrowed(refs):  # refs owned by the driver, waited on by a task
+        out = []
+        while refs:
+            ready, refs = jray.wait(refs, num_returns=1, timeout=30)
+            assert len(ready) == 1
+            out.append(jray.get(ready[0]))
+        return sorted(out)
+
+    not_ready = [value.remote(i) for i in range(300)]
+    seen = []
+    while not_ready:
+        ready, not_ready = jray.wait(not_ready, num_returns=1, timeout=30)
+        assert len(ready) == 1
+        seen.append(jray.get(ready[0], timeout=30))
+    assert sorted(seen) == list(range(300))
+    refs = [value.remote(i) for i in range(40)]
+    assert jray.get(wait_borrowed.remote(refs), timeout=60) == list(range(40))
+    # Nothing ready yet: a zero timeout returns at once with all refs not ready.
+    @jray.remote
+    def later():
+        time.sleep(3)
+        return 1
+
+    pending = [later.remote() for _ in range(3)]
+    ready, rest = jray.wait(pending, num_returns=2, timeout=0)
+    assert ready == [] and rest == pending
+    ready, rest = jray.wait(pending, num_returns=3, timeout=30)
+    assert len(ready) == 3 and rest == []
+
+
 def test_store_usage_returns_to_baseline_after_refs_dropped(jray_cluster):
     import gc
 

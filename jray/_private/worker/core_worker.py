@@ -484,7 +484,7 @@ class CoreWorker:
                     reply = await stub.GetObjectStatus(wpb.GetObjectStatusRequest(object_id=oid, timeout=30.0))
                 except grpc.RpcError as e:
                     if rpc.is_connection_error(e):
-                        err = exceptions.OwnerDiedError(
+                        err: exceptions.RayError = exceptions.OwnerDiedError(
                             oid.hex(), f"Object {oid.hex()} is lost: its owner ({owner[0]}) has died.")
                         self.objects[oid] = _error_return(oid, err)
                         break
@@ -544,9 +544,11 @@ class CoreWorker:
         if waiter.error is not None:
             raise waiter.error
 
-    def _register_owned_waiter(self, ids: list[bytes], waiter: _CountDown) -> None:
+    def _register_owned_waiter(self, ids: list[bytes], waiter: _CountDown, lost_is_done: bool = False) -> None:
         for oid in ids:
-            if oid in self.objects:
+            if waiter.done():
+                return
+            if oid in self.objects or (lost_is_done and oid not in self._pending_owned):
                 waiter.set_result(None)
             elif oid not in self._pending_owned:
                 waiter.fail(exceptions.ObjectLostError(oid.hex(), f"Object {oid.hex()} is unknown to its owner "
@@ -704,7 +706,24 @@ class CoreWorker:
     # -- objects: wait -----------------------------------------------------
     def wait(self, refs: Sequence[Any], num_returns: int, timeout: float | None, fetch_local: bool) -> tuple[list, list]:
         ready_ids = {r.binary() for r in refs if r.binary() in self.objects}
-        if len(ready_ids) < num_returns and (timeout is None or timeout > 0):
+        if len(ready_ids) < num_returns and (timeout is None or timeout > 0) and all(
+                r.owner_address() in (None, self.owner_key) for r in refs):
+            # All owned here (the common case): count down on a plain event
+            # the loop sets as objects become ready, without a coroutine per
+            # ref (wait one at a time over many refs is O(refs) per call).
+            countdown = _CountDown(num_returns - len(ready_ids))
+            ids = [r.binary() for r in refs if r.binary() not in ready_ids]
+            self.loop.call_soon_threadsafe(self._register_owned_waiter, ids, countdown, True)
+            blocked = self._notify_blocked(True)
+            try:
+                countdown.event.wait(timeout)
+            except KeyboardInterrupt:
+                self.on_interrupt(refs)
+                raise
+            finally:
+                if blocked:
+                    self._notify_blocked(False)
+        elif len(ready_ids) < num_returns and (timeout is None or timeout > 0):
             async def waiter() -> None:
                 tasks = [asyncio.ensure_future(self._ensure_ready(r)) for r in refs if r.binary() not in ready_ids]
                 need = num_returns - len(ready_ids)
@@ -731,7 +750,8 @@ class CoreWorker:
             finally:
                 if blocked:
                     self._notify_blocked(False)
-        ready, not_ready = [], []
+        ready: list[Any] = []
+        not_ready: list[Any] = []
         for r in refs:
             (ready if r.binary() in self.objects and len(ready) < num_returns else not_ready).append(r)
         if fetch_local:
