@@ -19,7 +19,7 @@ import time
 from typing import Any
 
 from bokeh.layouts import column
-from bokeh.models import ColumnDataSource, HoverTool, LayoutDOM
+from bokeh.models import ColumnDataSource, HoverTool, LayoutDOM, NumeralTickFormatter
 from bokeh.models.widgets.tables import DataTable, NumberFormatter, StringFormatter, TableColumn
 from bokeh.plotting import figure
 
@@ -86,7 +86,7 @@ class ObjectStoreView(View):
         lines = use.multi_line(xs="xs", ys="used", line_color="color", line_width=2, source=s["store_usage"])
         use.multi_line(xs="xs", ys="spilled", line_color="color", line_dash="dashed", source=s["store_usage"])
         use.add_tools(HoverTool(renderers=[lines], tooltips=[("node", "@label")]))
-        use.yaxis.axis_label = "bytes"
+        use.yaxis.formatter = NumeralTickFormatter(format="0.0 b")
         nodes = _table(s["store_nodes"], [("label", "node"), ("node_ip", "ip"), ("used", "used (bytes)"),
                                           ("capacity", "capacity"), ("used_pct", "used %"),
                                           ("num_objects", "objects"), ("spilled_bytes", "spilled (bytes)")], 120)

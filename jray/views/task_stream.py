@@ -6,7 +6,8 @@ fresh view draws the whole history the GCS task table still holds:
 
 - ``task_stream``: one bar per task that ran (start → end, or → now while it
   runs), one lane per worker process (``task_lanes`` labels them), coloured
-  by function name; failed tasks get a thick red outline.
+  by function name; failed tasks get a thick red outline (others a thin white one, so
+  back-to-back tasks stay apart).
 - ``task_queue``: how many tasks sat in each pending state (SUBMITTED,
   PENDING_ARGS, PENDING_NODE_ASSIGNMENT, SCHEDULED) over time, rebuilt from
   the times each task entered each state.
@@ -90,7 +91,8 @@ class TaskStreamView(View):
         for st, color in zip(PENDING, _PENDING_COLORS, strict=True):
             r = queue.step(x="time", y=st, source=s["task_queue"], color=color, line_width=2, mode="after")
             items.append((st, [r]))
-        queue.add_layout(Legend(items=items, location="top_left", label_text_font_size="9px"))
+        queue.add_layout(Legend(items=items, location="top_right", label_text_font_size="9px", glyph_width=12,
+                                spacing=0, background_fill_alpha=0.7))
 
         util = figure(title="Utilisation (CPUs held by running tasks / cluster CPUs)", x_axis_type="datetime",
                       height=180, sizing_mode="stretch_width", x_range=stream.x_range, y_range=Range1d(start=0, end=1.05),
@@ -116,7 +118,7 @@ def _stream(tasks: list[dict[str, Any]], now: float) -> dict[str, Columns]:
             "task_id": t["task_id"], "name": name, "state": t["state"], "lane": index[(node, pid)],
             "worker": f"{short(node, 6)} pid {pid}", "node_id": node, "worker_pid": int(pid),
             "start": start, "end": max(end, start), "duration_ms": max(end, start) - start,
-            "color": color_for(name), "line_color": FAILED_OUTLINE if failed else color_for(name),
+            "color": color_for(name), "line_color": FAILED_OUTLINE if failed else "white",
             "line_width": 3 if failed else 1, "failed": failed, "error": t.get("error_message") or "",
         }
         for c, v in row.items():

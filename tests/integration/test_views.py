@@ -18,6 +18,7 @@ import jray
 from jray._private.worker import global_state
 from jray.views import ObjectStoreView, TaskStreamView
 from jray.views.pages import VIEWS, page_data, page_html
+from jray.views.task_stream import FAILED_OUTLINE
 
 DEADLINE = 30.0
 
@@ -78,8 +79,8 @@ def test_task_stream_has_a_bar_per_task_in_its_worker_lane(ran):
     assert len({data["color"][i] for i in naps}) == 1  # coloured by function
     (c,) = [i for i, n in enumerate(data["name"]) if n == "crash"]
     assert data["failed"][c] and data["state"][c] == "FAILED" and "view boom" in data["error"][c]
-    assert data["line_color"][c] != data["color"][c]  # failed tasks are marked
-    assert not any(data["failed"][i] for i in naps)
+    assert data["line_color"][c] == FAILED_OUTLINE and data["line_width"][c] > 1  # failed tasks are marked
+    assert not any(data["failed"][i] or data["line_color"][i] == FAILED_OUTLINE for i in naps)
 
 
 def test_task_stream_queue_and_utilisation(ran):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from jray.views._base import color_for
-from jray.views.task_stream import _count, _intervals, _queue, _stream, _util
+from jray.views.task_stream import FAILED_OUTLINE, _count, _intervals, _queue, _stream, _util
 
 T0 = 1_000_000  # times are ms since the epoch (never 0)
 
@@ -56,4 +56,4 @@ def test_stream_bars_lanes_and_failures():
     assert lanes["label"] == ["nnnnnn pid 10", "nnnnnn pid 11"] and bars["lane"] == [0, 1]
     assert bars["start"] == [T0 + 6.0, T0 + 10.0] and bars["duration_ms"] == [10.0, 10.0]
     assert bars["color"] == [color_for("f"), color_for("g")] and bars["failed"] == [False, True]
-    assert bars["line_color"][1] != bars["color"][1] and bars["error"][1] == "E: x"
+    assert bars["line_color"] == ["white", FAILED_OUTLINE] and bars["error"][1] == "E: x"
