@@ -308,7 +308,7 @@ def wait(object_refs: Sequence[ObjectRef], *, num_returns: int = 1, timeout: flo
     if isinstance(object_refs, ObjectRef):
         raise TypeError("wait() expected a list of ObjectRef, got a single ObjectRef")
     refs = _check_refs(object_refs, "jray.wait()")
-    if len({r.binary() for r in refs}) != len(refs):
+    if len({r._id for r in refs}) != len(refs):
         raise ValueError("Wait requires a list of unique object refs.")
     if isinstance(num_returns, bool) or not isinstance(num_returns, int) or num_returns < 0:
         raise ValueError(f"num_returns must be a non-negative int, got {num_returns!r}")

@@ -705,15 +705,18 @@ class CoreWorker:
 
     # -- objects: wait -----------------------------------------------------
     def wait(self, refs: Sequence[Any], num_returns: int, timeout: float | None, fetch_local: bool) -> tuple[list, list]:
-        ready_ids = {r.binary() for r in refs if r.binary() in self.objects}
-        if len(ready_ids) < num_returns and (timeout is None or timeout > 0) and all(
-                r.owner_address() in (None, self.owner_key) for r in refs):
+        objects = self.objects
+        ids = [r._id for r in refs]
+        not_ready_ids = [oid for oid in ids if oid not in objects]
+        n_ready = len(ids) - len(not_ready_ids)
+        key = self.owner_key
+        if n_ready < num_returns and (timeout is None or timeout > 0) and all(
+                r._owner is None or r._owner == key for r in refs):
             # All owned here (the common case): count down on a plain event
             # the loop sets as objects become ready, without a coroutine per
             # ref (wait one at a time over many refs is O(refs) per call).
-            countdown = _CountDown(num_returns - len(ready_ids))
-            ids = [r.binary() for r in refs if r.binary() not in ready_ids]
-            self.loop.call_soon_threadsafe(self._register_owned_waiter, ids, countdown, True)
+            countdown = _CountDown(num_returns - n_ready)
+            self.loop.call_soon_threadsafe(self._register_owned_waiter, not_ready_ids, countdown, True)
             blocked = self._notify_blocked(True)
             try:
                 countdown.event.wait(timeout)
@@ -723,7 +726,9 @@ class CoreWorker:
             finally:
                 if blocked:
                     self._notify_blocked(False)
-        elif len(ready_ids) < num_returns and (timeout is None or timeout > 0):
+        elif n_ready < num_returns and (timeout is None or timeout > 0):
+            ready_ids = set(ids) - set(not_ready_ids)
+
             async def waiter() -> None:
                 tasks = [asyncio.ensure_future(self._ensure_ready(r)) for r in refs if r.binary() not in ready_ids]
                 need = num_returns - len(ready_ids)
@@ -752,8 +757,8 @@ class CoreWorker:
                     self._notify_blocked(False)
         ready: list[Any] = []
         not_ready: list[Any] = []
-        for r in refs:
-            (ready if r.binary() in self.objects and len(ready) < num_returns else not_ready).append(r)
+        for r, oid in zip(refs, ids, strict=True):
+            (ready if oid in objects and len(ready) < num_returns else not_ready).append(r)
         if fetch_local:
             self._prefetch(ready)
         return ready, not_ready
