@@ -50,11 +50,19 @@ class LiveView(BokehModel):  # type: ignore[misc]  # untyped ipywidgets base
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop polling (the widget stays, frozen)."""
-        self._stop.set()
+        stop = getattr(self, "_stop", None)  # None: __init__ failed before it (close from __del__)
+        if stop is None:
+            return
+        stop.set()
         t, self._thread = self._thread, None
         if t is not None and t is not threading.current_thread():
             t.join(timeout)
 
     def close(self) -> None:
+        """Stop polling and close the widget (again: nothing; ipywidgets calls it from ``__del__``
+        too, and ``BokehModel.close`` fails the second time)."""
         self.stop()
+        if getattr(self, "_closed", False):
+            return
+        self._closed = True
         super().close()

@@ -260,6 +260,7 @@ def test_inline_task_stream_updates_until_closed(ran, mock_comm):
     finally:
         live.close()
     assert not live.running and not _threads("jray-TaskStreamView")
+    live.close()  # again (ipywidgets does from __del__): nothing
     store = object_store(period=0.1)
     assert store.running
     store.close()
