@@ -35,7 +35,8 @@ class View:
     def __init__(self, *, address: str | None = None, token: str | None = None) -> None:
         self.address = address
         self.token = token
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the published data
+        self._updating = threading.Lock()  # one update at a time (a page may be polled from two tabs)
         self._data: dict[str, Columns] = {name: {c: [] for c in cols} for name, cols in self.SOURCES.items()}
         self.sources: dict[str, ColumnDataSource] = {
             name: ColumnDataSource(data={c: [] for c in cols}, name=name) for name, cols in self.SOURCES.items()}
@@ -53,12 +54,13 @@ class View:
         raise NotImplementedError
 
     def update(self) -> None:
-        """Read the state API once and refresh every source."""
-        new = self.compute()
-        with self._lock:
-            self._data = new
-            for name, cols in new.items():
-                self.sources[name].data = dict(cols)
+        """Read the state API once and refresh every source (thread-safe)."""
+        with self._updating:
+            new = self.compute()
+            with self._lock:
+                self._data = new
+                for name, cols in new.items():
+                    self.sources[name].data = dict(cols)
 
     def data(self) -> dict[str, Columns]:
         """``{source_name: {column: [...]}}``, JSON-serialisable, as of the last ``update()``."""

@@ -265,3 +265,26 @@ def test_inline_task_stream_updates_until_closed(ran, mock_comm):
     assert store.running
     store.close()
     assert not _threads("jray-ObjectStoreView")
+
+
+def test_a_view_polled_from_several_threads(jray_cluster):
+    import threading
+
+    view = ObjectStoreView()
+    errors: list[BaseException] = []
+
+    def poll_it() -> None:
+        try:
+            for _ in range(3):
+                view.update()
+                json.dumps(view.data())
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=poll_it) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors and not any(t.is_alive() for t in threads)
+    assert len(view.data()["store_usage"]["xs"][0]) == 12
