@@ -203,6 +203,6 @@ def test_markdown(report: ModuleType) -> None:
         "| t | tasks/s | 3,000 (2,999–3,001) | 2,000 (1,999–2,001) | 1.5× | higher | ≥ 1.5× | met |"
         in md
     )
-    assert "Targets met: 1 of 10." in md
+    assert "Targets met: 1 of 13." in md
     assert "- jray `wait_1k`: TimeoutError: slow" in md
     assert "Ray `wait_1k`" not in md

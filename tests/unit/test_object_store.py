@@ -532,18 +532,19 @@ def test_store_spills_and_restores_transparently(spill_store: LocalObjectStore) 
     assert stats["restore_count"] == 1 and stats["spill_count"] == 2
     assert stats["num_spilled"] == 2
     # Memory holds 4 objects: each read of a spilled one restores it and
-    # pushes the LRU one out. Those with a file already (oid(0), oid(1)) are
-    # dropped without a second write.
+    # pushes one out, first one whose file is still there (no second write):
+    # reading oid(1) drops the restored oid(0), reading oid(0) drops oid(1).
     for i in (1, 2, 3, 4, 0):
         assert _read(store, oid(i)) == blobs[i]
     stats = store.stats()
-    assert stats["restore_count"] == 6 and stats["spill_count"] == 5
-    assert stats["num_spilled"] == 5 and store.spilled_bytes == 5 * size
+    assert stats["restore_count"] == 3 and stats["spill_count"] == 2
+    assert stats["num_spilled"] == 2 and store.spilled_bytes == 2 * size
     info = {o["object_id"]: o for o in store.list_objects()}
     assert info[oid(0)]["spilled"] and info[oid(0)]["in_memory"]
     assert not info[oid(1)]["in_memory"]
+    assert all(info[oid(i)]["in_memory"] and not info[oid(i)]["spilled"] for i in (2, 3, 4))
     store.free(oid(0))
-    assert store.spilled_bytes == 4 * size
+    assert store.spilled_bytes == size
     assert not os.path.exists(path)
     _check_pinned_bytes(store)
 

@@ -17,7 +17,9 @@ When ``create`` finds no hole big enough it makes room, in this order:
 1. evict sealed, unpinned *secondary* copies (copies pulled from another
    node, which can be pulled again), least recently used first;
 2. spill sealed, unpinned *primary* copies to ``spill_dir`` (one file per
-   object), least recently used first; ``get`` restores them transparently;
+   object), least recently used first; ``get`` restores them transparently.
+   Primaries whose spill file is still there (restored ones) go first: they
+   cost no write, like clean pages in a page cache;
 3. raise :class:`~jray.exceptions.ObjectStoreFullError` with the sizes.
 
 Nothing is evicted or spilled when that could not make enough room anyway.
@@ -444,6 +446,7 @@ class LocalObjectStore:
         need = self._alloc.rounded_size(size)
         secondaries = [e for e in self._unpinned_lru() if not e.primary]
         primaries = [e for e in self._unpinned_lru() if e.primary] if self._spill_dir else []
+        primaries.sort(key=lambda e: e.spill_path is None)  # stable: LRU within each group
         reclaimable = sum(
             self._alloc.allocation_size(e.offset)
             for e in secondaries + primaries

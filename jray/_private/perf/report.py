@@ -50,6 +50,9 @@ TARGETS: dict[str, Target] = {
     "put_100mb": Target(">=", 1.0),
     "get_100mb_zero_copy": Target("true"),
     "task_arg_100mb": Target(">=", 1.0),
+    "put_1gb": Target(">=", 1.0),
+    "spill_gbps": Target(">=", 1.0),
+    "restore_gbps": Target(">=", 1.0),
 }
 
 

@@ -72,6 +72,7 @@ METRICS: tuple[Metric, ...] = (
     Metric("put_100mb", "put 100 MB numpy (warm pages)", "GB/s", "higher"),
     Metric("put_100mb_first", "put 100 MB numpy (first touch, 1 sample)", "GB/s", "higher"),
     Metric("put_1gb", "put 1 GB numpy (`--large`)", "GB/s", "higher"),
+    Metric("get_1gb_ms", "get 1 GB numpy (`--large`)", "ms", "lower"),
     Metric("get_100mb_ms", "get 100 MB numpy", "ms", "lower"),
     Metric(
         "get_100mb_zero_copy",
@@ -80,6 +81,8 @@ METRICS: tuple[Metric, ...] = (
         "true",
     ),
     Metric("task_arg_100mb", "task with a 100 MB ref argument", "GB/s", "higher"),
+    Metric("spill_gbps", "put 2× a 256 MB store (spills to disk)", "GB/s", "higher"),
+    Metric("restore_gbps", "get spilled objects back (restore from disk)", "GB/s", "higher"),
     Metric("wait_1k_ms", "`wait` one at a time over 1,000 tasks", "ms", "lower"),
 )
 METRIC_BY_NAME = {m.name: m for m in METRICS}
@@ -145,6 +148,7 @@ class Workload:
     in_process: bool = True  # False: spawns its own runtime in fresh interpreters
     large_only: bool = False
     timeout_s: float = 180.0
+    init_extra: tuple[tuple[str, Any], ...] = ()  # more init kwargs: a session of its own
 
 
 def _rate(count: float, seconds: float) -> float:
@@ -371,15 +375,55 @@ def put_100mb(ctx: Ctx) -> Callable[[], Sample]:
 
 
 def put_1gb(ctx: Ctx) -> Callable[[], Sample]:
+    """``put`` of a 1 GiB array, then ``get`` of it (3 gets, each array dropped)."""
     arr = _array(1024 * MB)
+    gets = 3
 
     def once() -> Sample:
         t0 = time.perf_counter()
         ref = ctx.rt.put(arr)
         elapsed = time.perf_counter() - t0
+        got = 0.0
+        for _ in range(gets):
+            t0 = time.perf_counter()
+            out = ctx.get(ref)
+            got += time.perf_counter() - t0
+            assert out.nbytes == arr.nbytes
+            del out
         del ref
         time.sleep(0.5)  # as in put_100mb: let the store take the pages back
-        return {"put_1gb": _rate(arr.nbytes / GB, elapsed)}
+        return {"put_1gb": _rate(arr.nbytes / GB, elapsed), "get_1gb_ms": got * 1e3 / gets}
+
+    return once
+
+
+SPILL_STORE = 256 * MB
+
+
+def spill_restore(ctx: Ctx) -> Callable[[], Sample]:
+    """A session with a 256 MB store: ``put`` 64 MB arrays until twice its
+    capacity (the runtime spills the older ones to disk as it goes), then
+    ``get`` the oldest half back (each restored from disk, spilling others
+    to make room). GB/s of the bytes put, and of the bytes got back."""
+    arr = _array(64 * MB)
+    count = ctx.n(2 * SPILL_STORE // arr.nbytes, 6)
+    back = count // 2
+
+    def once() -> Sample:
+        t0 = time.perf_counter()
+        refs = [ctx.rt.put(arr) for _ in range(count)]
+        t1 = time.perf_counter()
+        for ref in refs[:back]:
+            out = ctx.get(ref)
+            assert out.nbytes == arr.nbytes and out[-1] == 1
+            del out
+        t2 = time.perf_counter()
+        del refs
+        time.sleep(1.0)  # freeing (and deleting spill files) is asynchronous
+        return {
+            "spill_gbps": _rate(count * arr.nbytes / GB, t1 - t0),
+            "restore_gbps": _rate(back * arr.nbytes / GB, t2 - t1),
+        }
 
     return once
 
@@ -529,10 +573,16 @@ WORKLOADS: tuple[Workload, ...] = (
     Workload("actor_create", actor_create, ("actor_create",)),
     Workload("put_get_small", put_get_small, ("put_small", "get_small")),
     Workload("put_100mb", put_100mb, ("put_100mb", "put_100mb_first")),
-    Workload("put_1gb", put_1gb, ("put_1gb",), large_only=True),
+    Workload("put_1gb", put_1gb, ("put_1gb", "get_1gb_ms"), large_only=True),
     Workload("get_100mb", get_100mb, ("get_100mb_ms", "get_100mb_zero_copy")),
     Workload("task_arg_100mb", task_arg_100mb, ("task_arg_100mb",)),
     Workload("wait_1k", wait_1k, ("wait_1k_ms",)),
+    Workload(
+        "spill_restore",
+        spill_restore,
+        ("spill_gbps", "restore_gbps"),
+        init_extra=(("object_store_memory", SPILL_STORE),),
+    ),
 )
 
 
@@ -631,17 +681,23 @@ def run_all(
     workloads: dict[str, dict[str, Any]] = {}
     result["metrics"], result["workloads"] = metrics, workloads
     started, initialized, init_error = time.monotonic(), False, None
+    session_extra: tuple[tuple[str, Any], ...] = ()
 
-    def ensure_init() -> None:
-        nonlocal initialized, init_error
+    def ensure_init(extra: tuple[tuple[str, Any], ...] = ()) -> None:
+        nonlocal initialized, init_error, session_extra
+        if extra != session_extra:  # a workload that needs a session of its own
+            if initialized:
+                reset()
+            init_error, session_extra = None, extra
         if initialized or init_error:
             return
-        say(f"[{name}] init({init_kwargs(name)})")
+        kwargs = {**init_kwargs(name), **dict(extra)}
+        say(f"[{name}] init({kwargs})")
         try:
             # On the calling thread, not a helper: Ray ties its daemons to the thread that
             # started them (PR_SET_PDEATHSIG), so they would die with a short-lived thread.
             t0 = time.perf_counter()
-            rt.init(**init_kwargs(name))
+            rt.init(**kwargs)
             initialized = True
             result.setdefault("session_init_s", []).append(time.perf_counter() - t0)
         except BaseException as e:
@@ -657,7 +713,7 @@ def run_all(
         if (w.large_only and not large) or (only and w.name not in only):
             continue
         if w.in_process:
-            ensure_init()
+            ensure_init(w.init_extra)
         ctx = Ctx(rt, quick, large, deadline=time.monotonic() + w.timeout_s)
         t0, error = time.monotonic(), None
         say(f"[{name}] {w.name} ...")
