@@ -72,12 +72,36 @@ def test_worker_buffer_builds_protos_at_flush_and_counts_drops(monkeypatch):
     for state in ("SUBMITTED", "PENDING_ARGS", "RUNNING", "FINISHED"):
         buf.record(spec, state)
     assert buf.dropped == 1
-    events = buf.take()
-    assert [e.state for e in events] == ["PENDING_ARGS", "RUNNING", "FINISHED"]
-    running = events[1]
-    assert (running.name, running.func_name, running.type, running.actor_id) == ("A.m", "A.m", "ACTOR_TASK", b"a")
-    assert (running.worker_id, running.node_id, dict(running.resources)) == (b"w", b"n", {"CPU": 1})
+    (event,) = buf.take()  # one proto per task, its states' times inside
+    assert event.state == "FINISHED"
+    assert set(event.state_times) == {"PENDING_ARGS", "RUNNING", "FINISHED"}
+    assert (event.name, event.func_name, event.type, event.actor_id) == ("A.m", "A.m", "ACTOR_TASK", b"a")
+    assert (event.worker_id, event.node_id, dict(event.resources)) == (b"w", b"n", {"CPU": 1})
     assert not buf.events
+    # The GCS folds a merged event like the separate ones.
+    table = TaskTable()
+    table.add([ev(b"t", "SUBMITTED", 0.5, name="A.m")])
+    table.add([event])
+    (rec,) = table.query()
+    assert rec.state == "FINISHED" and rec.worker_id == b"w"
+    assert set(rec.state_times) == {"SUBMITTED", "PENDING_ARGS", "RUNNING", "FINISHED"}
+
+
+def test_worker_buffer_merges_a_retry_and_keeps_the_error():
+    from types import SimpleNamespace
+
+    from jray._private.protocol import common_pb2 as cpb
+    from jray._private.worker import task_events
+
+    buf = task_events.TaskEventBuffer(SimpleNamespace(worker_id=b"w", node_id=b"n"))
+    spec = cpb.TaskSpec(task_id=b"t", job_id=b"j", name="f")
+    buf.record(spec, "RUNNING")
+    buf.record(spec, "FAILED", "ValueError: boom")
+    spec.attempt = 1
+    buf.record(spec, "RUNNING")
+    (event,) = buf.take()
+    assert (event.state, event.attempt, event.error) == ("RUNNING", 1, "ValueError: boom")
+    assert set(event.state_times) == {"RUNNING", "FAILED"}
 
 
 def test_raylet_states_rank_between_args_and_push_and_keep_the_earliest_time():

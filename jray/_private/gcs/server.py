@@ -367,7 +367,7 @@ class GcsServer(ggrpc.GcsServiceServicer):
     async def AddTaskEvents(self, request: gpb.AddTaskEventsRequest, context: Any) -> gpb.AddTaskEventsReply:
         self.task_table.add(request.events)
         for ev in request.events:  # an actor's pid comes with its creation task's RUNNING event
-            if ev.state == "RUNNING" and ev.type == "ACTOR_CREATION_TASK":
+            if ev.pid and ev.type == "ACTOR_CREATION_TASK" and (ev.state == "RUNNING" or "RUNNING" in ev.state_times):
                 rec = self.actors.actors.get(ev.actor_id)
                 if rec is not None and rec.worker_id == ev.worker_id:
                     rec.info.pid = ev.pid

@@ -19,6 +19,7 @@ from jray._private.protocol import gcs_pb2 as gpb
 RANK = {"SUBMITTED": 0, "PENDING_ARGS": 1, "PENDING_NODE_ASSIGNMENT": 2, "SCHEDULED": 3, "RUNNING": 4,
         "FINISHED": 5, "FAILED": 5}
 TERMINAL = ("FINISHED", "FAILED")
+_DESCRIPTION = ("job_id", "name", "func_name", "type", "actor_id", "parent_task_id", "worker_id", "node_id", "pid")
 
 
 class TaskTable:
@@ -28,11 +29,16 @@ class TaskTable:
         self.dropped = 0
 
     def add(self, events: Iterable[gpb.TaskEvent]) -> None:
+        records = self.records
         for ev in events:
-            rec = self.records.get(ev.task_id)
-            if rec is None:
-                rec = self.records[ev.task_id] = gpb.TaskEvent(task_id=ev.task_id)
-            _merge(rec, ev)
+            rec = records.get(ev.task_id)
+            if rec is None:  # first news of this task: the event is the record
+                rec = records[ev.task_id] = gpb.TaskEvent()
+                rec.CopyFrom(ev)
+                if ev.state and ev.state not in rec.state_times:
+                    rec.state_times[ev.state] = ev.time
+            else:
+                _merge(rec, ev)
         if len(self.records) > self.max_tasks:
             self._evict(len(self.records) - self.max_tasks)
 
@@ -54,13 +60,16 @@ def _merge(rec: gpb.TaskEvent, ev: gpb.TaskEvent) -> None:
     """Fold one event into its task's record."""
     # The earliest time per state: reporters flush independently (a raylet's
     # late lease grant can arrive before the owner's earlier push).
-    if ev.state and (ev.state not in rec.state_times or ev.time < rec.state_times[ev.state]):
-        rec.state_times[ev.state] = ev.time
+    times = rec.state_times
+    if ev.state and (ev.state not in times or ev.time < times[ev.state]):
+        times[ev.state] = ev.time
+    for state, t in ev.state_times.items():  # a reporter's batch merged per task
+        if state not in times or t < times[state]:
+            times[state] = t
     newer = (ev.attempt, RANK.get(ev.state, -1)) >= (rec.attempt, RANK.get(rec.state, -1))
     if newer and ev.state:
         rec.state, rec.time, rec.attempt = ev.state, ev.time, ev.attempt
-    for field in ("job_id", "name", "func_name", "type", "actor_id", "parent_task_id",
-                  "worker_id", "node_id", "pid"):
+    for field in _DESCRIPTION:
         value = getattr(ev, field)
         if value and (newer or not getattr(rec, field)):
             setattr(rec, field, value)

@@ -1,9 +1,11 @@
 """Task events from a CoreWorker, reported to the GCS in batches.
 
 The hot path (``record``) appends a small tuple to a deque from any thread;
-``flush_loop`` on the CoreWorker's loop turns them into ``TaskEvent`` protos
-and sends one ``AddTaskEvents`` every ``FLUSH_SECONDS``. The buffer is
-bounded: when the GCS is slow or gone the oldest events go and are counted.
+``flush_loop`` on the CoreWorker's loop turns them into ``TaskEvent`` protos,
+one per task per flush (its states' times in ``state_times``, the task's
+description once), and sends one ``AddTaskEvents`` every ``FLUSH_SECONDS``.
+The buffer is bounded: when the GCS is slow or gone the oldest events go and
+are counted.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import os
 import time
 from typing import TYPE_CHECKING
 
+from jray._private.gcs.task_table import RANK
 from jray._private.protocol import common_pb2 as cpb
 from jray._private.protocol import gcs_pb2 as gpb
 
@@ -51,18 +54,41 @@ class TaskEventBuffer:
             parent_task_id=spec.parent_task_id,
         )
         ev.func_name = ev.name if spec.type == cpb.ACTOR_TASK else spec.function.qualname or ev.name
+        ev.state_times[state] = t
         if state == "RUNNING":
-            w = self.w
-            ev.worker_id, ev.node_id, ev.pid = w.worker_id, w.node_id, os.getpid()
-            ev.resources.update(spec.resources)
+            self._running(ev, spec)
         return ev
 
+    def _running(self, ev: gpb.TaskEvent, spec: cpb.TaskSpec) -> None:
+        w = self.w
+        ev.worker_id, ev.node_id, ev.pid = w.worker_id, w.node_id, os.getpid()
+        ev.resources.update(spec.resources)
+
+    def _fold(self, ev: gpb.TaskEvent, spec: cpb.TaskSpec, state: str, t: float, attempt: int, error: str) -> None:
+        """Another state of a task already in this batch (the GCS's merge rules)."""
+        times = ev.state_times
+        if state not in times or t < times[state]:
+            times[state] = t
+        newer = (attempt, RANK.get(state, -1)) >= (ev.attempt, RANK.get(ev.state, -1))
+        if newer:
+            ev.state, ev.time, ev.attempt = state, t, attempt
+        if error and (newer or not ev.error):
+            ev.error = error[:4000]
+        if state == "RUNNING":
+            self._running(ev, spec)
+
     def take(self) -> list[gpb.TaskEvent]:
-        out = []
+        """The buffered events as protos, merged per task."""
+        merged: dict[bytes, gpb.TaskEvent] = {}
         events = self.events
         while events:
-            out.append(self._build(*events.popleft()))
-        return out
+            spec, state, t, attempt, error = events.popleft()
+            ev = merged.get(spec.task_id)
+            if ev is None:
+                merged[spec.task_id] = self._build(spec, state, t, attempt, error)
+            else:
+                self._fold(ev, spec, state, t, attempt, error)
+        return list(merged.values())
 
     async def flush(self) -> None:
         if not self.events:
