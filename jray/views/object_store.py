@@ -34,7 +34,7 @@ class ObjectStoreView(View):
         "store_usage": ("node_id", "label", "color", "xs", "used", "spilled"),
         "store_nodes": ("node_id", "label", "node_ip", "used", "capacity", "used_pct", "num_objects",
                         "spilled_bytes"),
-        "store_objects": ("object_id", "size", "node_id", "node", "where", "primary", "pins", "owner",
+        "store_objects": ("object_id", "size", "node_id", "node", "where", "primary", "copy", "pins", "owner",
                           "owner_address", "owner_worker_id", "owner_pid"),
     }
 
@@ -92,7 +92,7 @@ class ObjectStoreView(View):
                                           ("num_objects", "objects"), ("spilled_bytes", "spilled (bytes)")], 120)
         objects = _table(s["store_objects"], [("object_id", "object"), ("size", "size (bytes)"),
                                               ("owner", "owner"), ("node", "node"), ("where", "where"),
-                                              ("pins", "pins")], 280)
+                                              ("copy", "copy"), ("pins", "pins")], 280)
         return column(use, nodes, objects, sizing_mode="stretch_width")
 
 
@@ -105,6 +105,7 @@ def _object_row(o: dict[str, Any]) -> dict[str, Any]:
         owner += f" @ {addr}"
     return {"object_id": o["object_id"], "size": o["object_size"], "node_id": o["node_id"],
             "node": short(o["node_id"], 6), "where": o["where"], "primary": bool(o["primary"]),
+            "copy": "primary" if o["primary"] else "secondary",
             "pins": o["pins"], "owner": owner, "owner_address": addr, "owner_worker_id": wid,
             "owner_pid": pid or 0}
 

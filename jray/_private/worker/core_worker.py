@@ -330,6 +330,11 @@ class CoreWorker:
         if self._borrow_rpcs:
             await asyncio.gather(*list(self._borrow_rpcs), return_exceptions=True)
 
+    def owns_objects(self) -> bool:
+        """Whether objects this process owns are still referenced (by it or
+        by borrowers): it must not be reaped as an idle worker then."""
+        return bool(self._pending_owned) or bool(self.refs.owned_ids())
+
     def note_deserialized_ref(self, object_id: bytes, owner: Any) -> None:
         """A ref arrived from another process (ObjectRef.__init__ counts it)."""
 
@@ -357,21 +362,25 @@ class CoreWorker:
         self.objects[object_id] = ret
         return ObjectRef(object_id, self.owner_key)
 
-    def store_serialized(self, object_id: bytes, ser: serialization.SerializedObject) -> cpb.ReturnObject:
-        """Keep a value inline when small, else write it into the node's store."""
+    def store_serialized(self, object_id: bytes, ser: serialization.SerializedObject,
+                         owner: cpb.Address | None = None) -> cpb.ReturnObject:
+        """Keep a value inline when small, else write it into the node's store
+        (recorded there as ``owner``'s: a task's caller for its returns, else us)."""
         size = ser.total_size
         nested = [cpb.ObjectRefInfo(object_id=r.binary(), owner=_owner_proto(r.owner_address())) for r in ser.nested_refs]
         if size <= config.MAX_INLINE_BYTES or self.arena is None:
             return cpb.ReturnObject(object_id=object_id, data=ser.to_bytes(), size=size, nested_refs=nested,
                                     is_error=bool(ser.flags & serialization.FLAG_ERROR))
-        self.write_to_store(object_id, ser)
+        self.write_to_store(object_id, ser, owner)
         return cpb.ReturnObject(object_id=object_id, in_store=True, node_id=self.node_id, size=size,
                                 nested_refs=nested, is_error=bool(ser.flags & serialization.FLAG_ERROR))
 
-    def write_to_store(self, object_id: bytes, ser: serialization.SerializedObject) -> None:
+    def write_to_store(self, object_id: bytes, ser: serialization.SerializedObject,
+                       owner: cpb.Address | None = None) -> None:
         size = ser.total_size
         reply = self._raylet_call("CreateObject", rpb.CreateObjectRequest(
-            object_id=object_id, size=size, owner=self.address, primary=True))
+            object_id=object_id, size=size, owner=owner if owner is not None and owner.port else self.address,
+            primary=True))
         if not reply.ok:
             if reply.exists:
                 return

@@ -301,7 +301,7 @@ class Executor:
         ser = serialization.serialize(value)
         if ser.nested_refs:  # the caller borrows them from here on (before the reply leaves)
             self.w.hand_off(ser.nested_refs, spec.caller.worker_id)
-        return self.w.store_serialized(object_id, ser)
+        return self.w.store_serialized(object_id, ser, owner=spec.caller)  # the caller owns returns
 
     def _app_error(self, spec: cpb.TaskSpec, e: BaseException) -> wpb.PushTaskReply:
         tb = "".join(traceback.format_exception(type(e), e, e.__traceback__))
