@@ -181,17 +181,26 @@ def test_jupyterlab_sidebar_notebook_and_task_stream(tmp_path):
                 sidebar.locator(".jray-node").first.wait_for()
                 assert sidebar.locator('.jray-resources [data-resource="CPU"]').inner_text().strip().endswith("/ 2")
 
+                # Scale from the sidebar: a worker node joins, then leaves.
+                sidebar.locator(".jray-add-node").click()
+                page.wait_for_function(
+                    "() => document.querySelectorAll('#jray-sidebar .jray-node-alive').length === 2")
+                sidebar.locator(".jray-remove-node").click()
+                sidebar.locator(".jray-node-dead").wait_for()
+                page.wait_for_function(
+                    "() => document.querySelectorAll('#jray-sidebar .jray-node-alive').length === 1")
+
                 # The task stream opens in a Lab panel, before any task ran.
                 sidebar.locator(".jray-view-task_stream").click()
                 frame = page.frame_locator("#jray-view-task_stream iframe")
                 frame.locator("body[data-jray-updates]").wait_for(state="attached")
 
                 # Insert the init snippet into the notebook, then run it all.
-                page.locator(".jp-Notebook .jp-Cell").first.wait_for()
                 page.wait_for_function(
                     "() => { const w = window.jupyterapp.shell.widgets('main');"
                     " for (const p of w) { if (p.context && p.context.path === 'demo.ipynb')"
                     " { window.jupyterapp.shell.activateById(p.id); return true; } } return false; }")
+                page.locator(".jp-Notebook .jp-Cell").first.wait_for()
                 sidebar.locator(".jray-insert-init").click()
                 page.wait_for_function(
                     "() => document.querySelectorAll('.jp-Notebook .jp-Cell').length === 3")
@@ -236,6 +245,7 @@ def test_jupyterlab_sidebar_notebook_and_task_stream(tmp_path):
     finally:
         leftovers = server.stop()
     assert not leftovers, f"processes outlived jupyter lab: {[p.pid for p in leftovers]}"
+    assert "jray: stopping the local head" in server.log_path.read_text(errors="replace")
     # The cluster the server started stopped with it: no daemon, no store file.
     assert info is not None
     assert _node.session_processes(info) == []

@@ -39,7 +39,10 @@ async def run_in_kernel(km, code: str, timeout: float = 60) -> str:
             elif msg["msg_type"] == "error":
                 out.append("\n".join(msg["content"]["traceback"]))
 
-        reply = await kc.execute_interactive(code, timeout=timeout, output_hook=hook)
+        try:
+            reply = await kc.execute_interactive(code, timeout=timeout, output_hook=hook)
+        except TimeoutError:
+            raise AssertionError(f"cell still running after {timeout} s; output so far:\n{''.join(out)}") from None
         assert reply["content"]["status"] == "ok", "".join(out)
         return "".join(out)
     finally:

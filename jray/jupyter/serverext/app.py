@@ -65,7 +65,7 @@ class JrayExtension(ExtensionApp):
                            object_store_memory=self.object_store_memory, worker_num_cpus=self.worker_num_cpus,
                            worker_object_store_memory=self.worker_object_store_memory,
                            max_worker_nodes=self.max_worker_nodes)
-        self.cluster = ServerCluster(opts, dashboard_url=self.view_url())
+        self.cluster = ServerCluster(opts, dashboard_url=self.view_url(), logger=self.log)
         self.settings.update(jray_cluster=self.cluster, jray_extension=self, jray_views=handlers.ViewCache())
         # Synchronous on purpose: the kernels this server starts inherit the
         # address through os.environ, so the head is up before any kernel is.

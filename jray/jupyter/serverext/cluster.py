@@ -57,8 +57,10 @@ class HeadOptions:
 class ServerCluster:
     """What the server knows of its cluster, and the only code that starts or stops it."""
 
-    def __init__(self, options: HeadOptions, dashboard_url: str = "") -> None:
+    def __init__(self, options: HeadOptions, dashboard_url: str = "",
+                 logger: logging.Logger | logging.LoggerAdapter[Any] | None = None) -> None:
         self.options = options
+        self.log = logger or log  # the Jupyter server's log, where users look
         self.dashboard_url = dashboard_url
         self.handle: _node.ClusterHandle | None = None  # a head this server started
         self.address = ""
@@ -85,7 +87,7 @@ class ServerCluster:
                                       object_store_memory=o.object_store_memory)
             self.handle, self.owned = handle, True
             self._use(handle.gcs_address, handle.token)
-            log.info("jray: started a local head, GCS at %s (session %s)", handle.gcs_address, handle.session_dir)
+            self.log.info("jray: started a local head, GCS at %s (session %s)", handle.gcs_address, handle.session_dir)
 
     def attach(self, address: str, token: str) -> None:
         """Use the running cluster at ``address`` (never stopped by this server)."""
@@ -95,7 +97,7 @@ class ServerCluster:
             address, token = resolve(address, token)
             self.owned = False
             self._use(address, token)
-            log.info("jray: attached to the cluster at %s", address)
+            self.log.info("jray: attached to the cluster at %s", address)
 
     def stop(self) -> None:
         """Stop the nodes this server added and the head it started; forget an
@@ -107,7 +109,7 @@ class ServerCluster:
                     self.handle.nodes.remove(n)
             self.workers.clear()
             if self.handle is not None:
-                log.info("jray: stopping the local head at %s", self.handle.gcs_address)
+                self.log.info("jray: stopping the local head at %s", self.handle.gcs_address)
                 _node.stop_cluster(self.handle)
                 self.handle = None
             self._joined = None
