@@ -38,7 +38,8 @@ class TaskStreamView(View):
     """Task stream per worker, queue depths and utilisation.
 
     ``window_s``: how far back the queue and utilisation curves go;
-    ``max_bars``: the most recent tasks drawn in the stream.
+    ``max_tasks``: the most recent tasks read from the GCS per update;
+    ``max_bars``: the most recent of those drawn in the stream.
     """
 
     SOURCES = {
@@ -50,23 +51,25 @@ class TaskStreamView(View):
     }
 
     def __init__(self, *, address: str | None = None, token: str | None = None, window_s: float = 300.0,
-                 max_bars: int = 5000, samples: int = 200) -> None:
+                 max_tasks: int = 20_000, max_bars: int = 2000, samples: int = 200) -> None:
         super().__init__(address=address, token=token)
         self.window_s = window_s
+        self.max_tasks = max_tasks
         self.max_bars = max_bars
         self.samples = samples
 
     def compute(self) -> dict[str, Columns]:
         kw = self.state_kwargs
-        tasks = state.list_tasks(limit=100_000, detail=True, **kw)
+        tasks = state.list_tasks(limit=self.max_tasks, detail=True, **kw)
         nodes = state.list_nodes(limit=10_000, detail=True, **kw)
         cpus = sum(n["resources_total"].get("CPU", 0.0) for n in nodes if n["state"] == "ALIVE")
         now = time.time() * 1000
         out = {"task_stream": {}, "task_lanes": {}}  # type: dict[str, Columns]
         out.update(_stream(tasks[-self.max_bars:], now))
         times = _sample_times(tasks, now, self.window_s, self.samples)
-        out["task_queue"] = _queue(tasks, times, now)
-        out["task_util"] = _util(tasks, times, now, cpus)
+        ivs = [_intervals(t, now) for t in tasks]  # once, for both curves
+        out["task_queue"] = _queue(tasks, times, now, ivs)
+        out["task_util"] = _util(tasks, times, now, cpus, ivs)
         return out
 
     def build(self) -> LayoutDOM:
@@ -140,11 +143,13 @@ def _intervals(t: dict[str, Any], now: float) -> dict[str, tuple[float, float]]:
     """When the task entered and left each state it went through."""
     seen = sorted(((st, ms) for st, ms in t["state_times_ms"].items() if ms), key=lambda x: RANK.get(x[0], -1))
     out = {}
-    for i, (st, enter) in enumerate(seen):
-        later = [ms for _, ms in seen[i + 1:]]
-        # A state the task is still in lasts past now (so the last sample counts it).
-        leave = min(later) if later else (enter if st in ("FINISHED", "FAILED") else now + 1)
+    # Walk back from the last state: a state lasts until the earliest later
+    # one; the state a task is still in lasts past now (the last sample counts it).
+    leave_at = now + 1
+    for st, enter in reversed(seen):
+        leave = enter if st in ("FINISHED", "FAILED") else leave_at
         out[st] = (float(enter), max(float(enter), float(leave)))
+        leave_at = min(leave_at, enter)
     return out
 
 
@@ -163,10 +168,11 @@ def _count(intervals: list[tuple[float, float]], times: np.ndarray,
     return np.asarray(upto(np.array([a for a, _ in intervals])) - upto(np.array([b for _, b in intervals])))
 
 
-def _queue(tasks: list[dict[str, Any]], times: np.ndarray, now: float) -> Columns:
+def _queue(tasks: list[dict[str, Any]], times: np.ndarray, now: float,
+           ivs: list[dict[str, tuple[float, float]]] | None = None) -> Columns:
     per_state: dict[str, list[tuple[float, float]]] = {st: [] for st in PENDING}
-    for t in tasks:
-        for st, iv in _intervals(t, now).items():
+    for task_ivs in ivs if ivs is not None else [_intervals(t, now) for t in tasks]:
+        for st, iv in task_ivs.items():
             if st in per_state:
                 per_state[st].append(iv)
     cols: Columns = {"time": times.tolist()}
@@ -175,10 +181,11 @@ def _queue(tasks: list[dict[str, Any]], times: np.ndarray, now: float) -> Column
     return cols
 
 
-def _util(tasks: list[dict[str, Any]], times: np.ndarray, now: float, cpus: float) -> Columns:
+def _util(tasks: list[dict[str, Any]], times: np.ndarray, now: float, cpus: float,
+          ivs: list[dict[str, tuple[float, float]]] | None = None) -> Columns:
     running, weights = [], []
-    for t in tasks:
-        iv = _intervals(t, now).get("RUNNING")
+    for i, t in enumerate(tasks):
+        iv = (ivs[i] if ivs is not None else _intervals(t, now)).get("RUNNING")
         if iv is not None:
             running.append(iv)
             weights.append(float((t.get("required_resources") or {}).get("CPU", 0.0)))

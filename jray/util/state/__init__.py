@@ -50,7 +50,8 @@ def _select(rows: list[dict[str, Any]], keys: Sequence[str], filters: Sequence[F
 def list_tasks(filters: Sequence[Filter] | None = None, limit: int = 100, detail: bool = False, *,
                address: str | None = None, token: str | None = None) -> list[dict[str, Any]]:
     """Tasks (normal, actor creation, actor calls), oldest first, the last ``limit``."""
-    rows = _rows.tasks(StateClient(address, token))
+    # Without filters the GCS cuts the list (a live view polls this every second).
+    rows = _rows.tasks(StateClient(address, token), limit if limit and limit > 0 and not filters else 0)
     return _select(rows, _rows.TASK_KEYS, filters, limit, detail, _rows.TASK_BRIEF)
 
 

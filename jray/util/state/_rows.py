@@ -33,9 +33,10 @@ def _ms(t: float) -> int | None:
     return int(t * 1000) if t else None
 
 
-def tasks(client: StateClient) -> list[dict[str, Any]]:
+def tasks(client: StateClient, limit: int = 0) -> list[dict[str, Any]]:
+    """Task rows, oldest first; with ``limit``, only the newest ``limit`` (cut by the GCS)."""
     async def get(gcs: Any, _raylet: Any) -> Any:
-        return await gcs.GetTaskEvents(gpb.GetTaskEventsRequest(), timeout=TIMEOUT)
+        return await gcs.GetTaskEvents(gpb.GetTaskEventsRequest(limit=max(0, limit)), timeout=TIMEOUT)
 
     reply = client.run(get)
     rows = []
