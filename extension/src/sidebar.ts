@@ -28,6 +28,10 @@ function num(n: number): string {
   return Number.isInteger(n) ? String(n) : n.toFixed(2);
 }
 
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
+}
+
 function el<K extends keyof HTMLElementTagNameMap>(
   tag: K,
   cls = '',
@@ -210,7 +214,7 @@ export class ClusterSidebar extends Widget {
       this.resources.appendChild(bar('store', storeUsed, store, `${gib(storeUsed)} / ${gib(store)}`));
       const spilled = s.spilled_bytes ? `, ${gib(s.spilled_bytes)} spilled` : '';
       this.resources.appendChild(
-        el('div', 'jray-summary', `${s.nodes_alive} nodes, ${s.num_workers} workers${spilled}`)
+        el('div', 'jray-summary', `${plural(s.nodes_alive ?? 0, 'node')}, ${plural(s.num_workers ?? 0, 'worker')}${spilled}`)
       );
     }
 
@@ -256,7 +260,7 @@ export class ClusterSidebar extends Widget {
             `${gib(n.object_store_used)} / ${gib(n.object_store_memory)}`
           )
         );
-        row.appendChild(el('div', 'jray-summary', `${n.num_workers} workers`));
+        row.appendChild(el('div', 'jray-summary', plural(n.num_workers, 'worker')));
       }
       this.nodes.appendChild(row);
     }
