@@ -2,7 +2,8 @@
 
 Bokeh's ``push_notebook`` does not reach JupyterLab, so the layout goes
 into a ``jupyter_bokeh.BokehModel`` widget: changes to the Bokeh document
-travel over the widget's comm. A daemon thread calls the view's
+travel over the widget's comm (BokehJS itself is put into the page first,
+inlined: ``load_bokehjs``). A daemon thread calls the view's
 ``update()`` every ``period`` seconds (a thread, not the kernel's loop, so
 the view moves while a cell blocks in ``jray.get``); ``close()`` stops it
 and joins it.
@@ -21,11 +22,30 @@ from jray.views._base import View
 logger = logging.getLogger(__name__)
 
 
+def load_bokehjs() -> None:
+    """Put BokehJS into the notebook page: the ``BokehModel`` view uses the
+    page's ``window.Bokeh`` (otherwise: "Could not create a view for model").
+    Inlined, so it works offline (Binder, a locked-down hub); the browser
+    skips it when the page has it already. Outside a kernel: nothing."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    ip = get_ipython()
+    if ip is None or getattr(ip, "kernel", None) is None:
+        return
+    from bokeh.io import output_notebook
+    from bokeh.resources import INLINE
+
+    output_notebook(resources=INLINE, hide_banner=True)
+
+
 class LiveView(BokehModel):  # type: ignore[misc]  # untyped ipywidgets base
     """A ``BokehModel`` widget whose view refreshes itself until ``close()``."""
 
     def __init__(self, view: View, period: float = 1.0, **kwargs: Any) -> None:
         view.update()
+        load_bokehjs()
         super().__init__(view.layout(), **kwargs)
         self.view = view
         self.period = period

@@ -43,6 +43,9 @@ def test_monitor_and_task_stream_update_while_a_cell_blocks(kernel):
     assert shown.status == "ok", shown.of_type("error")
     views = [m for m in shown.of_type("display_data") if WIDGET in m["content"]["data"]]
     assert len(views) == 2
+    # BokehJS goes into the page (inlined) before the Bokeh widget: its view needs window.Bokeh.
+    loads = [m for m in shown.of_type("display_data") if "application/vnd.bokehjs_load.v0+json" in m["content"]["data"]]
+    assert loads and "cdn.bokeh.org" not in str(loads[0]["content"]["data"])
     mon_id, live_id = shown.text().split()
     before = (_comm_msgs(kernel, mon_id), _comm_msgs(kernel, live_id))
     busy = kernel.run(
