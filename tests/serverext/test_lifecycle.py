@@ -135,3 +135,11 @@ async def test_mode_none_starts_nothing(jp_serverapp, jp_fetch):
     assert getattr(e.value, "code", None) == 409
 
 
+
+
+@pytest.mark.parametrize("jp_server_config", [
+    {"ServerApp": {"jpserver_extensions": {EXT: True}},
+     "JrayExtension": {"mode": "start", "resources": {"CPU": 1.0}}}])
+async def test_a_failed_start_leaves_the_server_up_and_says_why(jp_serverapp, jp_fetch):
+    st = json.loads((await jp_fetch("jray", "api", "status")).body)
+    assert st["state"] == "stopped" and "num_cpus" in st["error"]

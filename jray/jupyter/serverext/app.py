@@ -75,8 +75,9 @@ class JrayExtension(ExtensionApp):
             elif self.mode == "attach":
                 self.cluster.attach(self.address, self.token)
         except (ClusterError, RuntimeError, OSError, ValueError) as e:
-            # The server still starts; the sidebar shows the cluster stopped.
+            # The server still starts; the sidebar shows the cluster stopped, and why.
             self.log.error("jray: could not %s the cluster: %s", self.mode, e)
+            self.cluster.last_error = f"could not {self.mode} the cluster: {e}"
 
     def initialize_handlers(self) -> None:
         self.handlers.extend(handlers.handlers())

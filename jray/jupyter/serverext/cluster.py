@@ -66,6 +66,7 @@ class ServerCluster:
         self.address = ""
         self.token = ""
         self.owned = False
+        self.last_error = ""  # why the configured start/attach failed, for the sidebar
         self.workers: list[_node.NodeHandle] = []  # local nodes this server added
         self._joined: _node.ClusterHandle | None = None  # session of nodes joining an attached cluster
         self._saved_env: dict[str, str | None] = {}
@@ -85,7 +86,7 @@ class ServerCluster:
             o = self.options
             handle = _node.start_head(num_cpus=o.num_cpus, num_gpus=o.num_gpus, resources=o.resources or None,
                                       object_store_memory=o.object_store_memory)
-            self.handle, self.owned = handle, True
+            self.handle, self.owned, self.last_error = handle, True, ""
             self._use(handle.gcs_address, handle.token)
             self.log.info("jray: started a local head, GCS at %s (session %s)", handle.gcs_address, handle.session_dir)
 
@@ -95,7 +96,7 @@ class ServerCluster:
             if self.running:
                 raise ClusterError(f"a cluster is already in use at {self.address}")
             address, token = resolve(address, token)
-            self.owned = False
+            self.owned, self.last_error = False, ""
             self._use(address, token)
             self.log.info("jray: attached to the cluster at %s", address)
 
@@ -180,6 +181,7 @@ class ServerCluster:
     def describe(self) -> dict[str, Any]:
         """The cluster as this server holds it (no network call)."""
         return {"running": self.running, "address": self.address, "owned": self.owned,
+                "last_error": self.last_error,
                 "session_dir": self.handle.session_dir if self.handle else "",
                 "worker_nodes": [n.node_id for n in self.workers],
                 "max_worker_nodes": self.options.max_worker_nodes}

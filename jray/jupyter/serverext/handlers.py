@@ -96,6 +96,8 @@ class StatusHandler(_Base):
         body: dict[str, Any] = {"mode": self.ext.mode, **c.describe(), "state": "stopped",
                                 "views": {name: self.ext.view_url(name) for name in _page_names()},
                                 "snippet": snippet(c.address)}
+        if c.last_error:
+            body["error"] = c.last_error
         if c.running:
             from jray.util.state import list_nodes
 
