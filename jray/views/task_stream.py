@@ -83,7 +83,8 @@ class TaskStreamView(View):
             ("task", "@name"), ("state", "@state"), ("duration", "@duration_ms{0.0} ms"), ("worker", "@worker"),
             ("error", "@error")]))
         stream.add_layout(LabelSet(x=4, y="lane", x_units="screen", text="label", source=s["task_lanes"],
-                                   text_font_size="9px", text_color="#555555", y_offset=-4))
+                                   text_font_size="9px", text_color="#333333", y_offset=-4,
+                                   background_fill_color="white", background_fill_alpha=0.7))
         stream.yaxis.visible = False
         stream.ygrid.grid_line_color = None
 
