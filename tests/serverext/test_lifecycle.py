@@ -113,6 +113,12 @@ async def test_cluster_stops_with_the_server(jp_serverapp, jp_fetch):
 async def test_stop_and_start_over_rest(jp_serverapp, jp_fetch):
     c = ext_of(jp_serverapp).cluster
     first = c.address
+    mkm = jp_serverapp.kernel_manager
+    # A notebook's kernel from before the cluster's restart, started as Lab does
+    # (a session: jupyter_server hands it the environment, kept for restarts).
+    r = await jp_fetch("api", "sessions", method="POST", body=json.dumps(
+        {"path": "nb.ipynb", "type": "notebook", "name": "nb.ipynb", "kernel": {"name": "python3"}}))
+    kid = json.loads(r.body)["kernel"]["id"]
     r = await jp_fetch("jray", "api", "stop", method="POST", body=b"")
     assert r.code == 200 and not json.loads(r.body)["running"]
     st = json.loads((await jp_fetch("jray", "api", "status")).body)
@@ -122,6 +128,12 @@ async def test_stop_and_start_over_rest(jp_serverapp, jp_fetch):
     st = json.loads((await jp_fetch("jray", "api", "status")).body)
     assert st["state"] == "running" and st["owned"] and st["address"] != first
     assert os.environ["JRAY_ADDRESS"] == st["address"]
+    try:
+        await mkm.restart_kernel(kid)  # restarts get the new cluster, not the env the kernel began with
+        env = psutil.Process(mkm.get_kernel(kid).provisioner.pid).environ()
+        assert env["JRAY_ADDRESS"] == st["address"] and env["JRAY_TOKEN"] == c.token
+    finally:
+        await mkm.shutdown_kernel(kid, now=True)
 
 
 @pytest.mark.parametrize("jp_server_config", [

@@ -66,6 +66,7 @@ class JrayExtension(ExtensionApp):
                            worker_object_store_memory=self.worker_object_store_memory,
                            max_worker_nodes=self.max_worker_nodes)
         self.cluster = ServerCluster(opts, dashboard_url=self.view_url(), logger=self.log)
+        self.cluster.on_env_change = self._update_kernels_env
         self.settings.update(jray_cluster=self.cluster, jray_extension=self, jray_views=handlers.ViewCache())
         # Synchronous on purpose: the kernels this server starts inherit the
         # address through os.environ, so the head is up before any kernel is.
@@ -78,6 +79,15 @@ class JrayExtension(ExtensionApp):
             # The server still starts; the sidebar shows the cluster stopped, and why.
             self.log.error("jray: could not %s the cluster: %s", self.mode, e)
             self.cluster.last_error = f"could not {self.mode} the cluster: {e}"
+
+    def _update_kernels_env(self, env: dict[str, str]) -> None:
+        """Running kernels restart with the environment they first started with
+        (jupyter_client keeps it): give them the cluster's new address."""
+        km = getattr(self.serverapp, "kernel_manager", None)
+        if km is None or not hasattr(km, "update_env"):
+            return
+        for kernel_id in list(km.list_kernel_ids()):
+            km.update_env(kernel_id=kernel_id, env=env)
 
     def initialize_handlers(self) -> None:
         self.handlers.extend(handlers.handlers())

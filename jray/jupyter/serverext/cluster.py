@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,6 +71,9 @@ class ServerCluster:
         self.workers: list[_node.NodeHandle] = []  # local nodes this server added
         self._joined: _node.ClusterHandle | None = None  # session of nodes joining an attached cluster
         self._saved_env: dict[str, str | None] = {}
+        # Told of every change to the kernels' environment (the extension
+        # updates running kernels, whose restarts reuse their first env).
+        self.on_env_change: Callable[[dict[str, str]], None] | None = None
         self._lock = threading.RLock()  # one start/stop/add/remove at a time
 
     # -- lifecycle ---------------------------------------------------------------
@@ -167,6 +171,7 @@ class ServerCluster:
         for k, v in env.items():
             self._saved_env.setdefault(k, os.environ.get(k))
             os.environ[k] = v
+        self._announce(env)
 
     def _restore_env(self) -> None:
         for k, v in self._saved_env.items():
@@ -174,7 +179,15 @@ class ServerCluster:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+        self._announce({k: v or "" for k, v in self._saved_env.items()})  # "": unset for jray.init
         self._saved_env.clear()
+
+    def _announce(self, env: dict[str, str]) -> None:
+        if env and self.on_env_change is not None:
+            try:
+                self.on_env_change(env)
+            except Exception:  # a kernel going away meanwhile must not fail a start/stop
+                self.log.exception("jray: could not update the kernels' environment")
 
     # -- what the REST API reports ------------------------------------------------
 
