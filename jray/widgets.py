@@ -109,7 +109,8 @@ class NodePanel(W.VBox):  # type: ignore[misc]
                               + (f", {pending} lease requests waiting" if pending else ""))
         used, cap = row.get("object_store_used", 0), row.get("object_store_memory", 0)
         spilled = row.get("spilled_bytes", 0)
-        self.store.set(used, cap, f"{_bytes(used)} / {_bytes(cap)}, {row.get('num_objects', 0)} objects"
+        n = row.get("num_objects", 0)
+        self.store.set(used, cap, f"{_bytes(used)} / {_bytes(cap)}, {n} object{'' if n == 1 else 's'}"
                        + (f", {_bytes(spilled)} spilled" if spilled else ""))
 
     def close(self) -> None:

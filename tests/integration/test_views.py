@@ -204,7 +204,7 @@ def test_cluster_monitor_shows_nodes_tasks_and_store(ran, mock_comm):
         ref = jray.put(np.ones(1_000_000))
         poll(lambda: (mon.update(), panel.store.progress.value)[1], lambda v: v >= 8_000_000,
              "store bar after a put")
-        assert "objects" in panel.store.label.value
+        assert "object" in panel.store.label.value
         assert panel.store.progress.max == 256 * 1024 * 1024
         poll(lambda: (mon.update(), mon.task_counts)[1],
              lambda c: c.get("FINISHED", 0) >= 4 and c.get("FAILED", 0) >= 1, "tasks by state")

@@ -20,6 +20,7 @@ CELLS = [
     "display(mon)\n"
     "live = jray.views.task_stream(period=0.5)\n"
     "live",
+    "store = jray.views.object_store(period=0.5)\nref = jray.put(b'x' * 5_000_000)\nstore",
     "@jray.remote\ndef work(i):\n    time.sleep(0.3)\n    return i\n\n"
     "print('sum', sum(jray.get([work.remote(i) for i in range(8)])))",
 ]
@@ -63,6 +64,8 @@ def test_inline_views_render_and_update_in_jupyterlab(tmp_path):
                     " if (s && s.data.name && s.data.name.filter(n => n === 'work').length >= 8) return true; }"
                     " return false; }")
                 assert page.locator(".jp-OutputArea-output canvas").count() > 0
+                # The object store view: its table (bokeh-tables) lists the put.
+                page.locator(".jp-OutputArea-output .slick-cell", has_text="5,000,").first.wait_for()
                 assert not [e for e in errors if "Could not create a view" in e], errors
                 page.wait_for_timeout(1000)
                 page.screenshot(path=str(tmp_path / "inline_views.png"), full_page=True)
