@@ -121,3 +121,40 @@ def test_ref_owned_by_a_third_process_is_handed_on(cluster):
     del outer
     assert _settle(lambda: _used() == 0), _used()
     jray.kill(k)
+
+
+def test_idle_worker_that_owns_objects_in_use_is_not_reaped(monkeypatch):
+    # Idle workers beyond the CPU count are asked to exit; as in Ray, one
+    # that owns objects someone still uses refuses (they would be lost).
+    jray.shutdown()
+    monkeypatch.setenv("JRAY_IDLE_WORKER_KILL_SECONDS", "0.2")
+    jray.init(num_cpus=0)  # keep no idle worker at all
+    try:
+        @jray.remote(num_cpus=0)
+        def make():
+            return [jray.put(np.full(MB, 5, dtype=np.uint8))]
+
+        @jray.remote(num_cpus=0)
+        def nothing():
+            return 1
+
+        [x] = jray.get(make.remote(), timeout=60)
+        time.sleep(2.0)  # asked (and refusing) several times by now
+        assert jray.get(x, timeout=30)[0] == 5
+        del x
+        assert jray.get(nothing.remote(), timeout=60) == 1
+        assert _settle(lambda: _num_workers() == 0), _num_workers()  # owning nothing, they go
+    finally:
+        jray.shutdown()
+
+
+def _num_workers() -> int:
+    from jray._private.protocol import raylet_pb2 as rpb
+    from jray._private.worker import global_state
+
+    w = global_state.worker
+
+    async def call():
+        return await w.raylet.GetNodeStats(rpb.GetNodeStatsRequest())
+
+    return w.run_sync(call()).num_workers

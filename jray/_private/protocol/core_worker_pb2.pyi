@@ -87,16 +87,20 @@ class CancelTaskReply(_message.Message):
     def __init__(self, attempted: _Optional[bool] = ...) -> None: ...
 
 class ExitRequest(_message.Message):
-    __slots__ = ("force", "reason")
+    __slots__ = ("force", "reason", "if_idle")
     FORCE_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    IF_IDLE_FIELD_NUMBER: _ClassVar[int]
     force: bool
     reason: str
-    def __init__(self, force: _Optional[bool] = ..., reason: _Optional[str] = ...) -> None: ...
+    if_idle: bool
+    def __init__(self, force: _Optional[bool] = ..., reason: _Optional[str] = ..., if_idle: _Optional[bool] = ...) -> None: ...
 
 class ExitReply(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("refused",)
+    REFUSED_FIELD_NUMBER: _ClassVar[int]
+    refused: bool
+    def __init__(self, refused: _Optional[bool] = ...) -> None: ...
 
 class LogBatch(_message.Message):
     __slots__ = ("pid", "ip", "job_id", "lines")

@@ -142,7 +142,22 @@ class Raylet(rgrpc.RayletServiceServicer):
                 await self._on_worker_death(w)
             for d in self.workers.dead_drivers():
                 self.release_leases_owned_by(d.worker_id)
-            self.workers.kill_idle_beyond(int(self.res.total.get("CPU", 1)), config.IDLE_WORKER_KILL_SECONDS)
+            self.workers.kill_idle_beyond(int(self.res.total.get("CPU", 1)), config.IDLE_WORKER_KILL_SECONDS,
+                                          ask=lambda w: self.spawn(self._reap_idle(w)))
+
+    async def _reap_idle(self, w: WorkerProc) -> None:
+        """Ask an idle worker to exit; one that owns objects still in use
+        refuses (they would be lost with it, as Ray's workers refuse) and
+        stays in the pool."""
+        assert self.workers is not None
+        stub = self.pool.stub(f"{self.ip}:{w.port}", wgrpc.CoreWorkerServiceStub)
+        try:
+            reply = await stub.Exit(wpb.ExitRequest(if_idle=True, reason="idle"), timeout=5)
+        except grpc.RpcError:
+            self.workers.kill(w, force=True)
+            return
+        if reply.refused:
+            self.workers.push_idle(w)
 
     async def _on_worker_death(self, w: WorkerProc) -> None:
         code = w.proc.returncode if w.proc is not None else None

@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -249,14 +250,22 @@ class WorkerPool:
         except OSError:
             pass
 
-    def kill_idle_beyond(self, keep: int, idle_seconds: float) -> None:
+    def kill_idle_beyond(self, keep: int, idle_seconds: float,
+                         ask: Callable[[WorkerProc], None] | None = None) -> None:
+        """End the workers idle for ``idle_seconds`` beyond the first ``keep``,
+        oldest first. ``ask``: ask a registered worker instead of killing it
+        (it may refuse, as one that owns objects in use does; the caller then
+        puts it back with ``push_idle``)."""
         now = time.monotonic()
         while len(self.idle) > keep:
             w = min(self.idle, key=lambda x: x.idle_since)
             if now - w.idle_since < idle_seconds:
                 break
             self.idle.remove(w)
-            self.kill(w, force=False)
+            if ask is not None and w.port:
+                ask(w)
+            else:
+                self.kill(w, force=False)
 
     def shutdown(self) -> None:
         procs = [w.proc for w in self.by_pid.values() if w.proc is not None]

@@ -75,6 +75,8 @@ class CoreWorkerServicer(wgrpc.CoreWorkerServiceServicer):
         return wpb.CancelTaskReply(attempted=self.w.executor.cancel(request.task_id, request.force))
 
     async def Exit(self, request: wpb.ExitRequest, context: Any) -> wpb.ExitReply:
+        if request.if_idle and self.w.owns_objects():
+            return wpb.ExitReply(refused=True)  # its objects would die with it
         if self.w.executor is not None:
             self.w.loop.call_later(0.05, self.w.executor.exit_now, request.reason)
         return wpb.ExitReply()
