@@ -232,7 +232,12 @@ def test_jupyterlab_sidebar_notebook_and_task_stream(tmp_path):
                 assert view.locator("canvas").count() > 0
                 page.wait_for_timeout(1500)  # let the next poll redraw before the picture
                 _screenshot(page, tmp_path, "jupyterlab_task_stream.png")
-                page.evaluate("window.jupyterapp.commands.execute('docmanager:save')")
+
+                # The object-store page opens in its own tab and polls its data too.
+                sidebar.locator(".jray-view-object_store").click()
+                store = page.frame_locator("#jray-view-object_store iframe")
+                store.locator("body[data-jray-updates]").wait_for(state="attached")
+                assert store.locator("canvas").count() > 0
             except BaseException:
                 with contextlib.suppress(Exception):
                     _screenshot(page, tmp_path, "jupyterlab_failure.png")
