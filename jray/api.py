@@ -176,6 +176,12 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
 
 
 def _anon_namespace() -> str:
+    """``JRAY_NAMESPACE`` when set (e.g. for every kernel of a Jupyter server,
+    so a restarted notebook finds its detached named actors), else a fresh
+    anonymous namespace per job, as Ray does."""
+    env = os.environ.get("JRAY_NAMESPACE")
+    if env:
+        return env
     import uuid
 
     return f"anonymous-{uuid.uuid4().hex[:12]}"

@@ -35,6 +35,24 @@ def test_init_twice_raises_unless_ignored_and_reinit_works():
         jray.shutdown()
 
 
+def test_namespace_from_the_environment(monkeypatch):
+    """JRAY_NAMESPACE (set by the Jupyter server extension for its kernels, or
+    by hand) is the default namespace; without it each job gets its own."""
+    jray.shutdown()
+    monkeypatch.setenv("JRAY_NAMESPACE", "notebooks")
+    jray.init(num_cpus=1)
+    try:
+        assert jray.get_runtime_context().namespace == "notebooks"
+    finally:
+        jray.shutdown()
+    monkeypatch.delenv("JRAY_NAMESPACE")
+    jray.init(num_cpus=1, namespace=None)
+    try:
+        assert jray.get_runtime_context().namespace.startswith("anonymous-")
+    finally:
+        jray.shutdown()
+
+
 def test_shutdown_leaves_no_process_and_no_shm_file():
     jray.shutdown()
     before = _children()
