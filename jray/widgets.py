@@ -10,7 +10,7 @@ and one panel per live node with a bar per resource (CPU, GPU, memory,
 custom resources: used of total), its workers (busy/idle) and its object
 store (used of capacity, objects, spilled). Everything comes from the state
 API (``jray.util.state.list_nodes`` rows, which carry the stats raylets send
-with their heartbeats, and ``summarize_tasks``), read by a daemon thread
+with their heartbeats, and ``task_state_counts``), read by a daemon thread
 every ``period`` seconds, so the monitor moves while a cell blocks in
 ``jray.get``. ``close()`` stops and joins the thread (and closes the
 widgets). ``update()`` refreshes once, on the caller's thread.
@@ -24,7 +24,6 @@ from __future__ import annotations
 import html
 import logging
 import threading
-from collections import Counter
 from typing import Any
 
 import ipywidgets as W
@@ -195,10 +194,7 @@ class ClusterMonitor(W.VBox):  # type: ignore[misc]
     def update(self) -> None:
         """Read the state API once and refresh every child widget."""
         nodes = state.list_nodes(limit=10_000, detail=True, **self._kw)
-        summary = state.summarize_tasks(**self._kw)["cluster"]["summary"]
-        counts: Counter[str] = Counter()
-        for s in summary.values():
-            counts.update(s["state_counts"])
+        counts = state.task_state_counts(**self._kw)  # counted by the GCS: cheap however many tasks
         with self._lock:
             if not self._closed:
                 self._show(nodes, dict(counts))

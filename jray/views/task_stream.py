@@ -1,8 +1,10 @@
 """The scheduler view: task stream, queue depths, utilisation.
 
-Everything comes from one snapshot of the state API (``list_tasks`` with
-each task's ``state_times_ms``, ``list_nodes`` for the CPU total), so a
-fresh view draws the whole history the GCS task table still holds:
+Everything comes from the state API: task rows with each task's
+``state_times_ms`` (``task_changes``: the newest ``max_tasks`` at first,
+then only the tasks that changed since the last update, merged into the
+view's own table) and ``list_nodes`` for the CPU total. So a fresh view draws
+the history the GCS task table still holds, and a poll costs what changed:
 
 - ``task_stream``: one bar per task that ran (start → end, or → now while it
   runs), one lane per worker process (``task_lanes`` labels them), coloured
@@ -57,10 +59,12 @@ class TaskStreamView(View):
         self.max_tasks = max_tasks
         self.max_bars = max_bars
         self.samples = samples
+        self._tasks: dict[str, dict[str, Any]] = {}  # task_id -> row, first seen first
+        self._seq = 0
 
     def compute(self) -> dict[str, Columns]:
         kw = self.state_kwargs
-        tasks = state.list_tasks(limit=self.max_tasks, detail=True, **kw)
+        tasks = self._fetch_tasks()
         nodes = state.list_nodes(limit=10_000, detail=True, **kw)
         cpus = sum(n["resources_total"].get("CPU", 0.0) for n in nodes if n["state"] == "ALIVE")
         now = time.time() * 1000
@@ -71,6 +75,21 @@ class TaskStreamView(View):
         out["task_queue"] = _queue(tasks, times, now, ivs)
         out["task_util"] = _util(tasks, times, now, cpus, ivs)
         return out
+
+    def _fetch_tasks(self) -> list[dict[str, Any]]:
+        kw = self.state_kwargs
+        since = self._seq
+        changes = state.task_changes(since=since, limit=0 if since else self.max_tasks, **kw)
+        if since and changes["seq"] < since:  # the GCS restarted: start over
+            self._tasks.clear()
+            changes = state.task_changes(limit=self.max_tasks, **kw)
+        rows = self._tasks
+        for row in changes["tasks"]:
+            rows[row["task_id"]] = row  # a known task keeps its place
+        self._seq = changes["seq"]
+        for old in list(rows)[: max(0, len(rows) - self.max_tasks)]:
+            del rows[old]
+        return list(rows.values())
 
     def build(self) -> LayoutDOM:
         s = self.sources

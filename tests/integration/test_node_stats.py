@@ -146,3 +146,34 @@ def test_cli_list_nodes_shows_stats(jray_cluster, capsys, monkeypatch):
 @pytest.fixture(autouse=True)
 def _attached(jray_cluster):
     assert global_state.worker is not None
+
+
+@jray.remote
+def tick(i: int) -> int:
+    return i
+
+
+def test_task_changes_return_only_what_changed(jray_cluster):
+    from jray.util.state import task_changes, task_state_counts
+
+    assert jray.get([tick.remote(i) for i in range(3)], timeout=60) == [0, 1, 2]
+    first = poll(lambda: task_changes(), lambda c: sum(t["name"] == "tick" and t["state"] == "FINISHED"
+                                                        for t in c["tasks"]) == 3, "first ticks")
+    assert first["seq"] > 0 and first["total"] == len(first["tasks"])
+    assert task_changes(limit=2)["tasks"] == first["tasks"][-2:]
+
+    def quiet_seq() -> int | None:
+        """A seq after which nothing changed for a while (late batches all in)."""
+        seq = task_changes(limit=1)["seq"]
+        time.sleep(1.5)
+        return seq if not task_changes(since=seq)["tasks"] else None
+
+    seq = poll(quiet_seq, lambda s: s is not None, "a quiet task table")
+    ref = tick.remote(99)
+    assert jray.get(ref, timeout=60) == 99
+    tid = ref.task_id().hex()
+    later = poll(lambda: task_changes(since=seq),
+                 lambda c: any(t["task_id"] == tid and t["state"] == "FINISHED" for t in c["tasks"]), "new tick")
+    assert later["seq"] > seq and [t["task_id"] for t in later["tasks"]] == [tid]  # only what changed
+    counts = task_state_counts()
+    assert counts.get("FINISHED", 0) >= 4 and sum(counts.values()) == later["total"]

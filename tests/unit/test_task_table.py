@@ -115,3 +115,19 @@ def test_raylet_states_rank_between_args_and_push_and_keep_the_earliest_time():
     assert dict(rec.state_times) == {"SUBMITTED": 1.0, "PENDING_NODE_ASSIGNMENT": 1.5, "SCHEDULED": 2.0}
     table.add([ev(b"t", "RUNNING", 2.5)])
     assert table.query()[0].state == "RUNNING"
+
+
+def test_changes_since_a_seq_and_counts_by_state():
+    table = TaskTable(max_tasks=3)
+    table.add([ev(b"a", "SUBMITTED", 1.0), ev(b"b", "SUBMITTED", 1.0)])
+    seq = table.seq
+    assert table.changed_since(seq) == [] and table.counts() == {"SUBMITTED": 2}
+    table.add([ev(b"a", "RUNNING", 2.0), ev(b"c", "SUBMITTED", 2.0)])
+    assert [r.task_id for r in table.changed_since(seq)] == [b"a", b"c"]
+    assert table.counts() == {"SUBMITTED": 2, "RUNNING": 1}
+    table.add([ev(b"b", "FINISHED", 3.0)])
+    assert [r.task_id for r in table.changed_since(seq)] == [b"a", b"b", b"c"]  # oldest first
+    assert [r.task_id for r in table.changed_since(0)] == [b"a", b"b", b"c"]
+    table.add([ev(b"d", "SUBMITTED", 4.0)])  # past max_tasks: the finished b goes
+    assert table.dropped == 1 and b"b" not in {r.task_id for r in table.changed_since(0)}
+    assert table.counts() == {"SUBMITTED": 2, "RUNNING": 1}

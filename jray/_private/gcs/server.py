@@ -375,8 +375,15 @@ class GcsServer(ggrpc.GcsServiceServicer):
 
     async def GetTaskEvents(self, request: gpb.GetTaskEventsRequest, context: Any) -> gpb.GetTaskEventsReply:
         t = self.task_table
-        return gpb.GetTaskEventsReply(events=t.query(request.job_id, request.limit), dropped=t.dropped,
-                                      total=len(t.records))
+        reply = gpb.GetTaskEventsReply(dropped=t.dropped, total=len(t.records), seq=t.seq, state_counts=t.counts())
+        if request.counts_only:
+            return reply
+        if request.since:
+            events = t.changed_since(request.since, request.job_id)
+            reply.events.extend(events[-request.limit:] if request.limit else events)
+        else:
+            reply.events.extend(t.query(request.job_id, request.limit))
+        return reply
 
 
 async def _quiet(coro: Any) -> None:

@@ -8,10 +8,17 @@ batches and from different processes, so events arrive out of order: a
 record's state is the event with the highest (attempt, rank). The table is
 bounded: past ``max_tasks`` the oldest finished records go first (the oldest
 of any state when none has finished), and ``dropped`` counts them.
+
+For live views polling it, every change bumps ``seq`` and ``changed_since``
+returns only the records changed after a given ``seq`` (a poll serializes
+what changed, not the whole table); ``counts`` counts records per current
+state. Both scan the table when asked, so ``add`` (the hot path) only
+stamps each record with its ``seq``.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 
 from jray._private.protocol import gcs_pb2 as gpb
@@ -27,18 +34,24 @@ class TaskTable:
         self.max_tasks = max_tasks
         self.records: dict[bytes, gpb.TaskEvent] = {}  # insertion order = first seen
         self.dropped = 0
+        self.seq = 0
+        self._seqs: dict[bytes, int] = {}  # task -> seq of its last change
 
     def add(self, events: Iterable[gpb.TaskEvent]) -> None:
-        records = self.records
+        records, seqs, seq = self.records, self._seqs, self.seq
         for ev in events:
-            rec = records.get(ev.task_id)
+            tid = ev.task_id
+            rec = records.get(tid)
             if rec is None:  # first news of this task: the event is the record
-                rec = records[ev.task_id] = gpb.TaskEvent()
+                rec = records[tid] = gpb.TaskEvent()
                 rec.CopyFrom(ev)
                 if ev.state and ev.state not in rec.state_times:
                     rec.state_times[ev.state] = ev.time
             else:
                 _merge(rec, ev)
+            seq += 1
+            seqs[tid] = seq
+        self.seq = seq
         if len(self.records) > self.max_tasks:
             self._evict(len(self.records) - self.max_tasks)
 
@@ -49,11 +62,22 @@ class TaskTable:
             victims += [tid for tid in self.records if tid not in chosen][: n - len(victims)]
         for tid in victims:
             del self.records[tid]
+            self._seqs.pop(tid, None)
         self.dropped += len(victims)
 
     def query(self, job_id: bytes = b"", limit: int = 0) -> list[gpb.TaskEvent]:
         recs = [r for r in self.records.values() if not job_id or r.job_id == job_id]
         return recs[-limit:] if limit else recs
+
+    def changed_since(self, since: int, job_id: bytes = b"") -> list[gpb.TaskEvent]:
+        """Records changed after ``seq`` == ``since``, oldest first."""
+        seqs = self._seqs
+        return [r for tid, r in self.records.items()
+                if seqs.get(tid, 0) > since and (not job_id or r.job_id == job_id)]
+
+    def counts(self) -> dict[str, int]:
+        """Records per current state."""
+        return dict(Counter(r.state for r in self.records.values()))
 
 
 def _merge(rec: gpb.TaskEvent, ev: gpb.TaskEvent) -> None:

@@ -471,22 +471,37 @@ class AddTaskEventsReply(_message.Message):
     def __init__(self) -> None: ...
 
 class GetTaskEventsRequest(_message.Message):
-    __slots__ = ("job_id", "limit")
+    __slots__ = ("job_id", "limit", "since", "counts_only")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    COUNTS_ONLY_FIELD_NUMBER: _ClassVar[int]
     job_id: bytes
     limit: int
-    def __init__(self, job_id: _Optional[bytes] = ..., limit: _Optional[int] = ...) -> None: ...
+    since: int
+    counts_only: bool
+    def __init__(self, job_id: _Optional[bytes] = ..., limit: _Optional[int] = ..., since: _Optional[int] = ..., counts_only: _Optional[bool] = ...) -> None: ...
 
 class GetTaskEventsReply(_message.Message):
-    __slots__ = ("events", "dropped", "total")
+    __slots__ = ("events", "dropped", "total", "seq", "state_counts")
+    class StateCountsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
     EVENTS_FIELD_NUMBER: _ClassVar[int]
     DROPPED_FIELD_NUMBER: _ClassVar[int]
     TOTAL_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    STATE_COUNTS_FIELD_NUMBER: _ClassVar[int]
     events: _containers.RepeatedCompositeFieldContainer[TaskEvent]
     dropped: int
     total: int
-    def __init__(self, events: _Optional[_Iterable[_Union[TaskEvent, _Mapping]]] = ..., dropped: _Optional[int] = ..., total: _Optional[int] = ...) -> None: ...
+    seq: int
+    state_counts: _containers.ScalarMap[str, int]
+    def __init__(self, events: _Optional[_Iterable[_Union[TaskEvent, _Mapping]]] = ..., dropped: _Optional[int] = ..., total: _Optional[int] = ..., seq: _Optional[int] = ..., state_counts: _Optional[_Mapping[str, int]] = ...) -> None: ...
 
 class PlacementGroupInfo(_message.Message):
     __slots__ = ("placement_group_id", "name", "namespace", "strategy", "state", "bundles", "creator_job_id", "detached", "version", "create_time")

@@ -32,7 +32,7 @@ from jray.util.state._filters import Filter, check, matches
 
 __all__ = [
     "list_actors", "list_jobs", "list_nodes", "list_objects", "list_tasks", "list_workers",
-    "summarize_tasks", "memory_summary",
+    "summarize_tasks", "memory_summary", "task_changes", "task_state_counts",
 ]
 
 
@@ -53,6 +53,27 @@ def list_tasks(filters: Sequence[Filter] | None = None, limit: int = 100, detail
     # Without filters the GCS cuts the list (a live view polls this every second).
     rows = _rows.tasks(StateClient(address, token), limit if limit and limit > 0 and not filters else 0)
     return _select(rows, _rows.TASK_KEYS, filters, limit, detail, _rows.TASK_BRIEF)
+
+
+def task_changes(since: int = 0, limit: int = 0, *, address: str | None = None,
+                 token: str | None = None) -> dict[str, Any]:
+    """Task rows (every field, as ``list_tasks(detail=True)``) changed since an
+    earlier reply's ``seq``: what a live view polls, paying for what changed
+    rather than for the whole table::
+
+        first = task_changes(limit=20_000)          # the newest 20000 tasks
+        later = task_changes(since=first["seq"])    # only those that changed since
+
+    Returns ``{"seq", "dropped", "total", "state_counts", "tasks"}``. A ``seq``
+    lower than the one passed means the GCS restarted, and a grown
+    ``dropped`` that records were evicted: start over with ``since=0``.
+    """
+    return _rows.task_changes(StateClient(address, token), since, limit)
+
+
+def task_state_counts(*, address: str | None = None, token: str | None = None) -> dict[str, int]:
+    """How many tasks are in each state now (``{"FINISHED": 12, "RUNNING": 2}``), counted by the GCS."""
+    return _rows.task_state_counts(StateClient(address, token))
 
 
 def list_actors(filters: Sequence[Filter] | None = None, limit: int = 100, detail: bool = False, *,

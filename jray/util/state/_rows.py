@@ -35,25 +35,39 @@ def _ms(t: float) -> int | None:
 
 def tasks(client: StateClient, limit: int = 0) -> list[dict[str, Any]]:
     """Task rows, oldest first; with ``limit``, only the newest ``limit`` (cut by the GCS)."""
-    async def get(gcs: Any, _raylet: Any) -> Any:
-        return await gcs.GetTaskEvents(gpb.GetTaskEventsRequest(limit=max(0, limit)), timeout=TIMEOUT)
+    return [_task_row(e) for e in task_events(client, gpb.GetTaskEventsRequest(limit=max(0, limit))).events]
 
-    reply = client.run(get)
-    rows = []
-    for e in reply.events:
-        times = dict(e.state_times)
-        end = times.get("FINISHED") or times.get("FAILED") if e.state in ("FINISHED", "FAILED") else 0
-        rows.append({
-            "task_id": e.task_id.hex(), "attempt_number": e.attempt, "name": e.name, "state": e.state,
-            "job_id": e.job_id.hex(), "actor_id": e.actor_id.hex() or None, "type": e.type or "NORMAL_TASK",
-            "func_or_class_name": e.func_name or e.name, "node_id": e.node_id.hex() or None,
-            "worker_id": e.worker_id.hex() or None, "worker_pid": e.pid or None,
-            "error_message": e.error or None, "parent_task_id": e.parent_task_id.hex() or None,
-            "creation_time_ms": _ms(times.get("SUBMITTED", 0)), "start_time_ms": _ms(times.get("RUNNING", 0)),
-            "end_time_ms": _ms(end or 0), "required_resources": dict(e.resources),
-            "state_times_ms": {k: _ms(v) for k, v in times.items()},
-        })
-    return rows
+
+def task_events(client: StateClient, request: gpb.GetTaskEventsRequest) -> Any:
+    async def get(gcs: Any, _raylet: Any) -> Any:
+        return await gcs.GetTaskEvents(request, timeout=TIMEOUT)
+
+    return client.run(get)
+
+
+def _task_row(e: gpb.TaskEvent) -> dict[str, Any]:
+    times = dict(e.state_times)
+    end = times.get("FINISHED") or times.get("FAILED") if e.state in ("FINISHED", "FAILED") else 0
+    return {
+        "task_id": e.task_id.hex(), "attempt_number": e.attempt, "name": e.name, "state": e.state,
+        "job_id": e.job_id.hex(), "actor_id": e.actor_id.hex() or None, "type": e.type or "NORMAL_TASK",
+        "func_or_class_name": e.func_name or e.name, "node_id": e.node_id.hex() or None,
+        "worker_id": e.worker_id.hex() or None, "worker_pid": e.pid or None,
+        "error_message": e.error or None, "parent_task_id": e.parent_task_id.hex() or None,
+        "creation_time_ms": _ms(times.get("SUBMITTED", 0)), "start_time_ms": _ms(times.get("RUNNING", 0)),
+        "end_time_ms": _ms(end or 0), "required_resources": dict(e.resources),
+        "state_times_ms": {k: _ms(v) for k, v in times.items()},
+    }
+
+
+def task_changes(client: StateClient, since: int, limit: int) -> dict[str, Any]:
+    reply = task_events(client, gpb.GetTaskEventsRequest(since=max(0, since), limit=max(0, limit)))
+    return {"seq": reply.seq, "dropped": reply.dropped, "total": reply.total,
+            "state_counts": dict(reply.state_counts), "tasks": [_task_row(e) for e in reply.events]}
+
+
+def task_state_counts(client: StateClient) -> dict[str, int]:
+    return dict(task_events(client, gpb.GetTaskEventsRequest(counts_only=True)).state_counts)
 
 
 def task_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
