@@ -586,6 +586,22 @@ def test_store_object_larger_than_capacity_goes_to_disk(spill_store: LocalObject
     assert not os.path.exists(path)
 
 
+def test_store_create_can_pin_for_the_writer(spill_store: LocalObjectStore) -> None:
+    store = spill_store
+    _put(store, oid(1), b"w" * (16 * KiB))
+    off = store.create(oid(2), 16 * KiB, pin_for=b"writer")
+    store.seal(oid(2))
+    store.free(oid(2))  # freed while its writer still holds the pin
+    assert {o["object_id"]: o["pins"] for o in store.list_objects()}[oid(2)] == 1
+    for i in range(3, 6):  # pressure spills oid(1), never the pinned one
+        _put(store, oid(i), b"x" * (16 * KiB))
+    assert store.spill_path(oid(1)) is not None and oid(2) in {o["object_id"] for o in store.list_objects()}
+    assert off == {o["object_id"]: o["offset"] for o in store.list_objects()}[oid(2)]
+    store.release(oid(2), b"writer")
+    assert oid(2) not in {o["object_id"] for o in store.list_objects()}
+    _check_pinned_bytes(store)
+
+
 def test_store_spill_file_read_by_a_client_outlives_free_until_released(spill_store: LocalObjectStore) -> None:
     store = spill_store
     data = os.urandom(100 * KiB)  # larger than the store: on disk only

@@ -205,11 +205,18 @@ class LocalObjectStore:
 
     # -- writing ------------------------------------------------------------------
     def create(
-        self, object_id: bytes, size: int, owner: object = None, primary: bool = True
+        self,
+        object_id: bytes,
+        size: int,
+        owner: object = None,
+        primary: bool = True,
+        pin_for: bytes | None = None,
     ) -> int:
         """Reserve ``size`` bytes for a new object and return their offset.
 
         Evicts or spills other objects when needed (see the module doc).
+        ``pin_for``: pin it for that client already (its writer, which can
+        then read it back without a ``get``; ``release`` as for ``get``).
         Raises ObjectExistsError if the object is here already, and
         ObjectStoreFullError when no room can be made.
         """
@@ -218,7 +225,9 @@ class LocalObjectStore:
         if object_id in self._objects:
             raise ObjectExistsError(f"object {object_id.hex()} already exists in this store")
         offset = self._make_room(object_id, size)
-        self._objects[object_id] = _Entry(object_id, size, owner, primary, offset=offset)
+        e = self._objects[object_id] = _Entry(object_id, size, owner, primary, offset=offset)
+        if pin_for is not None:
+            self._pin(e, pin_for)
         return offset
 
     def create_spilled(

@@ -436,8 +436,12 @@ class Raylet(rgrpc.RayletServiceServicer):
         from jray._private.object_store import ObjectExistsError
         from jray.exceptions import ObjectStoreFullError
 
+        # A put: pinned for its writer, which may read it back at once without
+        # asking (it releases the pin shortly unless it does).
+        pin_for = request.owner.worker_id if is_put_id(request.object_id) and request.owner.worker_id else None
         try:
-            offset = self.store.create(request.object_id, request.size, owner=request.owner, primary=request.primary)
+            offset = self.store.create(request.object_id, request.size, owner=request.owner,
+                                       primary=request.primary, pin_for=pin_for)
         except ObjectExistsError:
             return rpb.CreateObjectReply(ok=False, exists=True)
         except ObjectStoreFullError as e:

@@ -30,7 +30,7 @@ import grpc
 
 from jray import exceptions
 from jray._private import config, rpc, serialization
-from jray._private.ids import new_task_id, object_id_for, random_id
+from jray._private.ids import is_put_id, new_task_id, object_id_for, random_id
 from jray._private.protocol import common_pb2 as cpb
 from jray._private.protocol import core_worker_pb2 as wpb
 from jray._private.protocol import core_worker_pb2_grpc as wgrpc
@@ -395,6 +395,17 @@ class CoreWorker:
         except BaseException:
             self._raylet_call("AbortObject", rpb.AbortObjectRequest(object_id=object_id))
             raise
+        if not reply.spill_path and is_put_id(object_id):
+            # The raylet pinned a put for us: a get right after it maps it
+            # without a round trip; unused, the pin goes with the next release batch.
+            with self._pins_lock:
+                fresh = object_id not in self._pins
+                if fresh:
+                    self._pins[object_id] = [reply.offset, size, 0]
+            if fresh:
+                self.call_soon(self._queue_release, object_id)
+            else:  # pragma: no cover - a put id is new
+                self._release_pin_rpc([object_id])
         # Sealing need not be waited for: a reader's GetObject on this node
         # waits for the seal, so put() returns one round trip sooner.
         req = rpb.SealObjectRequest(object_id=object_id)
