@@ -95,6 +95,23 @@ def test_return_value_dropped_before_the_reply_frees_its_refs(cluster):
     assert _settle(lambda: _used() == 0), _used()
 
 
+def test_refs_in_streamed_items_are_handed_off(cluster):
+    assert _settle(lambda: _used() == 0)
+
+    @jray.remote(num_returns="streaming")
+    def stream(n):
+        for i in range(n):
+            yield [jray.put(np.full(4 * MB, i, dtype=np.uint8))]
+
+    items = list(stream.remote(3))
+    time.sleep(1.0)
+    gc.collect()
+    assert [int(jray.get(jray.get(r, timeout=60)[0], timeout=60)[0]) for r in items] == [0, 1, 2]
+    assert _used() >= 12 * MB
+    del items
+    assert _settle(lambda: _used() == 0), _used()
+
+
 def test_ref_owned_by_a_third_process_is_handed_on(cluster):
     # An actor owns x; a task borrows it and returns it nested: the task's
     # worker registers the driver with the actor before it drops its own ref.
