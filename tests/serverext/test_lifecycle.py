@@ -65,9 +65,10 @@ async def test_kernels_attach_and_outlive_restarts(jp_serverapp, jp_fetch):
         km = mkm.get_kernel(kid)
         env = psutil.Process(km.provisioner.pid).environ()
         assert env["JRAY_ADDRESS"] == c.address and env["JRAY_TOKEN"] == c.token
+        assert env["JRAY_NAMESPACE"] == "jupyter"
         out = await run_in_kernel(km, """
 import jray
-ctx = jray.init(namespace="nb")
+ctx = jray.init()  # the server's namespace (JRAY_NAMESPACE)
 
 @jray.remote
 class Keeper:
@@ -84,7 +85,7 @@ print("v", jray.get(k.add.remote(41)), ctx.address_info["gcs_address"])
         await mkm.restart_kernel(kid)
         out = await run_in_kernel(mkm.get_kernel(kid), """
 import jray
-jray.init(namespace="nb")
+jray.init()
 print("again", jray.get(jray.get_actor("keeper").add.remote(1)))
 jray.kill(jray.get_actor("keeper"))
 from jray.jupyter import views
@@ -107,7 +108,7 @@ async def test_cluster_stops_with_the_server(jp_serverapp, jp_fetch):
     await jp_serverapp.cleanup_extensions()  # what the server runs when it shuts down
     assert _node.session_processes(info) == []
     assert _node.session_store_files(info) == []
-    assert "JRAY_ADDRESS" not in os.environ and not c.running
+    assert "JRAY_ADDRESS" not in os.environ and "JRAY_NAMESPACE" not in os.environ and not c.running
 
 
 async def test_stop_and_start_over_rest(jp_serverapp, jp_fetch):

@@ -6,10 +6,13 @@ command line)::
     c.JrayExtension.mode = "start"          # or "attach", "none"
     c.JrayExtension.num_cpus = 4
     c.JrayExtension.object_store_memory = 2 * 1024**3
+    c.JrayExtension.namespace = "jupyter"   # the kernels' namespace ("" = one per kernel's job)
     # jupyter lab --JrayExtension.mode=attach --JrayExtension.address=10.0.0.5:6380
 """
 
 from __future__ import annotations
+
+import os
 
 from jupyter_server.extension.application import ExtensionApp
 from jupyter_server.utils import url_path_join
@@ -50,6 +53,10 @@ class JrayExtension(ExtensionApp):
     worker_object_store_memory = Int(None, allow_none=True, config=True,
                                      help="Object store bytes of each added worker node (default: as the head's "
                                           "default).")
+    namespace = Unicode("jupyter", config=True,
+                        help="""Namespace of the notebooks' jobs (JRAY_NAMESPACE for the kernels): their named
+                        and detached actors are found by name from any notebook, and by a notebook again after
+                        its kernel restarts. Empty: each kernel's job gets an anonymous namespace, as in Ray.""")
     max_worker_nodes = Int(4, config=True,
                            help="Most local worker nodes this server adds (POST jray/api/nodes).")
 
@@ -68,6 +75,9 @@ class JrayExtension(ExtensionApp):
         self.cluster = ServerCluster(opts, dashboard_url=self.view_url(), logger=self.log)
         self.cluster.on_env_change = self._update_kernels_env
         self.settings.update(jray_cluster=self.cluster, jray_extension=self, jray_views=handlers.ViewCache())
+        self._saved_namespace = os.environ.get("JRAY_NAMESPACE")
+        if self.namespace:  # kernels inherit the server's environment
+            os.environ["JRAY_NAMESPACE"] = self.namespace
         # Synchronous on purpose: the kernels this server starts inherit the
         # address through os.environ, so the head is up before any kernel is.
         try:
@@ -96,3 +106,9 @@ class JrayExtension(ExtensionApp):
         """Stop what this server started (an attached cluster is left running)."""
         if self.cluster is not None:
             self.cluster.stop()
+        if self.namespace:
+            saved = getattr(self, "_saved_namespace", None)
+            if saved is None:
+                os.environ.pop("JRAY_NAMESPACE", None)
+            else:
+                os.environ["JRAY_NAMESPACE"] = saved
