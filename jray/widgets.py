@@ -26,7 +26,10 @@ import logging
 import threading
 from typing import Any
 
-import ipywidgets as W
+try:
+    import ipywidgets as W
+except ImportError as e:  # pragma: no cover - depends on the install
+    raise ImportError("jray.widgets needs ipywidgets: pip install 'jray[notebook]'") from e
 
 from jray.util import state
 

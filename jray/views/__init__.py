@@ -8,7 +8,8 @@ They are shown two ways:
 
 - inline in a notebook: ``jray.views.task_stream()`` / ``object_store()``
   return a live widget (``live.LiveView``, a ``jupyter_bokeh.BokehModel``
-  refreshed from a thread; ``.close()`` stops it);
+  refreshed from a thread; ``.close()`` stops it; BokehJS is put into the
+  page first, inlined, since the widget's view needs it);
 - as full pages served by the Jupyter server extension: ``pages.py``
   (``page_html`` renders, ``page_data`` feeds the page's polling script).
 
@@ -18,6 +19,11 @@ Importing this package imports Bokeh; ``import jray`` does not.
 from __future__ import annotations
 
 from typing import Any
+
+try:
+    import bokeh  # noqa: F401
+except ImportError as e:  # pragma: no cover - depends on the install
+    raise ImportError("jray.views draws with Bokeh: pip install 'jray[notebook]' (bokeh, jupyter_bokeh)") from e
 
 from jray.views._base import View
 from jray.views.object_store import ObjectStoreView
