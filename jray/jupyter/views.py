@@ -72,7 +72,9 @@ def status() -> Table:
     spilled = sum(n.spilled_bytes for n in alive)
     if spilled:
         rows.append(["spilled", _gib(spilled)])
-    rows.append(["workers", str(sum(n.num_workers for n in alive))])
+    busy, idle = sum(n.num_leased_workers for n in alive), sum(n.num_idle_workers for n in alive)
+    rows.append(["workers", f"{sum(n.num_workers for n in alive)} ({busy} busy, {idle} idle)"])
+    rows.append(["objects", str(sum(n.num_objects for n in alive))])
     rows.append(["pending leases", str(sum(n.pending_leases for n in alive))])
     from jray import api
 
