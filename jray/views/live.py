@@ -56,6 +56,16 @@ class LiveView(BokehModel):  # type: ignore[misc]  # untyped ipywidgets base
             target=self._run, name=f"jray-{type(view).__name__}", daemon=True)
         self._thread.start()
 
+    def _sync_model(self, model: Any, content: dict[str, Any], buffers: list[Any]) -> None:
+        """A change from the browser (pan, zoom, selection): applied to the Bokeh
+        document under the view's lock, as the poller thread's updates are."""
+        view = getattr(self, "view", None)
+        if view is None:
+            super()._sync_model(model, content, buffers)
+            return
+        with view._lock:
+            super()._sync_model(model, content, buffers)
+
     def _run(self) -> None:
         failures = 0
         while not self._stop.wait(self.period * (1 + min(failures, 10))):
