@@ -101,10 +101,14 @@ def page_html(name: str, data_url: str, title: str | None = None) -> str:
     """A standalone HTML page for view ``name`` that polls ``data_url`` for its data."""
     view = make_view(name)
     html = file_html(view.layout(), resources=INLINE, title=title or TITLES.get(name, name))
-    script = _POLL % {"url": json.dumps(data_url), "names": json.dumps(sorted(view.SOURCES)),
-                      "period": POLL_MS}
+    script = _POLL % {"url": _js(data_url), "names": _js(sorted(view.SOURCES)), "period": POLL_MS}
     head, sep, tail = html.rpartition("</body>")
     return head + script + sep + tail if sep else html + script
+
+
+def _js(value: Any) -> str:
+    """A JSON literal safe inside a <script> element (no "</script>" in it)."""
+    return json.dumps(value).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def page_data(name: str, state: dict[str, Any] | None = None, *, address: str | None = None,

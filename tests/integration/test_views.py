@@ -288,3 +288,8 @@ def test_a_view_polled_from_several_threads(jray_cluster):
         t.join(60)
     assert not errors and not any(t.is_alive() for t in threads)
     assert len(view.data()["store_usage"]["xs"][0]) == 12
+
+
+def test_page_html_data_url_cannot_close_its_script():
+    html = page_html("task_stream", 'x"</script><img src=y onerror=alert(1)>')
+    assert "</script><img" not in html and "\\u003c/script\\u003e" in html
