@@ -19,20 +19,22 @@ from jray._private import daemon, rpc
 from jray._private.ids import random_id
 from jray._private.protocol import raylet_pb2_grpc as rgrpc
 from jray._private.raylet.server import Raylet
-from jray._private.raylet.worker_pool import WorkerPool
+from jray._private.raylet.worker_pool import WorkerPool, spawn_zygote
 
 logger = logging.getLogger(__name__)
 
 
 async def main(ns: argparse.Namespace) -> None:
     token = os.environ["JRAY_TOKEN"]
+    logs = os.path.join(ns.session_dir, "logs")
+    os.makedirs(logs, exist_ok=True)
+    # First, so its imports overlap ours, the GCS's and registration.
+    zygote = await spawn_zygote(logs, ns.session_dir)
     gcs_address = ns.gcs_address
     if gcs_address == "-":
         gcs_address = (await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)).strip()
     node_id = bytes.fromhex(ns.node_id) if ns.node_id else random_id(16)
     resources = json.loads(ns.resources)
-    logs = os.path.join(ns.session_dir, "logs")
-    os.makedirs(logs, exist_ok=True)
     store_path = f"/dev/shm/jray-{os.path.basename(ns.session_dir)}-{node_id.hex()[:12]}"
     spill_dir = ns.spill_dir or os.path.join(ns.session_dir, f"spill-{node_id.hex()[:12]}")
     try:
@@ -70,7 +72,7 @@ async def main(ns: argparse.Namespace) -> None:
 
     async def warm_pool() -> None:
         assert raylet.workers is not None
-        await raylet.workers.start_zygote()
+        await raylet.workers.start_zygote(zygote)
         raylet.workers.prestart(n_prestart)
 
     pool_task = asyncio.ensure_future(warm_pool())
@@ -93,7 +95,7 @@ async def main(ns: argparse.Namespace) -> None:
         await asyncio.wait_for(raylet.gcs.UnregisterNode(gpb.UnregisterNodeRequest(node_id=node_id)), 1)
     except Exception:  # noqa: BLE001 - the GCS may be gone already
         pass
-    if store is not None:
+    if store is not None and arena is not None:
         store.close()
         arena.close()
         arena.unlink()

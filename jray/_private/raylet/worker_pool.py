@@ -10,6 +10,8 @@ task does not wait for a start.
 from __future__ import annotations
 
 import asyncio
+import functools
+import json
 import logging
 import os
 import signal
@@ -47,6 +49,23 @@ class WorkerProc:
     promised: bool = False
 
 
+async def spawn_zygote(log_dir: str, session_dir: str) -> asyncio.subprocess.Process:
+    """Start the worker zygote (``jray._private.worker.zygote``) with this
+    process's environment plus what marks the session's processes (``jray
+    stop`` finds the workers by their initial environment). The raylet does
+    this first thing, so the zygote's imports overlap the raylet's own
+    start-up; it exits when its stdin (this process) closes."""
+    log = os.path.join(log_dir, "zygote.log")
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        return await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "jray._private.worker.zygote",
+            env=dict(os.environ, JRAY_SESSION_DIR=session_dir, JRAY_RAYLET_PID=str(os.getpid())),
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=fd)
+    finally:
+        os.close(fd)
+
+
 class WorkerPool:
     def __init__(self, env: dict[str, str], log_dir: str, max_starting: int = 4) -> None:
         self.env = env
@@ -64,24 +83,21 @@ class WorkerPool:
         # pages (less memory for as long as it lives).
         self._zygote_started: asyncio.Future | None = None
         self._early: dict[int, tuple[bytes, int, bool]] = {}  # registered before the fork reply
+        # The zygote starts (early) with the raylet's environment; each fork
+        # gets what the workers' environment adds to it (addresses, node id).
+        self._fork_env = json.dumps({k: v for k, v in env.items() if os.environ.get(k) != v}).encode()
 
-    async def start_zygote(self) -> None:
-        """Start the fork server; until it is ready workers start as fresh interpreters."""
+    async def start_zygote(self, spawned: asyncio.subprocess.Process | None = None) -> None:
+        """Wait for the fork server (``spawned`` early by the raylet, else
+        started now) to be ready; until then workers wait for it."""
         self._zygote_started = asyncio.get_running_loop().create_future()
         try:
-            await self._start_zygote()
+            await self._start_zygote(spawned or await spawn_zygote(self.log_dir, self.env["JRAY_SESSION_DIR"]))
         finally:
             self._zygote_started.set_result(None)
 
-    async def _start_zygote(self) -> None:
+    async def _start_zygote(self, z: asyncio.subprocess.Process) -> None:
         log = os.path.join(self.log_dir, "zygote.log")
-        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        try:
-            z = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "jray._private.worker.zygote", env=self.env,
-                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=fd)
-        finally:
-            os.close(fd)
         assert z.stdout is not None
         try:
             line = await asyncio.wait_for(z.stdout.readline(), 30)
@@ -113,7 +129,7 @@ class WorkerPool:
         assert z.stdin is not None and z.stdout is not None
         try:
             async with self._zygote_lock:
-                z.stdin.write(log.encode() + b"\n")
+                z.stdin.write(log.encode() + b"\t" + self._fork_env + b"\n")
                 await z.stdin.drain()
                 pid = int((await asyncio.wait_for(z.stdout.readline(), 10)).strip())
         except (OSError, ValueError, asyncio.TimeoutError) as e:
@@ -196,7 +212,10 @@ class WorkerPool:
         for _ in range(n - len(self.starting) - len(self.idle)):
             w = self.start_worker()
             assert w.registered is not None
-            w.registered.add_done_callback(lambda f, w=w: self._prestarted(w))
+            w.registered.add_done_callback(functools.partial(self._prestarted_cb, w))
+
+    def _prestarted_cb(self, w: WorkerProc, _f: asyncio.Future) -> None:
+        self._prestarted(w)
 
     def _prestarted(self, w: WorkerProc) -> None:
         if w.promised:

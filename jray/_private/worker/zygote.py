@@ -8,13 +8,16 @@ workers share the zygote's pages (lower PSS). This is what makes actor
 creation fast.
 
 Protocol on stdin/stdout, one line each way: the raylet writes a log file
-path, the zygote answers with the new worker's pid. The zygote reaps its
+path and, after a tab, a JSON object of environment variables for the
+worker (the raylet starts the zygote before it knows its own port); the
+zygote answers with the new worker's pid. The zygote reaps its
 children; it exits when its stdin closes (the raylet is gone).
 """
 
 from __future__ import annotations
 
 import gc
+import json
 import os
 import signal
 import sys
@@ -73,13 +76,15 @@ def main() -> None:
     out.write(b"ready\n")
     out.flush()
     for line in sys.stdin.buffer:
-        log = line.decode().strip()
+        log, _, env = line.decode().strip().partition("\t")
         if not log:
             continue
         pid = os.fork()
         if pid == 0:
             try:
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                if env:  # the raylet's address and node id: known only after the zygote started
+                    os.environ.update(json.loads(env))
                 fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
                 os.dup2(fd, 1)
                 os.dup2(fd, 2)
