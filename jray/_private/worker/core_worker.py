@@ -278,7 +278,7 @@ class CoreWorker:
         were made (each waits for the one before), so an unregistration never
         overtakes the registration it undoes. ``holding``: a ref count taken
         for this update, dropped once the owner has it."""
-        if not add and not borrower:
+        if not add and not borrower and object_id not in self.refs:  # we hold it no more
             self.objects.pop(object_id, None)
         stub = self.pool.stub(owner[0], wgrpc.CoreWorkerServiceStub)
         req = wpb.BorrowRequest(object_ids=[object_id], borrower_id=borrower or self.worker_id, add=add)
