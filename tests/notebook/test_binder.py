@@ -1,6 +1,7 @@
 """A Binder launch, rehearsed: a fresh virtualenv built from ``binder/``'s
 files alone, JupyterLab started in it, and every demo notebook run by a
-kernel of that server, attached to the cluster the server extension started.
+kernel of that server, attached to the cluster the server extension started
+(with a 64 MB /dev/shm, as in a Binder pod, where a mount namespace is allowed).
 
 What repo2docker does, in order: install ``binder/requirements.txt``, run
 ``binder/postBuild`` from the repository root, start the server. Here the
@@ -69,6 +70,22 @@ def _env(tmp: Path, venv: Path) -> dict[str, str]:
     env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
     env["VIRTUAL_ENV"] = str(venv)
     return env
+
+
+BINDER_SHM = "64m"  # a Binder pod's /dev/shm: Docker's default size
+_MOUNT_SHM = f"mount -t tmpfs -o size={BINDER_SHM} tmpfs /dev/shm"
+
+
+def _with_binders_shm(args: list[str]) -> tuple[list[str], bool]:
+    """``args`` run with a private /dev/shm of Binder's size, where this machine
+    allows a mount namespace (root in a container); as they are otherwise.
+    The flag says which."""
+    if shutil.which("unshare") is None:
+        return args, False
+    probe = subprocess.run(["unshare", "-m", "sh", "-c", _MOUNT_SHM], capture_output=True)
+    if probe.returncode != 0:
+        return args, False
+    return ["unshare", "-m", "sh", "-c", f'{_MOUNT_SHM} && exec "$@"', "sh", *args], True
 
 
 def _free_port() -> int:
@@ -184,6 +201,7 @@ def test_binder_build_runs_every_notebook_on_the_servers_cluster(tmp_path):
             f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={repo}"]
     if os.geteuid() == 0:  # CI containers (Binder's user is not root)
         args.append("--allow-root")
+    args, small_shm = _with_binders_shm(args)
     with open(server_log, "w") as log:
         proc = subprocess.Popen(args,
                                 cwd=repo, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
@@ -192,6 +210,8 @@ def test_binder_build_runs_every_notebook_on_the_servers_cluster(tmp_path):
         status = server.wait_for_cluster(proc, server_log)
         assert status["mode"] == "start" and status["owned"], status
         assert status["resources_total"]["CPU"] == 2, status  # binder's config
+        if small_shm:  # the store's default size follows /dev/shm's free space
+            assert 0 < status["object_store_memory"] <= 64 * 2**20, status
         notebooks = sorted((repo / "notebooks").glob("*.ipynb"))
         assert notebooks
         for nb_path in notebooks:
