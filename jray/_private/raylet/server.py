@@ -537,14 +537,14 @@ class Raylet(rgrpc.RayletServiceServicer):
                 if file is not None:
                     file.seek(chunk.offset)
                     file.write(chunk.data)
-                else:
+                elif view is not None:
                     view[chunk.offset: chunk.offset + len(chunk.data)] = chunk.data
-            if view is None and file is None:
-                return "empty transfer"
             if file is not None:
                 file.close()
-            else:
+            elif view is not None:
                 view.release()
+            else:
+                return "empty transfer"
             self.store.seal(oid)
             return ""
         except Exception as e:  # noqa: BLE001
