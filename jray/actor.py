@@ -86,7 +86,7 @@ class ActorClass:
         name = opts.get("name") or ""
         namespace = opts.get("namespace")
         if namespace is None:
-            namespace = w.namespace
+            namespace = w.current_namespace()
         if opts.get("get_if_exists") and not name:
             raise ValueError("get_if_exists=True needs a name for the actor.")
         desc = task_builder.export_callable(w, self._cls, self._cache)

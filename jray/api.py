@@ -369,7 +369,7 @@ def get_actor(name: str, namespace: str | None = None) -> ActorHandle:
     w = global_state.require_worker()
     if not isinstance(name, str) or not name:
         raise ValueError("Please supply a non-empty actor name, e.g. get_actor('my_actor').")
-    ns = w.namespace if namespace is None else namespace
+    ns = w.current_namespace() if namespace is None else namespace
 
     async def call() -> Any:
         return await w.gcs.GetNamedActor(gpb.GetNamedActorRequest(name=name, namespace=ns))

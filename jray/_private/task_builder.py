@@ -86,7 +86,7 @@ def base_spec(worker: CoreWorker, *, name: str, task_type: int, num_returns: int
         task_id=new_task_id(), job_id=worker.job_id, name=name, type=task_type,  # type: ignore[arg-type]
         num_returns=num_returns, streaming=streaming, resources=resources, caller=worker.address,
         scheduling=to_proto(None) if task_type == cpb.ACTOR_TASK else for_task(opts, resources, parent),
-        namespace=worker.namespace,
+        namespace=worker.current_namespace(),
     )
     if parent is not None:
         spec.parent_task_id = parent.task_id

@@ -353,3 +353,42 @@ def test_cancel_actor_call_before_the_actor_started(jray_cluster):
 def test_is_canceled_outside_a_task_raises(jray_cluster):
     with pytest.raises(RuntimeError, match="only available inside a task"):
         jray.get_runtime_context().is_canceled()
+
+
+def test_tasks_and_actors_use_their_jobs_namespace(jray_cluster):
+    """As in Ray, code running in a task or an actor looks up and names actors
+    in its job's namespace."""
+    @jray.remote
+    class Box:
+        def __init__(self, v=0):
+            self.v = v
+
+        def get(self):
+            return self.v
+
+        def lookup(self, name):
+            return jray.get(jray.get_actor(name).get.remote())
+
+    Box.options(name="ns-box").remote(7)
+
+    @jray.remote
+    def look(name):
+        return jray.get(jray.get_actor(name).get.remote())
+
+    @jray.remote
+    def make(name):
+        b = Box.options(name=name, lifetime="detached").remote(9)
+        return jray.get(b.get.remote())
+
+    @jray.remote
+    def nested(name):
+        return jray.get(look.remote(name))
+
+    ns = jray.get_runtime_context().namespace
+    assert jray.get(look.remote("ns-box"), timeout=60) == 7
+    assert jray.get(nested.remote("ns-box"), timeout=60) == 7
+    assert jray.get(Box.remote().lookup.remote("ns-box"), timeout=60) == 7
+    assert jray.get(make.remote("made-in-task"), timeout=60) == 9
+    made = jray.get_actor("made-in-task", namespace=ns)  # in the job's namespace, not ""
+    assert jray.get(made.get.remote(), timeout=30) == 9
+    jray.kill(made)

@@ -116,6 +116,14 @@ class CoreWorker:
         self.default_runtime_env: dict[str, Any] | None = None
         self.root_task_override: bytes = b""
 
+    def current_namespace(self) -> str:
+        """The namespace of the job the running task belongs to (a worker's
+        own is empty: its tasks carry their job's), else this driver's."""
+        spec = current_task.get()
+        if spec is not None and spec.namespace:
+            return str(spec.namespace)
+        return self.namespace
+
     # -- loop plumbing -----------------------------------------------------
     def _run_loop(self) -> None:
         asyncio.set_event_loop(self.loop)
