@@ -178,7 +178,9 @@ class Raylet(rgrpc.RayletServiceServicer):
             self._dispatch()
         self.release_leases_owned_by(w.worker_id)
         if w.actor_id:
-            reason = f"its worker process (pid={w.pid}) died unexpectedly (exit code {code})"
+            # A worker forked by the zygote is not our child: no exit code here.
+            how = f" (exit code {code})" if code is not None else " (killed, or it crashed)"
+            reason = f"its worker process (pid={w.pid}) died unexpectedly{how}"
             try:
                 await self.gcs.ReportWorkerFailure(gpb.ReportWorkerFailureRequest(
                     worker_id=w.worker_id, node_id=self.node_id, actor_id=w.actor_id, reason=reason))
