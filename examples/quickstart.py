@@ -1,6 +1,6 @@
 """The headless demo: a real jray cluster doing tasks, objects and actors.
 
-Run with ``bash scripts/demo.sh`` (sets everything up) or
+Run with ``bash scripts/start.sh --headless`` (sets everything up) or
 ``python examples/quickstart.py`` inside the project's environment.
 """
 
