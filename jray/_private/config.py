@@ -23,6 +23,10 @@ MAX_PENDING_LEASE_REQUESTS = int(_env("MAX_PENDING_LEASE_REQUESTS", 8))
 HEARTBEAT_SECONDS = _env("HEARTBEAT_SECONDS", 0.25)
 NODE_DEATH_SECONDS = _env("NODE_DEATH_SECONDS", 5.0)
 IDLE_WORKER_KILL_SECONDS = _env("IDLE_WORKER_KILL_SECONDS", 30.0)
+# An owner checks this often that the processes borrowing its objects are
+# alive; one that refused connections twice in a row is taken for dead and
+# its borrows dropped.
+BORROWER_PROBE_SECONDS = _env("BORROWER_PROBE_SECONDS", 2.0)
 # How long to wait for a daemon to come up before failing with a clear error.
 STARTUP_TIMEOUT = _env("STARTUP_TIMEOUT", 30.0)
 # Warn about tasks that no node can run after this long.

@@ -140,6 +140,27 @@ def test_ref_owned_by_a_third_process_is_handed_on(cluster):
     jray.kill(k)
 
 
+def test_a_borrower_that_dies_lets_the_object_go(cluster):
+    # A borrower never unregisters when it dies: its owner notices (probes).
+    assert _settle(lambda: _used() == 0)
+
+    @jray.remote
+    class Holder:
+        def keep(self, refs):
+            self.refs = refs
+            return True
+
+    h = Holder.remote()
+    x = jray.put(np.ones(8 * MB, dtype=np.uint8))
+    assert jray.get(h.keep.remote([x]), timeout=60)
+    del x
+    time.sleep(0.5)
+    gc.collect()
+    assert _used() >= 8 * MB  # the actor borrows it
+    jray.kill(h)
+    assert _settle(lambda: _used() == 0, timeout=30), _used()
+
+
 def test_idle_worker_that_owns_objects_in_use_is_not_reaped(monkeypatch):
     # Idle workers beyond the CPU count are asked to exit; as in Ray, one
     # that owns objects someone still uses refuses (they would be lost).

@@ -116,3 +116,14 @@ def test_hand_off_to_an_unknown_outer_object_counts_nothing():
     rc, _, borrows = make()
     assert not rc.set_contained(b"gone", [b"x"], [("h:1", b"w")], registered=True)
     assert b"x" not in rc and borrows == []
+
+
+def test_borrower_ids_lists_registered_borrowers():
+    rc, freed, _ = make()
+    rc.add_owned(b"o")
+    rc.add_owned(b"p")
+    rc.add_borrower(b"o", b"w1")
+    rc.add_borrower(b"p", b"w2")
+    assert rc.borrower_ids() == {b"w1", b"w2"}
+    rc.remove_borrower_everywhere(b"w1")
+    assert rc.borrower_ids() == {b"w2"} and freed == [b"o"]

@@ -153,14 +153,16 @@ class GeneratorItemReply(_message.Message):
     def __init__(self, stop: _Optional[bool] = ...) -> None: ...
 
 class BorrowRequest(_message.Message):
-    __slots__ = ("object_ids", "borrower_id", "add")
+    __slots__ = ("object_ids", "borrower_id", "add", "borrower")
     OBJECT_IDS_FIELD_NUMBER: _ClassVar[int]
     BORROWER_ID_FIELD_NUMBER: _ClassVar[int]
     ADD_FIELD_NUMBER: _ClassVar[int]
+    BORROWER_FIELD_NUMBER: _ClassVar[int]
     object_ids: _containers.RepeatedScalarFieldContainer[bytes]
     borrower_id: bytes
     add: bool
-    def __init__(self, object_ids: _Optional[_Iterable[bytes]] = ..., borrower_id: _Optional[bytes] = ..., add: _Optional[bool] = ...) -> None: ...
+    borrower: _common_pb2.Address
+    def __init__(self, object_ids: _Optional[_Iterable[bytes]] = ..., borrower_id: _Optional[bytes] = ..., add: _Optional[bool] = ..., borrower: _Optional[_Union[_common_pb2.Address, _Mapping]] = ...) -> None: ...
 
 class BorrowReply(_message.Message):
     __slots__ = ()

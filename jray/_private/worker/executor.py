@@ -300,7 +300,7 @@ class Executor:
     def _make_return(self, spec: cpb.TaskSpec, object_id: bytes, value: Any) -> cpb.ReturnObject:
         ser = serialization.serialize(value)
         if ser.nested_refs:  # the caller borrows them from here on (before the reply leaves)
-            self.w.hand_off(ser.nested_refs, spec.caller.worker_id)
+            self.w.hand_off(ser.nested_refs, spec.caller)
         return self.w.store_serialized(object_id, ser, owner=spec.caller)  # the caller owns returns
 
     def _app_error(self, spec: cpb.TaskSpec, e: BaseException) -> wpb.PushTaskReply:

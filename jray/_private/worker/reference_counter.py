@@ -83,6 +83,11 @@ class ReferenceCounter:
         with self._lock:
             return [k for k, e in self._entries.items() if e.owned]
 
+    def borrower_ids(self) -> set[bytes]:
+        """Every process registered as a borrower of an object owned here."""
+        with self._lock:
+            return {b for e in self._entries.values() for b in e.borrowers}
+
     def snapshot(self) -> dict[bytes, tuple[int, bool, int]]:
         """object id -> (count, owned, number of borrowers)."""
         with self._lock:

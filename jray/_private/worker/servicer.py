@@ -50,6 +50,8 @@ class CoreWorkerServicer(wgrpc.CoreWorkerServiceServicer):
         return wpb.GetObjectStatusReply(status=wpb.GetObjectStatusReply.READY, object=ret)
 
     async def UpdateBorrowers(self, request: wpb.BorrowRequest, context: Any) -> wpb.BorrowReply:
+        if request.add and request.borrower.port:
+            self.w.note_borrower(request.borrower_id, request.borrower)
         for oid in request.object_ids:
             if request.add:
                 self.w.refs.add_borrower(oid, request.borrower_id)
