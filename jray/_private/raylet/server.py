@@ -39,6 +39,15 @@ logger = logging.getLogger(__name__)
 SP = cpb.SchedulingStrategy
 
 
+class _Waiter:
+    """A lease request waiting for resources; ``fut`` gets its Allocation."""
+
+    __slots__ = ("seq", "owner", "demand", "fut")
+
+    def __init__(self, seq: int, owner: bytes, demand: dict[str, float], fut: asyncio.Future) -> None:
+        self.seq, self.owner, self.demand, self.fut = seq, owner, demand, fut
+
+
 @dataclass(eq=False)
 class LeaseRecord:
     lease_id: bytes
@@ -72,7 +81,10 @@ class Raylet(rgrpc.RayletServiceServicer):
         self.view: list[gpb.NodeInfo] = []
         self.leases: dict[bytes, LeaseRecord] = {}
         self.lease_by_worker: dict[bytes, LeaseRecord] = {}
-        self.waiting: list[tuple[dict[str, float], asyncio.Future]] = []
+        # Lease requests waiting for resources, in arrival order (see _dispatch).
+        self.waiting: list[_Waiter] = []
+        self._waiter_seq = 0
+        self.blocked_workers: set[bytes] = set()  # workers blocked in get/wait (their CPU lent)
         self._pulls: dict[bytes, asyncio.Future] = {}
         self.num_pulls = 0
         self._seal_waiters: dict[bytes, list[asyncio.Future]] = {}
@@ -163,6 +175,7 @@ class Raylet(rgrpc.RayletServiceServicer):
         code = w.proc.returncode if w.proc is not None else None
         logger.info("worker pid=%d exited (code %s)", w.pid, code)
         self._blocked_seq.pop(w.worker_id, None)
+        self.blocked_workers.discard(w.worker_id)
         if self.store is not None and w.worker_id:
             self.store.release_client(w.worker_id)
             # What it put can never be freed by its owner now: free it here
@@ -244,23 +257,31 @@ class Raylet(rgrpc.RayletServiceServicer):
                 target = sorted(nodes, key=lambda n: n.node_id)[self._spread_rr % len(nodes)]
                 if target.node_id != self.node_id:
                     return _spill(target)
-        alloc = self.res.acquire(demand)
+        alloc = self.res.acquire(demand) if not self.waiting else None  # no overtaking the queue
         while alloc is None:
             if not request.grant_or_reject and not pinned:
                 other = pick_remote(demand, self.view, self.node_id, now=True)
                 if other is not None:
                     return _spill(other)
-            fut = asyncio.get_running_loop().create_future()
-            entry = (demand, fut)
+            self._waiter_seq += 1
+            entry = _Waiter(self._waiter_seq, request.owner_worker_id, demand,
+                            asyncio.get_running_loop().create_future())
             self.waiting.append(entry)
+            self._dispatch()  # resources may be free (a request ahead of us just left)
             try:
-                await asyncio.wait_for(fut, config.HEARTBEAT_SECONDS * 2)
+                alloc = await asyncio.wait_for(asyncio.shield(entry.fut), config.HEARTBEAT_SECONDS * 2)
             except asyncio.TimeoutError:
-                pass
+                pass  # look at other nodes again
+            except asyncio.CancelledError:  # the requester went away
+                if entry.fut.done():
+                    self.res.release(entry.fut.result())
+                    self._dispatch()
+                raise
             finally:
                 if entry in self.waiting:
                     self.waiting.remove(entry)
-            alloc = self.res.acquire(demand)
+            if alloc is None and entry.fut.done():  # handed over as the wait timed out
+                alloc = entry.fut.result()
         return await self._grant(request, alloc, None)
 
     async def _grant(self, request: rpb.WorkerLeaseRequest, alloc: Allocation,
@@ -284,10 +305,22 @@ class Raylet(rgrpc.RayletServiceServicer):
             worker=cpb.Address(ip=self.ip, port=w.port, worker_id=w.worker_id, node_id=self.node_id))
 
     def _dispatch(self) -> None:
-        """Resources came back: wake waiting lease requests in order."""
-        for demand, fut in list(self.waiting):
-            if not fut.done() and self.res.fits_now(demand):
-                fut.set_result(None)
+        """Resources came back: hand them to waiting lease requests.
+
+        Requests from workers blocked in ``get``/``wait`` go first (in
+        arrival order), then the rest in arrival order: finishing the work a
+        blocked task waits for frees its CPU, while granting new top-level
+        tasks first would start ever more tasks that block in turn (nested
+        tasks on a small node starved behind their parents)."""
+        if not self.waiting:
+            return
+        blocked = self.blocked_workers
+        for entry in sorted(self.waiting, key=lambda e: (e.owner not in blocked, e.seq)):
+            if entry.fut.done():
+                continue
+            alloc = self.res.acquire(entry.demand)
+            if alloc is not None:
+                entry.fut.set_result(alloc)
         waiters, self._bundle_waiters = self._bundle_waiters, []
         for fut in waiters:
             if not fut.done():
@@ -408,6 +441,10 @@ class Raylet(rgrpc.RayletServiceServicer):
             if request.seq <= self._blocked_seq.get(request.worker_id, 0):
                 return rpb.WorkerBlockedReply()  # overtaken by a newer message
             self._blocked_seq[request.worker_id] = request.seq
+        if request.blocked:
+            self.blocked_workers.add(request.worker_id)
+        else:
+            self.blocked_workers.discard(request.worker_id)
         lease = self.lease_by_worker.get(request.worker_id)
         if lease is not None:
             if request.blocked:

@@ -66,6 +66,7 @@ class KeyQueue:
     leases: list[Lease] = field(default_factory=list)
     requests_in_flight: int = 0
     warned: bool = False
+    pump_scheduled: bool = False
 
 
 @dataclass(eq=False)
@@ -155,6 +156,14 @@ class TaskSubmitter:
         if q is None:
             q = self.queues[key] = KeyQueue()
         q.tasks.append(task)
+        if not q.pump_scheduled:
+            # Pump once after this burst of submissions (posted together,
+            # enqueued in one loop callback): they go out as one batch.
+            q.pump_scheduled = True
+            self.w.loop.call_soon(self._scheduled_pump, key, q)
+
+    def _scheduled_pump(self, key: tuple, q: KeyQueue) -> None:
+        q.pump_scheduled = False
         self._pump(key, q)
 
     def _pump(self, key: tuple, q: KeyQueue) -> None:
