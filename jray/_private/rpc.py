@@ -90,6 +90,9 @@ def make_channel(address: str, token: str) -> aio.Channel:
     return aio.insecure_channel(address, options=CHANNEL_OPTIONS, interceptors=[_TokenUnary(md), _TokenStream(md)])
 
 
+DROP_GRACE_SECONDS = 30.0
+
+
 class ChannelPool:
     """One channel (and stub) per address, reused for the process's life."""
 
@@ -119,8 +122,12 @@ class ChannelPool:
         if ch is not None:  # the peer is gone: close the channel in the background
             import asyncio
 
+            # With a grace period: calls still on the channel end on their
+            # own (they fail, the peer being gone) and their callers settle
+            # them; closing without one cancels them, and a caller awaiting
+            # one would see CancelledError instead of an RpcError.
             try:
-                asyncio.get_running_loop().create_task(ch.close(grace=None))
+                asyncio.get_running_loop().create_task(ch.close(grace=DROP_GRACE_SECONDS))
             except RuntimeError:  # no running loop (shutdown)
                 pass
 

@@ -140,6 +140,22 @@ def test_restart_gives_fresh_state(jray_cluster):
     pytest.fail("the actor did not come back after its restart")
 
 
+def test_calls_sent_as_an_actor_crashes_always_settle(jray_cluster):
+    """A call sent while the actor's process is dying fails (RayActorError)
+    or runs on the restarted actor; it never hangs (a dropped channel used to
+    cancel calls still on it, leaving them unsettled)."""
+    for _ in range(10):
+        c = Counter.options(max_restarts=1).remote(3)
+        assert jray.get(c.inc.remote(), timeout=30) == 4
+        c.crash.remote()
+        racing = c.get.remote()  # sent to the dying process
+        try:
+            assert jray.get(racing, timeout=20) == 3
+        except exceptions.RayActorError:
+            pass
+        jray.kill(c)
+
+
 def test_async_actor_runs_calls_concurrently(jray_cluster):
     @jray.remote
     class Waiter:
