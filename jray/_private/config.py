@@ -18,6 +18,12 @@ MAX_INLINE_BYTES = int(_env("MAX_INLINE_BYTES", 100 * 1024))
 LEASE_IDLE_SECONDS = _env("LEASE_IDLE_SECONDS", 0.2)
 # Tasks pushed to one leased worker before its reply comes back.
 MAX_TASKS_IN_FLIGHT_PER_WORKER = int(_env("MAX_TASKS_IN_FLIGHT_PER_WORKER", 8))
+# Tasks of a function that never ran longer than this (in 3 or more runs)
+# are pushed a full window deep to each leased worker.
+SHORT_TASK_SECONDS = _env("SHORT_TASK_SECONDS", 0.002)
+# A window pushed that way with no answer after this long was a wrong guess:
+# the tasks not started yet are taken back and spread over other workers.
+SHORT_TASK_CHECK_SECONDS = _env("SHORT_TASK_CHECK_SECONDS", 0.05)
 # Concurrent lease requests per scheduling key.
 MAX_PENDING_LEASE_REQUESTS = int(_env("MAX_PENDING_LEASE_REQUESTS", 8))
 HEARTBEAT_SECONDS = _env("HEARTBEAT_SECONDS", 0.25)

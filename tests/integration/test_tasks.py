@@ -290,3 +290,24 @@ def test_bad_input_errors(jray_cluster):
     with pytest.raises(TypeError):
         jray.get([add.remote(1), 5])
     assert jray.get(add.remote(1, 1)) == 2
+
+
+def test_short_tasks_are_pipelined_but_a_wrong_guess_is_taken_back(jray_cluster):
+    """Tasks of a function that always ran short go several at a time to one
+    worker; when such a window turns out long, the tasks not started yet are
+    taken back and run on other workers (they still run in parallel)."""
+    @jray.remote
+    def nap(s):
+        start = time.time()
+        time.sleep(s)
+        return start, time.time(), os.getpid()
+
+    for _ in range(5):  # known short from now on
+        jray.get([nap.remote(0) for _ in range(3)], timeout=30)
+    spans = jray.get([nap.remote(1.5) for _ in range(2)], timeout=60)
+    (s1, e1, p1), (s2, e2, p2) = sorted(spans)
+    assert p1 != p2 and s2 < e1, f"the two long tasks ran one after the other: {spans}"
+    # Its tasks now count as long: spread from the start.
+    spans = jray.get([nap.remote(1.0) for _ in range(2)], timeout=60)
+    (s1, e1, p1), (s2, e2, p2) = sorted(spans)
+    assert p1 != p2 and s2 < e1

@@ -21,7 +21,7 @@ class PushTaskBatchRequest(_message.Message):
     def __init__(self, specs: _Optional[_Iterable[_Union[_common_pb2.TaskSpec, _Mapping]]] = ...) -> None: ...
 
 class PushTaskReply(_message.Message):
-    __slots__ = ("returns", "is_application_error", "worker_exiting", "system_error", "num_streamed", "retryable", "borrowed_ids", "task_id")
+    __slots__ = ("returns", "is_application_error", "worker_exiting", "system_error", "num_streamed", "retryable", "borrowed_ids", "task_id", "run_seconds", "not_run")
     RETURNS_FIELD_NUMBER: _ClassVar[int]
     IS_APPLICATION_ERROR_FIELD_NUMBER: _ClassVar[int]
     WORKER_EXITING_FIELD_NUMBER: _ClassVar[int]
@@ -30,6 +30,8 @@ class PushTaskReply(_message.Message):
     RETRYABLE_FIELD_NUMBER: _ClassVar[int]
     BORROWED_IDS_FIELD_NUMBER: _ClassVar[int]
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    RUN_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    NOT_RUN_FIELD_NUMBER: _ClassVar[int]
     returns: _containers.RepeatedCompositeFieldContainer[_common_pb2.ReturnObject]
     is_application_error: bool
     worker_exiting: bool
@@ -38,7 +40,9 @@ class PushTaskReply(_message.Message):
     retryable: bool
     borrowed_ids: _containers.RepeatedScalarFieldContainer[bytes]
     task_id: bytes
-    def __init__(self, returns: _Optional[_Iterable[_Union[_common_pb2.ReturnObject, _Mapping]]] = ..., is_application_error: _Optional[bool] = ..., worker_exiting: _Optional[bool] = ..., system_error: _Optional[str] = ..., num_streamed: _Optional[int] = ..., retryable: _Optional[bool] = ..., borrowed_ids: _Optional[_Iterable[bytes]] = ..., task_id: _Optional[bytes] = ...) -> None: ...
+    run_seconds: float
+    not_run: bool
+    def __init__(self, returns: _Optional[_Iterable[_Union[_common_pb2.ReturnObject, _Mapping]]] = ..., is_application_error: _Optional[bool] = ..., worker_exiting: _Optional[bool] = ..., system_error: _Optional[str] = ..., num_streamed: _Optional[int] = ..., retryable: _Optional[bool] = ..., borrowed_ids: _Optional[_Iterable[bytes]] = ..., task_id: _Optional[bytes] = ..., run_seconds: _Optional[float] = ..., not_run: _Optional[bool] = ...) -> None: ...
 
 class GetObjectStatusRequest(_message.Message):
     __slots__ = ("object_id", "timeout")
@@ -71,14 +75,16 @@ class GetObjectStatusReply(_message.Message):
     def __init__(self, status: _Optional[_Union[GetObjectStatusReply.Status, str]] = ..., object: _Optional[_Union[_common_pb2.ReturnObject, _Mapping]] = ..., raylet_ip: _Optional[str] = ..., raylet_port: _Optional[int] = ...) -> None: ...
 
 class CancelTaskRequest(_message.Message):
-    __slots__ = ("task_id", "force", "recursive")
+    __slots__ = ("task_id", "force", "recursive", "requeue")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     FORCE_FIELD_NUMBER: _ClassVar[int]
     RECURSIVE_FIELD_NUMBER: _ClassVar[int]
+    REQUEUE_FIELD_NUMBER: _ClassVar[int]
     task_id: bytes
     force: bool
     recursive: bool
-    def __init__(self, task_id: _Optional[bytes] = ..., force: _Optional[bool] = ..., recursive: _Optional[bool] = ...) -> None: ...
+    requeue: bool
+    def __init__(self, task_id: _Optional[bytes] = ..., force: _Optional[bool] = ..., recursive: _Optional[bool] = ..., requeue: _Optional[bool] = ...) -> None: ...
 
 class CancelTaskReply(_message.Message):
     __slots__ = ("attempted",)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import inspect
 import json
 import logging
@@ -92,13 +93,16 @@ class Executor:
             for done in asyncio.as_completed([asyncio.ensure_future(one(s)) for s in specs]):
                 yield await done
             return
-        futs = []
+        # Answered as they finish (a task taken back before it started is
+        # answered at once, not after the ones ahead of it).
+        finished: asyncio.Queue = asyncio.Queue()
         for spec in specs:
             fut = loop.create_future()
+            fut.add_done_callback(functools.partial(_put_done, finished, spec.task_id))
             self.main_queue.put((spec, fut))
-            futs.append((spec.task_id, fut))
-        for task_id, fut in futs:
-            reply: wpb.PushTaskReply = await fut
+        for _ in range(len(specs)):
+            task_id, fut = await finished.get()
+            reply: wpb.PushTaskReply = fut.result()
             await self.w.flush_borrows()
             reply.task_id = task_id
             yield reply
@@ -168,10 +172,16 @@ class Executor:
             args, kwargs = self._resolve_args(spec)
             if spec.streaming:
                 return self._stream(spec, fn(*args, **kwargs))
+            t0 = time.perf_counter()
             result = fn(*args, **kwargs)
             if inspect.iscoroutine(result):
                 result = asyncio.run(result)
-            return self._returns(spec, result)
+            # The user function's own time (not loading it or its arguments):
+            # owners push windows of tasks known to be short (task_submitter).
+            run_seconds = time.perf_counter() - t0
+            reply = self._returns(spec, result)
+            reply.run_seconds = run_seconds
+            return reply
         except KeyboardInterrupt:
             if spec.task_id in self.cancelled:
                 return self._reply_error(spec, exceptions.TaskCancelledError(spec.task_id.hex()))
@@ -488,6 +498,20 @@ class Executor:
             signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)  # type: ignore[arg-type]
         return True
 
+    def requeue(self, task_id: bytes) -> bool:
+        """Loop thread: hand a task pushed here back to its owner if it has
+        not started (its owner runs it on another worker)."""
+        q = self.main_queue
+        with q.mutex:
+            found = next((i for i, entry in enumerate(q.queue)
+                          if entry[0] is not None and entry[0].task_id == task_id and entry[0].type == NORMAL), None)
+            if found is None:
+                return False
+            _spec, fut = q.queue[found]
+            del q.queue[found]
+        _set(fut, wpb.PushTaskReply(not_run=True))
+        return True
+
     def is_cancelled(self, task_id: bytes) -> bool:
         return task_id in self.cancelled
 
@@ -540,6 +564,10 @@ def _picklable_cause(e: BaseException) -> BaseException | None:
         return e
     except Exception:  # noqa: BLE001
         return None
+
+
+def _put_done(finished: asyncio.Queue, task_id: bytes, fut: asyncio.Future) -> None:
+    finished.put_nowait((task_id, fut))
 
 
 def _set(fut: asyncio.Future, value: Any) -> None:

@@ -74,6 +74,8 @@ class CoreWorkerServicer(wgrpc.CoreWorkerServiceServicer):
     async def CancelTask(self, request: wpb.CancelTaskRequest, context: Any) -> wpb.CancelTaskReply:
         if self.w.executor is None:
             return wpb.CancelTaskReply(attempted=False)
+        if request.requeue:
+            return wpb.CancelTaskReply(attempted=self.w.executor.requeue(request.task_id))
         return wpb.CancelTaskReply(attempted=self.w.executor.cancel(request.task_id, request.force))
 
     async def Exit(self, request: wpb.ExitRequest, context: Any) -> wpb.ExitReply:

@@ -58,6 +58,8 @@ class Lease:
     in_flight: int = 0
     dead: bool = False
     idle_timer: asyncio.TimerHandle | None = None
+    used: bool = False  # ran a task: worth holding briefly for the next one
+    replies: int = 0  # replies received (a deep push with none after a while was mispredicted)
 
 
 @dataclass(eq=False)
@@ -80,6 +82,8 @@ class TaskSubmitter:
     def __init__(self, worker: CoreWorker) -> None:
         self.w = worker
         self.queues: dict[tuple, KeyQueue] = {}
+        # Function key -> (tasks seen, longest run in seconds), from replies.
+        self.run_seconds: dict[str, tuple[int, float]] = {}
         self.tasks: dict[bytes, PendingTask] = {}
         self.generators: dict[bytes, GeneratorState] = {}
         self._closed = False
@@ -166,11 +170,29 @@ class TaskSubmitter:
         q.pump_scheduled = False
         self._pump(key, q)
 
+    def _short_tasks(self, q: KeyQueue) -> bool:
+        """Whether the tasks at the head of the queue are of functions that
+        never ran longer than SHORT_TASK_SECONDS in several tries (unknown
+        ones, or any that once ran long, count as long: a long task pushed
+        behind others on one worker would wait for them)."""
+        seen = self.run_seconds
+        for i, task in enumerate(q.tasks):
+            if i == 16:
+                break
+            n, longest = seen.get(task.spec.function.key, (0, 0.0))
+            if n < 3 or longest > config.SHORT_TASK_SECONDS:
+                return False
+        return True
+
     def _pump(self, key: tuple, q: KeyQueue) -> None:
         if self._closed:
             return
-        # Ask for workers for the tasks the idle leases cannot take at once.
         idle = sum(1 for lease in q.leases if lease.in_flight == 0)
+        # Tasks known to be short go a full window deep to each worker (one
+        # push instead of one per task; leases that come after the queue
+        # drained go straight back).
+        short = len(q.tasks) > 1 and self._short_tasks(q)
+        # Ask for workers for the tasks the idle leases cannot take at once.
         want = min(len(q.tasks) - idle, config.MAX_PENDING_LEASE_REQUESTS) - q.requests_in_flight
         for _ in range(max(0, want)):
             # Each request names a different waiting task (for the raylet's task events).
@@ -185,6 +207,8 @@ class TaskSubmitter:
             busy = sum(lease.in_flight for lease in q.leases)
             workers = len(q.leases) + q.requests_in_flight
             target = min(config.MAX_TASKS_IN_FLIGHT_PER_WORKER, max(1, -(-(len(q.tasks) + busy) // workers)))
+            if short:
+                target = config.MAX_TASKS_IN_FLIGHT_PER_WORKER
             for lease in sorted(q.leases, key=lambda x: x.in_flight):
                 if not q.tasks:
                     break
@@ -198,10 +222,14 @@ class TaskSubmitter:
                         continue
                     batch.append(task)
                 if batch:
-                    self._push(lease, batch)
+                    self._push(lease, batch, deep=short)
         for lease in q.leases:
             if lease.in_flight == 0 and not q.tasks and lease.idle_timer is None:
-                lease.idle_timer = self.w.loop.call_later(config.LEASE_IDLE_SECONDS, self._return_lease, q, lease)
+                # Held briefly for the next task (a loop of synchronous calls
+                # reuses it); one granted after its tasks went elsewhere goes
+                # back at once (it holds resources others may wait for).
+                hold = config.LEASE_IDLE_SECONDS if lease.used else 0.0
+                lease.idle_timer = self.w.loop.call_later(hold, self._return_lease, q, lease)
 
     async def _request_lease(self, key: tuple, q: KeyQueue, spec: cpb.TaskSpec) -> None:
         raylet = self.w.raylet
@@ -285,11 +313,38 @@ class TaskSubmitter:
             pass
 
     # -- push ----------------------------------------------------------------
-    def _push(self, lease: Lease, batch: list[PendingTask]) -> None:
+    def _check_deep_push(self, lease: Lease, batch: list[PendingTask], replies_then: int) -> None:
+        """A window of tasks believed short got no answer for a while: the
+        guess was wrong. Their functions count as long from now on, and the
+        tasks that have not started are taken back to run elsewhere."""
+        if lease.dead or lease.replies != replies_then:
+            return
+        waiting = [t for t in batch if t.lease is lease and not t.done]
+        if len(waiting) < 2:
+            return
+        for t in waiting:
+            n, _longest = self.run_seconds.get(t.spec.function.key, (0, 0.0))
+            self.run_seconds[t.spec.function.key] = (n, float("inf"))
+        stub = self.w.pool.stub(lease.address, wgrpc.CoreWorkerServiceStub)
+
+        async def take_back(task_id: bytes) -> None:
+            try:
+                await stub.CancelTask(wpb.CancelTaskRequest(task_id=task_id, requeue=True), timeout=10)
+            except grpc.RpcError:
+                pass  # the push's own error handling covers a dead worker
+
+        for t in waiting[1:]:  # the first is (most likely) running
+            self.w.spawn(take_back(t.spec.task_id))
+
+    def _push(self, lease: Lease, batch: list[PendingTask], deep: bool = False) -> None:
         if lease.idle_timer is not None:
             lease.idle_timer.cancel()
             lease.idle_timer = None
         lease.in_flight += len(batch)
+        lease.used = True
+        if deep and len(batch) > 1:
+            self.w.loop.call_later(config.SHORT_TASK_CHECK_SECONDS, self._check_deep_push, lease, batch,
+                                   lease.replies)
         record = self.w.task_events.record
         for task in batch:
             task.lease = lease
@@ -336,7 +391,20 @@ class TaskSubmitter:
         if task is None:
             return
         lease.in_flight -= 1
+        lease.replies += 1
         task.lease = None
+        if reply.not_run:  # taken back unstarted: queue it again, in front
+            q = self.queues.get(lease.key)
+            if q is not None and not task.done:
+                q.tasks.appendleft(task)
+                self._pump(lease.key, q)
+            return
+        if reply.run_seconds:
+            fn = task.spec.function.key
+            n, longest = self.run_seconds.get(fn, (0, 0.0))
+            if n == 0 and len(self.run_seconds) > 10_000:
+                self.run_seconds.clear()
+            self.run_seconds[fn] = (n + 1, max(longest, reply.run_seconds))
         if reply.is_application_error and reply.retryable and task.retries_left != 0 and not task.cancelled:
             self._retry(task)
         else:
