@@ -24,6 +24,9 @@ SHORT_TASK_SECONDS = _env("SHORT_TASK_SECONDS", 0.002)
 # A window pushed that way with no answer after this long was a wrong guess:
 # the tasks not started yet are taken back and spread over other workers.
 SHORT_TASK_CHECK_SECONDS = _env("SHORT_TASK_CHECK_SECONDS", 0.05)
+# A task whose arguments in one node's store add up to this much is leased
+# on that node (locality), as in Ray.
+LOCALITY_MIN_BYTES = int(_env("LOCALITY_MIN_BYTES", 1024 * 1024))
 # Concurrent lease requests per scheduling key.
 MAX_PENDING_LEASE_REQUESTS = int(_env("MAX_PENDING_LEASE_REQUESTS", 8))
 HEARTBEAT_SECONDS = _env("HEARTBEAT_SECONDS", 0.25)

@@ -250,6 +250,13 @@ class Raylet(rgrpc.RayletServiceServicer):
             await asyncio.sleep(config.HEARTBEAT_SECONDS)
             if context.done() if hasattr(context, "done") else False:
                 return rpb.WorkerLeaseReply(rejected=True)
+        if (request.preferred_node_id and request.preferred_node_id != self.node_id
+                and not request.grant_or_reject and s.kind == SP.DEFAULT):
+            # Locality: run where the task's large arguments already are.
+            target = next((n for n in self.view if n.node_id == request.preferred_node_id and n.alive
+                           and _fits(demand, n.resources_total)), None)
+            if target is not None:
+                return _spill(target)
         if s.kind == SP.SPREAD and not request.grant_or_reject:
             nodes = [n for n in self.view if n.alive and _fits(demand, n.resources_total)]
             if len(nodes) > 1:

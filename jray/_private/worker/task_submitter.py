@@ -170,6 +170,21 @@ class TaskSubmitter:
         q.pump_scheduled = False
         self._pump(key, q)
 
+    def _arg_node(self, spec: cpb.TaskSpec) -> bytes:
+        """The node whose store holds most of ``spec``'s argument bytes, when
+        that is at least LOCALITY_MIN_BYTES (b"" otherwise: no preference)."""
+        by_node: dict[bytes, int] = {}
+        objects = self.w.objects
+        for arg in spec.args:
+            if arg.HasField("ref"):
+                loc = arg.location if arg.HasField("location") else objects.get(arg.ref.object_id)
+                if loc is not None and loc.in_store and loc.node_id:
+                    by_node[loc.node_id] = by_node.get(loc.node_id, 0) + loc.size
+        if not by_node:
+            return b""
+        node, size = max(by_node.items(), key=lambda kv: kv[1])
+        return node if size >= config.LOCALITY_MIN_BYTES else b""
+
     def _short_tasks(self, q: KeyQueue) -> bool:
         """Whether the tasks at the head of the queue are of functions that
         never ran longer than SHORT_TASK_SECONDS in several tries (unknown
@@ -235,7 +250,8 @@ class TaskSubmitter:
         raylet = self.w.raylet
         req = rpb.WorkerLeaseRequest(resources=dict(spec.resources), scheduling=spec.scheduling,
                                      owner_worker_id=self.w.worker_id, runtime_env=spec.runtime_env, name=spec.name,
-                                     task_id=spec.task_id, job_id=spec.job_id, attempt=spec.attempt)
+                                     task_id=spec.task_id, job_id=spec.job_id, attempt=spec.attempt,
+                                     preferred_node_id=self._arg_node(spec))
         warn_handle = self.w.loop.call_later(config.INFEASIBLE_WARNING_SECONDS, self._maybe_warn, q, spec)
         try:
             for _hop in range(8):
