@@ -169,12 +169,16 @@ class CoreWorker:
         with self._inbox_lock:
             self._inbox_scheduled = False
         inbox = self._inbox
+        self.task_submitter._pump_soon = True  # pumped below, not in a later iteration
         while inbox:
             fn, args = inbox.popleft()
             try:
                 fn(*args)
             except Exception:  # noqa: BLE001 - one bad item must not stop the rest
                 logger.exception("jray: internal error in %s", getattr(fn, "__qualname__", fn))
+        # Submissions in this burst were queued without pushing: push them now,
+        # together (in this loop iteration: a single sync call waits for no other).
+        self.task_submitter.pump_pending()
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task:
         task = self.loop.create_task(coro)

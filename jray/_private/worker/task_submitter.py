@@ -82,6 +82,8 @@ class TaskSubmitter:
     def __init__(self, worker: CoreWorker) -> None:
         self.w = worker
         self.queues: dict[tuple, KeyQueue] = {}
+        self._to_pump: list[tuple[tuple, KeyQueue]] = []
+        self._pump_soon = False
         # Function key -> (tasks seen, longest run in seconds), from replies.
         self.run_seconds: dict[str, tuple[int, float]] = {}
         self.tasks: dict[bytes, PendingTask] = {}
@@ -161,14 +163,22 @@ class TaskSubmitter:
             q = self.queues[key] = KeyQueue()
         q.tasks.append(task)
         if not q.pump_scheduled:
-            # Pump once after this burst of submissions (posted together,
-            # enqueued in one loop callback): they go out as one batch.
+            # Pump once after this burst of submissions (posted together and
+            # enqueued in one loop callback, which ends with pump_pending):
+            # they go out as one batch. call_soon covers other callers.
             q.pump_scheduled = True
-            self.w.loop.call_soon(self._scheduled_pump, key, q)
+            self._to_pump.append((key, q))
+            if not self._pump_soon:
+                self._pump_soon = True
+                self.w.loop.call_soon(self.pump_pending)
 
-    def _scheduled_pump(self, key: tuple, q: KeyQueue) -> None:
-        q.pump_scheduled = False
-        self._pump(key, q)
+    def pump_pending(self) -> None:
+        """Loop thread: pump the queues that got tasks since the last call."""
+        self._pump_soon = False
+        todo, self._to_pump = self._to_pump, []
+        for key, q in todo:
+            q.pump_scheduled = False
+            self._pump(key, q)
 
     def _arg_node(self, spec: cpb.TaskSpec) -> bytes:
         """The node whose store holds most of ``spec``'s argument bytes, when
