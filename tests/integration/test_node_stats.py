@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -18,19 +17,7 @@ import jray
 from jray._private.worker import global_state
 from jray.scripts import main as cli_main
 from jray.util.state import list_nodes, list_tasks
-
-DEADLINE = 30.0
-
-
-def poll(fn: Callable[[], Any], ok: Callable[[Any], bool], what: str, timeout: float = DEADLINE) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if ok(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: still {value!r} after {timeout}s")
-        time.sleep(0.1)
+from tests.polling import poll
 
 
 def node() -> dict[str, Any]:

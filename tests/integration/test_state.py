@@ -8,9 +8,7 @@ import json
 import os
 import sys
 import textwrap
-import time
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 import pytest
@@ -26,19 +24,7 @@ from jray.util.state import (
     summarize_tasks,
 )
 from tests.integration.test_cli import STORE, kill_recorded, make_env, read_cluster, run_cli
-
-DEADLINE = 20.0
-
-
-def poll(fn: Callable[[], Any], ok: Callable[[Any], bool], what: str, timeout: float = DEADLINE) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if ok(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: still {value!r} after {timeout}s")
-        time.sleep(0.2)
+from tests.polling import poll
 
 
 @jray.remote

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from typing import Any
 
 import bokeh
@@ -19,19 +18,7 @@ from jray._private.worker import global_state
 from jray.views import ObjectStoreView, TaskStreamView
 from jray.views.pages import VIEWS, page_data, page_html
 from jray.views.task_stream import FAILED_OUTLINE
-
-DEADLINE = 30.0
-
-
-def poll(fn: Callable[[], Any], ok: Callable[[Any], bool], what: str, timeout: float = DEADLINE) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if ok(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: still {value!r} after {timeout}s")
-        time.sleep(0.2)
+from tests.polling import poll
 
 
 @jray.remote

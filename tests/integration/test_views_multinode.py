@@ -4,8 +4,6 @@ custom resource bar in the monitor."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 import pytest
@@ -15,19 +13,7 @@ from jray.testing import Cluster
 from jray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from jray.util.state import list_nodes
 from jray.views import ObjectStoreView, TaskStreamView
-
-DEADLINE = 30.0
-
-
-def poll(fn: Callable[[], Any], ok: Callable[[Any], bool], what: str, timeout: float = DEADLINE) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if ok(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: still {value!r} after {timeout}s")
-        time.sleep(0.2)
+from tests.polling import poll
 
 
 @pytest.fixture(scope="module")
