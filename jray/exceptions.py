@@ -101,7 +101,7 @@ class RayTaskError(RayError):
                     {"__init__": _dual_init, "__reduce__": RayTaskError.__reduce__, "__str__": RayTaskError.__str__},
                 )
                 _dual_classes[cause_cls] = cls
-            err = cls.__new__(cls)
+            err = cls.__new__(cls)  # type: ignore[call-overload]
             _dual_init(err, self.function_name, self.traceback_str, cause, self.proctitle, self.pid, self.ip, self.actor_repr)
             return err
         except TypeError:  # a cause class that cannot be subclassed (final / layout conflict)

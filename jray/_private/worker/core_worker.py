@@ -39,6 +39,7 @@ from jray._private.protocol import gcs_pb2_grpc as ggrpc
 from jray._private.protocol import raylet_pb2 as rpb
 from jray._private.protocol import raylet_pb2_grpc as rgrpc
 from jray._private.worker import global_state
+from jray._private.worker.borrowing import Borrowing
 from jray._private.worker.reference_counter import ReferenceCounter
 
 logger = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ T = TypeVar("T")
 current_task: contextvars.ContextVar[Any] = contextvars.ContextVar("jray_current_task", default=None)
 
 
-class CoreWorker:
+class CoreWorker(Borrowing):
     def __init__(
         self,
         *,
@@ -283,111 +284,6 @@ class CoreWorker:
             await self.raylet.FreeObjects(rpb.FreeObjectsRequest(object_ids=[ret.object_id], broadcast=True))
         except grpc.RpcError:
             pass
-
-    def _on_borrow(self, object_id: bytes, owner: Any, add: bool) -> None:
-        if owner is None or owner == self.owner_key or self.shutting_down:
-            return
-        self.call_soon(self._send_borrow, object_id, owner, add)
-
-    def _send_borrow(self, object_id: bytes, owner: tuple[str, bytes], add: bool,
-                     borrower: cpb.Address | None = None, holding: bool = False) -> None:
-        """Loop thread: (un)register ``borrower`` (default: this process) with
-        the owner. Updates about one object reach its owner in the order they
-        were made (each waits for the one before), so an unregistration never
-        overtakes the registration it undoes. ``holding``: a ref count taken
-        for this update, dropped once the owner has it."""
-        if not add and borrower is None and object_id not in self.refs:  # we hold it no more
-            self.objects.pop(object_id, None)
-        stub = self.pool.stub(owner[0], wgrpc.CoreWorkerServiceStub)
-        who = borrower if borrower is not None else self.address
-        req = wpb.BorrowRequest(object_ids=[object_id], borrower_id=who.worker_id, add=add, borrower=who)
-        fut = asyncio.ensure_future(self._borrow_rpc(stub, req, self._borrow_last.get(object_id)))
-        self._borrow_last[object_id] = fut
-        self._borrow_rpcs.add(fut)
-        fut.add_done_callback(lambda f: self._borrow_done(object_id, f, holding))
-
-    @staticmethod
-    async def _borrow_rpc(stub: Any, req: wpb.BorrowRequest, before: asyncio.Future | None) -> None:
-        if before is not None:
-            await asyncio.wait([before])
-        await stub.UpdateBorrowers(req)
-
-    def _borrow_done(self, object_id: bytes, fut: asyncio.Future, holding: bool) -> None:
-        self._borrow_rpcs.discard(fut)
-        if self._borrow_last.get(object_id) is fut:
-            del self._borrow_last[object_id]
-        if not fut.cancelled() and fut.exception() is not None:
-            logger.debug("borrower update failed: %s", fut.exception())
-        if holding:
-            self.refs.decr(object_id)
-
-    def hand_off(self, refs: Sequence[Any], caller: cpb.Address) -> None:
-        """Refs going out in a task's return value: register the caller as a
-        borrower of each with its owner before the reply leaves (the caller
-        counts them with ``registered=True``). Refs the caller owns need
-        nothing; for refs this process owns it is a local count; for others
-        an RPC to their owner, which the executor awaits (``flush_borrows``)
-        before replying."""
-        seen: set[bytes] = set()
-        caller_id = caller.worker_id
-        for r in refs:
-            oid, owner = r.binary(), r.owner_address()
-            if oid in seen or owner is None or owner[1] == caller_id:
-                continue
-            seen.add(oid)
-            if owner == self.owner_key:
-                if self.refs.add_borrower(oid, caller_id):
-                    self.call_soon(self.note_borrower, caller_id, caller)
-                else:
-                    logger.debug("hand-off of %s: not owned here any more", oid.hex())
-            else:
-                # Our own borrow must outlast the caller's registration: a
-                # count held until the owner has it (a decrement queued
-                # before the update reaches the loop could unregister us first).
-                self.refs.incr(oid, owner)
-                self.call_soon(self._send_borrow, oid, owner, True, caller, True)
-
-    async def flush_borrows(self) -> None:
-        """Wait until every borrower registration sent so far reached its owner."""
-        if self._borrow_rpcs:
-            await asyncio.gather(*list(self._borrow_rpcs), return_exceptions=True)
-
-    def note_borrower(self, borrower_id: bytes, address: cpb.Address) -> None:
-        """Loop thread: where a borrower of our objects listens."""
-        if borrower_id != self.worker_id and address.port:
-            self._borrower_addrs[borrower_id] = f"{address.ip}:{address.port}"
-
-    async def _probe_borrowers_loop(self) -> None:
-        """Drop the borrows of processes that died holding our objects (a
-        borrower that dies never unregisters): each registered borrower is
-        pinged every BORROWER_PROBE_SECONDS; two refused connections in a
-        row mean it is gone. A slow or busy one counts as alive."""
-        while not self.shutting_down:
-            await asyncio.sleep(config.BORROWER_PROBE_SECONDS)
-            ids = self.refs.borrower_ids()
-            for bid in [b for b in self._borrower_addrs if b not in ids]:
-                del self._borrower_addrs[bid]
-                self._borrower_misses.pop(bid, None)
-            for bid in ids:
-                addr = self._borrower_addrs.get(bid)
-                if addr is None or await self._reachable(addr):
-                    self._borrower_misses.pop(bid, None)
-                    continue
-                misses = self._borrower_misses[bid] = self._borrower_misses.get(bid, 0) + 1
-                if misses >= 2:
-                    logger.info("borrower %s at %s is gone: dropping its borrows", bid.hex(), addr)
-                    self._borrower_addrs.pop(bid, None)
-                    self._borrower_misses.pop(bid, None)
-                    self.pool.drop(addr)
-                    self.refs.remove_borrower_everywhere(bid)
-
-    async def _reachable(self, addr: str) -> bool:
-        stub = self.pool.stub(addr, wgrpc.CoreWorkerServiceStub)
-        try:
-            await stub.GetObjectStatus(wpb.GetObjectStatusRequest(object_id=b"", timeout=0.0), timeout=5)
-        except grpc.RpcError as e:
-            return e.code() != grpc.StatusCode.UNAVAILABLE if hasattr(e, "code") else True
-        return True
 
     def owns_objects(self) -> bool:
         """Whether objects this process owns are still referenced (by it or
