@@ -20,3 +20,17 @@ def poll(fn: Callable[[], Any], ok: Callable[[Any], bool], what: str, timeout: f
         if time.monotonic() > deadline:
             raise AssertionError(f"{what}: still {value!r} after {timeout}s")
         time.sleep(0.2)
+
+
+def settle(cond: Callable[[], bool], timeout: float = 20.0) -> bool:
+    """Whether ``cond()`` holds within ``timeout`` s, collecting garbage between
+    tries (dropped refs are released when their ObjectRef objects go)."""
+    import gc
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        gc.collect()
+        if cond():
+            return True
+        time.sleep(0.2)
+    return cond()

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import jray
+from tests.polling import settle as _settle
 
 MB = 1024 * 1024
 
@@ -36,14 +37,6 @@ def _used() -> int:
     return w.run_sync(call()).store_used
 
 
-def _settle(cond, timeout: float = 20) -> bool:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        gc.collect()
-        if cond():
-            return True
-        time.sleep(0.2)
-    return cond()
 
 
 @jray.remote

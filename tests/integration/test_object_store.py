@@ -15,6 +15,7 @@ import pytest
 import jray
 import jray.util
 from jray import exceptions
+from tests.polling import settle as _settle
 
 STORE = 64 * 1024 * 1024
 MB = 1024 * 1024
@@ -45,14 +46,6 @@ def _spill_files(ctx) -> list[str]:
     return [f for f in glob.glob(os.path.join(ctx["session_dir"], "spill-*", "*")) if not f.endswith(".tmp")]
 
 
-def _settle(cond, timeout: float = 15) -> bool:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        gc.collect()
-        if cond():
-            return True
-        time.sleep(0.2)
-    return cond()
 
 
 def test_puts_beyond_capacity_spill_and_restore(small_store):

@@ -17,13 +17,14 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import contextlib
 import contextvars
 import logging
 import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from typing import Any, TypeVar
 
 import grpc
@@ -534,6 +535,20 @@ class CoreWorker(Borrowing):
     def on_interrupt(self, refs: Sequence[Any]) -> None:
         """Hook for the notebook layer: Ctrl-C while waiting on ``refs``."""
 
+    @contextlib.contextmanager
+    def _blocked_on(self, refs: Sequence[Any]) -> Iterator[None]:
+        """Around a wait in a task: the raylet lends our CPU meanwhile, and a
+        Ctrl-C cancels what is waited on (``on_interrupt``)."""
+        blocked = self._notify_blocked(True)
+        try:
+            yield
+        except KeyboardInterrupt:
+            self.on_interrupt(refs)
+            raise
+        finally:
+            if blocked:
+                self._notify_blocked(False)
+
     def _notify_blocked(self, blocked: bool) -> bool:
         if self.is_driver or current_task.get() is None:
             return False
@@ -692,15 +707,8 @@ class CoreWorker(Borrowing):
             # ref (wait one at a time over many refs is O(refs) per call).
             countdown = _CountDown(num_returns - n_ready)
             self.loop.call_soon_threadsafe(self._register_owned_waiter, not_ready_ids, countdown, True)
-            blocked = self._notify_blocked(True)
-            try:
+            with self._blocked_on(refs):
                 countdown.event.wait(timeout)
-            except KeyboardInterrupt:
-                self.on_interrupt(refs)
-                raise
-            finally:
-                if blocked:
-                    self._notify_blocked(False)
         elif n_ready < num_returns and (timeout is None or timeout > 0):
             ready_ids = set(ids) - set(not_ready_ids)
 
@@ -721,15 +729,8 @@ class CoreWorker(Borrowing):
                     for t in tasks:
                         t.cancel()
 
-            blocked = self._notify_blocked(True)
-            try:
+            with self._blocked_on(refs):
                 self.run_sync(waiter())
-            except KeyboardInterrupt:
-                self.on_interrupt(refs)
-                raise
-            finally:
-                if blocked:
-                    self._notify_blocked(False)
         ready: list[Any] = []
         not_ready: list[Any] = []
         for r, oid in zip(refs, ids, strict=True):
