@@ -17,16 +17,18 @@ ACTOR_CREATION_TASK: TaskType
 ACTOR_TASK: TaskType
 
 class Address(_message.Message):
-    __slots__ = ("ip", "port", "worker_id", "node_id")
+    __slots__ = ("ip", "port", "worker_id", "node_id", "direct_port")
     IP_FIELD_NUMBER: _ClassVar[int]
     PORT_FIELD_NUMBER: _ClassVar[int]
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    DIRECT_PORT_FIELD_NUMBER: _ClassVar[int]
     ip: str
     port: int
     worker_id: bytes
     node_id: bytes
-    def __init__(self, ip: _Optional[str] = ..., port: _Optional[int] = ..., worker_id: _Optional[bytes] = ..., node_id: _Optional[bytes] = ...) -> None: ...
+    direct_port: int
+    def __init__(self, ip: _Optional[str] = ..., port: _Optional[int] = ..., worker_id: _Optional[bytes] = ..., node_id: _Optional[bytes] = ..., direct_port: _Optional[int] = ...) -> None: ...
 
 class ObjectRefInfo(_message.Message):
     __slots__ = ("object_id", "owner")

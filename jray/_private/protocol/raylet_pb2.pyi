@@ -8,16 +8,18 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class RegisterWorkerRequest(_message.Message):
-    __slots__ = ("worker_id", "pid", "port", "is_driver")
+    __slots__ = ("worker_id", "pid", "port", "is_driver", "direct_port")
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     PID_FIELD_NUMBER: _ClassVar[int]
     PORT_FIELD_NUMBER: _ClassVar[int]
     IS_DRIVER_FIELD_NUMBER: _ClassVar[int]
+    DIRECT_PORT_FIELD_NUMBER: _ClassVar[int]
     worker_id: bytes
     pid: int
     port: int
     is_driver: bool
-    def __init__(self, worker_id: _Optional[bytes] = ..., pid: _Optional[int] = ..., port: _Optional[int] = ..., is_driver: _Optional[bool] = ...) -> None: ...
+    direct_port: int
+    def __init__(self, worker_id: _Optional[bytes] = ..., pid: _Optional[int] = ..., port: _Optional[int] = ..., is_driver: _Optional[bool] = ..., direct_port: _Optional[int] = ...) -> None: ...
 
 class RegisterWorkerReply(_message.Message):
     __slots__ = ("node_id", "store_path", "store_capacity")

@@ -213,7 +213,8 @@ class Raylet(rgrpc.RayletServiceServicer):
     # -- workers -------------------------------------------------------------
     async def RegisterWorker(self, request: rpb.RegisterWorkerRequest, context: Any) -> rpb.RegisterWorkerReply:
         assert self.workers is not None
-        self.workers.on_register(request.pid, request.worker_id, request.port, request.is_driver)
+        self.workers.on_register(request.pid, request.worker_id, request.port, request.is_driver,
+                                 request.direct_port)
         return rpb.RegisterWorkerReply(node_id=self.node_id, store_path=self.store_path,
                                        store_capacity=self.store.capacity if self.store is not None else 0)
 
@@ -309,7 +310,8 @@ class Raylet(rgrpc.RayletServiceServicer):
         self.task_events.record(request, "SCHEDULED")
         return rpb.WorkerLeaseReply(
             granted=True, lease_id=lease.lease_id, gpu_ids=alloc.gpu_ids, assigned=alloc.demand,
-            worker=cpb.Address(ip=self.ip, port=w.port, worker_id=w.worker_id, node_id=self.node_id))
+            worker=cpb.Address(ip=self.ip, port=w.port, worker_id=w.worker_id, node_id=self.node_id,
+                               direct_port=w.direct_port))
 
     def _dispatch(self) -> None:
         """Resources came back: hand them to waiting lease requests.

@@ -40,6 +40,7 @@ class WorkerProc:
     pid: int
     worker_id: bytes = b""
     port: int = 0
+    direct_port: int = 0  # jray._private.direct; 0: pushed to over gRPC
     registered: asyncio.Future | None = None
     lease_id: bytes = b""
     actor_id: bytes = b""
@@ -82,7 +83,7 @@ class WorkerPool:
         # as fast for the first task, and a forked worker shares the zygote's
         # pages (less memory for as long as it lives).
         self._zygote_started: asyncio.Future | None = None
-        self._early: dict[int, tuple[bytes, int, bool]] = {}  # registered before the fork reply
+        self._early: dict[int, tuple[bytes, int, bool, int]] = {}  # registered before the fork reply
         # The zygote starts (early) with the raylet's environment; each fork
         # gets what the workers' environment adds to it (addresses, node id).
         self._fork_env = json.dumps({k: v for k, v in env.items() if os.environ.get(k) != v}).encode()
@@ -160,17 +161,18 @@ class WorkerPool:
         self.by_pid[proc.pid] = w
         return w
 
-    def on_register(self, pid: int, worker_id: bytes, port: int, is_driver: bool) -> WorkerProc | None:
+    def on_register(self, pid: int, worker_id: bytes, port: int, is_driver: bool,
+                    direct_port: int = 0) -> WorkerProc | None:
         w = self.by_pid.get(pid)
         if w is None and not is_driver and any(s.proc is None and s.pid == 0 for s in self.starting):
             # Forked, but the zygote's answer with its pid is not read yet.
-            self._early[pid] = (worker_id, port, is_driver)
+            self._early[pid] = (worker_id, port, is_driver, direct_port)
             return None
         if w is None or is_driver:
             w = WorkerProc(None, pid, is_driver=is_driver)
             if not is_driver:
                 self.by_pid[pid] = w
-        w.worker_id, w.port = worker_id, port
+        w.worker_id, w.port, w.direct_port = worker_id, port, direct_port
         self.by_id[worker_id] = w
         if w in self.starting:
             self.starting.remove(w)

@@ -306,7 +306,7 @@ class ActorSubmitter:
         """Send calls in one RPC (one call: unary; more: replies stream back
         as each call finishes, in any order)."""
         addr = f"{info.address.ip}:{info.address.port}"
-        stub = self.w.pool.stub(addr, wgrpc.CoreWorkerServiceStub)
+        stub = self.w.pool.push_stub(addr, info.address.direct_port)
         by_task = {call.spec.task_id: seq for seq, call in batch}
         try:
             if len(batch) == 1:

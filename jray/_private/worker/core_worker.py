@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 import grpc
 
 from jray import exceptions
-from jray._private import config, rpc, serialization
+from jray._private import config, direct, rpc, serialization
 from jray._private.ids import is_put_id, new_task_id, object_id_for, random_id
 from jray._private.protocol import common_pb2 as cpb
 from jray._private.protocol import core_worker_pb2 as wpb
@@ -76,6 +76,8 @@ class CoreWorker(Borrowing):
         self.log_to_driver = log_to_driver
         self.worker_id = random_id(16)
         self.port = 0
+        self.direct_port = 0
+        self.direct_server: Any = None
         self.store_path = store_path
         self.arena: Any = None
         self.refs = ReferenceCounter(self._on_free, self._on_borrow)
@@ -199,10 +201,15 @@ class CoreWorker(Borrowing):
 
         wgrpc.add_CoreWorkerServiceServicer_to_server(CoreWorkerServicer(self), self.server)
         await self.server.start()
+        if not self.is_driver and direct.enabled():  # tasks are pushed here over the direct transport
+            self.direct_server = direct.DirectServer(self, self.token)
+            self.direct_port = await self.direct_server.start(
+                "0.0.0.0" if self.ip != "127.0.0.1" else "127.0.0.1")
         self.gcs: ggrpc.GcsServiceStub = self.pool.stub(self.gcs_address, ggrpc.GcsServiceStub)
         self.raylet: rgrpc.RayletServiceStub = self.pool.stub(self.raylet_address, rgrpc.RayletServiceStub)
         reply = await self.raylet.RegisterWorker(
-            rpb.RegisterWorkerRequest(worker_id=self.worker_id, pid=os.getpid(), port=self.port, is_driver=self.is_driver)
+            rpb.RegisterWorkerRequest(worker_id=self.worker_id, pid=os.getpid(), port=self.port,
+                                      is_driver=self.is_driver, direct_port=self.direct_port)
         )
         self.node_id = reply.node_id
         self.store_path = reply.store_path
@@ -223,7 +230,8 @@ class CoreWorker(Borrowing):
     def address(self) -> cpb.Address:
         a = self._address
         if a is None or a.port != self.port or a.node_id != self.node_id:
-            a = self._address = cpb.Address(ip=self.ip, port=self.port, worker_id=self.worker_id, node_id=self.node_id)
+            a = self._address = cpb.Address(ip=self.ip, port=self.port, worker_id=self.worker_id, node_id=self.node_id,
+                                            direct_port=self.direct_port)
         return a
 
     @property
@@ -257,6 +265,8 @@ class CoreWorker(Borrowing):
             except Exception:
                 pass
         await self.server.stop(grace=0.1)
+        if self.direct_server is not None:
+            self.direct_server.close()
         await self.pool.close()
         if self.arena is not None:
             try:

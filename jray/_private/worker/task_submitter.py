@@ -60,6 +60,7 @@ class Lease:
     idle_timer: asyncio.TimerHandle | None = None
     used: bool = False  # ran a task: worth holding briefly for the next one
     replies: int = 0  # replies received (a deep push with none after a while was mispredicted)
+    direct_port: int = 0  # the worker's direct transport (jray._private.direct); 0: gRPC
 
 
 @dataclass(eq=False)
@@ -277,7 +278,7 @@ class TaskSubmitter:
                     continue
                 if reply.granted:
                     lease = Lease(f"{reply.worker.ip}:{reply.worker.port}", reply.worker.worker_id, reply.lease_id,
-                                  raylet, key, list(reply.gpu_ids))
+                                  raylet, key, list(reply.gpu_ids), direct_port=reply.worker.direct_port)
                     if self._closed:
                         await self._give_back(lease)
                         return
@@ -381,7 +382,7 @@ class TaskSubmitter:
     async def _push_and_handle(self, lease: Lease, batch: list[PendingTask]) -> None:
         """One task: a unary call. Several: one call whose replies stream back
         as each task finishes (fewer RPCs was the win the profile pointed at)."""
-        stub = self.w.pool.stub(lease.address, wgrpc.CoreWorkerServiceStub)
+        stub = self.w.pool.push_stub(lease.address, lease.direct_port)
         pending = {t.spec.task_id: t for t in batch}
         try:
             if len(batch) == 1:
