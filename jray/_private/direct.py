@@ -33,17 +33,21 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import hmac
 import logging
 import os
+import socket
 import struct
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import grpc
 
 from jray._private import config
 from jray._private.protocol import core_worker_pb2 as wpb
+from jray._private.protocol import raylet_pb2 as rpb
 
 if TYPE_CHECKING:
     from jray._private.worker.core_worker import CoreWorker
@@ -139,12 +143,19 @@ class _Framed(asyncio.Protocol):
 # ---------------------------------------------------------------------------
 
 
-class DirectServer:
-    """Listens for pushes and hands them to the worker's executor."""
+Handler = Callable[[Any], Awaitable[Any]]
 
-    def __init__(self, worker: CoreWorker, token: str) -> None:
-        self.w = worker
+
+class DirectServer:
+    """Listens for direct calls: ``unary`` maps a frame kind to (request
+    class, coroutine function answering one request); ``batch`` answers a
+    ``PUSH_BATCH`` with an async iterator of replies."""
+
+    def __init__(self, token: str, unary: dict[int, tuple[type, Handler]],
+                 batch: Callable[[Any], AsyncIterator[Any]] | None = None) -> None:
         self.token = token.encode()
+        self.unary = unary
+        self.batch = batch
         self.server: asyncio.base_events.Server | None = None
         self.port = 0
         self.conns: set[_ServerConn] = set()
@@ -161,6 +172,46 @@ class DirectServer:
         for c in list(self.conns):
             if c.transport is not None:
                 c.transport.close()
+
+
+def worker_server(worker: CoreWorker, token: str) -> DirectServer:
+    """A worker's: tasks and actor calls pushed by their owners."""
+
+    async def push(request: wpb.PushTaskRequest) -> wpb.PushTaskReply:
+        return await _executor(worker).push_task(request.spec)  # type: ignore[no-any-return]
+
+    def push_batch(request: wpb.PushTaskBatchRequest) -> AsyncIterator[wpb.PushTaskReply]:
+        return _executor(worker).push_batch(request.specs)  # type: ignore[no-any-return]
+
+    return DirectServer(token, {PUSH: (wpb.PushTaskRequest, push)}, push_batch)
+
+
+def _executor(worker: CoreWorker) -> Any:
+    if worker.executor is None:
+        raise RuntimeError("this process does not execute tasks (a driver)")
+    return worker.executor
+
+
+# The raylet's object-store calls that a worker makes from its own threads
+# (put, get): method name -> (frame kind, request class, reply class). The
+# store's client protocol is a socket, not gRPC, in Ray too (plasma).
+RAYLET_STORE_CALLS: dict[str, tuple[int, type, type]] = {
+    "CreateObject": (16, rpb.CreateObjectRequest, rpb.CreateObjectReply),
+    "AbortObject": (17, rpb.AbortObjectRequest, rpb.AbortObjectReply),
+    "GetObject": (18, rpb.GetObjectRequest, rpb.GetObjectReply),
+}
+
+
+def raylet_server(raylet: Any, token: str) -> DirectServer:
+    """A raylet's: the store calls of its workers and drivers."""
+    unary: dict[int, tuple[type, Handler]] = {}
+    for method, (kind, req_cls, _reply_cls) in RAYLET_STORE_CALLS.items():
+        unary[kind] = (req_cls, functools.partial(_servicer_call, getattr(raylet, method)))
+    return DirectServer(token, unary)
+
+
+async def _servicer_call(method: Callable[[Any, Any], Awaitable[Any]], request: Any) -> Any:
+    return await method(request, None)
 
 
 class _ServerConn(_Framed):
@@ -186,10 +237,11 @@ class _ServerConn(_Framed):
             peer = self.transport.get_extra_info("peername") if self.transport is not None else None
             self._bad(f"rejected an unauthenticated connection from {peer}")
             return
-        if kind == PUSH:
-            coro: Any = self._push(rid, payload)
-        elif kind == PUSH_BATCH:
-            coro = self._push_batch(rid, payload)
+        entry = self.srv.unary.get(kind)
+        if entry is not None:
+            coro: Any = self._unary(rid, entry[0], entry[1], payload)
+        elif kind == PUSH_BATCH and self.srv.batch is not None:
+            coro = self._batch(rid, payload)
         else:
             self.send(ERROR, rid, f"unknown frame kind {kind}".encode())
             return
@@ -197,31 +249,24 @@ class _ServerConn(_Framed):
         self.tasks.add(t)
         t.add_done_callback(self.tasks.discard)
 
-    async def _push(self, rid: int, payload: bytes) -> None:
+    async def _unary(self, rid: int, req_cls: type, handler: Handler, payload: bytes) -> None:
         try:
-            executor = self._executor()
-            reply = await executor.push_task(wpb.PushTaskRequest.FromString(payload).spec)
-        except Exception as e:  # noqa: BLE001 - the caller gets the reason, the worker goes on
+            reply = await handler(req_cls.FromString(payload))  # type: ignore[attr-defined]
+        except Exception as e:  # noqa: BLE001 - the caller gets the reason, the process goes on
             self._fail(rid, e)
             return
         self.send(REPLY, rid, reply.SerializeToString())
 
-    async def _push_batch(self, rid: int, payload: bytes) -> None:
+    async def _batch(self, rid: int, payload: bytes) -> None:
+        assert self.srv.batch is not None
         try:
-            executor = self._executor()
-            async for reply in executor.push_batch(wpb.PushTaskBatchRequest.FromString(payload).specs):
+            async for reply in self.srv.batch(wpb.PushTaskBatchRequest.FromString(payload)):
                 self.send(ITEM, rid, reply.SerializeToString())
         except Exception as e:  # noqa: BLE001
             self._fail(rid, e)
 
-    def _executor(self) -> Any:
-        ex = self.srv.w.executor
-        if ex is None:
-            raise RuntimeError("this process does not execute tasks (a driver)")
-        return ex
-
     def _fail(self, rid: int, e: BaseException) -> None:
-        logger.exception("direct push failed", exc_info=e)
+        logger.exception("direct call failed", exc_info=e)
         self.send(ERROR, rid, f"{type(e).__name__}: {e}".encode())
 
 
@@ -398,3 +443,59 @@ class DirectStub:
                 asyncio.get_running_loop().call_later(grace, conn.transport.close)
             except RuntimeError:  # no running loop (shutdown)
                 conn.transport.close()
+
+
+class BlockingClient:
+    """Direct calls from plain threads (a user thread's put or get): one
+    blocking socket per thread, no event loop in between (Ray's plasma
+    client talks to its store the same way)."""
+
+    def __init__(self, address: str, token: str, timeout: float = 300.0) -> None:
+        self.address = address
+        self._token = token.encode()
+        self._timeout = timeout
+        self._local = threading.local()
+
+    def _socket(self) -> socket.socket:
+        s: socket.socket | None = getattr(self._local, "sock", None)
+        if s is None:
+            host, _, port = self.address.rpartition(":")
+            try:
+                s = socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT)
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                s.settimeout(self._timeout)
+                s.sendall(HEADER.pack(len(self._token), 0, AUTH) + self._token)
+            except OSError as e:
+                raise DirectError(grpc.StatusCode.UNAVAILABLE, f"cannot connect to {self.address}: {e}") from None
+            self._local.sock = s
+        return s
+
+    def call(self, method: str, request: Any) -> Any:
+        kind, _req_cls, reply_cls = RAYLET_STORE_CALLS[method]
+        s = self._socket()
+        payload = request.SerializeToString()
+        try:
+            s.sendall(HEADER.pack(len(payload), 1, kind) + payload)
+            n, _rid, rkind = HEADER.unpack(_recv_exactly(s, HEADER.size))
+            body = _recv_exactly(s, n)
+        except BaseException as e:  # a broken or interrupted call leaves the socket unusable
+            self._local.sock = None
+            s.close()
+            if isinstance(e, OSError):
+                raise DirectError(grpc.StatusCode.UNAVAILABLE, f"{method} on {self.address}: {e}") from None
+            raise
+        if rkind != REPLY:
+            raise DirectError(grpc.StatusCode.INTERNAL, body.decode(errors="replace"))
+        return reply_cls.FromString(body)  # type: ignore[attr-defined]
+
+
+def _recv_exactly(s: socket.socket, n: int) -> bytes:
+    buf = bytearray(n)
+    view = memoryview(buf)
+    pos = 0
+    while pos < n:
+        got = s.recv_into(view[pos:])
+        if not got:
+            raise ConnectionResetError("the connection was closed")
+        pos += got
+    return bytes(buf)

@@ -29,6 +29,16 @@ def worker_direct_port():
 
 
 @jray.remote
+def size_of(b):
+    return len(b)
+
+
+@jray.remote
+def make_big(mb):
+    return b"z" * (mb << 20)
+
+
+@jray.remote
 def fails():
     raise ValueError("boom")
 
@@ -75,6 +85,13 @@ def test_tasks_and_actor_calls_on_either_transport(cluster):
     # the driver pushed over the transport it was offered
     pool = global_state.worker.pool
     assert bool(pool._direct) == direct_on
+    # store calls (create, get) from the user's thread: direct to the raylet, or gRPC
+    assert (global_state.worker.raylet_direct is not None) == direct_on
+    big = bytes(range(256)) * 8192  # 2 MB: in the store, not inline
+    ref = jray.put(big)
+    assert jray.get(ref) == big
+    assert jray.get(size_of.remote(ref)) == len(big)
+    assert jray.get(make_big.remote(3)) == b"z" * (3 << 20)
 
 
 def test_actor_restart_over_a_new_connection(cluster):

@@ -22,14 +22,16 @@ class RegisterWorkerRequest(_message.Message):
     def __init__(self, worker_id: _Optional[bytes] = ..., pid: _Optional[int] = ..., port: _Optional[int] = ..., is_driver: _Optional[bool] = ..., direct_port: _Optional[int] = ...) -> None: ...
 
 class RegisterWorkerReply(_message.Message):
-    __slots__ = ("node_id", "store_path", "store_capacity")
+    __slots__ = ("node_id", "store_path", "store_capacity", "direct_port")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     STORE_PATH_FIELD_NUMBER: _ClassVar[int]
     STORE_CAPACITY_FIELD_NUMBER: _ClassVar[int]
+    DIRECT_PORT_FIELD_NUMBER: _ClassVar[int]
     node_id: bytes
     store_path: str
     store_capacity: int
-    def __init__(self, node_id: _Optional[bytes] = ..., store_path: _Optional[str] = ..., store_capacity: _Optional[int] = ...) -> None: ...
+    direct_port: int
+    def __init__(self, node_id: _Optional[bytes] = ..., store_path: _Optional[str] = ..., store_capacity: _Optional[int] = ..., direct_port: _Optional[int] = ...) -> None: ...
 
 class WorkerLeaseRequest(_message.Message):
     __slots__ = ("resources", "scheduling", "actor_id", "grant_or_reject", "owner_worker_id", "runtime_env", "name", "task_id", "job_id", "attempt", "preferred_node_id")

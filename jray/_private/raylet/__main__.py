@@ -15,7 +15,7 @@ import logging
 import os
 import sys
 
-from jray._private import daemon, rpc
+from jray._private import daemon, direct, rpc
 from jray._private.ids import random_id
 from jray._private.protocol import raylet_pb2_grpc as rgrpc
 from jray._private.raylet.server import Raylet
@@ -59,6 +59,10 @@ async def main(ns: argparse.Namespace) -> None:
     rgrpc.add_RayletServiceServicer_to_server(raylet, server)
     await server.start()
     raylet.port = port
+    direct_server = None
+    if direct.enabled():  # workers' put/get store calls, without gRPC's per-call cost
+        direct_server = direct.raylet_server(raylet, token)
+        raylet.direct_port = await direct_server.start(ns.node_ip if ns.node_ip != "127.0.0.1" else "127.0.0.1")
     env = dict(os.environ)
     env.update({
         "JRAY_RAYLET_ADDRESS": f"{ns.node_ip}:{port}", "JRAY_GCS_ADDRESS": gcs_address,
@@ -99,6 +103,8 @@ async def main(ns: argparse.Namespace) -> None:
         store.close()
         arena.close()
         arena.unlink()
+    if direct_server is not None:
+        direct_server.close()
     await server.stop(grace=0.1)
 
 

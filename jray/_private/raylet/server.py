@@ -66,6 +66,7 @@ class Raylet(rgrpc.RayletServiceServicer):
         self.node_id = node_id
         self.ip = ip
         self.port = 0
+        self.direct_port = 0  # store calls over jray._private.direct
         self.res = NodeResources(resources)
         self.bundles = BundleTable(self.res)
         self._bundle_waiters: list[asyncio.Future] = []
@@ -216,7 +217,8 @@ class Raylet(rgrpc.RayletServiceServicer):
         self.workers.on_register(request.pid, request.worker_id, request.port, request.is_driver,
                                  request.direct_port)
         return rpb.RegisterWorkerReply(node_id=self.node_id, store_path=self.store_path,
-                                       store_capacity=self.store.capacity if self.store is not None else 0)
+                                       store_capacity=self.store.capacity if self.store is not None else 0,
+                                       direct_port=self.direct_port)
 
     async def RequestWorkerLease(self, request: rpb.WorkerLeaseRequest, context: Any) -> rpb.WorkerLeaseReply:
         demand = {k: v for k, v in request.resources.items() if v > 0}

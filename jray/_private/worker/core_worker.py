@@ -78,6 +78,7 @@ class CoreWorker(Borrowing):
         self.port = 0
         self.direct_port = 0
         self.direct_server: Any = None
+        self.raylet_direct: direct.BlockingClient | None = None
         self.store_path = store_path
         self.arena: Any = None
         self.refs = ReferenceCounter(self._on_free, self._on_borrow)
@@ -202,7 +203,7 @@ class CoreWorker(Borrowing):
         wgrpc.add_CoreWorkerServiceServicer_to_server(CoreWorkerServicer(self), self.server)
         await self.server.start()
         if not self.is_driver and direct.enabled():  # tasks are pushed here over the direct transport
-            self.direct_server = direct.DirectServer(self, self.token)
+            self.direct_server = direct.worker_server(self, self.token)
             self.direct_port = await self.direct_server.start(
                 "0.0.0.0" if self.ip != "127.0.0.1" else "127.0.0.1")
         self.gcs: ggrpc.GcsServiceStub = self.pool.stub(self.gcs_address, ggrpc.GcsServiceStub)
@@ -213,6 +214,9 @@ class CoreWorker(Borrowing):
         )
         self.node_id = reply.node_id
         self.store_path = reply.store_path
+        if reply.direct_port:  # put/get talk to the store from the calling thread, no loop hop
+            self.raylet_direct = direct.BlockingClient(
+                f"{self.raylet_address.rpartition(':')[0]}:{reply.direct_port}", self.token)
         if self.store_path:
             from jray._private.object_store import Arena
 
@@ -393,6 +397,8 @@ class CoreWorker(Borrowing):
 
         if self.in_loop_thread():
             raise RuntimeError("raylet call from loop thread")
+        if self.raylet_direct is not None:
+            return self.raylet_direct.call(method, request)
         return self.run_sync(call())
 
     # -- objects: readiness ------------------------------------------------
