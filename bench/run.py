@@ -146,6 +146,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reps", type=int, help="repetitions per workload (default 5, quick 2)")
     p.add_argument("--only", help="comma-separated workload names, e.g. task_rtt,put_100mb")
     p.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="with --both: run each runtime this many times, alternating (jray, Ray, Ray, jray, ...),"
+        " and pool the samples, so drift of a shared machine weighs on both alike",
+    )
+    p.add_argument(
         "--timeout", type=float, default=3600, help="seconds allowed per runtime (default 3600)"
     )
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -170,7 +177,13 @@ def main(argv: list[str] | None = None) -> int:
 def both(args: argparse.Namespace) -> int:
     report = load(PERF / "report.py", "jray_bench_report")
     machine = report.machine_info()
-    runs = {rt: run_runtime(rt, args) for rt in ("jray", "ray")}
+    order: list[str] = []
+    for i in range(max(1, args.rounds)):
+        order += ["jray", "ray"] if i % 2 == 0 else ["ray", "jray"]
+    done: dict[str, list[dict[str, Any]]] = {"jray": [], "ray": []}
+    for rt in order:
+        done[rt].append(run_runtime(rt, args))
+    runs = {rt: pool_rounds(rs) for rt, rs in done.items()}
     results = {"machine": machine, "runs": runs}
     out = Path(args.out) if args.out else OUT_DIR / "results.json"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -180,6 +193,41 @@ def both(args: argparse.Namespace) -> int:
     print(md)
     say(f"wrote {out} and {out.with_suffix('.md')}")
     return 0
+
+
+def pool_rounds(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """One runtime's runs merged: each metric's samples pooled, then summarised again."""
+    if len(rounds) == 1:
+        return rounds[0]
+    workloads = load(PERF / "workloads.py", "jray_bench_workloads")
+    merged = dict(rounds[0])
+    merged["rounds"] = len(rounds)
+    merged["seconds"] = round(sum(r.get("seconds", 0) for r in rounds), 3)
+    errors = [r["error"] for r in rounds if r.get("error")]
+    if errors:
+        merged["error"] = "; ".join(errors)
+    metrics: dict[str, Any] = {}
+    for r in rounds:
+        for k, m in r.get("metrics", {}).items():
+            if k not in metrics or not metrics[k].get("ok"):
+                metrics[k] = dict(m, samples=list(m.get("samples", [])))
+            elif m.get("ok"):
+                metrics[k]["samples"] += m.get("samples", [])
+    for k, m in metrics.items():
+        if m.get("ok") and m["samples"] and k in workloads.METRIC_BY_NAME:
+            metrics[k] = workloads.summarize(m["samples"], workloads.METRIC_BY_NAME[k])
+    merged["metrics"] = metrics
+    wl: dict[str, Any] = {}
+    for r in rounds:
+        for k, w in r.get("workloads", {}).items():
+            if k not in wl:
+                wl[k] = dict(w)
+            else:
+                wl[k]["ok"] = wl[k]["ok"] and w["ok"]
+                wl[k]["error"] = wl[k]["error"] or w["error"]
+                wl[k]["seconds"] = round(wl[k]["seconds"] + w["seconds"], 3)
+    merged["workloads"] = wl
+    return merged
 
 
 if __name__ == "__main__":

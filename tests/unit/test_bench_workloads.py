@@ -206,3 +206,28 @@ def test_markdown(report: ModuleType) -> None:
     assert "Targets met: 1 of 13." in md
     assert "- jray `wait_1k`: TimeoutError: slow" in md
     assert "Ray `wait_1k`" not in md
+
+
+def test_alternating_rounds_pool_their_samples(workloads: ModuleType) -> None:
+    spec = importlib.util.spec_from_file_location("_bench_run", PERF.parents[2] / "bench" / "run.py")
+    assert spec and spec.loader
+    run = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(run)
+    m = workloads.METRIC_BY_NAME["tasks_async"]
+
+    def one(samples: list[float], ok: bool = True) -> dict[str, Any]:
+        return {
+            "runtime": "jray",
+            "reps": len(samples),
+            "seconds": 10.0,
+            "metrics": {"tasks_async": workloads.summarize(samples, m)},
+            "workloads": {"tasks_async": {"ok": ok, "error": None if ok else "boom", "seconds": 5.0}},
+        }
+
+    pooled = run.pool_rounds([one([1.0, 2.0, 3.0]), one([10.0, 11.0], ok=False)])
+    got = pooled["metrics"]["tasks_async"]
+    assert got["samples"] == [1.0, 2.0, 3.0, 10.0, 11.0]
+    assert (got["value"], got["min"], got["max"]) == (3.0, 1.0, 11.0)
+    assert pooled["rounds"] == 2 and pooled["seconds"] == 20.0
+    assert pooled["workloads"]["tasks_async"] == {"ok": False, "error": "boom", "seconds": 10.0}
+    assert run.pool_rounds([one([4.0])])["metrics"]["tasks_async"]["value"] == 4.0

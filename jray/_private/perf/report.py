@@ -182,7 +182,9 @@ def _run_line(key: str, run: dict[str, Any] | None) -> str:
     ]
     if run.get("numpy"):
         parts.append(f"numpy {run['numpy']}")
-    parts.append(f"{run.get('reps')} repetitions after {run.get('warmup')} warm-up")
+    rounds = run.get("rounds", 1)
+    parts.append(f"{run.get('reps')} repetitions after {run.get('warmup')} warm-up"
+                 + (f", in each of {rounds} alternating rounds (samples pooled)" if rounds > 1 else ""))
     if run.get("quick"):
         parts.append("quick")
     if run.get("seconds") is not None:
