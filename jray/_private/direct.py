@@ -220,6 +220,7 @@ class _ServerConn(_Framed):
         self.srv = server
         self.authed = False
         self.tasks: set[asyncio.Task] = set()
+        self._out: list[bytes] = []
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -261,9 +262,24 @@ class _ServerConn(_Framed):
         assert self.srv.batch is not None
         try:
             async for reply in self.srv.batch(wpb.PushTaskBatchRequest.FromString(payload)):
-                self.send(ITEM, rid, reply.SerializeToString())
+                self._send_later(ITEM, rid, reply.SerializeToString())
         except Exception as e:  # noqa: BLE001
+            self._flush()
             self._fail(rid, e)
+
+    def _send_later(self, kind: int, rid: int, payload: bytes) -> None:
+        """Replies finished in one loop iteration leave in one write."""
+        out = self._out
+        if not out:
+            asyncio.get_running_loop().call_soon(self._flush)
+        out.append(HEADER.pack(len(payload), rid, kind))
+        out.append(payload)
+
+    def _flush(self) -> None:
+        out, self._out = self._out, []
+        t = self.transport
+        if out and t is not None and not t.is_closing():
+            t.write(b"".join(out))
 
     def _fail(self, rid: int, e: BaseException) -> None:
         logger.exception("direct call failed", exc_info=e)

@@ -37,6 +37,7 @@ class TaskEventBuffer:
         self.events: collections.deque = collections.deque(maxlen=MAX_BUFFERED)
         self.dropped = 0
         self.enabled = os.environ.get("JRAY_TASK_EVENTS", "1") != "0"
+        self._templates: dict[tuple, gpb.TaskEvent] = {}
 
     def record(self, spec: cpb.TaskSpec, state: str, error: str = "") -> None:
         """Note that ``spec`` reached ``state`` (any thread; cheap)."""
@@ -47,13 +48,25 @@ class TaskEventBuffer:
             events.append((spec, state, time.time(), spec.attempt, error))
 
     def _build(self, spec: cpb.TaskSpec, state: str, t: float, attempt: int, error: str) -> gpb.TaskEvent:
-        ev = gpb.TaskEvent(
-            task_id=spec.task_id, state=state, time=t, attempt=attempt, error=error[:4000],
-            job_id=spec.job_id, name=task_name(spec),
-            type=_TYPES.get(spec.type, "NORMAL_TASK"), actor_id=spec.actor_id or spec.actor_creation.actor_id,
-            parent_task_id=spec.parent_task_id,
-        )
-        ev.func_name = ev.name if spec.type == cpb.ACTOR_TASK else spec.function.qualname or ev.name
+        # What describes a task is shared by many (every call of one method):
+        # copy it from a template, then set what is this task's own.
+        key = (spec.job_id, spec.name, spec.type, spec.actor_id, spec.actor_creation.actor_id,
+               spec.parent_task_id, spec.function.qualname, spec.method_name)
+        tmpl = self._templates.get(key)
+        if tmpl is None:
+            tmpl = gpb.TaskEvent(
+                job_id=spec.job_id, name=task_name(spec), type=_TYPES.get(spec.type, "NORMAL_TASK"),
+                actor_id=spec.actor_id or spec.actor_creation.actor_id, parent_task_id=spec.parent_task_id,
+            )
+            tmpl.func_name = tmpl.name if spec.type == cpb.ACTOR_TASK else spec.function.qualname or tmpl.name
+            if len(self._templates) > 10_000:
+                self._templates.clear()
+            self._templates[key] = tmpl
+        ev = gpb.TaskEvent()
+        ev.CopyFrom(tmpl)
+        ev.task_id, ev.state, ev.time, ev.attempt = spec.task_id, state, t, attempt
+        if error:
+            ev.error = error[:4000]
         ev.state_times[state] = t
         if state == "RUNNING":
             self._running(ev, spec)
