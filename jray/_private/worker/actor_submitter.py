@@ -25,7 +25,7 @@ from jray._private.protocol import common_pb2 as cpb
 from jray._private.protocol import core_worker_pb2 as wpb
 from jray._private.protocol import core_worker_pb2_grpc as wgrpc
 from jray._private.protocol import gcs_pb2 as gpb
-from jray._private.worker.task_events import error_text
+from jray._private.worker.task_events import any_error, error_text
 
 if TYPE_CHECKING:
     from jray._private.worker.core_worker import CoreWorker
@@ -370,7 +370,7 @@ class ActorSubmitter:
         if q.queue and len(q.in_flight) <= MAX_IN_FLIGHT // 2:
             q.refill = True
             q.wake.set()
-        failed = reply.is_application_error or any(r.is_error for r in reply.returns)
+        failed = reply.is_application_error or any_error(reply.returns)
         self.w.task_events.record(call.spec, "FAILED" if failed else "FINISHED", reply.system_error)
         for ret in reply.returns:
             self.w.set_ready(ret)

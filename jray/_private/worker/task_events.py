@@ -15,6 +15,7 @@ import collections
 import logging
 import os
 import time
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from jray._private.gcs.task_table import RANK
@@ -131,3 +132,12 @@ def task_name(spec: cpb.TaskSpec) -> str:
 def error_text(err: BaseException) -> str:
     """The one line a task listing shows for an error."""
     return f"{type(err).__name__}: {err}"
+
+
+def any_error(returns: Iterable[cpb.ReturnObject]) -> bool:
+    """Whether a reply's returns hold an error (a loop, not any() over a
+    generator: this runs once per task on the owner)."""
+    for r in returns:
+        if r.is_error:
+            return True
+    return False

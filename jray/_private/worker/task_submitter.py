@@ -27,7 +27,7 @@ from jray._private.protocol import core_worker_pb2_grpc as wgrpc
 from jray._private.protocol import gcs_pb2 as gpb
 from jray._private.protocol import raylet_pb2 as rpb
 from jray._private.protocol import raylet_pb2_grpc as rgrpc
-from jray._private.worker.task_events import error_text
+from jray._private.worker.task_events import any_error, error_text
 
 if TYPE_CHECKING:
     from jray._private.worker.core_worker import CoreWorker
@@ -472,7 +472,7 @@ class TaskSubmitter:
             return
         task.done = True
         self.tasks.pop(task.spec.task_id, None)
-        failed = reply.is_application_error or any(r.is_error for r in reply.returns)
+        failed = reply.is_application_error or any_error(reply.returns)
         self.w.task_events.record(task.spec, "FAILED" if failed else "FINISHED", reply.system_error)
         for ret in reply.returns:
             self.w.set_ready(ret)
