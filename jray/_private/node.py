@@ -314,6 +314,13 @@ def stop_cluster(c: ClusterHandle) -> None:
     for node in reversed(c.nodes):
         stop_node(node)
     stop_pid(c.gcs_pid, c.gcs_proc)
+    # A raylet that died between creating its store and announcing it left
+    # a file no node handle names: every store file is named after the session.
+    for path in glob.glob(f"/dev/shm/jray-{os.path.basename(c.session_dir)}-*"):
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
     remove_address_file_if(c)
 
 

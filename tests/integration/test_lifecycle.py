@@ -66,7 +66,13 @@ def test_shutdown_leaves_no_process_and_no_shm_file():
 
     jray.get([f.remote() for _ in range(4)])
     assert _children() - before
+    # A raylet that died after creating its store but before announcing it
+    # leaves a file no node handle names; shutdown removes it by the session's name.
+    orphan = store.rsplit("-", 1)[0] + "-0rphan0rphan"
+    with open(orphan, "wb") as fh:
+        fh.write(b"x")
     jray.shutdown()
+    assert not os.path.exists(orphan)
     import time
 
     deadline = time.time() + 10

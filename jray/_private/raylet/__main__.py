@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -22,6 +23,9 @@ from jray._private.raylet.server import Raylet
 from jray._private.raylet.worker_pool import WorkerPool, spawn_zygote
 
 logger = logging.getLogger(__name__)
+
+
+_created_store: dict[str, str] = {}
 
 
 async def main(ns: argparse.Namespace) -> None:
@@ -44,6 +48,7 @@ async def main(ns: argparse.Namespace) -> None:
         store_path = ""
     else:
         arena = Arena.create(store_path, ns.object_store_memory)
+        _created_store["path"] = store_path
         try:
             store = LocalObjectStore(arena, ns.object_store_memory, spill_dir=spill_dir)
         except OSError as e:  # the spill directory is not usable: say so to whoever starts us
@@ -125,7 +130,15 @@ def cli() -> None:
     p.add_argument("--parent-pid", type=int, default=0)
     ns = p.parse_args()
     daemon.setup_logging(ns.log)
-    asyncio.run(main(ns))
+    try:
+        asyncio.run(main(ns))
+    except BaseException:
+        # Failed after creating its store (the normal exit unlinks it): do
+        # not leave the file in /dev/shm.
+        if "path" in _created_store:
+            with contextlib.suppress(OSError):
+                os.unlink(_created_store["path"])
+        raise
 
 
 if __name__ == "__main__":
