@@ -355,15 +355,31 @@ class _Unary:
         self.fut = fut
 
 
+class _Callback:
+    """A unary call answered by calling ``fn(payload, None)`` or
+    ``fn(None, error)`` from the protocol (no task, no future)."""
+
+    __slots__ = ("fn",)
+
+    def __init__(self, fn: Callable[[bytes | None, DirectError | None], None]) -> None:
+        self.fn = fn
+
+    def __call__(self, payload: bytes | None, err: DirectError | None) -> None:
+        try:
+            self.fn(payload, err)
+        except Exception:  # noqa: BLE001 - a caller's bug must not break the connection
+            logger.exception("direct call callback failed")
+
+
 class _ClientConn(_Framed):
     def __init__(self, address: str) -> None:
         super().__init__()
         self.address = address
-        self.pending: dict[int, _Unary | _Stream] = {}
+        self.pending: dict[int, _Unary | _Stream | _Callback] = {}
         self.next_rid = 1
         self.lost: DirectError | None = None
 
-    def start(self, entry: _Unary | _Stream) -> int:
+    def start(self, entry: _Unary | _Stream | _Callback) -> int:
         if self.lost is not None:
             raise self.lost
         rid = self.next_rid
@@ -374,6 +390,13 @@ class _ClientConn(_Framed):
     def on_frame(self, kind: int, rid: int, payload: bytes) -> None:
         entry = self.pending.get(rid)
         if entry is None:
+            return
+        if isinstance(entry, _Callback):
+            del self.pending[rid]
+            if kind == REPLY:
+                entry(payload, None)
+            else:
+                entry(None, DirectError(grpc.StatusCode.INTERNAL, bytes(payload).decode(errors="replace")))
             return
         if isinstance(entry, _Unary):
             del self.pending[rid]
@@ -396,12 +419,17 @@ class _ClientConn(_Framed):
                                 f"the connection to {self.address} was lost" + (f": {exc}" if exc else ""))
         pending, self.pending = self.pending, {}
         for entry in pending.values():
-            if isinstance(entry, _Unary):
+            if isinstance(entry, _Callback):
+                entry(None, self.lost)
+            elif isinstance(entry, _Unary):
                 if not entry.fut.done():
                     entry.fut.set_exception(self.lost)
             else:
                 entry.error = self.lost
                 entry._wake()
+
+
+_background: set[asyncio.Task] = set()
 
 
 class DirectStub:
@@ -456,6 +484,27 @@ class DirectStub:
                 conn.pending.pop(rid, None)
                 raise DirectError(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline exceeded") from None
         return wpb.PushTaskReply.FromString(payload)
+
+    def push_task_cb(self, request: wpb.PushTaskRequest,
+                     fn: Callable[[bytes | None, DirectError | None], None]) -> None:
+        """``PushTask`` without a task or future: ``fn(reply bytes, None)`` or
+        ``fn(None, error)`` runs on the loop when the answer comes (a sync
+        call's path: two loop iterations fewer than awaiting)."""
+        conn = self._conn
+        if conn is not None and conn.lost is None:
+            conn.send(PUSH, conn.start(_Callback(fn)), request.SerializeToString())
+            return
+
+        async def connect_then_push() -> None:
+            try:
+                c = await self._connected()
+                c.send(PUSH, c.start(_Callback(fn)), request.SerializeToString())
+            except DirectError as e:
+                _Callback(fn)(None, e)
+
+        t = asyncio.get_running_loop().create_task(connect_then_push())
+        _background.add(t)
+        t.add_done_callback(_background.discard)
 
     def PushTaskBatch(self, request: wpb.PushTaskBatchRequest) -> _Stream:
         return _Stream(self, request)

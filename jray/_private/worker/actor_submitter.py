@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,7 @@ import grpc
 
 from jray import exceptions
 from jray._private import serialization
+from jray._private.direct import DirectStub
 from jray._private.ids import object_id_for
 from jray._private.protocol import common_pb2 as cpb
 from jray._private.protocol import core_worker_pb2 as wpb
@@ -135,7 +137,24 @@ class ActorSubmitter:
             call.spec.caller_id = self.w.worker_id
             q.in_flight[seq] = call
             batch.append((seq, call))
+        if len(batch) == 1:
+            addr = f"{info.address.ip}:{info.address.port}"
+            stub = self.w.pool.push_stub(addr, info.address.direct_port)
+            if isinstance(stub, DirectStub):  # a lone call: answered by callback, no task
+                seq, call = batch[0]
+                stub.push_task_cb(wpb.PushTaskRequest(spec=call.spec), functools.partial(
+                    self._on_single, q, addr, {call.spec.task_id: seq}, call.spec.task_id))
+                return
         self.w.spawn(self._push(q, info, batch))
+
+    def _on_single(self, q: ActorQueue, addr: str, by_task: dict[bytes, int], task_id: bytes,
+                   payload: bytes | None, err: grpc.RpcError | None) -> None:
+        if err is not None or payload is None:
+            self.w.spawn(self._push_failed(q, addr, by_task, err or RuntimeError("no reply")))
+            return
+        reply = wpb.PushTaskReply.FromString(payload)
+        reply.task_id = task_id
+        self._on_reply(q, by_task, reply)
 
     # -- the watcher: actor state from the GCS ---------------------------------------
     async def _watch(self, q: ActorQueue) -> None:
@@ -320,39 +339,43 @@ class ActorSubmitter:
                 if by_task:
                     raise RuntimeError("the actor closed the batch before answering every call")
         except (grpc.RpcError, RuntimeError) as e:
-            self.w.pool.drop(addr)
-            lost = sorted((seq, q.in_flight.pop(seq)) for seq in by_task.values() if seq in q.in_flight)
-            if self._closed or not lost:
-                return
-            detail = e.details() if isinstance(e, grpc.RpcError) and hasattr(e, "details") else str(e)
-            retry = []
-            doomed = []
-            for _seq, call in lost:
-                if call.retries_left != 0 and (q.info is None or q.info.state != DEAD):
-                    if call.retries_left > 0:
-                        call.retries_left -= 1
-                    call.spec.attempt += 1
-                    retry.append(call)
-                else:
-                    doomed.append(call)
-            # Back to the front, in their original order; the watcher wakes
-            # the sender when the GCS reports the restart.
-            q.queue.extendleft(reversed(retry))
-            if doomed:
-                # The connection usually drops before the GCS's notice of why
-                # the actor died arrives: give the notice a moment, so the
-                # error says why (killed, its placement group removed, ...).
-                deadline = self.w.loop.time() + 1.0
-                while (q.info is None or q.info.state != DEAD) and self.w.loop.time() < deadline:
-                    await asyncio.sleep(0.02)
-                for call in doomed:
-                    if q.info is not None and q.info.state == DEAD:
-                        self._fail(call, self._death_error(q))
-                    else:
-                        self._fail(call, exceptions.ActorDiedError(
-                            f"The actor died unexpectedly before finishing this call ({call.spec.method_name}): "
-                            f"{detail}", q.actor_id.hex()))
+            await self._push_failed(q, addr, by_task, e)
+
+    async def _push_failed(self, q: ActorQueue, addr: str, by_task: dict[bytes, int], e: BaseException) -> None:
+        """The push's connection failed: retry its unanswered calls on the
+        restarted actor, or fail them with why the actor died."""
+        self.w.pool.drop(addr)
+        lost = sorted((seq, q.in_flight.pop(seq)) for seq in by_task.values() if seq in q.in_flight)
+        if self._closed or not lost:
             return
+        detail = e.details() if isinstance(e, grpc.RpcError) and hasattr(e, "details") else str(e)
+        retry = []
+        doomed = []
+        for _seq, call in lost:
+            if call.retries_left != 0 and (q.info is None or q.info.state != DEAD):
+                if call.retries_left > 0:
+                    call.retries_left -= 1
+                call.spec.attempt += 1
+                retry.append(call)
+            else:
+                doomed.append(call)
+        # Back to the front, in their original order; the watcher wakes
+        # the sender when the GCS reports the restart.
+        q.queue.extendleft(reversed(retry))
+        if doomed:
+            # The connection usually drops before the GCS's notice of why
+            # the actor died arrives: give the notice a moment, so the
+            # error says why (killed, its placement group removed, ...).
+            deadline = self.w.loop.time() + 1.0
+            while (q.info is None or q.info.state != DEAD) and self.w.loop.time() < deadline:
+                await asyncio.sleep(0.02)
+            for call in doomed:
+                if q.info is not None and q.info.state == DEAD:
+                    self._fail(call, self._death_error(q))
+                else:
+                    self._fail(call, exceptions.ActorDiedError(
+                        f"The actor died unexpectedly before finishing this call ({call.spec.method_name}): "
+                        f"{detail}", q.actor_id.hex()))
 
     def _on_reply(self, q: ActorQueue, by_task: dict[bytes, int], reply: wpb.PushTaskReply) -> None:
         seq = by_task.pop(reply.task_id, None)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,7 @@ import grpc
 
 from jray import exceptions
 from jray._private import config, rpc, serialization
+from jray._private.direct import DirectStub
 from jray._private.ids import object_id_for, task_id_of
 from jray._private.protocol import common_pb2 as cpb
 from jray._private.protocol import core_worker_pb2 as wpb
@@ -377,7 +379,26 @@ class TaskSubmitter:
             task.lease = lease
             task.spec.gpu_ids[:] = lease.gpu_ids
             record(task.spec, "SCHEDULED")
+        if len(batch) == 1:
+            stub = self.w.pool.push_stub(lease.address, lease.direct_port)
+            if isinstance(stub, DirectStub):  # a lone task: answered by callback, no asyncio task
+                task = batch[0]
+                stub.push_task_cb(wpb.PushTaskRequest(spec=task.spec), functools.partial(
+                    self._on_single, lease, {task.spec.task_id: task}, task.spec.task_id))
+                return
         self.w.spawn(self._push_and_handle(lease, batch))
+
+    def _on_single(self, lease: Lease, pending: dict[bytes, PendingTask], task_id: bytes,
+                   payload: bytes | None, err: grpc.RpcError | None) -> None:
+        if err is not None or payload is None:
+            self._push_failed(lease, pending, err or RuntimeError("no reply"))
+        else:
+            reply = wpb.PushTaskReply.FromString(payload)
+            reply.task_id = task_id
+            self._on_reply(lease, pending, reply)
+        q = self.queues.get(lease.key)
+        if q is not None:
+            self._pump(lease.key, q)
 
     async def _push_and_handle(self, lease: Lease, batch: list[PendingTask]) -> None:
         """One task: a unary call. Several: one call whose replies stream back
@@ -396,22 +417,27 @@ class TaskSubmitter:
                 if pending:
                     raise RuntimeError("the worker closed the batch before answering every task")
         except (grpc.RpcError, RuntimeError) as e:
-            lease.in_flight -= len(pending)
-            self._on_lease_lost(lease)
-            detail = e.details() if isinstance(e, grpc.RpcError) and hasattr(e, "details") else str(e)
-            for task in pending.values():
-                task.lease = None
-                if task.cancelled:
-                    self._fail(task, exceptions.TaskCancelledError(task.spec.task_id.hex()))
-                elif task.retries_left != 0 and not self._closed:
-                    self._retry(task)
-                else:
-                    self._fail(task, exceptions.WorkerCrashedError(
-                        f"The worker running task {task.spec.name or task.spec.function.qualname} died "
-                        f"(no retries left): {detail}"))
+            self._push_failed(lease, pending, e)
         q = self.queues.get(lease.key)
         if q is not None:
             self._pump(lease.key, q)
+
+    def _push_failed(self, lease: Lease, pending: dict[bytes, PendingTask], e: BaseException) -> None:
+        """The worker's connection failed: its unanswered tasks are retried
+        elsewhere, or fail with WorkerCrashedError when out of retries."""
+        lease.in_flight -= len(pending)
+        self._on_lease_lost(lease)
+        detail = e.details() if isinstance(e, grpc.RpcError) and hasattr(e, "details") else str(e)
+        for task in pending.values():
+            task.lease = None
+            if task.cancelled:
+                self._fail(task, exceptions.TaskCancelledError(task.spec.task_id.hex()))
+            elif task.retries_left != 0 and not self._closed:
+                self._retry(task)
+            else:
+                self._fail(task, exceptions.WorkerCrashedError(
+                    f"The worker running task {task.spec.name or task.spec.function.qualname} died "
+                    f"(no retries left): {detail}"))
 
     def _on_reply(self, lease: Lease, pending: dict[bytes, PendingTask], reply: wpb.PushTaskReply) -> None:
         task = pending.pop(reply.task_id, None)
