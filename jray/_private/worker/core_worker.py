@@ -31,7 +31,7 @@ import grpc
 
 from jray import exceptions
 from jray._private import config, direct, rpc, serialization
-from jray._private.ids import is_put_id, new_task_id, object_id_for, random_id
+from jray._private.ids import new_task_id, object_id_for, random_id
 from jray._private.protocol import common_pb2 as cpb
 from jray._private.protocol import core_worker_pb2 as wpb
 from jray._private.protocol import core_worker_pb2_grpc as wgrpc
@@ -42,6 +42,7 @@ from jray._private.protocol import raylet_pb2_grpc as rgrpc
 from jray._private.worker import global_state
 from jray._private.worker.borrowing import Borrowing
 from jray._private.worker.reference_counter import ReferenceCounter
+from jray._private.worker.store_client import StoreClient
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -50,7 +51,7 @@ T = TypeVar("T")
 current_task: contextvars.ContextVar[Any] = contextvars.ContextVar("jray_current_task", default=None)
 
 
-class CoreWorker(Borrowing):
+class CoreWorker(Borrowing, StoreClient):
     def __init__(
         self,
         *,
@@ -345,62 +346,6 @@ class CoreWorker(Borrowing):
         return cpb.ReturnObject(object_id=object_id, in_store=True, node_id=self.node_id, size=size,
                                 nested_refs=nested, is_error=bool(ser.flags & serialization.FLAG_ERROR))
 
-    def write_to_store(self, object_id: bytes, ser: serialization.SerializedObject,
-                       owner: cpb.Address | None = None) -> None:
-        size = ser.total_size
-        reply = self._raylet_call("CreateObject", rpb.CreateObjectRequest(
-            object_id=object_id, size=size, owner=owner if owner is not None and owner.port else self.address,
-            primary=True))
-        if not reply.ok:
-            if reply.exists:
-                return
-            raise exceptions.ObjectStoreFullError(reply.error)
-        try:
-            if reply.spill_path:  # too big for memory: the raylet gave us a file
-                _write_file(reply.spill_path, ser, size)
-            else:
-                view = self.arena.write_view(reply.offset, size)
-                ser.write_to(view)
-                view.release()
-        except BaseException:
-            self._raylet_call("AbortObject", rpb.AbortObjectRequest(object_id=object_id))
-            raise
-        if not reply.spill_path and is_put_id(object_id):
-            # The raylet pinned a put for us: a get right after it maps it
-            # without a round trip; unused, the pin goes with the next release batch.
-            with self._pins_lock:
-                fresh = object_id not in self._pins
-                if fresh:
-                    self._pins[object_id] = [reply.offset, size, 0]
-            if fresh:
-                self.call_soon(self._queue_release, object_id)
-            else:  # pragma: no cover - a put id is new
-                self._release_pin_rpc([object_id])
-        # Sealing need not be waited for: a reader's GetObject on this node
-        # waits for the seal, so put() returns one round trip sooner.
-        req = rpb.SealObjectRequest(object_id=object_id)
-
-        async def seal() -> None:
-            try:
-                await self.raylet.SealObject(req)
-            except grpc.RpcError as e:
-                logger.warning("sealing object %s failed: %s", object_id.hex(), e)
-
-        if self.in_loop_thread():
-            self.spawn(seal())
-        else:
-            self.post(lambda: self.spawn(seal()))
-
-    def _raylet_call(self, method: str, request: Any) -> Any:
-        async def call() -> Any:
-            return await getattr(self.raylet, method)(request)
-
-        if self.in_loop_thread():
-            raise RuntimeError("raylet call from loop thread")
-        if self.raylet_direct is not None:
-            return self.raylet_direct.call(method, request)
-        return self.run_sync(call())
-
     # -- objects: readiness ------------------------------------------------
     def set_ready(self, ret: cpb.ReturnObject) -> None:
         """Loop thread: an object's value or location is known."""
@@ -594,108 +539,6 @@ class CoreWorker(Borrowing):
             raise _as_raisable(value)
         return value
 
-    def _read_from_store(self, ret: cpb.ReturnObject) -> Any:
-        """Map a value from this node's store (pulling it here first if needed).
-
-        This process holds at most one raylet pin per object, counted locally
-        over the views it handed out; the pin is released shortly after the
-        last view dies, so repeated gets of one object cost no RPC."""
-        oid = ret.object_id
-        with self._pins_lock:
-            pin = self._pins.get(oid)
-            if pin is not None:
-                pin[2] += 1
-        if pin is None:
-            req = rpb.GetObjectRequest(object_id=oid, client_id=self.worker_id, timeout=60.0)
-            if ret.node_id and ret.node_id != self.node_id:
-                req.from_node_id = ret.node_id
-                ip, port = self._raylet_of(ret.node_id)
-                req.from_ip, req.from_port = ip, port
-            reply = self._raylet_call("GetObject", req)
-            if not reply.found:
-                if reply.full:
-                    raise exceptions.ObjectStoreFullError(
-                        f"Object {oid.hex()} ({ret.size} bytes) cannot be read: {reply.error}")
-                raise exceptions.ObjectLostError(oid.hex(), f"Object {oid.hex()} is lost: {reply.error or 'no copy found'}")
-            if reply.spill_path:  # no room in memory: read a private copy from disk
-                return serialization.deserialize(memoryview(self._read_spill_file(oid, reply.spill_path, reply.size)))
-            with self._pins_lock:
-                pin = self._pins.get(oid)
-                if pin is None:
-                    pin = self._pins[oid] = [reply.offset, reply.size, 1]
-                    extra = False
-                else:  # another thread pinned it meanwhile: keep one raylet pin
-                    pin[2] += 1
-                    extra = True
-            if extra:
-                self._release_pin_rpc([oid])
-        view = self.arena.read_view(pin[0], pin[1], on_release=lambda: self._release_pin(oid))
-        return serialization.deserialize(view)
-
-    def _read_spill_file(self, oid: bytes, path: str, size: int) -> bytearray:
-        """Read an object's spill file, which the raylet pinned for us (it is
-        not deleted while we read), then release that pin."""
-        try:
-            data = bytearray(size)
-            with open(path, "rb") as f, memoryview(data) as view:
-                pos = 0
-                while pos < size:
-                    n = f.readinto(view[pos:])
-                    if not n:
-                        raise exceptions.ObjectLostError(oid.hex(), f"Object {oid.hex()}: its spill file {path} "
-                                                         f"is shorter than {size} bytes")
-                    pos += n
-            return data
-        finally:
-            self._release_pin_rpc([oid])
-
-    def _release_pin(self, object_id: bytes) -> None:
-        """A view died (any thread, possibly inside the garbage collector)."""
-        with self._pins_lock:
-            pin = self._pins.get(object_id)
-            if pin is None:
-                return
-            pin[2] -= 1
-            if pin[2] > 0:
-                return
-        if self.shutting_down:
-            return
-        try:
-            self.loop.call_soon_threadsafe(self._queue_release, object_id)
-        except RuntimeError:  # loop closed
-            pass
-
-    def _queue_release(self, object_id: bytes) -> None:
-        if not self._release_queue:
-            self.loop.call_later(0.005, self._flush_releases)
-        self._release_queue.append(object_id)
-
-    def _flush_releases(self) -> None:
-        ids, self._release_queue = self._release_queue, []
-        out = []
-        with self._pins_lock:
-            for oid in ids:
-                pin = self._pins.get(oid)
-                if pin is not None and pin[2] <= 0:  # not taken again meanwhile
-                    del self._pins[oid]
-                    out.append(oid)
-        if out:
-            self._release_pin_rpc(out)
-
-    def _release_pin_rpc(self, ids: list[bytes]) -> None:
-        async def send() -> None:
-            if self.shutting_down:
-                return
-            try:
-                await self.raylet.ReleaseObjects(rpb.ReleaseObjectsRequest(object_ids=ids, client_id=self.worker_id))
-            except grpc.RpcError:
-                pass
-
-        if self.in_loop_thread():
-            self.spawn(send())
-        else:
-            asyncio.run_coroutine_threadsafe(send(), self.loop)
-
     def _raylet_of(self, node_id: bytes) -> tuple[str, int]:
         hit = self._node_cache.get(node_id)
         if hit is None:
@@ -850,21 +693,6 @@ def _resolve_into(worker: CoreWorker, ref: Any, out: concurrent.futures.Future) 
         out.set_result(worker._value_of(ref))
     except BaseException as e:  # noqa: BLE001
         out.set_exception(e)
-
-
-def _write_file(path: str, ser: serialization.SerializedObject, size: int) -> None:
-    import mmap
-
-    with open(path, "r+b") as f:
-        if not size:
-            return
-        m = mmap.mmap(f.fileno(), size)
-        try:
-            view = memoryview(m)
-            ser.write_to(view)
-            view.release()
-        finally:
-            m.close()
 
 
 def _owner_proto(owner: Any) -> cpb.Address:
