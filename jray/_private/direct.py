@@ -348,13 +348,6 @@ class _Stream:
             conn.pending.pop(self.rid, None)
 
 
-class _Unary:
-    __slots__ = ("fut",)
-
-    def __init__(self, fut: asyncio.Future) -> None:
-        self.fut = fut
-
-
 class _Callback:
     """A unary call answered by calling ``fn(payload, None)`` or
     ``fn(None, error)`` from the protocol (no task, no future)."""
@@ -375,11 +368,11 @@ class _ClientConn(_Framed):
     def __init__(self, address: str) -> None:
         super().__init__()
         self.address = address
-        self.pending: dict[int, _Unary | _Stream | _Callback] = {}
+        self.pending: dict[int, _Stream | _Callback] = {}
         self.next_rid = 1
         self.lost: DirectError | None = None
 
-    def start(self, entry: _Unary | _Stream | _Callback) -> int:
+    def start(self, entry: _Stream | _Callback) -> int:
         if self.lost is not None:
             raise self.lost
         rid = self.next_rid
@@ -398,15 +391,6 @@ class _ClientConn(_Framed):
             else:
                 entry(None, DirectError(grpc.StatusCode.INTERNAL, bytes(payload).decode(errors="replace")))
             return
-        if isinstance(entry, _Unary):
-            del self.pending[rid]
-            if entry.fut.done():
-                return
-            if kind == REPLY:
-                entry.fut.set_result(payload)
-            else:
-                entry.fut.set_exception(DirectError(grpc.StatusCode.INTERNAL, bytes(payload).decode(errors="replace")))
-            return
         if kind == ITEM:
             entry.items.append(payload)
         else:
@@ -421,9 +405,6 @@ class _ClientConn(_Framed):
         for entry in pending.values():
             if isinstance(entry, _Callback):
                 entry(None, self.lost)
-            elif isinstance(entry, _Unary):
-                if not entry.fut.done():
-                    entry.fut.set_exception(self.lost)
             else:
                 entry.error = self.lost
                 entry._wake()
@@ -469,20 +450,21 @@ class DirectStub:
         return conn
 
     async def PushTask(self, request: wpb.PushTaskRequest, timeout: float | None = None) -> wpb.PushTaskReply:
-        conn = self._conn
-        if conn is None or conn.lost is not None:
-            conn = await self._connected()
+        """The gRPC stub's awaited form, over ``push_task_cb``."""
         fut = asyncio.get_running_loop().create_future()
-        rid = conn.start(_Unary(fut))
-        conn.send(PUSH, rid, request.SerializeToString())
-        if timeout is None:
-            payload = await fut
-        else:
-            try:
-                payload = await asyncio.wait_for(fut, timeout)
-            except asyncio.TimeoutError:
-                conn.pending.pop(rid, None)
-                raise DirectError(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline exceeded") from None
+
+        def answer(payload: bytes | None, err: DirectError | None) -> None:
+            if not fut.done():
+                if err is not None:
+                    fut.set_exception(err)
+                else:
+                    fut.set_result(payload)
+
+        self.push_task_cb(request, answer)
+        try:
+            payload = await asyncio.wait_for(fut, timeout)
+        except asyncio.TimeoutError:
+            raise DirectError(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline exceeded") from None
         return wpb.PushTaskReply.FromString(payload)
 
     def push_task_cb(self, request: wpb.PushTaskRequest,
