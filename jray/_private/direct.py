@@ -22,17 +22,16 @@ frame is anything else or a wrong token, before it parses a single request
   (a ``PushTaskReply`` with its ``task_id``) per task, as each finishes;
 - ``ERROR`` (UTF-8 text) ends a request the server could not serve.
 
-Client side, :class:`DirectStub` has the two methods of the gRPC stub that
-the submitters use (``PushTask`` awaited, ``PushTaskBatch`` iterated), and
-failures raise :class:`DirectError`, a ``grpc.RpcError`` with ``code()`` and
-``details()``, so callers handle both transports alike: a lost connection is
+Client side, :class:`DirectStub` answers by callback from the protocol
+(``push_task_cb``, ``push_batch_cb``: no asyncio task per call); owners
+reach it only through ``transport.DirectPushClient``. Failures are
+:class:`DirectError`, a ``transport.TransportError``: a lost connection is
 ``UNAVAILABLE`` and the call is retried or failed as for gRPC.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import functools
 import hmac
 import logging
@@ -43,14 +42,13 @@ import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-import grpc
-
 from jray._private import config
 from jray._private.protocol import core_worker_pb2 as wpb
 from jray._private.protocol import raylet_pb2 as rpb
+from jray._private.transport import INTERNAL, UNAVAILABLE, TransportError
 
 if TYPE_CHECKING:
-    from jray._private.worker.core_worker import CoreWorker
+    from jray._private.transport import PushHandler
 
 logger = logging.getLogger(__name__)
 
@@ -65,22 +63,8 @@ def enabled() -> bool:
     return os.environ.get("JRAY_DIRECT_TRANSPORT", "1") not in ("0", "false", "no", "off")
 
 
-class DirectError(grpc.RpcError):  # type: ignore[misc]
-    """A direct call that failed; quacks like a gRPC error (code, details)."""
-
-    def __init__(self, code: grpc.StatusCode, details: str) -> None:
-        super().__init__(details)
-        self._code = code
-        self._details = details
-
-    def code(self) -> grpc.StatusCode:
-        return self._code
-
-    def details(self) -> str:
-        return self._details
-
-    def __str__(self) -> str:
-        return f"{self._code.name}: {self._details}"
+class DirectError(TransportError):
+    """A direct call that failed in transit."""
 
 
 def _keepalive(sock: Any) -> None:
@@ -190,22 +174,23 @@ class DirectServer:
                 c.transport.close()
 
 
-def worker_server(worker: CoreWorker, token: str) -> DirectServer:
-    """A worker's: tasks and actor calls pushed by their owners."""
+def push_server(handler: Callable[[], PushHandler | None], token: str) -> DirectServer:
+    """A worker's: tasks and actor calls pushed by their owners, answered by
+    ``handler()`` (None in a process that runs no tasks: a driver)."""
+
+    def executor() -> PushHandler:
+        h = handler()
+        if h is None:
+            raise RuntimeError("this process does not execute tasks (a driver)")
+        return h
 
     async def push(request: wpb.PushTaskRequest) -> wpb.PushTaskReply:
-        return await _executor(worker).push_task(request.spec)  # type: ignore[no-any-return]
+        return await executor().push_task(request.spec)
 
     def push_batch(request: wpb.PushTaskBatchRequest) -> AsyncIterator[wpb.PushTaskReply]:
-        return _executor(worker).push_batch(request.specs)  # type: ignore[no-any-return]
+        return executor().push_batch(request.specs)
 
     return DirectServer(token, {PUSH: (wpb.PushTaskRequest, push)}, push_batch)
-
-
-def _executor(worker: CoreWorker) -> Any:
-    if worker.executor is None:
-        raise RuntimeError("this process does not execute tasks (a driver)")
-    return worker.executor
 
 
 # The raylet's object-store calls that a worker makes from its own threads
@@ -307,45 +292,36 @@ class _ServerConn(_Framed):
 # ---------------------------------------------------------------------------
 
 
-class _Stream:
-    """Replies of one PUSH_BATCH, iterated as they come."""
+class _Batch:
+    """Replies of one PUSH_BATCH: ``on_item`` for each as it comes (from the
+    protocol, no task), then ``on_done(None)``, or ``on_done(error)`` when
+    the batch fails before every reply came."""
 
-    def __init__(self, stub: DirectStub, request: wpb.PushTaskBatchRequest) -> None:
-        self.stub = stub
-        self.request = request
-        self.expected = len(request.specs)
-        self.items: collections.deque = collections.deque()
-        self.waiter: asyncio.Future | None = None
-        self.error: DirectError | None = None
-        self.received = 0
-        self.rid = 0
+    __slots__ = ("on_item", "on_done", "left")
 
-    def _wake(self) -> None:
-        w = self.waiter
-        if w is not None and not w.done():
-            w.set_result(None)
+    def __init__(self, n: int, on_item: Callable[[wpb.PushTaskReply], None],
+                 on_done: Callable[[DirectError | None], None]) -> None:
+        self.on_item = on_item
+        self.on_done = on_done
+        self.left = n
 
-    def __aiter__(self) -> AsyncIterator[wpb.PushTaskReply]:
-        return self._iterate()
-
-    async def _iterate(self) -> AsyncIterator[wpb.PushTaskReply]:
-        conn = await self.stub._connected()
-        self.rid = conn.start(self)
+    def item(self, payload: bytes) -> bool:
+        """One reply; True when it was the last."""
+        self.left -= 1
         try:
-            conn.send(PUSH_BATCH, self.rid, self.request.SerializeToString())
-            while self.received < self.expected:
-                while self.items:
-                    self.received += 1
-                    yield wpb.PushTaskReply.FromString(self.items.popleft())
-                if self.received >= self.expected:
-                    break
-                if self.error is not None:
-                    raise self.error
-                self.waiter = asyncio.get_running_loop().create_future()
-                await self.waiter
-                self.waiter = None
-        finally:
-            conn.pending.pop(self.rid, None)
+            self.on_item(wpb.PushTaskReply.FromString(payload))
+        except Exception:  # noqa: BLE001 - a caller's bug must not break the connection
+            logger.exception("direct batch callback failed")
+        if self.left <= 0:
+            self.done(None)
+            return True
+        return False
+
+    def done(self, err: DirectError | None) -> None:
+        try:
+            self.on_done(err)
+        except Exception:  # noqa: BLE001
+            logger.exception("direct batch callback failed")
 
 
 class _Callback:
@@ -368,11 +344,11 @@ class _ClientConn(_Framed):
     def __init__(self, address: str) -> None:
         super().__init__()
         self.address = address
-        self.pending: dict[int, _Stream | _Callback] = {}
+        self.pending: dict[int, _Batch | _Callback] = {}
         self.next_rid = 1
         self.lost: DirectError | None = None
 
-    def start(self, entry: _Stream | _Callback) -> int:
+    def start(self, entry: _Batch | _Callback) -> int:
         if self.lost is not None:
             raise self.lost
         rid = self.next_rid
@@ -389,32 +365,32 @@ class _ClientConn(_Framed):
             if kind == REPLY:
                 entry(payload, None)
             else:
-                entry(None, DirectError(grpc.StatusCode.INTERNAL, bytes(payload).decode(errors="replace")))
+                entry(None, DirectError(INTERNAL, bytes(payload).decode(errors="replace")))
             return
         if kind == ITEM:
-            entry.items.append(payload)
-        else:
-            entry.error = DirectError(grpc.StatusCode.INTERNAL, bytes(payload).decode(errors="replace"))
-        entry._wake()
+            if entry.item(payload):
+                self.pending.pop(rid, None)
+            return
+        del self.pending[rid]
+        entry.done(DirectError(INTERNAL, bytes(payload).decode(errors="replace")))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
-        self.lost = DirectError(grpc.StatusCode.UNAVAILABLE,
+        self.lost = DirectError(UNAVAILABLE,
                                 f"the connection to {self.address} was lost" + (f": {exc}" if exc else ""))
         pending, self.pending = self.pending, {}
         for entry in pending.values():
             if isinstance(entry, _Callback):
                 entry(None, self.lost)
             else:
-                entry.error = self.lost
-                entry._wake()
+                entry.done(self.lost)
 
 
 _background: set[asyncio.Task] = set()
 
 
 class DirectStub:
-    """The push methods of a CoreWorker stub, over one direct connection."""
+    """Pushes to one worker over one direct connection, answered by callback."""
 
     def __init__(self, address: str, token: str) -> None:
         self.address = address
@@ -428,7 +404,7 @@ class DirectStub:
         if conn is not None and conn.lost is None:
             return conn
         if self.closed:
-            raise DirectError(grpc.StatusCode.UNAVAILABLE, f"the connection to {self.address} was dropped")
+            raise DirectError(UNAVAILABLE, f"the connection to {self.address} was dropped")
         if self._connecting is None:
             self._connecting = asyncio.ensure_future(self._connect())
         try:
@@ -444,28 +420,10 @@ class DirectStub:
             _t, conn = await asyncio.wait_for(
                 loop.create_connection(lambda: _ClientConn(self.address), host, int(port)), CONNECT_TIMEOUT)
         except (OSError, asyncio.TimeoutError) as e:
-            raise DirectError(grpc.StatusCode.UNAVAILABLE, f"cannot connect to {self.address}: {e}") from None
+            raise DirectError(UNAVAILABLE, f"cannot connect to {self.address}: {e}") from None
         conn.send(AUTH, 0, self._token)
         self._conn = conn
         return conn
-
-    async def PushTask(self, request: wpb.PushTaskRequest, timeout: float | None = None) -> wpb.PushTaskReply:
-        """The gRPC stub's awaited form, over ``push_task_cb``."""
-        fut = asyncio.get_running_loop().create_future()
-
-        def answer(payload: bytes | None, err: DirectError | None) -> None:
-            if not fut.done():
-                if err is not None:
-                    fut.set_exception(err)
-                else:
-                    fut.set_result(payload)
-
-        self.push_task_cb(request, answer)
-        try:
-            payload = await asyncio.wait_for(fut, timeout)
-        except asyncio.TimeoutError:
-            raise DirectError(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline exceeded") from None
-        return wpb.PushTaskReply.FromString(payload)
 
     def push_task_cb(self, request: wpb.PushTaskRequest,
                      fn: Callable[[bytes | None, DirectError | None], None]) -> None:
@@ -488,8 +446,26 @@ class DirectStub:
         _background.add(t)
         t.add_done_callback(_background.discard)
 
-    def PushTaskBatch(self, request: wpb.PushTaskBatchRequest) -> _Stream:
-        return _Stream(self, request)
+    def push_batch_cb(self, request: wpb.PushTaskBatchRequest, on_item: Callable[[wpb.PushTaskReply], None],
+                      on_done: Callable[[DirectError | None], None]) -> None:
+        """``PushTaskBatch`` answered by callbacks from the protocol: each
+        reply as it comes, then ``on_done``."""
+        entry = _Batch(len(request.specs), on_item, on_done)
+        conn = self._conn
+        if conn is not None and conn.lost is None:
+            conn.send(PUSH_BATCH, conn.start(entry), request.SerializeToString())
+            return
+
+        async def connect_then_push() -> None:
+            try:
+                c = await self._connected()
+                c.send(PUSH_BATCH, c.start(entry), request.SerializeToString())
+            except DirectError as e:
+                entry.done(e)
+
+        t = asyncio.get_running_loop().create_task(connect_then_push())
+        _background.add(t)
+        t.add_done_callback(_background.discard)
 
     def close(self, grace: float) -> None:
         """Drop the connection: no new calls; the calls still on it have
@@ -530,7 +506,7 @@ class BlockingClient:
                 s.settimeout(self._timeout)
                 s.sendall(HEADER.pack(len(self._token), 0, AUTH) + self._token)
             except OSError as e:
-                raise DirectError(grpc.StatusCode.UNAVAILABLE, f"cannot connect to {self.address}: {e}") from None
+                raise DirectError(UNAVAILABLE, f"cannot connect to {self.address}: {e}") from None
             self._local.sock = s
         return s
 
@@ -546,10 +522,10 @@ class BlockingClient:
             self._local.sock = None
             s.close()
             if isinstance(e, OSError):
-                raise DirectError(grpc.StatusCode.UNAVAILABLE, f"{method} on {self.address}: {e}") from None
+                raise DirectError(UNAVAILABLE, f"{method} on {self.address}: {e}") from None
             raise
         if rkind != REPLY:
-            raise DirectError(grpc.StatusCode.INTERNAL, body.decode(errors="replace"))
+            raise DirectError(INTERNAL, body.decode(errors="replace"))
         return reply_cls.FromString(body)  # type: ignore[attr-defined]
 
 

@@ -110,22 +110,6 @@ class ChannelPool:
         self._md = ((config.TOKEN_METADATA_KEY, token),)
         self._channels: dict[str, aio.Channel] = {}
         self._stubs: dict[tuple[str, type], Any] = {}
-        self._direct: dict[tuple[str, int], Any] = {}
-
-    def push_stub(self, address: str, direct_port: int) -> Any:
-        """The stub that pushes tasks to the worker at ``address``: over its
-        direct port when it has one (jray._private.direct), else gRPC."""
-        if not direct_port:
-            from jray._private.protocol import core_worker_pb2_grpc as wgrpc
-
-            return self.stub(address, wgrpc.CoreWorkerServiceStub)
-        key = (address, direct_port)
-        s = self._direct.get(key)
-        if s is None:
-            from jray._private.direct import DirectStub
-
-            s = self._direct[key] = DirectStub(f"{address.rpartition(':')[0]}:{direct_port}", self._token)
-        return s
 
     def stub(self, address: str, stub_cls: type) -> Any:
         """Must be called on the event loop the channels belong to."""
@@ -148,8 +132,6 @@ class ChannelPool:
         ch = self._channels.pop(address, None)
         for key in [k for k in self._stubs if k[0] == address]:
             del self._stubs[key]
-        for dkey in [k for k in self._direct if k[0] == address]:
-            self._direct.pop(dkey).close(DROP_GRACE_SECONDS)
         if ch is not None:  # the peer is gone: close the channel in the background
             import asyncio
 
@@ -170,9 +152,6 @@ class ChannelPool:
                 pass
         self._channels.clear()
         self._stubs.clear()
-        for d in self._direct.values():
-            d.close(0.0)
-        self._direct.clear()
 
 
 def is_connection_error(e: BaseException) -> bool:

@@ -83,8 +83,7 @@ def test_tasks_and_actor_calls_on_either_transport(cluster):
     assert jray.get([c.incr.remote() for _ in range(500)]) == list(range(2, 502))
     assert (jray.get(c.direct_port.remote()) > 0) == direct_on
     # the driver pushed over the transport it was offered
-    pool = global_state.worker.pool
-    assert bool(pool._direct) == direct_on
+    assert ("direct" in global_state.worker.pushes.transports()) == direct_on
     # store calls (create, get) from the user's thread: direct to the raylet, or gRPC
     assert (global_state.worker.raylet_direct is not None) == direct_on
     big = bytes(range(256)) * 8192  # 2 MB: in the store, not inline

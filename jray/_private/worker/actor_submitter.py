@@ -12,25 +12,21 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import functools
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import grpc
 
 from jray import exceptions
 from jray._private import serialization
-from jray._private.direct import DirectStub
-from jray._private.ids import object_id_for
 from jray._private.protocol import common_pb2 as cpb
 from jray._private.protocol import core_worker_pb2 as wpb
-from jray._private.protocol import core_worker_pb2_grpc as wgrpc
 from jray._private.protocol import gcs_pb2 as gpb
-from jray._private.worker.task_events import any_error, error_text
-
-if TYPE_CHECKING:
-    from jray._private.worker.core_worker import CoreWorker
+from jray._private.transport import PushClients, TransportError
+from jray._private.worker.event_loop import LoopThread
+from jray._private.worker.submission import PendingCall, SubmissionCore
 
 logger = logging.getLogger(__name__)
 ALIVE, DEAD = gpb.ALIVE, gpb.DEAD
@@ -41,13 +37,8 @@ MAX_IN_FLIGHT = 64
 HOLD_SECONDS = 0.0005
 
 
-@dataclass(eq=False)
-class ActorCall:
-    spec: cpb.TaskSpec
-    return_ids: list[bytes]
-    arg_refs: list[tuple[bytes, Any]]
-    retries_left: int
-    resolved: bool = False
+# An actor call in flight is a PendingCall of the shared submission core.
+ActorCall = PendingCall
 
 
 @dataclass(eq=False)
@@ -55,7 +46,7 @@ class ActorQueue:
     actor_id: bytes
     info: gpb.ActorInfo | None = None
     queue: collections.deque = field(default_factory=collections.deque)
-    in_flight: dict[int, ActorCall] = field(default_factory=dict)
+    in_flight: dict[int, PendingCall] = field(default_factory=dict)
     next_seq: int = 0
     incarnation: str = ""
     watcher: asyncio.Task | None = None
@@ -71,51 +62,49 @@ def _incarnation(info: gpb.ActorInfo) -> str:
 
 
 class ActorSubmitter:
-    def __init__(self, worker: CoreWorker) -> None:
-        self.w = worker
+    def __init__(self, lt: LoopThread, core: SubmissionCore, pushes: PushClients, caller_id: bytes,
+                 watch_actor: Callable[[bytes, int, float], Awaitable[gpb.GetActorInfoReply]]) -> None:
+        self.lt = lt
+        self.core = core
+        self.pushes = pushes
+        self.caller_id = caller_id
+        self.watch_actor = watch_actor  # (actor id, after version, timeout): the GCS's long poll
         self.actors: dict[bytes, ActorQueue] = {}
         # task id -> (actor id, call) for calls not finished yet; written by
-        # user threads (submit) and the loop (release): single dict ops only.
-        self.calls: dict[bytes, tuple[bytes, ActorCall]] = {}
+        # user threads (submit) and the loop (settlement): single dict ops only.
+        self.calls: dict[bytes, tuple[bytes, PendingCall]] = {}
         self._closed = False
 
     def _queue(self, actor_id: bytes) -> ActorQueue:
         q = self.actors.get(actor_id)
         if q is None:
             q = self.actors[actor_id] = ActorQueue(actor_id)
-            q.watcher = self.w.spawn(self._watch(q))
-            q.sender = self.w.spawn(self._send_loop(q))
+            q.watcher = self.lt.spawn(self._watch(q))
+            q.sender = self.lt.spawn(self._send_loop(q))
         return q
 
     # -- creation ------------------------------------------------------------
     def hold_creation_args(self, actor_id: bytes, arg_refs: list[tuple[bytes, Any]]) -> None:
         for oid, owner in arg_refs:
-            self.w.refs.incr(oid, owner)
+            self.core.refs.incr(oid, owner)
 
         def attach() -> None:
             self._queue(actor_id).held_refs.extend(arg_refs)
 
-        self.w.call_soon(attach)
+        self.lt.call_soon(attach)
 
     # -- calls (user thread) ------------------------------------------------------
-    def submit(self, actor_id: bytes, spec: cpb.TaskSpec, arg_refs: list[tuple[bytes, Any]], max_task_retries: int) -> list[bytes]:
-        n = 1 if spec.streaming else spec.num_returns
-        return_ids = [object_id_for(spec.task_id, i + 1) for i in range(n)]
-        for oid in return_ids:
-            self.w.add_pending(oid)
-        for oid, owner in arg_refs:
-            self.w.refs.incr(oid, owner)
-        if spec.streaming:
-            from jray._private.worker.task_submitter import GeneratorState
-
-            self.w.task_submitter.generators[spec.task_id] = GeneratorState()
-        call = ActorCall(spec, return_ids, arg_refs, max_task_retries, resolved=not arg_refs)
+    def submit(self, actor_id: bytes, spec: cpb.TaskSpec, arg_refs: list[tuple[bytes, Any]],
+               max_task_retries: int) -> list[bytes]:
+        call = self.core.start(spec, arg_refs, max_task_retries)
+        call.registry = _CallRegistry(self.calls)
         self.calls[spec.task_id] = (actor_id, call)
-        self.w.task_events.record(spec, "SUBMITTED")
+        events = self.core.events
+        events.record(spec, "SUBMITTED")
         if arg_refs:
-            self.w.task_events.record(spec, "PENDING_ARGS")
-        self.w.post(self._enqueue, actor_id, call)
-        return return_ids
+            events.record(spec, "PENDING_ARGS")
+        self.lt.post(self._enqueue, actor_id, call)
+        return call.return_ids
 
     def _enqueue(self, actor_id: bytes, call: ActorCall) -> None:
         q = self._queue(actor_id)
@@ -128,42 +117,48 @@ class ActorSubmitter:
         q.queue.append(call)
         q.wake.set()
 
-    def _send(self, q: ActorQueue, info: gpb.ActorInfo, calls: list[ActorCall]) -> None:
-        batch = []
+    def _send(self, q: ActorQueue, info: gpb.ActorInfo, calls: list[PendingCall]) -> None:
+        """Number the calls and push them in one go (one call: unary; more:
+        replies stream back as each call finishes, in any order)."""
+        by_task: dict[bytes, int] = {}
         for call in calls:
             seq = q.next_seq
             q.next_seq += 1
             call.spec.sequence_no = seq
-            call.spec.caller_id = self.w.worker_id
+            call.spec.caller_id = self.caller_id
             q.in_flight[seq] = call
-            batch.append((seq, call))
-        if len(batch) == 1:
-            addr = f"{info.address.ip}:{info.address.port}"
-            stub = self.w.pool.push_stub(addr, info.address.direct_port)
-            if isinstance(stub, DirectStub):  # a lone call: answered by callback, no task
-                seq, call = batch[0]
-                stub.push_task_cb(wpb.PushTaskRequest(spec=call.spec), functools.partial(
-                    self._on_single, q, addr, {call.spec.task_id: seq}, call.spec.task_id))
-                return
-        self.w.spawn(self._push(q, info, batch))
+            by_task[call.spec.task_id] = seq
+        addr = f"{info.address.ip}:{info.address.port}"
+        client = self.pushes.get(addr, info.address.direct_port)
+        if len(calls) == 1:
+            task_id = calls[0].spec.task_id
 
-    def _on_single(self, q: ActorQueue, addr: str, by_task: dict[bytes, int], task_id: bytes,
-                   payload: bytes | None, err: grpc.RpcError | None) -> None:
-        if err is not None or payload is None:
-            self.w.spawn(self._push_failed(q, addr, by_task, err or RuntimeError("no reply")))
+            def on_reply(reply: wpb.PushTaskReply | None, err: TransportError | None) -> None:
+                if reply is None:
+                    self.lt.spawn(self._push_failed(q, addr, by_task, err or TransportError("INTERNAL", "no reply")))
+                    return
+                reply.task_id = task_id
+                self._on_reply(q, by_task, reply)
+
+            client.push(calls[0].spec, on_reply)
             return
-        reply = wpb.PushTaskReply.FromString(payload)
-        reply.task_id = task_id
-        self._on_reply(q, by_task, reply)
+
+        def on_done(err: TransportError | None) -> None:
+            if err is None and by_task:
+                err = TransportError("INTERNAL", "the actor closed the batch before answering every call")
+            if err is not None:
+                self.lt.spawn(self._push_failed(q, addr, dict(by_task), err))
+                by_task.clear()
+
+        client.push_batch([c.spec for c in calls], lambda reply: self._on_reply(q, by_task, reply), on_done)
 
     # -- the watcher: actor state from the GCS ---------------------------------------
     async def _watch(self, q: ActorQueue) -> None:
         version = -1
         while not self._closed:
             try:
-                reply = await self.w.gcs.GetActorInfo(
-                    gpb.GetActorInfoRequest(actor_id=q.actor_id, after_version=version, timeout=30.0))
-            except grpc.RpcError as e:
+                reply = await self.watch_actor(q.actor_id, version, 30.0)
+            except (grpc.RpcError, TransportError) as e:
                 if self._closed:
                     return
                 logger.debug("actor watch failed: %s", e)
@@ -179,7 +174,7 @@ class ActorSubmitter:
             q.wake.set()
             if q.info.state in (ALIVE, DEAD) and q.held_refs:
                 for oid, _owner in q.held_refs:
-                    self.w.refs.decr(oid)
+                    self.core.refs.decr(oid)
                 q.held_refs = []
             if q.info.state == DEAD:
                 self._fail_all(q)
@@ -205,16 +200,15 @@ class ActorSubmitter:
         if q is None or q.info is None or not q.info.address.port:
             return
         addr = f"{q.info.address.ip}:{q.info.address.port}"
-        stub = self.w.pool.stub(addr, wgrpc.CoreWorkerServiceStub)
+        client = self.pushes.get(addr, q.info.address.direct_port)
 
         async def send() -> None:
             try:
-                await stub.CancelTask(wpb.CancelTaskRequest(task_id=task_id, force=False, recursive=False),
-                                      timeout=10)
-            except grpc.RpcError as e:
+                await client.cancel(task_id, timeout=10)
+            except TransportError as e:
                 logger.debug("cancelling actor call %s failed: %s", task_id.hex(), e)
 
-        self.w.spawn(send())
+        self.lt.spawn(send())
 
     def mark_killed(self, actor_id: bytes, reason: str) -> None:
         """jray.kill(no_restart=True) returned: fail calls from here on at
@@ -272,10 +266,10 @@ class ActorSubmitter:
                 # for one of these (e.g. a blocking get on a queue actor).
                 if not q.hold_timer:
                     q.hold_timer = True
-                    self.w.loop.call_later(HOLD_SECONDS, self._release_hold, q)
+                    self.lt.loop.call_later(HOLD_SECONDS, self._release_hold, q)
                 continue
             q.refill = False
-            batch: list[ActorCall] = []
+            batch: list[PendingCall] = []
             while (q.queue and q.info is info and not self._closed
                    and len(q.in_flight) + len(batch) < MAX_IN_FLIGHT):
                 call = q.queue[0]
@@ -283,7 +277,7 @@ class ActorSubmitter:
                     if batch:  # send what is ready before waiting on arguments
                         self._send(q, info, batch)
                         batch = []
-                    ok = await self._resolve(call)
+                    ok = await self.core.resolve(call)
                     if not ok:
                         q.queue.popleft()
                         continue
@@ -299,56 +293,15 @@ class ActorSubmitter:
         q.refill = True
         q.wake.set()
 
-    async def _resolve(self, call: ActorCall) -> bool:
-        from jray.object_ref import ObjectRef
-
-        for arg in call.spec.args:
-            if not arg.HasField("ref"):
-                continue
-            owner = (f"{arg.ref.owner.ip}:{arg.ref.owner.port}", arg.ref.owner.worker_id)
-            ref = ObjectRef(arg.ref.object_id, owner, _count=False)
-            try:
-                await self.w._ensure_ready(ref)
-            except exceptions.RayError as e:
-                self._fail(call, e)
-                return False
-            ret = self.w.objects.get(arg.ref.object_id)
-            if ret is not None and ret.is_error:
-                self._finish_with_data(call, ret.data)
-                return False
-            if ret is not None and ret.in_store:
-                arg.location.CopyFrom(ret)
-        call.resolved = True
-        return True
-
-    async def _push(self, q: ActorQueue, info: gpb.ActorInfo, batch: list[tuple[int, ActorCall]]) -> None:
-        """Send calls in one RPC (one call: unary; more: replies stream back
-        as each call finishes, in any order)."""
-        addr = f"{info.address.ip}:{info.address.port}"
-        stub = self.w.pool.push_stub(addr, info.address.direct_port)
-        by_task = {call.spec.task_id: seq for seq, call in batch}
-        try:
-            if len(batch) == 1:
-                reply = await stub.PushTask(wpb.PushTaskRequest(spec=batch[0][1].spec))
-                reply.task_id = batch[0][1].spec.task_id
-                self._on_reply(q, by_task, reply)
-            else:
-                call_ = stub.PushTaskBatch(wpb.PushTaskBatchRequest(specs=[c.spec for _, c in batch]))
-                async for reply in call_:
-                    self._on_reply(q, by_task, reply)
-                if by_task:
-                    raise RuntimeError("the actor closed the batch before answering every call")
-        except (grpc.RpcError, RuntimeError) as e:
-            await self._push_failed(q, addr, by_task, e)
-
-    async def _push_failed(self, q: ActorQueue, addr: str, by_task: dict[bytes, int], e: BaseException) -> None:
+    async def _push_failed(self, q: ActorQueue, addr: str, by_task: dict[bytes, int], e: TransportError) -> None:
         """The push's connection failed: retry its unanswered calls on the
         restarted actor, or fail them with why the actor died."""
-        self.w.pool.drop(addr)
-        lost = sorted((seq, q.in_flight.pop(seq)) for seq in by_task.values() if seq in q.in_flight)
+        self.pushes.drop(addr, DROP_GRACE_SECONDS)
+        lost = sorted(((seq, q.in_flight.pop(seq)) for seq in by_task.values() if seq in q.in_flight),
+                      key=lambda x: x[0])
         if self._closed or not lost:
             return
-        detail = e.details() if isinstance(e, grpc.RpcError) and hasattr(e, "details") else str(e)
+        detail = e.details
         retry = []
         doomed = []
         for _seq, call in lost:
@@ -366,8 +319,9 @@ class ActorSubmitter:
             # The connection usually drops before the GCS's notice of why
             # the actor died arrives: give the notice a moment, so the
             # error says why (killed, its placement group removed, ...).
-            deadline = self.w.loop.time() + 1.0
-            while (q.info is None or q.info.state != DEAD) and self.w.loop.time() < deadline:
+            loop = self.lt.loop
+            deadline = loop.time() + 1.0
+            while (q.info is None or q.info.state != DEAD) and loop.time() < deadline:
                 await asyncio.sleep(0.02)
             for call in doomed:
                 if q.info is not None and q.info.state == DEAD:
@@ -393,30 +347,10 @@ class ActorSubmitter:
         if q.queue and len(q.in_flight) <= MAX_IN_FLIGHT // 2:
             q.refill = True
             q.wake.set()
-        failed = reply.is_application_error or any_error(reply.returns)
-        self.w.task_events.record(call.spec, "FAILED" if failed else "FINISHED", reply.system_error)
-        for ret in reply.returns:
-            self.w.set_ready(ret)
-        if call.spec.streaming:
-            self.w.task_submitter._generator_done(call.spec.task_id)
-        self._release(call)
+        self.core.complete(call, reply)
 
-    def _fail(self, call: ActorCall, err: BaseException) -> None:
-        self._finish_with_data(call, serialization.serialize(err, error=True).to_bytes(), error_text(err))
-
-    def _finish_with_data(self, call: ActorCall, data: bytes, error: str = "") -> None:
-        self.w.task_events.record(call.spec, "FAILED", error)
-        for oid in call.return_ids:
-            self.w.set_ready(cpb.ReturnObject(object_id=oid, data=data, is_error=True))
-        if call.spec.streaming:
-            self.w.task_submitter._generator_done(call.spec.task_id)
-        self._release(call)
-
-    def _release(self, call: ActorCall) -> None:
-        self.calls.pop(call.spec.task_id, None)
-        for oid, _owner in call.arg_refs:
-            self.w.refs.decr(oid)
-        call.arg_refs = []
+    def _fail(self, call: PendingCall, err: BaseException) -> None:
+        self.core.fail(call, err)
 
     def shutdown(self) -> None:
         self._closed = True
@@ -425,3 +359,20 @@ class ActorSubmitter:
                 if t is not None:
                     t.cancel()
             q.wake.set()
+
+
+class _CallRegistry:
+    """Lets the core drop a settled call from ``ActorSubmitter.calls``
+    (whose values are (actor id, call) pairs)."""
+
+    __slots__ = ("calls",)
+
+    def __init__(self, calls: dict[bytes, tuple[bytes, PendingCall]]) -> None:
+        self.calls = calls
+
+    def pop(self, task_id: bytes, default: Any = None) -> Any:
+        return self.calls.pop(task_id, default)
+
+
+# A dropped actor's calls in flight get this long to end on their own.
+DROP_GRACE_SECONDS = 30.0

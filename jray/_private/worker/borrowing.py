@@ -2,18 +2,18 @@
 between processes (``reference_counter.py`` keeps the counts).
 
 A process that receives a ref it does not own registers with the owner as a
-borrower and unregisters when its last copy goes (``_on_borrow`` /
+borrower and unregisters when its last copy goes (``on_borrow`` /
 ``_send_borrow``, ordered per object). Refs leaving in a task's return value
 are handed off: the caller is registered as a borrower before the reply
 leaves (``hand_off``, awaited through ``flush_borrows``). Owners ping their
-borrowers and drop the borrows of dead ones (``_probe_borrowers_loop``).
+borrowers and drop the borrows of dead ones (``probe_loop``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import grpc
@@ -21,21 +21,53 @@ import grpc
 from jray._private import config
 from jray._private.protocol import common_pb2 as cpb
 from jray._private.protocol import core_worker_pb2 as wpb
-from jray._private.protocol import core_worker_pb2_grpc as wgrpc
+from jray._private.worker.event_loop import LoopThread
+from jray._private.worker.identity import Identity
+from jray._private.worker.object_table import ObjectTable, owner_key
+from jray._private.worker.reference_counter import ReferenceCounter
 
 logger = logging.getLogger(__name__)
 
 
 class Borrowing:
-    """Mixed into CoreWorker: borrower registration, hand-off, probing
-    (``self`` is the CoreWorker: its loop, ref counter, channel pool)."""
+    """Borrower registration, hand-off and probing for one CoreWorker.
 
-    def _on_borrow(self: Any, object_id: bytes, owner: Any, add: bool) -> None:
-        if owner is None or owner == self.owner_key or self.shutting_down:
+    ``stub(address)`` gives the CoreWorker gRPC stub of the process at
+    ``address``; ``drop_peer(address)`` forgets every connection to a
+    process found dead; ``closing()`` is true once the CoreWorker shuts down.
+    """
+
+    def __init__(self, lt: LoopThread, me: Identity, refs: ReferenceCounter, table: ObjectTable,
+                 stub: Callable[[str], Any], drop_peer: Callable[[str], None], closing: Callable[[], bool]) -> None:
+        self.lt = lt
+        self.me = me
+        self.refs = refs
+        self.table = table
+        self.stub = stub
+        self.drop_peer = drop_peer
+        self.closing = closing
+        self._borrow_rpcs: set[asyncio.Future] = set()
+        self._borrow_last: dict[bytes, asyncio.Future] = {}  # object id -> its latest borrower update
+        self._borrower_addrs: dict[bytes, str] = {}  # borrower id -> its address (to probe)
+        self._borrower_misses: dict[bytes, int] = {}  # borrower id -> failed probes in a row
+
+    def on_borrow(self, object_id: bytes, owner: Any, add: bool) -> None:
+        """The reference counter's callback: we (stop to) borrow an object."""
+        if owner is None or owner == self.me.owner_key or self.closing():
             return
-        self.call_soon(self._send_borrow, object_id, owner, add)
+        self.lt.call_soon(self._send_borrow, object_id, owner, add)
 
-    def _send_borrow(self: Any, object_id: bytes, owner: tuple[str, bytes], add: bool,
+    def release_hand_off(self, ret: cpb.ReturnObject) -> None:
+        """A return value nobody wants: give back the borrower registrations
+        its worker made for us (``hand_off``)."""
+        seen: set[bytes] = set()
+        for r in ret.nested_refs:
+            owner = owner_key(r.owner)
+            if r.object_id not in seen and owner is not None:
+                seen.add(r.object_id)
+                self.on_borrow(r.object_id, owner, False)
+
+    def _send_borrow(self, object_id: bytes, owner: tuple[str, bytes], add: bool,
                      borrower: cpb.Address | None = None, holding: bool = False) -> None:
         """Loop thread: (un)register ``borrower`` (default: this process) with
         the owner. Updates about one object reach its owner in the order they
@@ -43,9 +75,9 @@ class Borrowing:
         overtakes the registration it undoes. ``holding``: a ref count taken
         for this update, dropped once the owner has it."""
         if not add and borrower is None and object_id not in self.refs:  # we hold it no more
-            self.objects.pop(object_id, None)
-        stub = self.pool.stub(owner[0], wgrpc.CoreWorkerServiceStub)
-        who = borrower if borrower is not None else self.address
+            self.table.objects.pop(object_id, None)
+        stub = self.stub(owner[0])
+        who = borrower if borrower is not None else self.me.address
         req = wpb.BorrowRequest(object_ids=[object_id], borrower_id=who.worker_id, add=add, borrower=who)
         fut = asyncio.ensure_future(self._borrow_rpc(stub, req, self._borrow_last.get(object_id)))
         self._borrow_last[object_id] = fut
@@ -58,7 +90,7 @@ class Borrowing:
             await asyncio.wait([before])
         await stub.UpdateBorrowers(req)
 
-    def _borrow_done(self: Any, object_id: bytes, fut: asyncio.Future, holding: bool) -> None:
+    def _borrow_done(self, object_id: bytes, fut: asyncio.Future, holding: bool) -> None:
         self._borrow_rpcs.discard(fut)
         if self._borrow_last.get(object_id) is fut:
             del self._borrow_last[object_id]
@@ -67,7 +99,7 @@ class Borrowing:
         if holding:
             self.refs.decr(object_id)
 
-    def hand_off(self: Any, refs: Sequence[Any], caller: cpb.Address) -> None:
+    def hand_off(self, refs: Sequence[Any], caller: cpb.Address) -> None:
         """Refs going out in a task's return value: register the caller as a
         borrower of each with its owner before the reply leaves (the caller
         counts them with ``registered=True``). Refs the caller owns need
@@ -81,9 +113,9 @@ class Borrowing:
             if oid in seen or owner is None or owner[1] == caller_id:
                 continue
             seen.add(oid)
-            if owner == self.owner_key:
+            if owner == self.me.owner_key:
                 if self.refs.add_borrower(oid, caller_id):
-                    self.call_soon(self.note_borrower, caller_id, caller)
+                    self.lt.call_soon(self.note_borrower, caller_id, caller)
                 else:
                     logger.debug("hand-off of %s: not owned here any more", oid.hex())
             else:
@@ -91,24 +123,24 @@ class Borrowing:
                 # count held until the owner has it (a decrement queued
                 # before the update reaches the loop could unregister us first).
                 self.refs.incr(oid, owner)
-                self.call_soon(self._send_borrow, oid, owner, True, caller, True)
+                self.lt.call_soon(self._send_borrow, oid, owner, True, caller, True)
 
-    async def flush_borrows(self: Any) -> None:
+    async def flush(self) -> None:
         """Wait until every borrower registration sent so far reached its owner."""
         if self._borrow_rpcs:
             await asyncio.gather(*list(self._borrow_rpcs), return_exceptions=True)
 
-    def note_borrower(self: Any, borrower_id: bytes, address: cpb.Address) -> None:
+    def note_borrower(self, borrower_id: bytes, address: cpb.Address) -> None:
         """Loop thread: where a borrower of our objects listens."""
-        if borrower_id != self.worker_id and address.port:
+        if borrower_id != self.me.worker_id and address.port:
             self._borrower_addrs[borrower_id] = f"{address.ip}:{address.port}"
 
-    async def _probe_borrowers_loop(self: Any) -> None:
+    async def probe_loop(self) -> None:
         """Drop the borrows of processes that died holding our objects (a
         borrower that dies never unregisters): each registered borrower is
         pinged every BORROWER_PROBE_SECONDS; two refused connections in a
         row mean it is gone. A slow or busy one counts as alive."""
-        while not self.shutting_down:
+        while not self.closing():
             await asyncio.sleep(config.BORROWER_PROBE_SECONDS)
             ids = self.refs.borrower_ids()
             for bid in [b for b in self._borrower_addrs if b not in ids]:
@@ -124,11 +156,11 @@ class Borrowing:
                     logger.info("borrower %s at %s is gone: dropping its borrows", bid.hex(), addr)
                     self._borrower_addrs.pop(bid, None)
                     self._borrower_misses.pop(bid, None)
-                    self.pool.drop(addr)
+                    self.drop_peer(addr)
                     self.refs.remove_borrower_everywhere(bid)
 
-    async def _reachable(self: Any, addr: str) -> bool:
-        stub = self.pool.stub(addr, wgrpc.CoreWorkerServiceStub)
+    async def _reachable(self, addr: str) -> bool:
+        stub = self.stub(addr)
         try:
             await stub.GetObjectStatus(wpb.GetObjectStatusRequest(object_id=b"", timeout=0.0), timeout=5)
         except grpc.RpcError as e:

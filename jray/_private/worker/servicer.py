@@ -38,7 +38,7 @@ class CoreWorkerServicer(wgrpc.CoreWorkerServiceServicer):
         w = self.w
         oid = request.object_id
         if oid not in w.objects:
-            if oid not in w._pending_owned:
+            if oid not in w.table.pending_owned:
                 return wpb.GetObjectStatusReply(status=wpb.GetObjectStatusReply.FREED)
             try:
                 await asyncio.wait_for(w.wait_local_ready(oid), request.timeout or None)
@@ -68,7 +68,7 @@ class CoreWorkerServicer(wgrpc.CoreWorkerServiceServicer):
         return wpb.PublishLogsReply()
 
     async def ReportGeneratorItem(self, request: wpb.GeneratorItem, context: Any) -> wpb.GeneratorItemReply:
-        self.w.task_submitter.on_generator_item(request)
+        self.w.on_generator_item(request)
         return wpb.GeneratorItemReply()
 
     async def CancelTask(self, request: wpb.CancelTaskRequest, context: Any) -> wpb.CancelTaskReply:

@@ -1,6 +1,6 @@
 """The CoreWorker's object-store client: writing a value into this node's
-store (``write_to_store``: create over the raylet's direct socket, copy,
-seal in the background), reading one (``_read_from_store``: a zero-copy view
+store (``write``: create over the raylet's direct socket, copy, seal in
+the background), reading one (``read``: a zero-copy view
 of the shared arena, pulled to this node first when it lives elsewhere, or a
 private copy from a spill file), and the pins behind those views (one raylet
 pin per object per process, released in batches shortly after the last view
@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -20,19 +22,39 @@ from jray._private import serialization
 from jray._private.ids import is_put_id
 from jray._private.protocol import common_pb2 as cpb
 from jray._private.protocol import raylet_pb2 as rpb
+from jray._private.worker.event_loop import LoopThread
+from jray._private.worker.identity import Identity
 
 logger = logging.getLogger(__name__)
 
 
 class StoreClient:
-    """Mixed into CoreWorker (``self`` is the CoreWorker: its arena, pins,
-    raylet stub and direct store socket, loop)."""
+    """This process's client of its node's object store.
 
-    def write_to_store(self: Any, object_id: bytes, ser: serialization.SerializedObject,
+    ``raylet()`` is the local raylet's gRPC stub; ``raylet_of(node_id)``
+    the (ip, port) of another node's raylet; ``closing()`` is true once the
+    CoreWorker shuts down. ``arena`` (the mapped store) and ``direct`` (the
+    raylet's blocking direct socket) are set when the CoreWorker connects.
+    """
+
+    def __init__(self, lt: LoopThread, me: Identity, raylet: Callable[[], Any],
+                 raylet_of: Callable[[bytes], tuple[str, int]], closing: Callable[[], bool]) -> None:
+        self.lt = lt
+        self.me = me
+        self.raylet = raylet
+        self.raylet_of = raylet_of
+        self.closing = closing
+        self.arena: Any = None
+        self.direct: Any = None  # direct.BlockingClient
+        self._pins: dict[bytes, list[int]] = {}  # object id -> [offset, size, live views]
+        self._pins_lock = threading.Lock()
+        self._release_queue: list[bytes] = []
+
+    def write(self, object_id: bytes, ser: serialization.SerializedObject,
                        owner: cpb.Address | None = None) -> None:
         size = ser.total_size
         reply = self._raylet_call("CreateObject", rpb.CreateObjectRequest(
-            object_id=object_id, size=size, owner=owner if owner is not None and owner.port else self.address,
+            object_id=object_id, size=size, owner=owner if owner is not None and owner.port else self.me.address,
             primary=True))
         if not reply.ok:
             if reply.exists:
@@ -56,7 +78,7 @@ class StoreClient:
                 if fresh:
                     self._pins[object_id] = [reply.offset, size, 0]
             if fresh:
-                self.call_soon(self._queue_release, object_id)
+                self.lt.call_soon(self._queue_release, object_id)
             else:  # pragma: no cover - a put id is new
                 self._release_pin_rpc([object_id])
         # Sealing need not be waited for: a reader's GetObject on this node
@@ -65,26 +87,27 @@ class StoreClient:
 
         async def seal() -> None:
             try:
-                await self.raylet.SealObject(req)
+                await self.raylet().SealObject(req)
             except grpc.RpcError as e:
                 logger.warning("sealing object %s failed: %s", object_id.hex(), e)
 
-        if self.in_loop_thread():
-            self.spawn(seal())
+        lt = self.lt
+        if lt.in_loop_thread():
+            lt.spawn(seal())
         else:
-            self.post(lambda: self.spawn(seal()))
+            lt.post(lambda: lt.spawn(seal()))
 
-    def _raylet_call(self: Any, method: str, request: Any) -> Any:
+    def _raylet_call(self, method: str, request: Any) -> Any:
         async def call() -> Any:
-            return await getattr(self.raylet, method)(request)
+            return await getattr(self.raylet(), method)(request)
 
-        if self.in_loop_thread():
+        if self.lt.in_loop_thread():
             raise RuntimeError("raylet call from loop thread")
-        if self.raylet_direct is not None:
-            return self.raylet_direct.call(method, request)
-        return self.run_sync(call())
+        if self.direct is not None:
+            return self.direct.call(method, request)
+        return self.lt.run_sync(call())
 
-    def _read_from_store(self: Any, ret: cpb.ReturnObject) -> Any:
+    def read(self, ret: cpb.ReturnObject) -> Any:
         """Map a value from this node's store (pulling it here first if needed).
 
         This process holds at most one raylet pin per object, counted locally
@@ -96,10 +119,10 @@ class StoreClient:
             if pin is not None:
                 pin[2] += 1
         if pin is None:
-            req = rpb.GetObjectRequest(object_id=oid, client_id=self.worker_id, timeout=60.0)
-            if ret.node_id and ret.node_id != self.node_id:
+            req = rpb.GetObjectRequest(object_id=oid, client_id=self.me.worker_id, timeout=60.0)
+            if ret.node_id and ret.node_id != self.me.node_id:
                 req.from_node_id = ret.node_id
-                ip, port = self._raylet_of(ret.node_id)
+                ip, port = self.raylet_of(ret.node_id)
                 req.from_ip, req.from_port = ip, port
             reply = self._raylet_call("GetObject", req)
             if not reply.found:
@@ -122,7 +145,7 @@ class StoreClient:
         view = self.arena.read_view(pin[0], pin[1], on_release=lambda: self._release_pin(oid))
         return serialization.deserialize(view)
 
-    def _read_spill_file(self: Any, oid: bytes, path: str, size: int) -> bytearray:
+    def _read_spill_file(self, oid: bytes, path: str, size: int) -> bytearray:
         """Read an object's spill file, which the raylet pinned for us (it is
         not deleted while we read), then release that pin."""
         try:
@@ -139,7 +162,7 @@ class StoreClient:
         finally:
             self._release_pin_rpc([oid])
 
-    def _release_pin(self: Any, object_id: bytes) -> None:
+    def _release_pin(self, object_id: bytes) -> None:
         """A view died (any thread, possibly inside the garbage collector)."""
         with self._pins_lock:
             pin = self._pins.get(object_id)
@@ -148,19 +171,19 @@ class StoreClient:
             pin[2] -= 1
             if pin[2] > 0:
                 return
-        if self.shutting_down:
+        if self.closing():
             return
         try:
-            self.loop.call_soon_threadsafe(self._queue_release, object_id)
+            self.lt.loop.call_soon_threadsafe(self._queue_release, object_id)
         except RuntimeError:  # loop closed
             pass
 
-    def _queue_release(self: Any, object_id: bytes) -> None:
+    def _queue_release(self, object_id: bytes) -> None:
         if not self._release_queue:
-            self.loop.call_later(0.005, self._flush_releases)
+            self.lt.loop.call_later(0.005, self._flush_releases)
         self._release_queue.append(object_id)
 
-    def _flush_releases(self: Any) -> None:
+    def _flush_releases(self) -> None:
         ids: list[bytes] = self._release_queue
         fresh: list[bytes] = []
         self._release_queue = fresh
@@ -174,19 +197,27 @@ class StoreClient:
         if out:
             self._release_pin_rpc(out)
 
-    def _release_pin_rpc(self: Any, ids: list[bytes]) -> None:
+    def _release_pin_rpc(self, ids: list[bytes]) -> None:
         async def send() -> None:
-            if self.shutting_down:
+            if self.closing():
                 return
             try:
-                await self.raylet.ReleaseObjects(rpb.ReleaseObjectsRequest(object_ids=ids, client_id=self.worker_id))
+                await self.raylet().ReleaseObjects(rpb.ReleaseObjectsRequest(object_ids=ids,
+                                                                             client_id=self.me.worker_id))
             except grpc.RpcError:
                 pass
 
-        if self.in_loop_thread():
-            self.spawn(send())
+        if self.lt.in_loop_thread():
+            self.lt.spawn(send())
         else:
-            asyncio.run_coroutine_threadsafe(send(), self.loop)
+            asyncio.run_coroutine_threadsafe(send(), self.lt.loop)
+
+    def close(self) -> None:
+        if self.arena is not None:
+            try:
+                self.arena.close()
+            except Exception:  # noqa: BLE001 - best effort at shutdown
+                pass
 
 
 def _write_file(path: str, ser: serialization.SerializedObject, size: int) -> None:

@@ -1,0 +1,116 @@
+"""The CoreWorker's event loop, in a thread of its own.
+
+A driver lives inside a Jupyter kernel that already runs an asyncio loop, so
+the engine's loop runs in a background thread; user threads reach it
+through this small facade (ipyparallel's "async core, sync facade"):
+``run_sync`` (block on a coroutine), ``call_soon`` (thread-safe callback),
+``post`` (an ordered inbox: a burst of posts from user threads costs one
+loop wake-up, which matters on the submission hot path) and ``spawn`` (a
+background task whose failure is logged).
+
+Burst hooks: a part that wants to act once per burst of posts (the task
+submitter pushes the tasks of a burst together) registers
+``add_burst_hooks(start, end)``; ``start`` runs before the inbox drains,
+``end`` after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import threading
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class LoopThread:
+    def __init__(self, name: str = "jray-core-worker") -> None:
+        self.loop = asyncio.new_event_loop()
+        self._inbox: collections.deque = collections.deque()
+        self._inbox_lock = threading.Lock()
+        self._inbox_scheduled = False
+        self._burst_start: list[Callable[[], None]] = []
+        self._burst_end: list[Callable[[], None]] = []
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the loop and join its thread (pending tasks are abandoned)."""
+        try:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+        except RuntimeError:  # already closed
+            return
+        self._thread.join(timeout=timeout)
+
+    def in_loop_thread(self) -> bool:
+        return threading.current_thread() is self._thread
+
+    def run_sync(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        """Run ``coro`` on the loop and wait for its result (user threads)."""
+        if self.in_loop_thread():
+            coro.close()
+            raise RuntimeError("jray: a blocking call was made from the CoreWorker's own event loop")
+        fut = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        try:
+            return fut.result(timeout)
+        except KeyboardInterrupt:
+            fut.cancel()
+            raise
+
+    def call_soon(self, fn: Callable[..., Any], *args: Any) -> None:
+        """``fn(*args)`` on the loop: now when already there, else soon."""
+        if self.in_loop_thread():
+            fn(*args)
+        else:
+            self.loop.call_soon_threadsafe(fn, *args)
+
+    def add_burst_hooks(self, start: Callable[[], None], end: Callable[[], None]) -> None:
+        self._burst_start.append(start)
+        self._burst_end.append(end)
+
+    def post(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run ``fn(*args)`` on the loop, in order; a burst of posts from user
+        threads costs one loop wake-up (task submission is the hot path)."""
+        if self.in_loop_thread():
+            fn(*args)
+            return
+        self._inbox.append((fn, args))
+        with self._inbox_lock:
+            if self._inbox_scheduled:
+                return
+            self._inbox_scheduled = True
+        self.loop.call_soon_threadsafe(self._drain_inbox)
+
+    def _drain_inbox(self) -> None:
+        with self._inbox_lock:
+            self._inbox_scheduled = False
+        inbox = self._inbox
+        for hook in self._burst_start:
+            hook()
+        while inbox:
+            fn, args = inbox.popleft()
+            try:
+                fn(*args)
+            except Exception:  # noqa: BLE001 - one bad item must not stop the rest
+                logger.exception("jray: internal error in %s", getattr(fn, "__qualname__", fn))
+        for hook in self._burst_end:
+            hook()
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task:
+        """A background task on the loop (loop thread); its failure is logged."""
+        task = self.loop.create_task(coro)
+        task.add_done_callback(_log_task_exception)
+        return task
+
+
+def _log_task_exception(task: asyncio.Task) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.debug("background task failed", exc_info=task.exception())
