@@ -24,7 +24,7 @@ from bokeh.models.widgets.tables import DataTable, NumberFormatter, StringFormat
 from bokeh.plotting import figure
 
 from jray.util import state
-from jray.views._base import Columns, View, color_for, short
+from jray.jupyter.views._base import Columns, View, color_for, short
 
 
 class ObjectStoreView(View):

@@ -16,7 +16,9 @@ every ``period`` seconds, so the monitor moves while a cell blocks in
 widgets). ``update()`` refreshes once, on the caller's thread.
 
 This module imports ipywidgets; ``import jray`` does not import it (the
-``jray.widgets`` attribute loads it on first use).
+``jray.widgets`` attribute loads it on first use). ``jray.widgets`` is its
+public name; ``jray/widgets.py`` is an alias of this module, its home before
+it moved here beside the other notebook code.
 """
 
 from __future__ import annotations

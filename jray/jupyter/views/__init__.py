@@ -1,5 +1,9 @@
 """Live Bokeh views of the cluster: the scheduler and the object store.
 
+Users reach this package as ``jray.views`` (the lazy attribute of ``import
+jray``; ``jray/views/`` is an alias of it, its home before it moved here
+beside the other notebook code).
+
 Each view (``TaskStreamView``, ``ObjectStoreView``) is a small component:
 named ``ColumnDataSource`` objects, an ``update()`` that reads the state API
 (``jray.util.state``) and nothing else, ``data()`` (the same columns as
@@ -25,9 +29,9 @@ try:
 except ImportError as e:  # pragma: no cover - depends on the install
     raise ImportError("jray.views draws with Bokeh: pip install 'jray[notebook]' (bokeh, jupyter_bokeh)") from e
 
-from jray.views._base import View
-from jray.views.object_store import ObjectStoreView
-from jray.views.task_stream import TaskStreamView
+from jray.jupyter.views._base import View
+from jray.jupyter.views.object_store import ObjectStoreView
+from jray.jupyter.views.task_stream import TaskStreamView
 
 __all__ = ["ObjectStoreView", "TaskStreamView", "View", "object_store", "task_stream"]
 
@@ -35,7 +39,7 @@ __all__ = ["ObjectStoreView", "TaskStreamView", "View", "object_store", "task_st
 def task_stream(period: float = 1.0, *, address: str | None = None, token: str | None = None,
                 **options: Any) -> Any:
     """The scheduler view as a live notebook widget (``options`` go to ``TaskStreamView``)."""
-    from jray.views.live import LiveView
+    from jray.jupyter.views.live import LiveView
 
     return LiveView(TaskStreamView(address=address, token=token, **options), period)
 
@@ -43,6 +47,6 @@ def task_stream(period: float = 1.0, *, address: str | None = None, token: str |
 def object_store(period: float = 1.0, *, address: str | None = None, token: str | None = None,
                  **options: Any) -> Any:
     """The object store view as a live notebook widget (``options`` go to ``ObjectStoreView``)."""
-    from jray.views.live import LiveView
+    from jray.jupyter.views.live import LiveView
 
     return LiveView(ObjectStoreView(address=address, token=token, **options), period)
