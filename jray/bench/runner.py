@@ -3,11 +3,19 @@
     python bench/run.py --runtime ray            # Ray, under .venv-ray/bin/python
     python bench/run.py --runtime jray           # jray, under this interpreter
     python bench/run.py --both                   # both, then bench/out/results.{json,md}
+    python bench/compare.py [--render JRAY_JSON RAY_JSON]   # compare_main below
 
 Each runtime runs in a child process (its own process group, killed as a
-whole if it outlives ``--timeout``) that loads jray/_private/perf/workloads.py
-by file path, imports the runtime and calls ``run_all``. The Ray child runs
-without the repo on its path, so the workloads cannot lean on jray.
+whole if it outlives ``--timeout``): this file run as a script with
+``--child``, which loads ``workloads.py`` beside it by file path, imports the
+runtime and calls ``run_all``. The Ray child runs without the repo on its
+path, so neither it nor the workloads can lean on jray; for the same reason
+this module imports only the standard library and loads its siblings by
+path (``load``), whether it was imported as ``jray.bench.runner`` or loaded
+by path from ``bench/run.py``.
+
+It runs from a checkout: results go to ``bench/out/``, Ray's interpreter is
+``.venv-ray/bin/python`` (``bash bench/setup_ray_venv.sh``).
 """
 
 from __future__ import annotations
@@ -26,10 +34,32 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-PERF = ROOT / "jray" / "_private" / "perf"
+HERE = Path(__file__).resolve().parent  # jray/bench/
+ROOT = HERE.parents[1]  # the checkout
 OUT_DIR = ROOT / "bench" / "out"
 RAY_PYTHON = ROOT / ".venv-ray" / "bin" / "python"
+
+RUN_HELP = """Run the microbenchmark suite against Ray or jray, or both side by side.
+
+    python bench/run.py --runtime ray            # Ray, under .venv-ray/bin/python
+    python bench/run.py --runtime jray           # jray, under this interpreter
+    python bench/run.py --both                   # both, then bench/out/results.{json,md}
+
+Each runtime runs in a child process (its own process group, killed as a
+whole if it outlives ``--timeout``) that loads jray/bench/workloads.py
+by file path, imports the runtime and calls ``run_all``. The Ray child runs
+without the repo on its path, so the workloads cannot lean on jray.
+"""
+
+COMPARE_HELP = """Run jray and Ray in one invocation and write bench/out/results.{json,md}.
+
+    python bench/compare.py [--quick] [--large] [--reps N] [--only a,b]
+    python bench/compare.py --render bench/out/jray.json bench/out/ray.json
+
+The first form is ``bench/run.py --both``. ``--render`` builds the report
+from two runs made earlier with ``bench/run.py --runtime ...`` (their ratios
+are then across runs, so noisier than within one invocation).
+"""
 
 
 def load(path: Path, name: str) -> ModuleType:
@@ -48,7 +78,7 @@ def say(msg: str) -> None:
 
 def child(args: argparse.Namespace) -> int:
     """In the runtime's interpreter: run the suite and write its JSON."""
-    workloads = load(PERF / "workloads.py", "jray_bench_workloads")
+    workloads = load(HERE / "workloads.py", "jray_bench_workloads")
     rt = importlib.import_module(args.runtime)
     only = args.only.split(",") if args.only else None
     result = workloads.run_all(
@@ -127,8 +157,9 @@ def run_runtime(runtime: str, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``bench/run.py``: one runtime (``--runtime``), or both (``--both``)."""
     p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        description=RUN_HELP, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--runtime", choices=("ray", "jray"))
     p.add_argument(
@@ -167,15 +198,45 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out) if args.out else OUT_DIR / f"{args.runtime}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))
-    report = load(PERF / "report.py", "jray_bench_report")
+    report = load(HERE / "report.py", "jray_bench_report")
     runs = {args.runtime: result}
     print(report.markdown({"machine": report.machine_info(), "runs": runs}))
     say(f"wrote {out}")
     return 1 if result.get("error") else 0
 
 
+def compare_main(argv: list[str] | None = None) -> int:
+    """``bench/compare.py``: ``main(["--both", ...])``, or with ``--render`` the
+    report of two earlier runs."""
+    p = argparse.ArgumentParser(
+        description=COMPARE_HELP, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--render", nargs=2, metavar=("JRAY_JSON", "RAY_JSON"), help="report two earlier runs"
+    )
+    p.add_argument(
+        "--out", help="JSON file (default: bench/out/results.json); the .md goes beside it"
+    )
+    args, rest = p.parse_known_args(argv)
+    if not args.render:
+        return main(["--both", *(["--out", args.out] if args.out else []), *rest])
+    report = load(HERE / "report.py", "jray_bench_report")
+    runs = {
+        key: json.loads(Path(f).read_text())
+        for key, f in zip(("jray", "ray"), args.render, strict=True)
+    }
+    results = {"machine": report.machine_info(), "runs": runs}
+    out = Path(args.out) if args.out else OUT_DIR / "results.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=1))
+    md = report.markdown(results)
+    out.with_suffix(".md").write_text(md)
+    print(md)
+    return 0
+
+
 def both(args: argparse.Namespace) -> int:
-    report = load(PERF / "report.py", "jray_bench_report")
+    report = load(HERE / "report.py", "jray_bench_report")
     machine = report.machine_info()
     order: list[str] = []
     for i in range(max(1, args.rounds)):
@@ -199,7 +260,7 @@ def pool_rounds(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     """One runtime's runs merged: each metric's samples pooled, then summarised again."""
     if len(rounds) == 1:
         return rounds[0]
-    workloads = load(PERF / "workloads.py", "jray_bench_workloads")
+    workloads = load(HERE / "workloads.py", "jray_bench_workloads")
     merged = dict(rounds[0])
     merged["rounds"] = len(rounds)
     merged["seconds"] = round(sum(r.get("seconds", 0) for r in rounds), 3)
