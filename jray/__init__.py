@@ -50,11 +50,12 @@ def progress(refs: object, desc: str = "") -> object:
 
 
 def __getattr__(name: str) -> object:
-    """``jray.widgets`` and ``jray.views`` load on first use (ipywidgets, Bokeh)."""
+    """``jray.widgets`` and ``jray.views`` load on first use (ipywidgets, Bokeh);
+    both live in ``jray.jupyter`` (``jray/widgets.py``, ``jray/views/`` are aliases)."""
     if name in ("widgets", "views"):
         import importlib
 
-        return importlib.import_module(f"jray.{name}")
+        return importlib.import_module(f"jray.jupyter.{name}")
     raise AttributeError(f"module 'jray' has no attribute {name!r}")
 
 

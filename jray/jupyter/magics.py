@@ -20,7 +20,8 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 
 import jray
 from jray import exceptions
-from jray.jupyter import autoremote, cell_source, namespaces, routing, session, shipping, views
+from jray.jupyter import autoremote, cell_source, namespaces, routing, session, shipping
+from jray.jupyter import status as views  # the %jray status/nodes/dashboard tables
 from jray.jupyter.remote_cell import CellRequest, CellResult, run_cell
 
 _run_cell_remote: Any = None

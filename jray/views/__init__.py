@@ -1,48 +1,22 @@
-"""Live Bokeh views of the cluster: the scheduler and the object store.
+"""``jray.views``: the Bokeh views' public name, an alias of ``jray.jupyter.views``.
 
-Each view (``TaskStreamView``, ``ObjectStoreView``) is a small component:
-named ``ColumnDataSource`` objects, an ``update()`` that reads the state API
-(``jray.util.state``) and nothing else, ``data()`` (the same columns as
-JSON-ready dicts) and ``layout()`` (the Bokeh figures over the sources).
-They are shown two ways:
-
-- inline in a notebook: ``jray.views.task_stream()`` / ``object_store()``
-  return a live widget (``live.LiveView``, a ``jupyter_bokeh.BokehModel``
-  refreshed from a thread; ``.close()`` stops it; BokehJS is put into the
-  page first, inlined, since the widget's view needs it);
-- as full pages served by the Jupyter server extension: ``pages.py``
-  (``page_html`` renders, ``page_data`` feeds the page's polling script).
-
-Importing this package imports Bokeh; ``import jray`` does not.
+The views moved to ``jray/jupyter/views/`` beside the rest of the notebook
+code. Importing this package puts the real one in its place in
+``sys.modules`` and registers its submodules under their old names too, so
+``jray.views is jray.jupyter.views`` and ``jray.views.pages is
+jray.jupyter.views.pages``: one module object per file, never a second copy
+with classes of its own. ``live`` is left out: the views import it only
+when a widget is made, and registering it here would load jupyter_bokeh and
+ipywidgets on this import (``jray.views.live`` still imports, as a copy).
 """
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+import sys
 
-try:
-    import bokeh  # noqa: F401
-except ImportError as e:  # pragma: no cover - depends on the install
-    raise ImportError("jray.views draws with Bokeh: pip install 'jray[notebook]' (bokeh, jupyter_bokeh)") from e
+from jray.jupyter import views as _views
 
-from jray.views._base import View
-from jray.views.object_store import ObjectStoreView
-from jray.views.task_stream import TaskStreamView
-
-__all__ = ["ObjectStoreView", "TaskStreamView", "View", "object_store", "task_stream"]
-
-
-def task_stream(period: float = 1.0, *, address: str | None = None, token: str | None = None,
-                **options: Any) -> Any:
-    """The scheduler view as a live notebook widget (``options`` go to ``TaskStreamView``)."""
-    from jray.views.live import LiveView
-
-    return LiveView(TaskStreamView(address=address, token=token, **options), period)
-
-
-def object_store(period: float = 1.0, *, address: str | None = None, token: str | None = None,
-                 **options: Any) -> Any:
-    """The object store view as a live notebook widget (``options`` go to ``ObjectStoreView``)."""
-    from jray.views.live import LiveView
-
-    return LiveView(ObjectStoreView(address=address, token=token, **options), period)
+for _name in ("_base", "object_store", "pages", "task_stream"):
+    sys.modules[f"{__name__}.{_name}"] = importlib.import_module(f"{_views.__name__}.{_name}")
+sys.modules[__name__] = _views

@@ -88,8 +88,8 @@ import jray
 jray.init()
 print("again", jray.get(jray.get_actor("keeper").add.remote(1)))
 jray.kill(jray.get_actor("keeper"))
-from jray.jupyter import views
-print(repr(views.dashboard()))
+from jray.jupyter import status
+print(repr(status.dashboard()))
 """)
         assert "again 42" in out
         assert "task stream /a%40b/jray/views/task_stream" in out  # %jray dashboard links the pages

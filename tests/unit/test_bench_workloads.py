@@ -1,13 +1,15 @@
 """The benchmark's workload module stays runtime-agnostic; its report does the right sums.
 
-No timing here: the numbers are synthetic. Both modules are loaded by file
-path, the way bench/run.py loads them inside Ray's virtualenv.
+No timing here: the numbers are synthetic. The modules are loaded by file
+path, the way jray/bench/runner.py loads them inside Ray's virtualenv.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import mmap
+import os
 import subprocess
 import sys
 import tempfile
@@ -18,7 +20,8 @@ from typing import Any
 
 import pytest
 
-PERF = Path(__file__).resolve().parents[2] / "jray" / "_private" / "perf"
+ROOT = Path(__file__).resolve().parents[2]
+PERF = ROOT / "jray" / "bench"
 
 
 def load(name: str) -> ModuleType:
@@ -40,7 +43,7 @@ def workloads() -> ModuleType:
     return load("workloads")
 
 
-@pytest.mark.parametrize("name", ["workloads", "report", "coldstart"])
+@pytest.mark.parametrize("name", ["workloads", "report", "coldstart", "runner"])
 def test_module_imports_without_jray_numpy_or_psutil(name: str) -> None:
     # A fresh interpreter, so nothing imported by this test session counts.
     code = textwrap.dedent(f"""
@@ -209,10 +212,7 @@ def test_markdown(report: ModuleType) -> None:
 
 
 def test_alternating_rounds_pool_their_samples(workloads: ModuleType) -> None:
-    spec = importlib.util.spec_from_file_location("_bench_run", PERF.parents[2] / "bench" / "run.py")
-    assert spec and spec.loader
-    run = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(run)
+    run = load("runner")
     m = workloads.METRIC_BY_NAME["tasks_async"]
 
     def one(samples: list[float], ok: bool = True) -> dict[str, Any]:
@@ -231,3 +231,78 @@ def test_alternating_rounds_pool_their_samples(workloads: ModuleType) -> None:
     assert pooled["rounds"] == 2 and pooled["seconds"] == 20.0
     assert pooled["workloads"]["tasks_async"] == {"ok": False, "error": "boom", "seconds": 10.0}
     assert run.pool_rounds([one([4.0])])["metrics"]["tasks_async"]["value"] == 4.0
+
+
+def _fake_run(name: str, rate: float) -> dict[str, Any]:
+    return {
+        "runtime": name,
+        "runtime_version": "9.9",
+        "python": "3.11.7",
+        "reps": 1,
+        "warmup": 1,
+        "seconds": 1.0,
+        "metrics": {"tasks_async": metric(rate, rate, rate, unit="tasks/s")},
+        "workloads": {"tasks_async": {"ok": True}},
+    }
+
+
+def test_compare_script_renders_two_earlier_runs(tmp_path: Path) -> None:
+    # bench/compare.py is a thin entry into jray/bench/runner.py; it needs no jray.
+    (tmp_path / "jray.json").write_text(json.dumps(_fake_run("jray", 3000.0)))
+    (tmp_path / "ray.json").write_text(json.dumps(_fake_run("ray", 2000.0)))
+    out = tmp_path / "out" / "results.json"
+    r = subprocess.run(
+        [sys.executable, "-I", str(ROOT / "bench" / "compare.py"), "--render",
+         str(tmp_path / "jray.json"), str(tmp_path / "ray.json"), "--out", str(out)],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    )
+    assert r.returncode == 0, r.stderr
+    assert set(json.loads(out.read_text())["runs"]) == {"jray", "ray"}
+    md = out.with_suffix(".md").read_text()
+    assert "| 1.5× |" in md and md.strip() in r.stdout
+
+
+def test_run_script_usage() -> None:
+    r = subprocess.run([sys.executable, "-I", str(ROOT / "bench" / "run.py")],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "give --runtime ray|jray, or --both" in r.stderr
+    r = subprocess.run([sys.executable, "-I", str(ROOT / "bench" / "run.py"), "--help"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "--rounds" in r.stdout
+
+
+FAKE_RAY = """
+import json, os, sys
+__version__ = "0.0-fake"
+def init(**kwargs):
+    with open(os.environ["FAKE_RAY_REPORT"], "w") as f:
+        json.dump({"jray": sorted(m for m in sys.modules if m.split(".")[0] == "jray"),
+                   "path": sys.path}, f)
+    raise RuntimeError("a fake runtime: no cluster here")
+def shutdown():
+    pass
+"""
+
+
+def test_ray_child_runs_without_jray(tmp_path: Path) -> None:
+    # The Ray side of bench/run.py: its child runs jray/bench/runner.py with the
+    # repo taken off PYTHONPATH, imports "ray" (a fake here, whose init records
+    # what the child had loaded and fails) and still writes its results.
+    (tmp_path / "ray.py").write_text(FAKE_RAY)
+    report = tmp_path / "report.json"
+    out = tmp_path / "ray-result.json"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), str(ROOT)]),
+               FAKE_RAY_REPORT=str(report))
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "run.py"), "--runtime", "ray", "--python",
+         sys.executable, "--only", "task_rtt", "--reps", "1", "--out", str(out)],
+        capture_output=True, text=True, timeout=120, env=env,
+    )
+    assert r.returncode == 0, r.stderr
+    seen = json.loads(report.read_text())
+    assert seen["jray"] == []
+    assert str(ROOT) not in [os.path.abspath(p) for p in seen["path"] if p]
+    result = json.loads(out.read_text())
+    assert result["runtime"] == "ray" and "error" not in result
+    assert result["workloads"]["task_rtt"]["ok"] is False
+    assert "a fake runtime" in result["workloads"]["task_rtt"]["error"]

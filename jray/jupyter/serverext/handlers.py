@@ -209,7 +209,7 @@ class ViewCache:
         self._lock = threading.Lock()
 
     def data(self, name: str, address: str, token: str) -> dict[str, Any]:
-        from jray.views import pages
+        from jray.jupyter.views import pages
 
         with self._lock:
             if self._key != address:
@@ -224,14 +224,14 @@ class ViewCache:
 
 def _page_names() -> list[str]:
     try:
-        from jray.views import pages
+        from jray.jupyter.views import pages
     except ImportError:  # the views need bokeh (the [notebook]/[server] extras)
         return []
     return list(pages.VIEWS)
 
 
 def _page_titles() -> dict[str, str]:
-    from jray.views import pages
+    from jray.jupyter.views import pages
 
     return dict(pages.TITLES)
 
@@ -267,7 +267,7 @@ class ViewPageHandler(JupyterHandler):
             return
         if name not in names:
             raise tornado.web.HTTPError(404, f"no view {name!r}")
-        from jray.views import pages
+        from jray.jupyter.views import pages
 
         data_url = url_path_join(base, "jray/api/views", name)
         self.finish(pages.page_html(name, data_url))

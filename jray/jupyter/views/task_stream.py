@@ -28,8 +28,8 @@ from bokeh.models.annotations import LabelSet, Legend
 from bokeh.plotting import figure
 
 from jray._private.gcs.task_table import RANK
+from jray.jupyter.views._base import Columns, View, color_for, short
 from jray.util import state
-from jray.views._base import Columns, View, color_for, short
 
 PENDING = ("SUBMITTED", "PENDING_ARGS", "PENDING_NODE_ASSIGNMENT", "SCHEDULED")
 _PENDING_COLORS = ("#9e9e9e", "#ff9800", "#e91e63", "#3f51b5")

@@ -1,8 +1,8 @@
 """Side-by-side report of a jray run and a Ray run: ratios, targets, Markdown.
 
 Plain functions over the JSON that ``workloads.run_all`` returns; like
-``workloads`` this module imports nothing from jray, so ``bench/`` can load
-it by file path under any interpreter.
+``workloads`` this module imports nothing from jray, so ``runner.py`` can
+load it by file path under any interpreter.
 
 A ratio is always jray/Ray of the figure as reported: for a rate (higher is
 better) a ratio above 1 means jray is faster, for a time or a size (lower is

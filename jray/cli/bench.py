@@ -1,7 +1,9 @@
 """``jray microbenchmark``: the jray half of the benchmark suite, in-process.
 
 The side-by-side run against Ray 2.60 is ``python bench/compare.py``; this
-command is for a quick look at one machine without Ray installed.
+command is for a quick look at one machine without Ray installed. The
+workloads are ``jray.bench.workloads``, the same code the side-by-side run
+uses.
 """
 
 from __future__ import annotations
@@ -10,10 +12,8 @@ import argparse
 import json
 import sys
 
-from jray.scripts import register
 
-
-def _configure(p: argparse.ArgumentParser) -> None:
+def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true", help="2 repetitions and smaller counts")
     p.add_argument("--large", action="store_true", help="also put a 1 GB array")
     p.add_argument("--reps", type=int, default=None, help="repetitions per workload (default 5)")
@@ -21,10 +21,9 @@ def _configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", default="", help="also write the results to this file")
 
 
-@register("microbenchmark", "run jray's microbenchmark (the jray half of bench/compare.py)", _configure)
-def _run(ns: argparse.Namespace) -> int:
+def microbenchmark(ns: argparse.Namespace) -> int:
     import jray
-    from jray._private.perf import report, workloads
+    from jray.bench import report, workloads
 
     if ns.reps is not None and ns.reps < 1:
         print("jray: --reps must be at least 1", file=sys.stderr)

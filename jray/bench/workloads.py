@@ -6,8 +6,8 @@ the same thing. The workloads follow Ray's own ``ray_perf`` (the script behind
 ``ray microbenchmark``) and the figures in shared/ANCHORS.md.
 
 This module imports nothing from jray, and nothing but the standard library at
-module level: ``bench/run.py`` loads it by file path inside a virtualenv that
-has Ray and numpy but no jray. numpy is imported inside the workloads that
+module level: ``runner.py`` beside it loads it by file path inside a virtualenv
+that has Ray and numpy but no jray. numpy is imported inside the workloads that
 need it. Cold start and idle memory are measured by ``coldstart.py`` beside
 this file, run as a script in a fresh interpreter.
 

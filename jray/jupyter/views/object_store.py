@@ -23,8 +23,8 @@ from bokeh.models import ColumnDataSource, HoverTool, LayoutDOM, NumeralTickForm
 from bokeh.models.widgets.tables import DataTable, NumberFormatter, StringFormatter, TableColumn
 from bokeh.plotting import figure
 
+from jray.jupyter.views._base import Columns, View, color_for, short
 from jray.util import state
-from jray.views._base import Columns, View, color_for, short
 
 
 class ObjectStoreView(View):

@@ -4,7 +4,7 @@ The handler serves two URLs per page: the page itself and its data.
 
 ::
 
-    from jray.views.pages import VIEWS, page_html, page_data
+    from jray.jupyter.views.pages import VIEWS, page_html, page_data
 
     # GET .../jray/views/task_stream  -> the page (static: no cluster call)
     html = page_html("task_stream", data_url="task_stream/data")
@@ -43,9 +43,9 @@ from typing import Any
 from bokeh.embed import file_html
 from bokeh.resources import INLINE
 
-from jray.views._base import View
-from jray.views.object_store import ObjectStoreView
-from jray.views.task_stream import TaskStreamView
+from jray.jupyter.views._base import View
+from jray.jupyter.views.object_store import ObjectStoreView
+from jray.jupyter.views.task_stream import TaskStreamView
 
 __all__ = ["VIEWS", "TITLES", "make_view", "page_data", "page_html"]
 

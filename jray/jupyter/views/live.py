@@ -17,7 +17,7 @@ from typing import Any
 
 from jupyter_bokeh import BokehModel
 
-from jray.views._base import View
+from jray.jupyter.views._base import View
 
 logger = logging.getLogger(__name__)
 BOKEHJS_COMPONENTS: list[Any] = ["bokeh", "bokeh-widgets", "bokeh-tables"]

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
-from jray.scripts import CliError, _bytes, _configure_status, _target, register
+from jray.cli.command import CliError
+from jray.cli.connect import configure_address, target
+from jray.cli.tables import fmt_bytes, format_table
 
 RESOURCES = ("tasks", "actors", "objects", "nodes", "workers", "jobs")
 
@@ -18,7 +20,7 @@ RESOURCES = ("tasks", "actors", "objects", "nodes", "workers", "jobs")
 def _call(fn: Callable[..., Any], ns: argparse.Namespace, **kw: Any) -> Any:
     import grpc
 
-    address, token = _target(ns.address)
+    address, token = target(ns.address)
     try:
         return fn(address=address, token=token, **kw)
     except grpc.RpcError as e:
@@ -40,18 +42,17 @@ def _parse_filter(text: str) -> tuple[str, str, str]:
     raise argparse.ArgumentTypeError(f"expected KEY=VALUE or KEY!=VALUE, got {text!r}")
 
 
-def _configure_list(p: argparse.ArgumentParser) -> None:
+def configure_list(p: argparse.ArgumentParser) -> None:
     p.add_argument("resource", choices=RESOURCES)
     p.add_argument("--filter", action="append", type=_parse_filter, default=[], metavar="KEY=VALUE",
                    help="keep rows where KEY=VALUE (or KEY!=VALUE); repeatable")
     p.add_argument("--limit", type=int, default=100, help="at most this many rows (default 100)")
     p.add_argument("--detail", action="store_true", help="every field")
     p.add_argument("--format", choices=("table", "json"), default="table")
-    _configure_status(p)
+    configure_address(p)
 
 
-@register("list", "list the tasks, actors, objects, nodes, workers or jobs of a cluster", _configure_list)
-def _list(ns: argparse.Namespace) -> int:
+def list_(ns: argparse.Namespace) -> int:
     from jray.util import state
 
     fn = getattr(state, f"list_{ns.resource}")
@@ -60,14 +61,13 @@ def _list(ns: argparse.Namespace) -> int:
     return 0
 
 
-def _configure_summary(p: argparse.ArgumentParser) -> None:
+def configure_summary(p: argparse.ArgumentParser) -> None:
     p.add_argument("resource", choices=("tasks",))
     p.add_argument("--format", choices=("table", "json"), default="table")
-    _configure_status(p)
+    configure_address(p)
 
 
-@register("summary", "summarize the tasks of a cluster by function and state", _configure_summary)
-def _summary(ns: argparse.Namespace) -> int:
+def summary(ns: argparse.Namespace) -> int:
     from jray.util.state import summarize_tasks
 
     summary = _call(summarize_tasks, ns)
@@ -84,15 +84,13 @@ def _summary(ns: argparse.Namespace) -> int:
     return 0
 
 
-def _configure_memory(p: argparse.ArgumentParser) -> None:
+def configure_memory(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, default=100, help="at most this many objects, largest first")
     p.add_argument("--format", choices=("table", "json"), default="table")
-    _configure_status(p)
+    configure_address(p)
 
 
-@register("memory", "objects in the cluster's stores (size, owner, where, pins) and store totals",
-          _configure_memory)
-def _memory(ns: argparse.Namespace) -> int:
+def memory(ns: argparse.Namespace) -> int:
     from jray.util.state import memory_summary
 
     summary = _call(memory_summary, ns)
@@ -101,34 +99,14 @@ def _memory(ns: argparse.Namespace) -> int:
         print(json.dumps({"objects": objects, "nodes": summary["nodes"]}, indent=1))
         return 0
     print(format_table([{
-        "object_id": o["object_id"], "size": _bytes(o["object_size"]), "owner": o["owner_address"] or "",
+        "object_id": o["object_id"], "size": fmt_bytes(o["object_size"]), "owner": o["owner_address"] or "",
         "owner_pid": o["pid"] or "", "where": o["where"], "node": o["node_id"][:12],
         "primary": o["primary"], "pins": o["pins"],
     } for o in objects]))
     print()
     print(format_table([{
         "node_id": n["node_id"], "ip": n["node_ip"], "objects": n["num_objects"],
-        "used": _bytes(n["store_used"]), "capacity": _bytes(n["store_capacity"]),
-        "spilled": _bytes(n["spilled_bytes"]),
+        "used": fmt_bytes(n["store_used"]), "capacity": fmt_bytes(n["store_capacity"]),
+        "spilled": fmt_bytes(n["spilled_bytes"]),
     } for n in summary["nodes"]]))
     return 0
-
-
-def format_table(rows: Sequence[dict[str, Any]]) -> str:
-    """Rows as aligned columns (the keys of the first row)."""
-    if not rows:
-        return "(none)"
-    keys = list(rows[0])
-    cells = [[_cell(r.get(k)) for k in keys] for r in rows]
-    widths = [max(len(k), *(len(c[i]) for c in cells)) for i, k in enumerate(keys)]
-    lines = ["  ".join(k.upper().ljust(w) for k, w in zip(keys, widths, strict=True)).rstrip()]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
-    return "\n".join(lines)
-
-
-def _cell(v: Any) -> str:
-    if v is None:
-        return ""
-    if isinstance(v, dict):
-        return ", ".join(f"{k}: {x:g}" if isinstance(x, float) else f"{k}: {x}" for k, x in v.items())
-    return str(v)

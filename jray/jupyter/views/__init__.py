@@ -1,0 +1,52 @@
+"""Live Bokeh views of the cluster: the scheduler and the object store.
+
+Users reach this package as ``jray.views`` (the lazy attribute of ``import
+jray``; ``jray/views/`` is an alias of it, its home before it moved here
+beside the other notebook code).
+
+Each view (``TaskStreamView``, ``ObjectStoreView``) is a small component:
+named ``ColumnDataSource`` objects, an ``update()`` that reads the state API
+(``jray.util.state``) and nothing else, ``data()`` (the same columns as
+JSON-ready dicts) and ``layout()`` (the Bokeh figures over the sources).
+They are shown two ways:
+
+- inline in a notebook: ``jray.views.task_stream()`` / ``object_store()``
+  return a live widget (``live.LiveView``, a ``jupyter_bokeh.BokehModel``
+  refreshed from a thread; ``.close()`` stops it; BokehJS is put into the
+  page first, inlined, since the widget's view needs it);
+- as full pages served by the Jupyter server extension: ``pages.py``
+  (``page_html`` renders, ``page_data`` feeds the page's polling script).
+
+Importing this package imports Bokeh; ``import jray`` does not.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+try:
+    import bokeh  # noqa: F401
+except ImportError as e:  # pragma: no cover - depends on the install
+    raise ImportError("jray.views draws with Bokeh: pip install 'jray[notebook]' (bokeh, jupyter_bokeh)") from e
+
+from jray.jupyter.views._base import View
+from jray.jupyter.views.object_store import ObjectStoreView
+from jray.jupyter.views.task_stream import TaskStreamView
+
+__all__ = ["ObjectStoreView", "TaskStreamView", "View", "object_store", "task_stream"]
+
+
+def task_stream(period: float = 1.0, *, address: str | None = None, token: str | None = None,
+                **options: Any) -> Any:
+    """The scheduler view as a live notebook widget (``options`` go to ``TaskStreamView``)."""
+    from jray.jupyter.views.live import LiveView
+
+    return LiveView(TaskStreamView(address=address, token=token, **options), period)
+
+
+def object_store(period: float = 1.0, *, address: str | None = None, token: str | None = None,
+                 **options: Any) -> Any:
+    """The object store view as a live notebook widget (``options`` go to ``ObjectStoreView``)."""
+    from jray.jupyter.views.live import LiveView
+
+    return LiveView(ObjectStoreView(address=address, token=token, **options), period)

@@ -1,0 +1,234 @@
+"""``jray.widgets.ClusterMonitor()``: the cluster at a glance, live, in a notebook.
+
+::
+
+    from jray.widgets import ClusterMonitor
+    ClusterMonitor()            # or: jray.widgets.ClusterMonitor(period=2)
+
+An ipywidgets box: a header (nodes, CPUs, tasks), the task counts by state,
+and one panel per live node with a bar per resource (CPU, GPU, memory,
+custom resources: used of total), its workers (busy/idle) and its object
+store (used of capacity, objects, spilled). Everything comes from the state
+API (``jray.util.state.list_nodes`` rows, which carry the stats raylets send
+with their heartbeats, and ``task_state_counts``), read by a daemon thread
+every ``period`` seconds, so the monitor moves while a cell blocks in
+``jray.get``. ``close()`` stops and joins the thread (and closes the
+widgets). ``update()`` refreshes once, on the caller's thread.
+
+This module imports ipywidgets; ``import jray`` does not import it (the
+``jray.widgets`` attribute loads it on first use). ``jray.widgets`` is its
+public name; ``jray/widgets.py`` is an alias of this module, its home before
+it moved here beside the other notebook code.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import threading
+from typing import Any
+
+try:
+    import ipywidgets as W
+except ImportError as e:  # pragma: no cover - depends on the install
+    raise ImportError("jray.widgets needs ipywidgets: pip install 'jray[notebook]'") from e
+
+from jray.util import state
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["ClusterMonitor", "NodePanel"]
+
+STATES = ("SUBMITTED", "PENDING_ARGS", "PENDING_NODE_ASSIGNMENT", "SCHEDULED", "RUNNING", "FINISHED", "FAILED")
+
+
+def _bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+def _shown(resource: str) -> bool:
+    """Resources worth a bar (not the per-node ``node:<ip>`` markers)."""
+    return not resource.startswith("node:")
+
+
+def _order(resource: str) -> tuple[int, str]:
+    return ({"CPU": 0, "GPU": 1, "memory": 2}.get(resource, 3), resource)
+
+
+class _Bar(W.HBox):  # type: ignore[misc]  # ipywidgets is untyped
+    """A labelled bar: ``used`` of ``total``."""
+
+    def __init__(self, name: str) -> None:
+        self.progress = W.FloatProgress(value=0.0, min=0.0, max=1.0, description=name,
+                                        layout=W.Layout(width="60%"))
+        self.label = W.Label(value="")
+        super().__init__([self.progress, self.label])
+
+    def set(self, used: float, total: float, text: str) -> None:
+        self.progress.max = max(float(total), 1e-9)
+        self.progress.value = min(max(float(used), 0.0), self.progress.max)
+        frac = used / total if total else 0.0
+        self.progress.bar_style = "danger" if frac >= 0.95 else ("warning" if frac >= 0.75 else "")
+        self.label.value = text
+
+
+class NodePanel(W.VBox):  # type: ignore[misc]
+    """One node: title, a bar per resource, workers, object store."""
+
+    def __init__(self, node_id: str) -> None:
+        self.node_id = node_id
+        self.title = W.HTML(value="")
+        self.bars: dict[str, _Bar] = {}
+        self.bars_box = W.VBox([])
+        self.workers = W.Label(value="")
+        self.store = _Bar("store")
+        super().__init__([self.title, self.bars_box, self.workers, self.store],
+                         layout=W.Layout(border="1px solid #ddd", padding="4px", margin="2px 0"))
+
+    def show(self, row: dict[str, Any]) -> None:
+        head = " (head)" if row.get("is_head_node") else ""
+        self.title.value = (f"<b>node {html.escape(row['node_id'][:12])}</b> {html.escape(row['node_ip'])}"
+                            f"{head}")
+        total, avail = row["resources_total"], row["resources_available"]
+        names = sorted((r for r in total if _shown(r)), key=_order)
+        for r in names:
+            bar = self.bars.get(r)
+            if bar is None:
+                bar = self.bars[r] = _Bar(r)
+            used = total[r] - avail.get(r, 0.0)
+            text = f"{_bytes(used)} / {_bytes(total[r])}" if r == "memory" else f"{used:g} / {total[r]:g}"
+            bar.set(used, total[r], text)
+        for r in [r for r in self.bars if r not in names]:
+            self.bars.pop(r).close()
+        children = tuple(self.bars[r] for r in names)
+        if self.bars_box.children != children:
+            self.bars_box.children = children
+        busy, idle = row.get("num_busy_workers", 0), row.get("num_idle_workers", 0)
+        pending = row.get("pending_leases", 0)
+        self.workers.value = (f"workers: {row.get('num_workers', 0)} ({busy} busy, {idle} idle)"
+                              + (f", {pending} lease requests waiting" if pending else ""))
+        used, cap = row.get("object_store_used", 0), row.get("object_store_memory", 0)
+        spilled = row.get("spilled_bytes", 0)
+        n = row.get("num_objects", 0)
+        self.store.set(used, cap, f"{_bytes(used)} / {_bytes(cap)}, {n} object{'' if n == 1 else 's'}"
+                       + (f", {_bytes(spilled)} spilled" if spilled else ""))
+
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
+        for w in (self.store, self.workers, self.bars_box, self.title):
+            w.close()
+        super().close()
+
+
+class ClusterMonitor(W.VBox):  # type: ignore[misc]
+    """Live nodes, resources, workers, tasks by state and object-store use.
+
+    ``period``: seconds between refreshes (``autostart=False``: no thread,
+    call ``update()`` yourself). ``address``/``token``: a cluster this
+    process is not attached to, as in ``jray.util.state``.
+    """
+
+    def __init__(self, period: float = 1.0, *, address: str | None = None, token: str | None = None,
+                 autostart: bool = True) -> None:
+        self.period = period
+        self._kw: dict[str, Any] = {} if address is None else {"address": address, "token": token}
+        self.header = W.HTML(value="")
+        self.task_counts: dict[str, int] = {}
+        self.tasks = W.HTML(value="")
+        self.nodes_box = W.VBox([])
+        self.panels: dict[str, NodePanel] = {}
+        self.error = W.HTML(value="")
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        super().__init__([self.header, self.tasks, self.nodes_box, self.error])
+        self.update()
+        if autostart:
+            self.start()
+
+    # -- polling -------------------------------------------------------------------
+    def start(self) -> None:
+        """Refresh every ``period`` seconds in a daemon thread (until ``stop``/``close``)."""
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="jray-cluster-monitor", daemon=True)
+        self._thread.start()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _run(self) -> None:
+        failures = 0
+        while not self._stop.wait(self.period * (1 + min(failures, 10))):
+            try:
+                self.update()
+                failures = 0
+            except Exception as e:  # noqa: BLE001 - keep polling: the cluster may come back
+                failures += 1
+                logger.debug("cluster monitor update failed: %s", e)
+                if not self._stop.is_set():
+                    self.error.value = f"<i style='color:#b00'>cannot reach the cluster: {html.escape(str(e))}</i>"
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop refreshing (the widget stays as it was)."""
+        self._stop.set()
+        t, self._thread = self._thread, None
+        if t is not None and t is not threading.current_thread():
+            t.join(timeout)
+
+    def close(self) -> None:
+        self.stop()
+        with self._lock:
+            self._closed = True
+            for p in self.panels.values():
+                p.close()
+            self.panels.clear()
+            for w in (self.header, self.tasks, self.nodes_box, self.error):
+                w.close()
+        super().close()
+
+    # -- one refresh ---------------------------------------------------------------
+    def update(self) -> None:
+        """Read the state API once and refresh every child widget."""
+        nodes = state.list_nodes(limit=10_000, detail=True, **self._kw)
+        counts = state.task_state_counts(**self._kw)  # counted by the GCS: cheap however many tasks
+        with self._lock:
+            if not self._closed:
+                self._show(nodes, dict(counts))
+
+    def _show(self, nodes: list[dict[str, Any]], counts: dict[str, int]) -> None:
+        alive = [n for n in nodes if n["state"] == "ALIVE"]
+        dead = len(nodes) - len(alive)
+        cpus = sum(n["resources_total"].get("CPU", 0.0) for n in alive)
+        used = cpus - sum(n["resources_available"].get("CPU", 0.0) for n in alive)
+        workers = sum(n.get("num_workers", 0) for n in alive)
+        self.header.value = (f"<b>jray cluster</b>: {len(alive)} node{'s' if len(alive) != 1 else ''} alive"
+                             + (f", {dead} dead" if dead else "")
+                             + f" &middot; CPU {used:g}/{cpus:g} in use &middot; {workers} workers")
+        self.task_counts = {st: counts.get(st, 0) for st in STATES if counts.get(st)}
+        extra = {k: v for k, v in counts.items() if k not in STATES}
+        self.task_counts.update(extra)
+        cells = "".join(f"<td style='padding:0 8px'>{html.escape(k)}<br><b>{v}</b></td>"
+                        for k, v in self.task_counts.items())
+        self.tasks.value = f"<table><tr><td><b>tasks</b></td>{cells}</tr></table>" if cells else \
+            "<i>no tasks yet</i>"
+        for n in alive:
+            panel = self.panels.get(n["node_id"])
+            if panel is None:
+                panel = self.panels[n["node_id"]] = NodePanel(n["node_id"])
+            panel.show(n)
+        ids = {n["node_id"] for n in alive}
+        for gone in [k for k in self.panels if k not in ids]:
+            self.panels.pop(gone).close()
+        children = tuple(self.panels[n["node_id"]] for n in alive)
+        if self.nodes_box.children != children:
+            self.nodes_box.children = children
+        self.error.value = ""
