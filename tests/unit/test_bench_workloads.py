@@ -277,7 +277,7 @@ __version__ = "0.0-fake"
 def init(**kwargs):
     with open(os.environ["FAKE_RAY_REPORT"], "w") as f:
         json.dump({"jray": sorted(m for m in sys.modules if m.split(".")[0] == "jray"),
-                   "path": sys.path}, f)
+                   "pythonpath": os.environ.get("PYTHONPATH", "")}, f)
     raise RuntimeError("a fake runtime: no cluster here")
 def shutdown():
     pass
@@ -301,7 +301,9 @@ def test_ray_child_runs_without_jray(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     seen = json.loads(report.read_text())
     assert seen["jray"] == []
-    assert str(ROOT) not in [os.path.abspath(p) for p in seen["path"] if p]
+    # (sys.path itself may hold the repo through an editable install's .pth:
+    # what run.py controls is PYTHONPATH)
+    assert str(ROOT) not in [os.path.abspath(p) for p in seen["pythonpath"].split(os.pathsep) if p]
     result = json.loads(out.read_text())
     assert result["runtime"] == "ray" and "error" not in result
     assert result["workloads"]["task_rtt"]["ok"] is False
