@@ -125,7 +125,7 @@ class CoreWorker:
             on_interrupt=lambda refs: self.on_interrupt(refs)))
         self.borrowing = Borrowing(self.lt, self.me, self.refs, self.table, self._worker_stub, self._drop_peer,
                                    closing)
-        self.task_events = TaskEventBuffer(self)
+        self.task_events = TaskEventBuffer(self.me, self._send_task_events)
         self.submission = SubmissionCore(self.lt, self.table, self.refs, self.task_events,
                                          self.borrowing.release_hand_off)
         self.task_submitter = TaskSubmitter(self.lt, self.submission, self.table, self.pushes, _Raylets(self),
@@ -293,6 +293,9 @@ class CoreWorker:
     async def _watch_actor(self, actor_id: bytes, after_version: int, timeout: float) -> gpb.GetActorInfoReply:
         return await self.gcs.GetActorInfo(
             gpb.GetActorInfoRequest(actor_id=actor_id, after_version=after_version, timeout=timeout))
+
+    async def _send_task_events(self, events: list[gpb.TaskEvent]) -> None:
+        await self.gcs.AddTaskEvents(gpb.AddTaskEventsRequest(events=events), timeout=5)
 
     async def _cluster_nodes(self) -> list[gpb.NodeInfo]:
         return list((await self.gcs.GetAllNodeInfo(gpb.GetAllNodeInfoRequest())).nodes)

@@ -15,15 +15,12 @@ import collections
 import logging
 import os
 import time
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Iterable
 
 from jray._private.gcs.task_table import RANK
 from jray._private.protocol import common_pb2 as cpb
 from jray._private.protocol import gcs_pb2 as gpb
-
-if TYPE_CHECKING:
-    from jray._private.worker.core_worker import CoreWorker
+from jray._private.worker.identity import Identity
 
 logger = logging.getLogger(__name__)
 FLUSH_SECONDS = 0.5
@@ -33,8 +30,13 @@ _TYPES = {cpb.NORMAL_TASK: "NORMAL_TASK", cpb.ACTOR_CREATION_TASK: "ACTOR_CREATI
 
 
 class TaskEventBuffer:
-    def __init__(self, worker: CoreWorker) -> None:
-        self.w = worker
+    """``send(events)`` delivers a batch to the GCS; ``me`` says which worker
+    and node ran the tasks recorded RUNNING here."""
+
+    def __init__(self, me: Identity,
+                 send: Callable[[list[gpb.TaskEvent]], Awaitable[object]] | None = None) -> None:
+        self.me = me
+        self.send = send
         self.events: collections.deque = collections.deque(maxlen=MAX_BUFFERED)
         self.dropped = 0
         self.enabled = os.environ.get("JRAY_TASK_EVENTS", "1") != "0"
@@ -74,8 +76,8 @@ class TaskEventBuffer:
         return ev
 
     def _running(self, ev: gpb.TaskEvent, spec: cpb.TaskSpec) -> None:
-        w = self.w
-        ev.worker_id, ev.node_id, ev.pid = w.worker_id, w.node_id, os.getpid()
+        me = self.me
+        ev.worker_id, ev.node_id, ev.pid = me.worker_id, me.node_id, os.getpid()
         ev.resources.update(spec.resources)
 
     def _fold(self, ev: gpb.TaskEvent, spec: cpb.TaskSpec, state: str, t: float, attempt: int, error: str) -> None:
@@ -105,11 +107,11 @@ class TaskEventBuffer:
         return list(merged.values())
 
     async def flush(self) -> None:
-        if not self.events:
+        if not self.events or self.send is None:
             return
         batch = self.take()
         try:
-            await self.w.gcs.AddTaskEvents(gpb.AddTaskEventsRequest(events=batch), timeout=5)
+            await self.send(batch)
         except Exception as e:  # noqa: BLE001 - events are best effort
             self.dropped += len(batch)
             logger.debug("dropped %d task events: %s", len(batch), e)
