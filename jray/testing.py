@@ -18,6 +18,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from jray._private import gcs_client
 from jray._private import node as _node
 
 
@@ -65,28 +66,12 @@ class Cluster:
 
     def wait_for_nodes(self, timeout: float = 30) -> None:
         """Block until the GCS sees every node this helper started as alive."""
-
-        from jray._private import rpc
-        from jray._private.protocol import gcs_pb2 as gpb
-        from jray._private.protocol import gcs_pb2_grpc as ggrpc
-
         assert self.handle is not None
         want = {n.node_id for n in self.handle.nodes}
-
-        async def alive() -> set[str]:
-            assert self.handle is not None
-            ch = rpc.make_channel(self.handle.gcs_address, self.handle.token)
-            try:
-                reply = await ggrpc.GcsServiceStub(ch).GetAllNodeInfo(gpb.GetAllNodeInfoRequest(), timeout=5)
-            finally:
-                await ch.close()
-            return {n.node_id.hex() for n in reply.nodes if n.alive}
-
         deadline = time.monotonic() + timeout
         while True:
-            from jray.api import _run_in_thread
-
-            seen = _run_in_thread(alive)
+            alive = gcs_client.alive_nodes_at(self.handle.gcs_address, self.handle.token, timeout=5)
+            seen = {n.node_id.hex() for n in alive}
             if want <= seen:
                 return
             if time.monotonic() > deadline:
