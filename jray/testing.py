@@ -15,9 +15,11 @@ and no ``/dev/shm`` file outlives it.
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
+from jray import api
 from jray._private import gcs_client
 from jray._private import node as _node
 
@@ -80,14 +82,10 @@ class Cluster:
 
     def connect(self, namespace: str | None = None, **kwargs: Any) -> Any:
         """``jray.init`` a driver in this process attached to this cluster."""
-        import jray
-
         assert self.handle is not None
-        import os
-
         os.environ["JRAY_TOKEN"] = self.handle.token
         try:
-            ctx = jray.init(address=self.handle.gcs_address, namespace=namespace, **kwargs)
+            ctx = api.init(address=self.handle.gcs_address, namespace=namespace, **kwargs)
         finally:
             os.environ.pop("JRAY_TOKEN", None)
         self._connected = True
@@ -109,9 +107,7 @@ class Cluster:
 
     def shutdown(self) -> None:
         if self._connected:
-            import jray
-
-            jray.shutdown()
+            api.shutdown()
             self._connected = False
         if self.handle is not None:
             _node.stop_cluster(self.handle)

@@ -16,7 +16,7 @@ import concurrent.futures
 from typing import Any
 
 from jray._private import serialization
-from jray._private.ids import task_id_of
+from jray._private.ids import TaskID, task_id_of
 from jray._private.worker import global_state
 
 
@@ -47,8 +47,6 @@ class ObjectRef:
         return self._id.hex()
 
     def task_id(self) -> Any:
-        from jray._private.ids import TaskID
-
         return TaskID(task_id_of(self._id))
 
     def owner_address(self) -> tuple[str, bytes] | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
-import jray
+from jray import api
 from jray.jupyter.remote_cell import RemoteNamespace
 from jray.util import state
 
@@ -40,7 +40,7 @@ def get_or_create(name: str, opts: dict[str, Any]) -> Any:
     o: dict[str, Any] = {k: v for k, v in opts.items() if k in ("num_cpus", "num_gpus", "resources",
                                                                  "scheduling_strategy")}
     o.setdefault("num_cpus", 0)
-    handle = jray.remote(RemoteNamespace).options(name=actor_name(name), get_if_exists=True, **o).remote()
+    handle = api.remote(RemoteNamespace).options(name=actor_name(name), get_if_exists=True, **o).remote()
     _handles[name] = handle
     _owned.pop(name, None)  # a new actor, or one made elsewhere: learn its names from its first result
     return handle
@@ -53,7 +53,7 @@ def _alive(handle: Any) -> bool:
 
 def _rows() -> list[dict[str, Any]]:
     """State API rows of the live remote namespaces of this driver's namespace."""
-    ns = jray.get_runtime_context().namespace
+    ns = api.get_runtime_context().namespace
     rows = state.list_actors(filters=[("ray_namespace", "=", ns)], limit=0, detail=True)
     return [r for r in rows if r["name"].startswith(PREFIX) and r["state"] != "DEAD"]
 
@@ -62,11 +62,11 @@ def drop(name: str) -> None:
     from IPython.core.error import UsageError
 
     try:
-        handle = jray.get_actor(actor_name(name))
+        handle = api.get_actor(actor_name(name))
     except ValueError:
         known = ", ".join(r["name"][len(PREFIX):] for r in _rows()) or "none"
         raise UsageError(f"no remote namespace named {name!r} (live ones: {known})") from None
-    jray.kill(handle)
+    api.kill(handle)
     _handles.pop(name, None)
     _owned.pop(name, None)
     print(f"dropped the remote namespace {name!r}")

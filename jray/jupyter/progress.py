@@ -24,6 +24,8 @@ from typing import Any
 
 from jray import api
 from jray._private import frontend
+from jray.jupyter import session
+from jray.jupyter.routing import progress_bundle
 from jray.object_ref import ObjectRef
 
 REDRAW_EVERY = 0.1
@@ -174,8 +176,6 @@ class _WidgetBar:
 
 class _HtmlBar:
     def __init__(self, p: Progress) -> None:
-        from jray.jupyter import session
-
         self.p = p
         self.handle: Any = None
         s = session.current()
@@ -183,8 +183,6 @@ class _HtmlBar:
         self.parent = self.router._current_parent() if self.router is not None else None
 
     def _bundle(self) -> dict[str, str]:
-        from jray.jupyter.routing import progress_bundle
-
         return progress_bundle(self.p.n, self.p.total or 1, self.p.text(), bool(self.p.failed))
 
     def show(self) -> None:
