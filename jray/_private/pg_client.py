@@ -14,7 +14,7 @@ from typing import Any
 
 from jray import exceptions
 from jray._private import gcs_client, hooks, serialization
-from jray._private.gcs.placement_groups import STATE_NAMES
+from jray._private.gcs.placement_groups import STATE_NAMES, validate_bundles
 from jray._private.ids import PlacementGroupID, random_id
 from jray._private.object_ref import ObjectRef
 from jray._private.protocol import common_pb2 as cpb
@@ -184,3 +184,7 @@ def current_group_id() -> bytes | None:
     if spec is None or spec.scheduling.kind != cpb.SchedulingStrategy.PLACEMENT_GROUP:
         return None
     return spec.scheduling.placement_group_id  # type: ignore[no-any-return]
+
+
+__all__ = ["PlacementGroupBase", "create", "current_group_id", "find_named", "get_info", "ready_ref", "remove",
+           "table", "validate_bundles", "wait_created"]

@@ -20,7 +20,6 @@ from __future__ import annotations
 from typing import Any
 
 from jray._private import pg_client
-from jray._private.gcs.placement_groups import validate_bundles
 from jray._private.ids import PlacementGroupID
 
 
@@ -65,7 +64,7 @@ def placement_group(bundles: list[dict[str, float]], strategy: str = "PACK", nam
     """Reserve ``bundles`` (a list of resource dicts) with ``strategy``
     (``PACK``, ``SPREAD``, ``STRICT_PACK`` or ``STRICT_SPREAD``); returns at
     once: the group is pending until ``ready()`` resolves."""
-    clean = validate_bundles(bundles, strategy)
+    clean = pg_client.validate_bundles(bundles, strategy)
     if lifetime not in (None, "detached"):
         raise ValueError(f"The placement group lifetime must be None or 'detached', got {lifetime!r}.")
     if not isinstance(name, str):

@@ -9,7 +9,10 @@ Read with ``ast`` (nothing is imported):
     was registered with ``jray._private.hooks``: ``jray.api`` registers the
     auto-init, ``jray.jupyter`` its ``init()`` hook;
 (c) the notebook layer (``jray/jupyter/``) uses the public API, the state
-    API and ``jray._private.frontend``, never the CoreWorker's internals.
+    API and ``jray._private.frontend``, never the CoreWorker's internals;
+(d) no module outside the engine imports the CoreWorker's package
+    (``jray._private.worker``): the public layer calls plain ``_private``
+    functions (``submit``, ``driver``, ``gcs_client``, ``task_context``...).
 
 ``ALLOWED`` lists the files that still break a rule but belong to work in
 progress elsewhere (the worker's restructuring, the views' move): the lead
@@ -101,6 +104,8 @@ def check(rel: str, source: str) -> set[tuple[str, str, str]]:
             found.add(("b", rel, name))
         if rel.startswith("jray/jupyter/") and _within(name, ("jray._private.worker",)):
             found.add(("c", rel, name))
+        if not in_private and _within(name, ("jray._private.worker",)):
+            found.add(("d", rel, name))
     if rel.startswith("jray/jupyter/"):
         for node in ast.walk(tree):
             if isinstance(node, ast.Attribute) and node.attr in WORKER_INTERNALS:
@@ -139,3 +144,5 @@ def test_the_checks_catch_violations() -> None:
     assert ("c", "jray/jupyter/s.py", "jray._private.worker.global_state") in check(
         "jray/jupyter/s.py", "from jray._private.worker import global_state\n")
     assert check("jray/jupyter/s.py", "from jray._private import frontend\n") == set()
+    assert check("jray/api.py", "from jray._private.worker.core_worker import current_task\n") == {
+        ("d", "jray/api.py", "jray._private.worker.core_worker")}
