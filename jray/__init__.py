@@ -7,6 +7,8 @@ how the processes fit together.
 """
 
 from jray import exceptions
+from jray import jupyter as _jupyter  # registers its jray.init() hook; a cheap import (no IPython)
+from jray._private.version import __version__
 from jray.actor import ActorClass, ActorHandle, method
 from jray.api import (
     available_resources,
@@ -28,25 +30,19 @@ from jray.api import (
 from jray.object_ref import ObjectRef, ObjectRefGenerator
 from jray.remote_function import RemoteFunction
 
-__version__ = "0.1.0"
-
 # Ray also exposes the generator type under this name.
 DynamicObjectRefGenerator = ObjectRefGenerator
 
 
 def load_ipython_extension(ipython: object) -> None:
     """``%load_ext jray``: the ``%%remote`` and ``%jray`` magics (see jray.jupyter)."""
-    from jray.jupyter import load_ipython_extension as load
-
-    load(ipython)
+    _jupyter.load_ipython_extension(ipython)
 
 
 def progress(refs: object, desc: str = "") -> object:
     """A live progress bar over ObjectRefs completing (a widget in a notebook, text in a
     terminal); iterating it yields the refs as they complete."""
-    from jray.jupyter import progress as _progress
-
-    return _progress(refs, desc=desc)
+    return _jupyter.progress(refs, desc=desc)
 
 
 def __getattr__(name: str) -> object:

@@ -13,13 +13,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from jray import exceptions
+from jray._private import driver, gcs_client, hooks, submit
 from jray._private import node as _node
-from jray._private.protocol import gcs_pb2 as gpb
-from jray._private.worker import global_state
-from jray._private.worker.core_worker import CoreWorker
+from jray._private.options import _runtime_env
+from jray._private.version import __version__
 from jray.actor import ActorClass, ActorHandle
 from jray.object_ref import ObjectRef, ObjectRefGenerator
 from jray.remote_function import RemoteFunction
+from jray.runtime_context import RuntimeContext
 
 logger = logging.getLogger(__name__)
 _lock = threading.RLock()
@@ -39,9 +40,7 @@ class JrayContext:
     def __init__(self, address_info: dict[str, Any]) -> None:
         self.address_info = address_info
         self.dashboard_url = address_info.get("dashboard_url")
-        self.python_version = ".".join(map(str, __import__("sys").version_info[:3]))
-        from jray import __version__
-
+        self.python_version = ".".join(map(str, sys.version_info[:3]))
         self.jray_version = __version__
 
     def __getitem__(self, key: str) -> Any:
@@ -90,7 +89,7 @@ class JrayContext:
 
 
 def is_initialized() -> bool:
-    return global_state.worker is not None
+    return driver.is_connected()
 
 
 def _resolve_address(address: str | None) -> tuple[str, str] | None:
@@ -128,15 +127,13 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
     if unknown:
         raise TypeError(f"Unknown keyword argument(s) to init: {sorted(unknown)}")
     with _lock:
-        if global_state.worker is not None:
+        if driver.is_connected():
             if ignore_reinit_error:
                 return _context  # type: ignore[no-any-return]
             raise RuntimeError("Maybe you called jray.init twice by accident? This error can be suppressed by "
                                "passing in 'ignore_reinit_error=True' or by calling 'jray.shutdown()' prior to "
                                "'jray.init()'.")
         if runtime_env is not None:
-            from jray._private.options import _runtime_env
-
             _runtime_env("runtime_env", runtime_env)
         target = _resolve_address(address)
         if target is not None:
@@ -152,14 +149,11 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
                                         spill_dir=_node.spill_dir_of(kwargs.get("_system_config")))
             gcs_address, token = _cluster.gcs_address, _cluster.token
             raylet_address, node_id = _cluster.head.raylet_address, bytes.fromhex(_cluster.head.node_id)
-        w = CoreWorker(is_driver=True, gcs_address=gcs_address, raylet_address=raylet_address, token=token,
-                       node_id=node_id, namespace=namespace if namespace is not None else _anon_namespace(),
-                       log_to_driver=log_to_driver)
-        w.default_runtime_env = runtime_env
         try:
-            w.connect()
+            driver.connect(gcs_address=gcs_address, raylet_address=raylet_address, token=token, node_id=node_id,
+                           namespace=namespace if namespace is not None else _anon_namespace(),
+                           log_to_driver=log_to_driver, runtime_env=runtime_env)
         except BaseException:
-            w.disconnect()
             if _cluster is not None:
                 _node.stop_cluster(_cluster)
                 _cluster = None
@@ -168,10 +162,9 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
                                 "session_dir": _cluster.session_dir if _cluster else "",
                                 "raylet_address": raylet_address})
         os.environ.setdefault("JRAY_TOKEN_OF_" + gcs_address.replace(":", "_").replace(".", "_"), "")
-        if "IPython" in sys.modules:  # output to the submitting cell, Ctrl-C cancels (jray.jupyter)
-            from jray.jupyter import session
-
-            session.attach(w)
+        # Layers above the core hook in here: jray.jupyter attaches the running
+        # IPython shell (output to the submitting cell, Ctrl-C cancels).
+        hooks.run_connect_hooks()
         return _context
 
 
@@ -188,23 +181,10 @@ def _anon_namespace() -> str:
 
 
 def _local_raylet(gcs_address: str, token: str) -> tuple[str, bytes]:
-    import asyncio
-
-    from jray._private import rpc
-    from jray._private.protocol import gcs_pb2_grpc as ggrpc
-
-    async def fetch() -> Any:
-        ch = rpc.make_channel(gcs_address, token)
-        try:
-            return await ggrpc.GcsServiceStub(ch).GetAllNodeInfo(gpb.GetAllNodeInfoRequest(), timeout=10)
-        finally:
-            await ch.close()
-
     try:
-        reply = asyncio.run(fetch()) if not _in_running_loop() else _run_in_thread(fetch)
+        alive = gcs_client.alive_nodes_at(gcs_address, token)
     except Exception as e:
         raise ConnectionError(f"Could not reach the jray cluster at {gcs_address}: {e}") from None
-    alive = [n for n in reply.nodes if n.alive]
     if not alive:
         raise ConnectionError(f"The jray cluster at {gcs_address} has no live node.")
     host = gcs_address.rsplit(":", 1)[0]
@@ -213,43 +193,11 @@ def _local_raylet(gcs_address: str, token: str) -> tuple[str, bytes]:
     return f"{n.ip}:{n.raylet_port}", n.node_id
 
 
-def _in_running_loop() -> bool:
-    import asyncio
-
-    try:
-        asyncio.get_running_loop()
-        return True
-    except RuntimeError:
-        return False
-
-
-def _run_in_thread(fn: Any) -> Any:
-    import asyncio
-
-    out: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            out["v"] = asyncio.run(fn())
-        except BaseException as e:  # noqa: BLE001
-            out["e"] = e
-
-    t = threading.Thread(target=run)
-    t.start()
-    t.join()
-    if "e" in out:
-        raise out["e"]
-    return out["v"]
-
-
 def shutdown(_exiting_interpreter: bool = False) -> None:
     """Disconnect the driver and stop every process ``init`` started."""
     global _cluster, _context
     with _lock:
-        w = global_state.worker
-        if w is not None:
-            w.disconnect()
-            global_state.worker = None
+        driver.disconnect()
         if _cluster is not None:
             _node.stop_cluster(_cluster)
             _cluster = None
@@ -257,6 +205,8 @@ def shutdown(_exiting_interpreter: bool = False) -> None:
 
 
 atexit.register(shutdown, True)
+# Ray starts a local cluster on the first remote() call without init().
+hooks.set_auto_init(init)
 
 
 def remote(*args: Any, **kwargs: Any) -> Any:
@@ -292,25 +242,25 @@ def _check_refs(object_refs: Any, what: str) -> list[ObjectRef]:
 
 def get(object_refs: Any, *, timeout: float | None = None) -> Any:
     """The values of one ObjectRef or a list of them; blocks until ready."""
-    w = global_state.require_worker()
+    driver.require()
     if isinstance(object_refs, ObjectRefGenerator):
         return get(list(object_refs), timeout=timeout)
     refs = _check_refs(object_refs, "jray.get()")
     if timeout is not None and timeout < 0:
         raise ValueError("'timeout' must be non-negative or None")
-    values = w.get(refs, timeout)
+    values = driver.get(refs, timeout)
     return values[0] if isinstance(object_refs, ObjectRef) else values
 
 
 def put(value: Any, *, _owner: Any = None) -> ObjectRef:
     """Store ``value`` in the object store and return its ObjectRef."""
-    return global_state.require_worker().put(value)  # type: ignore[no-any-return]
+    return driver.put(value)
 
 
 def wait(object_refs: Sequence[ObjectRef], *, num_returns: int = 1, timeout: float | None = None,
          fetch_local: bool = True) -> tuple[list[ObjectRef], list[ObjectRef]]:
     """Split refs into (ready, not ready) once ``num_returns`` are ready or on timeout."""
-    w = global_state.require_worker()
+    driver.require()
     if isinstance(object_refs, ObjectRef):
         raise TypeError("wait() expected a list of ObjectRef, got a single ObjectRef")
     refs = _check_refs(object_refs, "jray.wait()")
@@ -322,7 +272,7 @@ def wait(object_refs: Sequence[ObjectRef], *, num_returns: int = 1, timeout: flo
         raise ValueError(f"num_returns ({num_returns}) cannot be greater than the number of refs ({len(refs)}).")
     if timeout is not None and timeout < 0:
         raise ValueError("'timeout' must be non-negative or None")
-    return w.wait(refs, num_returns, timeout, fetch_local)  # type: ignore[no-any-return]
+    return driver.wait(refs, num_returns, timeout, fetch_local)
 
 
 def cancel(ref: ObjectRef, *, force: bool = False, recursive: bool = True) -> None:
@@ -335,60 +285,36 @@ def cancel(ref: ObjectRef, *, force: bool = False, recursive: bool = True) -> No
     interrupted but sees ``get_runtime_context().is_canceled()`` turn True
     (Ray's semantics). ``force=True`` is refused for actor calls.
     """
-    w = global_state.require_worker()
+    driver.require()
     if not isinstance(ref, ObjectRef):
         raise TypeError(f"cancel() expects an ObjectRef, got {type(ref).__name__}")
-    from jray._private.ids import task_id_of
-
-    task_id = task_id_of(ref.binary())
-    if task_id in w.actor_submitter.calls:
-        if force:
-            raise ValueError("force=True is not supported for actor tasks: an actor's state cannot be "
-                             "torn down halfway. Use jray.kill(actor) to end the actor.")
-        w.post(w.actor_submitter.cancel, task_id)
-        return
-    w.post(w.task_submitter.cancel, task_id, force, recursive)
+    submit.cancel(ref, force=force, recursive=recursive)
 
 
 def kill(actor: ActorHandle, *, no_restart: bool = True) -> None:
     """Kill an actor at once (pending calls fail with ActorDiedError)."""
-    w = global_state.require_worker()
+    driver.require()
     if not isinstance(actor, ActorHandle):
         raise ValueError(f"jray.kill() only supports actors. Got: {type(actor).__name__}.")
-
-    async def call() -> None:
-        await w.gcs.KillActor(gpb.KillActorRequest(actor_id=actor._actor_id, force=True, no_restart=no_restart))
-
-    w.run_sync(call())
-    if no_restart:
-        w.post(w.actor_submitter.mark_killed, actor._actor_id, "it was killed by jray.kill()")
+    submit.kill_actor(actor._actor_id, no_restart=no_restart)
 
 
 def get_actor(name: str, namespace: str | None = None) -> ActorHandle:
     """The handle of the live actor named ``name`` in ``namespace``."""
-    w = global_state.require_worker()
+    driver.require()
     if not isinstance(name, str) or not name:
         raise ValueError("Please supply a non-empty actor name, e.g. get_actor('my_actor').")
-    ns = w.current_namespace() if namespace is None else namespace
-
-    async def call() -> Any:
-        return await w.gcs.GetNamedActor(gpb.GetNamedActorRequest(name=name, namespace=ns))
-
-    reply = w.run_sync(call())
-    if not reply.found:
+    ns, fields = submit.named_actor(name, namespace)
+    if fields is None:
         raise ValueError(f"Failed to look up actor with name '{name}' in namespace '{ns}'. This could be because "
                          "1. You are trying to look up a named actor you didn't create. 2. The named actor died. "
                          "3. You did not use a namespace matching the namespace of the actor.")
-    return ActorHandle._from_info(reply.actor)
+    return ActorHandle._from_fields(fields)
 
 
-def _node_infos() -> list[gpb.NodeInfo]:
-    w = global_state.require_worker()
-
-    async def call() -> Any:
-        return await w.gcs.GetAllNodeInfo(gpb.GetAllNodeInfoRequest())
-
-    return list(w.run_sync(call()).nodes)
+def _node_infos() -> list[Any]:
+    """The GCS's ``NodeInfo`` of every node (read by attribute)."""
+    return driver.node_infos()
 
 
 def nodes() -> list[dict[str, Any]]:
@@ -432,21 +358,12 @@ def available_resources() -> dict[str, float]:
 
 def get_gpu_ids() -> list[int]:
     """GPU ids assigned to the current task or actor."""
-    from jray._private.worker.core_worker import current_task
-
-    w = global_state.require_worker()
-    spec = current_task.get()
-    if spec is not None and spec.gpu_ids:
-        return list(spec.gpu_ids)
-    if w.executor is not None and w.executor.actor_spec is not None:
-        return list(w.executor.actor_spec.gpu_ids)
-    return []
+    return driver.gpu_ids()
 
 
 def get_runtime_context() -> Any:
-    from jray.runtime_context import RuntimeContext
-
-    return RuntimeContext(global_state.require_worker())
+    driver.require()
+    return RuntimeContext()
 
 
 __all__ = ["init", "shutdown", "is_initialized", "remote", "get", "put", "wait", "cancel", "kill", "get_actor",

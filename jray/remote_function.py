@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import inspect
-import pickle
 from typing import Any
 
 from jray._private import options as _opts
-from jray._private import task_builder
-from jray._private.protocol import common_pb2 as cpb
-from jray._private.worker import global_state
+from jray._private import submit
 
 
 class RemoteFunction:
@@ -54,40 +51,8 @@ class RemoteFunction:
         raise TypeError("jray does not implement Ray's DAG API (bind); call .remote() instead.")
 
     def _remote(self, args: tuple, kwargs: dict, opts: dict[str, Any]) -> Any:
-        from jray.object_ref import ObjectRef, ObjectRefGenerator
-
-        w = global_state.worker
-        if w is None:
-            from jray import api
-
-            api.init()  # Ray auto-initializes on first use
-            w = global_state.require_worker()
-        desc = task_builder.export_callable(w, self._function, self._cache)
-        nr = opts.get("num_returns")
-        streaming = nr in ("streaming", "dynamic") or (nr is None and self._is_generator)
-        num_returns = 1 if streaming else (1 if nr is None else int(nr))
-        resources = _opts.task_resources(opts, default_cpus=1)
-        spec = task_builder.base_spec(w, name=opts.get("name") or self.__name__, task_type=cpb.NORMAL_TASK,
-                                      num_returns=num_returns, streaming=streaming, resources=resources, opts=opts)
-        spec.function.CopyFrom(desc)
-        spec.max_retries = int(opts.get("max_retries", 3))
-        rex = opts.get("retry_exceptions", False)
-        spec.retry_exceptions = bool(rex)
-        if isinstance(rex, (list, tuple)):
-            spec.retry_exception_allowlist = pickle.dumps(tuple(rex))
-        keep: list = []  # puts of large arguments stay alive until submitted
-        args_pb, refs = task_builder.build_args(w, args, kwargs, self.__name__, self._params, keep=keep)
-        spec.args.extend(args_pb)
-        return_ids = w.task_submitter.submit(spec, refs)
-        owner = w.owner_key
-        if streaming:
-            return ObjectRefGenerator(spec.task_id, owner, ObjectRef(return_ids[0], owner))
-        refs_out = [ObjectRef(oid, owner) for oid in return_ids]
-        if num_returns == 1:
-            return refs_out[0]
-        if num_returns == 0:
-            return None
-        return refs_out
+        return submit.submit_task(self._function, self._cache, self.__name__, self._params, self._is_generator,
+                                  args, kwargs, opts)
 
 
 class _OptionsWrapper:

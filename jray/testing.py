@@ -15,9 +15,12 @@ and no ``/dev/shm`` file outlives it.
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
+from jray import api
+from jray._private import gcs_client
 from jray._private import node as _node
 
 
@@ -65,28 +68,12 @@ class Cluster:
 
     def wait_for_nodes(self, timeout: float = 30) -> None:
         """Block until the GCS sees every node this helper started as alive."""
-
-        from jray._private import rpc
-        from jray._private.protocol import gcs_pb2 as gpb
-        from jray._private.protocol import gcs_pb2_grpc as ggrpc
-
         assert self.handle is not None
         want = {n.node_id for n in self.handle.nodes}
-
-        async def alive() -> set[str]:
-            assert self.handle is not None
-            ch = rpc.make_channel(self.handle.gcs_address, self.handle.token)
-            try:
-                reply = await ggrpc.GcsServiceStub(ch).GetAllNodeInfo(gpb.GetAllNodeInfoRequest(), timeout=5)
-            finally:
-                await ch.close()
-            return {n.node_id.hex() for n in reply.nodes if n.alive}
-
         deadline = time.monotonic() + timeout
         while True:
-            from jray.api import _run_in_thread
-
-            seen = _run_in_thread(alive)
+            alive = gcs_client.alive_nodes_at(self.handle.gcs_address, self.handle.token, timeout=5)
+            seen = {n.node_id.hex() for n in alive}
             if want <= seen:
                 return
             if time.monotonic() > deadline:
@@ -95,14 +82,10 @@ class Cluster:
 
     def connect(self, namespace: str | None = None, **kwargs: Any) -> Any:
         """``jray.init`` a driver in this process attached to this cluster."""
-        import jray
-
         assert self.handle is not None
-        import os
-
         os.environ["JRAY_TOKEN"] = self.handle.token
         try:
-            ctx = jray.init(address=self.handle.gcs_address, namespace=namespace, **kwargs)
+            ctx = api.init(address=self.handle.gcs_address, namespace=namespace, **kwargs)
         finally:
             os.environ.pop("JRAY_TOKEN", None)
         self._connected = True
@@ -124,9 +107,7 @@ class Cluster:
 
     def shutdown(self) -> None:
         if self._connected:
-            import jray
-
-            jray.shutdown()
+            api.shutdown()
             self._connected = False
         if self.handle is not None:
             _node.stop_cluster(self.handle)

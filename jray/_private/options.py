@@ -10,6 +10,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from jray._private import scheduling
+
 
 def _nonneg_number(name: str, v: Any) -> None:
     if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
@@ -81,14 +83,7 @@ def _runtime_env(name: str, v: Any) -> None:
 
 
 def _strategy(name: str, v: Any) -> None:
-    from jray.util.scheduling_strategies import (
-        NodeAffinitySchedulingStrategy,
-        PlacementGroupSchedulingStrategy,
-    )
-
-    if v is None or v in ("DEFAULT", "SPREAD"):
-        return
-    if isinstance(v, (NodeAffinitySchedulingStrategy, PlacementGroupSchedulingStrategy)):
+    if scheduling.is_strategy(v):
         return
     raise ValueError(f"The option 'scheduling_strategy' must be 'DEFAULT', 'SPREAD' or a strategy object, got {v!r}.")
 

@@ -8,7 +8,9 @@ from typing import Any
 
 from jray._private import config, serialization
 from jray._private.ids import new_task_id
+from jray._private.object_ref import ObjectRef
 from jray._private.protocol import common_pb2 as cpb
+from jray._private.scheduling import for_task, to_proto
 from jray._private.worker.core_worker import CoreWorker, _owner_proto, current_task
 
 # Bumped by the notebook layer before each cell runs: a function pickled by
@@ -42,8 +44,6 @@ def build_args(worker: CoreWorker, args: tuple, kwargs: dict, fn_name: str,
     which the caller must hold until the task is submitted (the submitter
     then counts the refs as held by the pending task), else the new object
     could be freed in between."""
-    from jray.object_ref import ObjectRef
-
     out: list[cpb.TaskArg] = []
     refs: list[tuple[bytes, Any]] = []
     items: list[tuple[str, Any, str]] = []
@@ -79,8 +79,8 @@ def build_args(worker: CoreWorker, args: tuple, kwargs: dict, fn_name: str,
 
 def base_spec(worker: CoreWorker, *, name: str, task_type: int, num_returns: int, streaming: bool,
               resources: dict[str, float], opts: dict[str, Any]) -> cpb.TaskSpec:
-    from jray.util.scheduling_strategies import for_task, to_proto
-
+    """A spec with what every task, actor creation and actor call carries:
+    ids, caller, parent, scheduling, namespace, runtime env."""
     parent = current_task.get()
     spec = cpb.TaskSpec(
         task_id=new_task_id(), job_id=worker.job_id, name=name, type=task_type,  # type: ignore[arg-type]

@@ -357,9 +357,7 @@ def format_status(address: str, nodes: Sequence[Any]) -> str:
 
 
 def status(ns: argparse.Namespace) -> int:
-    from jray._private.protocol import gcs_pb2 as gpb
-
     address, token = target(ns.address)
-    reply = rpc(address, token, "GetAllNodeInfo", gpb.GetAllNodeInfoRequest())
+    reply = rpc(address, token, "GetAllNodeInfo")
     print(format_status(address, list(reply.nodes)))
     return 0

@@ -9,7 +9,6 @@ file's. A cluster that is down or refuses the token becomes a one-line
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 from typing import Any
 
@@ -52,22 +51,14 @@ def target(address: str | None) -> tuple[str, str]:
     return address, token
 
 
-def rpc(address: str, token: str, method: str, request: Any, timeout: float = 5.0) -> Any:
+def rpc(address: str, token: str, method: str, timeout: float = 5.0) -> Any:
     """One GCS call; a clear CliError when the cluster is down or refuses the token."""
     import grpc
 
-    from jray._private.protocol import gcs_pb2_grpc as ggrpc
-    from jray._private.rpc import make_channel
-
-    async def call() -> Any:
-        ch = make_channel(address, token)
-        try:
-            return await getattr(ggrpc.GcsServiceStub(ch), method)(request, timeout=timeout)
-        finally:
-            await ch.close()
+    from jray._private.gcs_client import call_at
 
     try:
-        return asyncio.run(call())
+        return call_at(address, token, method, timeout=timeout)
     except grpc.RpcError as e:
         code = e.code() if hasattr(e, "code") else None
         if code == grpc.StatusCode.UNAUTHENTICATED:
@@ -82,6 +73,4 @@ def rpc(address: str, token: str, method: str, request: Any, timeout: float = 5.
 
 def check_gcs(address: str, token: str) -> None:
     """Raise ``CliError`` unless the GCS at ``address`` answers and takes ``token``."""
-    from jray._private.protocol import gcs_pb2 as gpb
-
-    rpc(address, token, "CheckAlive", gpb.CheckAliveRequest())
+    rpc(address, token, "CheckAlive")

@@ -12,11 +12,32 @@
 
 Importing this package is cheap (workers import it to run remote cells):
 IPython and ipywidgets are imported only where needed.
+
+The layer sits on the core and talks to it through the public API, the state
+API and ``jray._private.frontend``. ``jray.init()`` knows nothing of it: on
+import this package registers :func:`_on_connect` as a connect hook
+(``jray._private.hooks``), and ``import jray`` imports this package, so a
+bare ``jray.init()`` in a Jupyter kernel attaches the kernel.
 """
 
 from __future__ import annotations
 
+import sys
 from typing import Any
+
+from jray._private import frontend, hooks
+
+
+def _on_connect() -> None:
+    """After ``jray.init()``: in an IPython shell (a Jupyter kernel, a terminal),
+    route worker output to the submitting cell and make Ctrl-C cancel."""
+    if "IPython" in sys.modules:  # IPython is never imported here just to ask
+        from jray.jupyter import session
+
+        session.attach()
+
+
+hooks.on_connect(_on_connect)
 
 
 def load_ipython_extension(ipython: Any) -> None:
@@ -43,10 +64,7 @@ def tqdm(*args: Any, **kwargs: Any) -> Any:
     """A tqdm bar for remote functions: inside a task it is drawn live in the cell that
     submitted the task (``%%remote`` cells get this for plain tqdm too); elsewhere it is
     ``tqdm.auto.tqdm``."""
-    from jray._private.worker import global_state
-
-    w = global_state.worker
-    if w is not None and getattr(w, "executor", None) is not None:
+    if frontend.in_worker():
         from jray.jupyter.remote_tqdm import remote_tqdm_class
 
         return remote_tqdm_class()(*args, **kwargs)

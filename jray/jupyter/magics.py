@@ -18,11 +18,10 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
-import jray
-from jray import exceptions
-from jray.jupyter import autoremote, cell_source, namespaces, routing, session, shipping
-from jray.jupyter import status as views  # the %jray status/nodes/dashboard tables
+from jray import api, exceptions
+from jray.jupyter import autoremote, cell_source, namespaces, routing, session, shipping, status
 from jray.jupyter.remote_cell import CellRequest, CellResult, run_cell
+from jray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 _run_cell_remote: Any = None
 
@@ -31,7 +30,7 @@ def _remote_fn() -> Any:
     global _run_cell_remote
     if _run_cell_remote is None:
         # A cell is not retried behind the user's back: side effects could run twice.
-        _run_cell_remote = jray.remote(max_retries=0)(run_cell)
+        _run_cell_remote = api.remote(max_retries=0)(run_cell)
     return _run_cell_remote
 
 
@@ -71,8 +70,8 @@ class JrayMagics(Magics):
         outputs = _parse_outputs(args.outputs)
         if not cell.strip():
             return None
-        if not jray.is_initialized():
-            jray.init()
+        if not api.is_initialized():
+            api.init()
         remote_names = namespaces.remote_names(args.actor) if args.actor is not None else None
         req = self._request(cell, outputs, 1 if args.from_autoremote else 2, remote_names)
         if args.node is not None:
@@ -133,7 +132,7 @@ class JrayMagics(Magics):
 
     def _finish(self, ref: Any, actor: str | None) -> Any:
         try:
-            result: CellResult = jray.get(ref)
+            result: CellResult = api.get(ref)
         except exceptions.RemoteCellError as e:
             raise _plain_cell_error(e) from None
         finally:
@@ -153,9 +152,7 @@ class JrayMagics(Magics):
 
     # -- --all-nodes -------------------------------------------------------------------
     def _run_all_nodes(self, req: CellRequest, opts: dict[str, Any], args: Any) -> Any:
-        from jray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-        alive = [n for n in jray.nodes() if n["Alive"]]
+        alive = [n for n in api.nodes() if n["Alive"]]
         s = session.current()
         runs = []
         for n in alive:
@@ -174,11 +171,11 @@ class JrayMagics(Magics):
         errors: list[tuple[str, exceptions.RemoteCellError]] = []
         try:
             refs = [ref for _, ref, _ in runs]
-            jray.wait(refs, num_returns=len(refs))  # Ctrl-C here cancels every node's run
+            api.wait(refs, num_returns=len(refs))  # Ctrl-C here cancels every node's run
             for n, ref, captured in runs:
                 head = f"[node {n['NodeID'][:8]} {n['NodeManagerAddress']}]"
                 try:
-                    results.append(jray.get(ref))
+                    results.append(api.get(ref))
                 except exceptions.RemoteCellError as e:
                     results.append(None)
                     errors.append((head, _plain_cell_error(e)))
@@ -236,11 +233,11 @@ class JrayMagics(Magics):
             raise UsageError(f"unknown command {cmd!r}.\n{_JRAY_USAGE}")
         _require_init()
         if cmd == "status":
-            return views.status()
+            return status.status()
         if cmd == "nodes":
-            return views.node_table()
+            return status.node_table()
         if cmd == "dashboard":
-            return views.dashboard()
+            return status.dashboard()
         return namespaces.listing()
 
 
@@ -254,7 +251,7 @@ _JRAY_USAGE = """usage: %jray COMMAND
 
 
 def _require_init() -> None:
-    if not jray.is_initialized():
+    if not api.is_initialized():
         raise UsageError("jray is not initialized: call jray.init() first.")
 
 
@@ -292,9 +289,7 @@ def _parse_outputs(text: str | None) -> list[str] | None:
 
 
 def _node_strategy(spec: str) -> Any:
-    from jray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-    alive = [n for n in jray.nodes() if n["Alive"]]
+    alive = [n for n in api.nodes() if n["Alive"]]
     by_ip = [n for n in alive if n["NodeManagerAddress"] == spec]
     matches = by_ip or [n for n in alive if n["NodeID"].startswith(spec.lower())]
     if len(matches) != 1:
@@ -306,16 +301,14 @@ def _node_strategy(spec: str) -> Any:
 
 def _warn_if_no_node_fits(opts: dict[str, Any], default_cpus: float) -> None:
     """Say so when no live node can ever run the cell (it would wait for one to join)."""
-    from jray import api
-
     demand = dict(opts.get("resources") or {})
     demand["CPU"] = opts.get("num_cpus", default_cpus)
     demand["GPU"] = opts.get("num_gpus", 0)
     demand = {k: v for k, v in demand.items() if v > 0}
     strategy = opts.get("scheduling_strategy")
     pinned = getattr(strategy, "node_id", None)
-    nodes = [n for n in api._node_infos() if n.alive and (pinned is None or n.node_id.hex() == pinned)]
-    if any(all(n.resources_total.get(k, 0.0) >= v for k, v in demand.items()) for n in nodes):
+    nodes = [n for n in api.nodes() if n["Alive"] and (pinned is None or n["NodeID"] == pinned)]
+    if any(all(n["Resources"].get(k, 0.0) >= v for k, v in demand.items()) for n in nodes):
         return
     need = ", ".join(f"{k}={v:g}" for k, v in demand.items())
     sys.stderr.write(f"[jray] no live node{' (of those allowed)' if pinned else ''} has {need}: the cell waits "

@@ -3,6 +3,7 @@
 Each is a :class:`~jray.jupyter.remote_cell.RemoteNamespace` actor named
 ``remote-ns:NAME`` in the driver's namespace, created on first use; its
 state lives until ``%jray drop NAME`` or the end of the driver's job.
+They are looked up with the state API (``jray.util.state``).
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ from __future__ import annotations
 import html
 from typing import Any
 
-import jray
+from jray import api
 from jray.jupyter.remote_cell import RemoteNamespace
+from jray.util import state
 
 PREFIX = "remote-ns:"
 _handles: dict[str, Any] = {}
@@ -38,47 +40,33 @@ def get_or_create(name: str, opts: dict[str, Any]) -> Any:
     o: dict[str, Any] = {k: v for k, v in opts.items() if k in ("num_cpus", "num_gpus", "resources",
                                                                  "scheduling_strategy")}
     o.setdefault("num_cpus", 0)
-    handle = jray.remote(RemoteNamespace).options(name=actor_name(name), get_if_exists=True, **o).remote()
+    handle = api.remote(RemoteNamespace).options(name=actor_name(name), get_if_exists=True, **o).remote()
     _handles[name] = handle
     _owned.pop(name, None)  # a new actor, or one made elsewhere: learn its names from its first result
     return handle
 
 
 def _alive(handle: Any) -> bool:
-    from jray._private.protocol import gcs_pb2 as gpb
-    from jray._private.worker import global_state
-
-    w = global_state.require_worker()
-
-    async def call() -> Any:
-        return await w.gcs.GetActorInfo(gpb.GetActorInfoRequest(actor_id=handle._actor_id))
-
-    reply = w.run_sync(call(), timeout=10)
-    return bool(reply.found) and gpb.ActorState.Name(reply.actor.state) != "DEAD"
+    row = state.get_actor(handle._actor_id_hex())
+    return row is not None and row["state"] != "DEAD"
 
 
-def _infos() -> list[Any]:
-    from jray._private.protocol import gcs_pb2 as gpb
-    from jray._private.worker import global_state
-
-    w = global_state.require_worker()
-
-    async def call() -> Any:
-        return await w.gcs.ListActors(gpb.ListActorsRequest(namespace=w.namespace, named_only=True))
-
-    actors = w.run_sync(call(), timeout=10).actors
-    return [a for a in actors if a.name.startswith(PREFIX) and gpb.ActorState.Name(a.state) != "DEAD"]
+def _rows() -> list[dict[str, Any]]:
+    """State API rows of the live remote namespaces of this driver's namespace."""
+    ns = api.get_runtime_context().namespace
+    rows = state.list_actors(filters=[("ray_namespace", "=", ns)], limit=0, detail=True)
+    return [r for r in rows if r["name"].startswith(PREFIX) and r["state"] != "DEAD"]
 
 
 def drop(name: str) -> None:
     from IPython.core.error import UsageError
 
     try:
-        handle = jray.get_actor(actor_name(name))
+        handle = api.get_actor(actor_name(name))
     except ValueError:
-        known = ", ".join(a.name[len(PREFIX):] for a in _infos()) or "none"
+        known = ", ".join(r["name"][len(PREFIX):] for r in _rows()) or "none"
         raise UsageError(f"no remote namespace named {name!r} (live ones: {known})") from None
-    jray.kill(handle)
+    api.kill(handle)
     _handles.pop(name, None)
     _owned.pop(name, None)
     print(f"dropped the remote namespace {name!r}")
@@ -107,7 +95,5 @@ class Listing:
 
 
 def listing() -> Listing:
-    from jray._private.protocol import gcs_pb2 as gpb
-
-    rows = [(a.name[len(PREFIX):], gpb.ActorState.Name(a.state), a.node_id.hex()[:8], a.pid) for a in _infos()]
+    rows = [(r["name"][len(PREFIX):], r["state"], (r["node_id"] or "")[:8], r["pid"] or 0) for r in _rows()]
     return Listing(sorted(rows))

@@ -8,13 +8,13 @@ yields the refs in the order they complete::
     for ref in jray.progress(refs):
         print(jray.get(ref))
 
-Readiness is watched on the CoreWorker's loop (no thread or poll per ref);
+Readiness is watched on the driver's loop (``frontend.watch_ready``: no
+thread or poll per ref, no value fetched);
 the bar is redrawn at most ten times a second.
 """
 
 from __future__ import annotations
 
-import asyncio
 import queue
 import sys
 import threading
@@ -22,7 +22,10 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from jray._private.worker import global_state
+from jray import api
+from jray._private import frontend
+from jray.jupyter import session
+from jray.jupyter.routing import progress_bundle
 from jray.object_ref import ObjectRef
 
 REDRAW_EVERY = 0.1
@@ -51,29 +54,21 @@ class Progress:
 
     # -- watching (loop thread) ----------------------------------------------------------
     def _watch(self) -> None:
-        w = global_state.require_worker()
+        if not api.is_initialized():
+            raise RuntimeError("jray is not initialized: call jray.init() first.")
         if not self.refs:
             self._finish()
             return
+        frontend.watch_ready(self.refs, self._one_ready)
 
-        async def one(ref: ObjectRef) -> None:
-            try:
-                await w._ensure_ready(ref)
-                ret = w.objects.get(ref.binary())
-                failed = ret is not None and ret.is_error
-            except Exception:  # noqa: BLE001 - a lost object counts as failed
-                failed = True
-            self.n += 1
-            self.failed += failed
-            self._done_q.put(ref)
-            self._changed.set()
-            if self.n == self.total:
-                self._finish()
-
-        async def all_refs() -> None:
-            await asyncio.gather(*(one(r) for r in self.refs), return_exceptions=True)
-
-        asyncio.run_coroutine_threadsafe(all_refs(), w.loop)
+    def _one_ready(self, ref: ObjectRef, failed: bool) -> None:
+        """The driver's loop: ``ref`` is ready (``failed``: an error or lost)."""
+        self.n += 1
+        self.failed += failed
+        self._done_q.put(ref)
+        self._changed.set()
+        if self.n == self.total:
+            self._finish()
 
     def _finish(self) -> None:
         self._finished.set()
@@ -181,8 +176,6 @@ class _WidgetBar:
 
 class _HtmlBar:
     def __init__(self, p: Progress) -> None:
-        from jray.jupyter import session
-
         self.p = p
         self.handle: Any = None
         s = session.current()
@@ -190,8 +183,6 @@ class _HtmlBar:
         self.parent = self.router._current_parent() if self.router is not None else None
 
     def _bundle(self) -> dict[str, str]:
-        from jray.jupyter.routing import progress_bundle
-
         return progress_bundle(self.p.n, self.p.total or 1, self.p.text(), bool(self.p.failed))
 
     def show(self) -> None:

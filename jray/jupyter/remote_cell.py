@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jray import exceptions
+from jray._private import frontend
 from jray.jupyter import cell_source, wire
 from jray.jupyter.remote_tqdm import patched_tqdm
 
@@ -87,17 +88,13 @@ class RemoteNamespace:
 
 
 def execute(req: CellRequest, ns: dict[str, Any], owned: set[str] | None = None) -> CellResult:
-    from jray._private.worker import global_state
-    from jray._private.worker.core_worker import current_task
-
-    w = global_state.worker
-    result = CellResult(node_id=w.node_id.hex() if w is not None else "", pid=os.getpid())
+    result = CellResult(node_id=frontend.node_id_hex(), pid=os.getpid())
     tree = cell_source.parse(req.source, req.filename, req.first_line)
     _register_source(req)
     last: ast.Expr | None = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None  # type: ignore[assignment]
     ns.update(req.globals if owned is None else {k: v for k, v in req.globals.items() if k not in owned})
     names = cell_source.names_of(tree)
-    wire.active_spec = current_task.get()
+    wire.active_spec = frontend.current_task_context()
     try:
         with _display_hooks(ns, req.source), patched_tqdm(ns, req.source), _figures(req.source):
             try:

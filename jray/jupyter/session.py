@@ -1,16 +1,18 @@
 """The driver as a citizen of an IPython shell (a Jupyter kernel or a terminal).
 
-``jray.init()`` calls :func:`attach` when IPython is running. From then on,
-before every cell:
+``jray.init()`` runs the connect hook this package registers, which calls
+:func:`attach` when IPython is running. From then on, before every cell:
 
 - the cell gets a token that the tasks it submits carry, so their output
   lands in that cell (``routing.py``);
 - functions pickled by value are pickled again on their next call, so a
-  helper redefined in a later cell reaches the workers (``task_builder``).
+  helper redefined in a later cell reaches the workers.
 
 And a Ctrl-C (kernel interrupt) while ``jray.get``/``jray.wait`` blocks
-cancels the tasks waited on; a second one while waiting on the same tasks
-kills their workers.
+cancels the tasks waited on (``jray.cancel``); a second one while waiting on
+the same tasks kills their workers (``force=True``). Actor calls are
+cancelled, never forced (an actor's state must survive). The driver is
+reached only through ``jray._private.frontend``.
 """
 
 from __future__ import annotations
@@ -21,8 +23,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from jray._private import task_builder
-from jray._private.worker import global_state
+from jray import api
+from jray._private import frontend
 from jray.jupyter.routing import OutputRouter
 
 logger = logging.getLogger(__name__)
@@ -34,9 +36,9 @@ _hooked_shells: set[int] = set()
 class NotebookSession:
     """What jray keeps per IPython shell while a driver is connected."""
 
-    def __init__(self, shell: Any, worker: Any) -> None:
+    def __init__(self, shell: Any, connection: object) -> None:
         self.shell = shell
-        self.worker = worker
+        self.connection = connection  # the driver this session belongs to (frontend.connection())
         self.router = OutputRouter(shell)
         self.cancelled: set[bytes] = set()
         # task id of a call into a remote namespace (%%remote --actor) -> actor id
@@ -45,35 +47,30 @@ class NotebookSession:
     def cell_started(self) -> None:
         token = b"cell" + os.urandom(12)
         self.router.cell_started(token)
-        self.worker.root_task_override = token
+        frontend.set_origin(token)
 
     # -- Ctrl-C ------------------------------------------------------------------
     def on_interrupt(self, refs: Sequence[Any]) -> None:
-        from jray._private.ids import task_id_of
-
         if len(self.cancelled) > 100_000:
             self.cancelled.clear()
-        w = self.worker
-        tasks = w.task_submitter.tasks
         n_tasks = n_forced = 0
         for ref in refs:
-            tid = task_id_of(ref.binary())
+            tid = ref.task_id().binary()
             force = tid in self.cancelled
-            actor_id = self.actor_calls.get(tid)
-            if actor_id is not None:
+            if tid in self.actor_calls:  # a remote namespace's cell: interrupted, its state survives
                 self.cancelled.add(tid)
-                w.call_soon(lambda a=actor_id, t=tid: w.spawn(_cancel_actor_call(w, a, t)))
+                _cancel(ref, force=False)
                 n_tasks += 1
                 continue
-            if tid in w.actor_submitter.calls:  # an ordinary actor call (Ray's cancel semantics)
-                w.post(w.actor_submitter.cancel, tid)
+            kind = frontend.pending_kind(ref)
+            if kind == "actor_call":  # an ordinary actor call (Ray's cancel semantics)
+                _cancel(ref, force=False)
                 n_tasks += 1
                 continue
-            task = tasks.get(tid)
-            if task is None or getattr(task, "done", False):
+            if kind is None:  # done, a put object, or not submitted here
                 continue
             self.cancelled.add(tid)
-            w.call_soon(w.task_submitter.cancel, tid, force, True)
+            _cancel(ref, force=force)
             n_tasks += 1
             n_forced += force
         if n_tasks:
@@ -83,32 +80,23 @@ class NotebookSession:
             sys.stderr.flush()
 
 
-async def _cancel_actor_call(w: Any, actor_id: bytes, task_id: bytes) -> None:
-    """Interrupt a call running in a remote namespace actor (its state survives)."""
-    from jray._private.protocol import core_worker_pb2 as wpb
-    from jray._private.protocol import core_worker_pb2_grpc as wgrpc
-    from jray._private.protocol import gcs_pb2 as gpb
-
+def _cancel(ref: Any, *, force: bool) -> None:
     try:
-        info = (await w.gcs.GetActorInfo(gpb.GetActorInfoRequest(actor_id=actor_id))).actor
-        if not info.address.port:
-            return
-        stub = w.pool.stub(f"{info.address.ip}:{info.address.port}", wgrpc.CoreWorkerServiceStub)
-        await stub.CancelTask(wpb.CancelTaskRequest(task_id=task_id, force=False), timeout=10)
-    except Exception as e:  # noqa: BLE001 - the actor may be gone already
-        logger.debug("cancelling an actor call failed: %s", e)
+        api.cancel(ref, force=force, recursive=True)
+    except Exception as e:  # noqa: BLE001 - an interrupt handler must not raise over the interrupt
+        logger.debug("cancelling %r failed: %s", ref, e)
 
 
 def current() -> NotebookSession | None:
     """The session of the connected driver, or None."""
     global _session
-    if _session is not None and _session.worker is not global_state.worker:
+    if _session is not None and _session.connection is not frontend.connection():
         _session = None
     return _session
 
 
-def attach(worker: Any) -> NotebookSession | None:
-    """Called by ``jray.init()``: hook the driver into the running IPython shell."""
+def attach() -> NotebookSession | None:
+    """Called after ``jray.init()``: hook the driver into the running IPython shell."""
     global _session
     try:
         from IPython import get_ipython
@@ -117,9 +105,9 @@ def attach(worker: Any) -> NotebookSession | None:
     shell = get_ipython()
     if shell is None:
         return None
-    _session = NotebookSession(shell, worker)
-    worker.log_sink = _session.router
-    worker.on_interrupt = _session.on_interrupt
+    _session = NotebookSession(shell, frontend.connection())
+    frontend.set_output_sink(_session.router)
+    frontend.set_interrupt_handler(_session.on_interrupt)
     if id(shell) not in _hooked_shells:
         shell.events.register("pre_run_cell", _pre_run_cell)
         _hooked_shells.add(id(shell))
@@ -128,7 +116,7 @@ def attach(worker: Any) -> NotebookSession | None:
 
 
 def _pre_run_cell(*_: Any) -> None:
-    task_builder.generation += 1
+    frontend.new_code_generation()
     s = current()
     if s is not None:
         s.cell_started()

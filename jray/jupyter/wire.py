@@ -18,13 +18,15 @@ import json
 import sys
 from typing import Any
 
+from jray._private import frontend
+
 MARK = "\x1ejray-msg:"
 # Larger payloads (a huge figure) are replaced by a short note: one log line
 # must stay small enough not to stall the stream behind it.
 MAX_BYTES = 8 * 1024 * 1024
 
-# The task spec of the %%remote cell running in this worker: threads the cell
-# starts (tqdm monitors, user threads) have no task context of their own.
+# The task context of the %%remote cell running in this worker: threads the
+# cell starts (tqdm monitors, user threads) have no task context of their own.
 active_spec: Any = None
 
 
@@ -50,16 +52,9 @@ def decode(text: str) -> dict[str, Any] | None:
 
 def emit(msg: dict[str, Any]) -> None:
     """Worker side: send ``msg`` to the driver, in order with this task's prints."""
-    from jray._private.worker import global_state
-    from jray._private.worker.core_worker import current_task
-
     text = encode(msg)
-    w = global_state.worker
-    spec = current_task.get() or active_spec
-    executor = getattr(w, "executor", None)
-    if executor is not None and spec is not None:
-        executor.logs.add(spec, text, False)
-    else:  # not in a worker (tests, a local fallback): print what a terminal would show
+    if not frontend.emit_line(text, active_spec):
+        # not in a worker (tests, a local fallback): print what a terminal would show
         plain = (msg.get("data") or {}).get("text/plain") or msg.get("text")
         if plain:
             sys.stdout.write(f"{plain}\n")

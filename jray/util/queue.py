@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import jray
+from jray.actor import exit_actor
 
 
 class Empty(_stdlib_queue.Empty):
@@ -90,8 +91,6 @@ class _QueueActor:
         return True, [self.queue.get_nowait() for _ in range(num_items)]
 
     async def _terminate(self) -> None:
-        from jray.actor import exit_actor
-
         exit_actor()
 
 

@@ -384,7 +384,7 @@ class CoreWorker:
         return object_id_for(new_task_id(), 0)
 
     def put(self, value: Any, *, _owner: Any = None) -> Any:
-        from jray.object_ref import ObjectRef
+        from jray._private.object_ref import ObjectRef
 
         if isinstance(value, ObjectRef):
             raise TypeError("Calling 'put' on an ObjectRef is not allowed. If you really want to do this, "
@@ -392,7 +392,7 @@ class CoreWorker:
         return self.put_serialized(serialization.serialize(value))
 
     def put_serialized(self, ser: serialization.SerializedObject) -> Any:
-        from jray.object_ref import ObjectRef
+        from jray._private.object_ref import ObjectRef
 
         object_id = self.new_put_id()
         ret = self.store_serialized(object_id, ser)
@@ -486,7 +486,7 @@ class CoreWorker:
             oid = await self.submission.generator_item(task_id, index)
             if oid is None:
                 return None
-            from jray.object_ref import ObjectRef
+            from jray._private.object_ref import ObjectRef
 
             return ObjectRef(oid, self.owner_key)
 

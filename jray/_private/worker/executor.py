@@ -271,7 +271,7 @@ class Executor:
         return getattr(fn, "_function", fn)  # type: ignore[no-any-return]
 
     def _resolve_args(self, spec: cpb.TaskSpec) -> tuple[list[Any], dict[str, Any]]:
-        from jray.object_ref import ObjectRef
+        from jray._private.object_ref import ObjectRef
 
         by_ref = [a for a in spec.args if a.HasField("ref")]
         values: dict[bytes, Any] = {}

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import jray
+from jray.actor import exit_actor
 
 logger = logging.getLogger(__name__)
 
@@ -65,8 +66,6 @@ class _PoolActor:
         return out
 
     def exit(self) -> None:
-        from jray.actor import exit_actor
-
         exit_actor()
 
 

@@ -26,12 +26,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from jray.util.state import _rows
-from jray.util.state._client import StateClient
+from jray._private.state import rows as _rows
+from jray._private.state.client import StateClient
 from jray.util.state._filters import Filter, check, matches
 
 __all__ = [
-    "list_actors", "list_jobs", "list_nodes", "list_objects", "list_tasks", "list_workers",
+    "get_actor", "list_actors", "list_jobs", "list_nodes", "list_objects", "list_tasks", "list_workers",
     "summarize_tasks", "memory_summary", "task_changes", "task_state_counts",
 ]
 
@@ -78,8 +78,19 @@ def task_state_counts(*, address: str | None = None, token: str | None = None) -
 
 def list_actors(filters: Sequence[Filter] | None = None, limit: int = 100, detail: bool = False, *,
                 address: str | None = None, token: str | None = None) -> list[dict[str, Any]]:
+    """Actors of every namespace, dead ones too."""
     rows = _rows.actors(StateClient(address, token))
     return _select(rows, _rows.ACTOR_KEYS, filters, limit, detail, _rows.ACTOR_BRIEF)
+
+
+def get_actor(id: str, *, address: str | None = None, token: str | None = None) -> dict[str, Any] | None:
+    """The row of the actor with hex id ``id`` (every field, as ``list_actors(detail=True)``),
+    or None when the cluster does not know it (Ray's ``ray.util.state.get_actor``)."""
+    try:
+        actor_id = bytes.fromhex(id)
+    except (TypeError, ValueError):
+        raise ValueError(f"get_actor() expects an actor id in hex, got {id!r}") from None
+    return _rows.actor(StateClient(address, token), actor_id)
 
 
 def list_objects(filters: Sequence[Filter] | None = None, limit: int = 100, detail: bool = False, *,

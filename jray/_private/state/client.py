@@ -1,4 +1,4 @@
-"""Calls the state API makes: to the GCS and to every live raylet.
+"""Calls the state API (``jray.util.state``) makes: to the GCS and to every live raylet.
 
 Inside a connected driver the calls go through its CoreWorker's loop and
 channels; otherwise (the CLI) through a fresh loop and channels to the

@@ -1,4 +1,4 @@
-"""Rows of the state API, built from GCS and raylet replies (Ray's field names)."""
+"""Rows of the state API (``jray.util.state``), built from GCS and raylet replies (Ray's field names)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 from jray._private.ids import task_id_of
 from jray._private.protocol import gcs_pb2 as gpb
 from jray._private.protocol import raylet_pb2 as rpb
-from jray.util.state._client import TIMEOUT, StateClient
+from jray._private.state.client import TIMEOUT, StateClient
 
 TASK_BRIEF = ("task_id", "attempt_number", "name", "state", "job_id", "actor_id", "type",
               "func_or_class_name", "node_id", "worker_id", "worker_pid", "error_message")
@@ -90,14 +90,27 @@ def actors(client: StateClient) -> list[dict[str, Any]]:
     async def get(gcs: Any, _raylet: Any) -> Any:
         return await gcs.ListActors(gpb.ListActorsRequest(all_namespaces=True), timeout=TIMEOUT)
 
-    return [{
+    return [_actor_row(a) for a in client.run(get).actors]
+
+
+def actor(client: StateClient, actor_id: bytes) -> dict[str, Any] | None:
+    """The row of one actor, or None when the GCS does not know it."""
+    async def get(gcs: Any, _raylet: Any) -> Any:
+        return await gcs.GetActorInfo(gpb.GetActorInfoRequest(actor_id=actor_id), timeout=TIMEOUT)
+
+    reply = client.run(get)
+    return _actor_row(reply.actor) if reply.found else None
+
+
+def _actor_row(a: gpb.ActorInfo) -> dict[str, Any]:
+    return {
         "actor_id": a.actor_id.hex(), "class_name": a.class_name, "state": gpb.ActorState.Name(a.state),
         "job_id": a.job_id.hex(), "name": a.name, "node_id": a.node_id.hex() or None, "pid": a.pid or None,
         "ray_namespace": a.namespace, "is_detached": a.detached, "death_cause": a.death_cause or None,
         "num_restarts": a.num_restarts, "max_restarts": a.max_restarts,
         "required_resources": dict(a.resources), "ip": a.address.ip or None, "port": a.address.port or None,
         "worker_id": a.address.worker_id.hex() or None,
-    } for a in client.run(get).actors]
+    }
 
 
 def nodes(client: StateClient) -> list[dict[str, Any]]:

@@ -1,0 +1,84 @@
+"""This process's driver: connect and disconnect it, and its object calls.
+
+``jray.api`` keeps Ray's signatures, argument checks and error messages;
+the CoreWorker behind them is started, stopped and called here. Functions
+other than :func:`connect` need a connected driver (a RuntimeError that
+says to call ``jray.init()`` otherwise).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jray._private import gcs_client
+from jray._private.object_ref import ObjectRef
+from jray._private.worker import global_state
+from jray._private.worker.core_worker import CoreWorker, current_task
+
+
+def is_connected() -> bool:
+    return global_state.worker is not None
+
+
+def require() -> None:
+    """Raise unless a driver (or worker) is connected."""
+    global_state.require_worker()
+
+
+def connect(*, gcs_address: str, raylet_address: str, token: str, node_id: bytes, namespace: str,
+            log_to_driver: bool, runtime_env: dict[str, Any] | None) -> None:
+    """Start this process's driver CoreWorker and connect it to the cluster.
+    On a failure to connect the worker is torn down and the error raised."""
+    w = CoreWorker(is_driver=True, gcs_address=gcs_address, raylet_address=raylet_address, token=token,
+                   node_id=node_id, namespace=namespace, log_to_driver=log_to_driver)
+    w.default_runtime_env = runtime_env
+    try:
+        w.connect()
+    except BaseException:
+        w.disconnect()
+        raise
+
+
+def disconnect() -> None:
+    """Disconnect the driver, if connected."""
+    w = global_state.worker
+    if w is not None:
+        w.disconnect()
+        global_state.worker = None
+
+
+def get(refs: list[ObjectRef], timeout: float | None) -> list[Any]:
+    return global_state.require_worker().get(refs, timeout)
+
+
+def put(value: Any) -> ObjectRef:
+    return global_state.require_worker().put(value)  # type: ignore[no-any-return]
+
+
+def wait(refs: list[ObjectRef], num_returns: int, timeout: float | None,
+         fetch_local: bool) -> tuple[list[ObjectRef], list[ObjectRef]]:
+    return global_state.require_worker().wait(refs, num_returns, timeout, fetch_local)  # type: ignore[no-any-return]
+
+
+def current_namespace() -> str:
+    return global_state.require_worker().current_namespace()
+
+
+def gpu_ids() -> list[int]:
+    """GPU ids assigned to the current task or actor."""
+    w = global_state.require_worker()
+    spec = current_task.get()
+    if spec is not None and spec.gpu_ids:
+        return list(spec.gpu_ids)
+    if w.executor is not None and w.executor.actor_spec is not None:
+        return list(w.executor.actor_spec.gpu_ids)
+    return []
+
+
+def node_infos() -> list[Any]:
+    """The ``NodeInfo`` of every node the GCS knows (``jray.nodes()`` and friends)."""
+    return gcs_client.node_infos()
+
+
+__all__ = ["connect", "current_namespace", "disconnect", "get", "gpu_ids", "is_connected", "node_infos",
+           "put", "require", "wait"]

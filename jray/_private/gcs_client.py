@@ -1,0 +1,127 @@
+"""Plain synchronous calls to the GCS, for the public API and its helpers.
+
+Each function builds the request, runs it on the connected driver's loop
+(``CoreWorker.run_sync`` over its GCS stub) and returns the reply's useful
+part, so no module outside ``jray._private`` builds protocol messages. The
+replies are protobuf messages read by attribute (``info.actor_id``,
+``node.alive``); enum values come back as names (``"ALIVE"``, ``"DEAD"``).
+
+:func:`alive_nodes_at` is the one call made without a driver: it opens a
+channel of its own to a cluster's GCS (attaching with ``init(address=...)``,
+``jray.testing``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import TYPE_CHECKING, Any
+
+from jray._private import rpc
+from jray._private.protocol import gcs_pb2 as gpb
+from jray._private.protocol import gcs_pb2_grpc as ggrpc
+from jray._private.worker import global_state
+
+if TYPE_CHECKING:
+    from jray._private.worker.core_worker import CoreWorker
+
+
+def call(method: str, request: Any, *, worker: CoreWorker | None = None, timeout: float | None = None) -> Any:
+    """``GcsService.<method>(request)`` on the driver's loop; the reply."""
+    w = worker if worker is not None else global_state.require_worker()
+
+    async def run() -> Any:
+        return await getattr(w.gcs, method)(request)
+
+    return w.run_sync(run(), timeout=timeout)
+
+
+# -- actors -----------------------------------------------------------------------------
+def actor_state_name(state: int) -> str:
+    return gpb.ActorState.Name(state)  # type: ignore[arg-type]
+
+
+def get_named_actor(name: str, namespace: str) -> Any:
+    """The ``ActorInfo`` of the live actor ``name`` in ``namespace``, or None."""
+    reply = call("GetNamedActor", gpb.GetNamedActorRequest(name=name, namespace=namespace))
+    return reply.actor if reply.found else None
+
+
+def get_actor_info(actor_id: bytes, *, timeout: float | None = None) -> Any:
+    """The ``ActorInfo`` of ``actor_id`` as the GCS knows it, or None."""
+    reply = call("GetActorInfo", gpb.GetActorInfoRequest(actor_id=actor_id), timeout=timeout)
+    return reply.actor if reply.found else None
+
+
+def list_named_actors(namespace: str, *, timeout: float | None = None) -> list[Any]:
+    """The ``ActorInfo`` of every named actor in ``namespace`` (dead ones too)."""
+    reply = call("ListActors", gpb.ListActorsRequest(namespace=namespace, named_only=True), timeout=timeout)
+    return list(reply.actors)
+
+
+def kill_actor(actor_id: bytes, *, no_restart: bool) -> None:
+    call("KillActor", gpb.KillActorRequest(actor_id=actor_id, force=True, no_restart=no_restart))
+
+
+# -- nodes ------------------------------------------------------------------------------
+def node_infos() -> list[Any]:
+    """The ``NodeInfo`` of every node the GCS knows (dead ones too)."""
+    return list(call("GetAllNodeInfo", gpb.GetAllNodeInfoRequest()).nodes)
+
+
+def alive_nodes_at(gcs_address: str, token: str, *, timeout: float = 10) -> list[Any]:
+    """The live nodes' ``NodeInfo`` of the cluster at ``gcs_address``, asked
+    over a channel of its own (no driver needed); runs in a thread of its own
+    when the caller is inside a running event loop."""
+
+    async def fetch() -> Any:
+        ch = rpc.make_channel(gcs_address, token)
+        try:
+            return await ggrpc.GcsServiceStub(ch).GetAllNodeInfo(gpb.GetAllNodeInfoRequest(), timeout=timeout)
+        finally:
+            await ch.close()
+
+    reply = _run_in_thread(fetch) if _in_running_loop() else asyncio.run(fetch())
+    return [n for n in reply.nodes if n.alive]
+
+
+def call_at(gcs_address: str, token: str, method: str, *, timeout: float = 5.0) -> Any:
+    """``method`` (with an empty request: ``CheckAlive``, ``GetAllNodeInfo``)
+    on the GCS at ``gcs_address``, over a channel of its own (no driver
+    needed: the CLI). Raises the ``grpc.RpcError`` for the caller to word."""
+    request = getattr(gpb, f"{method}Request")()
+
+    async def one() -> Any:
+        ch = rpc.make_channel(gcs_address, token)
+        try:
+            return await getattr(ggrpc.GcsServiceStub(ch), method)(request, timeout=timeout)
+        finally:
+            await ch.close()
+
+    return asyncio.run(one())
+
+
+def _in_running_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+        return True
+    except RuntimeError:
+        return False
+
+
+def _run_in_thread(fn: Any) -> Any:
+    """``asyncio.run(fn())`` in a fresh thread (the caller may be inside a loop)."""
+    out: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            out["v"] = asyncio.run(fn())
+        except BaseException as e:  # noqa: BLE001
+            out["e"] = e
+
+    t = threading.Thread(target=run)
+    t.start()
+    t.join()
+    if "e" in out:
+        raise out["e"]
+    return out["v"]
