@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 from jray._private import config
 from jray._private.protocol import core_worker_pb2 as wpb
 from jray._private.protocol import raylet_pb2 as rpb
-from jray._private.transport import INTERNAL, UNAVAILABLE, TransportError
+from jray._private.transport_error import INTERNAL, UNAVAILABLE, TransportError
 
 if TYPE_CHECKING:
     from jray._private.transport import PushHandler

@@ -30,38 +30,26 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
+from jray._private.direct import DirectStub
 from jray._private.protocol import common_pb2 as cpb
 from jray._private.protocol import core_worker_pb2 as wpb
+from jray._private.transport_error import (
+    CANCELLED,
+    DEADLINE_EXCEEDED,
+    INTERNAL,
+    UNAVAILABLE,
+    UNKNOWN,
+    TransportError,
+)
+
+__all__ = ["CANCELLED", "DEADLINE_EXCEEDED", "INTERNAL", "UNAVAILABLE", "UNKNOWN", "TransportError",
+           "PushHandler", "PushClient", "InProcessPushClient", "GrpcPushClient", "DirectPushClient", "PushClients"]
 
 logger = logging.getLogger(__name__)
 
-# Codes, as gRPC names them (the grpc-backed clients translate theirs).
-UNAVAILABLE = "UNAVAILABLE"
-INTERNAL = "INTERNAL"
-DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
-CANCELLED = "CANCELLED"
-UNKNOWN = "UNKNOWN"
-
-OnReply = Callable[[wpb.PushTaskReply | None, "TransportError | None"], None]
+OnReply = Callable[[wpb.PushTaskReply | None, TransportError | None], None]
 OnItem = Callable[[wpb.PushTaskReply], None]
-OnDone = Callable[["TransportError | None"], None]
-
-
-class TransportError(Exception):
-    """A push, batch or cancel that failed in transit (not in the task)."""
-
-    def __init__(self, code: str, details: str) -> None:
-        super().__init__(details)
-        self.code = code
-        self.details = details
-
-    @property
-    def unavailable(self) -> bool:
-        """The peer is gone (died, refused, reset): its work did not finish."""
-        return self.code in (UNAVAILABLE, CANCELLED, UNKNOWN)
-
-    def __str__(self) -> str:
-        return f"{self.code}: {self.details}"
+OnDone = Callable[[TransportError | None], None]
 
 
 class PushHandler(Protocol):
@@ -312,8 +300,6 @@ class PushClients:
 
         if not direct_port:
             return GrpcPushClient(grpc_stub, address)
-        from jray._private.direct import DirectStub
-
         direct = DirectStub(f"{address.rpartition(':')[0]}:{direct_port}", self._token)
         return DirectPushClient(direct, grpc_stub, address)
 
