@@ -6,9 +6,9 @@ part, so no module outside ``jray._private`` builds protocol messages. The
 replies are protobuf messages read by attribute (``info.actor_id``,
 ``node.alive``); enum values come back as names (``"ALIVE"``, ``"DEAD"``).
 
-:func:`alive_nodes_at` is the one call made without a driver: it opens a
-channel of its own to a cluster's GCS (attaching with ``init(address=...)``,
-``jray.testing``).
+The ``*_at`` functions need no driver: they open a channel of their own to
+a cluster's GCS (attaching with ``init(address=...)``, ``jray.testing``,
+the CLI).
 """
 
 from __future__ import annotations
@@ -69,20 +69,35 @@ def node_infos() -> list[Any]:
     return list(call("GetAllNodeInfo", gpb.GetAllNodeInfoRequest()).nodes)
 
 
-def alive_nodes_at(gcs_address: str, token: str, *, timeout: float = 10) -> list[Any]:
-    """The live nodes' ``NodeInfo`` of the cluster at ``gcs_address``, asked
-    over a channel of its own (no driver needed); runs in a thread of its own
-    when the caller is inside a running event loop."""
+def _call_at(gcs_address: str, token: str, method: str, request: Any, timeout: float) -> Any:
+    """One ``GcsService`` call over a channel of its own (no driver needed); in
+    a thread of its own when the caller is inside a running event loop. A
+    failed call raises its ``grpc.RpcError``."""
 
-    async def fetch() -> Any:
+    async def run() -> Any:
         ch = rpc.make_channel(gcs_address, token)
         try:
-            return await ggrpc.GcsServiceStub(ch).GetAllNodeInfo(gpb.GetAllNodeInfoRequest(), timeout=timeout)
+            return await getattr(ggrpc.GcsServiceStub(ch), method)(request, timeout=timeout)
         finally:
             await ch.close()
 
-    reply = _run_in_thread(fetch) if _in_running_loop() else asyncio.run(fetch())
-    return [n for n in reply.nodes if n.alive]
+    return _run_in_thread(run) if _in_running_loop() else asyncio.run(run())
+
+
+def nodes_at(gcs_address: str, token: str, *, timeout: float = 10) -> list[Any]:
+    """The ``NodeInfo`` of every node (dead ones too) of the cluster at ``gcs_address``."""
+    return list(_call_at(gcs_address, token, "GetAllNodeInfo", gpb.GetAllNodeInfoRequest(), timeout).nodes)
+
+
+def alive_nodes_at(gcs_address: str, token: str, *, timeout: float = 10) -> list[Any]:
+    """The live nodes' ``NodeInfo`` of the cluster at ``gcs_address`` (attaching
+    with ``init(address=...)``, ``jray.testing``)."""
+    return [n for n in nodes_at(gcs_address, token, timeout=timeout) if n.alive]
+
+
+def check_alive_at(gcs_address: str, token: str, *, timeout: float = 5) -> None:
+    """Return once the GCS at ``gcs_address`` answers and accepts ``token``."""
+    _call_at(gcs_address, token, "CheckAlive", gpb.CheckAliveRequest(), timeout)
 
 
 def call_at(gcs_address: str, token: str, method: str, *, timeout: float = 5.0) -> Any:

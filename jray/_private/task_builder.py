@@ -13,8 +13,9 @@ from jray._private.protocol import common_pb2 as cpb
 from jray._private.scheduling import for_task, to_proto
 from jray._private.worker.core_worker import CoreWorker, _owner_proto, current_task
 
-# Bumped by the notebook layer before each cell runs: a function pickled by
-# value captures the helpers it calls, and a later cell may redefine them.
+# Bumped before each notebook cell runs (``frontend.new_code_generation``): a
+# function pickled by value captures the helpers it calls, and a later cell
+# may redefine them.
 generation = 0
 
 
