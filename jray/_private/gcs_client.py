@@ -100,22 +100,6 @@ def check_alive_at(gcs_address: str, token: str, *, timeout: float = 5) -> None:
     _call_at(gcs_address, token, "CheckAlive", gpb.CheckAliveRequest(), timeout)
 
 
-def call_at(gcs_address: str, token: str, method: str, *, timeout: float = 5.0) -> Any:
-    """``method`` (with an empty request: ``CheckAlive``, ``GetAllNodeInfo``)
-    on the GCS at ``gcs_address``, over a channel of its own (no driver
-    needed: the CLI). Raises the ``grpc.RpcError`` for the caller to word."""
-    request = getattr(gpb, f"{method}Request")()
-
-    async def one() -> Any:
-        ch = rpc.make_channel(gcs_address, token)
-        try:
-            return await getattr(ggrpc.GcsServiceStub(ch), method)(request, timeout=timeout)
-        finally:
-            await ch.close()
-
-    return asyncio.run(one())
-
-
 def _in_running_loop() -> bool:
     try:
         asyncio.get_running_loop()

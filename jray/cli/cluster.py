@@ -357,7 +357,9 @@ def format_status(address: str, nodes: Sequence[Any]) -> str:
 
 
 def status(ns: argparse.Namespace) -> int:
+    from jray._private import gcs_client
+
     address, token = target(ns.address)
-    reply = rpc(address, token, "GetAllNodeInfo")
-    print(format_status(address, list(reply.nodes)))
+    nodes = rpc(address, lambda: gcs_client.nodes_at(address, token, timeout=5.0))
+    print(format_status(address, nodes))
     return 0

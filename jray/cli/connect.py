@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable
 from typing import Any
 
 from jray._private import node as _node
@@ -51,14 +52,13 @@ def target(address: str | None) -> tuple[str, str]:
     return address, token
 
 
-def rpc(address: str, token: str, method: str, timeout: float = 5.0) -> Any:
-    """One GCS call; a clear CliError when the cluster is down or refuses the token."""
+def rpc(address: str, call: Callable[[], Any]) -> Any:
+    """One GCS call (a ``gcs_client.*_at`` function); a clear CliError when
+    the cluster is down or refuses the token."""
     import grpc
 
-    from jray._private.gcs_client import call_at
-
     try:
-        return call_at(address, token, method, timeout=timeout)
+        return call()
     except grpc.RpcError as e:
         code = e.code() if hasattr(e, "code") else None
         if code == grpc.StatusCode.UNAUTHENTICATED:
@@ -73,4 +73,6 @@ def rpc(address: str, token: str, method: str, timeout: float = 5.0) -> Any:
 
 def check_gcs(address: str, token: str) -> None:
     """Raise ``CliError`` unless the GCS at ``address`` answers and takes ``token``."""
-    rpc(address, token, "CheckAlive")
+    from jray._private import gcs_client
+
+    rpc(address, lambda: gcs_client.check_alive_at(address, token, timeout=5.0))
