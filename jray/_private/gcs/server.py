@@ -44,6 +44,7 @@ class GcsServer(ggrpc.GcsServiceServicer):
         self.task_table = TaskTable(MAX_TASKS)
         self.pool = rpc.ChannelPool(token)
         self._tasks: set[asyncio.Task] = set()
+        self._kills: set[asyncio.Future] = set()  # KillWorker calls in flight (RemovePlacementGroup waits)
 
     def spawn(self, coro: Any) -> None:
         t = asyncio.ensure_future(coro)
@@ -295,7 +296,12 @@ class GcsServer(ggrpc.GcsServiceServicer):
         self.actors.by_worker.pop(worker_id, None)
         if worker_id and raylet_addr:
             raylet = self.pool.stub(raylet_addr, rgrpc.RayletServiceStub)
-            self.spawn(_quiet(raylet.KillWorker(rpb.KillWorkerRequest(worker_id=worker_id, force=force, reason=reason))))
+            kill = asyncio.ensure_future(
+                _quiet(raylet.KillWorker(rpb.KillWorkerRequest(worker_id=worker_id, force=force, reason=reason))))
+            self._tasks.add(kill)
+            self._kills.add(kill)
+            kill.add_done_callback(self._tasks.discard)
+            kill.add_done_callback(self._kills.discard)
 
     async def GetActorInfo(self, request: gpb.GetActorInfoRequest, context: Any) -> gpb.GetActorInfoReply:
         rec = self.actors.actors.get(request.actor_id)
@@ -349,7 +355,14 @@ class GcsServer(ggrpc.GcsServiceServicer):
 
     async def RemovePlacementGroup(self, request: gpb.RemovePlacementGroupRequest,
                                    context: Any) -> gpb.RemovePlacementGroupReply:
-        return gpb.RemovePlacementGroupReply(found=self.pgs.remove(request.placement_group_id))
+        before = set(self._kills)
+        found = self.pgs.remove(request.placement_group_id)
+        # The group's actors are dead when the call returns (a call made right
+        # after it fails with ActorDiedError, never reaches a live actor).
+        kills = self._kills - before
+        if kills:
+            await asyncio.wait(kills, timeout=5)
+        return gpb.RemovePlacementGroupReply(found=found)
 
     async def GetPlacementGroup(self, request: gpb.GetPlacementGroupRequest,
                                 context: Any) -> gpb.GetPlacementGroupReply:
