@@ -40,10 +40,14 @@ class GcsServer(ggrpc.GcsServiceServicer):
         self.jobs: dict[bytes, gpb.JobInfo] = {}
         self._next_job = 1
         self.actors = ActorDirectory()
-        self.pgs = PlacementGroupManager(self)
         self.task_table = TaskTable(MAX_TASKS)
         self.pool = rpc.ChannelPool(token)
         self._tasks: set[asyncio.Task] = set()
+        self.pgs = PlacementGroupManager(
+            nodes=self.nodes, actors=self.actors,
+            kill_actor=lambda rec, reason: self._kill_actor(rec, reason, force=True),
+            raylet_stub=lambda address: self.pool.stub(address, rgrpc.RayletServiceStub),
+            spawn=self.spawn)
 
     def spawn(self, coro: Any) -> None:
         t = asyncio.ensure_future(coro)

@@ -12,11 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-EPS = 1e-9
-
-
-def fits(demand: dict[str, float], have: dict[str, float] | Any) -> bool:
-    return all(have.get(k, 0.0) + EPS >= v for k, v in demand.items() if v > 0)
+from jray._private.resources import EPS, fits
 
 
 @dataclass
@@ -43,6 +39,8 @@ class NodeResources:
         return self._pick_gpus(demand.get("GPU", 0.0)) is not None
 
     def _pick_gpus(self, g: float) -> dict[int, float] | None:
+        """GPU ids (and the share of each) for ``g`` GPUs: whole free devices
+        for one or more, the lowest device with room for a fraction."""
         if g <= EPS:
             return {}
         if g >= 1 - EPS:
