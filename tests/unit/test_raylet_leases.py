@@ -6,7 +6,7 @@ import asyncio
 from types import SimpleNamespace
 from typing import Any
 
-from jray._private.raylet.leases import LeaseQueue, LeaseRecord, LeaseTable
+from jray._private.raylet.leases import BlockedWorkers, LeaseQueue, LeaseRecord, LeaseTable
 from jray._private.raylet.scheduler import NodeResources
 from jray._private.resources import fits
 
@@ -82,3 +82,13 @@ def test_fits_edge_cases() -> None:
     assert fits({}, {})
     assert not fits({"GPU": 1}, {"CPU": 8})        # missing is zero
     assert not fits({"CPU": 1.01}, {"CPU": 1})
+
+
+def test_a_blocked_message_overtaken_by_a_newer_one_is_ignored() -> None:
+    b = BlockedWorkers()
+    assert b.update(b"w", True, 2) and b"w" in b
+    assert not b.update(b"w", False, 1) and b"w" in b  # older: ignored
+    assert b.update(b"w", False, 3) and b"w" not in b
+    assert b.update(b"w", True, 0) and b"w" in b       # unnumbered: always applied
+    b.forget(b"w")
+    assert b"w" not in b and b.update(b"w", True, 1)   # a new worker with that id starts over

@@ -1,5 +1,6 @@
 """The leases of one raylet: those granted (a worker and the resources it
-holds) and the requests waiting for resources (plain state, no gRPC).
+holds), the requests waiting for resources, and the workers blocked in
+``get``/``wait`` (plain state, no gRPC).
 
 A granted lease draws from the node's own resources or from a bundle's pool
 (a placement group's); ending it gives them back to that pool. Waiting
@@ -14,7 +15,7 @@ small node starved behind their parents).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection
+from collections.abc import Collection, Container
 from dataclasses import dataclass
 
 from jray._private.raylet.scheduler import Allocation, NodeResources
@@ -95,7 +96,7 @@ class LeaseQueue:
         if entry in self.waiting:
             self.waiting.remove(entry)
 
-    def hand_out(self, node: NodeResources, blocked: Collection[bytes]) -> None:
+    def hand_out(self, node: NodeResources, blocked: Container[bytes]) -> None:
         """Resources came back: grant what fits to waiting requests, and wake
         the requests waiting for a bundle. With no request waiting for
         resources it does nothing (bundle waiters then wake at their
@@ -121,3 +122,34 @@ class LeaseQueue:
             await asyncio.wait_for(fut, timeout)
         except asyncio.TimeoutError:
             pass
+
+
+class BlockedWorkers:
+    """Workers blocked in ``get``/``wait`` (their CPU lent back meanwhile),
+    as their ``WorkerBlocked`` messages say. The messages of one worker can
+    arrive out of order: one older (lower ``seq``) than the last seen is
+    ignored; ``seq`` 0 is always applied."""
+
+    def __init__(self) -> None:
+        self.ids: set[bytes] = set()
+        self._seq: dict[bytes, int] = {}
+
+    def __contains__(self, worker_id: object) -> bool:
+        return worker_id in self.ids
+
+    def update(self, worker_id: bytes, blocked: bool, seq: int) -> bool:
+        """Apply a message; False when a newer one overtook it."""
+        if seq:
+            if seq <= self._seq.get(worker_id, 0):
+                return False
+            self._seq[worker_id] = seq
+        if blocked:
+            self.ids.add(worker_id)
+        else:
+            self.ids.discard(worker_id)
+        return True
+
+    def forget(self, worker_id: bytes) -> None:
+        """The worker died."""
+        self._seq.pop(worker_id, None)
+        self.ids.discard(worker_id)

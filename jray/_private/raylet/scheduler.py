@@ -1,9 +1,9 @@
-"""Resource accounting and placement decisions of one raylet (plain logic).
+"""Resource accounting of one raylet (plain logic).
 
-Ray's defaults: a request that fits here now is granted here; one that
-cannot fit here at all, or does not fit now while another node has room
-(from the cluster view the GCS returns on each heartbeat), is spilled back
-to that node; one that no node can ever run waits (the owner warns).
+``NodeResources`` is what a node (or a placement-group bundle on it) has in
+all and free now, with the GPU ids each lease takes; ``pick_remote`` picks
+another node for a demand from the cluster view the GCS returns on each
+heartbeat. Where a lease goes is decided in ``lease_policy.py``, with both.
 """
 
 from __future__ import annotations

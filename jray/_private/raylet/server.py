@@ -57,7 +57,7 @@ from jray._private.raylet.lease_policy import (
     decide_bundle_lease,
     decide_lease,
 )
-from jray._private.raylet.leases import LeaseQueue, LeaseRecord, LeaseTable
+from jray._private.raylet.leases import BlockedWorkers, LeaseQueue, LeaseRecord, LeaseTable
 from jray._private.raylet.object_manager import ObjectManager
 from jray._private.raylet.scheduler import Allocation, NodeResources
 from jray._private.raylet.task_events import FLUSH_SECONDS, RayletTaskEvents
@@ -90,14 +90,13 @@ class Raylet(rgrpc.RayletServiceServicer):
         self.view: list[gpb.NodeInfo] = []  # the cluster, from the last heartbeat reply
         self.leases = LeaseTable(self.res)
         self.queue = LeaseQueue()  # lease requests waiting for resources here
-        self.blocked_workers: set[bytes] = set()  # workers blocked in get/wait (their CPU lent)
+        self.blocked = BlockedWorkers()  # workers blocked in get/wait (their CPU lent)
         self.objects = ObjectManager(store=store, arena=arena, node_id=node_id,
                                      raylet_stub=lambda address: self.pool.stub(address, rgrpc.RayletServiceStub))
         self.workers: WorkerPool | None = None
         self.stop_event = asyncio.Event()
         self._tasks: set[asyncio.Task] = set()
         self._spread_rr = 0
-        self._blocked_seq: dict[bytes, int] = {}
         self.task_events = RayletTaskEvents(node_id)
 
     def spawn(self, coro: Any) -> None:
@@ -179,8 +178,7 @@ class Raylet(rgrpc.RayletServiceServicer):
     async def _on_worker_death(self, w: WorkerProc) -> None:
         code = w.proc.returncode if w.proc is not None else None
         logger.info("worker pid=%d exited (code %s)", w.pid, code)
-        self._blocked_seq.pop(w.worker_id, None)
-        self.blocked_workers.discard(w.worker_id)
+        self.blocked.forget(w.worker_id)
         if self.store is not None and w.worker_id:
             self.objects.forget_client(w.worker_id)
         lease = self.leases.by_worker.get(w.worker_id)
@@ -299,7 +297,7 @@ class Raylet(rgrpc.RayletServiceServicer):
     def _dispatch(self) -> None:
         """Resources came back: hand them to waiting lease requests (blocked
         workers' first, see ``leases.py``)."""
-        self.queue.hand_out(self.res, self.blocked_workers)
+        self.queue.hand_out(self.res, self.blocked)
 
     # -- placement groups ------------------------------------------------------
     async def _lease_in_bundle(self, request: rpb.WorkerLeaseRequest, req: LeaseRequest,
@@ -382,14 +380,8 @@ class Raylet(rgrpc.RayletServiceServicer):
         return rpb.ReturnWorkerReply()
 
     async def WorkerBlocked(self, request: rpb.WorkerBlockedRequest, context: Any) -> rpb.WorkerBlockedReply:
-        if request.seq:
-            if request.seq <= self._blocked_seq.get(request.worker_id, 0):
-                return rpb.WorkerBlockedReply()  # overtaken by a newer message
-            self._blocked_seq[request.worker_id] = request.seq
-        if request.blocked:
-            self.blocked_workers.add(request.worker_id)
-        else:
-            self.blocked_workers.discard(request.worker_id)
+        if not self.blocked.update(request.worker_id, request.blocked, request.seq):
+            return rpb.WorkerBlockedReply()  # overtaken by a newer message
         lease = self.leases.by_worker.get(request.worker_id)
         if lease is not None:
             if request.blocked:
