@@ -88,7 +88,7 @@ class PeerNode(Protocol):
     def pending_leases(self) -> int: ...
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class LeaseRequest:
     """What the decision reads of a ``WorkerLeaseRequest``."""
 
@@ -111,7 +111,7 @@ class LeaseRequest:
                    bundle_index=s.bundle_index)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class LeaseView:
     """What the decision reads of the raylet, borrowed (not copied): it is
     taken and used in one synchronous step."""
@@ -123,14 +123,14 @@ class LeaseView:
     spread_rr: int = 0                            # the SPREAD round-robin counter
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Grant:
     """Take the demand from this node's resources and lease a worker."""
 
     spread_rr: int | None = None  # the SPREAD counter's new value, when a turn was taken
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Spill:
     """Reply with a spillback to ``node``."""
 
@@ -138,7 +138,7 @@ class Spill:
     spread_rr: int | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Wait:
     """Wait for ``reason``, then decide again resumed from it."""
 
@@ -146,7 +146,7 @@ class Wait:
     spread_rr: int | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Error:
     """Reply with this error: the request can never be served as asked."""
 
@@ -215,7 +215,7 @@ def _spill_or_queue(req: LeaseRequest, view: LeaseView, pinned: bool, rr: int | 
 # -- placement groups ------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class BundleLookup:
     """The GCS's answer, read: an error, or the nodes holding a bundle of
     the group that can take the demand (none while the group is pending)."""
