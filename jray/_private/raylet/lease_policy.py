@@ -25,8 +25,9 @@ The rules, in order (Ray's defaults):
    node holding the task's arguments when that node could ever run it.
 4. SPREAD: round-robin over the live nodes that could run it, by node id.
 5. Fits here now and nobody waits ahead: grant. Otherwise spill to a node
-   with room now, or queue here (a bounded wait, then step 5's spill check
-   again).
+   with room now (not when affinity pins it here, hard or soft), or queue
+   here: a bounded wait, then this spill check again (the queue, not a new
+   decision, hands out this node's resources).
 
 A request spilled here (``grant_or_reject``) skips the locality, SPREAD
 and room-elsewhere spills: it is granted here or waits here (only steps 1
