@@ -14,6 +14,7 @@ from typing import Any
 
 from jray._private.pg_client import PlacementGroupBase
 from jray._private.protocol import common_pb2 as cpb
+from jray._private.resources import fits
 from jray._private.worker import global_state
 
 
@@ -109,7 +110,7 @@ def _check_placement(strategy: InPlacementGroup, resources: dict[str, float]) ->
         raise ValueError(f"placement_group_bundle_index must be -1 (any bundle) or between 0 and "
                          f"{len(specs) - 1} for this group of {len(specs)} bundles, got {index!r}.")
     chosen = specs if index < 0 else [specs[index]]
-    if not any(all(b.get(k, 0.0) + 1e-9 >= v for k, v in resources.items() if v > 0) for b in chosen):
+    if not any(fits(resources, b) for b in chosen):
         where = "any bundle" if index < 0 else f"bundle {index}"
         raise ValueError(f"The demand {resources} cannot fit in {where} of placement group {pg.id.hex()} "
                          f"(bundles: {chosen}); ask for less or reserve bigger bundles.")

@@ -8,6 +8,11 @@ then *commit* them all; if any prepare or commit fails, cancel what was
 prepared and try again later. Groups that cannot be placed stay pending and
 are retried on every pass of the loop (woken when a node joins or a group is
 removed, and every heartbeat period otherwise).
+
+The manager is given what it uses of the GCS, not the GCS itself: the node
+table (the GCS's own, live), the actor directory (to find the actors placed in
+a group), a callback that kills an actor for good, a factory of raylet
+stubs by address, and the GCS's task spawner. A unit test hands it fakes.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -32,18 +37,30 @@ from jray._private.gcs.placement_groups import (
 from jray._private.protocol import common_pb2 as cpb
 from jray._private.protocol import gcs_pb2 as gpb
 from jray._private.protocol import raylet_pb2 as rpb
-from jray._private.protocol import raylet_pb2_grpc as rgrpc
+from jray._private.resources import fits
 
 if TYPE_CHECKING:
-    from jray._private.gcs.actor_directory import ActorRecord
-    from jray._private.gcs.server import GcsServer
+    from jray._private.gcs.actor_directory import ActorDirectory, ActorRecord
 
 logger = logging.getLogger(__name__)
 
 
 class PlacementGroupManager:
-    def __init__(self, gcs: GcsServer) -> None:
-        self.gcs = gcs
+    def __init__(self, *, nodes: Mapping[bytes, gpb.NodeInfo], actors: ActorDirectory,
+                 kill_actor: Callable[[ActorRecord, str], None], raylet_stub: Callable[[str], Any],
+                 spawn: Callable[[Awaitable[Any]], None]) -> None:
+        """``nodes``: the GCS's node table by node id (live: a placement
+        also takes what it reserved out of a node's ``resources_available``
+        until that node's next heartbeat).
+        ``actors``: the actor directory, searched for the actors in a group.
+        ``kill_actor(actor, reason)``: kill an actor for good (no restart).
+        ``raylet_stub(address)``: a RayletService stub for ``ip:port``.
+        ``spawn(coro)``: run a background coroutine (the bundle cancels)."""
+        self.nodes = nodes
+        self.actors = actors
+        self.kill_actor = kill_actor
+        self.raylet_stub = raylet_stub
+        self.spawn = spawn
         self.table = PlacementGroupTable()
         self._kick: asyncio.Event | None = None
         self._loop_task: asyncio.Task | None = None
@@ -111,7 +128,7 @@ class PlacementGroupManager:
         # Actors first (no restart), then the bundles: killing their workers
         # then reads as an intentional death, not a crash to restart from.
         for actor in self._actors_in(pg_id):
-            self.gcs._kill_actor(actor, f"its placement group {pg_id.hex()} was removed ({reason})", force=True)
+            self.kill_actor(actor, f"its placement group {pg_id.hex()} was removed ({reason})")
         by_node: dict[bytes, list[int]] = {}
         for index, nid in placed.items():
             by_node.setdefault(nid, []).append(index)
@@ -141,7 +158,7 @@ class PlacementGroupManager:
 
     def _actors_in(self, pg_id: bytes) -> list[ActorRecord]:
         out = []
-        for rec in self.gcs.actors.actors.values():
+        for rec in self.actors.actors.values():
             s = rec.spec.scheduling
             if (s.kind == cpb.SchedulingStrategy.PLACEMENT_GROUP and s.placement_group_id == pg_id
                     and rec.info.state != gpb.DEAD):
@@ -164,11 +181,11 @@ class PlacementGroupManager:
         demand = dict(actor.spec.resources)
         candidates = [b for b in rec.info.bundles
                       if b.node_id and (s.bundle_index < 0 or b.index == s.bundle_index)]
-        if not any(_fits(demand, b.resources) for b in rec.info.bundles
+        if not any(fits(demand, b.resources) for b in rec.info.bundles
                    if s.bundle_index < 0 or b.index == s.bundle_index):
             fail(f"it asks for {demand}, more than its bundle of placement group {rec.pg_id.hex()} reserves")
             return None
-        nodes = [self.gcs.nodes.get(b.node_id) for b in candidates if _fits(demand, b.resources)]
+        nodes = [self.nodes.get(b.node_id) for b in candidates if fits(demand, b.resources)]
         alive = [n for n in nodes if n is not None and n.alive]
         if not alive:
             return None  # the group is pending or rescheduling: wait
@@ -179,7 +196,7 @@ class PlacementGroupManager:
     async def _try_place(self, rec: PlacementGroupRecord) -> None:
         if rec.placing or rec.info.state not in (gpb.PG_PENDING, gpb.PG_RESCHEDULING):
             return
-        alive = {nid: n for nid, n in self.gcs.nodes.items() if n.alive}
+        alive = {nid: n for nid, n in self.nodes.items() if n.alive}
         demands = rec.demands()
         fixed = {i: nid for i, nid in rec.fixed().items() if nid in alive}
         plan = place(demands, rec.info.strategy, {nid: dict(n.resources_available) for nid, n in alive.items()},
@@ -237,7 +254,7 @@ class PlacementGroupManager:
                 return False
 
         committed = await asyncio.gather(*(commit(n, by_node[n]) for n in nodes))
-        lost = [n for n in nodes if not self.gcs.nodes[n].alive]
+        lost = [n for n in nodes if not self.nodes[n].alive]
         if not all(committed) or lost or rec.info.state == gpb.PG_REMOVED:
             for nid in nodes:
                 self._cancel_on(nid, pg_id, by_node[nid], "placement attempt abandoned")
@@ -248,20 +265,16 @@ class PlacementGroupManager:
         logger.info("placement group %s %s: bundles on %s", pg_id.hex(), STATE_NAMES[gpb.PG_CREATED],
                     {i: n.hex()[:8] for i, n in sorted(rec.fixed().items())})
 
-    def _raylet(self, node_id: bytes) -> rgrpc.RayletServiceStub:
-        n = self.gcs.nodes[node_id]
-        return self.gcs.pool.stub(f"{n.ip}:{n.raylet_port}", rgrpc.RayletServiceStub)  # type: ignore[no-any-return]
+    def _raylet(self, node_id: bytes) -> Any:
+        n = self.nodes[node_id]
+        return self.raylet_stub(f"{n.ip}:{n.raylet_port}")
 
     def _cancel_on(self, node_id: bytes, pg_id: bytes, indexes: list[int], reason: str) -> None:
-        n = self.gcs.nodes.get(node_id)
+        n = self.nodes.get(node_id)
         if n is None or not n.alive:
             return
         req = rpb.CancelBundlesRequest(placement_group_id=pg_id, indexes=indexes, reason=reason)
-        self.gcs.spawn(_quiet(self._raylet(node_id).CancelBundles(req, timeout=10)))
-
-
-def _fits(demand: dict[str, float], have: Any) -> bool:
-    return all(have.get(k, 0.0) + 1e-9 >= v for k, v in demand.items() if v > 0)
+        self.spawn(_quiet(self._raylet(node_id).CancelBundles(req, timeout=10)))
 
 
 async def _quiet(coro: Any) -> None:

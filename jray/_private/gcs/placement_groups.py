@@ -25,11 +25,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jray._private.protocol import gcs_pb2 as gpb
+from jray._private.resources import fits
 
 STRATEGIES = ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD")
 # Removed groups stay listed (state REMOVED) until this many newer ones were removed.
 MAX_REMOVED_KEPT = 1000
-EPS = 1e-9
 STATE_NAMES = {gpb.PG_PENDING: "PENDING", gpb.PG_CREATED: "CREATED", gpb.PG_REMOVED: "REMOVED",
                gpb.PG_RESCHEDULING: "RESCHEDULING"}
 
@@ -64,10 +64,6 @@ def validate_bundles(bundles: Any, strategy: Any) -> list[dict[str, float]]:
                              "resource with an amount above zero.")
         out.append(clean)
     return out
-
-
-def _fits(demand: Mapping[str, float], have: Mapping[str, float]) -> bool:
-    return all(have.get(k, 0.0) + EPS >= v for k, v in demand.items())
 
 
 def _take(have: dict[str, float], demand: Mapping[str, float]) -> None:
@@ -105,7 +101,7 @@ def place(bundles: list[dict[str, float]], strategy: str, available: Mapping[byt
             for k, v in bundles[i].items():
                 total[k] = total.get(k, 0.0) + v
         for nid in candidates:
-            if _fits(total, avail[nid]):
+            if fits(total, avail[nid]):
                 return {i: nid for i in missing}
         return None
     if strategy == "PACK":
@@ -118,7 +114,7 @@ def place(bundles: list[dict[str, float]], strategy: str, available: Mapping[byt
         for i in missing:
             order = [n for n in used if n in avail] + sorted(
                 (n for n in avail if n not in used), key=lambda n: _room(avail[n]), reverse=True)
-            found = next((n for n in order if _fits(bundles[i], avail[n])), None)
+            found = next((n for n in order if fits(bundles[i], avail[n])), None)
             if found is None:
                 return None
             _take(avail[found], bundles[i])
@@ -131,7 +127,7 @@ def place(bundles: list[dict[str, float]], strategy: str, available: Mapping[byt
     for nid in fixed.values():
         count[nid] = count.get(nid, 0) + 1
     for i in missing:
-        fitting = [n for n in avail if _fits(bundles[i], avail[n])]
+        fitting = [n for n in avail if fits(bundles[i], avail[n])]
         if strategy == "STRICT_SPREAD":
             fitting = [n for n in fitting if count.get(n, 0) == 0]
         if not fitting:

@@ -24,6 +24,7 @@ from jray._private.protocol import gcs_pb2 as gpb
 from jray._private.protocol import gcs_pb2_grpc as ggrpc
 from jray._private.protocol import raylet_pb2 as rpb
 from jray._private.protocol import raylet_pb2_grpc as rgrpc
+from jray._private.resources import fits
 
 logger = logging.getLogger(__name__)
 MAX_TASKS = 100_000  # task records kept (oldest finished dropped first)
@@ -40,11 +41,15 @@ class GcsServer(ggrpc.GcsServiceServicer):
         self.jobs: dict[bytes, gpb.JobInfo] = {}
         self._next_job = 1
         self.actors = ActorDirectory()
-        self.pgs = PlacementGroupManager(self)
         self.task_table = TaskTable(MAX_TASKS)
         self.pool = rpc.ChannelPool(token)
         self._tasks: set[asyncio.Task] = set()
         self._kills: set[asyncio.Future] = set()  # KillWorker calls in flight (RemovePlacementGroup waits)
+        self.pgs = PlacementGroupManager(
+            nodes=self.nodes, actors=self.actors,
+            kill_actor=lambda rec, reason: self._kill_actor(rec, reason, force=True),
+            raylet_stub=lambda address: self.pool.stub(address, rgrpc.RayletServiceStub),
+            spawn=self.spawn)
 
     def spawn(self, coro: Any) -> None:
         t = asyncio.ensure_future(coro)
@@ -186,19 +191,19 @@ class GcsServer(ggrpc.GcsServiceServicer):
                 return n
             if not s.soft:
                 return None
-        fits = [n for n in nodes if all(n.resources_total.get(k, 0.0) >= v for k, v in demand.items())]
-        if not fits:
+        feasible = [n for n in nodes if fits(demand, n.resources_total)]
+        if not feasible:
             return None
         # Prefer the caller's node, then the most available CPU (spread actors).
         caller_node = rec.spec.caller.node_id
         if s.kind != cpb.SchedulingStrategy.SPREAD:
-            for n in fits:
-                if n.node_id == caller_node and all(n.resources_available.get(k, 0.0) >= v for k, v in demand.items()):
+            for n in feasible:
+                if n.node_id == caller_node and fits(demand, n.resources_available):
                     return n
         count: dict[bytes, int] = collections.Counter(
             r.info.node_id for r in self.actors.actors.values() if r.info.state == gpb.ALIVE)
-        return max(fits, key=lambda n: (all(n.resources_available.get(k, 0.0) >= v for k, v in demand.items()),
-                                        -count.get(n.node_id, 0), n.resources_available.get("CPU", 0.0)))
+        return max(feasible, key=lambda n: (fits(demand, n.resources_available),
+                                            -count.get(n.node_id, 0), n.resources_available.get("CPU", 0.0)))
 
     async def _schedule(self, rec: ActorRecord) -> None:
         warned = False

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from jray._private.raylet.scheduler import Allocation, NodeResources, fits
+from jray._private.raylet.scheduler import Allocation, NodeResources
+from jray._private.resources import fits
 
 
 @dataclass(eq=False)

@@ -1,9 +1,9 @@
-"""Resource accounting and placement decisions of one raylet (plain logic).
+"""Resource accounting of one raylet (plain logic).
 
-Ray's defaults: a request that fits here now is granted here; one that
-cannot fit here at all, or does not fit now while another node has room
-(from the cluster view the GCS returns on each heartbeat), is spilled back
-to that node; one that no node can ever run waits (the owner warns).
+``NodeResources`` is what a node (or a placement-group bundle on it) has in
+all and free now, with the GPU ids each lease takes; ``pick_remote`` picks
+another node for a demand from the cluster view the GCS returns on each
+heartbeat. Where a lease goes is decided in ``lease_policy.py``, with both.
 """
 
 from __future__ import annotations
@@ -12,11 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-EPS = 1e-9
-
-
-def fits(demand: dict[str, float], have: dict[str, float] | Any) -> bool:
-    return all(have.get(k, 0.0) + EPS >= v for k, v in demand.items() if v > 0)
+from jray._private.resources import EPS, fits
 
 
 @dataclass
@@ -43,6 +39,8 @@ class NodeResources:
         return self._pick_gpus(demand.get("GPU", 0.0)) is not None
 
     def _pick_gpus(self, g: float) -> dict[int, float] | None:
+        """GPU ids (and the share of each) for ``g`` GPUs: whole free devices
+        for one or more, the lowest device with room for a fraction."""
         if g <= EPS:
             return {}
         if g >= 1 - EPS:

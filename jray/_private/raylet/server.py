@@ -1,28 +1,41 @@
-"""The raylet servicer: worker leases, placement-group bundles, the worker
-pool, the node's object store and object transfer between nodes, heartbeats
-to the GCS.
+"""The raylet servicer: the gRPC face of one node, over plain parts.
 
-Leases in a placement group are served from the bundle's own resources
-(``bundles.py``). When the bundle is not on this node the raylet asks the
-GCS where the group's bundles are (the GCS is the authority; the cluster
-view from heartbeats carries no bundles) and spills the request back to
-that node; while the group is still pending it waits on the GCS.
+- Leases: ``lease_policy.decide_lease`` decides where a lease request goes
+  (grant here, spill to another node, wait, or fail) from a snapshot of
+  this node and the cluster; the servicer does what it says: takes the
+  resources (``scheduler.NodeResources``) and a worker (``worker_pool``),
+  queues the request (``leases.LeaseQueue``), asks the GCS. Granted leases
+  are kept in ``leases.LeaseTable``.
+- Placement groups: bundles are carved out of the node (``bundles.py``) when
+  the GCS prepares them, and leases in a group draw from its bundle here.
+  When the bundle is not on this node the raylet asks the GCS where the
+  group's bundles are (the GCS is the authority; the cluster view from
+  heartbeats carries no bundles) and spills the request to that node
+  (``lease_policy.decide_bundle_lease``); while the group is pending it
+  waits on the GCS.
+- Objects: the node's store and transfers between nodes live in
+  ``object_manager.ObjectManager``; the store RPCs here delegate to it (the
+  direct transport calls the same ``CreateObject``/``GetObject``/
+  ``AbortObject`` methods).
+- The node: registration and heartbeats to the GCS (whose replies are the
+  cluster view), task events, and the worker monitor.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import Any
 
 import grpc
 
 from jray._private import config, rpc
-from jray._private.ids import is_put_id, random_id
+from jray._private.ids import random_id
 from jray._private.protocol import common_pb2 as cpb
 from jray._private.protocol import core_worker_pb2 as wpb
 from jray._private.protocol import core_worker_pb2_grpc as wgrpc
@@ -31,31 +44,27 @@ from jray._private.protocol import gcs_pb2_grpc as ggrpc
 from jray._private.protocol import raylet_pb2 as rpb
 from jray._private.protocol import raylet_pb2_grpc as rgrpc
 from jray._private.raylet.bundles import Bundle, BundleTable
-from jray._private.raylet.scheduler import Allocation, NodeResources, fits, pick_remote
+from jray._private.raylet.lease_policy import (
+    BundleLookup,
+    Error,
+    Grant,
+    LeaseRequest,
+    LeaseView,
+    PeerNode,
+    Spill,
+    Wait,
+    bundle_lookup,
+    decide_bundle_lease,
+    decide_lease,
+)
+from jray._private.raylet.leases import BlockedWorkers, LeaseQueue, LeaseRecord, LeaseTable
+from jray._private.raylet.object_manager import ObjectManager
+from jray._private.raylet.scheduler import Allocation, NodeResources
 from jray._private.raylet.task_events import FLUSH_SECONDS, RayletTaskEvents
 from jray._private.raylet.worker_pool import WorkerPool, WorkerProc
 
 logger = logging.getLogger(__name__)
 SP = cpb.SchedulingStrategy
-
-
-class _Waiter:
-    """A lease request waiting for resources; ``fut`` gets its Allocation."""
-
-    __slots__ = ("seq", "owner", "demand", "fut")
-
-    def __init__(self, seq: int, owner: bytes, demand: dict[str, float], fut: asyncio.Future) -> None:
-        self.seq, self.owner, self.demand, self.fut = seq, owner, demand, fut
-
-
-@dataclass(eq=False)
-class LeaseRecord:
-    lease_id: bytes
-    worker: WorkerProc
-    alloc: Allocation
-    actor_id: bytes = b""
-    owner_id: bytes = b""
-    pool: NodeResources | None = None  # a bundle's pool, None for the node's own
 
 
 class Raylet(rgrpc.RayletServiceServicer):
@@ -69,7 +78,6 @@ class Raylet(rgrpc.RayletServiceServicer):
         self.direct_port = 0  # store calls over jray._private.direct
         self.res = NodeResources(resources)
         self.bundles = BundleTable(self.res)
-        self._bundle_waiters: list[asyncio.Future] = []
         self.gcs_address = gcs_address
         self.store = store
         self.arena = arena
@@ -79,21 +87,16 @@ class Raylet(rgrpc.RayletServiceServicer):
         self.labels = labels or {}
         self.pool = rpc.ChannelPool(token)
         self.gcs = self.pool.stub(gcs_address, ggrpc.GcsServiceStub)
-        self.view: list[gpb.NodeInfo] = []
-        self.leases: dict[bytes, LeaseRecord] = {}
-        self.lease_by_worker: dict[bytes, LeaseRecord] = {}
-        # Lease requests waiting for resources, in arrival order (see _dispatch).
-        self.waiting: list[_Waiter] = []
-        self._waiter_seq = 0
-        self.blocked_workers: set[bytes] = set()  # workers blocked in get/wait (their CPU lent)
-        self._pulls: dict[bytes, asyncio.Future] = {}
-        self.num_pulls = 0
-        self._seal_waiters: dict[bytes, list[asyncio.Future]] = {}
+        self.view: list[gpb.NodeInfo] = []  # the cluster, from the last heartbeat reply
+        self.leases = LeaseTable(self.res)
+        self.queue = LeaseQueue()  # lease requests waiting for resources here
+        self.blocked = BlockedWorkers()  # workers blocked in get/wait (their CPU lent)
+        self.objects = ObjectManager(store=store, arena=arena, node_id=node_id,
+                                     raylet_stub=lambda address: self.pool.stub(address, rgrpc.RayletServiceStub))
         self.workers: WorkerPool | None = None
         self.stop_event = asyncio.Event()
         self._tasks: set[asyncio.Task] = set()
         self._spread_rr = 0
-        self._blocked_seq: dict[bytes, int] = {}
         self.task_events = RayletTaskEvents(node_id)
 
     def spawn(self, coro: Any) -> None:
@@ -110,9 +113,9 @@ class Raylet(rgrpc.RayletServiceServicer):
             is_head=self.is_head, store_path=self.store_path,
             object_store_memory=int(stats.get("capacity", 0)), store_used=int(stats.get("used", 0)),
             num_workers=len(self.workers.by_pid) if self.workers else 0, labels=self.labels,
-            pid=os.getpid(), spilled_bytes=int(stats.get("spilled_bytes", 0)), pending_leases=len(self.waiting),
+            pid=os.getpid(), spilled_bytes=int(stats.get("spilled_bytes", 0)), pending_leases=len(self.queue),
             start_time=time.time(), num_idle_workers=len(self.workers.idle) if self.workers else 0,
-            num_leased_workers=len(self.lease_by_worker), num_objects=int(stats.get("num_objects", 0)),
+            num_leased_workers=len(self.leases.by_worker), num_objects=int(stats.get("num_objects", 0)),
         )
 
     async def register(self) -> None:
@@ -175,20 +178,12 @@ class Raylet(rgrpc.RayletServiceServicer):
     async def _on_worker_death(self, w: WorkerProc) -> None:
         code = w.proc.returncode if w.proc is not None else None
         logger.info("worker pid=%d exited (code %s)", w.pid, code)
-        self._blocked_seq.pop(w.worker_id, None)
-        self.blocked_workers.discard(w.worker_id)
+        self.blocked.forget(w.worker_id)
         if self.store is not None and w.worker_id:
-            self.store.release_client(w.worker_id)
-            # What it put can never be freed by its owner now: free it here
-            # (task returns it wrote belong to their callers, so they stay).
-            for o in self.store.list_objects():
-                owner, oid = o["owner"], o["object_id"]
-                if isinstance(owner, cpb.Address) and owner.worker_id == w.worker_id and is_put_id(oid):
-                    self.store.free(oid)
-        lease = self.lease_by_worker.pop(w.worker_id, None)
+            self.objects.forget_client(w.worker_id)
+        lease = self.leases.by_worker.get(w.worker_id)
         if lease is not None:
-            self.leases.pop(lease.lease_id, None)
-            self._pool(lease).release(lease.alloc)
+            self.leases.end(lease)
             self._dispatch()
         self.release_leases_owned_by(w.worker_id)
         if w.actor_id:
@@ -204,10 +199,8 @@ class Raylet(rgrpc.RayletServiceServicer):
     def release_leases_owned_by(self, owner_id: bytes) -> None:
         """The owner of some leases died: take its workers back."""
         assert self.workers is not None
-        for lease in [x for x in self.leases.values() if x.owner_id == owner_id and not x.actor_id]:
-            self.leases.pop(lease.lease_id, None)
-            self.lease_by_worker.pop(lease.worker.worker_id, None)
-            self._pool(lease).release(lease.alloc)
+        for lease in self.leases.owned_by(owner_id):
+            self.leases.end(lease)
             self.workers.push_idle(lease.worker)
         self._dispatch()
 
@@ -221,78 +214,65 @@ class Raylet(rgrpc.RayletServiceServicer):
                                        direct_port=self.direct_port)
 
     async def RequestWorkerLease(self, request: rpb.WorkerLeaseRequest, context: Any) -> rpb.WorkerLeaseReply:
-        demand = {k: v for k, v in request.resources.items() if v > 0}
         self.task_events.record(request, "PENDING_NODE_ASSIGNMENT")
-        s = request.scheduling
-        if s.kind == SP.PLACEMENT_GROUP:
-            return await self._lease_in_bundle(request, demand, context)
-        # Node affinity to another node.
-        if s.kind == SP.NODE_AFFINITY and s.node_id and s.node_id != self.node_id:
-            target = next((n for n in self.view if n.node_id == s.node_id and n.alive), None)
-            if target is None:
-                # The heartbeat view lags the GCS by up to a beat: a node that
-                # just joined is not in it yet. Ask the GCS before giving up.
-                try:
-                    self.view = list((await self.gcs.GetAllNodeInfo(gpb.GetAllNodeInfoRequest(), timeout=5)).nodes)
-                except grpc.RpcError:
-                    pass
-                target = next((n for n in self.view if n.node_id == s.node_id and n.alive), None)
-            if target is not None:
-                return _spill(target)
-            if not s.soft:
-                return rpb.WorkerLeaseReply(error=f"NodeAffinitySchedulingStrategy: node {s.node_id.hex()} "
-                                            "is not alive and soft=False")
-        pinned = s.kind == SP.NODE_AFFINITY and (s.node_id == self.node_id)
-        # Never runnable here: send it where it can run, or wait for such a node.
-        while not self.res.fits_total(demand):
-            if pinned and not s.soft:
-                return rpb.WorkerLeaseReply(error=f"node {self.node_id.hex()} can never provide {demand}")
-            other = pick_remote(demand, self.view, self.node_id, now=False)
-            if other is not None:
-                return _spill(other)
-            await asyncio.sleep(config.HEARTBEAT_SECONDS)
-            if context.done() if hasattr(context, "done") else False:
-                return rpb.WorkerLeaseReply(rejected=True)
-        if (request.preferred_node_id and request.preferred_node_id != self.node_id
-                and not request.grant_or_reject and s.kind == SP.DEFAULT):
-            # Locality: run where the task's large arguments already are.
-            target = next((n for n in self.view if n.node_id == request.preferred_node_id and n.alive
-                           and _fits(demand, n.resources_total)), None)
-            if target is not None:
-                return _spill(target)
-        if s.kind == SP.SPREAD and not request.grant_or_reject:
-            nodes = [n for n in self.view if n.alive and _fits(demand, n.resources_total)]
-            if len(nodes) > 1:
-                self._spread_rr += 1
-                target = sorted(nodes, key=lambda n: n.node_id)[self._spread_rr % len(nodes)]
-                if target.node_id != self.node_id:
-                    return _spill(target)
-        alloc = self.res.acquire(demand) if not self.waiting else None  # no overtaking the queue
-        while alloc is None:
-            if not request.grant_or_reject and not pinned:
-                other = pick_remote(demand, self.view, self.node_id, now=True)
-                if other is not None:
-                    return _spill(other)
-            self._waiter_seq += 1
-            entry = _Waiter(self._waiter_seq, request.owner_worker_id, demand,
-                            asyncio.get_running_loop().create_future())
-            self.waiting.append(entry)
-            self._dispatch()  # resources may be free (a request ahead of us just left)
-            try:
-                alloc = await asyncio.wait_for(asyncio.shield(entry.fut), config.HEARTBEAT_SECONDS * 2)
-            except asyncio.TimeoutError:
-                pass  # look at other nodes again
-            except asyncio.CancelledError:  # the requester went away
-                if entry.fut.done():
-                    self.res.release(entry.fut.result())
-                    self._dispatch()
-                raise
-            finally:
-                if entry in self.waiting:
-                    self.waiting.remove(entry)
-            if alloc is None and entry.fut.done():  # handed over as the wait timed out
-                alloc = entry.fut.result()
-        return await self._grant(request, alloc, None)
+        req = LeaseRequest.from_proto(request)
+        if req.kind == SP.PLACEMENT_GROUP:
+            return await self._lease_in_bundle(request, req, context)
+        while True:
+            d = decide_lease(req, self._lease_view())
+            if isinstance(d, Error):
+                return rpb.WorkerLeaseReply(error=d.message)
+            if d.spread_rr is not None:
+                self._spread_rr = d.spread_rr
+            if isinstance(d, Spill):
+                return _spill(d.node)
+            if isinstance(d, Grant):
+                alloc = self.res.acquire(req.demand)
+                if alloc is not None:  # (always: the view was taken in this same step)
+                    return await self._grant(request, alloc, None)
+                req = replace(req, resumed="resources")
+                continue
+            if d.reason == "view":
+                await self._refresh_view()
+            elif d.reason == "feasible":
+                await asyncio.sleep(config.HEARTBEAT_SECONDS)
+                if context.done() if hasattr(context, "done") else False:
+                    return rpb.WorkerLeaseReply(rejected=True)
+            else:
+                alloc = await self._queue_for(request.owner_worker_id, req.demand)
+                if alloc is not None:
+                    return await self._grant(request, alloc, None)
+            req = replace(req, resumed=d.reason)
+
+    def _lease_view(self) -> LeaseView:
+        return LeaseView(self.node_id, self.res, not self.queue, self.view, self._spread_rr)
+
+    async def _refresh_view(self) -> None:
+        try:
+            self.view = list((await self.gcs.GetAllNodeInfo(gpb.GetAllNodeInfoRequest(), timeout=5)).nodes)
+        except grpc.RpcError:
+            pass
+
+    async def _queue_for(self, owner: bytes, demand: dict[str, float]) -> Allocation | None:
+        """Wait in the queue for this node's resources, a bounded while (the
+        caller then looks at other nodes again)."""
+        entry = self.queue.add(owner, demand)
+        self._dispatch()  # resources may be free (a request ahead of us just left)
+        alloc = None
+        try:
+            alloc = await asyncio.wait_for(asyncio.shield(entry.fut), config.HEARTBEAT_SECONDS * 2)
+        except asyncio.TimeoutError:
+            pass  # look at other nodes again
+        except asyncio.CancelledError:  # the requester went away
+            if entry.fut.done():
+                self.res.release(entry.fut.result())
+                self._dispatch()
+            raise
+        finally:
+            self.queue.remove(entry)
+        if alloc is None and entry.fut.done():  # handed over as the wait timed out
+            alloc = entry.fut.result()
+        return alloc
 
     async def _grant(self, request: rpb.WorkerLeaseRequest, alloc: Allocation,
                      pool: NodeResources | None) -> rpb.WorkerLeaseReply:
@@ -306,8 +286,7 @@ class Raylet(rgrpc.RayletServiceServicer):
         lease = LeaseRecord(random_id(16), w, alloc, request.actor_id, request.owner_worker_id, pool)
         w.lease_id = lease.lease_id
         w.actor_id = request.actor_id
-        self.leases[lease.lease_id] = lease
-        self.lease_by_worker[w.worker_id] = lease
+        self.leases.add(lease)
         logger.debug("grant %s to %s cpu=%s", lease.lease_id.hex()[:6], w.pid, self.res.available.get("CPU"))
         self.task_events.record(request, "SCHEDULED")
         return rpb.WorkerLeaseReply(
@@ -316,103 +295,57 @@ class Raylet(rgrpc.RayletServiceServicer):
                                direct_port=w.direct_port))
 
     def _dispatch(self) -> None:
-        """Resources came back: hand them to waiting lease requests.
-
-        Requests from workers blocked in ``get``/``wait`` go first (in
-        arrival order), then the rest in arrival order: finishing the work a
-        blocked task waits for frees its CPU, while granting new top-level
-        tasks first would start ever more tasks that block in turn (nested
-        tasks on a small node starved behind their parents)."""
-        if not self.waiting:
-            return
-        blocked = self.blocked_workers
-        for entry in sorted(self.waiting, key=lambda e: (e.owner not in blocked, e.seq)):
-            if entry.fut.done():
-                continue
-            alloc = self.res.acquire(entry.demand)
-            if alloc is not None:
-                entry.fut.set_result(alloc)
-        waiters, self._bundle_waiters = self._bundle_waiters, []
-        for fut in waiters:
-            if not fut.done():
-                fut.set_result(None)
-
-    def _pool(self, lease: LeaseRecord) -> NodeResources:
-        return lease.pool if lease.pool is not None else self.res
+        """Resources came back: hand them to waiting lease requests (blocked
+        workers' first, see ``leases.py``)."""
+        self.queue.hand_out(self.res, self.blocked)
 
     # -- placement groups ------------------------------------------------------
-    async def _lease_in_bundle(self, request: rpb.WorkerLeaseRequest, demand: dict[str, float],
+    async def _lease_in_bundle(self, request: rpb.WorkerLeaseRequest, req: LeaseRequest,
                                context: Any) -> rpb.WorkerLeaseReply:
-        s = request.scheduling
-        pg_id, index = s.placement_group_id, s.bundle_index
+        pg_id, index = req.placement_group_id, req.bundle_index
         while True:
             if context.done() if hasattr(context, "done") else False:
                 return rpb.WorkerLeaseReply(rejected=True)  # the requester went away
-            got = self.bundles.acquire(pg_id, index, demand)
+            got = self.bundles.acquire(pg_id, index, req.demand)
             if got is not None:
                 return await self._grant(request, got[1], got[0].pool)
-            here = [b for b in self.bundles.local(pg_id, index) if b.fits_total(demand)]
-            if here and (index >= 0 or request.grant_or_reject):
-                await self._wait_bundle()  # our bundle is busy: wait for it to free up
-                continue
-            error, nodes = await self._bundle_nodes(pg_id, index, demand, wait=not here)
-            if error:
-                return rpb.WorkerLeaseReply(error=error)
-            others = [n for n in nodes if n != self.node_id]
-            if others:
-                self._spread_rr += 1
-                target_id = others[self._spread_rr % len(others)]
-                target = next((n for n in self.view if n.node_id == target_id and n.alive), None)
-                if target is not None:
-                    return _spill(target)
-            if here:
-                await self._wait_bundle()
-            elif nodes:  # placed, but our view or our commit lags: look again shortly
+            here = any(b.fits_total(req.demand) for b in self.bundles.local(pg_id, index))
+            d = decide_bundle_lease(req, here, None, self._lease_view())
+            if isinstance(d, Wait) and d.reason == "lookup":
+                # While the group is pending and no bundle of it is here, the
+                # GCS holds the reply up to a second for it to be placed.
+                lookup = await self._lookup_bundles(req, wait=not here)
+                d = decide_bundle_lease(req, here, lookup, self._lease_view())
+            if isinstance(d, Error):
+                return rpb.WorkerLeaseReply(error=d.message)
+            if d.spread_rr is not None:
+                self._spread_rr = d.spread_rr
+            if isinstance(d, Spill):
+                return _spill(d.node)
+            if d.reason == "bundle":
+                await self.queue.wait_bundle(config.HEARTBEAT_SECONDS * 2)
+            elif d.reason == "placement":
                 await asyncio.sleep(config.HEARTBEAT_SECONDS)
 
-    async def _wait_bundle(self) -> None:
-        fut = asyncio.get_running_loop().create_future()
-        self._bundle_waiters.append(fut)
+    async def _lookup_bundles(self, req: LeaseRequest, wait: bool) -> BundleLookup:
+        """Ask the GCS where the group's bundles are (see ``bundle_lookup``);
+        none, after a heartbeat, when the GCS cannot be reached."""
+        pg_id = req.placement_group_id
+        greq = gpb.GetPlacementGroupRequest(placement_group_id=pg_id, wait_ready=wait, timeout=1.0 if wait else 0.0)
         try:
-            await asyncio.wait_for(fut, config.HEARTBEAT_SECONDS * 2)
-        except asyncio.TimeoutError:
-            pass
-
-    async def _bundle_nodes(self, pg_id: bytes, index: int, demand: dict[str, float],
-                            wait: bool) -> tuple[str, list[bytes]]:
-        """Ask the GCS which nodes hold a bundle of the group that can take
-        ``demand``: (error, nodes); no nodes while the group is pending (with
-        ``wait``, after waiting up to a second for it to be placed)."""
-        req = gpb.GetPlacementGroupRequest(placement_group_id=pg_id, wait_ready=wait, timeout=1.0 if wait else 0.0)
-        try:
-            reply = await self.gcs.GetPlacementGroup(req, timeout=10)
+            reply = await self.gcs.GetPlacementGroup(greq, timeout=10)
         except grpc.RpcError as e:
             logger.warning("placement group lookup failed: %s", e.code() if hasattr(e, "code") else e)
             await asyncio.sleep(config.HEARTBEAT_SECONDS)
-            return "", []
-        name = f"placement group {pg_id.hex()}"
-        if not reply.found:
-            return f"{name} does not exist", []
-        g = reply.group
-        if g.state == gpb.PG_REMOVED:
-            return f"{name} was removed", []
-        if index >= len(g.bundles):
-            return (f"placement_group_bundle_index {index} is out of range: {name} has "
-                    f"{len(g.bundles)} bundles"), []
-        chosen = [b for b in g.bundles if index < 0 or b.index == index]
-        if not any(fits(demand, b.resources) for b in chosen):
-            where = "any bundle" if index < 0 else f"bundle {index}"
-            return (f"the request {demand} does not fit in {where} of {name} "
-                    f"(bundles: {[dict(b.resources) for b in chosen]})"), []
-        nodes = [b.node_id for b in chosen if b.node_id and fits(demand, b.resources)]
-        return "", list(dict.fromkeys(nodes))
+            return BundleLookup()
+        return bundle_lookup(reply.found, reply.group, pg_id, req.bundle_index, req.demand)
 
     def _kill_leases_in(self, bundles: list[Bundle], reason: str) -> None:
         """Bundles went away: the workers leased in them die with them."""
-        pools = {id(b.pool) for b in bundles}
+        pools = [b.pool for b in bundles]
         assert self.workers is not None or not pools
-        for lease in list(self.leases.values()):
-            if lease.pool is not None and id(lease.pool) in pools and self.workers is not None:
+        for lease in self.leases.in_pools(pools):
+            if self.workers is not None:
                 logger.info("killing worker pid=%d leased in a cancelled bundle: %s", lease.worker.pid, reason)
                 self.workers.kill(lease.worker, force=True)
         self._dispatch()
@@ -434,11 +367,10 @@ class Raylet(rgrpc.RayletServiceServicer):
         return rpb.CancelBundlesReply(cancelled=len(gone))
 
     async def ReturnWorker(self, request: rpb.ReturnWorkerRequest, context: Any) -> rpb.ReturnWorkerReply:
-        lease = self.leases.pop(request.lease_id, None)
+        lease = self.leases.by_id.get(request.lease_id)
         logger.debug("return %s found=%s", request.lease_id.hex()[:6], lease is not None)
         if lease is not None:
-            self.lease_by_worker.pop(lease.worker.worker_id, None)
-            self._pool(lease).release(lease.alloc)
+            self.leases.end(lease)
             assert self.workers is not None
             if request.disconnect:
                 self.workers.kill(lease.worker, force=True)
@@ -448,21 +380,15 @@ class Raylet(rgrpc.RayletServiceServicer):
         return rpb.ReturnWorkerReply()
 
     async def WorkerBlocked(self, request: rpb.WorkerBlockedRequest, context: Any) -> rpb.WorkerBlockedReply:
-        if request.seq:
-            if request.seq <= self._blocked_seq.get(request.worker_id, 0):
-                return rpb.WorkerBlockedReply()  # overtaken by a newer message
-            self._blocked_seq[request.worker_id] = request.seq
-        if request.blocked:
-            self.blocked_workers.add(request.worker_id)
-        else:
-            self.blocked_workers.discard(request.worker_id)
-        lease = self.lease_by_worker.get(request.worker_id)
+        if not self.blocked.update(request.worker_id, request.blocked, request.seq):
+            return rpb.WorkerBlockedReply()  # overtaken by a newer message
+        lease = self.leases.by_worker.get(request.worker_id)
         if lease is not None:
             if request.blocked:
-                self._pool(lease).lend_cpu(lease.alloc)
+                self.leases.pool(lease).lend_cpu(lease.alloc)
                 self._dispatch()
             else:
-                self._pool(lease).reclaim_cpu(lease.alloc)
+                self.leases.pool(lease).reclaim_cpu(lease.alloc)
         return rpb.WorkerBlockedReply()
 
     async def KillWorker(self, request: rpb.KillWorkerRequest, context: Any) -> rpb.KillWorkerReply:
@@ -481,160 +407,34 @@ class Raylet(rgrpc.RayletServiceServicer):
                 self.workers.kill(w, force=True)
         return rpb.KillWorkerReply(found=True)
 
-    # -- object store -------------------------------------------------------------
+    # -- object store (see object_manager.py) -------------------------------------
     async def CreateObject(self, request: rpb.CreateObjectRequest, context: Any) -> rpb.CreateObjectReply:
-        from jray._private.object_store import ObjectExistsError
-        from jray.exceptions import ObjectStoreFullError
-
-        # A put: pinned for its writer, which may read it back at once without
-        # asking (it releases the pin shortly unless it does).
-        pin_for = request.owner.worker_id if is_put_id(request.object_id) and request.owner.worker_id else None
-        try:
-            offset = self.store.create(request.object_id, request.size, owner=request.owner,
-                                       primary=request.primary, pin_for=pin_for)
-        except ObjectExistsError:
-            return rpb.CreateObjectReply(ok=False, exists=True)
-        except ObjectStoreFullError as e:
-            if not request.primary or self.store.spill_dir is None:
-                return rpb.CreateObjectReply(ok=False, full=True, error=str(e))
-            # No room in memory (too big, or the rest is pinned): the writer
-            # puts the object straight into a spill file.
-            try:
-                path = self.store.create_spilled(request.object_id, request.size, owner=request.owner)
-            except (OSError, ObjectStoreFullError) as e2:
-                return rpb.CreateObjectReply(ok=False, full=True, error=f"{e} Writing it to disk failed too: {e2}")
-            return rpb.CreateObjectReply(ok=True, spill_path=path)
-        return rpb.CreateObjectReply(ok=True, offset=offset)
+        return self.objects.create(request)
 
     async def SealObject(self, request: rpb.SealObjectRequest, context: Any) -> rpb.SealObjectReply:
-        self.store.seal(request.object_id)
-        for fut in self._seal_waiters.pop(request.object_id, ()):
-            if not fut.done():
-                fut.set_result(None)
+        self.objects.seal(request.object_id)
         return rpb.SealObjectReply()
 
     async def AbortObject(self, request: rpb.AbortObjectRequest, context: Any) -> rpb.AbortObjectReply:
-        self.store.abort(request.object_id)
+        self.objects.abort(request.object_id)
         return rpb.AbortObjectReply()
 
     async def GetObject(self, request: rpb.GetObjectRequest, context: Any) -> rpb.GetObjectReply:
-        from jray.exceptions import ObjectStoreFullError
-
-        oid = request.object_id
-        if not self.store.contains(oid):
-            if request.from_port and request.from_node_id != self.node_id:
-                err = await self._pull(oid, f"{request.from_ip}:{request.from_port}")
-                if err:
-                    return rpb.GetObjectReply(found=False, error=err)
-            else:
-                fut = asyncio.get_running_loop().create_future()
-                self._seal_waiters.setdefault(oid, []).append(fut)
-                try:
-                    await asyncio.wait_for(fut, request.timeout or 10)
-                except asyncio.TimeoutError:
-                    return rpb.GetObjectReply(found=False, error="the object is not in this node's store")
-        try:
-            loc = self.store.get(oid, request.client_id)
-        except (ObjectStoreFullError, OSError) as e:
-            # No room to restore it: the reader reads the spill file itself,
-            # pinned for it (the file outlives a free until the reader
-            # releases it, as ReleaseObjects does for memory).
-            spilled = self.store.pin_spilled(oid, request.client_id)
-            if spilled is not None:
-                return rpb.GetObjectReply(found=True, size=spilled[1], spill_path=spilled[0])
-            return rpb.GetObjectReply(found=False, full=True, error=f"it could not be restored from disk: {e}")
-        if loc is None:
-            return rpb.GetObjectReply(found=False, error="the object is not in this node's store")
-        return rpb.GetObjectReply(found=True, offset=loc[0], size=loc[1])
-
-    async def _pull(self, oid: bytes, address: str) -> str:
-        fut = self._pulls.get(oid)
-        if fut is None:
-            fut = self._pulls[oid] = asyncio.ensure_future(self._do_pull(oid, address))
-            fut.add_done_callback(lambda _f: self._pulls.pop(oid, None))
-        return await asyncio.shield(fut)
-
-    async def _do_pull(self, oid: bytes, address: str) -> str:
-        """Copy an object from another node's store, chunk by chunk, into
-        ours; when it does not fit in memory (larger than our store, or the
-        rest is pinned), into a spill file of ours, as a local put would."""
-        from jray._private.object_store import ObjectExistsError
-        from jray.exceptions import ObjectStoreFullError
-
-        self.num_pulls += 1
-        stub = self.pool.stub(address, rgrpc.RayletServiceStub)
-        view = None
-        file = None
-        created = False
-        try:
-            async for chunk in stub.ReadObject(rpb.ReadObjectRequest(object_id=oid, chunk_size=config.OBJECT_CHUNK_BYTES)):
-                if not chunk.found:
-                    return f"the object is not on node {address}"
-                if view is None and file is None:
-                    try:
-                        offset = self.store.create(oid, chunk.total_size, primary=False)
-                    except ObjectExistsError:
-                        return ""
-                    except ObjectStoreFullError as e:
-                        if self.store.spill_dir is None:
-                            return f"no room for it in this node's store: {e}"
-                        path = self.store.create_spilled(oid, chunk.total_size, primary=False)
-                        created = True
-                        file = open(path, "r+b")  # noqa: SIM115 - closed below
-                    else:
-                        created = True
-                        view = self.arena.write_view(offset, chunk.total_size)
-                if file is not None:
-                    file.seek(chunk.offset)
-                    file.write(chunk.data)
-                elif view is not None:
-                    view[chunk.offset: chunk.offset + len(chunk.data)] = chunk.data
-            if file is not None:
-                file.close()
-            elif view is not None:
-                view.release()
-            else:
-                return "empty transfer"
-            self.store.seal(oid)
-            return ""
-        except Exception as e:  # noqa: BLE001
-            if file is not None:
-                file.close()
-            if created:
-                self.store.abort(oid)
-            return f"transfer from {address} failed: {e}"
+        return await self.objects.get(request)
 
     async def ReadObject(self, request: rpb.ReadObjectRequest, context: Any) -> AsyncIterator[rpb.ObjectChunk]:
-        oid = request.object_id
-        if not self.store.contains(oid):
-            # Writers seal without waiting: the location can reach a puller
-            # before the seal reaches us. Wait for it a little.
-            fut = asyncio.get_running_loop().create_future()
-            self._seal_waiters.setdefault(oid, []).append(fut)
-            try:
-                await asyncio.wait_for(fut, 10)
-            except asyncio.TimeoutError:
-                pass
-            if not self.store.contains(oid):
-                yield rpb.ObjectChunk(found=False)
-                return
-        chunk = request.chunk_size or config.OBJECT_CHUNK_BYTES
-        # read_chunks pins the object while it runs and reads a spilled one
-        # from its file (no restore, which could fail for lack of room).
-        total = self.store.object_size(oid) or 0
-        pos = 0
-        for data in self.store.read_chunks(oid, chunk):
-            yield rpb.ObjectChunk(found=True, total_size=total, offset=pos, data=bytes(data))
-            pos += len(data)
+        # aclosing: a reader gone mid-stream unpins the object at once, as
+        # when this method was the stream itself.
+        async with contextlib.aclosing(self.objects.read(request)) as chunks:
+            async for chunk in chunks:
+                yield chunk
 
     async def ReleaseObjects(self, request: rpb.ReleaseObjectsRequest, context: Any) -> rpb.ReleaseObjectsReply:
-        for oid in request.object_ids:
-            self.store.release(oid, request.client_id)
+        self.objects.release(request.object_ids, request.client_id)
         return rpb.ReleaseObjectsReply()
 
     async def FreeObjects(self, request: rpb.FreeObjectsRequest, context: Any) -> rpb.FreeObjectsReply:
-        for oid in request.object_ids:
-            self.store.free(oid)
+        self.objects.free(request.object_ids)
         if request.broadcast:
             for n in self.view:
                 if n.alive and n.node_id != self.node_id:
@@ -650,13 +450,9 @@ class Raylet(rgrpc.RayletServiceServicer):
             num_objects=int(stats["num_objects"]), num_workers=len(self.workers.by_pid),
             num_idle_workers=len(self.workers.idle), resources_total=self.res.total,
             resources_available=self.res.available, spilled_bytes=int(stats.get("spilled_bytes", 0)),
-            worker_pids=self.workers.pids(), num_pulls=self.num_pulls)
+            worker_pids=self.workers.pids(), num_pulls=self.objects.num_pulls)
         if request.include_objects:
-            for o in self.store.list_objects():
-                owner = o.get("owner")
-                reply.objects.append(rpb.StoreObjectInfo(
-                    object_id=o["object_id"], size=o["size"], sealed=o["sealed"], primary=o["primary"],
-                    pins=o["pins"], spilled=o["spilled"], owner=owner if isinstance(owner, cpb.Address) else None))
+            reply.objects.extend(self.objects.object_infos())
         return reply
 
     async def Shutdown(self, request: Any, context: Any) -> rpb.ShutdownRayletReply:
@@ -664,13 +460,9 @@ class Raylet(rgrpc.RayletServiceServicer):
         return rpb.ShutdownRayletReply()
 
 
-def _spill(node: gpb.NodeInfo) -> rpb.WorkerLeaseReply:
+def _spill(node: PeerNode) -> rpb.WorkerLeaseReply:
     return rpb.WorkerLeaseReply(spillback=True, retry_at_ip=node.ip, retry_at_port=node.raylet_port,
                                 retry_at_node_id=node.node_id)
-
-
-def _fits(demand: dict[str, float], have: Any) -> bool:
-    return all(have.get(k, 0.0) + 1e-9 >= v for k, v in demand.items())
 
 
 async def _quiet(coro: Any) -> None:

@@ -25,6 +25,7 @@ from jray._private.protocol import common_pb2 as cpb
 from jray._private.protocol import core_worker_pb2 as wpb
 from jray._private.protocol import gcs_pb2 as gpb
 from jray._private.protocol import raylet_pb2 as rpb
+from jray._private.resources import fits
 from jray._private.transport import PushClients, TransportError
 from jray._private.worker.event_loop import LoopThread
 from jray._private.worker.object_table import ObjectTable
@@ -287,7 +288,7 @@ class TaskSubmitter:
             except grpc.RpcError:
                 return
             demand = dict(spec.resources)
-            if not any(n.alive and all(n.resources_total.get(k, 0.0) >= v for k, v in demand.items()) for n in nodes):
+            if not any(n.alive and fits(demand, n.resources_total) for n in nodes):
                 q.warned = True
                 logger.warning(
                     "Warning: the task %s demands %s, which no node in the cluster can provide. It stays pending "

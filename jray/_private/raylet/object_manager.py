@@ -1,0 +1,226 @@
+"""This node's object store as its raylet serves it: the store calls of local
+workers and drivers (create, seal, get, release, free) and the transfer of
+objects between nodes.
+
+A get for an object that lives on another node *pulls* it: this node asks
+that node's raylet to stream it (``ReadObject``) in chunks of
+``config.OBJECT_CHUNK_BYTES`` and writes them into its own store, or into a
+spill file of its own when the object does not fit in memory, as a local put
+would. Concurrent gets of one object share one pull. The serving side
+(:meth:`ObjectManager.read`) waits briefly for an object not sealed yet (a
+writer seals without waiting, so its location can reach a puller first) and
+reads a spilled object from its file without restoring it.
+
+The raylet servicer (``server.py``) composes one :class:`ObjectManager` and
+its store RPCs (gRPC, and the direct transport's ``CreateObject``,
+``GetObject``, ``AbortObject``) delegate here. The manager reaches other
+raylets only through the ``raylet_stub(address)`` factory it is given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncGenerator, Callable
+from typing import Any
+
+from jray._private import config
+from jray._private.ids import is_put_id
+from jray._private.protocol import common_pb2 as cpb
+from jray._private.protocol import raylet_pb2 as rpb
+
+logger = logging.getLogger(__name__)
+
+
+class ObjectManager:
+    """Serves ``store`` (a ``LocalObjectStore`` over ``arena``) to this node's
+    clients and pulls objects from other nodes into it."""
+
+    def __init__(self, *, store: Any, arena: Any, node_id: bytes, raylet_stub: Callable[[str], Any]) -> None:
+        """``raylet_stub(address)``: a RayletService stub for another raylet's ``ip:port``."""
+        self.store = store
+        self.arena = arena
+        self.node_id = node_id
+        self.raylet_stub = raylet_stub
+        self.num_pulls = 0  # transfers started from other nodes (GetNodeStats)
+        self._pulls: dict[bytes, asyncio.Future[str]] = {}
+        self._seal_waiters: dict[bytes, list[asyncio.Future[None]]] = {}
+
+    # -- local clients -----------------------------------------------------------
+    def create(self, request: rpb.CreateObjectRequest) -> rpb.CreateObjectReply:
+        from jray._private.object_store import ObjectExistsError
+        from jray.exceptions import ObjectStoreFullError
+
+        # A put: pinned for its writer, which may read it back at once without
+        # asking (it releases the pin shortly unless it does).
+        pin_for = request.owner.worker_id if is_put_id(request.object_id) and request.owner.worker_id else None
+        try:
+            offset = self.store.create(request.object_id, request.size, owner=request.owner,
+                                       primary=request.primary, pin_for=pin_for)
+        except ObjectExistsError:
+            return rpb.CreateObjectReply(ok=False, exists=True)
+        except ObjectStoreFullError as e:
+            if not request.primary or self.store.spill_dir is None:
+                return rpb.CreateObjectReply(ok=False, full=True, error=str(e))
+            # No room in memory (too big, or the rest is pinned): the writer
+            # puts the object straight into a spill file.
+            try:
+                path = self.store.create_spilled(request.object_id, request.size, owner=request.owner)
+            except (OSError, ObjectStoreFullError) as e2:
+                return rpb.CreateObjectReply(ok=False, full=True, error=f"{e} Writing it to disk failed too: {e2}")
+            return rpb.CreateObjectReply(ok=True, spill_path=path)
+        return rpb.CreateObjectReply(ok=True, offset=offset)
+
+    def seal(self, oid: bytes) -> None:
+        self.store.seal(oid)
+        for fut in self._seal_waiters.pop(oid, ()):
+            if not fut.done():
+                fut.set_result(None)
+
+    def abort(self, oid: bytes) -> None:
+        self.store.abort(oid)
+
+    async def get(self, request: rpb.GetObjectRequest) -> rpb.GetObjectReply:
+        """Where the object is in this node's store (pulled first from the
+        node named in the request, or waited for until sealed here)."""
+        from jray.exceptions import ObjectStoreFullError
+
+        oid = request.object_id
+        if not self.store.contains(oid):
+            if request.from_port and request.from_node_id != self.node_id:
+                err = await self.pull(oid, f"{request.from_ip}:{request.from_port}")
+                if err:
+                    return rpb.GetObjectReply(found=False, error=err)
+            elif not await self._wait_sealed(oid, request.timeout or 10):
+                return rpb.GetObjectReply(found=False, error="the object is not in this node's store")
+        try:
+            loc = self.store.get(oid, request.client_id)
+        except (ObjectStoreFullError, OSError) as e:
+            # No room to restore it: the reader reads the spill file itself,
+            # pinned for it (the file outlives a free until the reader
+            # releases it, as ReleaseObjects does for memory).
+            spilled = self.store.pin_spilled(oid, request.client_id)
+            if spilled is not None:
+                return rpb.GetObjectReply(found=True, size=spilled[1], spill_path=spilled[0])
+            return rpb.GetObjectReply(found=False, full=True, error=f"it could not be restored from disk: {e}")
+        if loc is None:
+            return rpb.GetObjectReply(found=False, error="the object is not in this node's store")
+        return rpb.GetObjectReply(found=True, offset=loc[0], size=loc[1])
+
+    def release(self, oids: Any, client_id: bytes) -> None:
+        for oid in oids:
+            self.store.release(oid, client_id)
+
+    def free(self, oids: Any) -> None:
+        for oid in oids:
+            self.store.free(oid)
+
+    def forget_client(self, worker_id: bytes) -> None:
+        """A worker died: drop its pins, and free what it put (its owner is
+        gone, so nobody can free it later); task returns it wrote belong to
+        their callers and stay."""
+        self.store.release_client(worker_id)
+        for o in self.store.list_objects():
+            owner, oid = o["owner"], o["object_id"]
+            if isinstance(owner, cpb.Address) and owner.worker_id == worker_id and is_put_id(oid):
+                self.store.free(oid)
+
+    def object_infos(self) -> list[rpb.StoreObjectInfo]:
+        """Every object in the store, for GetNodeStats."""
+        out = []
+        for o in self.store.list_objects():
+            owner = o.get("owner")
+            out.append(rpb.StoreObjectInfo(
+                object_id=o["object_id"], size=o["size"], sealed=o["sealed"], primary=o["primary"],
+                pins=o["pins"], spilled=o["spilled"], owner=owner if isinstance(owner, cpb.Address) else None))
+        return out
+
+    async def _wait_sealed(self, oid: bytes, timeout: float) -> bool:
+        """Wait up to ``timeout`` for ``oid`` to be sealed here; False on timeout."""
+        fut = asyncio.get_running_loop().create_future()
+        self._seal_waiters.setdefault(oid, []).append(fut)
+        try:
+            await asyncio.wait_for(fut, timeout)
+        except asyncio.TimeoutError:
+            return False
+        return True
+
+    # -- transfers between nodes -------------------------------------------------
+    async def pull(self, oid: bytes, address: str) -> str:
+        """Copy ``oid`` from the raylet at ``address`` into this store: '' or
+        why it failed. Concurrent pulls of one object share one transfer."""
+        fut = self._pulls.get(oid)
+        if fut is None:
+            fut = self._pulls[oid] = asyncio.ensure_future(self._do_pull(oid, address))
+            fut.add_done_callback(lambda _f: self._pulls.pop(oid, None))
+        return await asyncio.shield(fut)
+
+    async def _do_pull(self, oid: bytes, address: str) -> str:
+        """Copy an object from another node's store, chunk by chunk, into
+        ours; when it does not fit in memory (larger than our store, or the
+        rest is pinned), into a spill file of ours, as a local put would."""
+        from jray._private.object_store import ObjectExistsError
+        from jray.exceptions import ObjectStoreFullError
+
+        self.num_pulls += 1
+        stub = self.raylet_stub(address)
+        view = None
+        file = None
+        created = False
+        try:
+            async for chunk in stub.ReadObject(rpb.ReadObjectRequest(object_id=oid, chunk_size=config.OBJECT_CHUNK_BYTES)):
+                if not chunk.found:
+                    return f"the object is not on node {address}"
+                if view is None and file is None:
+                    try:
+                        offset = self.store.create(oid, chunk.total_size, primary=False)
+                    except ObjectExistsError:
+                        return ""
+                    except ObjectStoreFullError as e:
+                        if self.store.spill_dir is None:
+                            return f"no room for it in this node's store: {e}"
+                        path = self.store.create_spilled(oid, chunk.total_size, primary=False)
+                        created = True
+                        file = open(path, "r+b")  # noqa: SIM115 - closed below
+                    else:
+                        created = True
+                        view = self.arena.write_view(offset, chunk.total_size)
+                if file is not None:
+                    file.seek(chunk.offset)
+                    file.write(chunk.data)
+                elif view is not None:
+                    view[chunk.offset: chunk.offset + len(chunk.data)] = chunk.data
+            if file is not None:
+                file.close()
+            elif view is not None:
+                view.release()
+            else:
+                return "empty transfer"
+            self.store.seal(oid)
+            return ""
+        except Exception as e:  # noqa: BLE001
+            if file is not None:
+                file.close()
+            if created:
+                self.store.abort(oid)
+            return f"transfer from {address} failed: {e}"
+
+    async def read(self, request: rpb.ReadObjectRequest) -> AsyncGenerator[rpb.ObjectChunk, None]:
+        """Stream ``request.object_id`` to another node in chunks; one
+        ``found=False`` chunk when it is not here."""
+        oid = request.object_id
+        if not self.store.contains(oid):
+            # Writers seal without waiting: the location can reach a puller
+            # before the seal reaches us. Wait for it a little.
+            await self._wait_sealed(oid, 10)
+            if not self.store.contains(oid):
+                yield rpb.ObjectChunk(found=False)
+                return
+        chunk = request.chunk_size or config.OBJECT_CHUNK_BYTES
+        # read_chunks pins the object while it runs and reads a spilled one
+        # from its file (no restore, which could fail for lack of room).
+        total = self.store.object_size(oid) or 0
+        pos = 0
+        for data in self.store.read_chunks(oid, chunk):
+            yield rpb.ObjectChunk(found=True, total_size=total, offset=pos, data=bytes(data))
+            pos += len(data)
