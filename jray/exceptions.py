@@ -26,6 +26,7 @@
     ├── RuntimeEnvSetupError
     ├── PendingCallsLimitExceeded
     ├── RemoteCellError               a ``%%remote`` notebook cell raised on the cluster
+    ├── UnserializableException       stands in for a task's exception that cannot be rebuilt here
     └── RaySystemError                an internal failure (a bug or a dead daemon)
 
 Remote exceptions carry the remote traceback text and render it in IPython
@@ -70,18 +71,33 @@ class RayTaskError(RayError):
 
     def _message(self) -> str:
         where = f"{self.function_name}()" if self.function_name else "a task"
-        head = f"{type(self.cause).__name__ if self.cause is not None else 'Error'} in {where}"
+        cause = self.cause
+        if isinstance(cause, UnserializableException):
+            name = cause.type_name.rpartition(".")[2] or "Error"
+        else:
+            name = type(cause).__name__ if cause is not None else "Error"
+        head = f"{name} in {where}"
         loc = f" (pid={self.pid}, ip={self.ip})" if self.pid else ""
         actor = f"\n  actor: {self.actor_repr}" if self.actor_repr else ""
-        return f"{head}{loc}{actor}\n{self.traceback_str.rstrip()}"
+        note = ""
+        if isinstance(cause, UnserializableException):
+            note = (f"\n(the {cause.type_name or 'exception'} raised there could not be rebuilt here: "
+                    "jray.exceptions.UnserializableException stands in for it)")
+        return f"{head}{loc}{actor}\n{self.traceback_str.rstrip()}{note}"
 
     def __str__(self) -> str:
         return self._message()
 
     def __reduce__(self) -> Any:
+        # The cause travels as its own pickle, with its type name and text:
+        # an exception that cannot be rebuilt on the other side (a class not
+        # importable there, an __init__ that does not match its args) then
+        # becomes an UnserializableException stand-in instead of failing the
+        # whole error (and losing the message and remote traceback with it).
         return (
             _rebuild_task_error,
-            (self.function_name, self.traceback_str, self.cause, self.proctitle, self.pid, self.ip, self.actor_repr),
+            (self.function_name, self.traceback_str, _dump_cause(self.cause), self.proctitle, self.pid, self.ip,
+             self.actor_repr, _type_name(self.cause), _cause_text(self.cause)),
         )
 
     def as_instanceof_cause(self) -> RayTaskError:
@@ -127,8 +143,64 @@ def _dual_init(self: Any, function_name: str, traceback_str: str, cause: BaseExc
         self.args = (str(self),)
 
 
-def _rebuild_task_error(*args: Any) -> RayTaskError:
-    return RayTaskError(*args).as_instanceof_cause()
+def _type_name(e: BaseException | None) -> str:
+    return "" if e is None else f"{type(e).__module__}.{type(e).__qualname__}"
+
+
+def _cause_text(e: BaseException | None) -> str:
+    if e is None:
+        return ""
+    try:
+        return str(e)
+    except Exception:  # noqa: BLE001 - a broken __str__ must not lose the error
+        return repr(e.args)
+
+
+def _dump_cause(cause: BaseException | None) -> bytes | None:
+    if cause is None:
+        return None
+    import cloudpickle
+
+    try:
+        return cloudpickle.dumps(cause)  # type: ignore[no-any-return]
+    except Exception:  # noqa: BLE001 - not picklable: the type name and text still travel
+        return None
+
+
+def _rebuild_task_error(function_name: str, traceback_str: str, cause: Any, proctitle: str = "", pid: int = 0,
+                        ip: str = "", actor_repr: str | None = None, cause_type: str = "",
+                        cause_text: str = "") -> RayTaskError:
+    if isinstance(cause, bytes):
+        import cloudpickle
+
+        try:
+            cause = cloudpickle.loads(cause)
+        except Exception:  # noqa: BLE001 - see RayTaskError.__reduce__
+            cause = UnserializableException(cause_type, cause_text, traceback_str)
+    elif cause is None and cause_type:
+        cause = UnserializableException(cause_type, cause_text, traceback_str)
+    if not isinstance(cause, BaseException):
+        cause = None
+    return RayTaskError(function_name, traceback_str, cause, proctitle, pid, ip, actor_repr).as_instanceof_cause()
+
+
+class UnserializableException(RayError):
+    """Stands in for the exception a task raised when it cannot be rebuilt
+    where it is caught (its class is not importable there, or its
+    ``__init__`` does not accept its own ``args``). It keeps the original
+    type's name (``type_name``), message and remote traceback; ``get``
+    raises it as the cause of a ``RayTaskError``."""
+
+    def __init__(self, type_name: str = "", message: str = "", traceback_str: str = "") -> None:
+        self.type_name = type_name
+        self.message = message
+        self.original_stack_trace = traceback_str
+        super().__init__(type_name, message, traceback_str)
+
+    def __str__(self) -> str:
+        name = self.type_name.rpartition(".")[2] or "an exception"
+        return (f"{name}: {self.message} (the task's {self.type_name or 'exception'} could not be "
+                "deserialized here; this stands in for it)")
 
 
 class RayActorError(RayError):

@@ -179,6 +179,11 @@ def call_actor(actor_id: bytes, class_name: str, method_name: str, default_retri
                 _SPEC_TEMPLATES.clear()
             tmpl = _SPEC_TEMPLATES[key] = cpb.TaskSpec()
             tmpl.CopyFrom(spec)
+    rex = opts.get("retry_exceptions")
+    if rex:  # (not in the template: set per call)
+        spec.retry_exceptions = True
+        if isinstance(rex, (list, tuple)):
+            spec.retry_exception_allowlist = pickle.dumps(tuple(rex))
     keep: list = []  # puts of large arguments stay alive until submitted
     args_pb, refs = task_builder.build_args(w, args, kwargs, f"{class_name}.{method_name}", keep=keep)
     spec.args.extend(args_pb)

@@ -344,6 +344,18 @@ class ActorSubmitter:
                 f"The actor {call.spec.actor_creation.class_name} is exiting and did not run "
                 f"{call.spec.method_name}: {reply.system_error}", q.actor_id.hex()))
             return
+        if (reply.is_application_error and reply.retryable and call.retries_left != 0 and not call.cancelled
+                and not self._closed):
+            # retry_exceptions: the method raised an exception it asked to be
+            # retried on; it runs again (after the calls already in flight).
+            if call.retries_left > 0:
+                call.retries_left -= 1
+            call.spec.attempt += 1
+            logger.info("retrying actor call %s (attempt %d)", call.spec.name, call.spec.attempt)
+            q.queue.appendleft(call)
+            q.refill = True
+            q.wake.set()
+            return
         if q.queue and len(q.in_flight) <= MAX_IN_FLIGHT // 2:
             q.refill = True
             q.wake.set()

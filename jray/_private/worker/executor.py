@@ -337,7 +337,7 @@ class Executor:
         self.w.task_events.record(spec, "FAILED", error_text(e))
         name = spec.name or spec.function.qualname or spec.method_name
         err = e if isinstance(e, exceptions.RayTaskError) else exceptions.RayTaskError(
-            name, tb, _picklable_cause(e), pid=os.getpid(), ip=self.w.ip,
+            name, tb, e, pid=os.getpid(), ip=self.w.ip,
             actor_repr=(f"{self.actor_spec.actor_creation.class_name}" if self.actor_spec is not None else None))
         reply = self._reply_error(spec, err)
         reply.is_application_error = True
@@ -573,16 +573,6 @@ def _retryable(spec: cpb.TaskSpec, e: BaseException) -> bool:
     except Exception:  # noqa: BLE001
         return True
     return isinstance(e, tuple(allow))
-
-
-def _picklable_cause(e: BaseException) -> BaseException | None:
-    try:
-        import cloudpickle
-
-        cloudpickle.dumps(e)
-        return e
-    except Exception:  # noqa: BLE001
-        return None
 
 
 def _put_done(finished: asyncio.Queue, task_id: bytes, fut: asyncio.Future) -> None:
