@@ -28,6 +28,7 @@
     ├── RemoteCellError               a ``%%remote`` notebook cell raised on the cluster
     ├── UnserializableException       stands in for a task's exception that cannot be rebuilt here
     └── RaySystemError                an internal failure (a bug or a dead daemon)
+        └── GcsUnavailableError       the head's GCS does not answer
 
 Remote exceptions carry the remote traceback text and render it in IPython
 through ``_render_traceback_`` (as ipyparallel's RemoteError does).
@@ -339,6 +340,24 @@ class RaySystemError(RayError):
         self.client_exc = client_exc
         self.traceback_str = traceback_str
         super().__init__(f"System error: {client_exc}" + (f"\n{traceback_str}" if traceback_str else ""))
+
+
+class GcsUnavailableError(RaySystemError):
+    """Raised when the head's Global Control Service cannot be reached (the
+    head is down, restarting, or cut off from this machine)."""
+
+    def __init__(self, address: str = "", detail: str = "") -> None:
+        self.address = address
+        self.detail = detail
+        RayError.__init__(self, str(self))
+        self.client_exc = str(self)
+        self.traceback_str = None
+
+    def __str__(self) -> str:
+        where = f" at {self.address}" if self.address else ""
+        why = f" ({self.detail})" if self.detail else ""
+        return (f"The cluster's head is unreachable: its GCS{where} does not answer{why}. "
+                "Check that the head is running (`jray status`).")
 
 
 class AsyncioActorExit(RayError):

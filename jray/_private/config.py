@@ -31,6 +31,14 @@ LOCALITY_MIN_BYTES = int(_env("LOCALITY_MIN_BYTES", 1024 * 1024))
 MAX_PENDING_LEASE_REQUESTS = int(_env("MAX_PENDING_LEASE_REQUESTS", 8))
 HEARTBEAT_SECONDS = _env("HEARTBEAT_SECONDS", 0.25)
 NODE_DEATH_SECONDS = _env("NODE_DEATH_SECONDS", 5.0)
+# A raylet whose GCS has not answered for this long exits (stopping its
+# workers, removing its store), as Ray's raylets do after
+# gcs_rpc_server_reconnect_timeout_s (60 s).
+GCS_LOST_SECONDS = _env("GCS_LOST_SECONDS", 60.0)
+# Drivers beat to the GCS this often; a driver silent for DRIVER_TIMEOUT_SECONDS
+# (a host that vanished without closing its connection) has its job ended.
+DRIVER_HEARTBEAT_SECONDS = _env("DRIVER_HEARTBEAT_SECONDS", 1.0)
+DRIVER_TIMEOUT_SECONDS = _env("DRIVER_TIMEOUT_SECONDS", 30.0)
 IDLE_WORKER_KILL_SECONDS = _env("IDLE_WORKER_KILL_SECONDS", 30.0)
 # An owner checks this often that the processes borrowing its objects are
 # alive; one that refused connections twice in a row is taken for dead and

@@ -17,6 +17,8 @@ import asyncio
 import threading
 from typing import TYPE_CHECKING, Any
 
+import grpc
+
 from jray._private import rpc
 from jray._private.protocol import gcs_pb2 as gpb
 from jray._private.protocol import gcs_pb2_grpc as ggrpc
@@ -33,7 +35,10 @@ def call(method: str, request: Any, *, worker: CoreWorker | None = None, timeout
     async def run() -> Any:
         return await getattr(w.gcs, method)(request)
 
-    return w.run_sync(run(), timeout=timeout)
+    try:
+        return w.run_sync(run(), timeout=timeout)
+    except grpc.RpcError as e:
+        raise rpc.gcs_unavailable(e, w.gcs_address) from None
 
 
 # -- actors -----------------------------------------------------------------------------

@@ -162,3 +162,16 @@ def is_connection_error(e: BaseException) -> bool:
             code == grpc.StatusCode.INTERNAL and "RST_STREAM" in str(e)
         )
     return False
+
+
+def gcs_unavailable(e: BaseException, address: str) -> BaseException:
+    """``e`` from a GCS call, as the user should see it: a GcsUnavailableError
+    when the GCS is gone (connection refused, reset, deadline), else ``e``."""
+    if isinstance(e, grpc.RpcError):
+        code = e.code() if hasattr(e, "code") else None
+        if is_connection_error(e) or code == grpc.StatusCode.DEADLINE_EXCEEDED:
+            from jray.exceptions import GcsUnavailableError
+
+            detail = e.details() if hasattr(e, "details") else str(e)
+            return GcsUnavailableError(address, f"{getattr(code, 'name', code)}: {detail}")
+    return e

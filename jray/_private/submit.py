@@ -137,6 +137,8 @@ def create_actor(cls: Any, cache: dict[str, Any], class_name: str, meta: dict[st
         raise ValueError(reply.error)
     if refs:
         w.actor_submitter.hold_creation_args(actor_id, refs)
+    if not ac.detached:
+        w.owned_actors.add(actor_id)  # it dies with this process (Ray's ownership)
     w.task_events.record(spec, "SUBMITTED")
     fields = ActorFields(actor_id, class_name, meta, ac.max_task_retries, is_async)
     return CreatedActor(fields, existing=False, anonymous=not name and not ac.detached)

@@ -1,6 +1,17 @@
 """The GCS servicer: node table and health, jobs, actors (registration,
 scheduling through raylet leases, restarts), placement groups (see
-``pg_manager.py``), the internal KV and the task-event buffer."""
+``pg_manager.py``), the internal KV and the task-event buffer.
+
+Fate-sharing (Ray's ownership semantics): when a worker or a driver dies,
+everything it owns goes with it. Raylets report every death of a process
+they ran (``ReportWorkerFailure``); the GCS also watches each driver itself
+(``WatchDriver``: a stream the driver holds open, broken when its process
+dies; ``DriverHeartbeat``: beats, missing when its host vanished). A death
+ends the job of a driver (FAILED), kills the non-detached actors the dead
+process created, and is published to every raylet in its heartbeat reply
+(``dead_workers``), so each kills the workers still running tasks for the
+dead owner.
+"""
 
 from __future__ import annotations
 
@@ -45,6 +56,11 @@ class GcsServer(ggrpc.GcsServiceServicer):
         self.pool = rpc.ChannelPool(token)
         self._tasks: set[asyncio.Task] = set()
         self._kills: set[asyncio.Future] = set()  # KillWorker calls in flight (RemovePlacementGroup waits)
+        # Deaths of workers and drivers, numbered, for the raylets (bounded).
+        self.dead_workers: collections.deque[tuple[int, bytes]] = collections.deque(maxlen=10_000)
+        self._dead_set: set[bytes] = set()
+        self.dead_seq = 0
+        self.driver_seen: dict[bytes, float] = {}  # job id -> its driver's last heartbeat (monotonic)
         self.pgs = PlacementGroupManager(
             nodes=self.nodes, actors=self.actors,
             kill_actor=lambda rec, reason: self._kill_actor(rec, reason, force=True),
@@ -64,6 +80,47 @@ class GcsServer(ggrpc.GcsServiceServicer):
                 if node.alive and now - self.last_seen.get(nid, now) > config.NODE_DEATH_SECONDS:
                     logger.warning("node %s missed its heartbeats: marking it dead", nid.hex())
                     self._node_died(nid)
+            for job_id, seen in list(self.driver_seen.items()):
+                job = self.jobs.get(job_id)
+                if job is None or job.is_dead:
+                    self.driver_seen.pop(job_id, None)
+                elif now - seen > config.DRIVER_TIMEOUT_SECONDS:
+                    self._worker_died(job.driver.worker_id,
+                                      f"its driver sent no heartbeat for {config.DRIVER_TIMEOUT_SECONDS:.0f} s")
+
+    # -- deaths of workers and drivers (fate-sharing) ---------------------------------
+    def _worker_died(self, worker_id: bytes, reason: str) -> None:
+        """A worker or driver died: its job (if a driver) ends as FAILED, the
+        non-detached actors it created are killed, and every raylet learns of
+        it (to kill the workers running its tasks)."""
+        if not worker_id or worker_id in self._dead_set:
+            return
+        self._dead_set.add(worker_id)
+        self.dead_seq += 1
+        self.dead_workers.append((self.dead_seq, worker_id))
+        if len(self.dead_workers) == self.dead_workers.maxlen:
+            self._dead_set.discard(self.dead_workers[0][1])
+        for job in self.jobs.values():
+            if job.driver.worker_id == worker_id and not job.is_dead:
+                logger.info("job %s failed: %s", job.job_id.hex(), reason)
+                self._end_job(job, f"the driver died ({reason})")
+        for rec in list(self.actors.actors.values()):
+            if (rec.spec.caller.worker_id == worker_id and not rec.info.detached
+                    and rec.info.state != gpb.DEAD):
+                self._kill_actor(rec, f"its owner (the process that created it) died: {reason}", force=True)
+
+    def _end_job(self, job: gpb.JobInfo, death_cause: str = "") -> None:
+        """The job is over (its driver finished, or died): its non-detached
+        actors and placement groups go with it."""
+        job.is_dead = True
+        job.end_time = time.time()
+        job.death_cause = death_cause
+        self.driver_seen.pop(job.job_id, None)
+        why = "the job that created it finished" if not death_cause else f"the job that created it failed: {death_cause}"
+        for rec in list(self.actors.actors.values()):
+            if rec.info.job_id == job.job_id and not rec.info.detached and rec.info.state != gpb.DEAD:
+                self._kill_actor(rec, why, force=True)
+        self.pgs.remove_job(job.job_id)
 
     def _node_died(self, node_id: bytes) -> None:
         node = self.nodes.get(node_id)
@@ -105,7 +162,11 @@ class GcsServer(ggrpc.GcsServiceServicer):
         known.spilled_bytes, known.pending_leases = n.spilled_bytes, n.pending_leases
         known.num_idle_workers, known.num_leased_workers = n.num_idle_workers, n.num_leased_workers
         known.num_objects = n.num_objects
-        return gpb.HeartbeatReply(nodes=list(self.nodes.values()))
+        reply = gpb.HeartbeatReply(nodes=list(self.nodes.values()), dead_workers_seq=self.dead_seq)
+        after = request.dead_workers_after
+        if 0 <= after < self.dead_seq:
+            reply.dead_workers.extend(w for seq, w in self.dead_workers if seq > after)
+        return reply
 
     async def GetAllNodeInfo(self, request: Any, context: Any) -> gpb.GetAllNodeInfoReply:
         return gpb.GetAllNodeInfoReply(nodes=list(self.nodes.values()))
@@ -142,18 +203,50 @@ class GcsServer(ggrpc.GcsServiceServicer):
         job.CopyFrom(request.job)
         job.job_id = job_id
         self.jobs[job_id] = job
+        self.driver_seen[job_id] = time.monotonic()
         return gpb.AddJobReply(job_id=job_id)
 
     async def MarkJobFinished(self, request: gpb.MarkJobFinishedRequest, context: Any) -> gpb.MarkJobFinishedReply:
         job = self.jobs.get(request.job_id)
         if job is not None and not job.is_dead:
-            job.is_dead = True
-            job.end_time = time.time()
-            for rec in list(self.actors.actors.values()):
-                if rec.info.job_id == request.job_id and not rec.info.detached and rec.info.state != gpb.DEAD:
-                    self._kill_actor(rec, "the job that created it finished", force=True)
-            self.pgs.remove_job(request.job_id)
+            self._end_job(job)
         return gpb.MarkJobFinishedReply()
+
+    async def WatchDriver(self, request: gpb.WatchDriverRequest, context: Any) -> Any:
+        """Held open by a driver for its job's life; a break that is not the
+        job's end is the driver's death (checked: a driver that still
+        answers keeps its job, its heartbeats decide)."""
+        job = self.jobs.get(request.job_id)
+        if job is None:
+            return
+        ended = False
+        try:
+            while not job.is_dead:
+                yield gpb.WatchDriverReply()
+                await asyncio.sleep(2.0)
+            ended = True
+        finally:
+            if not ended and not job.is_dead:
+                self.spawn(self._driver_stream_broke(job))
+
+    async def _driver_stream_broke(self, job: gpb.JobInfo) -> None:
+        addr = f"{job.driver.ip}:{job.driver.port}"
+        stub = self.pool.stub(addr, wgrpc.CoreWorkerServiceStub)
+        try:
+            await stub.GetObjectStatus(wpb.GetObjectStatusRequest(object_id=b"", timeout=0.0), timeout=1.0)
+            return  # it answers: a broken connection, not a dead driver
+        except grpc.RpcError as e:
+            if e.code() != grpc.StatusCode.UNAVAILABLE:
+                return  # slow or busy: the heartbeats decide
+        self.pool.drop(addr)
+        self._worker_died(job.driver.worker_id, "its connection to the GCS closed and it does not answer")
+
+    async def DriverHeartbeat(self, request: gpb.DriverHeartbeatRequest, context: Any) -> gpb.DriverHeartbeatReply:
+        job = self.jobs.get(request.job_id)
+        if job is None or job.is_dead:
+            return gpb.DriverHeartbeatReply(job_dead=True)
+        self.driver_seen[request.job_id] = time.monotonic()
+        return gpb.DriverHeartbeatReply()
 
     async def GetAllJobInfo(self, request: Any, context: Any) -> gpb.GetAllJobInfoReply:
         return gpb.GetAllJobInfoReply(jobs=list(self.jobs.values()))
@@ -350,6 +443,8 @@ class GcsServer(ggrpc.GcsServiceServicer):
         rec = self.actors.actors.get(aid) if aid else None
         if rec is not None and (not request.worker_id or rec.worker_id == request.worker_id or request.intentional):
             self._actor_failed(rec, request.reason or "its worker process died", request.intentional)
+        if request.worker_id and not request.intentional:
+            self._worker_died(request.worker_id, request.reason or "its process died")
         return gpb.ReportWorkerFailureReply()
 
     # -- placement groups ------------------------------------------------------

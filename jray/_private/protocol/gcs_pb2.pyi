@@ -118,18 +118,24 @@ class UnregisterNodeReply(_message.Message):
     def __init__(self) -> None: ...
 
 class HeartbeatRequest(_message.Message):
-    __slots__ = ("node",)
+    __slots__ = ("node", "dead_workers_after")
     NODE_FIELD_NUMBER: _ClassVar[int]
+    DEAD_WORKERS_AFTER_FIELD_NUMBER: _ClassVar[int]
     node: NodeInfo
-    def __init__(self, node: _Optional[_Union[NodeInfo, _Mapping]] = ...) -> None: ...
+    dead_workers_after: int
+    def __init__(self, node: _Optional[_Union[NodeInfo, _Mapping]] = ..., dead_workers_after: _Optional[int] = ...) -> None: ...
 
 class HeartbeatReply(_message.Message):
-    __slots__ = ("nodes", "reregister")
+    __slots__ = ("nodes", "reregister", "dead_workers", "dead_workers_seq")
     NODES_FIELD_NUMBER: _ClassVar[int]
     REREGISTER_FIELD_NUMBER: _ClassVar[int]
+    DEAD_WORKERS_FIELD_NUMBER: _ClassVar[int]
+    DEAD_WORKERS_SEQ_FIELD_NUMBER: _ClassVar[int]
     nodes: _containers.RepeatedCompositeFieldContainer[NodeInfo]
     reregister: bool
-    def __init__(self, nodes: _Optional[_Iterable[_Union[NodeInfo, _Mapping]]] = ..., reregister: _Optional[bool] = ...) -> None: ...
+    dead_workers: _containers.RepeatedScalarFieldContainer[bytes]
+    dead_workers_seq: int
+    def __init__(self, nodes: _Optional[_Iterable[_Union[NodeInfo, _Mapping]]] = ..., reregister: _Optional[bool] = ..., dead_workers: _Optional[_Iterable[bytes]] = ..., dead_workers_seq: _Optional[int] = ...) -> None: ...
 
 class GetAllNodeInfoRequest(_message.Message):
     __slots__ = ()
@@ -206,7 +212,7 @@ class KVKeysReply(_message.Message):
     def __init__(self, keys: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class JobInfo(_message.Message):
-    __slots__ = ("job_id", "driver", "namespace", "is_dead", "start_time", "end_time", "driver_pid", "entrypoint")
+    __slots__ = ("job_id", "driver", "namespace", "is_dead", "start_time", "end_time", "driver_pid", "entrypoint", "death_cause")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     DRIVER_FIELD_NUMBER: _ClassVar[int]
     NAMESPACE_FIELD_NUMBER: _ClassVar[int]
@@ -215,6 +221,7 @@ class JobInfo(_message.Message):
     END_TIME_FIELD_NUMBER: _ClassVar[int]
     DRIVER_PID_FIELD_NUMBER: _ClassVar[int]
     ENTRYPOINT_FIELD_NUMBER: _ClassVar[int]
+    DEATH_CAUSE_FIELD_NUMBER: _ClassVar[int]
     job_id: bytes
     driver: _common_pb2.Address
     namespace: str
@@ -223,7 +230,8 @@ class JobInfo(_message.Message):
     end_time: float
     driver_pid: int
     entrypoint: str
-    def __init__(self, job_id: _Optional[bytes] = ..., driver: _Optional[_Union[_common_pb2.Address, _Mapping]] = ..., namespace: _Optional[str] = ..., is_dead: _Optional[bool] = ..., start_time: _Optional[float] = ..., end_time: _Optional[float] = ..., driver_pid: _Optional[int] = ..., entrypoint: _Optional[str] = ...) -> None: ...
+    death_cause: str
+    def __init__(self, job_id: _Optional[bytes] = ..., driver: _Optional[_Union[_common_pb2.Address, _Mapping]] = ..., namespace: _Optional[str] = ..., is_dead: _Optional[bool] = ..., start_time: _Optional[float] = ..., end_time: _Optional[float] = ..., driver_pid: _Optional[int] = ..., entrypoint: _Optional[str] = ..., death_cause: _Optional[str] = ...) -> None: ...
 
 class AddJobRequest(_message.Message):
     __slots__ = ("job",)
@@ -246,6 +254,28 @@ class MarkJobFinishedRequest(_message.Message):
 class MarkJobFinishedReply(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class WatchDriverRequest(_message.Message):
+    __slots__ = ("job_id",)
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    job_id: bytes
+    def __init__(self, job_id: _Optional[bytes] = ...) -> None: ...
+
+class WatchDriverReply(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class DriverHeartbeatRequest(_message.Message):
+    __slots__ = ("job_id",)
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    job_id: bytes
+    def __init__(self, job_id: _Optional[bytes] = ...) -> None: ...
+
+class DriverHeartbeatReply(_message.Message):
+    __slots__ = ("job_dead",)
+    JOB_DEAD_FIELD_NUMBER: _ClassVar[int]
+    job_dead: bool
+    def __init__(self, job_dead: _Optional[bool] = ...) -> None: ...
 
 class GetAllJobInfoRequest(_message.Message):
     __slots__ = ()
@@ -393,18 +423,20 @@ class KillActorReply(_message.Message):
     def __init__(self) -> None: ...
 
 class ReportWorkerFailureRequest(_message.Message):
-    __slots__ = ("worker_id", "node_id", "actor_id", "reason", "intentional")
+    __slots__ = ("worker_id", "node_id", "actor_id", "reason", "intentional", "is_driver")
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     ACTOR_ID_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     INTENTIONAL_FIELD_NUMBER: _ClassVar[int]
+    IS_DRIVER_FIELD_NUMBER: _ClassVar[int]
     worker_id: bytes
     node_id: bytes
     actor_id: bytes
     reason: str
     intentional: bool
-    def __init__(self, worker_id: _Optional[bytes] = ..., node_id: _Optional[bytes] = ..., actor_id: _Optional[bytes] = ..., reason: _Optional[str] = ..., intentional: _Optional[bool] = ...) -> None: ...
+    is_driver: bool
+    def __init__(self, worker_id: _Optional[bytes] = ..., node_id: _Optional[bytes] = ..., actor_id: _Optional[bytes] = ..., reason: _Optional[str] = ..., intentional: _Optional[bool] = ..., is_driver: _Optional[bool] = ...) -> None: ...
 
 class ReportWorkerFailureReply(_message.Message):
     __slots__ = ()

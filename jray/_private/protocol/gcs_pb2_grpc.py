@@ -89,6 +89,16 @@ class GcsServiceStub:
                 request_serializer=jray_dot___private_dot_protocol_dot_gcs__pb2.MarkJobFinishedRequest.SerializeToString,
                 response_deserializer=jray_dot___private_dot_protocol_dot_gcs__pb2.MarkJobFinishedReply.FromString,
                 _registered_method=True)
+        self.WatchDriver = channel.unary_stream(
+                '/jray.protocol.GcsService/WatchDriver',
+                request_serializer=jray_dot___private_dot_protocol_dot_gcs__pb2.WatchDriverRequest.SerializeToString,
+                response_deserializer=jray_dot___private_dot_protocol_dot_gcs__pb2.WatchDriverReply.FromString,
+                _registered_method=True)
+        self.DriverHeartbeat = channel.unary_unary(
+                '/jray.protocol.GcsService/DriverHeartbeat',
+                request_serializer=jray_dot___private_dot_protocol_dot_gcs__pb2.DriverHeartbeatRequest.SerializeToString,
+                response_deserializer=jray_dot___private_dot_protocol_dot_gcs__pb2.DriverHeartbeatReply.FromString,
+                _registered_method=True)
         self.GetAllJobInfo = channel.unary_unary(
                 '/jray.protocol.GcsService/GetAllJobInfo',
                 request_serializer=jray_dot___private_dot_protocol_dot_gcs__pb2.GetAllJobInfoRequest.SerializeToString,
@@ -220,6 +230,18 @@ class GcsServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def MarkJobFinished(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchDriver(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DriverHeartbeat(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -360,6 +382,16 @@ def add_GcsServiceServicer_to_server(servicer, server):
                     servicer.MarkJobFinished,
                     request_deserializer=jray_dot___private_dot_protocol_dot_gcs__pb2.MarkJobFinishedRequest.FromString,
                     response_serializer=jray_dot___private_dot_protocol_dot_gcs__pb2.MarkJobFinishedReply.SerializeToString,
+            ),
+            'WatchDriver': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchDriver,
+                    request_deserializer=jray_dot___private_dot_protocol_dot_gcs__pb2.WatchDriverRequest.FromString,
+                    response_serializer=jray_dot___private_dot_protocol_dot_gcs__pb2.WatchDriverReply.SerializeToString,
+            ),
+            'DriverHeartbeat': grpc.unary_unary_rpc_method_handler(
+                    servicer.DriverHeartbeat,
+                    request_deserializer=jray_dot___private_dot_protocol_dot_gcs__pb2.DriverHeartbeatRequest.FromString,
+                    response_serializer=jray_dot___private_dot_protocol_dot_gcs__pb2.DriverHeartbeatReply.SerializeToString,
             ),
             'GetAllJobInfo': grpc.unary_unary_rpc_method_handler(
                     servicer.GetAllJobInfo,
@@ -724,6 +756,60 @@ class GcsService:
             '/jray.protocol.GcsService/MarkJobFinished',
             jray_dot___private_dot_protocol_dot_gcs__pb2.MarkJobFinishedRequest.SerializeToString,
             jray_dot___private_dot_protocol_dot_gcs__pb2.MarkJobFinishedReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchDriver(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/jray.protocol.GcsService/WatchDriver',
+            jray_dot___private_dot_protocol_dot_gcs__pb2.WatchDriverRequest.SerializeToString,
+            jray_dot___private_dot_protocol_dot_gcs__pb2.WatchDriverReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DriverHeartbeat(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jray.protocol.GcsService/DriverHeartbeat',
+            jray_dot___private_dot_protocol_dot_gcs__pb2.DriverHeartbeatRequest.SerializeToString,
+            jray_dot___private_dot_protocol_dot_gcs__pb2.DriverHeartbeatReply.FromString,
             options,
             channel_credentials,
             insecure,

@@ -79,6 +79,7 @@ class Raylet(rgrpc.RayletServiceServicer):
         self.res = NodeResources(resources)
         self.bundles = BundleTable(self.res)
         self.gcs_address = gcs_address
+        self.dead_workers_seen = -1  # the GCS's dead-worker sequence seen so far (-1: none yet)
         self.store = store
         self.arena = arena
         self.store_path = store_path
@@ -122,10 +123,20 @@ class Raylet(rgrpc.RayletServiceServicer):
         await self.gcs.RegisterNode(gpb.RegisterNodeRequest(node=self.node_info()))
 
     async def heartbeat_loop(self) -> None:
+        """Heartbeats to the GCS (node stats out, the cluster view back). A
+        GCS that stays silent for GCS_LOST_SECONDS ends this raylet: its
+        workers stop and its store goes (nothing to serve without a head)."""
         self.spawn(self.task_events_loop())
+        loop = asyncio.get_running_loop()
+        last_ok = loop.time()
+        warned_at = 0.0
         while not self.stop_event.is_set():
             try:
-                reply = await self.gcs.Heartbeat(gpb.HeartbeatRequest(node=self.node_info()), timeout=5)
+                reply = await self.gcs.Heartbeat(gpb.HeartbeatRequest(
+                    node=self.node_info(), dead_workers_after=self.dead_workers_seen), timeout=5)
+                for wid in reply.dead_workers:  # owners that died elsewhere
+                    self.release_leases_owned_by(wid)
+                self.dead_workers_seen = reply.dead_workers_seq
                 if reply.reregister:
                     # The GCS lost us (declared dead, or restarted): the bundles we hold
                     # were placed again elsewhere, or are unknown now.
@@ -133,8 +144,21 @@ class Raylet(rgrpc.RayletServiceServicer):
                     await self.register()
                 else:
                     self.view = list(reply.nodes)
+                if warned_at:
+                    logger.warning("the GCS answers again")
+                last_ok, warned_at = loop.time(), 0.0
             except grpc.RpcError as e:
-                logger.warning("heartbeat to the GCS failed: %s", e.code() if hasattr(e, "code") else e)
+                now = loop.time()
+                silent = now - last_ok
+                if silent >= config.GCS_LOST_SECONDS:
+                    logger.error("the GCS at %s has not answered for %.0f s: this raylet exits",
+                                 self.gcs_address, silent)
+                    self.stop_event.set()
+                    return
+                if not warned_at or now - warned_at >= 10.0:  # not every beat
+                    warned_at = now
+                    logger.warning("heartbeat to the GCS failed (%s); the raylet exits if it stays silent "
+                                   "for %.0f s", e.code() if hasattr(e, "code") else e, config.GCS_LOST_SECONDS)
             await asyncio.sleep(config.HEARTBEAT_SECONDS)
 
     async def task_events_loop(self) -> None:
@@ -157,7 +181,10 @@ class Raylet(rgrpc.RayletServiceServicer):
             for w in self.workers.reap_dead():
                 await self._on_worker_death(w)
             for d in self.workers.dead_drivers():
+                logger.info("driver pid=%d is gone", d.pid)
                 self.release_leases_owned_by(d.worker_id)
+                self.spawn(self._report_death(d.worker_id, b"", f"the driver process (pid={d.pid}) exited",
+                                              is_driver=True))
             self.workers.kill_idle_beyond(int(self.res.total.get("CPU", 1)), config.IDLE_WORKER_KILL_SECONDS,
                                           ask=lambda w: self.spawn(self._reap_idle(w)))
 
@@ -186,23 +213,38 @@ class Raylet(rgrpc.RayletServiceServicer):
             self.leases.end(lease)
             self._dispatch()
         self.release_leases_owned_by(w.worker_id)
+        if not w.worker_id:
+            return  # never registered: it owned nothing
         if w.actor_id:
             # A worker forked by the zygote is not our child: no exit code here.
             how = f" (exit code {code})" if code is not None else " (killed, or it crashed)"
             reason = f"its worker process (pid={w.pid}) died unexpectedly{how}"
-            try:
-                await self.gcs.ReportWorkerFailure(gpb.ReportWorkerFailureRequest(
-                    worker_id=w.worker_id, node_id=self.node_id, actor_id=w.actor_id, reason=reason))
-            except grpc.RpcError:
-                pass
+        else:
+            reason = f"its worker process (pid={w.pid}) exited"
+        await self._report_death(w.worker_id, w.actor_id, reason)
+
+    async def _report_death(self, worker_id: bytes, actor_id: bytes, reason: str, is_driver: bool = False) -> None:
+        """Tell the GCS (it restarts the actor, ends a driver's job, and tells
+        every raylet to stop the dead owner's tasks)."""
+        try:
+            await self.gcs.ReportWorkerFailure(gpb.ReportWorkerFailureRequest(
+                worker_id=worker_id, node_id=self.node_id, actor_id=actor_id, reason=reason, is_driver=is_driver))
+        except grpc.RpcError:
+            pass
 
     def release_leases_owned_by(self, owner_id: bytes) -> None:
-        """The owner of some leases died: take its workers back."""
+        """The owner of some leases died: the tasks it submitted end with it
+        (Ray's fate-sharing). Their workers are killed, never handed out
+        again while they may still run a dead owner's task; the resources
+        go to waiting requests."""
         assert self.workers is not None
-        for lease in self.leases.owned_by(owner_id):
+        leases = self.leases.owned_by(owner_id)
+        for lease in leases:
             self.leases.end(lease)
-            self.workers.push_idle(lease.worker)
-        self._dispatch()
+            logger.info("killing worker pid=%d: the owner of its lease died", lease.worker.pid)
+            self.workers.kill(lease.worker, force=True)
+        if leases:
+            self._dispatch()
 
     # -- workers -------------------------------------------------------------
     async def RegisterWorker(self, request: rpb.RegisterWorkerRequest, context: Any) -> rpb.RegisterWorkerReply:

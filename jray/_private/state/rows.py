@@ -25,7 +25,7 @@ NODE_BRIEF = ("node_id", "node_ip", "is_head_node", "state", "resources_total", 
 NODE_KEYS = NODE_BRIEF + ("labels", "start_time_ms", "raylet_port", "pid", "num_idle_workers",
                           "num_busy_workers", "num_objects", "spilled_bytes", "pending_leases")
 WORKER_KEYS = ("worker_id", "worker_type", "is_alive", "node_id", "ip", "pid")
-JOB_KEYS = ("job_id", "status", "entrypoint", "driver_pid", "driver_ip", "namespace",
+JOB_KEYS = ("job_id", "status", "message", "entrypoint", "driver_pid", "driver_ip", "namespace",
             "start_time", "end_time")
 
 
@@ -201,7 +201,9 @@ def jobs(client: StateClient) -> list[dict[str, Any]]:
         return await gcs.GetAllJobInfo(gpb.GetAllJobInfoRequest(), timeout=TIMEOUT)
 
     return [{
-        "job_id": j.job_id.hex(), "status": "SUCCEEDED" if j.is_dead else "RUNNING",
+        "job_id": j.job_id.hex(),
+        "status": ("FAILED" if j.death_cause else "SUCCEEDED") if j.is_dead else "RUNNING",
+        "message": j.death_cause or None,
         "entrypoint": j.entrypoint, "driver_pid": j.driver_pid or None, "driver_ip": j.driver.ip or None,
         "namespace": j.namespace, "start_time": _ms(j.start_time), "end_time": _ms(j.end_time),
     } for j in client.run(get).jobs]

@@ -109,6 +109,10 @@ class CoreWorker:
         self.root_task_override: bytes = b""
         self._events_flusher: asyncio.Task | None = None
         self._borrower_prober: asyncio.Task | None = None
+        self._driver_liveness: asyncio.Task | None = None
+        # Non-detached actors this process created: they die with it (the GCS
+        # kills them), so a worker that owns any is not reaped as idle.
+        self.owned_actors: set[bytes] = set()
 
         # The parts, each given what it needs.
         self.lt = LoopThread()
@@ -203,6 +207,14 @@ class CoreWorker:
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task:
         return self.lt.spawn(coro)
 
+    def gcs_sync(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        """``run_sync`` of a GCS call: a GCS that does not answer is a
+        GcsUnavailableError naming the head, not a raw gRPC error."""
+        try:
+            return self.run_sync(coro, timeout)
+        except grpc.RpcError as e:
+            raise rpc.gcs_unavailable(e, self.gcs_address) from None
+
     # -- start / stop ------------------------------------------------------
     def connect(self) -> None:
         self.run_sync(self._connect(), timeout=config.STARTUP_TIMEOUT)
@@ -239,6 +251,7 @@ class CoreWorker:
                 entrypoint=" ".join(sys.argv)[:200],
             )
             self.job_id = (await self.gcs.AddJob(gpb.AddJobRequest(job=job))).job_id
+            self._driver_liveness = self.spawn(self._driver_liveness_loop())
         self._events_flusher = self.spawn(self.task_events.flush_loop())
         self._borrower_prober = self.spawn(self.borrowing.probe_loop())
 
@@ -267,12 +280,40 @@ class CoreWorker:
                 await asyncio.wait_for(self.gcs.MarkJobFinished(gpb.MarkJobFinishedRequest(job_id=self.job_id)), 5)
             except Exception:
                 pass
+        if self._driver_liveness is not None:
+            self._driver_liveness.cancel()
         await self.server.stop(grace=0.1)
         if self.direct_server is not None:
             self.direct_server.close()
         self.pushes.close()
         await self.pool.close()
         self.store.close()
+
+    async def _driver_liveness_loop(self) -> None:
+        """A driver's side of the GCS's watch: a stream held open for the
+        job's life (its break tells the GCS this process died) and a beat
+        every DRIVER_HEARTBEAT_SECONDS (their absence tells it this host
+        vanished)."""
+        req = gpb.WatchDriverRequest(job_id=self.job_id)
+        beat = gpb.DriverHeartbeatRequest(job_id=self.job_id)
+
+        async def hold() -> None:
+            async for _ in self.gcs.WatchDriver(req):
+                pass
+
+        stream: asyncio.Task | None = None
+        try:
+            while not self.shutting_down:
+                if stream is None or stream.done():  # (re)open: the GCS may have restarted
+                    stream = self.spawn(hold())
+                try:
+                    await self.gcs.DriverHeartbeat(beat, timeout=5)
+                except grpc.RpcError:
+                    pass
+                await asyncio.sleep(config.DRIVER_HEARTBEAT_SECONDS)
+        finally:
+            if stream is not None:
+                stream.cancel()
 
     # -- wiring: what the parts are given ----------------------------------------
     def _worker_stub(self, address: str) -> Any:
@@ -360,8 +401,9 @@ class CoreWorker:
 
     def owns_objects(self) -> bool:
         """Whether objects this process owns are still referenced (by it or
-        by borrowers): it must not be reaped as an idle worker then."""
-        return self.table.owns_objects()
+        by borrowers), or it created actors that live on: it must not be
+        reaped as an idle worker then (they would die with it)."""
+        return self.table.owns_objects() or bool(self.owned_actors)
 
     def note_deserialized_ref(self, object_id: bytes, owner: Any) -> None:
         """A ref arrived from another process (ObjectRef.__init__ counts it)."""
@@ -453,7 +495,7 @@ class CoreWorker:
         async def put() -> None:
             await self.gcs.KVPut(gpb.KVPutRequest(ns="fun", key=key.encode(), value=pickled, overwrite=False))
 
-        self.run_sync(put())
+        self.gcs_sync(put())
         self._exported.add(key)
 
     def load_function(self, key: str) -> Any:
@@ -462,7 +504,7 @@ class CoreWorker:
             async def get() -> Any:
                 return await self.gcs.KVGet(gpb.KVGetRequest(ns="fun", key=key.encode()))
 
-            reply = self.run_sync(get())
+            reply = self.gcs_sync(get())
             if not reply.found:
                 raise exceptions.RaySystemError(f"function {key} was not exported to the GCS")
             import cloudpickle
