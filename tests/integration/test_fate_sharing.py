@@ -9,6 +9,7 @@ work runs at once, not behind an orphan), never a timing of the engine.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -204,3 +205,34 @@ def test_gcs_down_errors_say_the_head_is_unreachable():
             Late.remote()
     finally:
         c.shutdown()
+
+
+def test_a_driver_its_raylet_cannot_see_is_noticed_by_the_gcs(cluster):
+    """A driver in its own PID namespace: the raylet's pid check cannot see
+    it (as for a driver on another machine), so only the GCS's watch of the
+    driver (its stream breaks, it no longer answers) can end its job."""
+    if shutil.which("unshare") is None:
+        pytest.skip("needs unshare (util-linux) for a PID namespace")
+    env = dict(os.environ, ADDR=cluster.address, JRAY_TOKEN=cluster.handle.token)
+    proc = subprocess.Popen(["unshare", "--pid", "--fork", sys.executable, "-c", DRIVER], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        if line.strip() != "READY":
+            err = proc.stderr.read() if proc.poll() is not None else ""
+            if "Operation not permitted" in err:
+                pytest.skip("PID namespaces are not allowed here")
+            raise AssertionError(f"the driver did not start: {line!r} {err[-500:]}")
+        driver = psutil.Process(proc.pid).children()[0]
+        job = [j for j in state.list_jobs() if j["status"] == "RUNNING" and j["namespace"] == "victim"
+               and j["driver_pid"] == 1]
+        assert job, state.list_jobs()
+        driver.kill()
+        assert jray.get([short.remote(i) for i in range(8)], timeout=30) == list(range(8))
+        poll(lambda: [j["status"] for j in state.list_jobs() if j["job_id"] == job[0]["job_id"]],
+             lambda s: s == ["FAILED"], "the job FAILED by the GCS's watch", timeout=10)
+        poll(lambda: _actor_state("keeper"), lambda s: s == "DEAD", "its actor killed", timeout=10)
+        jray.kill(jray.get_actor("stayer", namespace="victim"))
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
