@@ -9,6 +9,7 @@ import logging
 import os
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -259,10 +260,16 @@ def put(value: Any, *, _owner: Any = None) -> ObjectRef:
 
 def wait(object_refs: Sequence[ObjectRef], *, num_returns: int = 1, timeout: float | None = None,
          fetch_local: bool = True) -> tuple[list[ObjectRef], list[ObjectRef]]:
-    """Split refs into (ready, not ready) once ``num_returns`` are ready or on timeout."""
+    """Split refs into (ready, not ready) once ``num_returns`` are ready or on timeout.
+
+    Streaming generators (``ObjectRefGenerator``) may be in the list, as in
+    Ray: one is ready when its next item is (or it has ended), so ``next()``
+    on it does not block."""
     driver.require()
     if isinstance(object_refs, ObjectRef):
         raise TypeError("wait() expected a list of ObjectRef, got a single ObjectRef")
+    if isinstance(object_refs, (list, tuple)) and any(isinstance(r, ObjectRefGenerator) for r in object_refs):
+        return _wait_with_generators(list(object_refs), num_returns, timeout, fetch_local)
     refs = _check_refs(object_refs, "jray.wait()")
     if len({r._id for r in refs}) != len(refs):
         raise ValueError("Wait requires a list of unique object refs.")
@@ -273,6 +280,38 @@ def wait(object_refs: Sequence[ObjectRef], *, num_returns: int = 1, timeout: flo
     if timeout is not None and timeout < 0:
         raise ValueError("'timeout' must be non-negative or None")
     return driver.wait(refs, num_returns, timeout, fetch_local)
+
+
+def _wait_with_generators(items: list[Any], num_returns: int, timeout: float | None,
+                          fetch_local: bool) -> tuple[list[Any], list[Any]]:
+    """``wait`` over ObjectRefs and streaming generators together (polled:
+    a generator's readiness is its next item's future)."""
+    refs = [x for x in items if not isinstance(x, ObjectRefGenerator)]
+    _check_refs(refs, "jray.wait()")
+    if len({id(x) for x in items}) != len(items) or len({r._id for r in refs}) != len(refs):
+        raise ValueError("Wait requires a list of unique object refs.")
+    if isinstance(num_returns, bool) or not isinstance(num_returns, int) or num_returns < 0:
+        raise ValueError(f"num_returns must be a non-negative int, got {num_returns!r}")
+    if num_returns > len(items):
+        raise ValueError(f"num_returns ({num_returns}) cannot be greater than the number of refs ({len(items)}).")
+    if timeout is not None and timeout < 0:
+        raise ValueError("'timeout' must be non-negative or None")
+    futures = {id(g): g._next_ready_future() for g in items if isinstance(g, ObjectRefGenerator)}
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        ready_refs = set(r._id for r in driver.wait(refs, len(refs), 0, False)[0]) if refs else set()
+        ready = [x for x in items if (futures[id(x)].done() if isinstance(x, ObjectRefGenerator)
+                                      else x._id in ready_refs)]
+        if len(ready) >= num_returns or (deadline is not None and time.monotonic() >= deadline):
+            break
+        time.sleep(0.005)
+    ready = ready[:num_returns]
+    if fetch_local:
+        local = [x for x in ready if not isinstance(x, ObjectRefGenerator)]
+        if local:
+            driver.wait(local, len(local), 0, True)
+    chosen = {id(x) for x in ready}
+    return ready, [x for x in items if id(x) not in chosen]
 
 
 def cancel(ref: ObjectRef, *, force: bool = False, recursive: bool = True) -> None:

@@ -1,16 +1,16 @@
 """This process's driver: connect and disconnect it, and its object calls.
 
 ``jray.api`` keeps Ray's signatures, argument checks and error messages;
-the CoreWorker behind them is started, stopped and called here. Functions
-other than :func:`connect` need a connected driver (a RuntimeError that
-says to call ``jray.init()`` otherwise).
+the CoreWorker behind them is started, stopped and called here. The object
+calls, ``require`` and ``node_infos`` start (or attach to) a cluster on
+first use, as Ray does; the others need a connected driver.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from jray._private import gcs_client
+from jray._private import gcs_client, hooks
 from jray._private.object_ref import ObjectRef
 from jray._private.worker import global_state
 from jray._private.worker.core_worker import CoreWorker, current_task
@@ -21,8 +21,10 @@ def is_connected() -> bool:
 
 
 def require() -> None:
-    """Raise unless a driver (or worker) is connected."""
-    global_state.require_worker()
+    """Make sure a driver (or worker) is connected: without one, start or
+    attach to a cluster first (``jray.init()``), as Ray does on the first
+    use of any API call."""
+    hooks.ensure_worker()
 
 
 def connect(*, gcs_address: str, raylet_address: str, token: str, node_id: bytes, namespace: str,
@@ -52,7 +54,7 @@ def get(refs: list[ObjectRef], timeout: float | None) -> list[Any]:
 
 
 def put(value: Any) -> ObjectRef:
-    return global_state.require_worker().put(value)  # type: ignore[no-any-return]
+    return hooks.ensure_worker().put(value)  # type: ignore[no-any-return]
 
 
 def wait(refs: list[ObjectRef], num_returns: int, timeout: float | None,
@@ -77,6 +79,7 @@ def gpu_ids() -> list[int]:
 
 def node_infos() -> list[Any]:
     """The ``NodeInfo`` of every node the GCS knows (``jray.nodes()`` and friends)."""
+    hooks.ensure_worker()
     return gcs_client.node_infos()
 
 

@@ -43,6 +43,7 @@ def ensure_worker() -> CoreWorker:
     w = global_state.worker
     if w is None:
         if _auto_init is not None:
+            logger.info("jray.init() was not called: starting or attaching to a cluster on first use")
             _auto_init()
         w = global_state.require_worker()
     return w

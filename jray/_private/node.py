@@ -61,6 +61,23 @@ def detect_gpus() -> int:
         return 0
 
 
+def detect_gpu_model() -> str:
+    """The GPU model as Ray names it (``H100`` for "NVIDIA H100 80GB HBM3",
+    ``V100`` for "Tesla V100-SXM2-16GB"), from ``nvidia-smi``; "" without one."""
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
+                             text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return gpu_model_name(out.stdout.splitlines()[0]) if out.returncode == 0 and out.stdout.strip() else ""
+
+
+def gpu_model_name(full: str) -> str:
+    words = full.replace("-", " ").split()
+    words = [w for w in words if w.upper() not in ("NVIDIA", "TESLA", "GEFORCE", "RTX")]
+    return words[0] if words else ""
+
+
 @dataclass
 class NodeHandle:
     node_id: str
@@ -128,6 +145,9 @@ def node_resources(num_cpus: float | None, num_gpus: float | None, resources: di
     gpus = num_gpus if num_gpus is not None else detect_gpus()
     if gpus:
         res["GPU"] = float(gpus)
+        model = detect_gpu_model()
+        if model:
+            res[f"accelerator_type:{model}"] = 1.0
     res["memory"] = float(memory if memory is not None else int(psutil.virtual_memory().available * 0.7))
     res[f"node:{ip}"] = 1.0
     if is_head:

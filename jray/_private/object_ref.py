@@ -145,5 +145,11 @@ class ObjectRefGenerator:
     def completed(self) -> ObjectRef:
         return self._generator_ref
 
+    def _next_ready_future(self) -> concurrent.futures.Future:
+        """Done once ``next(self)`` would not block (the next item exists or
+        the generator ended); what ``jray.wait`` waits on for a generator."""
+        w = global_state.require_worker()
+        return w.generator_item_ready_future(self._task_id, self._index + 1)  # type: ignore[no-any-return]
+
     def __repr__(self) -> str:
         return f"ObjectRefGenerator(task={self._task_id.hex()})"

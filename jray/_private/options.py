@@ -112,7 +112,7 @@ def _groups(name: str, v: Any) -> None:
 COMMON: dict[str, Callable[[str, Any], None]] = {
     "num_cpus": _cpu_gpu, "num_gpus": _cpu_gpu, "memory": _nonneg_number, "resources": _resources,
     "scheduling_strategy": _strategy, "runtime_env": _runtime_env, "name": _str_or_none,
-    "accelerator_type": _any, "label_selector": _any, "object_store_memory": _any, "_metadata": _any,
+    "accelerator_type": _str_or_none, "label_selector": _any, "object_store_memory": _any, "_metadata": _any,
     "placement_group": _any, "placement_group_bundle_index": _any, "placement_group_capture_child_tasks": _any,
     "enable_task_events": _any,
 }
@@ -145,4 +145,11 @@ def task_resources(opts: dict[str, Any], *, default_cpus: float) -> dict[str, fl
         res["memory"] = float(opts["memory"])
     for k, v in (opts.get("resources") or {}).items():
         res[k] = float(v)
+    acc = opts.get("accelerator_type")
+    if acc:  # as Ray: a sliver of the resource nodes with that accelerator offer
+        res[f"{ACCELERATOR_PREFIX}{acc}"] = 0.001
     return {k: v for k, v in res.items() if v > 0}
+
+
+# A node with GPUs offers ``accelerator_type:<model>`` (Ray's resource name).
+ACCELERATOR_PREFIX = "accelerator_type:"

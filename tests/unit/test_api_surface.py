@@ -17,7 +17,8 @@ def test_exceptions_module_has_ray_names():
 
     for name in ["RayError", "RayTaskError", "RayActorError", "ActorDiedError", "GetTimeoutError",
                  "TaskCancelledError", "ObjectLostError", "OwnerDiedError", "WorkerCrashedError",
-                 "ObjectStoreFullError", "OutOfMemoryError"]:
+                 "ObjectStoreFullError", "OutOfMemoryError", "UnserializableException", "RaySystemError",
+                 "GcsUnavailableError"]:
         assert issubclass(getattr(e, name), e.RayError)
     assert issubclass(e.GetTimeoutError, TimeoutError)
 
@@ -31,3 +32,15 @@ def test_task_error_is_instance_of_cause_and_pickles():
     assert isinstance(err, ValueError) and isinstance(err, RayTaskError)
     again = pickle.loads(pickle.dumps(err))
     assert isinstance(again, ValueError) and "bad" in str(again)
+
+
+def test_ray_modules_programs_import():
+    import importlib
+
+    cp = importlib.import_module("jray.cloudpickle")  # ray.cloudpickle
+    assert cp.dumps and cp.loads and cp.register_pickle_by_value
+    acc = importlib.import_module("jray.util.accelerators")  # ray.util.accelerators
+    assert acc.NVIDIA_TESLA_V100 == "V100" and acc.NVIDIA_H100 == "H100" and "NVIDIA_A100" in acc.__all__
+    from jray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    assert NodeAffinitySchedulingStrategy(b"\x01\x02", soft=True).node_id == "0102"

@@ -523,6 +523,14 @@ class CoreWorker:
         except concurrent.futures.TimeoutError:
             raise exceptions.GetTimeoutError("timed out waiting for the generator's next item") from None
 
+    def generator_item_ready_future(self, task_id: bytes, index: int) -> concurrent.futures.Future:
+        """Done when item ``index`` exists or the generator ended (no ref is
+        made: a ref made and dropped here would free the item)."""
+        async def run() -> bool:
+            return await self.submission.generator_item(task_id, index) is not None
+
+        return asyncio.run_coroutine_threadsafe(run(), self.loop)
+
     def next_generator_item_future(self, task_id: bytes, index: int) -> concurrent.futures.Future:
         async def run() -> Any:
             oid = await self.submission.generator_item(task_id, index)
