@@ -27,11 +27,10 @@ from jray.api import (
     shutdown,
     wait,
 )
-from jray.object_ref import ObjectRef, ObjectRefGenerator
+from jray.object_ref import DynamicObjectRefGenerator, ObjectRef, ObjectRefGenerator
 from jray.remote_function import RemoteFunction
 
 # Ray also exposes the generator type under this name.
-DynamicObjectRefGenerator = ObjectRefGenerator
 
 
 def load_ipython_extension(ipython: object) -> None:

@@ -8,7 +8,7 @@ creates and counts them); this is their public home, as ``jray.ObjectRef``.
 
 from __future__ import annotations
 
-from jray._private.object_ref import ObjectRef, ObjectRefGenerator
+from jray._private.object_ref import DynamicObjectRefGenerator, ObjectRef, ObjectRefGenerator
 from jray._private.object_ref import _rebuild_ref as _rebuild_ref
 
-__all__ = ["ObjectRef", "ObjectRefGenerator"]
+__all__ = ["DynamicObjectRefGenerator", "ObjectRef", "ObjectRefGenerator"]

@@ -153,3 +153,23 @@ class ObjectRefGenerator:
 
     def __repr__(self) -> str:
         return f"ObjectRefGenerator(task={self._task_id.hex()})"
+
+
+class DynamicObjectRefGenerator:
+    """The value of a ``num_returns="dynamic"`` task (Ray's name): the refs of
+    the values it yielded, in order. ``get`` on the task's one ref gives
+    this; iterate it and ``get`` each ref for the values."""
+
+    __module__ = "jray.object_ref"
+
+    def __init__(self, refs: list[ObjectRef]) -> None:
+        self._refs = list(refs)
+
+    def __iter__(self) -> Any:
+        return iter(self._refs)
+
+    def __len__(self) -> int:
+        return len(self._refs)
+
+    def __repr__(self) -> str:
+        return f"DynamicObjectRefGenerator({len(self._refs)} refs)"

@@ -33,6 +33,8 @@ def _refs_out(w: CoreWorker, spec: cpb.TaskSpec, return_ids: list[bytes], num_re
               streaming: bool) -> Any:
     """What ``.remote()`` returns: a ref, a list of refs, None, or a generator."""
     owner = w.owner_key
+    if spec.dynamic_returns:  # one ref, whose value is a DynamicObjectRefGenerator
+        return ObjectRef(return_ids[0], owner)
     if streaming:
         return ObjectRefGenerator(spec.task_id, owner, ObjectRef(return_ids[0], owner))
     out = [ObjectRef(oid, owner) for oid in return_ids]
@@ -62,6 +64,8 @@ def submit_task(function: Any, cache: dict[str, Any], name: str, param_names: li
     keep: list = []  # puts of large arguments stay alive until submitted
     args_pb, refs = task_builder.build_args(w, args, kwargs, name, param_names, keep=keep)
     spec.args.extend(args_pb)
+    if opts.get("num_returns") == "dynamic":
+        spec.dynamic_returns = True
     return_ids = w.task_submitter.submit(spec, refs)
     return _refs_out(w, spec, return_ids, num_returns, streaming)
 

@@ -83,6 +83,41 @@ def test_cloudpickle_is_exported():
     assert callable(cp.register_pickle_by_value)
 
 
+@jray.remote(num_returns="dynamic")
+def squares(n):
+    for i in range(n):
+        yield i * i
+
+
+def test_dynamic_returns_give_a_generator_of_refs(jray_cluster):
+    ref = squares.remote(4)
+    assert isinstance(ref, jray.ObjectRef)
+    gen = jray.get(ref, timeout=30)
+    assert isinstance(gen, jray.DynamicObjectRefGenerator) and len(gen) == 4
+    refs = list(gen)
+    assert all(isinstance(r, jray.ObjectRef) for r in refs)
+    assert jray.get(refs, timeout=30) == [0, 1, 4, 9]
+    del gen, ref
+    assert jray.get(refs[3], timeout=30) == 9  # the item lives while a ref to it does
+
+
+@jray.remote
+class Busy:
+    def plain(self, seconds):
+        time.sleep(seconds)
+        return "done"
+
+
+def test_a_cancelled_running_actor_call_raises_task_cancelled(jray_cluster):
+    a = Busy.remote()
+    ref = a.plain.remote(1.0)
+    time.sleep(0.3)
+    jray.cancel(ref)  # a sync actor's call runs on (actor state is not interrupted) ...
+    with pytest.raises(jray.exceptions.TaskCancelledError):  # ... but its result is TaskCancelledError, as in Ray
+        jray.get(ref, timeout=30)
+    assert jray.get(a.plain.remote(0), timeout=30) == "done"
+
+
 def test_accelerator_type_runs_only_where_that_accelerator_is():
     from jray.testing import Cluster
     from jray.util.accelerators import NVIDIA_TESLA_V100

@@ -187,7 +187,8 @@ class ActorSubmitter:
         queued there does not run, a running call of an async actor has its
         asyncio task cancelled, and a running call of a sync or threaded
         actor only sees ``get_runtime_context().is_canceled()`` turn True
-        (actor state is not interrupted halfway)."""
+        (actor state is not interrupted halfway). Either way, ``get`` on a
+        cancelled call raises TaskCancelledError, as in Ray."""
         entry = self.calls.get(task_id)
         if entry is None:
             return
@@ -199,6 +200,9 @@ class ActorSubmitter:
             return
         if q is None or q.info is None or not q.info.address.port:
             return
+        # Sent: whatever the method returns now, get() raises
+        # TaskCancelledError (as Ray does; checked on Ray 2.60).
+        call.cancelled = True
         addr = f"{q.info.address.ip}:{q.info.address.port}"
         client = self.pushes.get(addr, q.info.address.direct_port)
 
@@ -343,6 +347,14 @@ class ActorSubmitter:
             self._fail(call, exceptions.ActorDiedError(
                 f"The actor {call.spec.actor_creation.class_name} is exiting and did not run "
                 f"{call.spec.method_name}: {reply.system_error}", q.actor_id.hex()))
+            return
+        if call.cancelled:
+            for ret in reply.returns:  # nobody will read them
+                self.core.release_hand_off(ret)
+            self._fail(call, exceptions.TaskCancelledError(call.spec.task_id.hex()))
+            if q.queue and len(q.in_flight) <= MAX_IN_FLIGHT // 2:
+                q.refill = True
+                q.wake.set()
             return
         if (reply.is_application_error and reply.retryable and call.retries_left != 0 and not call.cancelled
                 and not self._closed):

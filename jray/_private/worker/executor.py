@@ -32,6 +32,7 @@ import grpc
 from jray import exceptions
 from jray._private import serialization
 from jray._private.ids import object_id_for
+from jray._private.object_ref import DynamicObjectRefGenerator, ObjectRef
 from jray._private.protocol import common_pb2 as cpb
 from jray._private.protocol import core_worker_pb2 as wpb
 from jray._private.protocol import core_worker_pb2_grpc as wgrpc
@@ -271,7 +272,6 @@ class Executor:
         return getattr(fn, "_function", fn)  # type: ignore[no-any-return]
 
     def _resolve_args(self, spec: cpb.TaskSpec) -> tuple[list[Any], dict[str, Any]]:
-        from jray._private.object_ref import ObjectRef
 
         by_ref = [a for a in spec.args if a.HasField("ref")]
         values: dict[bytes, Any] = {}
@@ -382,8 +382,19 @@ class Executor:
             err.object_id = object_id_for(spec.task_id, index + 1)
             self._report_item(spec, index, err)
         self._report_item(spec, index + 1, None)
-        reply = wpb.PushTaskReply(num_streamed=index)
-        reply.returns.append(self._make_return(spec, object_id_for(spec.task_id, 1), None))
+        return self._stream_done(spec, index)
+
+    def _stream_done(self, spec: cpb.TaskSpec, n: int) -> wpb.PushTaskReply:
+        """The reply ending a generator task; ``num_returns="dynamic"``: its
+        one return is a DynamicObjectRefGenerator of the items' refs (the
+        caller owns them already: they were reported as they came)."""
+        reply = wpb.PushTaskReply(num_streamed=n)
+        value: Any = None
+        if spec.dynamic_returns:
+            owner = (f"{spec.caller.ip}:{spec.caller.port}", spec.caller.worker_id)
+            value = DynamicObjectRefGenerator(
+                [ObjectRef(object_id_for(spec.task_id, i + 2), owner, _count=False) for i in range(n)])
+        reply.returns.append(self._make_return(spec, object_id_for(spec.task_id, 1), value))
         return reply
 
     async def _stream_async(self, spec: cpb.TaskSpec, gen: Any) -> wpb.PushTaskReply:
@@ -402,9 +413,7 @@ class Executor:
             err.object_id = object_id_for(spec.task_id, index + 1)
             await loop.run_in_executor(None, self._report_item, spec, index, err)
         await loop.run_in_executor(None, self._report_item, spec, index + 1, None)
-        reply = wpb.PushTaskReply(num_streamed=index)
-        reply.returns.append(self._make_return(spec, object_id_for(spec.task_id, 1), None))
-        return reply
+        return self._stream_done(spec, index)
 
     # -- actors ---------------------------------------------------------------------
     def _create_actor(self, spec: cpb.TaskSpec) -> wpb.PushTaskReply:

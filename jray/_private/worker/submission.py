@@ -155,6 +155,8 @@ class SubmissionCore:
             call.registry.pop(call.spec.task_id, None)
         if call.spec.streaming:
             self.generator_done(call.spec.task_id)
+            if call.spec.dynamic_returns:  # read through its one return, never iterated
+                self.generators.pop(call.spec.task_id, None)
         for oid, _owner in call.arg_refs:
             self.refs.decr(oid)
         call.arg_refs = []
