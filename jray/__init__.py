@@ -46,11 +46,16 @@ def progress(refs: object, desc: str = "") -> object:
 
 def __getattr__(name: str) -> object:
     """``jray.widgets`` and ``jray.views`` load on first use (ipywidgets, Bokeh);
-    both live in ``jray.jupyter`` (``jray/widgets.py``, ``jray/views/`` are aliases)."""
+    both live in ``jray.jupyter`` (``jray/widgets.py``, ``jray/views/`` are aliases).
+    ``jray.util`` too (``ray.util`` after a bare ``import ray``, as in Ray)."""
     if name in ("widgets", "views"):
         import importlib
 
         return importlib.import_module(f"jray.jupyter.{name}")
+    if name in ("util", "cloudpickle"):
+        import importlib
+
+        return importlib.import_module(f"jray.{name}")
     raise AttributeError(f"module 'jray' has no attribute {name!r}")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import types
 from typing import Any
 
 from jray import exceptions
@@ -40,6 +41,10 @@ def _method_meta(cls: type) -> tuple[dict[str, dict[str, Any]], bool]:
 
 
 class ActorClass:
+    def __class_getitem__(cls, item: Any) -> types.GenericAlias:  # ActorClass[MyClass] in type hints, as Ray
+        return types.GenericAlias(cls, item)
+
+
     """A class whose instances live in their own worker: ``A.remote(...)``."""
 
     def __init__(self, cls: type, options: dict[str, Any]) -> None:
@@ -94,7 +99,15 @@ class _ActorOptions:
         return _ActorOptions(self._ac, {**self._opts, **options})
 
 
+# Methods every actor has, as in Ray: ``__ray_ready__`` answers True once the
+# actor is up; ``__ray_terminate__`` ends it after the calls before it.
+_BUILTIN_METHODS = {"__ray_ready__": "__jray_ready__", "__ray_terminate__": "__jray_terminate__"}
+
+
 class ActorHandle:
+    def __class_getitem__(cls, item: Any) -> types.GenericAlias:  # ActorHandle[MyClass] / ActorProxy[MyClass]
+        return types.GenericAlias(cls, item)
+
     """A reference to an actor; pass it to tasks and other actors freely."""
 
     def __init__(self, actor_id: bytes, class_name: str, meta: dict[str, dict[str, Any]], max_task_retries: int,
@@ -110,6 +123,9 @@ class ActorHandle:
         return cls(f.actor_id, f.class_name, f.meta, f.max_task_retries, f.is_async)
 
     def __getattr__(self, name: str) -> ActorMethod:
+        builtin = _BUILTIN_METHODS.get(name)
+        if builtin is not None:  # Ray's methods every actor has
+            return ActorMethod(self, builtin, {})
         if name.startswith("__") or name not in self._meta:
             raise AttributeError(f"'{self._class_name}' actor has no method {name!r}")
         return ActorMethod(self, name, self._meta[name])
@@ -194,3 +210,7 @@ def exit_actor() -> None:
 
 
 __all__ = ["ActorClass", "ActorHandle", "ActorMethod", "exit_actor", "method", "exceptions"]
+
+
+# Ray's name for an actor handle in type hints (``ActorProxy[MyClass]``).
+ActorProxy = ActorHandle

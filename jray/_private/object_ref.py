@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import types
 from typing import Any
 
 from jray._private import serialization
@@ -28,6 +29,9 @@ class ObjectRef:
     """
 
     __module__ = "jray.object_ref"
+    def __class_getitem__(cls, item: Any) -> types.GenericAlias:  # ObjectRef[int] in type hints, as Ray
+        return types.GenericAlias(cls, item)
+
     __slots__ = ("_id", "_owner", "_counted", "__weakref__")
 
     def __init__(self, object_id: bytes, owner: tuple[str, bytes] | None = None, *, _count: bool = True) -> None:

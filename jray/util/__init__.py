@@ -3,6 +3,7 @@
 from jray._private.serialization import deregister_serializer, register_serializer
 from jray.util import multiprocessing, queue
 from jray.util.actor_pool import ActorPool
+from jray.util.check_serialize import inspect_serializability
 from jray.util.placement_group import (
     PlacementGroup,
     get_current_placement_group,
@@ -14,4 +15,4 @@ from jray.util.placement_group import (
 
 __all__ = ["ActorPool", "PlacementGroup", "deregister_serializer", "get_current_placement_group",
            "get_placement_group", "multiprocessing", "placement_group", "placement_group_table", "queue",
-           "register_serializer", "remove_placement_group"]
+           "register_serializer", "remove_placement_group", "inspect_serializability"]

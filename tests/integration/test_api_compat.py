@@ -118,6 +118,22 @@ def test_a_cancelled_running_actor_call_raises_task_cancelled(jray_cluster):
     assert jray.get(a.plain.remote(0), timeout=30) == "done"
 
 
+def test_every_actor_has_ray_ready_and_terminate(jray_cluster):
+    @jray.remote
+    class Plain:
+        def pid(self):
+            return os.getpid()
+
+    a = Plain.remote()
+    assert jray.get(a.__ray_ready__.remote(), timeout=30) is True
+    assert jray.get(a.pid.remote(), timeout=30) > 0
+    a.__ray_terminate__.remote()
+    with pytest.raises(jray.exceptions.RayActorError):
+        for _ in range(50):  # calls after the terminate fail once it is gone
+            jray.get(a.pid.remote(), timeout=30)
+            time.sleep(0.1)
+
+
 def test_accelerator_type_runs_only_where_that_accelerator_is():
     from jray.testing import Cluster
     from jray.util.accelerators import NVIDIA_TESLA_V100

@@ -228,3 +228,22 @@ def test_cli_list_summary_memory(cli_cluster, tmp_path):
         json.loads(r.stdout)
     r = run_cli(env, "list", "tasks", "--filter", "colour=red")
     assert r.returncode == 1 and "colour" in r.stderr
+
+
+def test_summarize_actors_and_objects(jray_cluster):
+    from jray.util import state
+
+    @jray.remote
+    class Summed:
+        def ping(self):
+            return 1
+
+    actors = [Summed.remote() for _ in range(2)]
+    jray.get([a.ping.remote() for a in actors])
+    big = jray.put(np.zeros(2 * 2**20, dtype=np.uint8))  # in the store (not inline)
+    s = state.summarize_actors()["cluster"]
+    assert s["summary"]["Summed"]["state_counts"].get("ALIVE") == 2
+    assert s["total_actors"] >= 2
+    o = state.summarize_objects()["cluster"]
+    assert o["total_objects"] >= 1 and o["total_size_mb"] >= 2.0
+    del big

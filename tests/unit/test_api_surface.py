@@ -44,3 +44,31 @@ def test_ray_modules_programs_import():
     from jray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     assert NodeAffinitySchedulingStrategy(b"\x01\x02", soft=True).node_id == "0102"
+
+
+def test_import_jray_reaches_util_and_ray_type_hint_names():
+    import jray._raylet as raylet
+    from jray.actor import ActorClass, ActorHandle, ActorProxy
+
+    assert jray.util.ActorPool is not None  # ray.util after a bare import
+    assert raylet.ObjectRefGenerator is jray.ObjectRefGenerator and raylet.ObjectRef is jray.ObjectRef
+    assert jray.ObjectRef[int].__origin__ is jray.ObjectRef
+    assert ActorClass[int].__origin__ is ActorClass and ActorProxy[int].__origin__ is ActorHandle
+
+
+def test_inspect_serializability_names_the_culprit():
+    import io
+    import threading
+
+    from jray.util import inspect_serializability
+
+    lock = threading.Lock()
+
+    def uses_lock():
+        return lock
+
+    out = io.StringIO()
+    ok, failures = inspect_serializability(uses_lock, name="uses_lock", print_file=out)
+    assert not ok and [f.name for f in failures] == ["lock"]
+    assert "non-serializable member 'lock'" in out.getvalue()
+    assert inspect_serializability({"a": [1, 2]}, print_file=io.StringIO()) == (True, set())

@@ -86,6 +86,42 @@ def task_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }}
 
 
+def actor_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Actor counts by class and state, in Ray's shape."""
+    summary: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        s = summary.setdefault(r["class_name"], {"class_name": r["class_name"], "state_counts": Counter()})
+        s["state_counts"][r["state"]] += 1
+    for s in summary.values():
+        s["state_counts"] = dict(s["state_counts"])
+    return {"cluster": {"summary": summary, "total_actors": len(rows)}}
+
+
+def object_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Objects in the stores by the task that made them (Ray groups by call
+    site, which jray does not record: "disabled", as Ray without
+    RAY_record_ref_creation_sites), with sizes, nodes and owners."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault("disabled", []).append(r)
+    summary: dict[str, dict[str, Any]] = {}
+    for site, objs in groups.items():
+        summary[site] = {
+            "total_objects": len(objs),
+            "total_size_mb": sum(o["object_size"] or 0 for o in objs) / 2**20,
+            "total_num_workers": len({o["owner_worker_id"] for o in objs if o["owner_worker_id"]}),
+            "total_num_nodes": len({o["node_id"] for o in objs if o["node_id"]}),
+            "task_state_counts": {},
+            "ref_type_counts": {},
+        }
+    return {"cluster": {
+        "summary": summary,
+        "total_objects": len(rows),
+        "total_size_mb": sum(r["object_size"] or 0 for r in rows) / 2**20,
+        "callsite_enabled": False,
+    }}
+
+
 def actors(client: StateClient) -> list[dict[str, Any]]:
     async def get(gcs: Any, _raylet: Any) -> Any:
         return await gcs.ListActors(gpb.ListActorsRequest(all_namespaces=True), timeout=TIMEOUT)

@@ -32,7 +32,8 @@ from jray.util.state._filters import Filter, check, matches
 
 __all__ = [
     "get_actor", "list_actors", "list_jobs", "list_nodes", "list_objects", "list_tasks", "list_workers",
-    "summarize_tasks", "memory_summary", "task_changes", "task_state_counts",
+    "summarize_actors", "summarize_objects", "summarize_tasks", "memory_summary", "task_changes",
+    "task_state_counts",
 ]
 
 
@@ -134,3 +135,18 @@ def memory_summary(*, address: str | None = None, token: str | None = None) -> d
     """``{"objects": [...], "nodes": [...per-node store totals...]}`` (``jray memory``)."""
     objects, stores = _rows.objects(StateClient(address, token))
     return {"objects": objects, "nodes": stores}
+
+
+def summarize_actors(*, address: str | None = None, token: str | None = None) -> dict[str, Any]:
+    """Actor counts by class and state, in Ray's shape::
+
+        {"cluster": {"summary": {"Counter": {"class_name": "Counter", "state_counts": {"ALIVE": 2}}},
+                     "total_actors": 2}}
+    """
+    return _rows.actor_summary(_rows.actors(StateClient(address, token)))
+
+
+def summarize_objects(*, address: str | None = None, token: str | None = None) -> dict[str, Any]:
+    """Objects in the nodes' stores, in Ray's shape (grouped by call site,
+    which jray does not record: one group, "disabled", as Ray's default)."""
+    return _rows.object_summary(_rows.objects(StateClient(address, token))[0])
