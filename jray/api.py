@@ -57,11 +57,14 @@ class JrayContext:
         shutdown()
 
     def _summary(self) -> dict[str, Any]:
-        try:
-            res = cluster_resources()
-            nodes_alive = [n for n in nodes() if n["Alive"]]
-        except Exception:  # noqa: BLE001
-            res, nodes_alive = {}, []
+        res: dict[str, float] = {}
+        nodes_alive: list[dict[str, Any]] = []
+        if driver.is_connected():  # a repr never starts a cluster (nodes() would, on first use)
+            try:
+                res = cluster_resources()
+                nodes_alive = [n for n in nodes() if n["Alive"]]
+            except Exception:  # noqa: BLE001
+                res, nodes_alive = {}, []
         return {"address": self.address_info.get("gcs_address"), "nodes": len(nodes_alive),
                 "CPU": res.get("CPU", 0), "GPU": res.get("GPU", 0),
                 "object_store_memory": res.get("object_store_memory", 0), "python": self.python_version,
@@ -358,6 +361,7 @@ def _node_infos() -> list[Any]:
 
 def nodes() -> list[dict[str, Any]]:
     """One dict per node (Ray's keys: NodeID, Alive, NodeManagerAddress, Resources, ...)."""
+    driver.require()  # starts or attaches to a cluster on first use, as Ray
     out = []
     for n in _node_infos():
         res = dict(n.resources_total)
@@ -371,6 +375,7 @@ def nodes() -> list[dict[str, Any]]:
 
 def cluster_resources() -> dict[str, float]:
     """Total resources of the live nodes."""
+    driver.require()  # starts or attaches to a cluster on first use, as Ray
     total: dict[str, float] = {}
     for n in _node_infos():
         if not n.alive:
@@ -383,6 +388,7 @@ def cluster_resources() -> dict[str, float]:
 
 def available_resources() -> dict[str, float]:
     """Resources not held by running tasks and actors (as of the last heartbeat)."""
+    driver.require()  # starts or attaches to a cluster on first use, as Ray
     total: dict[str, float] = {}
     for n in _node_infos():
         if not n.alive:

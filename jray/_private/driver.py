@@ -79,7 +79,6 @@ def gpu_ids() -> list[int]:
 
 def node_infos() -> list[Any]:
     """The ``NodeInfo`` of every node the GCS knows (``jray.nodes()`` and friends)."""
-    hooks.ensure_worker()
     return gcs_client.node_infos()
 
 

@@ -22,6 +22,8 @@ import io
 import pickle
 import struct
 import threading
+import types
+from collections import ChainMap
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -156,13 +158,34 @@ def _rebuild_custom(cls: type, serializer: Any, deserializer: Any, state: Any) -
     return deserializer(state)
 
 
+def _code_reduce_keeping_filename(code: types.CodeType) -> Any:
+    """cloudpickle's code reducer, but the code keeps its file name (3.x
+    writes "<dynamic-code>", so a remote traceback could not say where a
+    function was defined; Ray's vendored cloudpickle keeps it too)."""
+    assert _cloudpickle_code_reduce is not None  # (only registered when it exists)
+    ctor, args = _cloudpickle_code_reduce(code)
+    return ctor, tuple(code.co_filename if isinstance(a, str) and a == "<dynamic-code>" else a for a in args)
+
+
+# cloudpickle's private reducer; without it (another version), its own behaviour stands.
+_cloudpickle_code_reduce = getattr(getattr(cloudpickle, "cloudpickle", None), "_code_reduce", None)
+_DISPATCH = (ChainMap({types.CodeType: _code_reduce_keeping_filename}, cloudpickle.Pickler.dispatch_table)
+             if _cloudpickle_code_reduce is not None else cloudpickle.Pickler.dispatch_table)
+
+
 class _Pickler(cloudpickle.CloudPickler):
+    dispatch_table = _DISPATCH
+
     def reducer_override(self, obj: Any) -> Any:
         if _custom:
             entry = _custom.get(type(obj))
             if entry is not None:
                 return _rebuild_custom, (type(obj), entry[0], entry[1], entry[0](obj))
         return super().reducer_override(obj)
+
+
+class _FunctionPickler(cloudpickle.CloudPickler):
+    dispatch_table = _DISPATCH
 
 
 def serialize(value: Any, *, error: bool = False) -> SerializedObject:
@@ -217,7 +240,9 @@ def deserialize(data: bytes | memoryview) -> Any:
 def dumps_function(obj: Any) -> bytes:
     """Pickle a function or class by value when it is not importable."""
     try:
-        return cloudpickle.dumps(obj, protocol=5)
+        f = io.BytesIO()
+        _FunctionPickler(f, protocol=5).dump(obj)
+        return f.getvalue()
     except Exception as e:
         raise SerializationError(
             f"Could not serialize {getattr(obj, '__qualname__', obj)!r}: {e}. "

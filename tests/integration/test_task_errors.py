@@ -77,3 +77,20 @@ def test_actor_method_retries_run_out(jray_cluster):
     with pytest.raises(ValueError, match="attempt 2"):
         jray.get(a.twice_then_ok.remote(), timeout=30)
     assert jray.get(a.count.remote(), timeout=30) == 2
+
+
+@jray.remote
+def fails_here():
+    raise KeyError("look here")  # the line the traceback must point at
+
+
+def test_remote_tracebacks_name_the_file_and_line_of_the_function(jray_cluster):
+    import inspect
+
+    line = next(i for i, text in enumerate(inspect.getsource(fails_here._function).splitlines())
+                if "look here" in text) + fails_here._function.__code__.co_firstlineno
+    with pytest.raises(exceptions.RayTaskError) as info:
+        jray.get(fails_here.remote(), timeout=30)
+    text = str(info.value)
+    assert f'File "{__file__}", line {line}, in fails_here' in text
+    assert "<dynamic-code>" not in text
