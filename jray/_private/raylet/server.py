@@ -241,10 +241,21 @@ class Raylet(rgrpc.RayletServiceServicer):
         leases = self.leases.owned_by(owner_id)
         for lease in leases:
             self.leases.end(lease)
-            logger.info("killing worker pid=%d: the owner of its lease died", lease.worker.pid)
-            self.workers.kill(lease.worker, force=True)
+            logger.info("ending worker pid=%d: the owner of its lease died", lease.worker.pid)
+            self._end_worker(lease.worker)
         if leases:
             self._dispatch()
+
+    def _end_worker(self, w: WorkerProc) -> None:
+        """SIGTERM (the worker sends its buffered task events and output, for
+        at most half a second), then SIGKILL after FATE_SHARING_GRACE_SECONDS."""
+        assert self.workers is not None
+        self.workers.kill(w, force=False)
+        asyncio.get_running_loop().call_later(config.FATE_SHARING_GRACE_SECONDS, self._kill_if_alive, w)
+
+    def _kill_if_alive(self, w: WorkerProc) -> None:
+        if self.workers is not None and not w.dead:
+            self.workers.kill(w, force=True)
 
     # -- workers -------------------------------------------------------------
     async def RegisterWorker(self, request: rpb.RegisterWorkerRequest, context: Any) -> rpb.RegisterWorkerReply:

@@ -29,11 +29,29 @@ def main() -> None:
     w.executor = Executor(w)
     w.connect()
     w.executor.logs.install()
+    signal.signal(signal.SIGTERM, lambda _sig, _frame: _leave(w))
     daemon.watch_parent(int(os.environ.get("JRAY_RAYLET_PID", "0")), lambda: os._exit(1))
     try:
         w.executor.run_forever()
     except KeyboardInterrupt:
         os._exit(0)
+
+
+def _leave(w: object) -> None:
+    """SIGTERM (the raylet ends this worker: its owner died, or the node
+    stops): send the task events and output buffered so far, for at most
+    half a second, then exit (the raylet sends SIGKILL after a grace)."""
+    import asyncio
+
+    async def flush() -> None:
+        await asyncio.gather(w.task_events.flush(), w.executor.logs._flush_async(),  # type: ignore[attr-defined]
+                             return_exceptions=True)
+
+    try:
+        w.run_sync(asyncio.wait_for(flush(), 0.5), timeout=1.0)  # type: ignore[attr-defined]
+    except BaseException:  # noqa: BLE001 - leaving anyway
+        pass
+    os._exit(0)
 
 
 if __name__ == "__main__":
