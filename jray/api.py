@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from jray import exceptions
-from jray._private import driver, gcs_client, hooks, submit
+from jray._private import config, driver, gcs_client, hooks, submit
 from jray._private import node as _node
 from jray._private.options import _runtime_env
 from jray._private.version import __version__
@@ -201,6 +201,11 @@ def shutdown(_exiting_interpreter: bool = False) -> None:
     """Disconnect the driver and stop every process ``init`` started."""
     global _cluster, _context
     with _lock:
+        if _exiting_interpreter:
+            # As Ray: tasks submitted just before the program ends still run
+            # and their output reaches it (bounded: a long task does not hold
+            # the exit up).
+            driver.drain(config.EXIT_DRAIN_SECONDS)
         driver.disconnect()
         if _cluster is not None:
             _node.stop_cluster(_cluster)

@@ -38,6 +38,9 @@ GCS_LOST_SECONDS = _env("GCS_LOST_SECONDS", 60.0)
 # Drivers beat to the GCS this often; a driver silent for DRIVER_TIMEOUT_SECONDS
 # (a host that vanished without closing its connection) has its job ended.
 DRIVER_HEARTBEAT_SECONDS = _env("DRIVER_HEARTBEAT_SECONDS", 1.0)
+# At interpreter exit a driver waits this long for the tasks it submitted
+# (their output still reaches it, as in Ray).
+EXIT_DRAIN_SECONDS = _env("EXIT_DRAIN_SECONDS", 2.0)
 # A worker whose lease owner died gets SIGTERM (to send what it buffered)
 # and SIGKILL this long after, if it is still there.
 FATE_SHARING_GRACE_SECONDS = _env("FATE_SHARING_GRACE_SECONDS", 1.0)

@@ -8,6 +8,7 @@ first use, as Ray does; the others need a connected driver.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from jray._private import gcs_client, hooks
@@ -39,6 +40,18 @@ def connect(*, gcs_address: str, raylet_address: str, token: str, node_id: bytes
     except BaseException:
         w.disconnect()
         raise
+
+
+def drain(timeout: float) -> None:
+    """Wait (at most ``timeout`` s) for the tasks and actor calls this driver
+    submitted to settle; their output arrives before their replies."""
+    w = global_state.worker
+    if w is None or timeout <= 0:
+        return
+    deadline = time.monotonic() + timeout
+    # Return ids are pending from submission on (the loop registers the task itself a moment later).
+    while w.table.pending_owned and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 def disconnect() -> None:

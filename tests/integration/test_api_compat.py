@@ -27,6 +27,21 @@ def test_put_before_init_starts_a_cluster():
     assert r.stdout.strip() == "{'a': 1}"
 
 
+def test_output_of_tasks_submitted_just_before_exit_reaches_the_program():
+    code = ("import jray\n"
+            "jray.init(num_cpus=1)\n"
+            "@jray.remote\n"
+            "def f(i):\n"
+            "    print(f'line from task {i}')\n"
+            "    return i\n"
+            "refs = [f.remote(i) for i in range(3)]\n")  # and the program ends, as in Ray's docs
+    env = {k: v for k, v in os.environ.items() if k not in ("JRAY_ADDRESS", "RAY_ADDRESS", "JRAY_TOKEN")}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout + r.stderr
+    assert all(f"line from task {i}" in out for i in range(3)), out
+
+
 @jray.remote
 def where():
     return jray.get_runtime_context().get_node_id()
