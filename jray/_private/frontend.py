@@ -123,3 +123,13 @@ def in_worker() -> bool:
 def node_id_hex() -> str:
     """This process's node id (hex); "" when not connected."""
     return task_context.node_id_hex()
+
+
+def bare_output(on: bool) -> None:
+    """In a worker: lines this thread prints from now on show without the
+    ``(name pid=N)`` prefix (a ``%%remote`` cell's own output). Set before
+    the output is made, so it does not depend on the driver labelling the
+    task in time (the task may print before ``.remote()`` returns there)."""
+    from jray._private.worker import log_stream
+
+    log_stream.set_bare(on)

@@ -88,6 +88,19 @@ class RemoteNamespace:
 
 
 def execute(req: CellRequest, ns: dict[str, Any], owned: set[str] | None = None) -> CellResult:
+    frontend.bare_output(True)
+    try:
+        return _execute(req, ns, owned)
+    finally:
+        for stream in (sys.stdout, sys.stderr):  # a last line without its newline goes bare too
+            try:
+                stream.flush()
+            except Exception:  # noqa: BLE001 - a closed or odd stream
+                pass
+        frontend.bare_output(False)
+
+
+def _execute(req: CellRequest, ns: dict[str, Any], owned: set[str] | None = None) -> CellResult:
     result = CellResult(node_id=frontend.node_id_hex(), pid=os.getpid())
     tree = cell_source.parse(req.source, req.filename, req.first_line)
     _register_source(req)

@@ -67,6 +67,11 @@ class _TaggedStream(io.TextIOBase):
         self._fwd.flush()
 
 
+def set_bare(on: bool) -> None:
+    """Lines this thread prints from now on carry no ``(name pid=N)`` prefix."""
+    _ctx.bare = on
+
+
 class LogForwarder:
     def __init__(self, worker: CoreWorker) -> None:
         self.w = worker
@@ -104,6 +109,8 @@ class LogForwarder:
             prefix = cls or spec.name
             if self.default_spec is not None and spec.type != 1:
                 prefix = self.default_spec.actor_creation.class_name or prefix
+        if getattr(_ctx, "bare", False):  # a %%remote cell prints like a local one
+            prefix = ""
         line = wpb.LogLine(prefix=prefix, text=text, is_err=is_err, root_task_id=spec.root_task_id or spec.task_id,
                            task_id=spec.task_id)
         with self._lock:
