@@ -57,3 +57,15 @@ INFEASIBLE_WARNING_SECONDS = _env("INFEASIBLE_WARNING_SECONDS", 2.0)
 OBJECT_CHUNK_BYTES = int(_env("OBJECT_CHUNK_BYTES", 4 * 1024 * 1024))
 GRPC_MAX_MESSAGE = 512 * 1024 * 1024
 TOKEN_METADATA_KEY = "jray-token"
+# runtime_env: a working_dir/py_modules package over this size is refused
+# before upload; the head keeps at most this much of them (least recently
+# used deleted first); nodes delete cached packages and pip envs that no env
+# has used for RUNTIME_ENV_CACHE_TTL_SECONDS, and sooner past
+# RUNTIME_ENV_CACHE_BYTES; idle workers of an env other than the default
+# are ended after RUNTIME_ENV_IDLE_WORKER_SECONDS.
+RUNTIME_ENV_MAX_PACKAGE_BYTES = int(_env("RUNTIME_ENV_MAX_PACKAGE_BYTES", 100 * 1024 * 1024))
+RUNTIME_ENV_HEAD_CACHE_BYTES = int(_env("RUNTIME_ENV_HEAD_CACHE_BYTES", 10 * 1024**3))
+RUNTIME_ENV_CACHE_TTL_SECONDS = _env("RUNTIME_ENV_CACHE_TTL_SECONDS", 600.0)
+RUNTIME_ENV_CACHE_BYTES = int(_env("RUNTIME_ENV_CACHE_BYTES", 10 * 1024**3))
+RUNTIME_ENV_IDLE_WORKER_SECONDS = _env("RUNTIME_ENV_IDLE_WORKER_SECONDS", 10.0)
+RUNTIME_ENV_SETUP_TIMEOUT_SECONDS = _env("RUNTIME_ENV_SETUP_TIMEOUT_SECONDS", 600.0)

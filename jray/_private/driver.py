@@ -8,11 +8,13 @@ first use, as Ray does; the others need a connected driver.
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
 from jray._private import gcs_client, hooks
 from jray._private.object_ref import ObjectRef
+from jray._private.runtime_env.resolve import prepare_runtime_env, resolve_for
 from jray._private.worker import global_state
 from jray._private.worker.core_worker import CoreWorker, current_task
 
@@ -34,9 +36,15 @@ def connect(*, gcs_address: str, raylet_address: str, token: str, node_id: bytes
     On a failure to connect the worker is torn down and the error raised."""
     w = CoreWorker(is_driver=True, gcs_address=gcs_address, raylet_address=raylet_address, token=token,
                    node_id=node_id, namespace=namespace, log_to_driver=log_to_driver)
-    w.default_runtime_env = runtime_env
     try:
         w.connect()
+        if runtime_env:
+            # Job-level: local code is packed and uploaded once, now (Ray does it at init too).
+            resolved = resolve_for(w, runtime_env)
+            w.default_runtime_env = resolved
+            w.default_runtime_env_json = json.dumps(resolved, sort_keys=True) if resolved else ""
+            if resolved and (resolved.get("config") or {}).get("eager_install", True):
+                prepare_runtime_env(w, w.default_runtime_env_json)
     except BaseException:
         w.disconnect()
         raise

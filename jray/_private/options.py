@@ -6,11 +6,11 @@ that names the option, never later inside the cluster.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
 from jray._private import scheduling
+from jray._private.runtime_env.validation import validate as validate_runtime_env
 
 
 def _nonneg_number(name: str, v: Any) -> None:
@@ -67,19 +67,14 @@ def _str_or_none(name: str, v: Any) -> None:
 
 
 def _runtime_env(name: str, v: Any) -> None:
+    """Checked in full here (``runtime_env.validation``): a missing
+    working_dir, a non-string env var, an unknown field or a malformed
+    requirement fails at ``.options()``/``@remote`` time, nothing sent."""
     if v is None:
         return
-    if not isinstance(v, dict):
-        raise ValueError(f"The option 'runtime_env' must be a dict, got {type(v).__name__}.")
-    supported = {"env_vars"}
-    unsupported = set(v) - supported - {"config"}
-    if unsupported:
-        raise ValueError(f"runtime_env fields {sorted(unsupported)} are not supported by jray; "
-                         f"supported: {sorted(supported)}.")
-    env = v.get("env_vars") or {}
-    if not isinstance(env, dict) or not all(isinstance(k, str) and isinstance(x, str) for k, x in env.items()):
-        raise ValueError("runtime_env['env_vars'] must be a dict of str to str.")
-    json.dumps(v)
+    if hasattr(v, "to_dict") and not isinstance(v, dict):
+        v = v.to_dict()
+    validate_runtime_env(v)
 
 
 def _strategy(name: str, v: Any) -> None:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from typing import Any
 
 from jray._private import config, serialization
 from jray._private.ids import new_task_id
 from jray._private.object_ref import ObjectRef
 from jray._private.protocol import common_pb2 as cpb
+from jray._private.runtime_env.resolve import effective_json
 from jray._private.scheduling import for_task, to_proto
 from jray._private.worker.core_worker import CoreWorker, _owner_proto, current_task
 
@@ -94,14 +94,13 @@ def base_spec(worker: CoreWorker, *, name: str, task_type: int, num_returns: int
         spec.root_task_id = parent.root_task_id or parent.task_id
         spec.driver.CopyFrom(parent.driver)
         spec.job_id = parent.job_id
-        if not opts.get("runtime_env") and parent.runtime_env:
-            spec.runtime_env = parent.runtime_env
     else:
         spec.driver.CopyFrom(worker.address)
         root = getattr(worker, "root_task_override", None)
         if root:
             spec.root_task_id = root
-    env = opts.get("runtime_env") or worker.default_runtime_env
-    if env:
-        spec.runtime_env = json.dumps(env, sort_keys=True)
+    if task_type != cpb.ACTOR_TASK:  # an actor's calls run in the actor's worker, in its env
+        env = effective_json(worker, opts.get("runtime_env"), parent.runtime_env if parent is not None else None)
+        if env:
+            spec.runtime_env = env
     return spec

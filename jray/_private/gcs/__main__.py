@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import tempfile
 
 from jray._private import daemon, rpc
 from jray._private.gcs.server import GcsServer
@@ -13,7 +14,9 @@ from jray._private.protocol import gcs_pb2_grpc as ggrpc
 
 async def main(ns: argparse.Namespace) -> None:
     token = os.environ["JRAY_TOKEN"]
-    gcs = GcsServer(token)
+    packages = ns.packages_dir or (os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(ns.log))), "packages")
+                                   if ns.log else tempfile.mkdtemp(prefix="jray-packages-"))
+    gcs = GcsServer(token, packages_dir=packages)
     server, port = rpc.make_server(token, ns.host, ns.port)
     ggrpc.add_GcsServiceServicer_to_server(gcs, server)
     await server.start()
@@ -34,6 +37,8 @@ def cli() -> None:
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--log", default=None)
     p.add_argument("--parent-pid", type=int, default=0)
+    p.add_argument("--packages-dir", default=None, help="where runtime_env packages are kept "
+                   "(default: <session>/packages, beside the log directory)")
     ns = p.parse_args()
     daemon.setup_logging(ns.log)
     asyncio.run(main(ns))

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import tempfile
 import time
 from typing import Any
 
@@ -25,6 +26,7 @@ import grpc
 
 from jray._private import config, rpc, serialization
 from jray._private.gcs.actor_directory import ActorDirectory, ActorRecord
+from jray._private.gcs.packages import PackageStore
 from jray._private.gcs.pg_manager import PlacementGroupManager
 from jray._private.gcs.task_table import TaskTable
 from jray._private.ids import random_id
@@ -42,8 +44,9 @@ MAX_TASKS = 100_000  # task records kept (oldest finished dropped first)
 
 
 class GcsServer(ggrpc.GcsServiceServicer):
-    def __init__(self, token: str) -> None:
+    def __init__(self, token: str, packages_dir: str | None = None) -> None:
         self.token = token
+        self.packages = PackageStore(packages_dir or tempfile.mkdtemp(prefix="jray-packages-"))
         self.cluster_id = random_id(16)
         self.start_time = time.time()
         self.nodes: dict[bytes, gpb.NodeInfo] = {}
@@ -172,6 +175,46 @@ class GcsServer(ggrpc.GcsServiceServicer):
         return gpb.GetAllNodeInfoReply(nodes=list(self.nodes.values()))
 
     # -- KV ------------------------------------------------------------------
+    # -- runtime_env packages ----------------------------------------------------
+    async def PackageExists(self, request: gpb.PackageExistsRequest, context: Any) -> gpb.PackageExistsReply:
+        try:
+            size = self.packages.size(request.uri)
+        except ValueError:
+            size = None
+        return gpb.PackageExistsReply(exists=size is not None, size=size or 0)
+
+    async def UploadPackage(self, request_iterator: Any, context: Any) -> gpb.UploadPackageReply:
+        first = None
+        chunks: list[bytes] = []
+        try:
+            async for c in request_iterator:
+                if first is None:
+                    first = c
+                    if c.total > config.RUNTIME_ENV_MAX_PACKAGE_BYTES * 2:
+                        return gpb.UploadPackageReply(error=f"package of {c.total} bytes is over the limit")
+                chunks.append(c.data)
+            if first is None:
+                return gpb.UploadPackageReply(error="empty upload")
+            if self.packages.size(first.uri) is None:
+                await asyncio.to_thread(self.packages.write, first.uri, iter(chunks), first.total)
+                logger.info("stored package %s (%d bytes)", first.uri, first.total)
+        except ValueError as e:
+            return gpb.UploadPackageReply(error=str(e))
+        return gpb.UploadPackageReply(ok=True)
+
+    async def DownloadPackage(self, request: gpb.DownloadPackageRequest, context: Any) -> Any:
+        try:
+            if self.packages.size(request.uri) is None:
+                await context.abort(grpc.StatusCode.NOT_FOUND, f"the head has no package {request.uri} "
+                                    "(deleted to bound its disk use, or the head restarted): run the driver again")
+            total = self.packages.size(request.uri) or 0
+            first = True
+            for data in self.packages.read(request.uri, config.OBJECT_CHUNK_BYTES):
+                yield gpb.PackageChunk(uri=request.uri if first else "", data=data, total=total if first else 0)
+                first = False
+        except ValueError as e:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
+
     async def KVPut(self, request: gpb.KVPutRequest, context: Any) -> gpb.KVPutReply:
         key = (request.ns, request.key)
         if key in self.kv and not request.overwrite:
@@ -338,6 +381,13 @@ class GcsServer(ggrpc.GcsServiceServicer):
                 raylet = self.pool.stub(addr, rgrpc.RayletServiceStub)
                 req.grant_or_reject = True
                 continue
+            if reply.runtime_env_error:
+                from jray.exceptions import RuntimeEnvSetupError
+
+                err = serialization.serialize(RuntimeEnvSetupError(reply.runtime_env_error)).to_bytes()
+                self.actors.update(rec, state=gpb.DEAD, creation_failed=True, creation_error=err,
+                                   death_cause=f"its runtime_env could not be set up: {reply.runtime_env_error}")
+                return True
             return False
         else:
             return False

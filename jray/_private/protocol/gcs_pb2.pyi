@@ -628,3 +628,41 @@ class CheckAliveReply(_message.Message):
     cluster_id: bytes
     uptime: float
     def __init__(self, cluster_id: _Optional[bytes] = ..., uptime: _Optional[float] = ...) -> None: ...
+
+class PackageExistsRequest(_message.Message):
+    __slots__ = ("uri",)
+    URI_FIELD_NUMBER: _ClassVar[int]
+    uri: str
+    def __init__(self, uri: _Optional[str] = ...) -> None: ...
+
+class PackageExistsReply(_message.Message):
+    __slots__ = ("exists", "size")
+    EXISTS_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    exists: bool
+    size: int
+    def __init__(self, exists: _Optional[bool] = ..., size: _Optional[int] = ...) -> None: ...
+
+class PackageChunk(_message.Message):
+    __slots__ = ("uri", "data", "total")
+    URI_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    uri: str
+    data: bytes
+    total: int
+    def __init__(self, uri: _Optional[str] = ..., data: _Optional[bytes] = ..., total: _Optional[int] = ...) -> None: ...
+
+class UploadPackageReply(_message.Message):
+    __slots__ = ("ok", "error")
+    OK_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    ok: bool
+    error: str
+    def __init__(self, ok: _Optional[bool] = ..., error: _Optional[str] = ...) -> None: ...
+
+class DownloadPackageRequest(_message.Message):
+    __slots__ = ("uri",)
+    URI_FIELD_NUMBER: _ClassVar[int]
+    uri: str
+    def __init__(self, uri: _Optional[str] = ...) -> None: ...

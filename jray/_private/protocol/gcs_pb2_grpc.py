@@ -59,6 +59,21 @@ class GcsServiceStub:
                 request_serializer=jray_dot___private_dot_protocol_dot_gcs__pb2.GetAllNodeInfoRequest.SerializeToString,
                 response_deserializer=jray_dot___private_dot_protocol_dot_gcs__pb2.GetAllNodeInfoReply.FromString,
                 _registered_method=True)
+        self.PackageExists = channel.unary_unary(
+                '/jray.protocol.GcsService/PackageExists',
+                request_serializer=jray_dot___private_dot_protocol_dot_gcs__pb2.PackageExistsRequest.SerializeToString,
+                response_deserializer=jray_dot___private_dot_protocol_dot_gcs__pb2.PackageExistsReply.FromString,
+                _registered_method=True)
+        self.UploadPackage = channel.stream_unary(
+                '/jray.protocol.GcsService/UploadPackage',
+                request_serializer=jray_dot___private_dot_protocol_dot_gcs__pb2.PackageChunk.SerializeToString,
+                response_deserializer=jray_dot___private_dot_protocol_dot_gcs__pb2.UploadPackageReply.FromString,
+                _registered_method=True)
+        self.DownloadPackage = channel.unary_stream(
+                '/jray.protocol.GcsService/DownloadPackage',
+                request_serializer=jray_dot___private_dot_protocol_dot_gcs__pb2.DownloadPackageRequest.SerializeToString,
+                response_deserializer=jray_dot___private_dot_protocol_dot_gcs__pb2.PackageChunk.FromString,
+                _registered_method=True)
         self.KVPut = channel.unary_unary(
                 '/jray.protocol.GcsService/KVPut',
                 request_serializer=jray_dot___private_dot_protocol_dot_gcs__pb2.KVPutRequest.SerializeToString,
@@ -194,6 +209,24 @@ class GcsServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetAllNodeInfo(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PackageExists(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UploadPackage(self, request_iterator, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DownloadPackage(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -352,6 +385,21 @@ def add_GcsServiceServicer_to_server(servicer, server):
                     servicer.GetAllNodeInfo,
                     request_deserializer=jray_dot___private_dot_protocol_dot_gcs__pb2.GetAllNodeInfoRequest.FromString,
                     response_serializer=jray_dot___private_dot_protocol_dot_gcs__pb2.GetAllNodeInfoReply.SerializeToString,
+            ),
+            'PackageExists': grpc.unary_unary_rpc_method_handler(
+                    servicer.PackageExists,
+                    request_deserializer=jray_dot___private_dot_protocol_dot_gcs__pb2.PackageExistsRequest.FromString,
+                    response_serializer=jray_dot___private_dot_protocol_dot_gcs__pb2.PackageExistsReply.SerializeToString,
+            ),
+            'UploadPackage': grpc.stream_unary_rpc_method_handler(
+                    servicer.UploadPackage,
+                    request_deserializer=jray_dot___private_dot_protocol_dot_gcs__pb2.PackageChunk.FromString,
+                    response_serializer=jray_dot___private_dot_protocol_dot_gcs__pb2.UploadPackageReply.SerializeToString,
+            ),
+            'DownloadPackage': grpc.unary_stream_rpc_method_handler(
+                    servicer.DownloadPackage,
+                    request_deserializer=jray_dot___private_dot_protocol_dot_gcs__pb2.DownloadPackageRequest.FromString,
+                    response_serializer=jray_dot___private_dot_protocol_dot_gcs__pb2.PackageChunk.SerializeToString,
             ),
             'KVPut': grpc.unary_unary_rpc_method_handler(
                     servicer.KVPut,
@@ -594,6 +642,87 @@ class GcsService:
             '/jray.protocol.GcsService/GetAllNodeInfo',
             jray_dot___private_dot_protocol_dot_gcs__pb2.GetAllNodeInfoRequest.SerializeToString,
             jray_dot___private_dot_protocol_dot_gcs__pb2.GetAllNodeInfoReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PackageExists(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jray.protocol.GcsService/PackageExists',
+            jray_dot___private_dot_protocol_dot_gcs__pb2.PackageExistsRequest.SerializeToString,
+            jray_dot___private_dot_protocol_dot_gcs__pb2.PackageExistsReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UploadPackage(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/jray.protocol.GcsService/UploadPackage',
+            jray_dot___private_dot_protocol_dot_gcs__pb2.PackageChunk.SerializeToString,
+            jray_dot___private_dot_protocol_dot_gcs__pb2.UploadPackageReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DownloadPackage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/jray.protocol.GcsService/DownloadPackage',
+            jray_dot___private_dot_protocol_dot_gcs__pb2.DownloadPackageRequest.SerializeToString,
+            jray_dot___private_dot_protocol_dot_gcs__pb2.PackageChunk.FromString,
             options,
             channel_credentials,
             insecure,

@@ -67,7 +67,7 @@ class WorkerLeaseRequest(_message.Message):
     def __init__(self, resources: _Optional[_Mapping[str, float]] = ..., scheduling: _Optional[_Union[_common_pb2.SchedulingStrategy, _Mapping]] = ..., actor_id: _Optional[bytes] = ..., grant_or_reject: _Optional[bool] = ..., owner_worker_id: _Optional[bytes] = ..., runtime_env: _Optional[str] = ..., name: _Optional[str] = ..., task_id: _Optional[bytes] = ..., job_id: _Optional[bytes] = ..., attempt: _Optional[int] = ..., preferred_node_id: _Optional[bytes] = ...) -> None: ...
 
 class WorkerLeaseReply(_message.Message):
-    __slots__ = ("granted", "worker", "lease_id", "gpu_ids", "spillback", "retry_at_ip", "retry_at_port", "retry_at_node_id", "rejected", "error", "assigned")
+    __slots__ = ("granted", "worker", "lease_id", "gpu_ids", "spillback", "retry_at_ip", "retry_at_port", "retry_at_node_id", "rejected", "error", "assigned", "runtime_env_error")
     class AssignedEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -86,6 +86,7 @@ class WorkerLeaseReply(_message.Message):
     REJECTED_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     ASSIGNED_FIELD_NUMBER: _ClassVar[int]
+    RUNTIME_ENV_ERROR_FIELD_NUMBER: _ClassVar[int]
     granted: bool
     worker: _common_pb2.Address
     lease_id: bytes
@@ -97,7 +98,8 @@ class WorkerLeaseReply(_message.Message):
     rejected: bool
     error: str
     assigned: _containers.ScalarMap[str, float]
-    def __init__(self, granted: _Optional[bool] = ..., worker: _Optional[_Union[_common_pb2.Address, _Mapping]] = ..., lease_id: _Optional[bytes] = ..., gpu_ids: _Optional[_Iterable[int]] = ..., spillback: _Optional[bool] = ..., retry_at_ip: _Optional[str] = ..., retry_at_port: _Optional[int] = ..., retry_at_node_id: _Optional[bytes] = ..., rejected: _Optional[bool] = ..., error: _Optional[str] = ..., assigned: _Optional[_Mapping[str, float]] = ...) -> None: ...
+    runtime_env_error: str
+    def __init__(self, granted: _Optional[bool] = ..., worker: _Optional[_Union[_common_pb2.Address, _Mapping]] = ..., lease_id: _Optional[bytes] = ..., gpu_ids: _Optional[_Iterable[int]] = ..., spillback: _Optional[bool] = ..., retry_at_ip: _Optional[str] = ..., retry_at_port: _Optional[int] = ..., retry_at_node_id: _Optional[bytes] = ..., rejected: _Optional[bool] = ..., error: _Optional[str] = ..., assigned: _Optional[_Mapping[str, float]] = ..., runtime_env_error: _Optional[str] = ...) -> None: ...
 
 class ReturnWorkerRequest(_message.Message):
     __slots__ = ("lease_id", "disconnect")
@@ -124,6 +126,18 @@ class WorkerBlockedRequest(_message.Message):
 class WorkerBlockedReply(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class PrepareRuntimeEnvRequest(_message.Message):
+    __slots__ = ("runtime_env",)
+    RUNTIME_ENV_FIELD_NUMBER: _ClassVar[int]
+    runtime_env: str
+    def __init__(self, runtime_env: _Optional[str] = ...) -> None: ...
+
+class PrepareRuntimeEnvReply(_message.Message):
+    __slots__ = ("started",)
+    STARTED_FIELD_NUMBER: _ClassVar[int]
+    started: bool
+    def __init__(self, started: _Optional[bool] = ...) -> None: ...
 
 class KillWorkerRequest(_message.Message):
     __slots__ = ("worker_id", "force", "reason")
@@ -290,7 +304,7 @@ class GetNodeStatsRequest(_message.Message):
     def __init__(self, include_objects: _Optional[bool] = ...) -> None: ...
 
 class GetNodeStatsReply(_message.Message):
-    __slots__ = ("node_id", "store_capacity", "store_used", "num_objects", "objects", "num_workers", "num_idle_workers", "resources_total", "resources_available", "spilled_bytes", "worker_pids", "num_pulls")
+    __slots__ = ("node_id", "store_capacity", "store_used", "num_objects", "objects", "num_workers", "num_idle_workers", "resources_total", "resources_available", "spilled_bytes", "worker_pids", "num_pulls", "runtime_envs")
     class ResourcesTotalEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -317,6 +331,7 @@ class GetNodeStatsReply(_message.Message):
     SPILLED_BYTES_FIELD_NUMBER: _ClassVar[int]
     WORKER_PIDS_FIELD_NUMBER: _ClassVar[int]
     NUM_PULLS_FIELD_NUMBER: _ClassVar[int]
+    RUNTIME_ENVS_FIELD_NUMBER: _ClassVar[int]
     node_id: bytes
     store_capacity: int
     store_used: int
@@ -329,7 +344,30 @@ class GetNodeStatsReply(_message.Message):
     spilled_bytes: int
     worker_pids: _containers.RepeatedScalarFieldContainer[int]
     num_pulls: int
-    def __init__(self, node_id: _Optional[bytes] = ..., store_capacity: _Optional[int] = ..., store_used: _Optional[int] = ..., num_objects: _Optional[int] = ..., objects: _Optional[_Iterable[_Union[StoreObjectInfo, _Mapping]]] = ..., num_workers: _Optional[int] = ..., num_idle_workers: _Optional[int] = ..., resources_total: _Optional[_Mapping[str, float]] = ..., resources_available: _Optional[_Mapping[str, float]] = ..., spilled_bytes: _Optional[int] = ..., worker_pids: _Optional[_Iterable[int]] = ..., num_pulls: _Optional[int] = ...) -> None: ...
+    runtime_envs: _containers.RepeatedCompositeFieldContainer[RuntimeEnvState]
+    def __init__(self, node_id: _Optional[bytes] = ..., store_capacity: _Optional[int] = ..., store_used: _Optional[int] = ..., num_objects: _Optional[int] = ..., objects: _Optional[_Iterable[_Union[StoreObjectInfo, _Mapping]]] = ..., num_workers: _Optional[int] = ..., num_idle_workers: _Optional[int] = ..., resources_total: _Optional[_Mapping[str, float]] = ..., resources_available: _Optional[_Mapping[str, float]] = ..., spilled_bytes: _Optional[int] = ..., worker_pids: _Optional[_Iterable[int]] = ..., num_pulls: _Optional[int] = ..., runtime_envs: _Optional[_Iterable[_Union[RuntimeEnvState, _Mapping]]] = ...) -> None: ...
+
+class RuntimeEnvState(_message.Message):
+    __slots__ = ("key", "runtime_env", "status", "size_bytes", "num_workers", "error", "created_at", "setup_seconds", "log_path")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    RUNTIME_ENV_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    NUM_WORKERS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    SETUP_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    LOG_PATH_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    runtime_env: str
+    status: str
+    size_bytes: int
+    num_workers: int
+    error: str
+    created_at: float
+    setup_seconds: float
+    log_path: str
+    def __init__(self, key: _Optional[str] = ..., runtime_env: _Optional[str] = ..., status: _Optional[str] = ..., size_bytes: _Optional[int] = ..., num_workers: _Optional[int] = ..., error: _Optional[str] = ..., created_at: _Optional[float] = ..., setup_seconds: _Optional[float] = ..., log_path: _Optional[str] = ...) -> None: ...
 
 class PrepareBundlesRequest(_message.Message):
     __slots__ = ("bundles",)

@@ -59,6 +59,11 @@ class RayletServiceStub:
                 request_serializer=jray_dot___private_dot_protocol_dot_raylet__pb2.KillWorkerRequest.SerializeToString,
                 response_deserializer=jray_dot___private_dot_protocol_dot_raylet__pb2.KillWorkerReply.FromString,
                 _registered_method=True)
+        self.PrepareRuntimeEnv = channel.unary_unary(
+                '/jray.protocol.RayletService/PrepareRuntimeEnv',
+                request_serializer=jray_dot___private_dot_protocol_dot_raylet__pb2.PrepareRuntimeEnvRequest.SerializeToString,
+                response_deserializer=jray_dot___private_dot_protocol_dot_raylet__pb2.PrepareRuntimeEnvReply.FromString,
+                _registered_method=True)
         self.CreateObject = channel.unary_unary(
                 '/jray.protocol.RayletService/CreateObject',
                 request_serializer=jray_dot___private_dot_protocol_dot_raylet__pb2.CreateObjectRequest.SerializeToString,
@@ -149,6 +154,12 @@ class RayletServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def KillWorker(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PrepareRuntimeEnv(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -253,6 +264,11 @@ def add_RayletServiceServicer_to_server(servicer, server):
                     servicer.KillWorker,
                     request_deserializer=jray_dot___private_dot_protocol_dot_raylet__pb2.KillWorkerRequest.FromString,
                     response_serializer=jray_dot___private_dot_protocol_dot_raylet__pb2.KillWorkerReply.SerializeToString,
+            ),
+            'PrepareRuntimeEnv': grpc.unary_unary_rpc_method_handler(
+                    servicer.PrepareRuntimeEnv,
+                    request_deserializer=jray_dot___private_dot_protocol_dot_raylet__pb2.PrepareRuntimeEnvRequest.FromString,
+                    response_serializer=jray_dot___private_dot_protocol_dot_raylet__pb2.PrepareRuntimeEnvReply.SerializeToString,
             ),
             'CreateObject': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateObject,
@@ -450,6 +466,33 @@ class RayletService:
             '/jray.protocol.RayletService/KillWorker',
             jray_dot___private_dot_protocol_dot_raylet__pb2.KillWorkerRequest.SerializeToString,
             jray_dot___private_dot_protocol_dot_raylet__pb2.KillWorkerReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PrepareRuntimeEnv(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jray.protocol.RayletService/PrepareRuntimeEnv',
+            jray_dot___private_dot_protocol_dot_raylet__pb2.PrepareRuntimeEnvRequest.SerializeToString,
+            jray_dot___private_dot_protocol_dot_raylet__pb2.PrepareRuntimeEnvReply.FromString,
             options,
             channel_credentials,
             insecure,

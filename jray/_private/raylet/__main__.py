@@ -15,12 +15,14 @@ import json
 import logging
 import os
 import sys
+import tempfile
 
 from jray._private import daemon, direct, rpc
 from jray._private.ids import random_id
 from jray._private.protocol import raylet_pb2_grpc as rgrpc
 from jray._private.raylet.server import Raylet
 from jray._private.raylet.worker_pool import WorkerPool, spawn_zygote
+from jray._private.runtime_env.agent import RuntimeEnvAgent
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +79,11 @@ async def main(ns: argparse.Namespace) -> None:
     if resources.get("GPU", 0) > 0:
         env["JRAY_NODE_HAS_GPUS"] = "1"
     raylet.workers = WorkerPool(env, logs)
+    raylet.envs = RuntimeEnvAgent(
+        cache_dir=os.path.join(ns.session_dir, "runtime_resources", f"node-{node_id.hex()[:12]}"),
+        machine_cache_dir=os.path.join(os.environ.get("JRAY_TMPDIR") or os.path.join(tempfile.gettempdir(), "jray"),
+                                       "runtime_resources"),
+        log_dir=logs, node_ip=ns.node_ip, download=raylet.download_package)
     n_prestart = int(ns.prestart if ns.prestart >= 0 else resources.get("CPU", 0))
 
     async def warm_pool() -> None:

@@ -61,7 +61,9 @@ from jray._private.raylet.leases import BlockedWorkers, LeaseQueue, LeaseRecord,
 from jray._private.raylet.object_manager import ObjectManager
 from jray._private.raylet.scheduler import Allocation, NodeResources
 from jray._private.raylet.task_events import FLUSH_SECONDS, RayletTaskEvents
-from jray._private.raylet.worker_pool import WorkerPool, WorkerProc
+from jray._private.raylet.worker_pool import WorkerEnv, WorkerPool, WorkerProc
+from jray._private.runtime_env.agent import RuntimeEnvAgent, RuntimeEnvSetupFailed
+from jray._private.runtime_env.validation import env_key
 
 logger = logging.getLogger(__name__)
 SP = cpb.SchedulingStrategy
@@ -95,6 +97,9 @@ class Raylet(rgrpc.RayletServiceServicer):
         self.objects = ObjectManager(store=store, arena=arena, node_id=node_id,
                                      raylet_stub=lambda address: self.pool.stub(address, rgrpc.RayletServiceStub))
         self.workers: WorkerPool | None = None
+        self.envs: RuntimeEnvAgent | None = None  # set by __main__ (it knows the directories)
+        self._env_grants: dict[str, int] = {}  # runtime_env keys being set up or granted right now
+        self._last_env_gc = 0.0
         self.stop_event = asyncio.Event()
         self._tasks: set[asyncio.Task] = set()
         self._spread_rr = 0
@@ -186,7 +191,12 @@ class Raylet(rgrpc.RayletServiceServicer):
                 self.spawn(self._report_death(d.worker_id, b"", f"the driver process (pid={d.pid}) exited",
                                               is_driver=True))
             self.workers.kill_idle_beyond(int(self.res.total.get("CPU", 1)), config.IDLE_WORKER_KILL_SECONDS,
-                                          ask=lambda w: self.spawn(self._reap_idle(w)))
+                                          ask=lambda w: self.spawn(self._reap_idle(w)),
+                                          other_env_seconds=config.RUNTIME_ENV_IDLE_WORKER_SECONDS)
+            if self.envs is not None and time.monotonic() - self._last_env_gc > 5.0:
+                self._last_env_gc = time.monotonic()
+                busy = set(self.workers.workers_by_env()) | {k for k, n in self._env_grants.items() if n}
+                self.envs.gc(busy)
 
     async def _reap_idle(self, w: WorkerProc) -> None:
         """Ask an idle worker to exit; one that owns objects still in use
@@ -330,12 +340,29 @@ class Raylet(rgrpc.RayletServiceServicer):
     async def _grant(self, request: rpb.WorkerLeaseRequest, alloc: Allocation,
                      pool: NodeResources | None) -> rpb.WorkerLeaseReply:
         assert self.workers is not None
+        env: WorkerEnv | None = None
+        key = env_key(request.runtime_env) if request.runtime_env and self.envs is not None else ""
+        if key:
+            self._env_grants[key] = self._env_grants.get(key, 0) + 1
         try:
-            w = await self.workers.pop_worker(config.STARTUP_TIMEOUT)
+            if key:
+                assert self.envs is not None
+                try:
+                    rec = await self.envs.get_or_create(request.runtime_env)
+                except RuntimeEnvSetupFailed as e:
+                    (pool or self.res).release(alloc)
+                    self._dispatch()
+                    return rpb.WorkerLeaseReply(runtime_env_error=str(e))
+                assert rec.context is not None
+                env = WorkerEnv(key, request.runtime_env, rec.context)
+            w = await self.workers.pop_worker(config.STARTUP_TIMEOUT, env)
         except Exception as e:  # noqa: BLE001
             (pool or self.res).release(alloc)
             self._dispatch()
             return rpb.WorkerLeaseReply(error=f"could not start a worker: {e}")
+        finally:
+            if key:
+                self._env_grants[key] -= 1
         lease = LeaseRecord(random_id(16), w, alloc, request.actor_id, request.owner_worker_id, pool)
         w.lease_id = lease.lease_id
         w.actor_id = request.actor_id
@@ -504,9 +531,29 @@ class Raylet(rgrpc.RayletServiceServicer):
             num_idle_workers=len(self.workers.idle), resources_total=self.res.total,
             resources_available=self.res.available, spilled_bytes=int(stats.get("spilled_bytes", 0)),
             worker_pids=self.workers.pids(), num_pulls=self.objects.num_pulls)
+        if self.envs is not None:
+            reply.runtime_envs.extend(rpb.RuntimeEnvState(**st) for st in self.envs.states(self.workers.workers_by_env()))
         if request.include_objects:
             reply.objects.extend(self.objects.object_infos())
         return reply
+
+    async def PrepareRuntimeEnv(self, request: rpb.PrepareRuntimeEnvRequest,
+                                context: Any) -> rpb.PrepareRuntimeEnvReply:
+        if self.envs is None or not request.runtime_env or not env_key(request.runtime_env):
+            return rpb.PrepareRuntimeEnvReply(started=False)
+        self.spawn(self.envs.prepare(request.runtime_env))
+        return rpb.PrepareRuntimeEnvReply(started=True)
+
+    async def download_package(self, uri: str, dest: str) -> None:
+        """Fetch a runtime_env package from the head (the agent's download)."""
+        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                async for chunk in self.gcs.DownloadPackage(gpb.DownloadPackageRequest(uri=uri), timeout=600):
+                    f.write(chunk.data)
+        except grpc.RpcError as e:
+            raise RuntimeError(f"downloading {uri} from the head failed: "
+                               f"{e.details() if hasattr(e, 'details') else e}") from None
 
     async def Shutdown(self, request: Any, context: Any) -> rpb.ShutdownRayletReply:
         asyncio.get_running_loop().call_soon(self.stop_event.set)

@@ -22,6 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from jray._private.runtime_env.plugin import RuntimeEnvContext
+
 logger = logging.getLogger(__name__)
 
 
@@ -48,6 +50,28 @@ class WorkerProc:
     is_driver: bool = False
     dead: bool = False
     promised: bool = False
+    env_key: str = ""  # the runtime_env it was started for ("": none); it serves only that env
+
+
+@dataclass
+class WorkerEnv:
+    """A runtime_env as the pool needs it: its key and how its workers start."""
+
+    key: str
+    env_json: str
+    context: RuntimeEnvContext
+
+    @property
+    def forkable(self) -> bool:
+        return self.context.forkable
+
+    def variables(self) -> dict[str, str]:
+        """What the worker's environment adds: the env's variables, and
+        what the worker applies itself at start (cwd, sys.path; see
+        ``jray._private.worker.__main__``)."""
+        setup = {"cwd": self.context.cwd, "sys_path": self.context.sys_path}
+        return {**self.context.env_vars, "JRAY_RUNTIME_ENV_SETUP": json.dumps(setup),
+                "JRAY_RUNTIME_ENV": self.env_json, "JRAY_RUNTIME_ENV_KEY": self.key}
 
 
 async def spawn_zygote(log_dir: str, session_dir: str) -> asyncio.subprocess.Process:
@@ -110,33 +134,41 @@ class WorkerPool:
             return
         self.zygote = z
 
-    def start_worker(self) -> WorkerProc:
+    def start_worker(self, env: WorkerEnv | None = None) -> WorkerProc:
+        """Start a worker (for ``env``: a runtime_env's key and how its
+        workers start). Forked by the zygote unless the env needs another
+        Python or a command around it."""
         zygote_starting = self._zygote_started is not None and not self._zygote_started.done()
-        if zygote_starting or (self.zygote is not None and self.zygote.returncode is None):
-            w = WorkerProc(None, 0, registered=asyncio.get_running_loop().create_future())
+        forkable = env is None or env.forkable
+        if forkable and (zygote_starting or (self.zygote is not None and self.zygote.returncode is None)):
+            w = WorkerProc(None, 0, registered=asyncio.get_running_loop().create_future(),
+                           env_key=env.key if env else "")
             self.starting.append(w)
-            asyncio.ensure_future(self._fork(w))
+            asyncio.ensure_future(self._fork(w, env))
             return w
-        return self._popen_worker()
+        return self._popen_worker(None, env)
 
-    async def _fork(self, w: WorkerProc) -> None:
+    async def _fork(self, w: WorkerProc, env: WorkerEnv | None = None) -> None:
         if self._zygote_started is not None and not self._zygote_started.done():
             await asyncio.shield(self._zygote_started)
         log = os.path.join(self.log_dir, f"worker-{time.time_ns()}.log")
         z = self.zygote
         if z is None or z.returncode is not None:
-            self._popen_worker(w)
+            self._popen_worker(w, env)
             return
         assert z.stdin is not None and z.stdout is not None
+        fork_env = self._fork_env
+        if env is not None:
+            fork_env = json.dumps({**json.loads(fork_env), **env.variables()}).encode()
         try:
             async with self._zygote_lock:
-                z.stdin.write(log.encode() + b"\t" + self._fork_env + b"\n")
+                z.stdin.write(log.encode() + b"\t" + fork_env + b"\n")
                 await z.stdin.drain()
                 pid = int((await asyncio.wait_for(z.stdout.readline(), 10)).strip())
         except (OSError, ValueError, asyncio.TimeoutError) as e:
             logger.warning("fork through the zygote failed (%s): starting a process instead", e)
             self.zygote = None
-            self._popen_worker(w)
+            self._popen_worker(w, env)
             return
         w.pid = pid
         self.by_pid[pid] = w
@@ -144,18 +176,24 @@ class WorkerPool:
         if early is not None:
             self.on_register(pid, *early)
 
-    def _popen_worker(self, w: WorkerProc | None = None) -> WorkerProc:
+    def _popen_worker(self, w: WorkerProc | None = None, env: WorkerEnv | None = None) -> WorkerProc:
         log = os.path.join(self.log_dir, f"worker-{time.time_ns()}.log")
         fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        argv = [sys.executable, "-m", "jray._private.worker"]
+        proc_env = self.env
+        if env is not None:
+            argv = [*env.context.command_prefix, env.context.py_executable or sys.executable, *argv[1:]]
+            proc_env = {**self.env, **env.variables()}
         try:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "jray._private.worker"],
-                env=self.env, stdin=subprocess.DEVNULL, stdout=fd, stderr=fd, close_fds=True,
+                argv, env=proc_env, stdin=subprocess.DEVNULL, stdout=fd, stderr=fd, close_fds=True,
+                cwd=env.context.cwd if env is not None and env.context.cwd else None,
             )
         finally:
             os.close(fd)
         if w is None:
-            w = WorkerProc(proc, proc.pid, registered=asyncio.get_running_loop().create_future())
+            w = WorkerProc(proc, proc.pid, registered=asyncio.get_running_loop().create_future(),
+                           env_key=env.key if env else "")
             self.starting.append(w)
         w.proc, w.pid = proc, proc.pid
         self.by_pid[proc.pid] = w
@@ -182,15 +220,19 @@ class WorkerPool:
             self.idle.append(w)
         return w
 
-    async def pop_worker(self, timeout: float) -> WorkerProc:
-        """An idle registered worker, starting one if none is idle."""
-        while self.idle:
-            w = self.idle.pop()
-            if not w.dead:
-                return w
+    async def pop_worker(self, timeout: float, env: WorkerEnv | None = None) -> WorkerProc:
+        """An idle registered worker of ``env`` (None: the default env),
+        starting one if none is idle."""
+        key = env.key if env is not None else ""
+        for i in range(len(self.idle) - 1, -1, -1):
+            w = self.idle[i]
+            if w.env_key == key:
+                del self.idle[i]
+                if not w.dead:
+                    return w
         # Take a worker that is already starting and not promised to anyone.
-        spare = [s for s in self.starting if not s.promised and s.registered is not None]
-        w = spare[0] if spare else self.start_worker()
+        spare = [s for s in self.starting if not s.promised and s.registered is not None and s.env_key == key]
+        w = spare[0] if spare else self.start_worker(env)
         w.promised = True
         assert w.registered is not None
         try:
@@ -272,21 +314,39 @@ class WorkerPool:
             pass
 
     def kill_idle_beyond(self, keep: int, idle_seconds: float,
-                         ask: Callable[[WorkerProc], None] | None = None) -> None:
-        """End the workers idle for ``idle_seconds`` beyond the first ``keep``,
-        oldest first. ``ask``: ask a registered worker instead of killing it
-        (it may refuse, as one that owns objects in use does; the caller then
-        puts it back with ``push_idle``)."""
+                         ask: Callable[[WorkerProc], None] | None = None,
+                         other_env_seconds: float | None = None) -> None:
+        """End the default env's workers idle for ``idle_seconds`` beyond the
+        first ``keep``, oldest first, and the idle workers of other
+        runtime_envs after ``other_env_seconds``. ``ask``: ask a registered
+        worker instead of killing it (it may refuse, as one that owns
+        objects in use does; the caller then puts it back with ``push_idle``)."""
         now = time.monotonic()
-        while len(self.idle) > keep:
-            w = min(self.idle, key=lambda x: x.idle_since)
+        if other_env_seconds is not None:
+            for w in [w for w in self.idle if w.env_key and now - w.idle_since >= other_env_seconds]:
+                self._end_idle(w, ask)
+        while True:
+            default = [w for w in self.idle if not w.env_key]
+            if len(default) <= keep:
+                break
+            w = min(default, key=lambda x: x.idle_since)
             if now - w.idle_since < idle_seconds:
                 break
-            self.idle.remove(w)
-            if ask is not None and w.port:
-                ask(w)
-            else:
-                self.kill(w, force=False)
+            self._end_idle(w, ask)
+
+    def _end_idle(self, w: WorkerProc, ask: Callable[[WorkerProc], None] | None) -> None:
+        self.idle.remove(w)
+        if ask is not None and w.port:
+            ask(w)
+        else:
+            self.kill(w, force=False)
+
+    def workers_by_env(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for w in self.by_pid.values():
+            if w.env_key and not w.dead:
+                out[w.env_key] = out.get(w.env_key, 0) + 1
+        return out
 
     def shutdown(self) -> None:
         procs = [w.proc for w in self.by_pid.values() if w.proc is not None]

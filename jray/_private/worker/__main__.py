@@ -12,6 +12,7 @@ def main() -> None:
     import signal
 
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 <pid>` dumps stacks to the log
+    _apply_runtime_env()
     from jray._private import daemon
     from jray._private.worker.core_worker import CoreWorker
     from jray._private.worker.executor import Executor
@@ -35,6 +36,27 @@ def main() -> None:
         w.executor.run_forever()
     except KeyboardInterrupt:
         os._exit(0)
+
+
+def _apply_runtime_env() -> None:
+    """A worker started for a runtime_env (``raylet/worker_pool.WorkerEnv``):
+    its working directory and the package paths first on ``sys.path``
+    (forked workers cannot take them from PYTHONPATH: the interpreter
+    started before)."""
+    import json
+
+    raw = os.environ.get("JRAY_RUNTIME_ENV_SETUP")
+    if not raw:
+        return
+    setup = json.loads(raw)
+    if setup.get("cwd"):
+        os.chdir(setup["cwd"])
+    for p in reversed(setup.get("sys_path") or []):
+        if p not in sys.path:
+            sys.path.insert(0, p)
+    import importlib
+
+    importlib.invalidate_caches()
 
 
 def _leave(w: object) -> None:

@@ -230,6 +230,8 @@ class ActorSubmitter:
                 cause = serialization.deserialize(info.creation_error)
             except Exception:  # noqa: BLE001
                 cause = None
+            if isinstance(cause, exceptions.RuntimeEnvSetupError):
+                return cause  # as Ray: the actor's calls raise the setup error itself
             if isinstance(cause, BaseException):
                 return exceptions.ActorDiedError(
                     f"The actor {info.class_name} died because its __init__ raised:\n{cause}", q.actor_id.hex())

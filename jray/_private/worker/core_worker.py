@@ -105,7 +105,8 @@ class CoreWorker:
         self._blocked_seq = 0
         self.executor: Any = None  # set in worker processes
         self.log_sink: Callable[[wpb.LogBatch], None] | None = None
-        self.default_runtime_env: dict[str, Any] | None = None
+        self.default_runtime_env: dict[str, Any] | None = None  # the job's, resolved (drivers)
+        self.default_runtime_env_json = ""
         self.root_task_override: bytes = b""
         self._events_flusher: asyncio.Task | None = None
         self._borrower_prober: asyncio.Task | None = None

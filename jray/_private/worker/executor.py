@@ -15,7 +15,6 @@ import asyncio
 import concurrent.futures
 import functools
 import inspect
-import json
 import logging
 import os
 import queue
@@ -545,10 +544,8 @@ class Executor:
 
     # -- environment ------------------------------------------------------------------
     def _apply_env(self, spec: cpb.TaskSpec) -> dict[str, str | None]:
+        # (runtime_env variables are the worker's own: it was started for the env)
         changes: dict[str, str] = {}
-        if spec.runtime_env:
-            env = json.loads(spec.runtime_env)
-            changes.update({str(k): str(v) for k, v in (env.get("env_vars") or {}).items()})
         if spec.gpu_ids or spec.resources.get("GPU", 0) > 0 or os.environ.get("JRAY_NODE_HAS_GPUS"):
             changes["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in spec.gpu_ids)
         old = {k: os.environ.get(k) for k in changes}

@@ -267,8 +267,9 @@ class TaskSubmitter:
                     req.grant_or_reject = False
                     await asyncio.sleep(0.01)
                     continue
-                if reply.error:
-                    err = exceptions.TaskUnschedulableError(reply.error)
+                if reply.runtime_env_error or reply.error:
+                    err = (exceptions.RuntimeEnvSetupError(reply.runtime_env_error) if reply.runtime_env_error
+                           else exceptions.TaskUnschedulableError(reply.error))
                     while q.tasks:
                         self._fail(q.tasks.popleft(), err)
                     return
