@@ -34,8 +34,10 @@ def connect(*, gcs_address: str, raylet_address: str, token: str, node_id: bytes
             log_to_driver: bool, runtime_env: dict[str, Any] | None) -> None:
     """Start this process's driver CoreWorker and connect it to the cluster.
     On a failure to connect the worker is torn down and the error raised."""
+    # The driver announces (as owner) the address of its raylet's host, which other nodes reach.
     w = CoreWorker(is_driver=True, gcs_address=gcs_address, raylet_address=raylet_address, token=token,
-                   node_id=node_id, namespace=namespace, log_to_driver=log_to_driver)
+                   node_id=node_id, ip=raylet_address.rsplit(":", 1)[0], namespace=namespace,
+                   log_to_driver=log_to_driver)
     try:
         w.connect()
         if runtime_env:
