@@ -191,8 +191,10 @@ def _local_raylet(gcs_address: str, token: str) -> tuple[str, bytes]:
         raise ConnectionError(f"Could not reach the jray cluster at {gcs_address}: {e}") from None
     if not alive:
         raise ConnectionError(f"The jray cluster at {gcs_address} has no live node.")
+    # A raylet on this machine first (a driver needs its node's store), then the head's.
     host = gcs_address.rsplit(":", 1)[0]
-    alive.sort(key=lambda n: (n.ip != host, not n.is_head))
+    local = _node.local_ip_addresses()
+    alive.sort(key=lambda n: (n.ip not in local, n.ip != host, not n.is_head))
     n = alive[0]
     return f"{n.ip}:{n.raylet_port}", n.node_id
 

@@ -18,6 +18,7 @@ import os
 import secrets
 import select
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -33,6 +34,17 @@ from jray._private import config
 
 def jray_tmp_root() -> str:
     return os.environ.get("JRAY_TMPDIR") or os.path.join(tempfile.gettempdir(), "jray")
+
+
+def local_ip_addresses() -> set[str]:
+    """The IP addresses of this machine's interfaces (loopback included)."""
+    ips = {"127.0.0.1", "::1"}
+    try:
+        for addrs in psutil.net_if_addrs().values():
+            ips.update(a.address.split("%", 1)[0] for a in addrs if a.family in (socket.AF_INET, socket.AF_INET6))
+    except OSError:
+        pass
+    return ips
 
 
 def address_file() -> str:
