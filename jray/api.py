@@ -191,11 +191,21 @@ def _local_raylet(gcs_address: str, token: str) -> tuple[str, bytes]:
         raise ConnectionError(f"Could not reach the jray cluster at {gcs_address}: {e}") from None
     if not alive:
         raise ConnectionError(f"The jray cluster at {gcs_address} has no live node.")
-    # A raylet on this machine first (a driver needs its node's store), then the head's.
+    # A raylet on this machine (a driver uses its node's shared-memory store), the head's first.
     host = gcs_address.rsplit(":", 1)[0]
     local = _node.local_ip_addresses()
-    alive.sort(key=lambda n: (n.ip not in local, n.ip != host, not n.is_head))
+
+    def here(ip: str) -> bool:
+        return ip in local or ip.startswith("127.")
+
+    alive.sort(key=lambda n: (not here(n.ip), n.ip != host, not n.is_head))
     n = alive[0]
+    if not here(n.ip):
+        raise ConnectionError(
+            f"No node of the jray cluster at {gcs_address} runs on this machine (its nodes: "
+            f"{', '.join(sorted({m.ip for m in alive}))}); a driver uses the object store of a node on its "
+            f"own machine. Start one here first: JRAY_TOKEN=<token> jray start --address {gcs_address} "
+            "--node-ip-address <this machine's IP>")
     return f"{n.ip}:{n.raylet_port}", n.node_id
 
 
