@@ -137,6 +137,16 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
             raise RuntimeError("Maybe you called jray.init twice by accident? This error can be suppressed by "
                                "passing in 'ignore_reinit_error=True' or by calling 'jray.shutdown()' prior to "
                                "'jray.init()'.")
+        job_config = kwargs.get("job_config")
+        if job_config is not None:
+            from jray.job_config import JobConfig
+
+            if not isinstance(job_config, JobConfig):
+                raise TypeError(f"job_config must be a jray.job_config.JobConfig, got {type(job_config).__name__}")
+            if runtime_env is None and job_config.runtime_env:  # init's runtime_env wins, as in Ray
+                runtime_env = job_config.runtime_env
+            if namespace is None and job_config.ray_namespace:
+                namespace = job_config.ray_namespace
         if runtime_env is not None:
             _runtime_env("runtime_env", runtime_env)
         target = _resolve_address(address)
@@ -162,6 +172,10 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
                 _node.stop_cluster(_cluster)
                 _cluster = None
             raise
+        if job_config is not None and job_config.default_actor_lifetime == "detached":
+            from jray._private.worker import global_state
+
+            global_state.require_worker().default_actor_lifetime = "detached"
         _context = JrayContext({"gcs_address": gcs_address, "address": gcs_address, "node_id": node_id.hex(),
                                 "session_dir": _cluster.session_dir if _cluster else "",
                                 "raylet_address": raylet_address})

@@ -8,6 +8,8 @@ from typing import Any
 
 from jray._private import driver, pg_client, task_context
 from jray._private.ids import JobID, NodeID
+from jray._private.protocol import common_pb2 as cpb
+from jray._private.worker import global_state
 from jray.actor import ActorHandle
 
 
@@ -90,6 +92,24 @@ class RuntimeContext:
 
     def get_accelerator_ids(self) -> dict[str, list[str]]:
         return {"GPU": [str(g) for g in driver.gpu_ids()]}
+
+    @property
+    def runtime_env(self) -> Any:
+        """The runtime_env in effect (a ``jray.runtime_env.RuntimeEnv``):
+        the running task's or actor's (its own merged over its parent's, as
+        Ray merges), or the job's at a driver. Local ``working_dir`` and
+        ``py_modules`` paths show as the package URIs they were uploaded as."""
+        from jray.runtime_env import RuntimeEnv
+
+        return RuntimeEnv._from_json(self.get_runtime_env_string())
+
+    def get_runtime_env_string(self) -> str:
+        """The effective runtime_env as a JSON string (``"{}"`` when none)."""
+        spec = self._spec()
+        if spec is not None and spec.runtime_env and spec.type != cpb.ACTOR_TASK:
+            return spec.runtime_env  # type: ignore[no-any-return]
+        w = global_state.require_worker()
+        return getattr(w, "default_runtime_env_json", "") or "{}"
 
     @property
     def gcs_address(self) -> str:

@@ -12,6 +12,7 @@ one in this process (the driver's validation). See
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from jray._private.runtime_env.plugin import RuntimeEnvContext, RuntimeEnvPlugin, register_plugin
@@ -47,6 +48,20 @@ class RuntimeEnv(dict):
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self)
+
+    @classmethod
+    def _from_json(cls, text: str) -> RuntimeEnv:
+        """An env as a task spec carries it (already checked; URIs, not paths)."""
+        env = cls.__new__(cls)
+        dict.update(env, json.loads(text) if text else {})
+        return env
+
+    def serialize(self) -> str:
+        return json.dumps(dict(self), sort_keys=True)
+
+    @classmethod
+    def deserialize(cls, text: str) -> RuntimeEnv:
+        return cls._from_json(text)
 
     def env_vars(self) -> dict[str, str]:
         return dict(self.get("env_vars") or {})

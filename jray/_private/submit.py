@@ -124,7 +124,8 @@ def create_actor(cls: Any, cache: dict[str, Any], class_name: str, meta: dict[st
     ac.is_async = is_async
     ac.name = name
     ac.namespace = namespace
-    ac.detached = opts.get("lifetime") == "detached"
+    lifetime = opts.get("lifetime") or getattr(w, "default_actor_lifetime", None)  # JobConfig's default
+    ac.detached = lifetime == "detached"
     ac.class_name = class_name
     ac.method_meta = pickle.dumps(meta)
     if groups:

@@ -100,7 +100,10 @@ def base_spec(worker: CoreWorker, *, name: str, task_type: int, num_returns: int
         if root:
             spec.root_task_id = root
     if task_type != cpb.ACTOR_TASK:  # an actor's calls run in the actor's worker, in its env
-        env = effective_json(worker, opts.get("runtime_env"), parent.runtime_env if parent is not None else None)
+        # The parent's env (an actor call's: the actor worker's, which is
+        # the worker's default); at a driver's top level, the job's.
+        parent_env = parent.runtime_env if parent is not None and parent.type != cpb.ACTOR_TASK else None
+        env = effective_json(worker, opts.get("runtime_env"), parent_env)
         if env:
             spec.runtime_env = env
     return spec

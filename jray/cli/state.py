@@ -14,7 +14,7 @@ from jray.cli.command import CliError
 from jray.cli.connect import configure_address, target
 from jray.cli.tables import fmt_bytes, format_table
 
-RESOURCES = ("tasks", "actors", "objects", "nodes", "workers", "jobs")
+RESOURCES = ("tasks", "actors", "objects", "nodes", "workers", "jobs", "runtime-envs")
 
 
 def _call(fn: Callable[..., Any], ns: argparse.Namespace, **kw: Any) -> Any:
@@ -55,7 +55,7 @@ def configure_list(p: argparse.ArgumentParser) -> None:
 def list_(ns: argparse.Namespace) -> int:
     from jray.util import state
 
-    fn = getattr(state, f"list_{ns.resource}")
+    fn = getattr(state, f"list_{ns.resource.replace('-', '_')}")
     rows = _call(fn, ns, filters=ns.filter, limit=ns.limit, detail=ns.detail)
     print(json.dumps(rows, indent=1) if ns.format == "json" else format_table(rows))
     return 0

@@ -3,7 +3,10 @@
 ``%%remote`` runs a cell as a task on the cluster: the globals it reads are
 shipped, its output streams back into the cell, the names it assigns come
 back into the notebook. ``--actor NAME`` runs it in a persistent remote
-namespace, ``--all-nodes`` once on every node. ``%jray`` holds the line
+namespace, ``--all-nodes`` once on every node. ``--working-dir DIR``,
+``--pip REQ``, ``--env KEY=VALUE`` and ``--runtime-env JSON`` give the
+cell a runtime_env (a local directory is uploaded from the notebook's
+machine, which need not be a node). ``%jray`` holds the line
 commands: status, nodes, dashboard, actors, drop, autoremote.
 """
 
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any
 
@@ -55,6 +59,14 @@ class JrayMagics(Magics):
     @argument("--actor", type=str, default=None, metavar="NAME",
               help="Run inside the persistent remote namespace NAME (created on first use).")
     @argument("--all-nodes", action="store_true", help="Run once on every node; outputs grouped by node.")
+    @argument("--working-dir", type=str, default=None, metavar="DIR",
+              help="Ship DIR (on this machine) with the cell: it runs there, with DIR importable.")
+    @argument("--pip", type=str, action="append", default=None, metavar="REQ",
+              help="A pip requirement the cell needs (repeatable); installed once per node in a cached venv.")
+    @argument("--env", type=str, action="append", default=None, metavar="KEY=VALUE",
+              help="An environment variable for the cell (repeatable).")
+    @argument("--runtime-env", type=str, default=None, metavar="JSON",
+              help="Any other runtime_env fields as JSON (the options above are merged over it).")
     @argument("--from-autoremote", action="store_true", help=argparse.SUPPRESS)
     @cell_magic
     def remote(self, line: str, cell: str) -> Any:
@@ -275,7 +287,43 @@ def _task_options(args: Any) -> dict[str, Any]:
         opts["resources"] = res
     if args.name is not None:
         opts["name"] = args.name
+    env = _runtime_env(args)
+    if env:
+        opts["runtime_env"] = env
     return opts
+
+
+def _runtime_env(args: Any) -> dict[str, Any]:
+    """The cell's runtime_env from --runtime-env/--working-dir/--pip/--env,
+    checked here (a bad one is a UsageError, and nothing is sent)."""
+    from jray._private.runtime_env.validation import validate
+
+    env: dict[str, Any] = {}
+    if args.runtime_env is not None:
+        try:
+            env = json.loads(args.runtime_env)
+        except ValueError as e:
+            raise UsageError(f"%%remote: --runtime-env is not valid JSON ({e}): {args.runtime_env!r}") from None
+        if not isinstance(env, dict):
+            raise UsageError("%%remote: --runtime-env must be a JSON object, e.g. '{\"pip\": [\"requests\"]}'.")
+    if args.working_dir is not None:
+        env["working_dir"] = os.path.expanduser(args.working_dir)
+    if args.pip:
+        env["pip"] = list(args.pip)
+    if args.env:
+        env_vars = dict(env.get("env_vars") or {})
+        for item in args.env:
+            k, sep, v = item.partition("=")
+            if not sep or not k:
+                raise UsageError(f"%%remote: --env takes KEY=VALUE, got {item!r}.")
+            env_vars[k] = v
+        env["env_vars"] = env_vars
+    if not env:
+        return {}
+    try:
+        return validate(env)
+    except (TypeError, ValueError) as e:
+        raise UsageError(f"%%remote: {e}") from None
 
 
 def _parse_outputs(text: str | None) -> list[str] | None:

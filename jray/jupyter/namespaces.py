@@ -33,12 +33,13 @@ def actor_name(name: str) -> str:
 
 
 def get_or_create(name: str, opts: dict[str, Any]) -> Any:
-    """The handle of namespace ``name``; resource options apply when it is created."""
+    """The handle of namespace ``name``; resource and runtime_env options
+    apply when it is created (a running namespace keeps its own)."""
     handle = _handles.get(name)
     if handle is not None and _alive(handle):
         return handle
     o: dict[str, Any] = {k: v for k, v in opts.items() if k in ("num_cpus", "num_gpus", "resources",
-                                                                 "scheduling_strategy")}
+                                                                 "scheduling_strategy", "runtime_env")}
     o.setdefault("num_cpus", 0)
     handle = api.remote(RemoteNamespace).options(name=actor_name(name), get_if_exists=True, **o).remote()
     _handles[name] = handle

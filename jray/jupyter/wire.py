@@ -14,40 +14,21 @@ Message kinds: ``display`` (data, metadata, display_id, update) and
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Any
 
-from jray._private import frontend
+from jray._private import frontend, output_wire
 
-MARK = "\x1ejray-msg:"
-# Larger payloads (a huge figure) are replaced by a short note: one log line
-# must stay small enough not to stall the stream behind it.
-MAX_BYTES = 8 * 1024 * 1024
+# The envelope (MARK + JSON on one line) is the engine's: a raylet sends
+# runtime_env set-up progress the same way.
+MARK = output_wire.MARK
+MAX_BYTES = output_wire.MAX_BYTES
+encode = output_wire.encode
+decode = output_wire.decode
 
 # The task context of the %%remote cell running in this worker: threads the
 # cell starts (tqdm monitors, user threads) have no task context of their own.
 active_spec: Any = None
-
-
-def encode(msg: dict[str, Any]) -> str:
-    text = MARK + json.dumps(msg, separators=(",", ":"), default=str)
-    if len(text) > MAX_BYTES:
-        note = {"kind": "display", "data": {"text/plain": f"<output of {len(text)} bytes not sent: over the "
-                                                           f"{MAX_BYTES // 2**20} MiB limit>"}, "metadata": {}}
-        text = MARK + json.dumps(note)
-    return text
-
-
-def decode(text: str) -> dict[str, Any] | None:
-    """The message in a forwarded line, or None for a plain line."""
-    if not text.startswith(MARK):
-        return None
-    try:
-        msg = json.loads(text[len(MARK):])
-    except ValueError:
-        return None
-    return msg if isinstance(msg, dict) else None
 
 
 def emit(msg: dict[str, Any]) -> None:

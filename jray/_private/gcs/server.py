@@ -372,6 +372,9 @@ class GcsServer(ggrpc.GcsServiceServicer):
                                      actor_id=rec.info.actor_id, runtime_env=rec.spec.runtime_env,
                                      name=rec.info.class_name, task_id=rec.spec.task_id,
                                      job_id=rec.spec.job_id, attempt=rec.spec.attempt)
+        if rec.spec.runtime_env:  # set-up progress goes where the creator's output does
+            req.owner.CopyFrom(rec.spec.driver)
+            req.root_task_id = rec.spec.root_task_id or rec.spec.task_id
         for _ in range(8):
             reply = await raylet.RequestWorkerLease(req)
             if reply.granted:

@@ -34,7 +34,7 @@ class RegisterWorkerReply(_message.Message):
     def __init__(self, node_id: _Optional[bytes] = ..., store_path: _Optional[str] = ..., store_capacity: _Optional[int] = ..., direct_port: _Optional[int] = ...) -> None: ...
 
 class WorkerLeaseRequest(_message.Message):
-    __slots__ = ("resources", "scheduling", "actor_id", "grant_or_reject", "owner_worker_id", "runtime_env", "name", "task_id", "job_id", "attempt", "preferred_node_id")
+    __slots__ = ("resources", "scheduling", "actor_id", "grant_or_reject", "owner_worker_id", "runtime_env", "name", "task_id", "job_id", "attempt", "preferred_node_id", "owner", "root_task_id")
     class ResourcesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -53,6 +53,8 @@ class WorkerLeaseRequest(_message.Message):
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     PREFERRED_NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    ROOT_TASK_ID_FIELD_NUMBER: _ClassVar[int]
     resources: _containers.ScalarMap[str, float]
     scheduling: _common_pb2.SchedulingStrategy
     actor_id: bytes
@@ -64,7 +66,9 @@ class WorkerLeaseRequest(_message.Message):
     job_id: bytes
     attempt: int
     preferred_node_id: bytes
-    def __init__(self, resources: _Optional[_Mapping[str, float]] = ..., scheduling: _Optional[_Union[_common_pb2.SchedulingStrategy, _Mapping]] = ..., actor_id: _Optional[bytes] = ..., grant_or_reject: _Optional[bool] = ..., owner_worker_id: _Optional[bytes] = ..., runtime_env: _Optional[str] = ..., name: _Optional[str] = ..., task_id: _Optional[bytes] = ..., job_id: _Optional[bytes] = ..., attempt: _Optional[int] = ..., preferred_node_id: _Optional[bytes] = ...) -> None: ...
+    owner: _common_pb2.Address
+    root_task_id: bytes
+    def __init__(self, resources: _Optional[_Mapping[str, float]] = ..., scheduling: _Optional[_Union[_common_pb2.SchedulingStrategy, _Mapping]] = ..., actor_id: _Optional[bytes] = ..., grant_or_reject: _Optional[bool] = ..., owner_worker_id: _Optional[bytes] = ..., runtime_env: _Optional[str] = ..., name: _Optional[str] = ..., task_id: _Optional[bytes] = ..., job_id: _Optional[bytes] = ..., attempt: _Optional[int] = ..., preferred_node_id: _Optional[bytes] = ..., owner: _Optional[_Union[_common_pb2.Address, _Mapping]] = ..., root_task_id: _Optional[bytes] = ...) -> None: ...
 
 class WorkerLeaseReply(_message.Message):
     __slots__ = ("granted", "worker", "lease_id", "gpu_ids", "spillback", "retry_at_ip", "retry_at_port", "retry_at_node_id", "rejected", "error", "assigned", "runtime_env_error")

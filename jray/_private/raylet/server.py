@@ -34,7 +34,7 @@ from typing import Any
 
 import grpc
 
-from jray._private import config, rpc
+from jray._private import config, output_wire, rpc
 from jray._private.ids import random_id
 from jray._private.protocol import common_pb2 as cpb
 from jray._private.protocol import core_worker_pb2 as wpb
@@ -63,10 +63,15 @@ from jray._private.raylet.scheduler import Allocation, NodeResources
 from jray._private.raylet.task_events import FLUSH_SECONDS, RayletTaskEvents
 from jray._private.raylet.worker_pool import WorkerEnv, WorkerPool, WorkerProc
 from jray._private.runtime_env.agent import RuntimeEnvAgent, RuntimeEnvSetupFailed
+from jray._private.runtime_env.agent import summary as env_summary
 from jray._private.runtime_env.validation import env_key
 
 logger = logging.getLogger(__name__)
 SP = cpb.SchedulingStrategy
+# A runtime_env set-up still running after this shows as a progress line
+# where the task's output goes, redrawn this often.
+ENV_PROGRESS_AFTER_SECONDS = 0.5
+ENV_PROGRESS_EVERY_SECONDS = 0.5
 
 
 class Raylet(rgrpc.RayletServiceServicer):
@@ -98,6 +103,7 @@ class Raylet(rgrpc.RayletServiceServicer):
                                      raylet_stub=lambda address: self.pool.stub(address, rgrpc.RayletServiceStub))
         self.workers: WorkerPool | None = None
         self.envs: RuntimeEnvAgent | None = None  # set by __main__ (it knows the directories)
+        self._env_watches: set[tuple[str, str, int]] = set()  # set-ups shown as progress lines
         self._env_grants: dict[str, int] = {}  # runtime_env keys being set up or granted right now
         self._last_env_gc = 0.0
         self.stop_event = asyncio.Event()
@@ -347,6 +353,8 @@ class Raylet(rgrpc.RayletServiceServicer):
         try:
             if key:
                 assert self.envs is not None
+                if request.HasField("owner"):
+                    self._watch_env_setup(key, request)
                 try:
                     rec = await self.envs.get_or_create(request.runtime_env)
                 except RuntimeEnvSetupFailed as e:
@@ -373,6 +381,53 @@ class Raylet(rgrpc.RayletServiceServicer):
             granted=True, lease_id=lease.lease_id, gpu_ids=alloc.gpu_ids, assigned=alloc.demand,
             worker=cpb.Address(ip=self.ip, port=w.port, worker_id=w.worker_id, node_id=self.node_id,
                                direct_port=w.direct_port))
+
+    def _watch_env_setup(self, key: str, request: rpb.WorkerLeaseRequest) -> None:
+        """Show a runtime_env set-up that takes a while as a progress line
+        where the task's output goes (its notebook cell): one per env, node
+        and driver, however many leases wait on it."""
+        watch = (key, request.owner.ip, request.owner.port)  # the first asker's cell shows it
+        if watch in self._env_watches:
+            return
+        self._env_watches.add(watch)
+
+        async def report() -> None:
+            try:
+                await asyncio.sleep(ENV_PROGRESS_AFTER_SECONDS)
+                assert self.envs is not None
+                rec = self.envs.envs.get(key)
+                if rec is None or rec.status != "PENDING":
+                    return
+                stub = self.pool.stub(f"{request.owner.ip}:{request.owner.port}", wgrpc.CoreWorkerServiceStub)
+                bar = f"env-{key}-{self.node_id.hex()[:8]}-{request.root_task_id.hex()[:8]}"
+                what = env_summary(rec.env_json)
+                while rec.status == "PENDING":
+                    text = (f"runtime_env on {self.ip}: setting up {what} [{time.monotonic() - rec.started:.0f} s] "
+                            f"{rec.phase}")
+                    await self._send_env_progress(stub, request, {"kind": "progress", "id": bar, "n": 0,
+                                                                  "total": None, "text": text})
+                    assert rec.future is not None
+                    await asyncio.wait([rec.future], timeout=ENV_PROGRESS_EVERY_SECONDS)
+                ok = rec.status == "READY"
+                text = (f"runtime_env on {self.ip}: {what} ready in {rec.setup_seconds:.1f} s" if ok else
+                        f"runtime_env on {self.ip}: {what} failed after {rec.setup_seconds:.1f} s "
+                        f"(log: {rec.log_path})")
+                await self._send_env_progress(stub, request, {"kind": "progress", "id": bar, "n": 1 if ok else 0,
+                                                              "total": 1, "text": text, "closed": True,
+                                                              "error": not ok})
+            finally:
+                self._env_watches.discard(watch)
+
+        self.spawn(report())
+
+    async def _send_env_progress(self, stub: Any, request: rpb.WorkerLeaseRequest, msg: dict[str, Any]) -> None:
+        line = wpb.LogLine(prefix=f"raylet {self.ip}", text=output_wire.encode(msg),
+                           root_task_id=request.root_task_id, task_id=request.task_id)
+        try:
+            await stub.PublishLogs(wpb.LogBatch(pid=os.getpid(), ip=self.ip, job_id=request.job_id, lines=[line]),
+                                   timeout=5)
+        except Exception:  # noqa: BLE001 - the owner may be gone; progress is a courtesy
+            pass
 
     def _dispatch(self) -> None:
         """Resources came back: hand them to waiting lease requests (blocked

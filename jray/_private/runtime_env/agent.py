@@ -53,6 +53,8 @@ class EnvRecord:
     log_path: str = ""
     future: asyncio.Future | None = None
     last_used: float = field(default_factory=time.monotonic)
+    phase: str = ""  # the last line of the setup log (what set-up is doing now)
+    started: float = field(default_factory=time.monotonic)
 
 
 @dataclass(eq=False)
@@ -104,7 +106,8 @@ class RuntimeEnvAgent:
         env = json.loads(rec.env_json)
         timeout = (env.get("config") or {}).get("setup_timeout_seconds") or config.RUNTIME_ENV_SETUP_TIMEOUT_SECONDS
         log = _file_logger(rec.log_path, rec.key)
-        t0 = time.monotonic()
+        log.addHandler(_PhaseHandler(rec))
+        t0 = rec.started = time.monotonic()
         log.info("setting up runtime_env %s", rec.env_json)
         try:
             if timeout is not None and timeout > 0:
@@ -226,6 +229,38 @@ class RuntimeEnvAgent:
                 "created_at": rec.created_at, "setup_seconds": rec.setup_seconds, "log_path": rec.log_path,
             })
         return out
+
+
+def summary(env_json: str) -> str:
+    """A short name of an env for a progress line: its fields, pip's packages."""
+    try:
+        env = json.loads(env_json)
+    except ValueError:
+        return "runtime_env"
+    parts = []
+    for k, v in env.items():
+        if k in ("config", "env_vars"):
+            continue
+        if k == "pip" and isinstance(v, dict) and v.get("packages"):
+            pk = [str(p) for p in v["packages"]]
+            parts.append("pip " + ", ".join(pk[:3]) + (f" (+{len(pk) - 3})" if len(pk) > 3 else ""))
+        else:
+            parts.append(k)
+    return "; ".join(parts) or "env_vars"
+
+
+class _PhaseHandler(logging.Handler):
+    def __init__(self, rec: EnvRecord) -> None:
+        super().__init__(logging.INFO)
+        self.rec = rec
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = record.getMessage().splitlines()[0].strip() if record.getMessage() else ""
+        except Exception:  # noqa: BLE001 - a progress hint must not break set-up
+            return
+        if line:
+            self.rec.phase = line[:120]
 
 
 def _file_logger(path: str, key: str) -> logging.Logger:

@@ -23,6 +23,7 @@ import types
 import urllib.request
 from typing import Any
 
+from jray._private import config
 from jray._private.runtime_env import packaging
 from jray._private.runtime_env.plugin import RuntimeEnvContext, RuntimeEnvPlugin
 
@@ -344,11 +345,15 @@ async def _build_venv(d: str, spec: dict[str, Any], logger: logging.Logger) -> N
     # .pth files, editable installs among them) come after the venv's own.
     with open(os.path.join(purelib, "_jray_node_env.pth"), "w") as f:
         f.write("import site; " + "; ".join(f"site.addsitedir({p!r})" for p in _node_site_dirs()) + "\n")
-    argv = [os.path.join(d, "bin", "python"), "-m", "pip", "install", "--disable-pip-version-check",
-            "--no-input", *list(spec.get("pip_install_options") or []), *spec["packages"]]
     env = dict(os.environ, PIP_NO_INPUT="1")
     env.pop("PYTHONPATH", None)
-    rc, out = await _run_logged(argv, logger, env)
+    uv = _uv_binary(spec)
+    if uv is not None:
+        rc, out = await _uv_install(uv, d, spec, logger, env)
+    else:
+        argv = [os.path.join(d, "bin", "python"), "-m", "pip", "install", "--disable-pip-version-check",
+                "--no-input", *list(spec.get("pip_install_options") or []), *spec["packages"]]
+        rc, out = await _run_logged(argv, logger, env)
     if rc != 0:
         tail = "\n".join(ln for ln in out.splitlines() if "is ignored: it is neither a file" not in ln)[-3000:]
         raise RuntimeError(f"pip install {' '.join(spec['packages'])} failed (exit {rc}):\n{tail}")
@@ -357,6 +362,138 @@ async def _build_venv(d: str, spec: dict[str, Any], logger: logging.Logger) -> N
         if rc != 0:
             raise RuntimeError(f"pip check failed:\n{out[-2000:]}")
     logger.info("pip env built in %.1f s", time.monotonic() - t0)
+
+
+def _uv_binary(spec: dict[str, Any]) -> str | None:
+    """uv's binary when it installs this env: ``RUNTIME_ENV_PIP_INSTALLER``
+    is "uv", or "auto" and uv is installed (on PATH or as the ``uv`` Python
+    package), and the env uses nothing only pip understands (pip options,
+    ``pip_install_options``, ``pip_version``)."""
+    choice = config.RUNTIME_ENV_PIP_INSTALLER
+    if choice == "pip":
+        return None
+    pip_only = (spec.get("pip_install_options") or spec.get("pip_version")
+                or any(p.startswith("-") for p in spec["packages"]))
+    exe = shutil.which("uv")
+    if exe is None:
+        try:
+            from uv import find_uv_bin  # type: ignore[import-not-found]
+
+            exe = find_uv_bin()
+        except Exception:  # noqa: BLE001 - not installed
+            exe = None
+    if exe is None or pip_only:
+        if choice == "uv":
+            raise RuntimeError("runtime_env pip: JRAY_RUNTIME_ENV_PIP_INSTALLER=uv but "
+                               + ("uv is not installed on this node" if exe is None else
+                                  "this env uses pip-only options"))
+        return None
+    return exe
+
+
+def _pip_config_args() -> tuple[list[str], dict[str, str]]:
+    """The node's pip configuration (pip.conf, PIP_* variables: index,
+    extra indexes, find-links, constraints, certificates) as uv's options,
+    so a uv install looks where a pip install would. A ``file://`` index or
+    a find-links directory that does not exist is left out, as pip ignores it."""
+    import subprocess
+
+    try:
+        out = subprocess.run([sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True,
+                             timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return [], {}
+    values: dict[str, str] = {}
+    for line in out.splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            values[key.rsplit(".", 1)[-1]] = value.strip().strip("'\"")
+
+    def present(loc: str) -> bool:
+        path = loc[len("file://"):] if loc.startswith("file://") else loc if "://" not in loc else ""
+        return not path or os.path.exists(path)
+
+    args: list[str] = []
+    env: dict[str, str] = {}
+    if values.get("no-index", "").lower() in ("1", "true", "yes", "on"):
+        args.append("--no-index")
+    if values.get("index-url") and present(values["index-url"]):
+        args += ["--index-url", values["index-url"]]
+    for u in values.get("extra-index-url", "").split():
+        if present(u):
+            args += ["--extra-index-url", u]
+    for u in values.get("find-links", "").split():
+        if present(u):
+            args += ["--find-links", u]
+    for c in values.get("constraint", "").split():
+        if os.path.isfile(c):
+            args += ["--constraint", c]
+    if "--extra-index-url" in args or "--find-links" in args:
+        args += ["--index-strategy", "unsafe-best-match"]  # pip's rule: the best version of all indexes
+    if values.get("cert"):
+        env["SSL_CERT_FILE"] = values["cert"]
+    return args, env
+
+
+def _node_distributions() -> dict[str, str]:
+    """Normalised name -> version of what the node's environment has."""
+    import importlib.metadata
+    import re
+
+    out: dict[str, str] = {}
+    for dist in importlib.metadata.distributions():
+        name = dist.metadata["Name"] if dist.metadata else None
+        if name:
+            out.setdefault(re.sub(r"[-_.]+", "-", name).lower(), dist.version)
+    return out
+
+
+async def _uv_install(uv: str, d: str, spec: dict[str, Any], logger: logging.Logger,
+                      env: dict[str, str]) -> tuple[int, str]:
+    """Install with uv, layered like pip's install: resolve the requirements
+    preferring the versions the node has (uv does not count the node's
+    site-packages as installed), then install only what the node lacks,
+    without dependencies. A set the node's versions cannot satisfy is
+    resolved freely (the venv's copies then shadow the node's)."""
+    import re
+    import tempfile
+
+    py = os.path.join(d, "bin", "python")
+    cfg_args, cfg_env = await asyncio.to_thread(_pip_config_args)
+    env = {**env, **cfg_env, "UV_NO_PROGRESS": "1"}
+    env.pop("VIRTUAL_ENV", None)
+    node = await asyncio.to_thread(_node_distributions)
+    with tempfile.TemporaryDirectory(prefix="jray-uv-") as tmp:
+        reqs = os.path.join(tmp, "requirements.in")
+        with open(reqs, "w") as f:
+            f.write("\n".join(spec["packages"]) + "\n")
+        pins = os.path.join(tmp, "node-constraints.txt")
+        with open(pins, "w") as f:
+            f.write("".join(f"{n}=={v}\n" for n, v in sorted(node.items())))
+        lock = os.path.join(tmp, "requirements.txt")
+        base = [uv, "pip", "compile", reqs, "--python", py, "--no-header", "--no-annotate", "--quiet",
+                "-o", lock, *cfg_args]
+        rc, out = await _run_logged([*base, "--constraint", pins], logger, env)
+        if rc != 0:
+            logger.info("the node's package versions cannot satisfy %s: resolving without them", spec["packages"])
+            rc, out = await _run_logged(base, logger, env)
+            if rc != 0:
+                return rc, out
+        wanted = []
+        with open(lock) as f:
+            for line in f:
+                line = line.split("#", 1)[0].strip()
+                if not line or line.startswith("-"):
+                    continue
+                m = re.match(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;]+)", line)
+                if m and node.get(re.sub(r"[-_.]+", "-", m.group(1)).lower()) == m.group(2):
+                    continue  # the node has exactly this: not installed again
+                wanted.append(line)
+        logger.info("installing %d package(s) the node lacks: %s", len(wanted), " ".join(wanted) or "(none)")
+        if not wanted:
+            return 0, ""
+        return await _run_logged([uv, "pip", "install", "--python", py, "--no-deps", *cfg_args, *wanted],
+                                 logger, env)
 
 
 class CondaPlugin(RuntimeEnvPlugin):

@@ -27,6 +27,9 @@ NODE_KEYS = NODE_BRIEF + ("labels", "start_time_ms", "raylet_port", "pid", "num_
 WORKER_KEYS = ("worker_id", "worker_type", "is_alive", "node_id", "ip", "pid")
 JOB_KEYS = ("job_id", "status", "message", "entrypoint", "driver_pid", "driver_ip", "namespace",
             "start_time", "end_time")
+RUNTIME_ENV_BRIEF = ("runtime_env_key", "status", "success", "nodes", "size_bytes", "num_workers",
+                     "setup_seconds", "runtime_env")
+RUNTIME_ENV_KEYS = RUNTIME_ENV_BRIEF + ("node_ids", "creation_time_ms", "error", "logs")
 
 
 def _ms(t: float) -> int | None:
@@ -243,3 +246,40 @@ def jobs(client: StateClient) -> list[dict[str, Any]]:
         "entrypoint": j.entrypoint, "driver_pid": j.driver_pid or None, "driver_ip": j.driver.ip or None,
         "namespace": j.namespace, "start_time": _ms(j.start_time), "end_time": _ms(j.end_time),
     } for j in client.run(get).jobs]
+
+
+def runtime_envs(client: StateClient) -> list[dict[str, Any]]:
+    """One row per runtime_env that some live node has set up (or is setting
+    up, or failed to): which nodes have it, its disk size on the largest of
+    them, its live workers (all nodes), its status (FAILED where any node
+    failed, PENDING where any is still building, READY otherwise), and
+    per node the setup log."""
+    live, stats, _jobs = _node_stats(client, False)
+    by_key: dict[str, dict[str, Any]] = {}
+    rank = {"READY": 0, "PENDING": 1, "FAILED": 2}
+    for n, s in zip(live, stats, strict=True):
+        if s is None:
+            continue
+        for e in s.runtime_envs:
+            row = by_key.setdefault(e.key, {
+                "runtime_env_key": e.key, "status": e.status, "success": True, "nodes": [], "size_bytes": 0,
+                "num_workers": 0, "setup_seconds": 0.0, "runtime_env": e.runtime_env, "node_ids": [],
+                "creation_time_ms": _ms(e.created_at), "error": None, "logs": {}})
+            if rank.get(e.status, 0) > rank.get(row["status"], 0):
+                row["status"] = e.status
+            row["nodes"].append(n.ip)
+            row["node_ids"].append(n.node_id.hex())
+            row["size_bytes"] = max(row["size_bytes"], e.size_bytes)
+            row["num_workers"] += e.num_workers
+            row["setup_seconds"] = round(max(row["setup_seconds"], e.setup_seconds), 3)
+            created = _ms(e.created_at)
+            if created and (row["creation_time_ms"] is None or created < row["creation_time_ms"]):
+                row["creation_time_ms"] = created
+            if e.error and row["error"] is None:
+                row["error"] = f"on {n.ip}: {e.error}"
+            if e.log_path:
+                row["logs"][n.ip] = e.log_path
+    for row in by_key.values():
+        row["success"] = row["status"] == "READY"
+        row["nodes"] = ",".join(row["nodes"])
+    return sorted(by_key.values(), key=lambda r: r["creation_time_ms"] or 0)

@@ -28,6 +28,9 @@ def main() -> None:
         ip=os.environ.get("JRAY_NODE_IP", "127.0.0.1"),
     )
     w.executor = Executor(w)
+    # What this worker was started for is what its tasks' children inherit
+    # (an actor's calls carry no env of their own).
+    w.default_runtime_env_json = os.environ.get("JRAY_RUNTIME_ENV", "")
     w.connect()
     w.executor.logs.install()
     signal.signal(signal.SIGTERM, lambda _sig, _frame: _leave(w))

@@ -107,6 +107,7 @@ class CoreWorker:
         self.log_sink: Callable[[wpb.LogBatch], None] | None = None
         self.default_runtime_env: dict[str, Any] | None = None  # the job's, resolved (drivers)
         self.default_runtime_env_json = ""
+        self.default_actor_lifetime: str | None = None  # JobConfig(default_actor_lifetime=...) (drivers)
         self.root_task_override: bytes = b""
         self._events_flusher: asyncio.Task | None = None
         self._borrower_prober: asyncio.Task | None = None

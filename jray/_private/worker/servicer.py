@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
+from jray._private import output_wire
 from jray._private.protocol import core_worker_pb2 as wpb
 from jray._private.protocol import core_worker_pb2_grpc as wgrpc
 
@@ -88,6 +89,11 @@ class CoreWorkerServicer(wgrpc.CoreWorkerServiceServicer):
 
 def _print_logs(batch: wpb.LogBatch) -> None:
     for line in batch.lines:
+        msg = output_wire.decode(line.text)
+        if msg is not None:  # a rich message: a terminal shows a finished progress line's text only
+            if msg.get("kind") == "progress" and msg.get("closed") and msg.get("text"):
+                sys.stderr.write(f"({line.prefix}) {msg['text']}\n" if line.prefix else f"{msg['text']}\n")
+            continue
         stream = sys.stderr if line.is_err else sys.stdout
         stream.write(f"({line.prefix} pid={batch.pid}) {line.text}\n")
     sys.stdout.flush()

@@ -237,6 +237,9 @@ class TaskSubmitter:
                                      owner_worker_id=self.owner_id, runtime_env=spec.runtime_env, name=spec.name,
                                      task_id=spec.task_id, job_id=spec.job_id, attempt=spec.attempt,
                                      preferred_node_id=self._arg_node(spec))
+        if spec.runtime_env:  # set-up progress shows where the task's output does
+            req.owner.CopyFrom(spec.driver)
+            req.root_task_id = spec.root_task_id or spec.task_id
         warn_handle = self.lt.loop.call_later(config.INFEASIBLE_WARNING_SECONDS, self._maybe_warn, q, spec)
         try:
             for _hop in range(8):

@@ -31,7 +31,7 @@ from jray._private.state.client import StateClient
 from jray.util.state._filters import Filter, check, matches
 
 __all__ = [
-    "get_actor", "list_actors", "list_jobs", "list_nodes", "list_objects", "list_tasks", "list_workers",
+    "get_actor", "list_actors", "list_jobs", "list_nodes", "list_objects", "list_runtime_envs", "list_tasks", "list_workers",
     "summarize_actors", "summarize_objects", "summarize_tasks", "memory_summary", "task_changes",
     "task_state_counts",
 ]
@@ -119,6 +119,16 @@ def list_jobs(filters: Sequence[Filter] | None = None, limit: int = 100, detail:
               address: str | None = None, token: str | None = None) -> list[dict[str, Any]]:
     rows = _rows.jobs(StateClient(address, token))
     return _select(rows, _rows.JOB_KEYS, filters, limit, detail, _rows.JOB_KEYS)
+
+
+def list_runtime_envs(filters: Sequence[Filter] | None = None, limit: int = 100, detail: bool = False, *,
+                      address: str | None = None, token: str | None = None) -> list[dict[str, Any]]:
+    """Runtime environments the live nodes have (one row per env): its key,
+    status (PENDING, READY, FAILED), the node IPs that have it, size on disk,
+    live workers, setup time, the env itself; with ``detail``, node ids,
+    creation time, the error of a failed setup and each node's setup log."""
+    rows = _rows.runtime_envs(StateClient(address, token))
+    return _select(rows, _rows.RUNTIME_ENV_KEYS, filters, limit, detail, _rows.RUNTIME_ENV_BRIEF)
 
 
 def summarize_tasks(*, address: str | None = None, token: str | None = None) -> dict[str, Any]:
