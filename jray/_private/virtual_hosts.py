@@ -184,12 +184,17 @@ class HostProcess(subprocess.Popen):
     (in the root namespace; it exits with the process's status); signals go
     to the process itself (``inner_pid``)."""
 
+    _inner: int | None = None
+
     def inner_pid(self, timeout: float = 2.0) -> int | None:
         """The process in the host (its pid as the root namespace sees it)."""
+        if self._inner is not None:
+            return self._inner
         deadline = time.monotonic() + timeout
         while True:
             kids = _children(self.pid)
             if kids:
+                self._inner = kids[0]
                 return kids[0]
             if self.poll() is not None or time.monotonic() > deadline:
                 return None
@@ -264,6 +269,7 @@ class Host:
             ["nsenter", "-t", str(self.keeper_pid), "--net", "--mount", "--pid", "--uts", "--ipc",
              f"--wdns={cwd or '/tmp'}", "--", *argv],
             env=self.env if env is None else env, **kwargs)
+        p.inner_pid(timeout=10)  # started in the host when this returns (processes() and kill_all see it)
         self._procs = [q for q in self._procs if q.poll() is None]
         self._procs.append(p)
         return p
