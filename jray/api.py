@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from jray import exceptions
-from jray._private import config, driver, gcs_client, hooks, submit
+from jray._private import config, driver, gcs_client, hooks, submit, task_context
 from jray._private import node as _node
 from jray._private.options import _runtime_env
 from jray._private.version import __version__
@@ -173,9 +173,7 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
                 _cluster = None
             raise
         if job_config is not None and job_config.default_actor_lifetime == "detached":
-            from jray._private.worker import global_state
-
-            global_state.require_worker().default_actor_lifetime = "detached"
+            task_context.set_default_actor_lifetime("detached")
         _context = JrayContext({"gcs_address": gcs_address, "address": gcs_address, "node_id": node_id.hex(),
                                 "session_dir": _cluster.session_dir if _cluster else "",
                                 "raylet_address": raylet_address})

@@ -8,8 +8,6 @@ from typing import Any
 
 from jray._private import driver, pg_client, task_context
 from jray._private.ids import JobID, NodeID
-from jray._private.protocol import common_pb2 as cpb
-from jray._private.worker import global_state
 from jray.actor import ActorHandle
 
 
@@ -105,11 +103,7 @@ class RuntimeContext:
 
     def get_runtime_env_string(self) -> str:
         """The effective runtime_env as a JSON string (``"{}"`` when none)."""
-        spec = self._spec()
-        if spec is not None and spec.runtime_env and spec.type != cpb.ACTOR_TASK:
-            return spec.runtime_env  # type: ignore[no-any-return]
-        w = global_state.require_worker()
-        return getattr(w, "default_runtime_env_json", "") or "{}"
+        return task_context.runtime_env_json()
 
     @property
     def gcs_address(self) -> str:

@@ -93,3 +93,22 @@ def node_id_hex() -> str:
     """This process's node id (hex), or "" when not connected."""
     w = global_state.worker
     return w.node_id.hex() if w is not None else ""
+
+
+def runtime_env_json() -> str:
+    """The runtime_env in effect here as JSON (``"{}"`` when none): the
+    running task's own (merged over its parent's), else this process's (a
+    worker's env, which an actor's calls run in; a driver's job env)."""
+    from jray._private.protocol import common_pb2 as cpb
+
+    spec = current_task.get()
+    if spec is not None and spec.runtime_env and spec.type != cpb.ACTOR_TASK:
+        return spec.runtime_env  # type: ignore[no-any-return]
+    w = global_state.require_worker()
+    return getattr(w, "default_runtime_env_json", "") or "{}"
+
+
+def set_default_actor_lifetime(lifetime: str | None) -> None:
+    """``JobConfig(default_actor_lifetime=...)``: actors this driver creates
+    without a ``lifetime`` option get this one."""
+    global_state.require_worker().default_actor_lifetime = lifetime

@@ -62,7 +62,7 @@ def _spec(patterns: Iterable[str]):  # type: ignore[no-untyped-def]
     import pathspec
 
     lines = [p for p in patterns if p.strip() and not p.lstrip().startswith("#")]
-    return pathspec.PathSpec.from_lines("gitwildmatch", lines) if lines else None
+    return pathspec.GitIgnoreSpec.from_lines(lines) if lines else None  # git's own matching rules
 
 
 def _read_ignore_file(path: str) -> list[str]:
