@@ -301,19 +301,19 @@ def _runtime_env(args: Any) -> dict[str, Any]:
     env: dict[str, Any] = {}
     if args.runtime_env is not None:
         try:
-            env = json.loads(args.runtime_env)
+            env = json.loads(_unquote(args.runtime_env))
         except ValueError as e:
             raise UsageError(f"%%remote: --runtime-env is not valid JSON ({e}): {args.runtime_env!r}") from None
         if not isinstance(env, dict):
             raise UsageError("%%remote: --runtime-env must be a JSON object, e.g. '{\"pip\": [\"requests\"]}'.")
     if args.working_dir is not None:
-        env["working_dir"] = os.path.expanduser(args.working_dir)
+        env["working_dir"] = os.path.expanduser(_unquote(args.working_dir))
     if args.pip:
-        env["pip"] = list(args.pip)
+        env["pip"] = [_unquote(p) for p in args.pip]
     if args.env:
         env_vars = dict(env.get("env_vars") or {})
         for item in args.env:
-            k, sep, v = item.partition("=")
+            k, sep, v = _unquote(item).partition("=")
             if not sep or not k:
                 raise UsageError(f"%%remote: --env takes KEY=VALUE, got {item!r}.")
             env_vars[k] = v
@@ -324,6 +324,13 @@ def _runtime_env(args: Any) -> dict[str, Any]:
         return validate(env)
     except (TypeError, ValueError) as e:
         raise UsageError(f"%%remote: {e}") from None
+
+
+def _unquote(text: str) -> str:
+    """IPython keeps the quotes around a magic's argument ('{"pip": [...]}')."""
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        return text[1:-1]
+    return text
 
 
 def _parse_outputs(text: str | None) -> list[str] | None:

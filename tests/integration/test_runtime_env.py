@@ -11,7 +11,6 @@ environment); they skip when no package index is reachable.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import subprocess
@@ -27,9 +26,8 @@ from jray import exceptions
 from jray.testing import Cluster
 from jray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from jray.util.state import list_runtime_envs
+from tests.pip_index import PIP_PKG, need_index
 from tests.polling import poll
-
-PIP_PKG = "pyjokes"
 
 PLUGIN = '''
 import asyncio, os
@@ -56,26 +54,7 @@ class SlowMarker(RuntimeEnvPlugin):
 '''
 
 
-@functools.lru_cache(maxsize=1)
-def _index_unreachable() -> str | None:
-    """Why pip tests cannot run here, or None."""
-    import importlib.util
-    import tempfile
-
-    if importlib.util.find_spec(PIP_PKG) is not None:
-        return f"{PIP_PKG} is installed in the test environment: a pip env would prove nothing"
-    with tempfile.TemporaryDirectory() as d:
-        r = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", d, PIP_PKG],
-                           capture_output=True, text=True, timeout=120)
-    if r.returncode != 0:
-        return f"no package index reachable (pip download {PIP_PKG} failed: {r.stderr.strip()[-300:]})"
-    return None
-
-
-def _need_index() -> None:
-    reason = _index_unreachable()
-    if reason:
-        pytest.skip(reason)
+_need_index = need_index
 
 
 @pytest.fixture(scope="module")

@@ -133,6 +133,11 @@ def test_bad_input_is_reported(ip):
         "%%remote --node ffffffffffff\nx = 1\n": "matches no live node",
         "%%remote --no-block 3x\nx = 1\n": "variable name",
         "%%remote --num-cpus -1\nx = 1\n": ">= 0",
+        "%%remote --working-dir /no/such/dir\nx = 1\n": "does not exist",
+        "%%remote --env NOEQUALS\nx = 1\n": "KEY=VALUE",
+        "%%remote --pip 'bad req ==='\nx = 1\n": "not a valid requirement",
+        "%%remote --runtime-env [1]\nx = 1\n": "JSON object",
+        "%%remote --runtime-env '{\"pipp\": 1}'\nx = 1\n": "is not known",
         "%jray frobnicate": "unknown command",
         "%jray autoremote maybe": "on|off",
         "%jray": "usage",
@@ -228,3 +233,26 @@ def test_progress_text_bar_outside_a_notebook(ip, capsys):
 
     time.sleep(0.3)
     assert "3/3" in capsys.readouterr().err
+
+
+def test_working_dir_and_env_options_ship_code_to_the_cell(ip, tmp_path):
+    (tmp_path / "cellmod.py").write_text("V = 'shipped'\n")
+    (tmp_path / "data.txt").write_text("payload")
+    run(ip, f"%%remote --working-dir {tmp_path} --env CELL_K=v1 --runtime-env '{{\"env_vars\": {{\"CELL_J\": \"v2\"}}}}'\n"
+            "import cellmod, os\nv = cellmod.V\ncwd = os.getcwd()\nenv = (os.environ['CELL_K'], os.environ['CELL_J'])\n"
+            "data = open('data.txt').read()\n")
+    assert ip.user_ns["v"] == "shipped" and ip.user_ns["data"] == "payload"
+    assert ip.user_ns["env"] == ("v1", "v2")
+    assert ip.user_ns["cwd"] != str(tmp_path) and "runtime_resources" in ip.user_ns["cwd"]
+    # a remote namespace takes the env when it is created
+    run(ip, f"%%remote --actor withenv --working-dir {tmp_path}\nimport cellmod\nnv = cellmod.V\n")
+    assert ip.user_ns["nv"] == "shipped"
+    run(ip, "%jray drop withenv")
+
+
+def test_pip_option_installs_for_the_cell(ip):
+    from tests.pip_index import PIP_PKG, need_index
+
+    need_index()
+    run(ip, f"%%remote --pip {PIP_PKG}\nimport {PIP_PKG}\nwhere = {PIP_PKG}.__file__\n")
+    assert "runtime_resources" in ip.user_ns["where"] and "/pip/" in ip.user_ns["where"]
