@@ -13,7 +13,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv-ray"
 
 if [ -x "$VENV/bin/python" ] &&
-    "$VENV/bin/python" -c "import ray, numpy, psutil, sys; sys.exit(ray.__version__ != '$RAY_VERSION')" 2>/dev/null; then
+    "$VENV/bin/python" -c "import ray, numpy, psutil, virtualenv, sys; sys.exit(ray.__version__ != '$RAY_VERSION')" 2>/dev/null; then
     echo "ray $RAY_VERSION already in $VENV"
     exit 0
 fi
@@ -21,5 +21,5 @@ fi
 "$PYTHON" -m venv "$VENV"
 "$VENV/bin/python" -m pip install --quiet --upgrade pip
 # psutil is a dependency of ray already; named so the workloads can rely on it.
-"$VENV/bin/python" -m pip install --quiet "ray==$RAY_VERSION" numpy psutil
+"$VENV/bin/python" -m pip install --quiet "ray==$RAY_VERSION" numpy psutil virtualenv  # virtualenv: Ray builds runtime_env pip envs with it
 "$VENV/bin/python" -c "import ray, numpy; print('ray', ray.__version__, 'numpy', numpy.__version__)"

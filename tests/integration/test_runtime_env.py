@@ -29,47 +29,20 @@ from jray.util.state import list_runtime_envs
 from tests.pip_index import PIP_PKG, need_index
 from tests.polling import poll
 
-PLUGIN = '''
-import asyncio, os
-from jray.runtime_env import RuntimeEnvPlugin
-
-class SlowMarker(RuntimeEnvPlugin):
-    """A user's field: sleeps (seconds) while set up, then marks the worker."""
-    name = "slow_marker"
-    priority = 20
-
-    @staticmethod
-    def validate(value):
-        if not isinstance(value, (int, float)) or value < 0:
-            raise ValueError("slow_marker must be a number of seconds >= 0")
-        return value
-
-    async def create(self, uri, runtime_env, context, logger):
-        logger.info("marking (sleeping %s s)", runtime_env["slow_marker"])
-        await asyncio.sleep(runtime_env["slow_marker"])
-        return 0
-
-    def modify_context(self, uris, runtime_env, context, logger):
-        context.env_vars["SLOW_MARKER"] = str(runtime_env["slow_marker"])
-'''
-
-
 _need_index = need_index
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
+def cluster():
     jray.shutdown()
-    plugin_dir = tmp_path_factory.mktemp("plugins")
-    (plugin_dir / "jray_test_plugins.py").write_text(PLUGIN)
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     saved = {k: os.environ.get(k) for k in ("PYTHONPATH", "JRAY_RUNTIME_ENV_PLUGINS",
                                              "JRAY_RUNTIME_ENV_IDLE_WORKER_SECONDS",
                                              "JRAY_RUNTIME_ENV_CACHE_TTL_SECONDS")}
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(plugin_dir), os.environ.get("PYTHONPATH")]))
-    os.environ["JRAY_RUNTIME_ENV_PLUGINS"] = json.dumps([{"class": "jray_test_plugins:SlowMarker"}])
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")]))
+    os.environ["JRAY_RUNTIME_ENV_PLUGINS"] = json.dumps([{"class": "tests.runtime_env_plugins:SlowMarker"}])
     os.environ["JRAY_RUNTIME_ENV_IDLE_WORKER_SECONDS"] = "1"
     os.environ["JRAY_RUNTIME_ENV_CACHE_TTL_SECONDS"] = "2"
-    sys.path.insert(0, str(plugin_dir))
     from jray._private.runtime_env import plugin
 
     plugin.reset_registry()
@@ -85,7 +58,6 @@ def cluster(tmp_path_factory):
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-        sys.path.remove(str(plugin_dir))
         plugin.reset_registry()
 
 
@@ -444,7 +416,7 @@ def test_working_dir_crosses_to_another_machine():
     jray.shutdown()
     with vh.VirtualHosts() as hosts:
         a, b = hosts.add_host("a"), hosts.add_host("b")
-        plain = {"JRAY_RUNTIME_ENV_PLUGINS": ""}  # this module's plugin lives in a /tmp the hosts cannot see
+        plain = {"JRAY_RUNTIME_ENV_PLUGINS": ""}
         address, token = vh.start_head(a, env=plain)
         vh.start_node(b, address, token, extra_args=["--resources", '{"host_b": 1}'], env=plain)
         who, hostname, cwd, source_visible = vh.run_driver_json(a, DRIVER_ON_A, address, token, timeout=180,

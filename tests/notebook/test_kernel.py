@@ -20,6 +20,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 def kernel():
     k = Kernel(cwd=REPO)
     try:
+        # the nodes find the tests' runtime_env plugin (a set-up that takes as long as asked)
+        k.run("import os, json\nos.environ['JRAY_RUNTIME_ENV_PLUGINS'] = "
+              "json.dumps([{'class': 'tests.runtime_env_plugins:SlowMarker'}])")
         init = k.run("%load_ext jray\nimport time\nimport jray\nctx = jray.init(num_cpus=2)\nctx")
         assert init.status == "ok", init.of_type("error")
         k.init_cell = init  # type: ignore[attr-defined]
@@ -268,3 +271,17 @@ def test_interrupting_a_remote_namespace_keeps_its_state(kernel):
     after = kernel.run("%%remote --actor ns\nprint(kept)\n", timeout=20)
     assert after.text() == "state\n", after.of_type("error")
     kernel.run("%jray drop ns")
+
+
+def test_a_slow_runtime_env_setup_shows_progress_in_the_cell(kernel):
+    cell = kernel.run(
+        "@jray.remote(runtime_env={'slow_marker': 1.5})\n"
+        "def marked():\n"
+        "    return os.environ['SLOW_MARKER']\n"
+        "jray.get(marked.remote())\n")
+    assert cell.status == "ok", cell.of_type("error")
+    lines = [m["content"]["data"]["text/plain"] for m in cell.of_type("display_data", "update_display_data")
+             if "jray-progress" in m["content"]["data"].get("text/html", "")]
+    assert any("setting up slow_marker" in t and "marking (sleeping 1.5 s)" in t for t in lines), lines
+    assert "slow_marker ready in" in lines[-1]
+    assert "'1.5'" in str(cell.of_type("execute_result"))
