@@ -154,6 +154,10 @@ class Workload:
     large_only: bool = False
     timeout_s: float = 180.0
     init_extra: tuple[tuple[str, Any], ...] = ()  # more init kwargs: a session of its own
+    # Starts a cluster of its own with the CLI (a head on the default port)
+    # and needs a package index: run by bench/ (the runner), and by `jray
+    # microbenchmark` only when named in --only.
+    own_cluster: bool = False
 
 
 def _rate(count: float, seconds: float) -> float:
@@ -687,6 +691,7 @@ WORKLOADS: tuple[Workload, ...] = (
         ("renv_base_s", "renv_wd_first_s", "renv_wd_warm_s", "renv_pip_first_s", "renv_pip_warm_s"),
         in_process=False,
         timeout_s=900.0,
+        own_cluster=True,
     ),
 )
 
@@ -767,11 +772,13 @@ def run_all(
     progress: Callable[[str], None] | None = None,
     only: list[str] | None = None,
     warmup: int = 1,
+    own_cluster: bool = True,
 ) -> dict[str, Any]:
     """Run every workload against ``runtime_module`` (``ray`` or ``jray``) and return the results.
 
     ``reps`` defaults to 5 (2 with ``quick``). ``large`` adds the 1 GB put.
-    ``only`` restricts the run to the named workloads. The result is plain
+    ``only`` restricts the run to the named workloads; ``own_cluster=False``
+    leaves out those that start a cluster of their own unless named. The result is plain
     JSON-able data: versions, ``metrics`` (per metric: value, min, max,
     samples, or ok=False and the error) and ``workloads`` (per workload: ok,
     error, seconds, notes).
@@ -816,6 +823,8 @@ def run_all(
 
     for w in WORKLOADS:
         if (w.large_only and not large) or (only and w.name not in only):
+            continue
+        if w.own_cluster and not own_cluster and not (only and w.name in only):
             continue
         if w.in_process:
             ensure_init(w.init_extra)

@@ -35,7 +35,8 @@ def microbenchmark(ns: argparse.Namespace) -> int:
         print(f"jray: unknown workload(s) {unknown}; known: {sorted(known)}", file=sys.stderr)
         return 2
     result = workloads.run_all(jray, quick=ns.quick, large=ns.large, reps=ns.reps,
-                               progress=lambda m: print(m, file=sys.stderr), only=only)
+                               progress=lambda m: print(m, file=sys.stderr), only=only,
+                               own_cluster=False)  # it would start a head beside the user's cluster
     width = max((len(m.get("title", k)) for k, m in result["metrics"].items()), default=10)
     for key, m in result["metrics"].items():
         value = report.fmt_cell(m)
