@@ -379,6 +379,12 @@ def test_job_level_env_via_job_config(cluster, tmp_path):
         import jray, os, json
         from jray.job_config import JobConfig
         jray.init(job_config=JobConfig(runtime_env={{"working_dir": {wd!r}, "env_vars": {{"J": "1"}}}}))
+        import time
+        from jray.util.state import list_runtime_envs
+        deadline = time.monotonic() + 30
+        while not any('"J"' in r["runtime_env"] for r in list_runtime_envs()):  # eager_install: set up at init
+            assert time.monotonic() < deadline, "the job's env was not set up before its first task"
+            time.sleep(0.1)
         @jray.remote
         def f():
             import job_mod
