@@ -29,7 +29,7 @@ _cluster: _node.ClusterHandle | None = None
 _context: Any = None
 
 _INIT_KEYS = {"include_dashboard", "dashboard_host", "dashboard_port", "configure_logging", "logging_level",
-              "logging_format", "log_to_driver", "_temp_dir", "_system_config", "job_config", "runtime_env",
+              "logging_format", "log_to_driver", "_temp_dir", "_system_config", "job_config", "runtime_env", "_token",
               "storage", "local_mode", "_node_ip_address", "labels", "_metrics_export_port", "_plasma_directory",
               "enable_resource_isolation", "_enable_object_reconstruction", "_memory"}
 
@@ -96,8 +96,11 @@ def is_initialized() -> bool:
     return driver.is_connected()
 
 
-def _resolve_address(address: str | None) -> tuple[str, str] | None:
-    """(gcs address, token) of a running cluster to attach to, or None to start one."""
+def _resolve_address(address: str | None, token: str | None = None) -> tuple[str, str] | None:
+    """(gcs address, token) of a running cluster to attach to, or None to
+    start one. The address: the argument (``HOST:PORT``, ``jray://HOST:PORT``,
+    ``"auto"``), else ``JRAY_ADDRESS``; the token: ``_token``, else
+    ``JRAY_TOKEN``, else this machine's address file (a head here)."""
     if address is None:
         env = os.environ.get("JRAY_ADDRESS") or os.environ.get("RAY_ADDRESS")
         if not env:
@@ -110,14 +113,17 @@ def _resolve_address(address: str | None) -> tuple[str, str] | None:
         if info is None:
             raise ConnectionError("Could not find a running jray cluster (address='auto'): start one with "
                                   "'jray start --head' or set JRAY_ADDRESS.")
-        return info["gcs_address"], info["token"]
-    address = address.removeprefix("jray://").removeprefix("ray://")
-    token = os.environ.get("JRAY_TOKEN")
+        return info["gcs_address"], token or info["token"]
+    address = address.strip().removeprefix("jray://").removeprefix("ray://").rstrip("/")
+    if ":" not in address:
+        raise ValueError(f"A cluster address is HOST:PORT (or jray://HOST:PORT), got {address!r}.")
+    token = token or os.environ.get("JRAY_TOKEN")
     if token is None and info is not None and info.get("gcs_address") == address:
         token = info["token"]
     if token is None:
-        raise ConnectionError(f"No token for the cluster at {address}: set JRAY_TOKEN or use the address file "
-                              "written by 'jray start --head'.")
+        raise exceptions.AuthenticationError(
+            f"No token for the cluster at {address}: set JRAY_TOKEN (`jray start --head` prints it) or pass "
+            "jray.init(address, _token=...).")
     return address, token
 
 
@@ -149,13 +155,13 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
                 namespace = job_config.ray_namespace
         if runtime_env is not None:
             _runtime_env("runtime_env", runtime_env)
-        target = _resolve_address(address)
+        target = _resolve_address(address, kwargs.get("_token"))
         if target is not None:
             if num_cpus is not None or num_gpus is not None or resources:
                 raise ValueError("When connecting to an existing cluster, num_cpus, num_gpus and resources must "
                                  "not be provided.")
             gcs_address, token = target
-            raylet_address, node_id = _local_raylet(gcs_address, token)
+            raylet_address, node_id, client_ip = _attach(gcs_address, token)
         else:
             _cluster = _node.start_head(num_cpus=num_cpus, num_gpus=num_gpus, resources=resources,
                                         object_store_memory=object_store_memory, memory=kwargs.get("_memory"),
@@ -163,10 +169,11 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
                                         spill_dir=_node.spill_dir_of(kwargs.get("_system_config")))
             gcs_address, token = _cluster.gcs_address, _cluster.token
             raylet_address, node_id = _cluster.head.raylet_address, bytes.fromhex(_cluster.head.node_id)
+            client_ip = None
         try:
             driver.connect(gcs_address=gcs_address, raylet_address=raylet_address, token=token, node_id=node_id,
                            namespace=namespace if namespace is not None else _anon_namespace(),
-                           log_to_driver=log_to_driver, runtime_env=runtime_env)
+                           log_to_driver=log_to_driver, runtime_env=runtime_env, client_ip=client_ip)
         except BaseException:
             if _cluster is not None:
                 _node.stop_cluster(_cluster)
@@ -196,29 +203,28 @@ def _anon_namespace() -> str:
     return f"anonymous-{uuid.uuid4().hex[:12]}"
 
 
-def _local_raylet(gcs_address: str, token: str) -> tuple[str, bytes]:
+def _attach(gcs_address: str, token: str) -> tuple[str, bytes, str | None]:
+    """(raylet address, node id, client ip) of the node this driver uses: a
+    node on this machine (the driver maps its shared-memory store), the
+    head's first; on a machine with no node, the driver is a client (client
+    ip: the address the cluster reaches it at) and its home node is the head."""
+    gcs_client.check_cluster(gcs_address, token)
     try:
         alive = gcs_client.alive_nodes_at(gcs_address, token)
     except Exception as e:
         raise ConnectionError(f"Could not reach the jray cluster at {gcs_address}: {e}") from None
     if not alive:
         raise ConnectionError(f"The jray cluster at {gcs_address} has no live node.")
-    # A raylet on this machine (a driver uses its node's shared-memory store), the head's first.
     host = gcs_address.rsplit(":", 1)[0]
     local = _node.local_ip_addresses()
 
     def here(ip: str) -> bool:
         return ip in local or ip.startswith("127.")
 
-    alive.sort(key=lambda n: (not here(n.ip), n.ip != host, not n.is_head))
+    alive.sort(key=lambda n: (not here(n.ip), not n.is_head, n.ip != host))
     n = alive[0]
-    if not here(n.ip):
-        raise ConnectionError(
-            f"No node of the jray cluster at {gcs_address} runs on this machine (its nodes: "
-            f"{', '.join(sorted({m.ip for m in alive}))}); a driver uses the object store of a node on its "
-            f"own machine. Start one here first: JRAY_TOKEN=<token> jray start --address {gcs_address} "
-            "--node-ip-address <this machine's IP>")
-    return f"{n.ip}:{n.raylet_port}", n.node_id
+    client_ip = None if here(n.ip) else _node.route_ip_to(n.ip)
+    return f"{n.ip}:{n.raylet_port}", n.node_id, client_ip
 
 
 def shutdown(_exiting_interpreter: bool = False) -> None:

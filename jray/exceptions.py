@@ -342,6 +342,10 @@ class RaySystemError(RayError):
         super().__init__(f"System error: {client_exc}" + (f"\n{traceback_str}" if traceback_str else ""))
 
 
+class AuthenticationError(RayError, ConnectionError):
+    """The cluster refused this process's token (wrong, missing or stale)."""
+
+
 class GcsUnavailableError(RaySystemError):
     """Raised when the head's Global Control Service cannot be reached (the
     head is down, restarting, or cut off from this machine)."""

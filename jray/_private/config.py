@@ -56,6 +56,15 @@ STARTUP_TIMEOUT = _env("STARTUP_TIMEOUT", 30.0)
 INFEASIBLE_WARNING_SECONDS = _env("INFEASIBLE_WARNING_SECONDS", 2.0)
 OBJECT_CHUNK_BYTES = int(_env("OBJECT_CHUNK_BYTES", 4 * 1024 * 1024))
 GRPC_MAX_MESSAGE = 512 * 1024 * 1024
+# The direct transport (jray._private.direct) before a connection has shown
+# the cluster token: a frame longer than this closes it without reading the
+# body (the first frame is the token: 48 bytes); one that has not sent it
+# within DIRECT_HANDSHAKE_SECONDS is closed; and a server keeps at most
+# DIRECT_MAX_UNAUTHENTICATED such connections open (past it, the oldest is
+# closed for the new one). Authenticated peers may send GRPC_MAX_MESSAGE.
+DIRECT_PREAUTH_MAX_FRAME = int(_env("DIRECT_PREAUTH_MAX_FRAME", 8 * 1024))
+DIRECT_HANDSHAKE_SECONDS = _env("DIRECT_HANDSHAKE_SECONDS", 5.0)
+DIRECT_MAX_UNAUTHENTICATED = int(_env("DIRECT_MAX_UNAUTHENTICATED", 64))
 TOKEN_METADATA_KEY = "jray-token"
 # runtime_env: a working_dir/py_modules package over this size is refused
 # before upload; the head keeps at most this much of them (least recently

@@ -14,7 +14,16 @@ Wire format. Every frame is a 9-byte header, ``<IIB`` (payload length,
 request id, kind), then the payload. A connection starts with an ``AUTH``
 frame carrying the cluster token; the server closes a connection whose first
 frame is anything else or a wrong token, before it parses a single request
-(the same rule as the gRPC servers' token check). Then:
+(the same rule as the gRPC servers' token check). Until that frame has come,
+a connection costs the server little (an unauthenticated peer must not make
+it buffer a body of hundreds of MiB): a length prefix over
+``config.DIRECT_PREAUTH_MAX_FRAME`` (8 KiB; the token is 48 bytes) closes it
+before a byte of the body is read, a connection that has not authenticated
+within ``config.DIRECT_HANDSHAKE_SECONDS`` (5 s) is closed, and a server keeps
+at most ``config.DIRECT_MAX_UNAUTHENTICATED`` (64) of them open: past that it
+closes the oldest (a peer holding 64 idle connections cannot lock the
+cluster's own clients out, whose token follows their connect at once).
+Authenticated peers may send frames up to ``MAX_FRAME``. Then:
 
 - ``PUSH`` (a ``PushTaskRequest``) is answered by one ``REPLY`` (a
   ``PushTaskReply``) with the same request id;
@@ -39,6 +48,7 @@ import os
 import socket
 import struct
 import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -89,6 +99,7 @@ class _Framed(asyncio.Protocol):
 
     def __init__(self) -> None:
         self._buf = bytearray()
+        self.max_frame = MAX_FRAME  # a longer length prefix closes the connection, unread
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -99,7 +110,7 @@ class _Framed(asyncio.Protocol):
         if not buf and len(data) >= 9:  # the common case: whole frames, no copy into the buffer
             n, rid, kind = HEADER.unpack_from(data)
             if len(data) == 9 + n:
-                if n > MAX_FRAME:
+                if n > self.max_frame:
                     self._bad(f"a frame of {n} bytes is over the limit")
                     return
                 self.on_frame(kind, rid, data[9:])
@@ -108,7 +119,7 @@ class _Framed(asyncio.Protocol):
         pos = 0
         while len(buf) - pos >= 9:
             n, rid, kind = HEADER.unpack_from(buf, pos)
-            if n > MAX_FRAME:
+            if n > self.max_frame:  # checked on the header alone: the body is never read
                 self._bad(f"a frame of {n} bytes is over the limit")
                 return
             end = pos + 9 + n
@@ -159,6 +170,13 @@ class DirectServer:
         self.server: asyncio.base_events.Server | None = None
         self.port = 0
         self.conns: set[_ServerConn] = set()
+        # Connections that have not shown the token yet, oldest first.
+        self.unauthed: dict[_ServerConn, None] = {}
+        self.preauth_max_frame = max(config.DIRECT_PREAUTH_MAX_FRAME, len(self.token))
+        self.handshake_seconds = config.DIRECT_HANDSHAKE_SECONDS
+        self.max_unauthed = max(1, config.DIRECT_MAX_UNAUTHENTICATED)
+        self._warned_at = -1e9
+        self._unwarned = 0
 
     async def start(self, host: str) -> int:
         loop = asyncio.get_running_loop()
@@ -170,8 +188,20 @@ class DirectServer:
         if self.server is not None:
             self.server.close()
         for c in list(self.conns):
+            c.cancel_handshake()
             if c.transport is not None:
                 c.transport.close()
+
+    def warn(self, why: str) -> None:
+        """Log a rejected peer, at most once per 10 s per server (a flood of
+        bad connections must not flood the log)."""
+        now = time.monotonic()
+        if now - self._warned_at < 10.0:
+            self._unwarned += 1
+            return
+        more = f" (and {self._unwarned} more since the last warning)" if self._unwarned else ""
+        logger.warning("direct transport: %s; closing the connection%s", why, more)
+        self._warned_at, self._unwarned = now, 0
 
 
 def push_server(handler: Callable[[], PushHandler | None], token: str) -> DirectServer:
@@ -220,24 +250,61 @@ class _ServerConn(_Framed):
         super().__init__()
         self.srv = server
         self.authed = False
+        self.max_frame = server.preauth_max_frame
         self.tasks: set[asyncio.Task] = set()
         self._out: list[bytes] = []
+        self._handshake: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        self.srv.conns.add(self)
+        srv = self.srv
+        srv.conns.add(self)
+        pending = srv.unauthed
+        while len(pending) >= srv.max_unauthed:  # the oldest goes: a new peer gets its chance
+            oldest = next(iter(pending))
+            oldest._drop(f"over {srv.max_unauthed} unauthenticated connections")
+        pending[self] = None
+        self._handshake = asyncio.get_running_loop().call_later(srv.handshake_seconds, self._handshake_expired)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.srv.conns.discard(self)
+        self.cancel_handshake()
         self.transport = None  # replies of calls still running go nowhere, as with a gone gRPC client
+
+    def cancel_handshake(self) -> None:
+        self.srv.unauthed.pop(self, None)
+        if self._handshake is not None:
+            self._handshake.cancel()
+            self._handshake = None
+
+    def _handshake_expired(self) -> None:
+        self._handshake = None
+        if not self.authed:
+            self._drop(f"no token within {self.srv.handshake_seconds:g} s")
+
+    def _drop(self, why: str) -> None:
+        """Close a connection that has not authenticated (it is forgotten at
+        once, not when its close completes)."""
+        self.cancel_handshake()
+        t = self.transport
+        if t is not None:
+            self.srv.warn(f"{why} from {t.get_extra_info('peername')}")
+            t.close()
+
+    def _bad(self, why: str) -> None:
+        if self.authed:
+            super()._bad(why)
+        else:
+            self._drop(why)
 
     def on_frame(self, kind: int, rid: int, payload: bytes) -> None:
         if not self.authed:
             if kind == AUTH and hmac.compare_digest(bytes(payload), self.srv.token):
                 self.authed = True
+                self.max_frame = MAX_FRAME
+                self.cancel_handshake()
                 return
-            peer = self.transport.get_extra_info("peername") if self.transport is not None else None
-            self._bad(f"rejected an unauthenticated connection from {peer}")
+            self._drop("rejected an unauthenticated connection")
             return
         entry = self.srv.unary.get(kind)
         if entry is not None:
@@ -517,6 +584,8 @@ class BlockingClient:
         try:
             s.sendall(HEADER.pack(len(payload), 1, kind) + payload)
             n, _rid, rkind = HEADER.unpack(_recv_exactly(s, HEADER.size))
+            if n > MAX_FRAME:
+                raise ConnectionError(f"a reply of {n} bytes is over the limit")
             body = _recv_exactly(s, n)
         except BaseException as e:  # a broken or interrupted call leaves the socket unusable
             self._local.sock = None

@@ -31,13 +31,17 @@ def require() -> None:
 
 
 def connect(*, gcs_address: str, raylet_address: str, token: str, node_id: bytes, namespace: str,
-            log_to_driver: bool, runtime_env: dict[str, Any] | None) -> None:
+            log_to_driver: bool, runtime_env: dict[str, Any] | None, client_ip: str | None = None) -> None:
     """Start this process's driver CoreWorker and connect it to the cluster.
-    On a failure to connect the worker is torn down and the error raised."""
+    On a failure to connect the worker is torn down and the error raised.
+    ``client_ip`` set: this machine runs no node; the driver is a client
+    that announces that address (the one its route to the cluster leaves
+    from) and keeps its objects in the store of the node at ``raylet_address``."""
     # The driver announces (as owner) the address of its raylet's host, which other nodes reach.
+    ip = client_ip or raylet_address.rsplit(":", 1)[0]
     w = CoreWorker(is_driver=True, gcs_address=gcs_address, raylet_address=raylet_address, token=token,
-                   node_id=node_id, ip=raylet_address.rsplit(":", 1)[0], namespace=namespace,
-                   log_to_driver=log_to_driver)
+                   node_id=node_id, ip=ip, namespace=namespace, log_to_driver=log_to_driver,
+                   client=client_ip is not None)
     try:
         w.connect()
         if runtime_env:

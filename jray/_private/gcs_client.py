@@ -100,6 +100,34 @@ def alive_nodes_at(gcs_address: str, token: str, *, timeout: float = 10) -> list
     return [n for n in nodes_at(gcs_address, token, timeout=timeout) if n.alive]
 
 
+def check_cluster(gcs_address: str, token: str, *, timeout: float = 10) -> Any:
+    """The head's ``CheckAliveReply``, with an error a user can act on: an
+    address that does not answer within ``timeout`` s (``ConnectionError``
+    naming it), a token it refuses (``AuthenticationError`` saying where the
+    token comes from), a cluster of another jray version (naming both)."""
+    from jray import exceptions
+    from jray._private.version import __version__
+
+    try:
+        reply = _call_at(gcs_address, token, "CheckAlive", gpb.CheckAliveRequest(), timeout)
+    except grpc.RpcError as e:
+        code = e.code() if hasattr(e, "code") else None
+        if code == grpc.StatusCode.UNAUTHENTICATED:
+            raise exceptions.AuthenticationError(
+                f"The jray cluster at {gcs_address} refused this token. Use the one `jray start --head` "
+                "printed (JRAY_TOKEN=...), or on the head machine the token in the address file "
+                "(/tmp/jray/jray_current_cluster names the session; its cluster.json holds the token).") from None
+        why = "did not answer" if code == grpc.StatusCode.DEADLINE_EXCEEDED else "could not be reached"
+        detail = e.details() if hasattr(e, "details") else str(e)
+        raise ConnectionError(f"The jray cluster at {gcs_address} {why} within {timeout:.0f} s ({detail}). "
+                              "Check the address, that `jray start --head` runs there and that this machine "
+                              "can reach that port.") from None
+    if reply.version and reply.version != __version__:
+        raise RuntimeError(f"Version mismatch: this process runs jray {__version__}, the cluster at "
+                           f"{gcs_address} runs jray {reply.version}. Install the same version on both.")
+    return reply
+
+
 def check_alive_at(gcs_address: str, token: str, *, timeout: float = 5) -> None:
     """Return once the GCS at ``gcs_address`` answers and accepts ``token``."""
     _call_at(gcs_address, token, "CheckAlive", gpb.CheckAliveRequest(), timeout)

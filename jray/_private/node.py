@@ -47,6 +47,18 @@ def local_ip_addresses() -> set[str]:
     return ips
 
 
+def route_ip_to(host: str) -> str:
+    """This machine's address on the route to ``host`` (what a peer there
+    connects back to); no packet is sent."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect((host, 9))
+            return str(s.getsockname()[0])
+        except OSError:
+            return "127.0.0.1"
+
+
 def address_file() -> str:
     return os.path.join(jray_tmp_root(), "jray_current_cluster")
 

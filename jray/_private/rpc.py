@@ -30,10 +30,10 @@ CHANNEL_OPTIONS = [
 
 
 def _reject(message: str) -> grpc.RpcMethodHandler:
-    async def handler(request: Any, context: aio.ServicerContext) -> Any:
+    async def handler(request_iterator: Any, context: aio.ServicerContext) -> Any:
         await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
 
-    return grpc.unary_unary_rpc_method_handler(handler)
+    return grpc.stream_unary_rpc_method_handler(handler)
 
 
 class TokenInterceptor(aio.ServerInterceptor):  # type: ignore[misc]

@@ -24,6 +24,7 @@ import struct
 import threading
 import types
 from collections import ChainMap
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,6 +83,39 @@ class SerializedObject:
             else:
                 out[off : off + b.nbytes] = src
         return total
+
+    def iter_chunks(self, chunk_size: int) -> Iterator[bytes]:
+        """The blob ``write_to`` makes, as consecutive pieces of at most
+        ``chunk_size`` bytes, without building it whole (streaming a large
+        value to a store on another machine)."""
+        total, offsets = self._layout()
+        head_len = _HEADER.size + _ENTRY.size * len(self.buffers) + len(self.meta)
+        head = bytearray(head_len)
+        _HEADER.pack_into(head, 0, MAGIC, self.flags, 0, len(self.buffers), len(self.meta))
+        pos = _HEADER.size
+        for off, b in zip(offsets, self.buffers, strict=True):
+            _ENTRY.pack_into(head, pos, off, b.nbytes)
+            pos += _ENTRY.size
+        head[pos:] = self.meta
+        pieces: list[memoryview] = [memoryview(head)]
+        at = head_len
+        for off, b in zip(offsets, self.buffers, strict=True):
+            if off > at:
+                pieces.append(memoryview(bytes(off - at)))  # alignment padding
+            pieces.append(b.cast("B") if b.format != "B" or b.ndim != 1 else b)
+            at = off + b.nbytes
+        out = bytearray()
+        for piece in pieces:
+            i = 0
+            while i < piece.nbytes:
+                take = min(chunk_size - len(out), piece.nbytes - i)
+                out += piece[i:i + take]
+                i += take
+                if len(out) == chunk_size:
+                    yield bytes(out)
+                    out = bytearray()
+        if out or total == 0:
+            yield bytes(out)
 
     def to_bytes(self) -> bytes:
         if not self.buffers:

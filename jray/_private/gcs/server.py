@@ -137,7 +137,10 @@ class GcsServer(ggrpc.GcsServiceServicer):
 
     # -- basics --------------------------------------------------------------
     async def CheckAlive(self, request: Any, context: Any) -> gpb.CheckAliveReply:
-        return gpb.CheckAliveReply(cluster_id=self.cluster_id, uptime=time.time() - self.start_time)
+        from jray._private.version import __version__
+
+        return gpb.CheckAliveReply(cluster_id=self.cluster_id, uptime=time.time() - self.start_time,
+                                   version=__version__)
 
     async def RegisterNode(self, request: gpb.RegisterNodeRequest, context: Any) -> gpb.RegisterNodeReply:
         n = request.node

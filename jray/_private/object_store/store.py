@@ -37,6 +37,12 @@ itself), while ``get`` raises ObjectStoreFullError since it cannot be
 mapped. A copy pulled from another node that finds no room is written the
 same way (a secondary on disk).
 
+Spilled objects are private to the user running the node: a spill directory
+the store creates is 0700 and every spill file is created 0600 (with
+``O_EXCL | O_NOFOLLOW``: a file or link someone else planted under that name
+in a shared directory is never written through). A directory the user chose
+and that already exists keeps its own mode.
+
 Threading: not thread-safe, by design. The raylet calls it from its single
 asyncio thread; clients' ``on_release`` callbacks (which run on arbitrary
 threads in *other* processes) reach it as RPCs on that thread.
@@ -247,7 +253,7 @@ class LocalObjectStore:
         if object_id in self._objects:
             raise ObjectExistsError(f"object {object_id.hex()} already exists in this store")
         path = self._spill_file(object_id)
-        with open(path, "wb") as f:
+        with os.fdopen(_create_private(path), "wb") as f:
             f.truncate(size)
         self._spill_files.add(path)
         self._objects[object_id] = _Entry(object_id, size, owner, primary, spill_path=path)
@@ -493,7 +499,7 @@ class LocalObjectStore:
             tmp = path + ".tmp"
             view = self._arena.write_view(e.offset, e.size)
             try:
-                with open(tmp, "wb") as f:
+                with os.fdopen(_create_private(tmp), "wb") as f:
                     for pos in range(0, e.size, _SPILL_BUF):
                         f.write(view[pos : pos + _SPILL_BUF])
                 os.replace(tmp, path)
@@ -573,7 +579,7 @@ def _check_writable_dir(path: str) -> bool:
     made = False
     try:
         if not os.path.isdir(path):
-            os.makedirs(path, exist_ok=True)
+            os.makedirs(path, mode=0o700, exist_ok=True)  # (parents it makes get the default mode)
             made = True
         fd, probe = tempfile.mkstemp(prefix=".probe-", dir=path)
         os.close(fd)
@@ -583,6 +589,18 @@ def _check_writable_dir(path: str) -> bool:
             e.errno, f"object spill directory {path!r} is not writable: {e.strerror}"
         ) from e
     return made
+
+
+def _create_private(path: str) -> int:
+    """A new file at ``path``, mode 0600, open for writing. A file already
+    there (left by a crash) is replaced: removed, then created anew; a link is
+    never followed."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        return os.open(path, flags, 0o600)
+    except FileExistsError:
+        os.unlink(path)
+        return os.open(path, flags, 0o600)
 
 
 def _remove(path: str) -> None:

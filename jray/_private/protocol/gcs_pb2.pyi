@@ -622,12 +622,14 @@ class CheckAliveRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class CheckAliveReply(_message.Message):
-    __slots__ = ("cluster_id", "uptime")
+    __slots__ = ("cluster_id", "uptime", "version")
     CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]
     UPTIME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
     cluster_id: bytes
     uptime: float
-    def __init__(self, cluster_id: _Optional[bytes] = ..., uptime: _Optional[float] = ...) -> None: ...
+    version: str
+    def __init__(self, cluster_id: _Optional[bytes] = ..., uptime: _Optional[float] = ..., version: _Optional[str] = ...) -> None: ...
 
 class PackageExistsRequest(_message.Message):
     __slots__ = ("uri",)

@@ -271,6 +271,30 @@ class ReadObjectRequest(_message.Message):
     chunk_size: int
     def __init__(self, object_id: _Optional[bytes] = ..., chunk_size: _Optional[int] = ...) -> None: ...
 
+class WriteObjectChunk(_message.Message):
+    __slots__ = ("object_id", "owner", "total_size", "offset", "data")
+    OBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_SIZE_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    object_id: bytes
+    owner: _common_pb2.Address
+    total_size: int
+    offset: int
+    data: bytes
+    def __init__(self, object_id: _Optional[bytes] = ..., owner: _Optional[_Union[_common_pb2.Address, _Mapping]] = ..., total_size: _Optional[int] = ..., offset: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class WriteObjectReply(_message.Message):
+    __slots__ = ("ok", "error", "exists")
+    OK_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    EXISTS_FIELD_NUMBER: _ClassVar[int]
+    ok: bool
+    error: str
+    exists: bool
+    def __init__(self, ok: _Optional[bool] = ..., error: _Optional[str] = ..., exists: _Optional[bool] = ...) -> None: ...
+
 class ObjectChunk(_message.Message):
     __slots__ = ("total_size", "offset", "data", "found")
     TOTAL_SIZE_FIELD_NUMBER: _ClassVar[int]

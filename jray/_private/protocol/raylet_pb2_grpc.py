@@ -99,6 +99,11 @@ class RayletServiceStub:
                 request_serializer=jray_dot___private_dot_protocol_dot_raylet__pb2.ReadObjectRequest.SerializeToString,
                 response_deserializer=jray_dot___private_dot_protocol_dot_raylet__pb2.ObjectChunk.FromString,
                 _registered_method=True)
+        self.WriteObject = channel.stream_unary(
+                '/jray.protocol.RayletService/WriteObject',
+                request_serializer=jray_dot___private_dot_protocol_dot_raylet__pb2.WriteObjectChunk.SerializeToString,
+                response_deserializer=jray_dot___private_dot_protocol_dot_raylet__pb2.WriteObjectReply.FromString,
+                _registered_method=True)
         self.GetNodeStats = channel.unary_unary(
                 '/jray.protocol.RayletService/GetNodeStats',
                 request_serializer=jray_dot___private_dot_protocol_dot_raylet__pb2.GetNodeStatsRequest.SerializeToString,
@@ -207,6 +212,12 @@ class RayletServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WriteObject(self, request_iterator, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetNodeStats(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -304,6 +315,11 @@ def add_RayletServiceServicer_to_server(servicer, server):
                     servicer.ReadObject,
                     request_deserializer=jray_dot___private_dot_protocol_dot_raylet__pb2.ReadObjectRequest.FromString,
                     response_serializer=jray_dot___private_dot_protocol_dot_raylet__pb2.ObjectChunk.SerializeToString,
+            ),
+            'WriteObject': grpc.stream_unary_rpc_method_handler(
+                    servicer.WriteObject,
+                    request_deserializer=jray_dot___private_dot_protocol_dot_raylet__pb2.WriteObjectChunk.FromString,
+                    response_serializer=jray_dot___private_dot_protocol_dot_raylet__pb2.WriteObjectReply.SerializeToString,
             ),
             'GetNodeStats': grpc.unary_unary_rpc_method_handler(
                     servicer.GetNodeStats,
@@ -682,6 +698,33 @@ class RayletService:
             '/jray.protocol.RayletService/ReadObject',
             jray_dot___private_dot_protocol_dot_raylet__pb2.ReadObjectRequest.SerializeToString,
             jray_dot___private_dot_protocol_dot_raylet__pb2.ObjectChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WriteObject(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/jray.protocol.RayletService/WriteObject',
+            jray_dot___private_dot_protocol_dot_raylet__pb2.WriteObjectChunk.SerializeToString,
+            jray_dot___private_dot_protocol_dot_raylet__pb2.WriteObjectReply.FromString,
             options,
             channel_credentials,
             insecure,

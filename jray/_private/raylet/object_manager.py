@@ -125,6 +125,75 @@ class ObjectManager:
             if isinstance(owner, cpb.Address) and owner.worker_id == worker_id and is_put_id(oid):
                 self.store.free(oid)
 
+    def forget_owner(self, worker_id: bytes) -> int:
+        """An owner died (anywhere in the cluster): nobody can get or free
+        its objects any more, so the copies here go (Ray's ownership: objects
+        share their owner's fate). The number freed."""
+        n = 0
+        for o in self.store.list_objects():
+            owner = o["owner"]
+            if isinstance(owner, cpb.Address) and owner.worker_id == worker_id:
+                self.store.free(o["object_id"])
+                n += 1
+        return n
+
+    async def write(self, chunks: Any) -> rpb.WriteObjectReply:
+        """A client's put (a driver with no store of its own): the object
+        streamed in, written into this store (or a spill file when memory
+        has no room), sealed, held as the primary copy for its owner."""
+        from jray._private.object_store import ObjectExistsError
+        from jray.exceptions import ObjectStoreFullError
+
+        view = file = None
+        oid = b""
+        size = written = 0
+        try:
+            async for chunk in chunks:
+                if not oid:
+                    oid, size = chunk.object_id, chunk.total_size
+                    if not oid or size < 0:
+                        return rpb.WriteObjectReply(ok=False, error="the first chunk must name the object and its size")
+                    try:
+                        offset = self.store.create(oid, size, owner=chunk.owner, primary=True)
+                    except ObjectExistsError:
+                        return rpb.WriteObjectReply(ok=False, exists=True)
+                    except ObjectStoreFullError as e:
+                        if self.store.spill_dir is None:
+                            return rpb.WriteObjectReply(ok=False, error=str(e))
+                        path = self.store.create_spilled(oid, size, owner=chunk.owner)
+                        file = open(path, "r+b")  # noqa: SIM115 - closed below
+                    else:
+                        view = self.arena.write_view(offset, size)
+                n = len(chunk.data)
+                if chunk.offset < 0 or chunk.offset + n > size:
+                    raise ValueError(f"chunk at {chunk.offset} (+{n}) is outside the object's {size} bytes")
+                if file is not None:
+                    file.seek(chunk.offset)
+                    file.write(chunk.data)
+                elif view is not None:
+                    view[chunk.offset: chunk.offset + n] = chunk.data
+                written += n
+            if not oid:
+                return rpb.WriteObjectReply(ok=False, error="empty write")
+            if written != size:
+                raise ValueError(f"{written} of {size} bytes arrived")
+            if file is not None:
+                file.close()
+                file = None
+            if view is not None:
+                view.release()
+                view = None
+            self.seal(oid)
+            return rpb.WriteObjectReply(ok=True)
+        except Exception as e:  # noqa: BLE001 - the writer's stream broke or lied
+            if file is not None:
+                file.close()
+            if view is not None:
+                view.release()
+            if oid:
+                self.store.abort(oid)
+            return rpb.WriteObjectReply(ok=False, error=f"writing object {oid.hex()} failed: {e}")
+
     def object_infos(self) -> list[rpb.StoreObjectInfo]:
         """Every object in the store, for GetNodeStats."""
         out = []

@@ -147,6 +147,7 @@ class Raylet(rgrpc.RayletServiceServicer):
                     node=self.node_info(), dead_workers_after=self.dead_workers_seen), timeout=5)
                 for wid in reply.dead_workers:  # owners that died elsewhere
                     self.release_leases_owned_by(wid)
+                    self.objects.forget_owner(wid)  # their objects here (a client's puts among them)
                 self.dead_workers_seen = reply.dead_workers_seq
                 if reply.reregister:
                     # The GCS lost us (declared dead, or restarted): the bundles we hold
@@ -563,6 +564,9 @@ class Raylet(rgrpc.RayletServiceServicer):
         async with contextlib.aclosing(self.objects.read(request)) as chunks:
             async for chunk in chunks:
                 yield chunk
+
+    async def WriteObject(self, request_iterator: Any, context: Any) -> rpb.WriteObjectReply:
+        return await self.objects.write(request_iterator)
 
     async def ReleaseObjects(self, request: rpb.ReleaseObjectsRequest, context: Any) -> rpb.ReleaseObjectsReply:
         self.objects.release(request.object_ids, request.client_id)

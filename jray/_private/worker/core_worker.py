@@ -87,8 +87,13 @@ class CoreWorker:
         namespace: str = "",
         log_to_driver: bool = True,
         store_path: str = "",
+        client: bool = False,
     ) -> None:
         self.is_driver = is_driver
+        # A client: a driver on a machine with no node of the cluster. It
+        # registers with no raylet; its objects live in its home node's store
+        # (``raylet_address``), reached over the network (store_client.py).
+        self.client = client
         self.gcs_address = gcs_address
         self.raylet_address = raylet_address
         self.token = token
@@ -124,7 +129,8 @@ class CoreWorker:
         self.refs = ReferenceCounter(self._on_free, self._on_borrow)
         self.refs.on_deferred = self._schedule_drain
         closing: Callable[[], bool] = lambda: self.shutting_down  # noqa: E731
-        self.store = StoreClient(self.lt, self.me, lambda: self.raylet, self._raylet_of, closing)
+        self.store = StoreClient(self.lt, self.me, lambda: self.raylet, self._raylet_of, closing,
+                                 raylet_at=lambda address: self.pool.stub(address, rgrpc.RayletServiceStub))
         self.table = ObjectTable(self.lt, self.refs, self.me, Deps(
             ask_owner=self._ask_owner, read_store=self.store.read, free_in_store=self._free_in_store,
             release_hand_off=self._release_hand_off, notify_blocked=self._notify_blocked,
@@ -234,19 +240,24 @@ class CoreWorker:
             self.me.direct_port = await self.direct_server.start(host)
         self.gcs: ggrpc.GcsServiceStub = self.pool.stub(self.gcs_address, ggrpc.GcsServiceStub)
         self.raylet: rgrpc.RayletServiceStub = self.pool.stub(self.raylet_address, rgrpc.RayletServiceStub)
-        reply = await self.raylet.RegisterWorker(
-            rpb.RegisterWorkerRequest(worker_id=self.worker_id, pid=os.getpid(), port=self.port,
-                                      is_driver=self.is_driver, direct_port=self.direct_port)
-        )
-        self.me.node_id = reply.node_id
-        self.store_path = reply.store_path
-        if reply.direct_port:  # put/get talk to the store from the calling thread, no loop hop
-            self.store.direct = direct.BlockingClient(
-                f"{self.raylet_address.rpartition(':')[0]}:{reply.direct_port}", self.token)
-        if self.store_path:
-            from jray._private.object_store import Arena
+        if self.client:  # no local process for a raylet to watch, no store to map
+            host, _, port = self.raylet_address.rpartition(":")
+            self.store.remote = (host, int(port))
+            self.table.prefetch = False
+        else:
+            reply = await self.raylet.RegisterWorker(
+                rpb.RegisterWorkerRequest(worker_id=self.worker_id, pid=os.getpid(), port=self.port,
+                                          is_driver=self.is_driver, direct_port=self.direct_port)
+            )
+            self.me.node_id = reply.node_id
+            self.store_path = reply.store_path
+            if reply.direct_port:  # put/get talk to the store from the calling thread, no loop hop
+                self.store.direct = direct.BlockingClient(
+                    f"{self.raylet_address.rpartition(':')[0]}:{reply.direct_port}", self.token)
+            if self.store_path:
+                from jray._private.object_store import Arena
 
-            self.store.arena = Arena.attach(self.store_path)
+                self.store.arena = Arena.attach(self.store_path)
         if self.is_driver:
             job = gpb.JobInfo(
                 driver=self.address, namespace=self.namespace, start_time=time.time(), driver_pid=os.getpid(),
@@ -453,7 +464,7 @@ class CoreWorker:
         size = ser.total_size
         nested = [cpb.ObjectRefInfo(object_id=r.binary(), owner=owner_proto(r.owner_address())) for r in ser.nested_refs]
         is_error = bool(ser.flags & serialization.FLAG_ERROR)
-        if size <= config.MAX_INLINE_BYTES or self.store.arena is None:
+        if size <= config.MAX_INLINE_BYTES or not self.store.can_store:
             return cpb.ReturnObject(object_id=object_id, data=ser.to_bytes(), size=size, nested_refs=nested,
                                     is_error=is_error)
         self.store.write(object_id, ser, owner)

@@ -64,6 +64,7 @@ class ObjectTable:
         # object id -> futures (or _CountDowns) waiting for it (loop thread only)
         self.waiters: dict[bytes, list[Any]] = {}
         self.pending_owned: set[bytes] = set()
+        self.prefetch = True  # wait(fetch_local=True) copies ready objects to this node (no node: off)
 
     # -- owned objects -------------------------------------------------------
     def add_pending(self, object_id: bytes) -> None:
@@ -294,6 +295,8 @@ class ObjectTable:
         return ready, not_ready
 
     def _prefetch(self, refs: Sequence[Any]) -> None:
+        if not self.prefetch:
+            return
         for r in refs:
             ret = self.objects.get(r.binary())
             if ret is not None and ret.in_store and ret.node_id != self.me.node_id:

@@ -5,6 +5,13 @@ of the shared arena, pulled to this node first when it lives elsewhere, or a
 private copy from a spill file), and the pins behind those views (one raylet
 pin per object per process, released in batches shortly after the last view
 dies).
+
+A client (a driver on a machine with no node: ``remote`` set) has no store
+of its own: ``write`` streams the value in chunks to its home node's raylet
+(``WriteObject``), which keeps the primary copy for it, and ``read``
+streams an object from the node that holds it (``ReadObject``) into one
+buffer of the object's size, which the value's arrays then view (a 1 GiB
+result costs 1 GiB on the client, not 2).
 """
 
 from __future__ import annotations
@@ -38,8 +45,10 @@ class StoreClient:
     """
 
     def __init__(self, lt: LoopThread, me: Identity, raylet: Callable[[], Any],
-                 raylet_of: Callable[[bytes], tuple[str, int]], closing: Callable[[], bool]) -> None:
+                 raylet_of: Callable[[bytes], tuple[str, int]], closing: Callable[[], bool],
+                 raylet_at: Callable[[str], Any] | None = None) -> None:
         self.lt = lt
+        self.raylet_at = raylet_at or (lambda _address: raylet())
         self.me = me
         self.raylet = raylet
         self.raylet_of = raylet_of
@@ -49,9 +58,19 @@ class StoreClient:
         self._pins: dict[bytes, list[int]] = {}  # object id -> [offset, size, live views]
         self._pins_lock = threading.Lock()
         self._release_queue: list[bytes] = []
+        # A client: the (ip, port) of its home node's raylet; no arena, no pins.
+        self.remote: tuple[str, int] | None = None
+
+    @property
+    def can_store(self) -> bool:
+        """Whether values too big to travel inline can go into a store."""
+        return self.arena is not None or self.remote is not None
 
     def write(self, object_id: bytes, ser: serialization.SerializedObject,
                        owner: cpb.Address | None = None) -> None:
+        if self.remote is not None:
+            self._write_remote(object_id, ser, owner)
+            return
         size = ser.total_size
         reply = self._raylet_call("CreateObject", rpb.CreateObjectRequest(
             object_id=object_id, size=size, owner=owner if owner is not None and owner.port else self.me.address,
@@ -97,6 +116,68 @@ class StoreClient:
         else:
             lt.post(lambda: lt.spawn(seal()))
 
+    def _write_remote(self, object_id: bytes, ser: serialization.SerializedObject,
+                      owner: cpb.Address | None) -> None:
+        from jray._private import config
+
+        assert self.remote is not None
+        home = self.remote[0]
+        size = ser.total_size
+        who = owner if owner is not None and owner.port else self.me.address
+
+        def chunks() -> Any:
+            first = True
+            pos = 0
+            for data in ser.iter_chunks(config.OBJECT_CHUNK_BYTES):
+                if first:
+                    yield rpb.WriteObjectChunk(object_id=object_id, owner=who, total_size=size, offset=0, data=data)
+                    first = False
+                else:
+                    yield rpb.WriteObjectChunk(offset=pos, data=data)
+                pos += len(data)
+
+        async def call() -> Any:
+            return await self.raylet().WriteObject(_aiter(chunks()))
+
+        reply = self.lt.run_sync(call(), timeout=max(60.0, size / 20e6))
+        if not reply.ok and not reply.exists:
+            raise exceptions.ObjectStoreFullError(f"Object {object_id.hex()} ({size} bytes) could not be put into "
+                                                  f"the store of node {home}: {reply.error}")
+
+    def _read_remote(self, ret: cpb.ReturnObject) -> Any:
+        from jray._private import config
+
+        oid = ret.object_id
+        if ret.node_id and ret.node_id != self.me.node_id:
+            ip, port = self.raylet_of(ret.node_id)
+        else:
+            assert self.remote is not None
+            ip, port = self.remote
+
+        async def fetch() -> bytearray | None:
+            buf: bytearray | None = None
+            view: memoryview | None = None
+            stub = self.raylet_at(f"{ip}:{port}")
+            async for chunk in stub.ReadObject(rpb.ReadObjectRequest(object_id=oid,
+                                                                     chunk_size=config.OBJECT_CHUNK_BYTES)):
+                if not chunk.found:
+                    return None
+                if buf is None:
+                    buf = bytearray(chunk.total_size)
+                    view = memoryview(buf)
+                assert view is not None
+                view[chunk.offset:chunk.offset + len(chunk.data)] = chunk.data
+            return buf
+
+        try:
+            data = self.lt.run_sync(fetch(), timeout=max(120.0, (ret.size or 0) / 20e6))
+        except grpc.RpcError as e:
+            raise exceptions.ObjectLostError(oid.hex(), f"Object {oid.hex()}: reading it from node {ip} "
+                                             f"failed: {e.details() if hasattr(e, 'details') else e}") from None
+        if data is None:
+            raise exceptions.ObjectLostError(oid.hex(), f"Object {oid.hex()} is lost: no copy on node {ip}")
+        return serialization.deserialize(memoryview(data))
+
     def _raylet_call(self, method: str, request: Any) -> Any:
         async def call() -> Any:
             return await getattr(self.raylet(), method)(request)
@@ -113,6 +194,8 @@ class StoreClient:
         This process holds at most one raylet pin per object, counted locally
         over the views it handed out; the pin is released shortly after the
         last view dies, so repeated gets of one object cost no RPC."""
+        if self.remote is not None:
+            return self._read_remote(ret)
         oid = ret.object_id
         with self._pins_lock:
             pin = self._pins.get(oid)
@@ -233,3 +316,8 @@ def _write_file(path: str, ser: serialization.SerializedObject, size: int) -> No
             view.release()
         finally:
             m.close()
+
+
+async def _aiter(it: Any) -> Any:
+    for x in it:
+        yield x
