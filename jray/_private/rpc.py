@@ -2,7 +2,8 @@
 
 Every call carries the cluster token in the ``jray-token`` metadata entry;
 servers reject calls without it (UNAUTHENTICATED) before any handler runs,
-so a stray or hostile client cannot drive the cluster (Ray's CVE-2023-48022).
+so a stray or hostile client cannot drive the cluster (Ray's CVE-2023-48022),
+and before the request's body is read (a huge message costs them nothing).
 """
 
 from __future__ import annotations
@@ -30,6 +31,11 @@ CHANNEL_OPTIONS = [
 
 
 def _reject(message: str) -> grpc.RpcMethodHandler:
+    """The handler of a call without the token. A stream-request handler,
+    whatever the method: it aborts without reading the request, so gRPC never
+    receives the body (a unary handler is given the whole message first: an
+    unauthenticated 200 MiB request cost the server 400 MiB of RSS)."""
+
     async def handler(request_iterator: Any, context: aio.ServicerContext) -> Any:
         await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
 
