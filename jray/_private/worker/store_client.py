@@ -176,7 +176,8 @@ class StoreClient:
                                              f"failed: {e.details() if hasattr(e, 'details') else e}") from None
         if data is None:
             raise exceptions.ObjectLostError(oid.hex(), f"Object {oid.hex()} is lost: no copy on node {ip}")
-        return serialization.deserialize(memoryview(data))
+        # read-only, as values mapped from a store are (a get's arrays are not for writing)
+        return serialization.deserialize(memoryview(data).toreadonly())
 
     def _raylet_call(self, method: str, request: Any) -> Any:
         async def call() -> Any:
