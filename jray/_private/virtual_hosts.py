@@ -66,10 +66,29 @@ while True:
 """
 
 # Run by the keeper (as pid 1 of the new namespaces) before it becomes the keeper.
+# The paths after the first three arguments are under /tmp and stay visible
+# in the host (the checkout and the virtualenv, when they live there): the
+# old /tmp is bound on /dev/shm for a moment, they are bound back from it.
 _SETUP = (
-    "mount -t tmpfs -o mode=1777 tmpfs /tmp && mount -t tmpfs -o mode=1777 tmpfs /dev/shm"
-    ' && hostname "$1" && exec "$2" -I -S -c "$3"'
+    'name=$1; py=$2; code=$3; shift 3; '
+    "mount --bind /tmp /dev/shm && mount -t tmpfs -o mode=1777 tmpfs /tmp && "
+    'for p in "$@"; do mkdir -p "$p" && mount --bind "/dev/shm${p#/tmp}" "$p" || exit 1; done && '
+    "umount /dev/shm && mount -t tmpfs -o mode=1777 tmpfs /dev/shm"
+    ' && hostname "$name" && exec "$py" -I -S -c "$code"'
 )
+
+
+def _kept_under_tmp() -> list[str]:
+    """The checkout and the Python environment, where they live under /tmp
+    (a fresh clone there): a host's private /tmp must still show them."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    paths = {os.path.realpath(p) for p in (root, sys.prefix, sys.base_prefix, os.path.dirname(sys.executable))}
+    under = sorted(p for p in paths if p.startswith("/tmp/"))
+    out: list[str] = []
+    for p in under:  # shortest first: a path inside one already kept needs nothing
+        if not any(p == q or p.startswith(q + "/") for q in out):
+            out.append(p)
+    return out
 
 _NAME_PREFIX = "jv"  # every link and namespace of this harness: jv<pid, 5 base-36 digits><instance, 2>...
 _IFACE = "eth0"  # the host's end of its veth pair, inside its namespace
@@ -241,7 +260,7 @@ class Host:
         self._keeper = subprocess.Popen(
             ["nsenter", f"--net=/run/netns/{self.netns}", "unshare", "--mount", "--pid", "--uts", "--ipc",
              "--fork", "--kill-child", "--mount-proc", "--propagation", "private",
-             "sh", "-c", _SETUP, "keeper", self.name, sys.executable, _KEEPER],
+             "sh", "-c", _SETUP, "keeper", self.name, sys.executable, _KEEPER, *_kept_under_tmp()],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         assert self._keeper.stdout is not None
         line = self._keeper.stdout.readline()
