@@ -66,6 +66,10 @@ DIRECT_PREAUTH_MAX_FRAME = int(_env("DIRECT_PREAUTH_MAX_FRAME", 8 * 1024))
 DIRECT_HANDSHAKE_SECONDS = _env("DIRECT_HANDSHAKE_SECONDS", 5.0)
 DIRECT_MAX_UNAUTHENTICATED = int(_env("DIRECT_MAX_UNAUTHENTICATED", 64))
 TOKEN_METADATA_KEY = "jray-token"
+# JRAY_CLIENT_MODE=1: a driver attaching to a cluster connects as a client
+# (no store mapped, objects streamed over gRPC) even on a machine that runs a
+# node of it: how the benchmarks measure client mode on one machine.
+CLIENT_MODE = os.environ.get("JRAY_CLIENT_MODE", "") in ("1", "true", "yes", "on")
 # runtime_env: a working_dir/py_modules package over this size is refused
 # before upload; the head keeps at most this much of them (least recently
 # used deleted first); nodes delete cached packages and pip envs that no env
