@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from jray import exceptions
-from jray._private import config, driver, gcs_client, hooks, submit, task_context
+from jray._private import config, driver, gcs_client, hooks, submit, task_context, tls
 from jray._private import node as _node
 from jray._private.options import _runtime_env
 from jray._private.version import __version__
@@ -113,13 +113,16 @@ def _resolve_address(address: str | None, token: str | None = None) -> tuple[str
         if info is None:
             raise ConnectionError("Could not find a running jray cluster (address='auto'): start one with "
                                   "'jray start --head' or set JRAY_ADDRESS.")
+        tls.adopt(info)
         return info["gcs_address"], token or info["token"]
     address = address.strip().removeprefix("jray://").removeprefix("ray://").rstrip("/")
     if ":" not in address:
         raise ValueError(f"A cluster address is HOST:PORT (or jray://HOST:PORT), got {address!r}.")
     token = token or os.environ.get("JRAY_TOKEN")
-    if token is None and info is not None and info.get("gcs_address") == address:
-        token = info["token"]
+    if info is not None and info.get("gcs_address") == address:
+        tls.adopt(info)
+        if token is None:
+            token = info["token"]
     if token is None:
         raise exceptions.AuthenticationError(
             f"No token for the cluster at {address}: set JRAY_TOKEN (`jray start --head` prints it) or pass "

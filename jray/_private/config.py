@@ -64,6 +64,9 @@ GRPC_MAX_MESSAGE = 512 * 1024 * 1024
 # closed for the new one). Authenticated peers may send GRPC_MAX_MESSAGE.
 DIRECT_PREAUTH_MAX_FRAME = int(_env("DIRECT_PREAUTH_MAX_FRAME", 8 * 1024))
 DIRECT_HANDSHAKE_SECONDS = _env("DIRECT_HANDSHAKE_SECONDS", 5.0)
+# gRPC servers drop a connection whose handshake (TLS, HTTP/2 preface) is not
+# done within this long.
+GRPC_HANDSHAKE_SECONDS = _env("GRPC_HANDSHAKE_SECONDS", 5.0)
 DIRECT_MAX_UNAUTHENTICATED = int(_env("DIRECT_MAX_UNAUTHENTICATED", 64))
 TOKEN_METADATA_KEY = "jray-token"
 # JRAY_CLIENT_MODE=1: a driver attaching to a cluster connects as a client

@@ -52,7 +52,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from jray._private import config
+from jray._private import config, tls
 from jray._private.protocol import core_worker_pb2 as wpb
 from jray._private.protocol import raylet_pb2 as rpb
 from jray._private.transport_error import INTERNAL, UNAVAILABLE, TransportError
@@ -180,7 +180,13 @@ class DirectServer:
 
     async def start(self, host: str) -> int:
         loop = asyncio.get_running_loop()
-        self.server = await loop.create_server(lambda: _ServerConn(self), host, 0)
+        cfg = tls.current()
+        if cfg is None:
+            self.server = await loop.create_server(lambda: _ServerConn(self), host, 0)
+        else:  # mutual TLS; the handshake has the same deadline as the token
+            self.server = await loop.create_server(lambda: _ServerConn(self), host, 0,
+                                                   ssl=tls.server_context(cfg),
+                                                   ssl_handshake_timeout=self.handshake_seconds)
         self.port = self.server.sockets[0].getsockname()[1]
         return self.port
 
@@ -484,8 +490,13 @@ class DirectStub:
         host, _, port = self.address.rpartition(":")
         loop = asyncio.get_running_loop()
         try:
+            cfg = tls.current()
+            extra: dict[str, Any] = {} if cfg is None else {
+                "ssl": tls.client_context(cfg), "server_hostname": tls.server_hostname(cfg, host),
+                "ssl_handshake_timeout": CONNECT_TIMEOUT}
             _t, conn = await asyncio.wait_for(
-                loop.create_connection(lambda: _ClientConn(self.address), host, int(port)), CONNECT_TIMEOUT)
+                loop.create_connection(lambda: _ClientConn(self.address), host, int(port), **extra),
+                CONNECT_TIMEOUT)
         except (OSError, asyncio.TimeoutError) as e:
             raise DirectError(UNAVAILABLE, f"cannot connect to {self.address}: {e}") from None
         conn.send(AUTH, 0, self._token)
@@ -570,6 +581,9 @@ class BlockingClient:
                 s = socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT)
                 s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 _keepalive(s)
+                cfg = tls.current()
+                if cfg is not None:
+                    s = tls.client_context(cfg).wrap_socket(s, server_hostname=tls.server_hostname(cfg, host))
                 s.settimeout(self._timeout)
                 s.sendall(HEADER.pack(len(self._token), 0, AUTH) + self._token)
             except OSError as e:

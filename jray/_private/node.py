@@ -279,6 +279,10 @@ def _write_session(c: ClusterHandle) -> None:
     info = {"gcs_address": c.gcs_address, "token": c.token, "session_dir": c.session_dir, "gcs_pid": c.gcs_pid,
             "nodes": [{"node_id": n.node_id, "raylet_address": n.raylet_address, "raylet_pid": n.raylet_pid,
                        "store_path": n.store_path} for n in c.nodes]}
+    from jray._private import tls
+
+    if tls.record() is not None:
+        info["tls"] = tls.record()
     path = os.path.join(c.session_dir, "cluster.json")
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
@@ -297,9 +301,9 @@ def read_address_file() -> dict[str, Any] | None:
             info = dict(json.load(f))
         with open(os.path.join(info["session_dir"], "cluster.json")) as f:
             info.update(json.load(f))
-        return info
     except (OSError, ValueError, KeyError):
         return None
+    return info
 
 
 def remove_address_file_if(c: ClusterHandle) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 import grpc
 from grpc import aio
 
-from jray._private import config
+from jray._private import config, tls
 
 logger = logging.getLogger(__name__)
 
@@ -83,18 +83,38 @@ class _TokenStream(aio.UnaryStreamClientInterceptor):  # type: ignore[misc]
         return await continuation(details, request)
 
 
+# A connection must finish its handshake (TLS, then HTTP/2's preface) within
+# this long or the server drops it: a peer that opens connections and sends
+# nothing holds none for long (gRPC's own default is 120 s).
+SERVER_OPTIONS = [*CHANNEL_OPTIONS, ("grpc.server_handshake_timeout_ms", int(config.GRPC_HANDSHAKE_SECONDS * 1000))]
+
+
 def make_server(token: str, host: str = "127.0.0.1", port: int = 0) -> tuple[aio.Server, int]:
-    """An aio server bound to ``host:port`` (0 picks a free port)."""
-    server = aio.server(interceptors=[TokenInterceptor(token)], options=CHANNEL_OPTIONS)
-    bound = server.add_insecure_port(f"{host}:{port}")
+    """An aio server bound to ``host:port`` (0 picks a free port); TLS
+    (mutual) when the process's ``tls.current()`` says so."""
+    server = aio.server(interceptors=[TokenInterceptor(token)], options=SERVER_OPTIONS)
+    cfg = tls.current()
+    if cfg is None:
+        bound = server.add_insecure_port(f"{host}:{port}")
+    else:
+        bound = server.add_secure_port(f"{host}:{port}", tls.server_credentials(cfg))
     if bound == 0:
         raise OSError(f"could not bind a gRPC server to {host}:{port}")
     return server, bound
 
 
+def open_channel(address: str, interceptors: Any = None) -> aio.Channel:
+    """An aio channel to ``address``: TLS when the process's settings say so."""
+    cfg = tls.current()
+    if cfg is None:
+        return aio.insecure_channel(address, options=CHANNEL_OPTIONS, interceptors=interceptors)
+    return aio.secure_channel(address, tls.channel_credentials(cfg), options=CHANNEL_OPTIONS + tls.channel_options(cfg),
+                              interceptors=interceptors)
+
+
 def make_channel(address: str, token: str) -> aio.Channel:
     md = ((config.TOKEN_METADATA_KEY, token),)
-    return aio.insecure_channel(address, options=CHANNEL_OPTIONS, interceptors=[_TokenUnary(md), _TokenStream(md)])
+    return open_channel(address, interceptors=[_TokenUnary(md), _TokenStream(md)])
 
 
 DROP_GRACE_SECONDS = 30.0
@@ -130,7 +150,7 @@ class ChannelPool:
                 # No client interceptor: an intercepted aio call runs the
                 # interceptor in a task of its own (a loop iteration and
                 # ~40 us per call). The stub's methods carry the token.
-                ch = self._channels[address] = aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+                ch = self._channels[address] = open_channel(address)
             s = self._stubs[key] = _with_metadata(stub_cls(ch), self._md)
         return s
 

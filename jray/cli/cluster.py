@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from jray._private import node as _node
+from jray._private import tls
 from jray.cli import argtypes
 from jray.cli.command import CliError, err
 from jray.cli.connect import check_gcs, configure_address, rpc, target
@@ -83,6 +84,17 @@ def configure_start(p: argparse.ArgumentParser) -> None:
         help="address the daemons listen on and announce (default 127.0.0.1: this machine only)",
     )
     p.add_argument(
+        "--tls",
+        action="store_true",
+        help="(head) mutual TLS between all of the cluster's processes, with a CA and certificate made for it "
+        "(kept in --tls-dir; other machines need a copy: JRAY_TLS_DIR=DIR)",
+    )
+    p.add_argument(
+        "--tls-dir",
+        metavar="DIR",
+        help="where --tls keeps the cluster's certificates (default: <jray temp dir>/tls; reused if there)",
+    )
+    p.add_argument(
         "--block",
         action="store_true",
         help="stay in the foreground; Ctrl-C stops what this command started",
@@ -115,6 +127,19 @@ def _start_head(ns: argparse.Namespace) -> int:
             f"{current['session_dir']}); stop it first with 'jray stop'."
         )
     port = DEFAULT_PORT if ns.port is None else ns.port
+    if ns.tls or ns.tls_dir:
+        tls_dir = os.path.abspath(ns.tls_dir or os.path.join(_node.jray_tmp_root(), "tls"))
+        try:
+            tls.generate(tls_dir, hosts=[ns.node_ip_address])
+        except (tls.TLSConfigError, OSError) as e:
+            raise CliError(f"could not set up TLS in {tls_dir}: {e}") from None
+        os.environ.update(tls.env_of(tls_dir))  # the daemons inherit it
+    try:
+        cfg = tls.current()
+        if cfg is not None:
+            cfg.read()  # unreadable files: say so now, not in a daemon's log
+    except tls.TLSConfigError as e:
+        raise CliError(str(e)) from None
     try:
         handle = _node.start_head(port=port, detached=True, **_node_args(ns))
     except (RuntimeError, OSError, ValueError) as e:
@@ -131,11 +156,19 @@ def _start_head(ns: argparse.Namespace) -> int:
     )
     print(f"Session {handle.session_dir} (logs in its logs/ folder).\n")
     print('Connect from Python on this machine:\n    import jray\n    jray.init(address="auto")\n')
+    tls_env = _tls_env()
+    if cfg is not None:
+        where = os.environ.get("JRAY_TLS_DIR")
+        print(
+            "TLS is on (mutual): only processes holding the cluster's certificate can connect. "
+            + (f"Copy {where} to each machine that connects (keep it private: node.key is the cluster's key).\n"
+               if where else "Give each machine that connects the same JRAY_TLS_* files.\n")
+        )
     print(
         "Connect from another machine (the token is a secret: it grants control of the cluster):\n"
-        f"    JRAY_ADDRESS={addr} JRAY_TOKEN={handle.token} python your_script.py   # jray.init()\n"
+        f"    {tls_env}JRAY_ADDRESS={addr} JRAY_TOKEN={handle.token} python your_script.py   # jray.init()\n"
     )
-    print(f"Add a node:\n    JRAY_TOKEN={handle.token} jray start --address {addr}\n")
+    print(f"Add a node:\n    {tls_env}JRAY_TOKEN={handle.token} jray start --address {addr}\n")
     if ns.node_ip_address == "127.0.0.1":
         print(
             "The daemons listen on 127.0.0.1 only; restart with --node-ip-address IP to accept other machines."
@@ -151,6 +184,15 @@ def _start_head(ns: argparse.Namespace) -> int:
             lambda: _stop_and_report(_node.read_address_file() or info, 10.0, False),
         )
     return 0
+
+
+def _tls_env() -> str:
+    """The TLS part of the connect instructions (empty with TLS off)."""
+    if tls.current() is None:
+        return ""
+    if os.environ.get("JRAY_TLS_DIR") and not os.environ.get("JRAY_TLS_CA_CERT"):
+        return f"JRAY_TLS_DIR={os.environ['JRAY_TLS_DIR']} "
+    return "JRAY_USE_TLS=1 JRAY_TLS_CA_CERT=... JRAY_TLS_SERVER_CERT=... JRAY_TLS_SERVER_KEY=... "
 
 
 def _start_node(ns: argparse.Namespace) -> int:
@@ -172,6 +214,11 @@ def _start_node(ns: argparse.Namespace) -> int:
             f"This machine already runs a node of the jray cluster at {current['gcs_address']}; "
             "stop it first with 'jray stop'."
         )
+    if ns.tls or ns.tls_dir:
+        raise CliError("--tls/--tls-dir make a head's certificates; a joining node uses the head's: copy its TLS "
+                       "directory here and set JRAY_TLS_DIR=DIR.")
+    if same:
+        tls.adopt(current)
     check_gcs(address, token)
     try:
         handle, node = _node.join_cluster(

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from jray._private import node as _node
+from jray._private import tls
 from jray.cli import argtypes
 from jray.cli.command import CliError
 
@@ -39,11 +40,14 @@ def target(address: str | None) -> tuple[str, str]:
                 "No jray cluster is running (no address file at "
                 f"{_node.address_file()}); start one with 'jray start --head'."
             )
+        tls.adopt(info)
         return info["gcs_address"], info["token"]
     address = address.removeprefix("jray://")
     token = os.environ.get("JRAY_TOKEN")
-    if token is None and info is not None and info.get("gcs_address") == address:
-        token = info["token"]
+    if info is not None and info.get("gcs_address") == address:
+        tls.adopt(info)
+        if token is None:
+            token = info["token"]
     if token is None:
         raise CliError(
             f"No token for the cluster at {address}: set JRAY_TOKEN (printed by "

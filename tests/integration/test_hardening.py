@@ -47,6 +47,7 @@ def cluster(tmp_path_factory):
     spill = str(tmp_path_factory.mktemp("hardening") / "spill-here")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("JRAY_DIRECT_HANDSHAKE_SECONDS", str(HANDSHAKE))
+        mp.setenv("JRAY_GRPC_HANDSHAKE_SECONDS", str(HANDSHAKE))
         jray.init(num_cpus=1, object_store_memory=64 * MiB,
                   _system_config={"object_spilling_config": {"type": "filesystem",
                                                              "params": {"directory_path": spill}}})
@@ -62,6 +63,7 @@ def cluster(tmp_path_factory):
             "raylet": (raylet[0].pid, int(w.raylet_direct.address.rpartition(":")[2])),
             "worker": (worker_pid, worker_port),
             "raylet_grpc": w.raylet_address,
+            "gcs_grpc": w.gcs_address,
             "token": w.token.encode(),
             "spill": spill,
         }
@@ -166,6 +168,42 @@ def test_a_connection_that_never_authenticates_is_closed_at_the_deadline(cluster
         n, rid, kind = struct.unpack("<IIB", s.recv(9, socket.MSG_WAITALL))
         assert (rid, kind) == (3, direct.ERROR)
     _works(cluster)
+
+
+def _eof_within(sock: socket.socket, timeout: float) -> bool:
+    """True when the peer closes the connection within ``timeout`` s (what
+    it sends first, e.g. HTTP/2 SETTINGS and GOAWAY, is read and dropped)."""
+    deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0:
+        sock.settimeout(left)
+        try:
+            if sock.recv(4096) == b"":
+                return True
+        except ConnectionResetError:
+            return True
+        except TimeoutError:
+            return False
+    return False
+
+
+def test_grpc_drops_a_connection_that_never_speaks_at_the_deadline(cluster):
+    """A peer that opens connections to the gRPC servers (GCS, raylet) and
+    sends nothing holds each for the handshake deadline, not gRPC's 120 s."""
+    socks = []
+    try:
+        t0 = time.monotonic()
+        for addr in (cluster["gcs_grpc"], cluster["raylet_grpc"]):
+            host, _, port = addr.rpartition(":")
+            socks += [socket.create_connection((host, int(port)), timeout=10) for _ in range(3)]
+        assert not _eof_within(socks[0], 0.5)  # not before the deadline
+        assert all(_eof_within(s, HANDSHAKE + 5) for s in socks)
+        took = time.monotonic() - t0
+        print(f"gRPC closed {len(socks)} silent connections after {took:.2f} s (deadline {HANDSHAKE} s)")
+        assert HANDSHAKE - 0.5 < took < HANDSHAKE + 3
+    finally:
+        for s in socks:
+            s.close()
+    _works(cluster)  # the cluster's own channels, idle longer than that, still work
 
 
 def test_unauthenticated_connections_are_capped_the_oldest_goes(cluster):
