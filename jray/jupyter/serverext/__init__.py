@@ -18,6 +18,9 @@ a development checkout pass ``--ServerApp.jpserver_extensions={"jray.jupyter.ser
   ``GET  jray/api/tasks``           ``summarize_tasks`` and counts by state
   ``POST jray/api/start``           start a local head
   ``POST jray/api/stop``            stop the head this server started
+  ``POST jray/api/attach``          attach to ``{address, token}`` (a remote
+                                    cluster too: the sidebar's connect form)
+  ``POST jray/api/detach``          forget the attached cluster, restore the env
   ``GET  jray/views/<name>``        dashboard page (``task_stream``, ``object_store``)
   ``GET  jray/api/views/<name>``    the page's data as JSON (what it polls)
   ================================  =========================================

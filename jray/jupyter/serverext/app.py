@@ -8,6 +8,12 @@ command line)::
     c.JrayExtension.object_store_memory = 2 * 1024**3
     c.JrayExtension.namespace = "jupyter"   # the kernels' namespace ("" = one per kernel's job)
     # jupyter lab --JrayExtension.mode=attach --JrayExtension.address=10.0.0.5:6380
+
+The cluster attached to may run on other machines (``address`` and
+``token`` as ``jray start --head`` printed them): every kernel's bare
+``jray.init()`` then connects to it as a client. The sidebar's connect form
+(``POST jray/api/attach``) does the same at run time, and its Disconnect
+(``POST jray/api/detach``) gives the kernels back the server's environment.
 """
 
 from __future__ import annotations

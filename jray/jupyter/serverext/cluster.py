@@ -15,12 +15,20 @@ A started head is tied to the server process (its daemons exit if the
 server dies) but not to any kernel, so it outlives kernel restarts; stopping
 it stops every node this server added. An attached cluster is never
 stopped, only the local nodes the server added to it.
+
+An attached cluster may run on other machines (no node of it here): the
+head is checked before it is used (``gcs_client.check_cluster``: an
+address that does not answer, a refused token, another jray version are
+``ClusterError`` with the message jray gives and a 4xx status), and the
+kernels' bare ``jray.init()`` then connects as a client. ``detach`` forgets
+it and gives the kernels back the environment the server had before.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -94,15 +102,37 @@ class ServerCluster:
             self._use(handle.gcs_address, handle.token)
             self.log.info("jray: started a local head, GCS at %s (session %s)", handle.gcs_address, handle.session_dir)
 
-    def attach(self, address: str, token: str) -> None:
-        """Use the running cluster at ``address`` (never stopped by this server)."""
+    def attach(self, address: str, token: str, *, check: bool = True, replace: bool = False) -> None:
+        """Use the running cluster at ``address`` (never stopped by this
+        server), on this machine or another. ``check``: the head must answer
+        and accept the token first (else ``ClusterError``, nothing changes).
+        ``replace``: an attached cluster in use is detached first (once the
+        new one has answered); a head this server started is never replaced."""
         with self._lock:
-            if self.running:
+            if self.running and (self.owned or not replace):
                 raise ClusterError(f"a cluster is already in use at {self.address}")
             address, token = resolve(address, token)
+            if check:
+                check_head(address, token)
+            if self.running:
+                self.detach()
             self.owned, self.last_error = False, ""
             self._use(address, token)
             self.log.info("jray: attached to the cluster at %s", address)
+
+    def detach(self) -> str:
+        """Forget the attached cluster (left running; the local nodes this
+        server added to it are stopped) and give the kernels back the
+        environment the server had before; returns its address."""
+        with self._lock:
+            if not self.running:
+                raise ClusterError("no jray cluster is attached")
+            if self.owned:
+                raise ClusterError(f"the cluster at {self.address} was started by this server: stop it instead")
+            address = self.address
+            self.stop()
+            self.log.info("jray: detached from the cluster at %s", address)
+            return address
 
     def stop(self) -> None:
         """Stop the nodes this server added and the head it started; forget an
@@ -200,6 +230,27 @@ class ServerCluster:
                 "max_worker_nodes": self.options.max_worker_nodes}
 
 
+def check_head(address: str, token: str, timeout: float = 10) -> None:
+    """Raise ``ClusterError`` with jray's own message unless the head at
+    ``address`` answers within ``timeout`` s, accepts ``token`` and runs this
+    jray version: 403 for a refused token, 400 otherwise (the address is
+    what the user gave)."""
+    from jray import exceptions
+    from jray._private import gcs_client
+
+    if not _HOST_PORT.match(address):
+        raise ClusterError(f"not a cluster address: {address!r} (expected HOST:PORT or jray://HOST:PORT)", 400)
+    try:
+        gcs_client.check_cluster(address, token, timeout=timeout)
+    except exceptions.AuthenticationError as e:
+        raise ClusterError(str(e), 403) from None
+    except (ConnectionError, RuntimeError, OSError, ValueError) as e:
+        raise ClusterError(str(e), 400) from None
+
+
+_HOST_PORT = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[^\s:/\[\]]+):\d{1,5}$")
+
+
 def resolve(address: str, token: str) -> tuple[str, str]:
     """(address, token) of the cluster to attach to: ``address`` or
     ``JRAY_ADDRESS``, ``"auto"`` for the address file of ``jray start
@@ -212,7 +263,8 @@ def resolve(address: str, token: str) -> tuple[str, str]:
             raise ClusterError("no running jray cluster found to attach to (start one with "
                                "'jray start --head' or set JrayExtension.address)", 404)
         return str(info["gcs_address"]), token or str(info["token"])
-    address = address.removeprefix("jray://").removeprefix("ray://")
+    address = address.strip().removeprefix("jray://").removeprefix("ray://").rstrip("/")
+    token = token.strip()
     token = token or os.environ.get("JRAY_TOKEN", "")
     if not token and info is not None and info.get("gcs_address") == address:
         token = str(info["token"])

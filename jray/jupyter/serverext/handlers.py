@@ -94,6 +94,7 @@ class StatusHandler(_Base):
     async def get(self) -> None:
         c = self.cluster
         body: dict[str, Any] = {"mode": self.ext.mode, **c.describe(), "state": "stopped",
+                                "configured_address": self.ext.address,
                                 "views": {name: self.ext.view_url(name) for name in _page_names()},
                                 "snippet": snippet(c.address)}
         if c.last_error:
@@ -104,10 +105,18 @@ class StatusHandler(_Base):
             st = self._state()
             try:
                 nodes = await _blocking(lambda: list_nodes(detail=True, limit=0, **st))
-                body.update(cluster_summary(nodes), state="running")
+                body.update(cluster_summary(nodes), state="running", remote=is_remote(nodes))
             except Exception as e:  # the cluster went away: report it, do not fail the poll
                 body.update(state="unreachable", error=str(e))
         self.reply(body)
+
+
+def is_remote(nodes: list[dict[str, Any]]) -> bool:
+    """No live node of the cluster runs on this machine (the kernels connect as clients)."""
+    from jray._private import node as _node
+
+    local = _node.local_ip_addresses()
+    return not any(n["node_ip"] in local or n["node_ip"].startswith("127.") for n in nodes if n["state"] == "ALIVE")
 
 
 def snippet(address: str) -> str:
@@ -178,6 +187,47 @@ class StartHandler(_Base):
     async def post(self) -> None:
         await self.run(self.cluster.start)
         self.reply(self.cluster.describe(), 201)
+
+
+class AttachHandler(_Base):
+    """POST ``jray/api/attach`` with ``{"address": "HOST:PORT", "token": "..."}``
+    (the sidebar's connect form): use the cluster there, on this machine or
+    another, for every kernel started from now on (a bare ``jray.init()``
+    connects to it, as a client where no node of it runs here). The head is
+    checked first: an address that does not answer or is not one (400), a
+    token it refuses (403), another jray version (400) answer jray's message
+    and change nothing. A cluster this server attached to before is replaced;
+    one it started must be stopped first (409)."""
+
+    @tornado.web.authenticated
+    async def post(self) -> None:
+        try:
+            body = json.loads(self.request.body or b"{}")
+        except ValueError:
+            raise tornado.web.HTTPError(400, "the body must be JSON: {\"address\": ..., \"token\": ...}") from None
+        if not isinstance(body, dict):
+            raise tornado.web.HTTPError(400, "the body must be a JSON object")
+        address, token = body.get("address") or "", body.get("token") or ""
+        if not isinstance(address, str) or not isinstance(token, str):
+            raise tornado.web.HTTPError(400, "address and token must be strings")
+        if not address.strip():
+            raise tornado.web.HTTPError(400, "no address: give the cluster's HOST:PORT (JRAY_ADDRESS)")
+        c = self.cluster
+        await self.run(lambda: c.attach(address, token, replace=True))
+        self.reply(c.describe(), 201)
+
+
+class DetachHandler(_Base):
+    """POST ``jray/api/detach``: forget the attached cluster (left running;
+    nodes this server added to it are stopped); kernels started from now on
+    get the server's previous environment. 409 for a cluster this server
+    started (``jray/api/stop``) or when none is attached."""
+
+    @tornado.web.authenticated
+    async def post(self) -> None:
+        c = self.cluster
+        await self.run(c.detach)
+        self.reply(c.describe())
 
 
 class StopHandler(_Base):
@@ -282,6 +332,8 @@ def handlers() -> list[tuple[str, type[tornado.web.RequestHandler]]]:
         (r"/jray/api/tasks", TasksHandler),
         (r"/jray/api/start", StartHandler),
         (r"/jray/api/stop", StopHandler),
+        (r"/jray/api/attach", AttachHandler),
+        (r"/jray/api/detach", DetachHandler),
         (r"/jray/api/views/(\w+)", ViewDataHandler),
         (r"/jray/views/?", ViewPageHandler),
         (r"/jray/views/(\w+)", ViewPageHandler),
