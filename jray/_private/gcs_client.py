@@ -119,7 +119,9 @@ def check_cluster(gcs_address: str, token: str, *, timeout: float = 10) -> Any:
                 "(/tmp/jray/jray_current_cluster names the session; its cluster.json holds the token).") from None
         why = "did not answer" if code == grpc.StatusCode.DEADLINE_EXCEEDED else "could not be reached"
         detail = e.details() if hasattr(e, "details") else str(e)
-        _tls_mismatch(gcs_address, detail)
+        mismatch = tls_mismatch(gcs_address, detail)
+        if mismatch:
+            raise ConnectionError(mismatch) from None
         raise ConnectionError(f"The jray cluster at {gcs_address} {why} within {timeout:.0f} s ({detail}). "
                               "Check the address, that `jray start --head` runs there and that this machine "
                               "can reach that port.") from None
@@ -129,22 +131,22 @@ def check_cluster(gcs_address: str, token: str, *, timeout: float = 10) -> Any:
     return reply
 
 
-def _tls_mismatch(gcs_address: str, detail: str) -> None:
-    """Raise a ConnectionError that says so when a failed connect is a TLS
-    mismatch: a cluster with TLS and a process without, or the other way
-    round, or certificates of another CA."""
+def tls_mismatch(gcs_address: str, detail: str) -> str | None:
+    """What to tell the user when a failed connect is a TLS mismatch (a
+    cluster with TLS and a process without, or the other way round, or
+    certificates of another CA); None when it is not."""
     from jray._private import tls
 
     try:
         cfg = tls.current()
-    except tls.TLSConfigError:
-        return
+    except tls.TLSConfigError as e:
+        return str(e)
     speaks = tls.speaks_tls(gcs_address)
     if cfg is None and speaks:
-        raise ConnectionError(
+        return (
             f"The jray cluster at {gcs_address} uses TLS and this process does not: set JRAY_TLS_DIR to a copy of "
             "the cluster's TLS directory (`jray start --head --tls` prints where it is), or JRAY_USE_TLS=1 with "
-            "JRAY_TLS_CA_CERT, JRAY_TLS_SERVER_CERT and JRAY_TLS_SERVER_KEY.") from None
+            "JRAY_TLS_CA_CERT, JRAY_TLS_SERVER_CERT and JRAY_TLS_SERVER_KEY.")
     if cfg is not None and not speaks:
         import socket
 
@@ -152,15 +154,16 @@ def _tls_mismatch(gcs_address: str, detail: str) -> None:
         try:
             socket.create_connection((host.strip("[]"), int(port)), timeout=2.0).close()
         except OSError:
-            return  # nothing listens: the caller's "could not be reached"
-        raise ConnectionError(
+            return None  # nothing listens: the caller's "could not be reached"
+        return (
             f"The jray cluster at {gcs_address} does not use TLS and this process does (JRAY_TLS_DIR or "
-            "JRAY_USE_TLS is set): unset them, or restart the cluster with `jray start --head --tls`.") from None
+            "JRAY_USE_TLS is set): unset them, or restart the cluster with `jray start --head --tls`.")
     if cfg is not None and speaks and any(w in detail.lower() for w in ("ssl", "handshake", "certificate", "tls")):
-        raise ConnectionError(
+        return (
             f"The TLS handshake with the jray cluster at {gcs_address} failed ({detail}): this process's "
             f"certificate ({cfg.cert}) and the cluster's must be signed by the same CA ({cfg.ca_cert}); "
-            "copy the head's TLS directory and point JRAY_TLS_DIR at it.") from None
+            "copy the head's TLS directory and point JRAY_TLS_DIR at it.")
+    return None
 
 
 def check_alive_at(gcs_address: str, token: str, *, timeout: float = 5) -> None:

@@ -69,6 +69,11 @@ def rpc(address: str, call: Callable[[], Any]) -> Any:
             raise CliError(
                 f"The cluster at {address} refused the token (JRAY_TOKEN is not its token)."
             ) from None
+        from jray._private import gcs_client
+
+        mismatch = gcs_client.tls_mismatch(address, e.details() if hasattr(e, "details") else str(e))
+        if mismatch:
+            raise CliError(mismatch) from None
         raise CliError(
             f"No jray cluster is running at {address} (it does not answer: "
             f"{code.name if code else e})."
