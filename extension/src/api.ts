@@ -15,7 +15,9 @@ export interface IStatus {
   max_worker_nodes: number;
   views: { [name: string]: string };
   snippet: string;
+  configured_address: string;
   error?: string;
+  remote?: boolean;
   nodes_alive?: number;
   nodes_dead?: number;
   resources_total?: { [name: string]: number };

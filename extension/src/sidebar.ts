@@ -1,7 +1,9 @@
 /**
  * The "jray" left sidebar: the cluster's state, nodes and resources (polled
  * from the REST API while the panel is visible), buttons that start, stop and
- * scale the local cluster, links to the live views, and the init snippet.
+ * scale the local cluster, a form that connects the server's kernels to a
+ * cluster elsewhere (address + token) and a Disconnect button, links to the
+ * live views, and the init snippet.
  */
 import { Widget } from '@lumino/widgets';
 
@@ -118,11 +120,13 @@ export class ClusterSidebar extends Widget {
     const buttons = el('div', 'jray-buttons');
     this.startButton = this.button(buttons, 'Start', 'jray-start', () => this.post('start'));
     this.stopButton = this.button(buttons, 'Stop', 'jray-stop', () => this.post('stop'));
+    this.disconnectButton = this.button(buttons, 'Disconnect', 'jray-disconnect', () => this.post('detach'));
     this.addButton = this.button(buttons, 'Add node', 'jray-add-node', () => this.post('nodes'));
     this.removeButton = this.button(buttons, 'Remove node', 'jray-remove-node', () =>
       this.post('nodes', 'DELETE')
     );
     root.appendChild(buttons);
+    this.buildConnectForm(root);
     this.resources = el('div', 'jray-resources');
     root.appendChild(this.resources);
     this.tasks = el('div', 'jray-tasks');
@@ -145,11 +149,54 @@ export class ClusterSidebar extends Widget {
     root.appendChild(this.error);
   }
 
+  /** Address + token of a running cluster (on this machine or another): POST attach. */
+  private buildConnectForm(root: HTMLElement): void {
+    const form = el('form', 'jray-connect');
+    form.appendChild(el('div', 'jray-connect-title', 'Connect to a cluster'));
+    this.addressInput = el('input', 'jp-mod-styled jray-connect-address');
+    this.addressInput.type = 'text';
+    this.addressInput.placeholder = 'HOST:PORT (JRAY_ADDRESS)';
+    this.addressInput.setAttribute('aria-label', 'Cluster address');
+    this.addressInput.addEventListener('input', () => {
+      this.addressEdited = true;
+    });
+    this.tokenInput = el('input', 'jp-mod-styled jray-connect-token');
+    this.tokenInput.type = 'password';
+    this.tokenInput.placeholder = 'token (JRAY_TOKEN)';
+    this.tokenInput.autocomplete = 'off';
+    this.tokenInput.setAttribute('aria-label', 'Cluster token');
+    form.appendChild(this.addressInput);
+    form.appendChild(this.tokenInput);
+    const row = el('div', 'jray-buttons');
+    this.connectButton = el('button', 'jp-Button jp-mod-styled jp-mod-accept jray-button jray-connect-button', 'Connect');
+    this.connectButton.type = 'submit';
+    row.appendChild(this.connectButton);
+    form.appendChild(row);
+    form.addEventListener('submit', async ev => {
+      ev.preventDefault();
+      this.connectButton.disabled = true;
+      try {
+        const ok = await this.post('attach', 'POST', {
+          address: this.addressInput.value.trim(),
+          token: this.tokenInput.value.trim()
+        });
+        if (ok) {
+          this.tokenInput.value = '';
+        }
+      } finally {
+        this.connectButton.disabled = false;
+        await this.refresh();
+      }
+    });
+    this.connectForm = form;
+    root.appendChild(form);
+  }
+
   private button(
     parent: HTMLElement,
     label: string,
     cls: string,
-    action: () => Promise<void>
+    action: () => Promise<unknown>
   ): HTMLButtonElement {
     const b = el('button', `jp-Button jp-mod-styled jp-mod-reject jray-button ${cls}`, label);
     b.addEventListener('click', async () => {
@@ -165,19 +212,29 @@ export class ClusterSidebar extends Widget {
     return b;
   }
 
-  private async post(path: string, method = 'POST'): Promise<void> {
+  /** A request the user asked for; its error stays shown until the next one. */
+  private async post(path: string, method = 'POST', body?: unknown): Promise<boolean> {
+    this.actionError = '';
     this.showError('');
     this.stateLine.textContent = 'working…';
     try {
-      await requestAPI(path, { method });
+      const init: RequestInit = { method };
+      if (body !== undefined) {
+        init.body = JSON.stringify(body);
+      }
+      await requestAPI(path, init);
+      return true;
     } catch (e) {
-      this.showError((e as Error).message);
+      this.actionError = (e as Error).message;
+      this.showError('');
+      return false;
     }
   }
 
   private showError(message: string): void {
-    this.error.textContent = message;
-    this.error.style.display = message ? '' : 'none';
+    const text = [this.actionError, message].filter(m => m).join('\n');
+    this.error.textContent = text;
+    this.error.style.display = text ? '' : 'none';
   }
 
   private render(s: IStatus, nodes: INode[], tasks: ITasks | null): void {
@@ -186,7 +243,11 @@ export class ClusterSidebar extends Widget {
     const state = el('span', `jray-state jray-state-${s.state}`, s.state);
     this.stateLine.appendChild(state);
     if (s.address) {
-      const how = s.owned ? 'started by this server' : 'attached';
+      const how = s.owned
+        ? 'started by this server'
+        : s.remote
+          ? 'attached; no node here: kernels connect as clients'
+          : 'attached';
       this.stateLine.appendChild(document.createTextNode(` at ${s.address} (${how})`));
     } else {
       this.stateLine.appendChild(document.createTextNode(` (mode: ${s.mode})`));
@@ -194,6 +255,11 @@ export class ClusterSidebar extends Widget {
     const running = s.state === 'running';
     this.startButton.style.display = s.running ? 'none' : '';
     this.stopButton.style.display = s.running && s.owned ? '' : 'none';
+    this.disconnectButton.style.display = s.running && !s.owned ? '' : 'none';
+    this.connectForm.style.display = s.running ? 'none' : '';
+    if (!this.addressEdited && !this.addressInput.value && s.configured_address) {
+      this.addressInput.value = s.configured_address;
+    }
     this.addButton.style.display = s.running ? '' : 'none';
     this.addButton.disabled = s.worker_nodes.length >= s.max_worker_nodes;
     this.removeButton.style.display = s.worker_nodes.length ? '' : 'none';
@@ -289,6 +355,13 @@ export class ClusterSidebar extends Widget {
   private error!: HTMLElement;
   private startButton!: HTMLButtonElement;
   private stopButton!: HTMLButtonElement;
+  private disconnectButton!: HTMLButtonElement;
+  private connectForm!: HTMLFormElement;
+  private connectButton!: HTMLButtonElement;
+  private addressInput!: HTMLInputElement;
+  private tokenInput!: HTMLInputElement;
+  private addressEdited = false;
+  private actionError = '';
   private addButton!: HTMLButtonElement;
   private removeButton!: HTMLButtonElement;
   private snippetButton!: HTMLButtonElement;

@@ -65,7 +65,8 @@ def _notebook(cells: list[str]) -> dict:
 class LabServer:
     """``jupyter lab`` in its own process group, isolated config/data dirs."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, jray: dict | None = None) -> None:
+        """``jray``: the JrayExtension config (default: start a 2-CPU head)."""
         self.port = _free_port()
         self.token = secrets.token_hex(16)
         self.url = f"http://127.0.0.1:{self.port}/"
@@ -89,8 +90,8 @@ class LabServer:
             "LabApp": {"extra_labextensions_path": [str(labext)], "expose_app_in_browser": True,
                        "user_settings_dir": str(settings),
                        "news_url": None, "check_for_updates_class": "jupyterlab.NeverCheckForUpdate"},
-            "JrayExtension": {"mode": "start", "num_cpus": 2, "num_gpus": 0,
-                              "object_store_memory": 64 * 1024 * 1024},
+            "JrayExtension": jray or {"mode": "start", "num_cpus": 2, "num_gpus": 0,
+                                      "object_store_memory": 64 * 1024 * 1024},
         }))
         env = dict(os.environ, JUPYTER_CONFIG_DIR=str(conf), JUPYTER_DATA_DIR=str(data),
                    JUPYTER_RUNTIME_DIR=str(runtime), JUPYTER_PLATFORM_DIRS="1")
@@ -101,17 +102,17 @@ class LabServer:
         self.proc = subprocess.Popen([sys.executable, "-m", "jupyterlab", "--no-browser"], cwd=root, env=env,
                                      stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
 
-    def wait_ready(self, timeout: float = 120) -> dict:
+    def wait_ready(self, timeout: float = 120, state: str = "running") -> dict:
         deadline = time.monotonic() + timeout
         while True:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"jupyter lab exited ({self.proc.returncode}):\n{self.tail()}")
             with contextlib.suppress(OSError, ValueError):
                 st = _api(self.url + "jray/api/status", self.token)
-                if st.get("state") == "running":
+                if st.get("state") == state:
                     return st
             if time.monotonic() > deadline:
-                raise TimeoutError(f"jupyter lab with a running jray cluster not ready in {timeout} s:\n"
+                raise TimeoutError(f"jupyter lab with a jray cluster {state} not ready in {timeout} s:\n"
                                    + self.tail())
             time.sleep(0.5)
 
