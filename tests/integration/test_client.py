@@ -4,6 +4,8 @@ reaches the cluster except over the network. The head runs on host a, a
 second node on host b, the client on host c.
 
 Covered: the API from the client (tasks, actors named/detached/async,
+the cluster's calls back to the client through its tunnel while nothing on
+the client's machine listens on the network,
 objects both ways in chunks, wait, cancel, streaming generators, placement
 groups, runtime_env uploaded from the client, the state API and the CLI);
 no daemon or store on the client's machine; a client killed with SIGKILL
@@ -158,6 +160,51 @@ def test_the_api_from_a_client(hosts):
                 env=vh.jray_env(c, JRAY_ADDRESS=address, JRAY_TOKEN=token), timeout=60)
     assert res.returncode == 0, res.stderr
     assert any(r["name"] == "client-named" for r in json.loads(res.stdout))
+
+
+CALLBACKS = textwrap.dedent("""
+    import json, psutil, jray
+    import numpy as np
+    jray.init()
+    from jray._private.worker import global_state
+
+    @jray.remote
+    def borrow(refs):  # a borrower on the cluster asks the owner (here) about the ref
+        return float(jray.get(refs[0], timeout=30).sum())
+
+    @jray.remote
+    def shout():
+        print("output from the cluster")
+        return 1
+
+    @jray.remote(num_returns="streaming")
+    def gen(n):
+        for i in range(n):
+            yield i
+
+    ref = jray.put(np.ones(300_000))  # 2.4 MB: in the head's store, owned here
+    w = global_state.worker
+    out = {"borrow": jray.get(borrow.remote([ref]), timeout=60), "shout": jray.get(shout.remote(), timeout=60),
+           "stream": [jray.get(r, timeout=30) for r in gen.remote(3)],
+           "address": [w.me.ip, w.me.port, w.host_ip],
+           "listening": sorted({c.laddr.ip for c in psutil.net_connections(kind="tcp")
+                                if c.status == psutil.CONN_LISTEN})}
+    print(json.dumps(out))
+""")
+
+
+def test_the_cluster_reaches_the_client_through_its_tunnel(hosts):
+    """The client's machine accepts no connection (as behind NAT): nothing on
+    it listens on a network address, yet borrowers, output lines and
+    streamed items reach the driver, through its home raylet's port."""
+    v, a, b, c, address, token = hosts
+    res = vh.run_driver(c, CALLBACKS, address, token, timeout=120)
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out["borrow"] == 300_000.0 and out["shout"] == 1 and out["stream"] == [0, 1, 2]
+    assert "output from the cluster" in res.stdout + res.stderr
+    assert out["address"][0] == a.ip and out["address"][2] == c.ip  # reached at the head; lives on c
+    assert all(ip in ("127.0.0.1", "::1", "::ffff:127.0.0.1") for ip in out["listening"]), out["listening"]
 
 
 OWNER = textwrap.dedent("""

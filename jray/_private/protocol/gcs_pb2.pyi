@@ -212,7 +212,7 @@ class KVKeysReply(_message.Message):
     def __init__(self, keys: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class JobInfo(_message.Message):
-    __slots__ = ("job_id", "driver", "namespace", "is_dead", "start_time", "end_time", "driver_pid", "entrypoint", "death_cause")
+    __slots__ = ("job_id", "driver", "namespace", "is_dead", "start_time", "end_time", "driver_pid", "entrypoint", "death_cause", "driver_host")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     DRIVER_FIELD_NUMBER: _ClassVar[int]
     NAMESPACE_FIELD_NUMBER: _ClassVar[int]
@@ -222,6 +222,7 @@ class JobInfo(_message.Message):
     DRIVER_PID_FIELD_NUMBER: _ClassVar[int]
     ENTRYPOINT_FIELD_NUMBER: _ClassVar[int]
     DEATH_CAUSE_FIELD_NUMBER: _ClassVar[int]
+    DRIVER_HOST_FIELD_NUMBER: _ClassVar[int]
     job_id: bytes
     driver: _common_pb2.Address
     namespace: str
@@ -231,7 +232,8 @@ class JobInfo(_message.Message):
     driver_pid: int
     entrypoint: str
     death_cause: str
-    def __init__(self, job_id: _Optional[bytes] = ..., driver: _Optional[_Union[_common_pb2.Address, _Mapping]] = ..., namespace: _Optional[str] = ..., is_dead: _Optional[bool] = ..., start_time: _Optional[float] = ..., end_time: _Optional[float] = ..., driver_pid: _Optional[int] = ..., entrypoint: _Optional[str] = ..., death_cause: _Optional[str] = ...) -> None: ...
+    driver_host: str
+    def __init__(self, job_id: _Optional[bytes] = ..., driver: _Optional[_Union[_common_pb2.Address, _Mapping]] = ..., namespace: _Optional[str] = ..., is_dead: _Optional[bool] = ..., start_time: _Optional[float] = ..., end_time: _Optional[float] = ..., driver_pid: _Optional[int] = ..., entrypoint: _Optional[str] = ..., death_cause: _Optional[str] = ..., driver_host: _Optional[str] = ...) -> None: ...
 
 class AddJobRequest(_message.Message):
     __slots__ = ("job",)

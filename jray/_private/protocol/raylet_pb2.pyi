@@ -1,5 +1,6 @@
 from jray._private.protocol import common_pb2 as _common_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
@@ -294,6 +295,32 @@ class WriteObjectReply(_message.Message):
     error: str
     exists: bool
     def __init__(self, ok: _Optional[bool] = ..., error: _Optional[str] = ..., exists: _Optional[bool] = ...) -> None: ...
+
+class TunnelFrame(_message.Message):
+    __slots__ = ("kind", "conn_id", "data", "client_id", "port")
+    class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        HELLO: _ClassVar[TunnelFrame.Kind]
+        READY: _ClassVar[TunnelFrame.Kind]
+        OPEN: _ClassVar[TunnelFrame.Kind]
+        DATA: _ClassVar[TunnelFrame.Kind]
+        CLOSE: _ClassVar[TunnelFrame.Kind]
+    HELLO: TunnelFrame.Kind
+    READY: TunnelFrame.Kind
+    OPEN: TunnelFrame.Kind
+    DATA: TunnelFrame.Kind
+    CLOSE: TunnelFrame.Kind
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    CONN_ID_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    PORT_FIELD_NUMBER: _ClassVar[int]
+    kind: TunnelFrame.Kind
+    conn_id: int
+    data: bytes
+    client_id: bytes
+    port: int
+    def __init__(self, kind: _Optional[_Union[TunnelFrame.Kind, str]] = ..., conn_id: _Optional[int] = ..., data: _Optional[bytes] = ..., client_id: _Optional[bytes] = ..., port: _Optional[int] = ...) -> None: ...
 
 class ObjectChunk(_message.Message):
     __slots__ = ("total_size", "offset", "data", "found")

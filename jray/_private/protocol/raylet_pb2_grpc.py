@@ -99,6 +99,11 @@ class RayletServiceStub:
                 request_serializer=jray_dot___private_dot_protocol_dot_raylet__pb2.ReadObjectRequest.SerializeToString,
                 response_deserializer=jray_dot___private_dot_protocol_dot_raylet__pb2.ObjectChunk.FromString,
                 _registered_method=True)
+        self.Tunnel = channel.stream_stream(
+                '/jray.protocol.RayletService/Tunnel',
+                request_serializer=jray_dot___private_dot_protocol_dot_raylet__pb2.TunnelFrame.SerializeToString,
+                response_deserializer=jray_dot___private_dot_protocol_dot_raylet__pb2.TunnelFrame.FromString,
+                _registered_method=True)
         self.WriteObject = channel.stream_unary(
                 '/jray.protocol.RayletService/WriteObject',
                 request_serializer=jray_dot___private_dot_protocol_dot_raylet__pb2.WriteObjectChunk.SerializeToString,
@@ -212,6 +217,14 @@ class RayletServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Tunnel(self, request_iterator, context):
+        """A client's way in: the raylet listens on a port for the client and
+        relays each connection made to it over this stream (_private/tunnel.py).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def WriteObject(self, request_iterator, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -315,6 +328,11 @@ def add_RayletServiceServicer_to_server(servicer, server):
                     servicer.ReadObject,
                     request_deserializer=jray_dot___private_dot_protocol_dot_raylet__pb2.ReadObjectRequest.FromString,
                     response_serializer=jray_dot___private_dot_protocol_dot_raylet__pb2.ObjectChunk.SerializeToString,
+            ),
+            'Tunnel': grpc.stream_stream_rpc_method_handler(
+                    servicer.Tunnel,
+                    request_deserializer=jray_dot___private_dot_protocol_dot_raylet__pb2.TunnelFrame.FromString,
+                    response_serializer=jray_dot___private_dot_protocol_dot_raylet__pb2.TunnelFrame.SerializeToString,
             ),
             'WriteObject': grpc.stream_unary_rpc_method_handler(
                     servicer.WriteObject,
@@ -698,6 +716,33 @@ class RayletService:
             '/jray.protocol.RayletService/ReadObject',
             jray_dot___private_dot_protocol_dot_raylet__pb2.ReadObjectRequest.SerializeToString,
             jray_dot___private_dot_protocol_dot_raylet__pb2.ObjectChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Tunnel(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/jray.protocol.RayletService/Tunnel',
+            jray_dot___private_dot_protocol_dot_raylet__pb2.TunnelFrame.SerializeToString,
+            jray_dot___private_dot_protocol_dot_raylet__pb2.TunnelFrame.FromString,
             options,
             channel_credentials,
             insecure,

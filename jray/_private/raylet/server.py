@@ -65,6 +65,7 @@ from jray._private.raylet.worker_pool import WorkerEnv, WorkerPool, WorkerProc
 from jray._private.runtime_env.agent import RuntimeEnvAgent, RuntimeEnvSetupFailed
 from jray._private.runtime_env.agent import summary as env_summary
 from jray._private.runtime_env.validation import env_key
+from jray._private.tunnel import TunnelHost
 
 logger = logging.getLogger(__name__)
 SP = cpb.SchedulingStrategy
@@ -95,6 +96,8 @@ class Raylet(rgrpc.RayletServiceServicer):
         self.labels = labels or {}
         self.pool = rpc.ChannelPool(token)
         self.gcs = self.pool.stub(gcs_address, ggrpc.GcsServiceStub)
+        # Clients' ways in (_private/tunnel.py): a port here per client, kept across a blip.
+        self.tunnels = TunnelHost(ip, config.DRIVER_TIMEOUT_SECONDS)
         self.view: list[gpb.NodeInfo] = []  # the cluster, from the last heartbeat reply
         self.leases = LeaseTable(self.res)
         self.queue = LeaseQueue()  # lease requests waiting for resources here
@@ -564,6 +567,10 @@ class Raylet(rgrpc.RayletServiceServicer):
         async with contextlib.aclosing(self.objects.read(request)) as chunks:
             async for chunk in chunks:
                 yield chunk
+
+    async def Tunnel(self, request_iterator: Any, context: Any) -> AsyncIterator[rpb.TunnelFrame]:
+        async for frame in self.tunnels.serve(request_iterator, context):
+            yield frame
 
     async def WriteObject(self, request_iterator: Any, context: Any) -> rpb.WriteObjectReply:
         return await self.objects.write(request_iterator)

@@ -243,7 +243,7 @@ def jobs(client: StateClient) -> list[dict[str, Any]]:
         "job_id": j.job_id.hex(),
         "status": ("FAILED" if j.death_cause else "SUCCEEDED") if j.is_dead else "RUNNING",
         "message": j.death_cause or None,
-        "entrypoint": j.entrypoint, "driver_pid": j.driver_pid or None, "driver_ip": j.driver.ip or None,
+        "entrypoint": j.entrypoint, "driver_pid": j.driver_pid or None, "driver_ip": j.driver_host or j.driver.ip or None,
         "namespace": j.namespace, "start_time": _ms(j.start_time), "end_time": _ms(j.end_time),
     } for j in client.run(get).jobs]
 

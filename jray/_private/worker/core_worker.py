@@ -103,6 +103,8 @@ class CoreWorker:
         self.me = Identity(random_id(16), ip, node_id)
         self.store_path = store_path
         self.direct_server: Any = None
+        self.tunnel: Any = None  # a client's way in (_private/tunnel.py)
+        self.host_ip = ip  # this machine's address (a client's ``me.ip`` becomes its tunnel's)
         self.shutting_down = False
         self._exported: set[str] = set()
         self._functions: dict[str, Any] = {}
@@ -229,7 +231,8 @@ class CoreWorker:
         global_state.worker = self
 
     async def _connect(self) -> None:
-        host = "0.0.0.0" if self.ip != "127.0.0.1" else "127.0.0.1"
+        # A client listens on loopback only: the cluster reaches it through its tunnel.
+        host = "0.0.0.0" if self.ip != "127.0.0.1" and not self.client else "127.0.0.1"
         self.server, self.me.port = rpc.make_server(self.token, host)
         from jray._private.worker.servicer import CoreWorkerServicer
 
@@ -244,6 +247,16 @@ class CoreWorker:
             host, _, port = self.raylet_address.rpartition(":")
             self.store.remote = (host, int(port))
             self.table.prefetch = False
+            # The cluster may not reach this machine (NAT, a firewall): it
+            # reaches this process through a port of the home raylet, which
+            # relays over a stream this process opened (_private/tunnel.py).
+            from jray._private.tunnel import TunnelClient
+
+            raylet = self.raylet
+            self.tunnel = TunnelClient(lambda frames: raylet.Tunnel(frames), self.worker_id, self.me.port,
+                                       config.DRIVER_TIMEOUT_SECONDS)
+            tunnel_port = await self.tunnel.start(timeout=config.STARTUP_TIMEOUT)
+            self.me.ip, self.me.port = host, tunnel_port
         else:
             reply = await self.raylet.RegisterWorker(
                 rpb.RegisterWorkerRequest(worker_id=self.worker_id, pid=os.getpid(), port=self.port,
@@ -260,7 +273,8 @@ class CoreWorker:
                 self.store.arena = Arena.attach(self.store_path)
         if self.is_driver:
             job = gpb.JobInfo(
-                driver=self.address, namespace=self.namespace, start_time=time.time(), driver_pid=os.getpid(),
+                driver=self.address, driver_host=self.host_ip, namespace=self.namespace, start_time=time.time(),
+                driver_pid=os.getpid(),
                 entrypoint=" ".join(sys.argv)[:200],
             )
             self.job_id = (await self.gcs.AddJob(gpb.AddJobRequest(job=job))).job_id
@@ -295,6 +309,8 @@ class CoreWorker:
                 pass
         if self._driver_liveness is not None:
             self._driver_liveness.cancel()
+        if self.tunnel is not None:
+            await self.tunnel.close()
         await self.server.stop(grace=0.1)
         if self.direct_server is not None:
             self.direct_server.close()
