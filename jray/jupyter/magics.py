@@ -279,7 +279,7 @@ def _task_options(args: Any) -> dict[str, Any]:
         opts["num_gpus"] = args.num_gpus
     if args.resources is not None:
         try:
-            res = json.loads(args.resources)
+            res = json.loads(_unquote(args.resources))
         except ValueError as e:
             raise UsageError(f"%%remote: --resources is not valid JSON ({e}): {args.resources!r}") from None
         if not isinstance(res, dict) or not all(isinstance(v, (int, float)) for v in res.values()):
