@@ -118,7 +118,7 @@ def _resolve_address(address: str | None, token: str | None = None) -> tuple[str
     address = address.strip().removeprefix("jray://").removeprefix("ray://").rstrip("/")
     if ":" not in address:
         raise ValueError(f"A cluster address is HOST:PORT (or jray://HOST:PORT), got {address!r}.")
-    token = token or os.environ.get("JRAY_TOKEN")
+    token = token or os.environ.get("JRAY_TOKEN") or _node.STARTED_HERE.get(address)
     if info is not None and info.get("gcs_address") == address:
         tls.adopt(info)
         if token is None:

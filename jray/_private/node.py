@@ -255,6 +255,7 @@ def start_head(*, num_cpus: float | None = None, num_gpus: float | None = None,
             p.kill()
         raise
     handle = ClusterHandle(gcs_address, token, session_dir, gcs.pid, gcs)
+    STARTED_HERE[gcs_address] = token
     handle.nodes.append(NodeHandle(r["node_id"], f"{ip}:{r['port']}", raylet.pid, r["store_path"], raylet))
     _write_session(handle)
     return handle
@@ -358,7 +359,13 @@ def stop_node(node: NodeHandle) -> None:
         pass
 
 
+# The tokens of the clusters this process started (jray.testing.Cluster, a
+# local init): ``jray.init(address=cluster.address)`` needs no token, as in Ray.
+STARTED_HERE: dict[str, str] = {}
+
+
 def stop_cluster(c: ClusterHandle) -> None:
+    STARTED_HERE.pop(c.gcs_address, None)
     for node in reversed(c.nodes):
         stop_node(node)
     stop_pid(c.gcs_pid, c.gcs_proc)

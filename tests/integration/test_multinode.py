@@ -60,3 +60,37 @@ def test_node_affinity_hard_and_soft(two_nodes):
     soft = NodeAffinitySchedulingStrategy("ab" * 16, soft=True)
     assert jray.get(here.options(scheduling_strategy=soft).remote(), timeout=30)
     c.remove_node(fresh)
+
+
+def test_spread_uses_every_node_for_tasks_and_actors():
+    """SPREAD (issue 15's finding: 12 tasks on 2 of 3 nodes): each task runs
+    on a lease asked for it, so quick tasks do not pile onto the first worker
+    granted; actors created together go to the nodes in turn. Also Ray's
+    ``ray.init(address=cluster.address)`` with no token (the Cluster's)."""
+    jray.shutdown()
+    with Cluster(head_node_args={"num_cpus": 2}) as c:
+        c.add_node(num_cpus=2)
+        c.add_node(num_cpus=2)
+        jray.init(address=c.address)
+        try:
+            time.sleep(1.0)  # the raylets' views of the cluster refresh every heartbeat (0.25 s)
+
+            @jray.remote(scheduling_strategy="SPREAD")
+            def where(s):
+                time.sleep(s)
+                return jray.get_runtime_context().get_node_id()
+
+            for s in (0.0, 0.2):
+                seen = collections.Counter(jray.get([where.remote(s) for _ in range(12)], timeout=60))
+                assert len(seen) == 3, (s, seen)
+
+            @jray.remote(num_cpus=0)
+            class Where:
+                def node(self):
+                    return jray.get_runtime_context().get_node_id()
+
+            actors = [Where.options(scheduling_strategy="SPREAD").remote() for _ in range(6)]
+            seen = collections.Counter(jray.get([a.node.remote() for a in actors], timeout=60))
+            assert sorted(seen.values()) == [2, 2, 2], seen
+        finally:
+            jray.shutdown()

@@ -12,7 +12,6 @@ import asyncio
 import os
 
 import pytest
-from grpc import aio
 
 from jray._private import rpc
 from jray._private.protocol import raylet_pb2_grpc as rgrpc

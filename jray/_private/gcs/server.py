@@ -335,6 +335,14 @@ class GcsServer(ggrpc.GcsServiceServicer):
             return None
         # Prefer the caller's node, then the most available CPU (spread actors).
         caller_node = rec.spec.caller.node_id
+        if s.kind == cpb.SchedulingStrategy.SPREAD and len(feasible) > 1:
+            # The nodes in turn (actors created together are all pending at
+            # once: counting live ones would put them on one node).
+            self._spread_rr = getattr(self, "_spread_rr", -1) + 1
+            feasible.sort(key=lambda n: n.node_id)
+            k = self._spread_rr % len(feasible)
+            order = feasible[k:] + feasible[:k]
+            return next((n for n in order if fits(demand, n.resources_available)), order[0])
         if s.kind != cpb.SchedulingStrategy.SPREAD:
             for n in feasible:
                 if n.node_id == caller_node and fits(demand, n.resources_available):
@@ -378,6 +386,8 @@ class GcsServer(ggrpc.GcsServiceServicer):
         if rec.spec.runtime_env:  # set-up progress goes where the creator's output does
             req.owner.CopyFrom(rec.spec.driver)
             req.root_task_id = rec.spec.root_task_id or rec.spec.task_id
+        # SPREAD: this node's turn was taken here; the raylet must not take another.
+        req.grant_or_reject = rec.spec.scheduling.kind == cpb.SchedulingStrategy.SPREAD
         for _ in range(8):
             reply = await raylet.RequestWorkerLease(req)
             if reply.granted:

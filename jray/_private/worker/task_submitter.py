@@ -187,6 +187,22 @@ class TaskSubmitter:
     def _pump(self, key: tuple, q: KeyQueue) -> None:
         if self._closed:
             return
+        # SPREAD: each task runs on a lease of its own, asked for it (the
+        # raylets take the nodes in turn); a lease that ran one goes back, so
+        # quick tasks do not all pile onto the first worker granted.
+        spread = key[1] == cpb.SchedulingStrategy.SPREAD
+        if spread:
+            while q.tasks and q.requests_in_flight < config.MAX_PENDING_LEASE_REQUESTS:
+                task = q.tasks.popleft()
+                if task.cancelled:
+                    self._fail(task, exceptions.TaskCancelledError(task.spec.task_id.hex()))
+                    continue
+                q.requests_in_flight += 1
+                self.lt.spawn(self._request_lease(key, q, task.spec, task))
+            for lease in q.leases:
+                if lease.in_flight == 0 and lease.idle_timer is None:
+                    lease.idle_timer = self.lt.loop.call_later(0.0, self._return_lease, q, lease)
+            return
         idle = sum(1 for lease in q.leases if lease.in_flight == 0)
         # Tasks known to be short go a full window deep to each worker (one
         # push instead of one per task; leases that come after the queue
@@ -231,7 +247,10 @@ class TaskSubmitter:
                 hold = config.LEASE_IDLE_SECONDS if lease.used else 0.0
                 lease.idle_timer = self.lt.loop.call_later(hold, self._return_lease, q, lease)
 
-    async def _request_lease(self, key: tuple, q: KeyQueue, spec: cpb.TaskSpec) -> None:
+    async def _request_lease(self, key: tuple, q: KeyQueue, spec: cpb.TaskSpec,
+                             task: PendingCall | None = None) -> None:
+        """Ask for a worker for the queue's tasks; for ``task`` alone when
+        given (SPREAD: it runs on the lease granted for it)."""
         raylet = self.raylets.local()
         req = rpb.WorkerLeaseRequest(resources=dict(spec.resources), scheduling=spec.scheduling,
                                      owner_worker_id=self.owner_id, runtime_env=spec.runtime_env, name=spec.name,
@@ -260,6 +279,12 @@ class TaskSubmitter:
                         await self._give_back(lease)
                         return
                     q.leases.append(lease)
+                    if task is not None:
+                        if task.cancelled:
+                            self._fail(task, exceptions.TaskCancelledError(task.spec.task_id.hex()))
+                        else:
+                            self._push(lease, [task], deep=False)
+                        task = None
                     return
                 if reply.spillback:
                     raylet = self.raylets.at(f"{reply.retry_at_ip}:{reply.retry_at_port}")
@@ -273,10 +298,15 @@ class TaskSubmitter:
                 if reply.runtime_env_error or reply.error:
                     err = (exceptions.RuntimeEnvSetupError(reply.runtime_env_error) if reply.runtime_env_error
                            else exceptions.TaskUnschedulableError(reply.error))
+                    if task is not None:
+                        self._fail(task, err)
+                        task = None
                     while q.tasks:
                         self._fail(q.tasks.popleft(), err)
                     return
         finally:
+            if task is not None:  # no lease for it (hops used up, or closing): back to the front
+                q.tasks.appendleft(task)
             warn_handle.cancel()
             q.requests_in_flight -= 1
             self._pump(key, q)
@@ -307,7 +337,7 @@ class TaskSubmitter:
         lease.idle_timer = None
         if lease.in_flight or lease.dead or lease not in q.leases:
             return
-        if q.tasks:
+        if q.tasks and lease.key[1] != cpb.SchedulingStrategy.SPREAD:
             return
         q.leases.remove(lease)
         self.lt.spawn(self._give_back(lease))
