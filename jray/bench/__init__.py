@@ -5,6 +5,8 @@ microbenchmark`` (``jray/cli/bench.py``, Ray has ``ray microbenchmark``)
 runs the workloads in-process and must find them without a checkout:
 
 - ``workloads.py``: the workloads, the metrics and ``run_all``;
+- ``clusters.py``: the workloads that start a cluster of their own with the
+  runtime's CLI (``runtime_env``, ``client``), loaded by ``workloads.py``;
 - ``coldstart.py``: import, ``init``, first task and idle memory of a
   runtime, run as a script in a fresh interpreter;
 - ``report.py``: ratios jray/Ray, targets, the Markdown report;

@@ -9,7 +9,10 @@ This module imports nothing from jray, and nothing but the standard library at
 module level: ``runner.py`` beside it loads it by file path inside a virtualenv
 that has Ray and numpy but no jray. numpy is imported inside the workloads that
 need it. Cold start and idle memory are measured by ``coldstart.py`` beside
-this file, run as a script in a fresh interpreter.
+this file, run as a script in a fresh interpreter. The workloads that start a
+cluster of their own with the runtime's CLI (``runtime_env``, ``client``) are
+in ``clusters.py`` beside this file, loaded here by file path (``_sibling``)
+under the same rules.
 
 Remote functions and actor classes are defined inside factory functions, never
 at module level: cloudpickle then ships them by value, so a Ray worker that
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib.util
 import json
 import os
 import platform
@@ -37,10 +41,29 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any
 
 MB = 1024 * 1024
 GB = 1e9  # throughput is reported in decimal GB/s, like Ray's own benchmark
+
+
+def _sibling(name: str) -> ModuleType:
+    """The module ``<name>.py`` beside this file, loaded by path: inside Ray's
+    virtualenv there is no jray package to import it from."""
+    key = f"jray_bench_{name}"
+    if key in sys.modules:
+        return sys.modules[key]
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.py")
+    spec = importlib.util.spec_from_file_location(key, path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[key] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+_clusters = _sibling("clusters")
 
 
 @dataclass(frozen=True)
@@ -84,12 +107,7 @@ METRICS: tuple[Metric, ...] = (
     Metric("spill_gbps", "put 2× a 256 MB store (spills to disk)", "GB/s", "higher"),
     Metric("restore_gbps", "get spilled objects back (restore from disk)", "GB/s", "higher"),
     Metric("wait_1k_ms", "`wait` one at a time over 1,000 tasks", "ms", "lower"),
-    Metric("renv_base_s", "runtime_env: connect + first task, no env (baseline)", "s", "lower"),
-    Metric("renv_wd_first_s", "runtime_env: connect + first task, new 2 MB working_dir", "s", "lower"),
-    Metric("renv_wd_warm_s", "runtime_env: connect + first task, same working_dir (cached)", "s", "lower"),
-    Metric("renv_pip_first_s", "runtime_env: connect + first task, new pip env (pyjokes)", "s", "lower"),
-    Metric("renv_pip_warm_s", "runtime_env: connect + first task, same pip env (cached)", "s", "lower"),
-)
+) + tuple(Metric(*m) for m in _clusters.METRICS)
 METRIC_BY_NAME = {m.name: m for m in METRICS}
 
 
@@ -562,98 +580,6 @@ def cold_start(ctx: Ctx) -> Callable[[], Sample]:
 
 
 # --------------------------------------------------------------------------
-# runtime_env set-up: a cluster started by the CLI, drivers connecting to it
-# --------------------------------------------------------------------------
-
-RENV_PIP_PKG = "pyjokes"  # small, pure Python, in neither runtime's environment
-
-
-def _cli(name: str) -> list[str]:
-    if name == "ray":
-        return [os.path.join(os.path.dirname(sys.executable), "ray")]
-    return [sys.executable, "-m", "jray.scripts"]
-
-
-def _project_dir(root: str, marker: str) -> str:
-    """A 2 MB project: 40 modules and data files, one module naming ``marker``."""
-    os.makedirs(root, exist_ok=True)
-    with open(os.path.join(root, "renv_marker.py"), "w") as f:
-        f.write(f"MARKER = {marker!r}\n")
-    for i in range(40):
-        with open(os.path.join(root, f"mod_{i}.py"), "w") as f:
-            f.write(f"# module {i} {marker}\n" + "X = 1\n" * 200)
-        with open(os.path.join(root, f"data_{i}.bin"), "wb") as f:
-            f.write(os.urandom(50_000))
-    return root
-
-
-def runtime_env_setup(ctx: Ctx) -> Callable[[], Sample]:
-    """Ray takes a local ``working_dir`` only at job level, so each figure is
-    a driver connecting with the env (``init(address=..., runtime_env=...)``,
-    which packs and uploads) plus its first task (the node fetches, unpacks or
-    builds the env and starts a worker in it), against a cluster started once
-    by the runtime's CLI. "first" uses content never seen (a new directory, a
-    pip requirement spelled anew so no cache holds it); "warm" repeats the
-    same env from a new driver."""
-    rt, name = ctx.rt, runtime_name(ctx.rt)
-    with contextlib.suppress(Exception):
-        rt.shutdown()  # this workload runs its own cluster (the suite's session is not used)
-    env = dict(os.environ)
-    if name == "ray":
-        env.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    start = [*_cli(name), "start", "--head", "--num-cpus", "2"]
-    if name == "ray":
-        start += ["--include-dashboard=false", "--disable-usage-stats"]
-    proc = subprocess.run(start, env=env, capture_output=True, text=True, timeout=180)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{name} start --head failed: {proc.stderr[-2000:]}")
-    ctx.defer(lambda: subprocess.run([*_cli(name), "stop", *(["--force"] if name == "ray" else [])], env=env,
-                                     capture_output=True, timeout=180))
-    tmp = tempfile.mkdtemp(prefix="renv-bench-")
-    ctx.defer(lambda: __import__("shutil").rmtree(tmp, ignore_errors=True))
-    counter = [0]
-
-    def first_task(runtime_env: dict[str, Any] | None, check: Callable[[Any], bool]) -> float:
-        t0 = time.perf_counter()
-        rt.init(address="auto", runtime_env=runtime_env, log_to_driver=False)
-        try:
-            @rt.remote
-            def probe() -> Any:
-                import importlib
-
-                out: dict[str, Any] = {"cwd": os.getcwd()}
-                with contextlib.suppress(ImportError):
-                    out["marker"] = importlib.import_module("renv_marker").MARKER
-                with contextlib.suppress(ImportError):
-                    out["pip"] = importlib.import_module(RENV_PIP_PKG).__file__
-                return out
-
-            value = rt.get(probe.remote(), timeout=ctx.remaining())
-            elapsed = time.perf_counter() - t0
-        finally:
-            rt.shutdown()
-        if not check(value):
-            raise RuntimeError(f"the env did not reach the task: {value!r}")
-        return elapsed
-
-    def once() -> Sample:
-        counter[0] += 1
-        marker = f"{os.getpid()}-{time.time_ns()}"
-        wd = _project_dir(os.path.join(tmp, f"proj{counter[0]}"), marker)
-        # A requirement spelled anew each time: a new env for both runtimes (the
-        # same package, satisfied by any release; no cache of an earlier run holds it).
-        req = f"{RENV_PIP_PKG}>=0.0.{time.time_ns() % 10**9}"
-        out = {"renv_base_s": first_task(None, lambda v: "marker" not in v)}
-        out["renv_wd_first_s"] = first_task({"working_dir": wd}, lambda v: v.get("marker") == marker)
-        out["renv_wd_warm_s"] = first_task({"working_dir": wd}, lambda v: v.get("marker") == marker)
-        out["renv_pip_first_s"] = first_task({"pip": [req]}, lambda v: bool(v.get("pip")))
-        out["renv_pip_warm_s"] = first_task({"pip": [req]}, lambda v: bool(v.get("pip")))
-        return out
-
-    return once
-
-
-# --------------------------------------------------------------------------
 # The suite
 # --------------------------------------------------------------------------
 
@@ -684,15 +610,11 @@ WORKLOADS: tuple[Workload, ...] = (
         ("spill_gbps", "restore_gbps"),
         init_extra=(("object_store_memory", SPILL_STORE),),
     ),
-    # Last: it ends the suite's session and runs a cluster of its own.
-    Workload(
-        "runtime_env",
-        runtime_env_setup,
-        ("renv_base_s", "renv_wd_first_s", "renv_wd_warm_s", "renv_pip_first_s", "renv_pip_warm_s"),
-        in_process=False,
-        timeout_s=900.0,
-        own_cluster=True,
-    ),
+)
+# Last: they end the suite's session and run a cluster of their own.
+WORKLOADS += tuple(
+    Workload(name, setup, metrics, in_process=False, timeout_s=timeout, own_cluster=True)
+    for name, setup, metrics, timeout in _clusters.WORKLOADS
 )
 
 
