@@ -185,13 +185,17 @@ class ObjectManager:
                 view = None
             self.seal(oid)
             return rpb.WriteObjectReply(ok=True)
-        except Exception as e:  # noqa: BLE001 - the writer's stream broke or lied
+        except BaseException as e:  # the writer's stream broke or lied, or the writer cancelled it
+            # (Ctrl-C in a client's put: the handler is cancelled, a
+            # CancelledError): the half-written object must not stay allocated.
             if file is not None:
                 file.close()
             if view is not None:
                 view.release()
             if oid:
                 self.store.abort(oid)
+            if not isinstance(e, Exception):
+                raise
             return rpb.WriteObjectReply(ok=False, error=f"writing object {oid.hex()} failed: {e}")
 
     def object_infos(self) -> list[rpb.StoreObjectInfo]:
