@@ -141,6 +141,39 @@ class TestFromConfig:
         assert a_procs  # the remote cluster is left running
 
 
+    async def test_a_restarted_client_kernel_finds_its_detached_actor(self, jp_serverapp, remote):
+        mkm = jp_serverapp.kernel_manager
+        kid = await mkm.start_kernel(kernel_name="python3")
+        try:
+            out = await run_in_kernel(mkm.get_kernel(kid), """
+import jray
+jray.init()  # the server's namespace (JRAY_NAMESPACE=jupyter)
+
+@jray.remote
+class Keeper:
+    def __init__(self):
+        self.v = 0
+    def add(self, n):
+        self.v += n
+        return self.v
+
+k = Keeper.options(name="remote-keeper", lifetime="detached").remote()
+print("v", jray.get(k.add.remote(41)))
+""", timeout=120)
+            assert "v 41" in out
+            await mkm.restart_kernel(kid)  # the old client dies without a goodbye
+            out = await run_in_kernel(mkm.get_kernel(kid), """
+import jray
+jray.init()
+k = jray.get_actor("remote-keeper")
+print("again", jray.get(k.add.remote(1)))
+jray.kill(k)
+""", timeout=120)
+            assert "again 42" in out
+        finally:
+            await mkm.shutdown_kernel(kid, now=True)
+
+
 class TestConfiguredWrongToken:
     @pytest.fixture
     def jp_server_config(self, remote, previous_env):
