@@ -88,6 +88,14 @@ class SerializedObject:
         """The blob ``write_to`` makes, as consecutive pieces of at most
         ``chunk_size`` bytes, without building it whole (streaming a large
         value to a store on another machine)."""
+        for pieces in self.iter_chunk_pieces(chunk_size):
+            yield b"".join(pieces)
+
+    def iter_chunk_pieces(self, chunk_size: int) -> Iterator[list[memoryview]]:
+        """``iter_chunks`` without copying: each chunk as a list of views
+        (of the header, the padding and the value's own buffers), to be
+        joined where it is sent. The views are valid while this object and
+        the value's buffers are."""
         total, offsets = self._layout()
         head_len = _HEADER.size + _ENTRY.size * len(self.buffers) + len(self.meta)
         head = bytearray(head_len)
@@ -104,18 +112,20 @@ class SerializedObject:
                 pieces.append(memoryview(bytes(off - at)))  # alignment padding
             pieces.append(b.cast("B") if b.format != "B" or b.ndim != 1 else b)
             at = off + b.nbytes
-        out = bytearray()
+        out: list[memoryview] = []
+        room = chunk_size
         for piece in pieces:
             i = 0
             while i < piece.nbytes:
-                take = min(chunk_size - len(out), piece.nbytes - i)
-                out += piece[i:i + take]
+                take = min(room, piece.nbytes - i)
+                out.append(piece[i:i + take])
                 i += take
-                if len(out) == chunk_size:
-                    yield bytes(out)
-                    out = bytearray()
+                room -= take
+                if room == 0:
+                    yield out
+                    out, room = [], chunk_size
         if out or total == 0:
-            yield bytes(out)
+            yield out
 
     def to_bytes(self) -> bytes:
         if not self.buffers:
