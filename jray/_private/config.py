@@ -30,7 +30,12 @@ LOCALITY_MIN_BYTES = int(_env("LOCALITY_MIN_BYTES", 1024 * 1024))
 # Concurrent lease requests per scheduling key.
 MAX_PENDING_LEASE_REQUESTS = int(_env("MAX_PENDING_LEASE_REQUESTS", 8))
 HEARTBEAT_SECONDS = _env("HEARTBEAT_SECONDS", 0.25)
-NODE_DEATH_SECONDS = _env("NODE_DEATH_SECONDS", 5.0)
+# A node whose heartbeats stop for this long is declared dead (its tasks
+# retried, its actors restarted, owners told at once). Ray's knobs work too:
+# JRAY_HEALTH_CHECK_PERIOD_MS x JRAY_HEALTH_CHECK_FAILURE_THRESHOLD.
+_HC_PERIOD_MS, _HC_THRESHOLD = _env("HEALTH_CHECK_PERIOD_MS", 0.0), _env("HEALTH_CHECK_FAILURE_THRESHOLD", 0.0)
+NODE_DEATH_SECONDS = _env("NODE_DEATH_SECONDS",
+                          _HC_PERIOD_MS / 1000 * _HC_THRESHOLD if _HC_PERIOD_MS and _HC_THRESHOLD else 5.0)
 # A raylet whose GCS has not answered for this long exits (stopping its
 # workers, removing its store), as Ray's raylets do after
 # gcs_rpc_server_reconnect_timeout_s (60 s).

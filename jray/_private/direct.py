@@ -545,6 +545,14 @@ class DirectStub:
         _background.add(t)
         t.add_done_callback(_background.discard)
 
+    def abort(self) -> None:
+        """The peer is dead (its node was declared so): drop the connection
+        now, unflushed; the calls on it fail with UNAVAILABLE at once."""
+        self.closed = True
+        conn = self._conn
+        if conn is not None and conn.transport is not None:
+            conn.transport.abort()
+
     def close(self, grace: float) -> None:
         """Drop the connection: no new calls; the calls still on it have
         ``grace`` seconds to finish (as a gRPC channel closed with grace),

@@ -154,7 +154,10 @@ class ChannelPool:
             s = self._stubs[key] = _with_metadata(stub_cls(ch), self._md)
         return s
 
-    def drop(self, address: str) -> None:
+    def drop(self, address: str, dead: bool = False) -> None:
+        """Forget the channel to ``address``; ``dead``: its node was declared
+        dead, so the calls on it are cancelled now rather than after a grace
+        period (a silent peer would leave them waiting for TCP to give up)."""
         ch = self._channels.pop(address, None)
         for key in [k for k in self._stubs if k[0] == address]:
             del self._stubs[key]
@@ -166,7 +169,7 @@ class ChannelPool:
             # them; closing without one cancels them, and a caller awaiting
             # one would see CancelledError instead of an RpcError.
             try:
-                asyncio.get_running_loop().create_task(ch.close(grace=DROP_GRACE_SECONDS))
+                asyncio.get_running_loop().create_task(ch.close(grace=0.0 if dead else DROP_GRACE_SECONDS))
             except RuntimeError:  # no running loop (shutdown)
                 pass
 

@@ -261,7 +261,10 @@ class DirectPushClient:
         return await grpc_cancel(self._grpc(), task_id, force, recursive, requeue, timeout)
 
     def close(self, grace: float) -> None:
-        self._direct.close(grace)
+        if grace < 0:  # the peer is dead: fail the calls on it now
+            self._direct.abort()
+        else:
+            self._direct.close(grace)
 
 
 # ---------------------------------------------------------------------------
@@ -310,11 +313,12 @@ class PushClients:
 
     def drop(self, address: str, grace: float) -> None:
         """The worker at ``address`` is gone: forget its clients (calls still
-        on them get ``grace`` seconds, then fail) and its gRPC channel."""
+        on them get ``grace`` seconds, then fail; a negative grace: its node
+        is dead, they fail now) and its gRPC channel."""
         for key in [k for k in self._clients if k[0] == address]:
             self._clients.pop(key).close(grace)
         if self._pool is not None:
-            self._pool.drop(address)
+            self._pool.drop(address, dead=grace < 0)
 
     def close(self) -> None:
         for c in self._clients.values():

@@ -51,6 +51,7 @@ class GcsServer(ggrpc.GcsServiceServicer):
         self.start_time = time.time()
         self.nodes: dict[bytes, gpb.NodeInfo] = {}
         self.last_seen: dict[bytes, float] = {}
+        self.node_watchers: set[asyncio.Queue] = set()  # WatchNodes streams
         self.kv: dict[tuple[str, bytes], bytes] = {}
         self.jobs: dict[bytes, gpb.JobInfo] = {}
         self._next_job = 1
@@ -82,7 +83,7 @@ class GcsServer(ggrpc.GcsServiceServicer):
             for nid, node in list(self.nodes.items()):
                 if node.alive and now - self.last_seen.get(nid, now) > config.NODE_DEATH_SECONDS:
                     logger.warning("node %s missed its heartbeats: marking it dead", nid.hex())
-                    self._node_died(nid)
+                    self._node_died(nid, f"no heartbeat for {config.NODE_DEATH_SECONDS:g} s")
             for job_id, seen in list(self.driver_seen.items()):
                 job = self.jobs.get(job_id)
                 if job is None or job.is_dead:
@@ -125,11 +126,14 @@ class GcsServer(ggrpc.GcsServiceServicer):
                 self._kill_actor(rec, why, force=True)
         self.pgs.remove_job(job.job_id)
 
-    def _node_died(self, node_id: bytes) -> None:
+    def _node_died(self, node_id: bytes, reason: str) -> None:
         node = self.nodes.get(node_id)
         if node is None or not node.alive:
             return
         node.alive = False
+        event = gpb.NodeEvent(node_id=node_id, ip=node.ip, alive=False, reason=reason, raylet_port=node.raylet_port)
+        for q in self.node_watchers:
+            q.put_nowait(event)
         self.pgs.on_node_dead(node_id)
         for rec in list(self.actors.actors.values()):
             if rec.info.node_id == node_id and rec.info.state in (gpb.ALIVE, gpb.PENDING_CREATION):
@@ -152,7 +156,7 @@ class GcsServer(ggrpc.GcsServiceServicer):
         return gpb.RegisterNodeReply(cluster_id=self.cluster_id)
 
     async def UnregisterNode(self, request: gpb.UnregisterNodeRequest, context: Any) -> gpb.UnregisterNodeReply:
-        self._node_died(request.node_id)
+        self._node_died(request.node_id, "it stopped")
         return gpb.UnregisterNodeReply()
 
     async def Heartbeat(self, request: gpb.HeartbeatRequest, context: Any) -> gpb.HeartbeatReply:
@@ -257,6 +261,16 @@ class GcsServer(ggrpc.GcsServiceServicer):
         if job is not None and not job.is_dead:
             self._end_job(job)
         return gpb.MarkJobFinishedReply()
+
+    async def WatchNodes(self, request: gpb.WatchNodesRequest, context: Any) -> Any:
+        """Every node death from now on, as it is declared."""
+        q: asyncio.Queue[gpb.NodeEvent] = asyncio.Queue()
+        self.node_watchers.add(q)
+        try:
+            while True:
+                yield await q.get()
+        finally:
+            self.node_watchers.discard(q)
 
     async def WatchDriver(self, request: gpb.WatchDriverRequest, context: Any) -> Any:
         """Held open by a driver for its job's life; a break that is not the
@@ -393,7 +407,13 @@ class GcsServer(ggrpc.GcsServiceServicer):
             if reply.granted:
                 break
             if reply.spillback:
-                addr = f"{reply.retry_at_ip}:{reply.retry_at_port}"
+                target = f"{reply.retry_at_ip}:{reply.retry_at_port}"
+                if not any(n.alive and f"{n.ip}:{n.raylet_port}" == target for n in self.nodes.values()):
+                    # A raylet's view lags the GCS by a heartbeat: it sent us to a node
+                    # declared dead (whose silence would hold this call for a minute).
+                    await asyncio.sleep(config.HEARTBEAT_SECONDS)
+                    continue
+                addr = target
                 raylet = self.pool.stub(addr, rgrpc.RayletServiceStub)
                 req.grant_or_reject = True
                 continue

@@ -267,6 +267,24 @@ class WatchDriverReply(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
+class WatchNodesRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class NodeEvent(_message.Message):
+    __slots__ = ("node_id", "ip", "alive", "reason", "raylet_port")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    IP_FIELD_NUMBER: _ClassVar[int]
+    ALIVE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    RAYLET_PORT_FIELD_NUMBER: _ClassVar[int]
+    node_id: bytes
+    ip: str
+    alive: bool
+    reason: str
+    raylet_port: int
+    def __init__(self, node_id: _Optional[bytes] = ..., ip: _Optional[str] = ..., alive: _Optional[bool] = ..., reason: _Optional[str] = ..., raylet_port: _Optional[int] = ...) -> None: ...
+
 class DriverHeartbeatRequest(_message.Message):
     __slots__ = ("job_id",)
     JOB_ID_FIELD_NUMBER: _ClassVar[int]

@@ -109,6 +109,11 @@ class GcsServiceStub:
                 request_serializer=jray_dot___private_dot_protocol_dot_gcs__pb2.WatchDriverRequest.SerializeToString,
                 response_deserializer=jray_dot___private_dot_protocol_dot_gcs__pb2.WatchDriverReply.FromString,
                 _registered_method=True)
+        self.WatchNodes = channel.unary_stream(
+                '/jray.protocol.GcsService/WatchNodes',
+                request_serializer=jray_dot___private_dot_protocol_dot_gcs__pb2.WatchNodesRequest.SerializeToString,
+                response_deserializer=jray_dot___private_dot_protocol_dot_gcs__pb2.NodeEvent.FromString,
+                _registered_method=True)
         self.DriverHeartbeat = channel.unary_unary(
                 '/jray.protocol.GcsService/DriverHeartbeat',
                 request_serializer=jray_dot___private_dot_protocol_dot_gcs__pb2.DriverHeartbeatRequest.SerializeToString,
@@ -274,6 +279,14 @@ class GcsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchNodes(self, request, context):
+        """Node deaths as the GCS declares them: owners fail over the work they
+        had there at once, not call by call as connections time out.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def DriverHeartbeat(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -435,6 +448,11 @@ def add_GcsServiceServicer_to_server(servicer, server):
                     servicer.WatchDriver,
                     request_deserializer=jray_dot___private_dot_protocol_dot_gcs__pb2.WatchDriverRequest.FromString,
                     response_serializer=jray_dot___private_dot_protocol_dot_gcs__pb2.WatchDriverReply.SerializeToString,
+            ),
+            'WatchNodes': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchNodes,
+                    request_deserializer=jray_dot___private_dot_protocol_dot_gcs__pb2.WatchNodesRequest.FromString,
+                    response_serializer=jray_dot___private_dot_protocol_dot_gcs__pb2.NodeEvent.SerializeToString,
             ),
             'DriverHeartbeat': grpc.unary_unary_rpc_method_handler(
                     servicer.DriverHeartbeat,
@@ -912,6 +930,33 @@ class GcsService:
             '/jray.protocol.GcsService/WatchDriver',
             jray_dot___private_dot_protocol_dot_gcs__pb2.WatchDriverRequest.SerializeToString,
             jray_dot___private_dot_protocol_dot_gcs__pb2.WatchDriverReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchNodes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/jray.protocol.GcsService/WatchNodes',
+            jray_dot___private_dot_protocol_dot_gcs__pb2.WatchNodesRequest.SerializeToString,
+            jray_dot___private_dot_protocol_dot_gcs__pb2.NodeEvent.FromString,
             options,
             channel_credentials,
             insecure,

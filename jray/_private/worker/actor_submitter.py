@@ -74,6 +74,7 @@ class ActorSubmitter:
         # user threads (submit) and the loop (settlement): single dict ops only.
         self.calls: dict[bytes, tuple[bytes, PendingCall]] = {}
         self._closed = False
+        self.first_use: Callable[[], None] | None = None
 
     def _queue(self, actor_id: bytes) -> ActorQueue:
         q = self.actors.get(actor_id)
@@ -107,6 +108,9 @@ class ActorSubmitter:
         return call.return_ids
 
     def _enqueue(self, actor_id: bytes, call: ActorCall) -> None:
+        if self.first_use is not None:  # the caller starts watching node deaths
+            self.first_use()
+            self.first_use = None
         q = self._queue(actor_id)
         info = q.info
         if (call.resolved and not q.queue and not q.in_flight and info is not None and info.state == ALIVE
@@ -179,6 +183,22 @@ class ActorSubmitter:
             if q.info.state == DEAD:
                 self._fail_all(q)
                 return
+
+    def node_died(self, node_id: bytes) -> tuple[int, int]:
+        """The GCS declared the node dead: calls in flight to the actors on it
+        fail over now (retried on the restarted actor, or failed with why it
+        died) instead of when their connections time out. Returns how many
+        of this process's actors were there: (restarting, dead for good)."""
+        restarting = dead = 0
+        for q in self.actors.values():
+            info = q.info
+            if info is not None and info.state == ALIVE and info.address.node_id == node_id:
+                if info.max_restarts < 0 or info.num_restarts < info.max_restarts:
+                    restarting += 1
+                else:
+                    dead += 1
+                self.pushes.drop(f"{info.address.ip}:{info.address.port}", -1.0)
+        return restarting, dead
 
     # -- cancel (Ray's semantics for actor tasks) ----------------------------------
     def cancel(self, task_id: bytes) -> None:

@@ -119,6 +119,7 @@ class CoreWorker:
         self._events_flusher: asyncio.Task | None = None
         self._borrower_prober: asyncio.Task | None = None
         self._driver_liveness: asyncio.Task | None = None
+        self._node_watch: asyncio.Task | None = None
         # Non-detached actors this process created: they die with it (the GCS
         # kills them), so a worker that owns any is not reaped as idle.
         self.owned_actors: set[bytes] = set()
@@ -279,6 +280,9 @@ class CoreWorker:
             )
             self.job_id = (await self.gcs.AddJob(gpb.AddJobRequest(job=job))).job_id
             self._driver_liveness = self.spawn(self._driver_liveness_loop())
+            self.ensure_node_watch()
+        else:  # a worker watches once it submits work of its own
+            self.task_submitter.first_use = self.actor_submitter.first_use = self.ensure_node_watch
         self._events_flusher = self.spawn(self.task_events.flush_loop())
         self._borrower_prober = self.spawn(self.borrowing.probe_loop())
 
@@ -309,6 +313,8 @@ class CoreWorker:
                 pass
         if self._driver_liveness is not None:
             self._driver_liveness.cancel()
+        if self._node_watch is not None:
+            self._node_watch.cancel()
         if self.tunnel is not None:
             await self.tunnel.close()
         await self.server.stop(grace=0.1)
@@ -317,6 +323,48 @@ class CoreWorker:
         self.pushes.close()
         await self.pool.close()
         self.store.close()
+
+    # -- node deaths ---------------------------------------------------------
+    def ensure_node_watch(self) -> None:
+        """Follow the GCS's node deaths (one stream): the work this process
+        owns on a dead node fails over at once."""
+        if self._node_watch is not None or self.shutting_down:
+            return
+        try:
+            on_loop = asyncio.get_running_loop() is self.lt.loop
+        except RuntimeError:
+            on_loop = False
+        if on_loop:
+            self._node_watch = self.lt.spawn(self._node_watch_loop())
+        else:
+            self.lt.loop.call_soon_threadsafe(self.ensure_node_watch)
+
+    async def _node_watch_loop(self) -> None:
+        while not self.shutting_down:
+            try:
+                async for ev in self.gcs.WatchNodes(gpb.WatchNodesRequest()):
+                    if not ev.alive:
+                        self._on_node_dead(ev)
+            except grpc.RpcError:
+                pass
+            await asyncio.sleep(1.0)  # the GCS restarted or a blip: watch again
+
+    def _on_node_dead(self, ev: gpb.NodeEvent) -> None:
+        retried, failed = self.task_submitter.node_died(ev.node_id, f"{ev.ip}:{ev.raylet_port}")
+        restarting, dead = self.actor_submitter.node_died(ev.node_id)
+        self._node_cache.pop(ev.node_id, None)
+
+        def n(k: int, what: str) -> str:
+            return f"{k} {what}" if k == 1 else f"{k} {what.replace('task', 'tasks').replace('actor', 'actors')}"
+
+        parts = [n(retried, "task retried")]
+        if failed:
+            parts.append(n(failed, "task failed (no retries left)"))
+        parts.append(n(restarting, "actor restarting"))
+        if dead:
+            parts.append(n(dead, "actor dead (no restarts left)"))
+        (logger.warning if self.is_driver else logger.info)(
+            "node %s (id %s) died: %s; %s", ev.ip, ev.node_id.hex()[:8], ev.reason, ", ".join(parts))
 
     async def _driver_liveness_loop(self) -> None:
         """A driver's side of the GCS's watch: a stream held open for the

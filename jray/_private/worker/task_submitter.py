@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import grpc
 
 from jray import exceptions
-from jray._private import config
+from jray._private import config, rpc
 from jray._private.protocol import common_pb2 as cpb
 from jray._private.protocol import core_worker_pb2 as wpb
 from jray._private.protocol import gcs_pb2 as gpb
@@ -61,6 +61,7 @@ class Lease:
     used: bool = False  # ran a task: worth holding briefly for the next one
     replies: int = 0  # replies received (a deep push with none after a while was mispredicted)
     direct_port: int = 0  # the worker's direct transport (jray._private.direct); 0: gRPC
+    node_id: bytes = b""  # the worker's node
 
 
 @dataclass(eq=False)
@@ -90,6 +91,9 @@ class TaskSubmitter:
         self.run_seconds: dict[str, tuple[int, float]] = {}
         self.tasks: dict[bytes, PendingCall] = {}
         self._closed = False
+        self.first_use: Callable[[], None] | None = None
+        self.dead_raylets: set[str] = set()  # raylets of nodes the GCS declared dead
+        self._asking: dict[asyncio.Future, str] = {}  # lease requests in flight -> raylet ("": local)
         # Submissions posted in one burst are queued without pushing, then
         # pushed together at the burst's end (in that loop iteration: a
         # single sync call waits for no other).
@@ -132,6 +136,9 @@ class TaskSubmitter:
 
 
     def _enqueue(self, task: PendingCall) -> None:
+        if self.first_use is not None:  # the owner starts watching node deaths
+            self.first_use()
+            self.first_use = None
         key = self._key(task.spec)
         q = self.queues.get(key)
         if q is None:
@@ -260,21 +267,36 @@ class TaskSubmitter:
             req.owner.CopyFrom(spec.driver)
             req.root_task_id = spec.root_task_id or spec.task_id
         warn_handle = self.lt.loop.call_later(config.INFEASIBLE_WARNING_SECONDS, self._maybe_warn, q, spec)
+        at = ""  # the raylet asked: "" for the local one, else its address (a spillback)
         try:
             for _hop in range(8):
+                if at in self.dead_raylets:  # spilled to a node declared dead meanwhile: start over here
+                    raylet, at, req.grant_or_reject = self.raylets.local(), "", False
+                asking = asyncio.ensure_future(raylet.RequestWorkerLease(req))
+                self._asking[asking] = at
                 try:
-                    reply = await raylet.RequestWorkerLease(req)
+                    reply = await asking
+                except asyncio.CancelledError:
+                    if not (asking.cancelled() and at in self.dead_raylets):
+                        raise
+                    continue  # its node died while we waited there (node_died cancelled it)
                 except (grpc.RpcError, TransportError) as e:
                     if self._closed:
                         return
-                    logger.warning("lease request failed: %s", _details(e))
+                    # A node going away shows up here; the GCS's notice of its
+                    # death is what the user sees (one line), not this.
+                    (logger.debug if rpc.is_connection_error(e) or isinstance(e, TransportError)
+                     else logger.warning)("lease request failed: %s", _details(e))
                     await asyncio.sleep(0.5)
-                    raylet = self.raylets.local()
+                    raylet, at = self.raylets.local(), ""
                     req.grant_or_reject = False
                     continue
+                finally:
+                    self._asking.pop(asking, None)
                 if reply.granted:
                     lease = Lease(f"{reply.worker.ip}:{reply.worker.port}", reply.worker.worker_id, reply.lease_id,
-                                  raylet, key, list(reply.gpu_ids), direct_port=reply.worker.direct_port)
+                                  raylet, key, list(reply.gpu_ids), direct_port=reply.worker.direct_port,
+                                  node_id=reply.worker.node_id)
                     if self._closed:
                         await self._give_back(lease)
                         return
@@ -287,11 +309,12 @@ class TaskSubmitter:
                         task = None
                     return
                 if reply.spillback:
-                    raylet = self.raylets.at(f"{reply.retry_at_ip}:{reply.retry_at_port}")
+                    at = f"{reply.retry_at_ip}:{reply.retry_at_port}"
+                    raylet = self.raylets.at(at)
                     req.grant_or_reject = True
                     continue
                 if reply.rejected:  # resources moved: start over at the local raylet
-                    raylet = self.raylets.local()
+                    raylet, at = self.raylets.local(), ""
                     req.grant_or_reject = False
                     await asyncio.sleep(0.01)
                     continue
@@ -463,6 +486,33 @@ class TaskSubmitter:
             q = self.queues.get(lease.key)
             if q is not None and q.tasks:
                 self._pump(lease.key, q)
+
+    def node_died(self, node_id: bytes, raylet_address: str) -> tuple[int, int]:
+        """The GCS declared the node dead: the tasks running on its workers
+        fail over now (retried elsewhere, or failed when out of retries)
+        instead of when their connections time out, its idle leases are
+        forgotten, and lease requests waiting at its raylet start over here.
+        Returns (tasks that will be retried, tasks out of retries)."""
+        self.dead_raylets.add(raylet_address)
+        retried = failed = 0
+        for q in list(self.queues.values()):
+            for lease in [x for x in q.leases if x.node_id == node_id]:
+                for t in self.tasks.values():
+                    if t.lease is lease and not t.done:
+                        if t.retries_left != 0 and not t.cancelled:
+                            retried += 1
+                        else:
+                            failed += 1
+                lease.dead = True  # no ReturnWorker to a dead raylet
+                q.leases.remove(lease)
+                if lease.idle_timer is not None:
+                    lease.idle_timer.cancel()
+                    lease.idle_timer = None
+                self.pushes.drop(lease.address, -1.0)  # the calls on it fail now: _push_failed retries them
+        for asking, at in list(self._asking.items()):
+            if at == raylet_address:
+                asking.cancel()
+        return retried, failed
 
     def _on_lease_lost(self, lease: Lease) -> None:
         if lease.dead:
