@@ -21,7 +21,9 @@
     │   ├── OwnerDiedError            the object's owner is gone
     │   ├── ObjectFetchTimedOutError
     │   ├── ObjectFreedError
-    │   ├── ObjectReconstructionFailedError
+    │   ├── ObjectReconstructionFailedError   a lost object could not be rebuilt from its lineage
+    │   │   ├── ObjectReconstructionFailedMaxAttemptsExceededError
+    │   │   └── ObjectReconstructionFailedLineageEvictedError
     │   └── ReferenceCountingAssertionError
     ├── RuntimeEnvSetupError
     ├── PendingCallsLimitExceeded
@@ -299,6 +301,16 @@ class ObjectFreedError(ObjectLostError):
 
 class ObjectReconstructionFailedError(ObjectLostError):
     """Raised when a lost object could not be rebuilt."""
+
+
+class ObjectReconstructionFailedMaxAttemptsExceededError(ObjectReconstructionFailedError):
+    """Raised when a lost object could not be rebuilt: the task that made it
+    has no retries left."""
+
+
+class ObjectReconstructionFailedLineageEvictedError(ObjectReconstructionFailedError):
+    """Raised when a lost object could not be rebuilt: the record of the task
+    that made it was evicted (the owner keeps a bounded amount of lineage)."""
 
 
 class ReferenceCountingAssertionError(ObjectLostError):

@@ -93,3 +93,7 @@ RUNTIME_ENV_SETUP_TIMEOUT_SECONDS = _env("RUNTIME_ENV_SETUP_TIMEOUT_SECONDS", 60
 # What installs a pip env's packages: "auto" (uv where it is installed, pip
 # otherwise), "uv" or "pip" (JRAY_RUNTIME_ENV_PIP_INSTALLER).
 RUNTIME_ENV_PIP_INSTALLER = os.environ.get("JRAY_RUNTIME_ENV_PIP_INSTALLER", "auto")
+# An owner keeps the specs of finished tasks whose outputs it may have to
+# rebuild (lineage reconstruction) up to this many bytes, oldest evicted
+# first (Ray's RAY_max_lineage_bytes, 1 GB).
+LINEAGE_MAX_BYTES = int(_env("LINEAGE_MAX_BYTES", 1024**3))

@@ -96,7 +96,8 @@ def memory(ns: argparse.Namespace) -> int:
     summary = _call(memory_summary, ns)
     objects = sorted(summary["objects"], key=lambda o: -o["object_size"])[: max(ns.limit, 0)]
     if ns.format == "json":
-        print(json.dumps({"objects": objects, "nodes": summary["nodes"]}, indent=1))
+        print(json.dumps({"objects": objects, "nodes": summary["nodes"],
+                          "reconstructing": summary["reconstructing"]}, indent=1))
         return 0
     print(format_table([{
         "object_id": o["object_id"], "size": fmt_bytes(o["object_size"]), "owner": o["owner_address"] or "",
@@ -109,4 +110,9 @@ def memory(ns: argparse.Namespace) -> int:
         "used": fmt_bytes(n["store_used"]), "capacity": fmt_bytes(n["store_capacity"]),
         "spilled": fmt_bytes(n["spilled_bytes"]),
     } for n in summary["nodes"]]))
+    if summary["reconstructing"]:
+        print("\nBeing rebuilt (lost with a node; their tasks run again):")
+        print(format_table([{
+            "task_id": t["task_id"], "name": t["name"], "attempt": t["attempt_number"], "state": t["state"],
+        } for t in summary["reconstructing"]]))
     return 0

@@ -92,7 +92,11 @@ def _merge(rec: gpb.TaskEvent, ev: gpb.TaskEvent) -> None:
             times[state] = t
     newer = (ev.attempt, RANK.get(ev.state, -1)) >= (rec.attempt, RANK.get(rec.state, -1))
     if newer and ev.state:
+        if ev.attempt != rec.attempt:
+            rec.reconstruction = False  # a new attempt: what it is for comes with its events
         rec.state, rec.time, rec.attempt = ev.state, ev.time, ev.attempt
+    if ev.reconstruction and ev.attempt == rec.attempt:
+        rec.reconstruction = True
     for field in _DESCRIPTION:
         value = getattr(ev, field)
         if value and (newer or not getattr(rec, field)):

@@ -136,7 +136,7 @@ class ActorCreationSpec(_message.Message):
     def __init__(self, actor_id: _Optional[bytes] = ..., max_restarts: _Optional[int] = ..., max_task_retries: _Optional[int] = ..., max_concurrency: _Optional[int] = ..., is_async: _Optional[bool] = ..., name: _Optional[str] = ..., namespace: _Optional[str] = ..., detached: _Optional[bool] = ..., concurrency_groups: _Optional[bytes] = ..., class_name: _Optional[str] = ..., method_meta: _Optional[bytes] = ...) -> None: ...
 
 class TaskSpec(_message.Message):
-    __slots__ = ("task_id", "job_id", "parent_task_id", "name", "type", "function", "args", "num_returns", "streaming", "resources", "max_retries", "retry_exceptions", "retry_exception_allowlist", "attempt", "caller", "driver", "scheduling", "runtime_env", "actor_creation", "actor_id", "method_name", "sequence_no", "caller_id", "concurrency_group", "root_task_id", "gpu_ids", "namespace", "dynamic_returns")
+    __slots__ = ("task_id", "job_id", "parent_task_id", "name", "type", "function", "args", "num_returns", "streaming", "resources", "max_retries", "retry_exceptions", "retry_exception_allowlist", "attempt", "caller", "driver", "scheduling", "runtime_env", "actor_creation", "actor_id", "method_name", "sequence_no", "caller_id", "concurrency_group", "root_task_id", "gpu_ids", "namespace", "dynamic_returns", "reconstruction")
     class ResourcesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -172,6 +172,7 @@ class TaskSpec(_message.Message):
     GPU_IDS_FIELD_NUMBER: _ClassVar[int]
     NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     DYNAMIC_RETURNS_FIELD_NUMBER: _ClassVar[int]
+    RECONSTRUCTION_FIELD_NUMBER: _ClassVar[int]
     task_id: bytes
     job_id: bytes
     parent_task_id: bytes
@@ -200,7 +201,8 @@ class TaskSpec(_message.Message):
     gpu_ids: _containers.RepeatedScalarFieldContainer[int]
     namespace: str
     dynamic_returns: bool
-    def __init__(self, task_id: _Optional[bytes] = ..., job_id: _Optional[bytes] = ..., parent_task_id: _Optional[bytes] = ..., name: _Optional[str] = ..., type: _Optional[_Union[TaskType, str]] = ..., function: _Optional[_Union[FunctionDescriptor, _Mapping]] = ..., args: _Optional[_Iterable[_Union[TaskArg, _Mapping]]] = ..., num_returns: _Optional[int] = ..., streaming: _Optional[bool] = ..., resources: _Optional[_Mapping[str, float]] = ..., max_retries: _Optional[int] = ..., retry_exceptions: _Optional[bool] = ..., retry_exception_allowlist: _Optional[bytes] = ..., attempt: _Optional[int] = ..., caller: _Optional[_Union[Address, _Mapping]] = ..., driver: _Optional[_Union[Address, _Mapping]] = ..., scheduling: _Optional[_Union[SchedulingStrategy, _Mapping]] = ..., runtime_env: _Optional[str] = ..., actor_creation: _Optional[_Union[ActorCreationSpec, _Mapping]] = ..., actor_id: _Optional[bytes] = ..., method_name: _Optional[str] = ..., sequence_no: _Optional[int] = ..., caller_id: _Optional[bytes] = ..., concurrency_group: _Optional[str] = ..., root_task_id: _Optional[bytes] = ..., gpu_ids: _Optional[_Iterable[int]] = ..., namespace: _Optional[str] = ..., dynamic_returns: _Optional[bool] = ...) -> None: ...
+    reconstruction: bool
+    def __init__(self, task_id: _Optional[bytes] = ..., job_id: _Optional[bytes] = ..., parent_task_id: _Optional[bytes] = ..., name: _Optional[str] = ..., type: _Optional[_Union[TaskType, str]] = ..., function: _Optional[_Union[FunctionDescriptor, _Mapping]] = ..., args: _Optional[_Iterable[_Union[TaskArg, _Mapping]]] = ..., num_returns: _Optional[int] = ..., streaming: _Optional[bool] = ..., resources: _Optional[_Mapping[str, float]] = ..., max_retries: _Optional[int] = ..., retry_exceptions: _Optional[bool] = ..., retry_exception_allowlist: _Optional[bytes] = ..., attempt: _Optional[int] = ..., caller: _Optional[_Union[Address, _Mapping]] = ..., driver: _Optional[_Union[Address, _Mapping]] = ..., scheduling: _Optional[_Union[SchedulingStrategy, _Mapping]] = ..., runtime_env: _Optional[str] = ..., actor_creation: _Optional[_Union[ActorCreationSpec, _Mapping]] = ..., actor_id: _Optional[bytes] = ..., method_name: _Optional[str] = ..., sequence_no: _Optional[int] = ..., caller_id: _Optional[bytes] = ..., concurrency_group: _Optional[str] = ..., root_task_id: _Optional[bytes] = ..., gpu_ids: _Optional[_Iterable[int]] = ..., namespace: _Optional[str] = ..., dynamic_returns: _Optional[bool] = ..., reconstruction: _Optional[bool] = ...) -> None: ...
 
 class ReturnObject(_message.Message):
     __slots__ = ("object_id", "data", "in_store", "node_id", "size", "nested_refs", "is_error")

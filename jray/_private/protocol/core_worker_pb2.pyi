@@ -45,12 +45,14 @@ class PushTaskReply(_message.Message):
     def __init__(self, returns: _Optional[_Iterable[_Union[_common_pb2.ReturnObject, _Mapping]]] = ..., is_application_error: _Optional[bool] = ..., worker_exiting: _Optional[bool] = ..., system_error: _Optional[str] = ..., num_streamed: _Optional[int] = ..., retryable: _Optional[bool] = ..., borrowed_ids: _Optional[_Iterable[bytes]] = ..., task_id: _Optional[bytes] = ..., run_seconds: _Optional[float] = ..., not_run: _Optional[bool] = ...) -> None: ...
 
 class GetObjectStatusRequest(_message.Message):
-    __slots__ = ("object_id", "timeout")
+    __slots__ = ("object_id", "timeout", "lost_node_id")
     OBJECT_ID_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    LOST_NODE_ID_FIELD_NUMBER: _ClassVar[int]
     object_id: bytes
     timeout: float
-    def __init__(self, object_id: _Optional[bytes] = ..., timeout: _Optional[float] = ...) -> None: ...
+    lost_node_id: bytes
+    def __init__(self, object_id: _Optional[bytes] = ..., timeout: _Optional[float] = ..., lost_node_id: _Optional[bytes] = ...) -> None: ...
 
 class GetObjectStatusReply(_message.Message):
     __slots__ = ("status", "object", "raylet_ip", "raylet_port")

@@ -463,7 +463,7 @@ class ReportWorkerFailureReply(_message.Message):
     def __init__(self) -> None: ...
 
 class TaskEvent(_message.Message):
-    __slots__ = ("task_id", "job_id", "name", "state", "time", "worker_id", "node_id", "actor_id", "attempt", "error", "resources", "type", "pid", "state_times", "func_name", "parent_task_id")
+    __slots__ = ("task_id", "job_id", "name", "state", "time", "worker_id", "node_id", "actor_id", "attempt", "error", "resources", "type", "pid", "state_times", "func_name", "parent_task_id", "reconstruction")
     class ResourcesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -494,6 +494,7 @@ class TaskEvent(_message.Message):
     STATE_TIMES_FIELD_NUMBER: _ClassVar[int]
     FUNC_NAME_FIELD_NUMBER: _ClassVar[int]
     PARENT_TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    RECONSTRUCTION_FIELD_NUMBER: _ClassVar[int]
     task_id: bytes
     job_id: bytes
     name: str
@@ -510,7 +511,8 @@ class TaskEvent(_message.Message):
     state_times: _containers.ScalarMap[str, float]
     func_name: str
     parent_task_id: bytes
-    def __init__(self, task_id: _Optional[bytes] = ..., job_id: _Optional[bytes] = ..., name: _Optional[str] = ..., state: _Optional[str] = ..., time: _Optional[float] = ..., worker_id: _Optional[bytes] = ..., node_id: _Optional[bytes] = ..., actor_id: _Optional[bytes] = ..., attempt: _Optional[int] = ..., error: _Optional[str] = ..., resources: _Optional[_Mapping[str, float]] = ..., type: _Optional[str] = ..., pid: _Optional[int] = ..., state_times: _Optional[_Mapping[str, float]] = ..., func_name: _Optional[str] = ..., parent_task_id: _Optional[bytes] = ...) -> None: ...
+    reconstruction: bool
+    def __init__(self, task_id: _Optional[bytes] = ..., job_id: _Optional[bytes] = ..., name: _Optional[str] = ..., state: _Optional[str] = ..., time: _Optional[float] = ..., worker_id: _Optional[bytes] = ..., node_id: _Optional[bytes] = ..., actor_id: _Optional[bytes] = ..., attempt: _Optional[int] = ..., error: _Optional[str] = ..., resources: _Optional[_Mapping[str, float]] = ..., type: _Optional[str] = ..., pid: _Optional[int] = ..., state_times: _Optional[_Mapping[str, float]] = ..., func_name: _Optional[str] = ..., parent_task_id: _Optional[bytes] = ..., reconstruction: _Optional[bool] = ...) -> None: ...
 
 class AddTaskEventsRequest(_message.Message):
     __slots__ = ("events",)

@@ -14,7 +14,7 @@ from jray._private.state.client import TIMEOUT, StateClient
 TASK_BRIEF = ("task_id", "attempt_number", "name", "state", "job_id", "actor_id", "type",
               "func_or_class_name", "node_id", "worker_id", "worker_pid", "error_message")
 TASK_KEYS = TASK_BRIEF + ("parent_task_id", "creation_time_ms", "start_time_ms", "end_time_ms",
-                          "required_resources", "state_times_ms")
+                          "required_resources", "state_times_ms", "is_reconstruction")
 ACTOR_BRIEF = ("actor_id", "class_name", "state", "job_id", "name", "node_id", "pid", "ray_namespace")
 ACTOR_KEYS = ACTOR_BRIEF + ("is_detached", "death_cause", "num_restarts", "max_restarts",
                             "required_resources", "ip", "port", "worker_id")
@@ -60,6 +60,7 @@ def _task_row(e: gpb.TaskEvent) -> dict[str, Any]:
         "creation_time_ms": _ms(times.get("SUBMITTED", 0)), "start_time_ms": _ms(times.get("RUNNING", 0)),
         "end_time_ms": _ms(end or 0), "required_resources": dict(e.resources),
         "state_times_ms": {k: _ms(v) for k, v in times.items()},
+        "is_reconstruction": e.reconstruction,
     }
 
 

@@ -147,6 +147,9 @@ class CoreWorker:
                                             self.me.worker_id, self._cluster_nodes)
         self.actor_submitter = ActorSubmitter(self.lt, self.submission, self.pushes, self.me.worker_id,
                                               self._watch_actor)
+        lineage = self.task_submitter.lineage
+        self.table.rebuild = lineage.reconstruct
+        self.table.can_rebuild = lineage.can_rebuild
 
     # -- identity ------------------------------------------------------------
     @property
@@ -399,10 +402,11 @@ class CoreWorker:
     def _drop_peer(self, address: str) -> None:
         self.pushes.drop(address, rpc.DROP_GRACE_SECONDS)
 
-    async def _ask_owner(self, address: str, object_id: bytes, timeout: float) -> wpb.GetObjectStatusReply:
+    async def _ask_owner(self, address: str, object_id: bytes, timeout: float,
+                         lost_node_id: bytes = b"") -> wpb.GetObjectStatusReply:
         try:
             return await self._worker_stub(address).GetObjectStatus(
-                wpb.GetObjectStatusRequest(object_id=object_id, timeout=timeout))
+                wpb.GetObjectStatusRequest(object_id=object_id, timeout=timeout, lost_node_id=lost_node_id))
         except grpc.RpcError as e:
             if rpc.is_connection_error(e):
                 raise OwnerGone(address) from None

@@ -35,6 +35,7 @@ from jray._private.worker.identity import Identity
 from jray._private.worker.reference_counter import ReferenceCounter
 
 Owner = tuple[str, bytes]
+RECOVERY_TRIES = 3  # a get whose copy keeps vanishing asks its owner this often, then fails
 
 
 class OwnerGone(Exception):
@@ -45,7 +46,7 @@ class OwnerGone(Exception):
 class Deps:
     """What the table needs from the rest of the CoreWorker."""
 
-    ask_owner: Callable[[str, bytes, float], Awaitable[wpb.GetObjectStatusReply]]  # raises OwnerGone
+    ask_owner: Callable[[str, bytes, float, bytes], Awaitable[wpb.GetObjectStatusReply]]  # raises OwnerGone
     read_store: Callable[[cpb.ReturnObject], Any]  # a value in a store (user thread)
     free_in_store: Callable[[cpb.ReturnObject], None]  # loop thread
     release_hand_off: Callable[[cpb.ReturnObject], None]  # loop thread
@@ -65,6 +66,11 @@ class ObjectTable:
         self.waiters: dict[bytes, list[Any]] = {}
         self.pending_owned: set[bytes] = set()
         self.prefetch = True  # wait(fetch_local=True) copies ready objects to this node (no node: off)
+        # Lineage reconstruction (lineage.py), set by the CoreWorker: rebuild(oid,
+        # lost node id) makes an owned object whose copy is gone pending again
+        # (or its value the error saying why not); can_rebuild(oid) tells.
+        self.rebuild: Callable[[bytes, bytes], None] | None = None
+        self.can_rebuild: Callable[[bytes], bool] = lambda oid: False
 
     # -- owned objects -------------------------------------------------------
     def add_pending(self, object_id: bytes) -> None:
@@ -125,11 +131,18 @@ class ObjectTable:
         await fut
 
     # -- readiness of any object -------------------------------------------------
-    async def ensure_ready(self, oid: bytes, owner: Owner | None) -> None:
-        """Loop thread: wait until the object's value or location is known here."""
+    async def ensure_ready(self, oid: bytes, owner: Owner | None, lost_node_id: bytes = b"") -> None:
+        """Loop thread: wait until the object's value or location is known
+        here. ``lost_node_id``: the copy we knew of (on that node) is gone: the
+        owner is told so (it rebuilds the object, or says why it cannot)."""
         if oid in self.objects:
             return
         if owner is None or owner == self.me.owner_key:
+            if oid not in self.pending_owned and self.rebuild is not None and self.can_rebuild(oid):
+                self.refs.add_owned(oid)  # freed since (an argument of a task being rebuilt): made again
+                self.rebuild(oid, b"")
+            if oid in self.objects:
+                return
             if oid not in self.pending_owned:
                 raise exceptions.ObjectLostError(oid.hex(), f"Object {oid.hex()} is unknown to its owner "
                                                  "(it was freed, or its ref was created by hand).")
@@ -146,7 +159,8 @@ class ObjectTable:
         try:
             while True:
                 try:
-                    reply = await self.deps.ask_owner(owner[0], oid, 30.0)
+                    reply = await self.deps.ask_owner(owner[0], oid, 30.0, lost_node_id)
+                    lost_node_id = b""
                 except OwnerGone:
                     err: exceptions.RayError = exceptions.OwnerDiedError(
                         oid.hex(), f"Object {oid.hex()} is lost: its owner ({owner[0]}) has died.")
@@ -234,16 +248,50 @@ class ObjectTable:
                 self.deps.notify_blocked(False)
 
     def value_of(self, ref: Any) -> Any:
-        ret = self.objects.get(ref.binary())
-        if ret is None:  # freed between readiness and here
-            raise exceptions.ObjectLostError(ref.hex())
-        if ret.in_store:
-            value = self.deps.read_store(ret)
-        else:
-            value = serialization.deserialize(ret.data)
-        if ret.is_error:
-            raise as_raisable(value)
-        return value
+        oid = ref.binary()
+        for attempt in range(RECOVERY_TRIES + 1):
+            ret = self.objects.get(oid)
+            if ret is None:  # freed between readiness and here
+                raise exceptions.ObjectLostError(ref.hex())
+            if ret.in_store:
+                try:
+                    value = self.deps.read_store(ret)
+                except exceptions.ObjectLostError:
+                    # Its copy is gone (its node died): the owner rebuilds it
+                    # from its lineage, or says why not; then read it again.
+                    if attempt == RECOVERY_TRIES or self.lt.in_loop_thread():
+                        raise
+                    self._recover(ref, ret)
+                    continue
+            else:
+                value = serialization.deserialize(ret.data)
+            if ret.is_error:
+                raise as_raisable(value)
+            return value
+        raise exceptions.ObjectLostError(ref.hex())  # pragma: no cover - the loop returns or raises
+
+    def _recover(self, ref: Any, ret: cpb.ReturnObject) -> None:
+        """User thread: the copy ``ret`` names is gone: wait for the object again
+        (its owner rebuilds it), the error of why it cannot be as its value."""
+        oid = ref.binary()
+        owner = ref.owner_address()
+
+        async def recover() -> None:
+            if owner is None or owner == self.me.owner_key:
+                if self.objects.get(oid) is ret:
+                    if self.rebuild is not None:
+                        self.rebuild(oid, ret.node_id)
+                    if self.objects.get(oid) is ret:  # nothing can rebuild it
+                        self.objects[oid] = error_return(oid, exceptions.ObjectLostError(
+                            oid.hex(), f"Object {oid.hex()} is lost: its copy on node {ret.node_id.hex()[:8]} "
+                            "is gone."))
+                await self.ensure_ready(oid, None)
+            else:
+                if self.objects.get(oid) is ret:
+                    self.objects.pop(oid, None)
+                await self.ensure_ready(oid, owner, lost_node_id=ret.node_id or b"?")
+
+        self.lt.run_sync(recover())
 
     # -- wait --------------------------------------------------------------------
     def wait(self, refs: Sequence[Any], num_returns: int, timeout: float | None,

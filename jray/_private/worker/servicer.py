@@ -38,6 +38,13 @@ class CoreWorkerServicer(wgrpc.CoreWorkerServiceServicer):
     async def GetObjectStatus(self, request: wpb.GetObjectStatusRequest, context: Any) -> wpb.GetObjectStatusReply:
         w = self.w
         oid = request.object_id
+        table = w.table
+        if table.rebuild is not None and (
+                (request.lost_node_id and oid in w.objects)  # the asker found the copy we named gone
+                or (oid not in w.objects and oid not in table.pending_owned and table.can_rebuild(oid))):
+            if oid not in w.objects:
+                w.refs.add_owned(oid)  # freed since: an argument of a task being rebuilt elsewhere
+            table.rebuild(oid, request.lost_node_id if request.lost_node_id != b"?" else b"")
         if oid not in w.objects:
             if oid not in w.table.pending_owned:
                 return wpb.GetObjectStatusReply(status=wpb.GetObjectStatusReply.FREED)

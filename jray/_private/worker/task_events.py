@@ -68,6 +68,8 @@ class TaskEventBuffer:
         ev = gpb.TaskEvent()
         ev.CopyFrom(tmpl)
         ev.task_id, ev.state, ev.time, ev.attempt = spec.task_id, state, t, attempt
+        if spec.reconstruction:
+            ev.reconstruction = True
         if error:
             ev.error = error[:4000]
         ev.state_times[state] = t

@@ -28,7 +28,8 @@ from jray._private.protocol import raylet_pb2 as rpb
 from jray._private.resources import fits
 from jray._private.transport import PushClients, TransportError
 from jray._private.worker.event_loop import LoopThread
-from jray._private.worker.object_table import ObjectTable
+from jray._private.worker.lineage import Lineage
+from jray._private.worker.object_table import ObjectTable, owner_key
 from jray._private.worker.submission import PendingCall, SubmissionCore
 
 logger = logging.getLogger("jray")
@@ -92,6 +93,7 @@ class TaskSubmitter:
         self.tasks: dict[bytes, PendingCall] = {}
         self._closed = False
         self.first_use: Callable[[], None] | None = None
+        self.lineage = Lineage(table, self.resubmit)  # how to make this process's task outputs again
         self.dead_raylets: set[str] = set()  # raylets of nodes the GCS declared dead
         self._asking: dict[asyncio.Future, str] = {}  # lease requests in flight -> raylet ("": local)
         # Submissions posted in one burst are queued without pushing, then
@@ -107,6 +109,17 @@ class TaskSubmitter:
         task = self.core.start(spec, arg_refs, spec.max_retries)
         self.lt.post(self._start, task)
         return task.return_ids
+
+    def resubmit(self, spec: cpb.TaskSpec, return_ids: list[bytes], retries_left: int) -> None:
+        """Loop thread: run a finished task again to rebuild its lost outputs
+        (lineage.py; they are pending again): its ref arguments held until it
+        settles, resolved again (a lost one is rebuilt first), then queued."""
+        arg_refs = [(a.ref.object_id, owner_key(a.ref.owner)) for a in spec.args if a.HasField("ref")]
+        for oid, owner in arg_refs:
+            self.core.refs.incr(oid, owner)
+        spec.reconstruction = True
+        task = PendingCall(spec, return_ids, arg_refs, retries_left, resolved=not arg_refs)
+        self._start(task)
 
     def _start(self, task: PendingCall) -> None:
         self.tasks[task.spec.task_id] = task
@@ -482,6 +495,9 @@ class TaskSubmitter:
             self._retry(task)
         else:
             self.core.complete(task, reply)
+            self.lineage.done(task.spec.task_id)
+            if not reply.is_application_error and any(r.in_store for r in reply.returns):
+                self.lineage.record(task.spec, task.return_ids, task.retries_left)
         if pending:  # keep the worker fed while the batch drains
             q = self.queues.get(lease.key)
             if q is not None and q.tasks:

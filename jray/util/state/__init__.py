@@ -142,9 +142,14 @@ def summarize_tasks(*, address: str | None = None, token: str | None = None) -> 
 
 
 def memory_summary(*, address: str | None = None, token: str | None = None) -> dict[str, Any]:
-    """``{"objects": [...], "nodes": [...per-node store totals...]}`` (``jray memory``)."""
-    objects, stores = _rows.objects(StateClient(address, token))
-    return {"objects": objects, "nodes": stores}
+    """``{"objects": [...], "nodes": [...per-node store totals...],
+    "reconstructing": [...tasks running again to rebuild lost outputs...]}``
+    (``jray memory``)."""
+    client = StateClient(address, token)
+    objects, stores = _rows.objects(client)
+    rebuilding = [t for t in _rows.tasks(client)
+                  if t.get("is_reconstruction") and t["state"] not in ("FINISHED", "FAILED")]
+    return {"objects": objects, "nodes": stores, "reconstructing": rebuilding}
 
 
 def summarize_actors(*, address: str | None = None, token: str | None = None) -> dict[str, Any]:
