@@ -29,6 +29,9 @@ SHORT_TASK_CHECK_SECONDS = _env("SHORT_TASK_CHECK_SECONDS", 0.05)
 LOCALITY_MIN_BYTES = int(_env("LOCALITY_MIN_BYTES", 1024 * 1024))
 # Concurrent lease requests per scheduling key.
 MAX_PENDING_LEASE_REQUESTS = int(_env("MAX_PENDING_LEASE_REQUESTS", 8))
+# Ray's hybrid scheduling: a node busier than this (the share of the demanded
+# resources in use) sends default-strategy work to a less loaded node.
+SCHEDULER_SPREAD_THRESHOLD = _env("SCHEDULER_SPREAD_THRESHOLD", 0.5)
 HEARTBEAT_SECONDS = _env("HEARTBEAT_SECONDS", 0.25)
 # A node whose heartbeats stop for this long is declared dead (its tasks
 # retried, its actors restarted, owners told at once). Ray's knobs work too:

@@ -94,3 +94,25 @@ def test_spread_uses_every_node_for_tasks_and_actors():
             assert sorted(seen.values()) == [2, 2, 2], seen
         finally:
             jray.shutdown()
+
+
+def test_default_policy_spreads_past_half_busy():
+    """Ray's hybrid policy: the driver's node takes work until half its CPUs
+    are busy, then a less loaded node does (two 1-CPU tasks on two 2-CPU
+    nodes run one on each, not both here)."""
+    jray.shutdown()
+    with Cluster(head_node_args={"num_cpus": 2}) as c:
+        other = c.add_node(num_cpus=2)
+        jray.init(address=c.address)
+        try:
+            time.sleep(1.0)  # the raylets' views of the cluster refresh every heartbeat (0.25 s)
+
+            @jray.remote(num_cpus=1)
+            def where():
+                time.sleep(1.0)
+                return jray.get_runtime_context().get_node_id()
+
+            nodes = jray.get([where.remote() for _ in range(2)], timeout=60)
+            assert len(set(nodes)) == 2 and other.node_id in nodes, nodes
+        finally:
+            jray.shutdown()

@@ -76,7 +76,16 @@ NA, SPREAD = SP.NODE_AFFINITY, SP.SPREAD
 CASES = [
     # -- the default strategy ---------------------------------------------------
     ("fits here now: granted here", req(), view(), Grant()),
-    ("fractional CPUs add up with float slack", req({"CPU": 0.1}), view(used=1.9), Grant()),
+    ("fractional CPUs add up with float slack", req({"CPU": 0.1}), view(used=1.9, nodes=(HERE, B_BUSY, C_BUSY)),
+     Grant()),
+    # Ray's hybrid policy: this node past half busy sends work to a less loaded one with room
+    ("under half busy here: granted here though B is idle", req({"CPU": 0.5}), view(used=0.5), Grant()),
+    ("half busy here, B idle: hybrid sends it to B", req(), view(used=1), Spill(B)),
+    ("half busy here, the others busier: granted here", req(), view(used=1, nodes=(HERE, C)), Grant()),
+    ("half busy here, pinned softly here: granted here", req(kind=NA, node_id=HERE_ID, soft=True), view(used=1),
+     Grant()),
+    ("half busy here, spilled here: granted here", req(grant_or_reject=True), view(used=1), Grant()),
+    ("zero-CPU demand: never spread by load", req({}), view(used=2), Grant()),
     ("busy here, room on C and B: the emptiest (B) takes it", req(), view(used=2), Spill(B)),
     ("busy here, no room elsewhere: queue here", req(), view(used=2, nodes=(HERE, B_BUSY, C_BUSY)),
      Wait("resources")),

@@ -24,7 +24,10 @@ The rules, in order (Ray's defaults):
 3. Locality (``preferred_node_id``, default strategy only): spill to the
    node holding the task's arguments when that node could ever run it.
 4. SPREAD: round-robin over the live nodes that could run it, by node id.
-5. Fits here now and nobody waits ahead: grant. Otherwise spill to a node
+5. Default strategy, Ray's hybrid policy: once this node is busier than
+   the spread threshold (half of what the task asks for, e.g. its CPUs),
+   a less loaded node with room now takes it.
+6. Fits here now and nobody waits ahead: grant. Otherwise spill to a node
    with room now (not when affinity pins it here, hard or soft), or queue
    here: a bounded wait, then this spill check again (the queue, not a new
    decision, hands out this node's resources).
@@ -48,6 +51,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol
 
+from jray._private import config
 from jray._private.protocol import common_pb2 as cpb
 from jray._private.protocol import gcs_pb2 as gpb
 from jray._private.raylet.scheduler import NodeResources, pick_remote
@@ -199,9 +203,31 @@ def decide_lease(req: LeaseRequest, view: LeaseView) -> Decision:
             target = sorted(nodes, key=lambda n: n.node_id)[rr % len(nodes)]
             if target.node_id != here:
                 return Spill(target, rr)
+    if (req.kind == SP.DEFAULT and not req.grant_or_reject and not req.soft
+            and view.queue_empty and view.resources.fits_now(demand)):
+        # Ray's hybrid policy: fill this node up to the spread threshold,
+        # then prefer a less loaded node with room now.
+        mine = _utilization(demand, view.resources.available, view.resources.total)
+        if mine >= config.SCHEDULER_SPREAD_THRESHOLD:
+            best = min((n for n in view.nodes if n.alive and n.node_id != here
+                        and fits(demand, n.resources_available)),
+                       key=lambda n: _utilization(demand, n.resources_available, n.resources_total), default=None)
+            if best is not None and _utilization(demand, best.resources_available, best.resources_total) < mine:
+                return Spill(best)
     if view.queue_empty and view.resources.fits_now(demand):  # no overtaking the queue
         return Grant(rr)
     return _spill_or_queue(req, view, pinned, rr)
+
+
+def _utilization(demand: Mapping[str, float], available: Mapping[str, float], total: Mapping[str, float]) -> float:
+    """How busy a node is in the resources ``demand`` asks for (the busiest
+    of them, 0..1), as Ray's hybrid policy scores nodes."""
+    u = 0.0
+    for k, v in demand.items():
+        t = total.get(k, 0.0)
+        if v > 0 and t > 0:
+            u = max(u, 1.0 - available.get(k, 0.0) / t)
+    return u
 
 
 def _spill_or_queue(req: LeaseRequest, view: LeaseView, pinned: bool, rr: int | None) -> Decision:
