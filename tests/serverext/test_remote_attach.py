@@ -262,3 +262,56 @@ async def _kernel_env(jp_serverapp) -> tuple[str, dict]:
         return kid, psutil.Process(mkm.get_kernel(kid).provisioner.pid).environ()
     finally:
         await mkm.shutdown_kernel(kid, now=True)
+
+
+@pytest.fixture(scope="module")
+def remote_tls(tmp_path_factory):
+    """(host, address, token, a copy of its TLS directory here): a head with --tls on another machine."""
+    reason = vh.unavailable_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    import shutil
+
+    with vh.VirtualHosts() as v:
+        a = v.add_host("a")
+        address, token = vh.start_head(a, num_cpus=1, object_store_memory=64 * 1024 * 1024, extra_args=["--tls"])
+        copy = str(tmp_path_factory.mktemp("tls") / "cluster-tls")
+        shutil.copytree(a.fs_path("/tmp/jray/tls"), copy)
+        yield a, address, token, copy
+    assert v.leftovers() == []
+
+
+@pytest.fixture
+def no_tls_env(monkeypatch):
+    for k in ("JRAY_TLS_DIR", "JRAY_USE_TLS", "JRAY_TLS_CA_CERT", "JRAY_TLS_SERVER_CERT", "JRAY_TLS_SERVER_KEY"):
+        monkeypatch.setenv(k, "")  # set, then deleted: what the extension writes is undone at teardown
+        monkeypatch.delenv(k)
+
+
+class TestTLSCluster:
+    @pytest.fixture
+    def jp_server_config(self, remote_tls, previous_env, no_tls_env):
+        _, address, token, copy = remote_tls
+        return {"ServerApp": {"jpserver_extensions": {EXT: True}},
+                "JrayExtension": {"mode": "attach", "address": address, "token": token, "tls_dir": copy}}
+
+    async def test_tls_dir_from_config_attaches_server_and_kernels(self, jp_serverapp, jp_fetch, remote_tls):
+        a, address, token, copy = remote_tls
+        _, st = await api(jp_fetch, "status")
+        assert st["state"] == "running" and st["address"] == address and st["nodes_alive"] == 1, st
+        got, env = await run_kernel(jp_serverapp)
+        assert env["JRAY_TLS_DIR"] == copy
+        assert got["host"] == "a" and got["client"] is True
+
+
+class TestTLSClusterWithoutTheCertificates:
+    @pytest.fixture
+    def jp_server_config(self, remote_tls, previous_env, no_tls_env):
+        _, address, token, _ = remote_tls
+        return {"ServerApp": {"jpserver_extensions": {EXT: True}},
+                "JrayExtension": {"mode": "attach", "address": address, "token": token}}
+
+    async def test_the_server_says_the_cluster_uses_tls(self, jp_serverapp, jp_fetch, remote_tls):
+        _, st = await api(jp_fetch, "status")
+        assert st["state"] == "stopped" and "uses TLS" in st["error"] and "JRAY_TLS_DIR" in st["error"], st
+

@@ -45,6 +45,10 @@ class JrayExtension(ExtensionApp):
     token = Unicode("", config=True,
                     help="""Token of the cluster to attach to; empty: JRAY_TOKEN, else the address file's
                     when it names the same cluster.""")
+    tls_dir = Unicode("", config=True,
+                      help="""A copy of the TLS directory of a cluster started with 'jray start --head --tls'
+                      (JRAY_TLS_DIR for this server and its kernels): needed to attach to such a cluster.
+                      Empty: the server's JRAY_TLS_DIR / JRAY_USE_TLS settings, if any.""")
     num_cpus = Float(None, allow_none=True, config=True,
                      help="CPUs of the local head (default: the machine's count).")
     num_gpus = Float(None, allow_none=True, config=True,
@@ -82,6 +86,8 @@ class JrayExtension(ExtensionApp):
         self.cluster.on_env_change = self._update_kernels_env
         self.settings.update(jray_cluster=self.cluster, jray_extension=self, jray_views=handlers.ViewCache())
         self._saved_namespace = os.environ.get("JRAY_NAMESPACE")
+        if self.tls_dir:  # this server's calls to the cluster and every kernel's use it
+            os.environ["JRAY_TLS_DIR"] = os.path.abspath(os.path.expanduser(self.tls_dir))
         if self.namespace:  # kernels inherit the server's environment
             os.environ["JRAY_NAMESPACE"] = self.namespace
         # Synchronous on purpose: the kernels this server starts inherit the
