@@ -19,13 +19,60 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from jray._private import rpc
+from jray._private import config, rpc
 from jray._private.protocol import gcs_pb2 as gpb
 from jray._private.protocol import gcs_pb2_grpc as ggrpc
 from jray._private.worker import global_state
 
 if TYPE_CHECKING:
     from jray._private.worker.core_worker import CoreWorker
+
+
+# A GCS call that finds the GCS gone (restarting: a few seconds under its
+# supervisor) is tried again with back-off for this long, then fails
+# (GcsUnavailableError from the public API). Ray's
+# gcs_rpc_server_reconnect_timeout_s (60 s).
+GCS_RECONNECT_SECONDS = config._env("GCS_RECONNECT_SECONDS", 60.0)
+# Streams (their callers re-open them), and calls whose callers have loops of their own.
+_NOT_RETRIED = frozenset({"WatchNodes", "WatchDriver", "UploadPackage", "DownloadPackage", "Heartbeat",
+                          "AddTaskEvents"})
+
+
+class RetryingGcsStub:
+    """A ``GcsServiceStub`` whose unary calls ride over a GCS restart: a
+    call refused because the GCS is not there (UNAVAILABLE) is tried again
+    with back-off (0.05 s doubling to 1 s) until its own ``timeout`` or
+    ``GCS_RECONNECT_SECONDS`` has passed, then its last error is raised.
+    The GCS makes the calls that change state safe to repeat (AddJob by the
+    driver's id, RegisterActor by the actor's, CreatePlacementGroup by the
+    group's; KV puts of exported functions do not overwrite)."""
+
+    def __init__(self, stub: Any, reconnect_seconds: float | None = None) -> None:
+        self._stub = stub
+        self._window = GCS_RECONNECT_SECONDS if reconnect_seconds is None else reconnect_seconds
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._stub, name)
+        if name.startswith("_") or name in _NOT_RETRIED or not callable(method):
+            return method
+
+        async def retrying(request: Any, *, timeout: float | None = None, **kw: Any) -> Any:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + (timeout if timeout is not None else self._window)
+            delay = 0.05
+            while True:
+                left = deadline - loop.time()
+                try:
+                    return await method(request, timeout=left if timeout is not None else None, **kw)
+                except grpc.RpcError as e:
+                    code = e.code() if hasattr(e, "code") else None
+                    if code != grpc.StatusCode.UNAVAILABLE or deadline - loop.time() <= delay:
+                        raise
+                await asyncio.sleep(delay)
+                delay = min(1.0, delay * 2)
+
+        setattr(self, name, retrying)  # looked up once per method
+        return retrying
 
 
 def call(method: str, request: Any, *, worker: CoreWorker | None = None, timeout: float | None = None) -> Any:

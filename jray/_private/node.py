@@ -119,6 +119,8 @@ class ClusterHandle:
     gcs_pid: int
     gcs_proc: subprocess.Popen | None = None
     nodes: list[NodeHandle] = field(default_factory=list)
+    supervisor_pid: int = 0            # the GCS's supervisor (it restarts a GCS that died), 0: none
+    supervisor_proc: subprocess.Popen | None = None
 
     @property
     def head(self) -> NodeHandle:
@@ -225,21 +227,38 @@ def spill_dir_of(system_config: dict[str, Any] | None) -> str:
     return str(path)
 
 
+def _start_gcs(*, token: str, session_dir: str, ip: str, port: int, parent: int, supervise: bool,
+               restore: bool = False) -> subprocess.Popen:
+    """The GCS process (with ``supervise``: its supervisor, which runs it and
+    restarts it from its tables when it dies); it announces itself on stdout."""
+    gcs_log = os.path.join(session_dir, "logs", "gcs.log")
+    if supervise:
+        cmd = [sys.executable, "-m", "jray._private.gcs.supervisor", "--host", ip, "--port", str(port),
+               "--session-dir", session_dir, "--log", os.path.join(session_dir, "logs", "gcs_supervisor.log"),
+               "--gcs-log", gcs_log, "--parent-pid", str(parent)]
+    else:
+        cmd = [sys.executable, "-m", "jray._private.gcs", "--host", ip, "--port", str(port), "--log", gcs_log,
+               "--parent-pid", str(parent), "--session-dir", session_dir]
+    return subprocess.Popen(
+        cmd + (["--restore"] if restore else []),
+        env=dict(os.environ, JRAY_TOKEN=token), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL, start_new_session=True)  # Ctrl-C in the driver's terminal spares it
+
+
 def start_head(*, num_cpus: float | None = None, num_gpus: float | None = None,
                resources: dict[str, float] | None = None, object_store_memory: int | None = None,
                memory: int | None = None, port: int = 0, ip: str = "127.0.0.1", detached: bool = False,
-               labels: dict[str, str] | None = None, spill_dir: str = "") -> ClusterHandle:
+               labels: dict[str, str] | None = None, spill_dir: str = "", supervise: bool = False) -> ClusterHandle:
+    """The GCS and the head raylet. ``supervise``: the GCS runs under a
+    supervisor that restarts it from its tables when it dies (``jray start
+    --head``)."""
     token = secrets.token_hex(24)
     session_dir = new_session_dir()
     parent = 0 if detached else os.getpid()
     res = node_resources(num_cpus, num_gpus, resources, memory, ip, True)
     store_mem = object_store_memory or default_object_store_memory()
     gcs_log = os.path.join(session_dir, "logs", "gcs.log")
-    gcs = subprocess.Popen(
-        [sys.executable, "-m", "jray._private.gcs", "--host", ip, "--port", str(port), "--log", gcs_log,
-         "--parent-pid", str(parent)],
-        env=dict(os.environ, JRAY_TOKEN=token), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL, start_new_session=True)  # Ctrl-C in the driver's terminal spares it
+    gcs = _start_gcs(token=token, session_dir=session_dir, ip=ip, port=port, parent=parent, supervise=supervise)
     raylet, raylet_log = start_raylet(gcs_address=None, token=token, session_dir=session_dir, resources=res,
                                       object_store_memory=store_mem, ip=ip, head=True, parent_pid=parent,
                                       detached=detached, labels=labels, spill_dir=spill_dir)
@@ -254,10 +273,34 @@ def start_head(*, num_cpus: float | None = None, num_gpus: float | None = None,
         for p in (gcs, raylet):
             p.kill()
         raise
-    handle = ClusterHandle(gcs_address, token, session_dir, gcs.pid, gcs)
+    if supervise:
+        handle = ClusterHandle(gcs_address, token, session_dir, int(g["pid"]), None,
+                               supervisor_pid=gcs.pid, supervisor_proc=gcs)
+    else:
+        handle = ClusterHandle(gcs_address, token, session_dir, gcs.pid, gcs)
     STARTED_HERE[gcs_address] = token
     handle.nodes.append(NodeHandle(r["node_id"], f"{ip}:{r['port']}", raylet.pid, r["store_path"], raylet))
     _write_session(handle)
+    return handle
+
+
+def restore_head(info: dict[str, Any]) -> ClusterHandle:
+    """Start the GCS of the cluster recorded in ``info`` (what
+    ``read_address_file`` returns) again, under a supervisor, from the
+    tables in its session (``jray start --head --restore``): same port,
+    same token; its raylets, workers and drivers reconnect."""
+    with session_lock(info["session_dir"]):
+        handle = load_session(info["session_dir"])
+        ip, _, port = handle.gcs_address.rpartition(":")
+        proc = _start_gcs(token=handle.token, session_dir=handle.session_dir, ip=ip.strip("[]"), port=int(port),
+                          parent=0, supervise=True, restore=True)
+        try:
+            g = _read_ready(proc, "GCS", os.path.join(handle.session_dir, "logs", "gcs.log"), config.STARTUP_TIMEOUT)
+        except BaseException:
+            proc.kill()
+            raise
+        handle.gcs_pid, handle.supervisor_pid = int(g["pid"]), proc.pid
+        _write_session(handle)
     return handle
 
 
@@ -278,6 +321,7 @@ def add_node(cluster: ClusterHandle, *, num_cpus: float | None = None, num_gpus:
 
 def _write_session(c: ClusterHandle) -> None:
     info = {"gcs_address": c.gcs_address, "token": c.token, "session_dir": c.session_dir, "gcs_pid": c.gcs_pid,
+            "gcs_supervisor_pid": c.supervisor_pid,
             "nodes": [{"node_id": n.node_id, "raylet_address": n.raylet_address, "raylet_pid": n.raylet_pid,
                        "store_path": n.store_path} for n in c.nodes]}
     from jray._private import tls
@@ -285,9 +329,11 @@ def _write_session(c: ClusterHandle) -> None:
     if tls.record() is not None:
         info["tls"] = tls.record()
     path = os.path.join(c.session_dir, "cluster.json")
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    tmp = f"{path}.tmp-{os.getpid()}"  # atomically: the GCS's supervisor rewrites it too
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         json.dump(info, f)
+    os.replace(tmp, path)
 
 
 def write_address_file(c: ClusterHandle) -> None:
@@ -368,7 +414,17 @@ def stop_cluster(c: ClusterHandle) -> None:
     STARTED_HERE.pop(c.gcs_address, None)
     for node in reversed(c.nodes):
         stop_node(node)
-    stop_pid(c.gcs_pid, c.gcs_proc)
+    if c.supervisor_pid:
+        # The supervisor first (it stops its GCS); the GCS's pid changes with
+        # each restart: the current one is in cluster.json.
+        gcs_pid = c.gcs_pid
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            gcs_pid = int(load_session(c.session_dir).gcs_pid)
+        stop_pid(c.supervisor_pid, c.supervisor_proc)
+        if _is_daemon_of(gcs_pid, "jray._private.gcs", c.session_dir) is not None:
+            stop_pid(gcs_pid, None)
+    else:
+        stop_pid(c.gcs_pid, c.gcs_proc)
     # A raylet that died between creating its store and announcing it left
     # a file no node handle names: every store file is named after the session.
     for path in glob.glob(f"/dev/shm/jray-{os.path.basename(c.session_dir)}-*"):
@@ -391,7 +447,8 @@ def load_session(session_dir: str) -> ClusterHandle:
     """The handle of the cluster recorded in ``<session_dir>/cluster.json``."""
     with open(os.path.join(session_dir, "cluster.json")) as f:
         info = json.load(f)
-    handle = ClusterHandle(info["gcs_address"], info["token"], info["session_dir"], int(info["gcs_pid"]))
+    handle = ClusterHandle(info["gcs_address"], info["token"], info["session_dir"], int(info["gcs_pid"]),
+                           supervisor_pid=int(info.get("gcs_supervisor_pid", 0)))
     handle.nodes = [NodeHandle(n["node_id"], n["raylet_address"], int(n["raylet_pid"]), n["store_path"])
                     for n in info["nodes"]]
     return handle
@@ -473,7 +530,7 @@ def _workers_of(raylet_pid: int, raylet: psutil.Process | None, session_dir: str
 def session_processes(info: dict[str, Any]) -> list[tuple[str, psutil.Process]]:
     """The live processes of the cluster recorded in ``info`` (what
     ``read_address_file`` returns), as (role, process) with role "gcs",
-    "raylet" or "worker"."""
+    "raylet", "worker" or "gcs_supervisor"."""
     session_dir = info["session_dir"]
     out: list[tuple[str, psutil.Process]] = []
     for n in info.get("nodes", []):
@@ -482,6 +539,9 @@ def session_processes(info: dict[str, Any]) -> list[tuple[str, psutil.Process]]:
         if raylet is not None:
             out.append(("raylet", raylet))
         out.extend(("worker", w) for w in _workers_of(pid, raylet, session_dir))
+    sup = _is_daemon_of(int(info.get("gcs_supervisor_pid", 0)), "jray._private.gcs.supervisor", session_dir)
+    if sup is not None:  # before the GCS: stopped first, it restarts nothing
+        out.append(("gcs_supervisor", sup))
     gcs = _is_daemon_of(int(info.get("gcs_pid", 0)), "jray._private.gcs", session_dir)
     if gcs is not None:
         out.append(("gcs", gcs))
@@ -526,7 +586,7 @@ def stop_session(info: dict[str, Any], *, grace: float = 10.0, force: bool = Fal
     Returns the pids stopped by role, those that needed SIGKILL and the files
     removed."""
     procs = session_processes(info)
-    stopped: dict[str, list[int]] = {"gcs": [], "raylet": [], "worker": []}
+    stopped: dict[str, list[int]] = {"gcs": [], "raylet": [], "worker": [], "gcs_supervisor": []}
     for role, p in procs:
         stopped[role].append(p.pid)
 
@@ -541,6 +601,9 @@ def stop_session(info: dict[str, Any], *, grace: float = 10.0, force: bool = Fal
         raylets = [p for role, p in procs if role == "raylet"]
         signal_all(raylets, kill=False)
         _wait_gone(raylets, grace)
+        sups = [p for role, p in procs if role == "gcs_supervisor"]
+        signal_all(sups, kill=False)  # first: a GCS that exits now is not restarted
+        _wait_gone(sups, 5.0)
         signal_all([p for role, p in procs if role != "raylet"], kill=False)
         alive = _wait_gone(alive, max(0.5, deadline - time.monotonic()))
     killed = [p.pid for p in alive]

@@ -27,6 +27,10 @@ CHANNEL_OPTIONS = [
     ("grpc.so_reuseport", 0),
     ("grpc.enable_retries", 0),
     ("grpc.keepalive_time_ms", 30000),
+    # A peer that went away and came back (a GCS restarted by its supervisor)
+    # is reconnected to within a second, not after gRPC's back-off of up to 120 s.
+    ("grpc.initial_reconnect_backoff_ms", 250),
+    ("grpc.max_reconnect_backoff_ms", 1000),
 ]
 
 

@@ -95,6 +95,12 @@ def configure_start(p: argparse.ArgumentParser) -> None:
         help="where --tls keeps the cluster's certificates (default: <jray temp dir>/tls; reused if there)",
     )
     p.add_argument(
+        "--restore",
+        action="store_true",
+        help="(head) start the GCS of the cluster the address file names again, from the tables its session "
+        "kept (same port and token; its nodes, jobs and actors carry on)",
+    )
+    p.add_argument(
         "--block",
         action="store_true",
         help="stay in the foreground; Ctrl-C stops what this command started",
@@ -115,6 +121,10 @@ def _node_args(ns: argparse.Namespace) -> dict[str, Any]:
 def start(ns: argparse.Namespace) -> int:
     if ns.port is not None and not ns.head:
         raise CliError("--port sets the head's GCS port; a joining node takes --address HOST:PORT.")
+    if ns.restore:
+        if not ns.head:
+            raise CliError("--restore restarts a head's GCS: use it with --head.")
+        return _restore_head()
     return _start_head(ns) if ns.head else _start_node(ns)
 
 
@@ -141,7 +151,7 @@ def _start_head(ns: argparse.Namespace) -> int:
     except tls.TLSConfigError as e:
         raise CliError(str(e)) from None
     try:
-        handle = _node.start_head(port=port, detached=True, **_node_args(ns))
+        handle = _node.start_head(port=port, detached=True, supervise=True, **_node_args(ns))
     except (RuntimeError, OSError, ValueError) as e:
         hint = f" (is port {port} in use? --port 0 picks a free one)" if port else ""
         raise CliError(f"could not start the head node{hint}: {e}") from None
@@ -183,6 +193,23 @@ def _start_head(ns: argparse.Namespace) -> int:
             "the cluster",
             lambda: _stop_and_report(_node.read_address_file() or info, 10.0, False),
         )
+    return 0
+
+
+def _restore_head() -> int:
+    """``jray start --head --restore``: the GCS of the recorded cluster, again."""
+    current = _node.read_address_file()
+    if current is None:
+        raise CliError("--restore: no cluster is recorded on this machine (the address file is missing).")
+    if any(role in ("gcs", "gcs_supervisor") for role, _ in _node.session_processes(current)):
+        raise CliError(f"The GCS of the cluster at {current['gcs_address']} is running; nothing to restore.")
+    tls.adopt(current)
+    try:
+        handle = _node.restore_head(current)
+    except (RuntimeError, OSError, ValueError) as e:
+        raise CliError(f"could not restore the GCS at {current['gcs_address']}: {e}") from None
+    print(f"Restored the GCS at {handle.gcs_address} (pid {handle.gcs_pid}) from the tables of session "
+          f"{handle.session_dir}; its nodes, jobs and actors reconnect.")
     return 0
 
 
@@ -257,10 +284,17 @@ def _block(watched: Callable[[], dict[str, Any]], what: str, stop: Callable[[], 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: done.set())
     info = watched()
-    want = {(role, p.pid) for role, p in _node.session_processes(info) if role != "worker"}
+
+    def daemons() -> set[tuple[str, int]]:
+        procs = _node.session_processes(info)
+        # A supervised GCS is the supervisor's to restart (its pid changes).
+        skip = {"worker", "gcs"} if any(role == "gcs_supervisor" for role, _ in procs) else {"worker"}
+        return {(role, p.pid) for role, p in procs if role not in skip}
+
+    want = daemons()
     print(f"Blocking; Ctrl-C stops {what}.", flush=True)
     while not done.wait(0.5):
-        now = {(role, p.pid) for role, p in _node.session_processes(info) if role != "worker"}
+        now = daemons()
         if want - now:
             gone = ", ".join(f"{role} (pid {pid})" for role, pid in sorted(want - now))
             err(f"{gone} exited; stopping {what}.")
@@ -293,7 +327,8 @@ def _stop_and_report(info: dict[str, Any], grace: float, force: bool) -> None:
         parts = [
             f"{len(pids[r])} {name}{'s' if len(pids[r]) > 1 else ''} (pid{'s' if len(pids[r]) > 1 else ''} "
             f"{', '.join(map(str, pids[r]))})"
-            for r, name in (("gcs", "GCS"), ("raylet", "raylet"), ("worker", "worker"))
+            for r, name in (("gcs_supervisor", "GCS supervisor"), ("gcs", "GCS"), ("raylet", "raylet"),
+                            ("worker", "worker"))
             if pids[r]
         ]
         print(f"Stopped the jray cluster at {info['gcs_address']}: " + "; ".join(parts) + ".")

@@ -4,19 +4,36 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import tempfile
+import time
 
 from jray._private import daemon, rpc
 from jray._private.gcs.server import GcsServer
+from jray._private.gcs.store import GcsStore
 from jray._private.protocol import gcs_pb2_grpc as ggrpc
+
+logger = logging.getLogger("jray._private.gcs")
 
 
 async def main(ns: argparse.Namespace) -> None:
+    t0 = time.monotonic()
     token = os.environ["JRAY_TOKEN"]
-    packages = ns.packages_dir or (os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(ns.log))), "packages")
-                                   if ns.log else tempfile.mkdtemp(prefix="jray-packages-"))
-    gcs = GcsServer(token, packages_dir=packages)
+    session = ns.session_dir or (os.path.dirname(os.path.dirname(os.path.abspath(ns.log))) if ns.log else None)
+    packages = ns.packages_dir or (os.path.join(session, "packages") if session
+                                   else tempfile.mkdtemp(prefix="jray-packages-"))
+    store = None
+    if session and os.environ.get("JRAY_GCS_PERSIST", "1") != "0":
+        path = os.path.join(session, "gcs.db")
+        restore = ns.restore and os.path.exists(path)
+        if ns.restore and not restore:
+            logger.warning("--restore: no tables at %s; starting empty", path)
+        store = GcsStore(path, fresh=not restore)
+    gcs = GcsServer(token, packages_dir=packages, store=store)
+    if store is not None and ns.restore:
+        counts = gcs.restore()
+        logger.info("restored from %s in %.3f s: %s", store.path, time.monotonic() - t0, counts)
     server, port = rpc.make_server(token, ns.host, ns.port)
     ggrpc.add_GcsServiceServicer_to_server(gcs, server)
     await server.start()
@@ -37,6 +54,10 @@ def cli() -> None:
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--log", default=None)
     p.add_argument("--parent-pid", type=int, default=0)
+    p.add_argument("--session-dir", default=None, help="the session (its gcs.db holds the tables; default: "
+                   "the log directory's parent)")
+    p.add_argument("--restore", action="store_true", help="start from the tables a previous GCS of this "
+                   "session left in <session>/gcs.db (same cluster id, nodes, jobs, actors, groups, KV)")
     p.add_argument("--packages-dir", default=None, help="where runtime_env packages are kept "
                    "(default: <session>/packages, beside the log directory)")
     ns = p.parse_args()

@@ -4,6 +4,7 @@ long-polling callers. Plain state; the servicer does the I/O."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from jray._private.protocol import common_pb2 as cpb
@@ -25,6 +26,16 @@ class ActorDirectory:
         self.actors: dict[bytes, ActorRecord] = {}
         self.names: dict[tuple[str, str], bytes] = {}
         self.by_worker: dict[bytes, bytes] = {}
+        # Written through to the GCS's store: (record, first time) on every change.
+        self.on_change: Callable[[ActorRecord, bool], None] | None = None
+
+    def restore(self, rec: ActorRecord) -> None:
+        """Put back an actor read from the store (names of live ones, workers of ALIVE ones)."""
+        self.actors[rec.info.actor_id] = rec
+        if rec.info.name and rec.info.state != gpb.DEAD:
+            self.names[(rec.info.namespace, rec.info.name)] = rec.info.actor_id
+        if rec.worker_id and rec.info.state == gpb.ALIVE:
+            self.by_worker[rec.worker_id] = rec.info.actor_id
 
     def register(self, spec: cpb.TaskSpec, resources: dict[str, float]) -> ActorRecord:
         ac = spec.actor_creation
@@ -38,6 +49,8 @@ class ActorDirectory:
         self.actors[ac.actor_id] = rec
         if ac.name:
             self.names[(ac.namespace, ac.name)] = ac.actor_id
+        if self.on_change is not None:
+            self.on_change(rec, True)
         return rec
 
     def lookup_name(self, namespace: str, name: str) -> ActorRecord | None:
@@ -60,6 +73,8 @@ class ActorDirectory:
             key = (rec.info.namespace, rec.info.name)
             if self.names.get(key) == rec.info.actor_id:
                 del self.names[key]
+        if self.on_change is not None:
+            self.on_change(rec, False)
         for fut in rec.waiters:
             if not fut.done():
                 fut.set_result(None)

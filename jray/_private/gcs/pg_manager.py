@@ -91,6 +91,12 @@ class PlacementGroupManager:
                 except Exception:  # noqa: BLE001 - keep the loop alive; the next pass retries
                     logger.exception("placing placement group %s failed", rec.pg_id.hex())
 
+    def restored(self) -> None:
+        """Groups were read back from the store: place the unplaced ones."""
+        if self.table.unplaced():
+            self._ensure_loop()
+            self.kick()
+
     # -- requests ------------------------------------------------------------------
     def create(self, info: gpb.PlacementGroupInfo) -> str:
         """Register a group; '' or an error message."""
@@ -100,7 +106,7 @@ class PlacementGroupManager:
             return str(e)
         if len(info.placement_group_id) != 16:
             return "a placement group id is 16 bytes"
-        if info.placement_group_id in self.table.groups:
+        if info.placement_group_id in self.table.groups:  # a retried call (the GCS restarted)
             return ""
         if info.name and self.table.lookup_name(info.namespace, info.name) is not None:
             return (f"A placement group named {info.name!r} already exists in namespace {info.namespace!r}; "

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -172,6 +172,19 @@ class PlacementGroupTable:
         self.groups: dict[bytes, PlacementGroupRecord] = {}
         self.names: dict[tuple[str, str], bytes] = {}
         self._removed: collections.deque[bytes] = collections.deque()
+        # Written through to the GCS's store: a group changed / was dropped.
+        self.on_change: Callable[[PlacementGroupRecord], None] | None = None
+        self.on_drop: Callable[[bytes], None] | None = None
+
+    def restore(self, info: gpb.PlacementGroupInfo) -> PlacementGroupRecord:
+        """Put back a group read from the store."""
+        rec = PlacementGroupRecord(info)
+        self.groups[info.placement_group_id] = rec
+        if info.state == gpb.PG_REMOVED:
+            self._removed.append(info.placement_group_id)
+        elif info.name:
+            self.names[(info.namespace, info.name)] = info.placement_group_id
+        return rec
 
     def add(self, info: gpb.PlacementGroupInfo) -> PlacementGroupRecord:
         rec = PlacementGroupRecord(info)
@@ -179,6 +192,8 @@ class PlacementGroupTable:
         self.groups[info.placement_group_id] = rec
         if info.name:
             self.names[(info.namespace, info.name)] = info.placement_group_id
+        if self.on_change is not None:
+            self.on_change(rec)
         return rec
 
     def lookup_name(self, namespace: str, name: str) -> PlacementGroupRecord | None:
@@ -216,7 +231,12 @@ class PlacementGroupTable:
                 del self.names[key]
             self._removed.append(rec.pg_id)
             while len(self._removed) > MAX_REMOVED_KEPT:
-                self.groups.pop(self._removed.popleft(), None)
+                dropped = self._removed.popleft()
+                self.groups.pop(dropped, None)
+                if self.on_drop is not None:
+                    self.on_drop(dropped)
+        if self.on_change is not None and rec.pg_id in self.groups:
+            self.on_change(rec)
         for fut in rec.waiters:
             if not fut.done():
                 fut.set_result(None)

@@ -28,6 +28,7 @@ from jray._private import config, rpc, serialization
 from jray._private.gcs.actor_directory import ActorDirectory, ActorRecord
 from jray._private.gcs.packages import PackageStore
 from jray._private.gcs.pg_manager import PlacementGroupManager
+from jray._private.gcs.store import JOBS, NODES, PGS, GcsStore
 from jray._private.gcs.task_table import TaskTable
 from jray._private.ids import random_id
 from jray._private.protocol import common_pb2 as cpb
@@ -44,8 +45,9 @@ MAX_TASKS = 100_000  # task records kept (oldest finished dropped first)
 
 
 class GcsServer(ggrpc.GcsServiceServicer):
-    def __init__(self, token: str, packages_dir: str | None = None) -> None:
+    def __init__(self, token: str, packages_dir: str | None = None, store: GcsStore | None = None) -> None:
         self.token = token
+        self.store = store  # the tables on disk (write-through), or None
         self.packages = PackageStore(packages_dir or tempfile.mkdtemp(prefix="jray-packages-"))
         self.cluster_id = random_id(16)
         self.start_time = time.time()
@@ -70,6 +72,87 @@ class GcsServer(ggrpc.GcsServiceServicer):
             kill_actor=lambda rec, reason: self._kill_actor(rec, reason, force=True),
             raylet_stub=lambda address: self.pool.stub(address, rgrpc.RayletServiceStub),
             spawn=self.spawn)
+        if store is not None:
+            self.actors.on_change = self._persist_actor
+            self.pgs.table.on_change = lambda rec: store.put(PGS, rec.pg_id, rec.info.SerializeToString())
+            self.pgs.table.on_drop = lambda pg_id: store.delete(PGS, pg_id)
+            store.meta_put("cluster_id", self.cluster_id)
+
+    # -- the tables on disk ------------------------------------------------------------
+    def _persist_actor(self, rec: ActorRecord, new: bool = False) -> None:
+        assert self.store is not None
+        if new:
+            self.store.actor_insert(rec.info.actor_id, rec.info.SerializeToString(), rec.spec.SerializeToString(),
+                                    rec.worker_id, rec.raylet_address, rec.no_restart)
+        else:
+            self.store.actor_update(rec.info.actor_id, rec.info.SerializeToString(), rec.worker_id,
+                                    rec.raylet_address, rec.no_restart)
+
+    def _persist_node(self, node: gpb.NodeInfo) -> None:
+        if self.store is not None:
+            self.store.put(NODES, node.node_id, node.SerializeToString())
+
+    def _persist_job(self, job: gpb.JobInfo) -> None:
+        if self.store is not None:
+            self.store.put(JOBS, job.job_id, job.SerializeToString())
+
+    def restore(self) -> dict[str, int]:
+        """Read the tables back after a restart (``--restore``): the same
+        cluster id, nodes (the live ones given a fresh heartbeat deadline),
+        jobs (a live one's driver given a fresh heartbeat deadline), actors
+        (ALIVE ones left running: never created again; those being created
+        when the GCS died are created again, the worker a lease had given
+        them stopped first), placement groups (unplaced ones placed) and the
+        KV. Returns counts for the log."""
+        store = self.store
+        assert store is not None
+        now = time.monotonic()
+        cid = store.meta_get("cluster_id")
+        if cid:
+            self.cluster_id = cid
+        self._next_job = int.from_bytes(store.meta_get("next_job") or b"\x01", "little")
+        self.dead_seq = int.from_bytes(store.meta_get("dead_seq") or b"\x00", "little")
+        store.meta_put("cluster_id", self.cluster_id)
+        for data in store.load(NODES):
+            node = gpb.NodeInfo.FromString(data)
+            self.nodes[node.node_id] = node
+            if node.alive:
+                self.last_seen[node.node_id] = now
+        for data in store.load(JOBS):
+            job = gpb.JobInfo.FromString(data)
+            self.jobs[job.job_id] = job
+            if not job.is_dead:
+                self.driver_seen[job.job_id] = now
+        for ns, key, value in store.kv_items():
+            self.kv[(ns, bytes(key))] = bytes(value)
+        resume = []
+        for info_b, spec_b, worker_id, raylet, no_restart in store.actors():
+            rec = ActorRecord(gpb.ActorInfo.FromString(info_b), cpb.TaskSpec.FromString(spec_b),
+                              worker_id=bytes(worker_id), raylet_address=raylet, no_restart=no_restart)
+            self.actors.restore(rec)
+            if rec.info.state in (gpb.PENDING_CREATION, gpb.RESTARTING):
+                resume.append(rec)
+        for rec in resume:
+            self.spawn(self._resume_creation(rec))
+        for data in store.load(PGS):
+            self.pgs.table.restore(gpb.PlacementGroupInfo.FromString(data))
+        self.pgs.restored()
+        return {"nodes": sum(n.alive for n in self.nodes.values()), "jobs": sum(not j.is_dead for j in self.jobs.values()),
+                "actors": sum(r.info.state != gpb.DEAD for r in self.actors.actors.values()),
+                "placement_groups": len(self.pgs.table.groups), "kv": len(self.kv), "creating": len(resume)}
+
+    async def _resume_creation(self, rec: ActorRecord) -> None:
+        """An actor the previous GCS was creating: the worker it had leased
+        may have run (part of) the creation; it is stopped and the actor is
+        created afresh, so one copy serves."""
+        if rec.worker_id and rec.raylet_address:
+            raylet = self.pool.stub(rec.raylet_address, rgrpc.RayletServiceStub)
+            await _quiet(raylet.KillWorker(rpb.KillWorkerRequest(
+                worker_id=rec.worker_id, force=True, reason="the GCS restarted while creating its actor"),
+                timeout=10))
+            rec.worker_id, rec.raylet_address = b"", ""
+            self._persist_actor(rec)
+        await self._schedule(rec)
 
     def spawn(self, coro: Any) -> None:
         t = asyncio.ensure_future(coro)
@@ -101,6 +184,8 @@ class GcsServer(ggrpc.GcsServiceServicer):
             return
         self._dead_set.add(worker_id)
         self.dead_seq += 1
+        if self.store is not None:
+            self.store.meta_put("dead_seq", self.dead_seq.to_bytes(8, "little"))
         self.dead_workers.append((self.dead_seq, worker_id))
         if len(self.dead_workers) == self.dead_workers.maxlen:
             self._dead_set.discard(self.dead_workers[0][1])
@@ -120,6 +205,7 @@ class GcsServer(ggrpc.GcsServiceServicer):
         job.end_time = time.time()
         job.death_cause = death_cause
         self.driver_seen.pop(job.job_id, None)
+        self._persist_job(job)
         why = "the job that created it finished" if not death_cause else f"the job that created it failed: {death_cause}"
         for rec in list(self.actors.actors.values()):
             if rec.info.job_id == job.job_id and not rec.info.detached and rec.info.state != gpb.DEAD:
@@ -131,6 +217,7 @@ class GcsServer(ggrpc.GcsServiceServicer):
         if node is None or not node.alive:
             return
         node.alive = False
+        self._persist_node(node)
         event = gpb.NodeEvent(node_id=node_id, ip=node.ip, alive=False, reason=reason, raylet_port=node.raylet_port)
         for q in self.node_watchers:
             q.put_nowait(event)
@@ -151,6 +238,7 @@ class GcsServer(ggrpc.GcsServiceServicer):
         n.alive = True
         self.nodes[n.node_id] = n
         self.last_seen[n.node_id] = time.monotonic()
+        self._persist_node(n)
         logger.info("node %s registered at %s:%d", n.node_id.hex(), n.ip, n.raylet_port)
         self.pgs.kick()
         return gpb.RegisterNodeReply(cluster_id=self.cluster_id)
@@ -227,6 +315,8 @@ class GcsServer(ggrpc.GcsServiceServicer):
         if key in self.kv and not request.overwrite:
             return gpb.KVPutReply(added=False)
         self.kv[key] = request.value
+        if self.store is not None:
+            self.store.kv_put(request.ns, request.key, request.value)
         return gpb.KVPutReply(added=True)
 
     async def KVGet(self, request: gpb.KVGetRequest, context: Any) -> gpb.KVGetReply:
@@ -240,6 +330,8 @@ class GcsServer(ggrpc.GcsServiceServicer):
             keys = [k for k in [(request.ns, request.key)] if k in self.kv]
         for k in keys:
             del self.kv[k]
+        if self.store is not None and keys:
+            self.store.kv_delete(keys)
         return gpb.KVDelReply(deleted=len(keys))
 
     async def KVKeys(self, request: gpb.KVKeysRequest, context: Any) -> gpb.KVKeysReply:
@@ -247,6 +339,10 @@ class GcsServer(ggrpc.GcsServiceServicer):
 
     # -- jobs ----------------------------------------------------------------
     async def AddJob(self, request: gpb.AddJobRequest, context: Any) -> gpb.AddJobReply:
+        wid = request.job.driver.worker_id
+        for known in self.jobs.values():  # a retried call (the GCS restarted before it answered)
+            if wid and known.driver.worker_id == wid and not known.is_dead:
+                return gpb.AddJobReply(job_id=known.job_id)
         job_id = self._next_job.to_bytes(4, "little")
         self._next_job += 1
         job = gpb.JobInfo()
@@ -254,6 +350,9 @@ class GcsServer(ggrpc.GcsServiceServicer):
         job.job_id = job_id
         self.jobs[job_id] = job
         self.driver_seen[job_id] = time.monotonic()
+        if self.store is not None:
+            self.store.meta_put("next_job", self._next_job.to_bytes(4, "little"))
+        self._persist_job(job)
         return gpb.AddJobReply(job_id=job_id)
 
     async def MarkJobFinished(self, request: gpb.MarkJobFinishedRequest, context: Any) -> gpb.MarkJobFinishedReply:
@@ -314,6 +413,8 @@ class GcsServer(ggrpc.GcsServiceServicer):
     # -- actors --------------------------------------------------------------
     async def RegisterActor(self, request: gpb.RegisterActorRequest, context: Any) -> gpb.RegisterActorReply:
         ac = request.spec.actor_creation
+        if ac.actor_id in self.actors.actors:  # a retried call (the GCS restarted before it answered)
+            return gpb.RegisterActorReply(ok=True)
         if ac.name:
             existing = self.actors.lookup_name(ac.namespace, ac.name)
             if existing is not None:
@@ -433,6 +534,8 @@ class GcsServer(ggrpc.GcsServiceServicer):
         rec.worker_id = reply.worker.worker_id
         rec.raylet_address = addr
         self.actors.by_worker[rec.worker_id] = rec.info.actor_id
+        if self.store is not None:  # a restarted GCS stops this worker before creating the actor again
+            self._persist_actor(rec)
         spec = cpb.TaskSpec()
         spec.CopyFrom(rec.spec)
         spec.gpu_ids[:] = list(reply.gpu_ids)

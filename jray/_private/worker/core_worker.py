@@ -41,7 +41,7 @@ from typing import Any, TypeVar
 import grpc
 
 from jray import exceptions
-from jray._private import config, direct, rpc, serialization
+from jray._private import config, direct, gcs_client, rpc, serialization
 from jray._private.ids import new_task_id, object_id_for, random_id
 from jray._private.protocol import common_pb2 as cpb
 from jray._private.protocol import core_worker_pb2 as wpb
@@ -245,7 +245,9 @@ class CoreWorker:
         if not self.is_driver and direct.enabled():  # tasks are pushed here over the direct transport
             self.direct_server = direct.push_server(lambda: self.executor, self.token)
             self.me.direct_port = await self.direct_server.start(host)
-        self.gcs: ggrpc.GcsServiceStub = self.pool.stub(self.gcs_address, ggrpc.GcsServiceStub)
+        # Calls ride over a GCS restart (retried while it is away, GCS_RECONNECT_SECONDS).
+        self.gcs: ggrpc.GcsServiceStub = gcs_client.RetryingGcsStub(  # type: ignore[assignment]
+            self.pool.stub(self.gcs_address, ggrpc.GcsServiceStub))
         self.raylet: rgrpc.RayletServiceStub = self.pool.stub(self.raylet_address, rgrpc.RayletServiceStub)
         if self.client:  # no local process for a raylet to watch, no store to map
             host, _, port = self.raylet_address.rpartition(":")
