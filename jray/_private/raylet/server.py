@@ -34,7 +34,7 @@ from typing import Any
 
 import grpc
 
-from jray._private import config, output_wire, rpc
+from jray._private import config, gcs_client, output_wire, rpc
 from jray._private.ids import random_id
 from jray._private.protocol import common_pb2 as cpb
 from jray._private.protocol import core_worker_pb2 as wpb
@@ -95,7 +95,8 @@ class Raylet(rgrpc.RayletServiceServicer):
         self.is_head = is_head
         self.labels = labels or {}
         self.pool = rpc.ChannelPool(token)
-        self.gcs = self.pool.stub(gcs_address, ggrpc.GcsServiceStub)
+        # Calls ride over a GCS restart (retried while it is away); heartbeats have their own loop.
+        self.gcs = gcs_client.RetryingGcsStub(self.pool.stub(gcs_address, ggrpc.GcsServiceStub))
         # Clients' ways in (_private/tunnel.py): a port here per client, kept across a blip.
         self.tunnels = TunnelHost(ip, config.DRIVER_TIMEOUT_SECONDS)
         self.view: list[gpb.NodeInfo] = []  # the cluster, from the last heartbeat reply
