@@ -77,6 +77,12 @@ class ActorClass:
     def remote(self, *args: Any, **kwargs: Any) -> ActorHandle:
         return self._remote(args, kwargs, self._options)
 
+    def bind(self, *args: Any, **kwargs: Any) -> Any:
+        """A node of a DAG (Ray's DAG API, ``jray.dag``): the actor is created on ``execute()``."""
+        from jray.dag import ClassNode
+
+        return ClassNode(self, args, kwargs)
+
     def _remote(self, args: tuple, kwargs: dict, opts: dict[str, Any]) -> ActorHandle:
         created = submit.create_actor(self._cls, self._cache, self.__name__, self._meta, self._is_async,
                                       args, kwargs, opts)
@@ -97,6 +103,12 @@ class _ActorOptions:
     def options(self, **options: Any) -> _ActorOptions:
         _opts.validate(options, _opts.ACTOR_OPTIONS, "actors")
         return _ActorOptions(self._ac, {**self._opts, **options})
+
+    def bind(self, *args: Any, **kwargs: Any) -> Any:
+        from jray.dag import ClassNode
+
+        extra = {k: v for k, v in self._opts.items() if self._ac._options.get(k) != v}
+        return ClassNode(self._ac, args, kwargs, extra)
 
 
 # Methods every actor has, as in Ray: ``__ray_ready__`` answers True once the
@@ -181,7 +193,10 @@ class ActorMethod:
                         f"try 'actor.{self._name}.remote()'.")
 
     def bind(self, *args: Any, **kwargs: Any) -> Any:
-        raise TypeError("jray does not implement Ray's DAG API (bind); call .remote() instead.")
+        """A call of this actor in a DAG (Ray's DAG API, ``jray.dag``), made on ``execute()``."""
+        from jray.dag import ClassMethodNode
+
+        return ClassMethodNode(self._handle, self._name, args, kwargs)
 
 
 class _MethodOptions:
@@ -191,6 +206,12 @@ class _MethodOptions:
 
     def remote(self, *args: Any, **kwargs: Any) -> Any:
         return self._m._handle._call(self._m._name, args, kwargs, self._opts)
+
+    def bind(self, *args: Any, **kwargs: Any) -> Any:
+        from jray.dag import ClassMethodNode
+
+        extra = {k: v for k, v in self._opts.items() if self._m._meta.get(k) != v}
+        return ClassMethodNode(self._m._handle, self._m._name, args, kwargs, extra)
 
 
 # Ray ends an actor once every handle to it is gone. jray tracks the handle

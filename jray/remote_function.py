@@ -48,7 +48,10 @@ class RemoteFunction:
         return self._remote(args, kwargs, self._options)
 
     def bind(self, *args: Any, **kwargs: Any) -> Any:
-        raise TypeError("jray does not implement Ray's DAG API (bind); call .remote() instead.")
+        """A node of a DAG (Ray's DAG API, ``jray.dag``): runs on ``execute()``."""
+        from jray.dag import FunctionNode
+
+        return FunctionNode(self, args, kwargs)
 
     def _remote(self, args: tuple, kwargs: dict, opts: dict[str, Any]) -> Any:
         return submit.submit_task(self._function, self._cache, self.__name__, self._params, self._is_generator,
@@ -66,6 +69,12 @@ class _OptionsWrapper:
     def options(self, **options: Any) -> _OptionsWrapper:
         _opts.validate(options, _opts.TASK_OPTIONS, "remote functions")
         return _OptionsWrapper(self._rf, {**self._opts, **options})
+
+    def bind(self, *args: Any, **kwargs: Any) -> Any:
+        from jray.dag import FunctionNode
+
+        extra = {k: v for k, v in self._opts.items() if self._rf._options.get(k) != v}
+        return FunctionNode(self._rf, args, kwargs, extra)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self._rf(*args, **kwargs)

@@ -72,3 +72,26 @@ def test_inspect_serializability_names_the_culprit():
     assert not ok and [f.name for f in failures] == ["lock"]
     assert "non-serializable member 'lock'" in out.getvalue()
     assert inspect_serializability({"a": [1, 2]}, print_file=io.StringIO()) == (True, set())
+
+
+def test_dag_api_names():
+    """Ray's DAG API: ``ray.dag`` and ``.bind`` on functions, actor classes and methods."""
+    import jray.dag as dag
+
+    for name in ["DAGNode", "InputNode", "InputAttributeNode", "MultiOutputNode", "FunctionNode", "ClassNode",
+                 "ClassMethodNode"]:
+        assert hasattr(dag, name) and name in dag.__all__
+    assert jray.dag is dag
+
+    @jray.remote
+    def f(x):
+        return x
+
+    @jray.remote
+    class A:
+        def m(self):
+            return 1
+
+    assert isinstance(f.bind(1), dag.FunctionNode) and isinstance(f.options(num_cpus=0).bind(1), dag.FunctionNode)
+    assert isinstance(A.bind(), dag.ClassNode) and isinstance(A.bind().m.bind(), dag.ClassMethodNode)
+    assert callable(dag.InputNode().experimental_compile)
