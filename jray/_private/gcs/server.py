@@ -76,7 +76,8 @@ class GcsServer(ggrpc.GcsServiceServicer):
             self.actors.on_change = self._persist_actor
             self.pgs.table.on_change = lambda rec: store.put(PGS, rec.pg_id, rec.info.SerializeToString())
             self.pgs.table.on_drop = lambda pg_id: store.delete(PGS, pg_id)
-            store.meta_put("cluster_id", self.cluster_id)
+            if store.meta_get("cluster_id") is None:  # a fresh store (restore() reads it back)
+                store.meta_put("cluster_id", self.cluster_id)
 
     # -- the tables on disk ------------------------------------------------------------
     def _persist_actor(self, rec: ActorRecord, new: bool = False) -> None:
