@@ -1,0 +1,1 @@
+"""Ray's ``ray.experimental`` names that programs reach for (``tqdm_ray``)."""
