@@ -29,6 +29,7 @@ import psutil
 import pytest
 
 from jray._private import gcs_client, node
+from jray._private import virtual_hosts as vh
 
 pytestmark = pytest.mark.timeout(240)
 STORE = 64 * 1024 * 1024
@@ -52,7 +53,8 @@ DRIVER = textwrap.dedent("""
     def double(x):
         return 2 * x
 
-    c = Counter.options(name="counter", lifetime="detached").remote()
+    where = {"resources": {sys.argv[3]: 0.1}} if len(sys.argv) > 3 else {}  # a host's resource
+    c = Counter.options(name="counter", lifetime="detached", **where).remote()
     first_pid = jray.get(c.pid.remote(), timeout=60)
     assert jray.get(double.remote(1), timeout=60) == 2
     print(json.dumps({"ready": True, "pid": first_pid}), flush=True)
@@ -270,3 +272,53 @@ def test_raylets_exit_cleanly_when_the_gcs_stays_down(monkeypatch):
     finally:
         node.stop_cluster(cluster)
     assert not _store_files(cluster.session_dir)
+
+
+def test_on_virtual_hosts_the_gcs_restarts_under_a_remote_driver():
+    """The head on host a (``jray start --head``), a node on b with the
+    actor, the driver on c: the head's GCS is SIGKILLed (inside a, by the
+    pid its cluster.json records) and the driver on c never sees it."""
+    reason = vh.unavailable_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    with vh.VirtualHosts() as v:
+        a, b, c = v.add_host("a"), v.add_host("b"), v.add_host("c")
+        address, token = vh.start_head(a, num_cpus=1, object_store_memory=STORE)
+        vh.start_node(b, address, token, num_cpus=2, object_store_memory=STORE,
+                      extra_args=["--resources", '{"host_b": 1}'])
+        env = vh.jray_env(c, JRAY_TOKEN=token)
+        drv = c.popen([sys.executable, "-c", DRIVER, address, "8", "host_b"], env=env, text=True,
+                      stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        try:
+            assert drv.stdout is not None and drv.stdin is not None
+            ready = json.loads(drv.stdout.readline())
+            with open(a.fs_path("/tmp/jray/jray_current_cluster")) as f:
+                session = json.load(f)["session_dir"]
+            with open(a.fs_path(os.path.join(session, "cluster.json"))) as f:
+                gcs_pid = json.load(f)["gcs_pid"]
+            time.sleep(1.0)
+            assert a.run(["kill", "-9", str(gcs_pid)]).returncode == 0
+            t0 = time.monotonic()
+            while a.run_python(f"from jray._private import gcs_client; "
+                               f"gcs_client.check_alive_at({address!r}, {token!r}, timeout=1)",
+                               env=vh.jray_env(a)).returncode != 0:
+                assert time.monotonic() - t0 < 15, "the GCS did not come back"
+            line = drv.stdout.readline()
+            assert line, "the driver died"
+            out = json.loads(line)
+            assert out["errors"] == [] and out["calls"] == list(range(1, len(out["calls"]) + 1))
+            assert out["task"] == 15 and out["new_actor"] == 1 and out["same_pid"]
+            got = vh.run_driver_json(c, SECOND.replace("jray.init(address=sys.argv[1], ", "jray.init("),
+                                     address, token, timeout=120)
+            assert got["pid"] == ready["pid"]
+            assert [x for x in got["actors"] if x[1] == "counter"] == [["Counter", "counter", "ALIVE"]]
+            drv.stdin.write("\n")
+            drv.stdin.flush()
+            assert drv.wait(60) == 0
+        finally:
+            if drv.poll() is None:
+                drv.kill()
+                drv.wait(10)
+            for h in (c, b, a):
+                vh.stop_jray(h)
+    assert v.leftovers() == []
