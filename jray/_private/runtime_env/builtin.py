@@ -525,6 +525,71 @@ class CondaPlugin(RuntimeEnvPlugin):
         return 0
 
 
+# Pickled setup hooks of this process, by the hash the env names them with
+# ("pickled:<sha>"); the driver exports them to the GCS (resolve.py) where
+# workers fetch them.
+SETUP_HOOKS: dict[str, bytes] = {}
+
+
+class WorkerProcessSetupHookPlugin(RuntimeEnvPlugin):
+    """``worker_process_setup_hook``: a callable (or ``"module.function"``)
+    every worker of the env runs once at start, before its first task (Ray's
+    way to set up logging, env or imports in each worker). A hook that
+    raises fails the tasks sent to that worker with ``RuntimeEnvSetupError``
+    carrying its traceback."""
+
+    name = "worker_process_setup_hook"
+    priority = 2
+
+    @staticmethod
+    def validate(value: Any) -> Any:
+        if isinstance(value, str):
+            if value.startswith("pickled:"):
+                return value
+            if "." not in value.strip(".") or any(not part.isidentifier() for part in value.split(".")):
+                raise ValueError(f"runtime_env worker_process_setup_hook {value!r} is not a 'module.function' path")
+            return value
+        if not callable(value):
+            raise TypeError("runtime_env worker_process_setup_hook must be a callable or a 'module.function' "
+                            f"string, got {type(value).__name__}")
+        import hashlib
+
+        import cloudpickle
+
+        pickled = cloudpickle.dumps(value)
+        sha = hashlib.sha256(pickled).hexdigest()[:32]
+        SETUP_HOOKS[sha] = pickled
+        return f"pickled:{sha}"
+
+    def modify_context(self, uris: list[str], runtime_env: dict[str, Any], context: RuntimeEnvContext,
+                       logger: logging.Logger) -> None:
+        context.env_vars["JRAY_WORKER_SETUP_HOOK"] = runtime_env["worker_process_setup_hook"]
+
+
+def run_setup_hook(load_exported: Any) -> str | None:
+    """In a worker: run the env's setup hook (``JRAY_WORKER_SETUP_HOOK``), if
+    any; the traceback text when it failed. ``load_exported(key)`` fetches
+    an exported pickled function from the GCS."""
+    spec = os.environ.get("JRAY_WORKER_SETUP_HOOK")
+    if not spec:
+        return None
+    import traceback
+
+    try:
+        if spec.startswith("pickled:"):
+            fn = load_exported("setup_hook:" + spec.removeprefix("pickled:"))
+        else:
+            import importlib
+
+            module, _, attr = spec.rpartition(".")
+            fn = getattr(importlib.import_module(module), attr)
+        fn()
+    except BaseException as e:  # noqa: BLE001 - reported with the tasks this worker gets
+        return f"worker_process_setup_hook {spec!r} failed:\n" + "".join(
+            traceback.format_exception(type(e), e, e.__traceback__))
+    return None
+
+
 class ContainerPlugin(RuntimeEnvPlugin):
     name = "container"
     priority = 9
@@ -565,4 +630,5 @@ def _container_missing(image: str) -> str:
 
 PLUGINS: tuple[type[RuntimeEnvPlugin], ...] = (
     EnvVarsPlugin, WorkingDirPlugin, PyModulesPlugin, PipPlugin, CondaPlugin, ContainerPlugin, ImageUriPlugin,
+    WorkerProcessSetupHookPlugin,
 )

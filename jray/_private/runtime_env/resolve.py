@@ -156,7 +156,15 @@ def resolve_for(w: CoreWorker, env: dict[str, Any] | None) -> dict[str, Any]:
     """``env`` (validated or not) ready for a task spec."""
     if not env:
         return {}
-    return _RESOLVER.resolve(validate(env), upload_via(w))
+    out = _RESOLVER.resolve(validate(env), upload_via(w))
+    hook = out.get("worker_process_setup_hook")
+    if isinstance(hook, str) and hook.startswith("pickled:"):  # a callable: its pickle to the GCS, once
+        from jray._private.runtime_env.builtin import SETUP_HOOKS
+
+        sha = hook.removeprefix("pickled:")
+        if sha in SETUP_HOOKS:
+            w.export("setup_hook:" + sha, SETUP_HOOKS[sha])
+    return out
 
 
 def effective_json(w: CoreWorker, opts_env: dict[str, Any] | None, parent_json: str | None) -> str:

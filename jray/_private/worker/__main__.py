@@ -33,6 +33,9 @@ def main() -> None:
     w.default_runtime_env_json = os.environ.get("JRAY_RUNTIME_ENV", "")
     w.connect()
     w.executor.logs.install()
+    from jray._private.runtime_env.builtin import run_setup_hook
+
+    w.executor.setup_error = run_setup_hook(w.load_function)  # before any task, its output in the worker's log
     signal.signal(signal.SIGTERM, lambda _sig, _frame: _leave(w))
     daemon.watch_parent(int(os.environ.get("JRAY_RAYLET_PID", "0")), lambda: os._exit(1))
     try:

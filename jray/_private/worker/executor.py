@@ -53,6 +53,7 @@ class ActorExit(BaseException):
 
 class Executor:
     def __init__(self, worker: CoreWorker) -> None:
+        self.setup_error: str | None = None  # worker_process_setup_hook's traceback, when it raised
         self.w = worker
         self.main_queue: queue.Queue = queue.Queue()
         self.actor: Any = None
@@ -185,6 +186,8 @@ class Executor:
         try:
             if spec.task_id in self.cancelled:
                 raise KeyboardInterrupt
+            if self.setup_error is not None:  # the env's worker_process_setup_hook raised here
+                return self._app_error(spec, exceptions.RuntimeEnvSetupError(self.setup_error))
             if spec.type == CREATION:
                 return self._create_actor(spec)
             fn = self._callable(spec)
