@@ -52,7 +52,7 @@ def __getattr__(name: str) -> object:
         import importlib
 
         return importlib.import_module(f"jray.jupyter.{name}")
-    if name in ("util", "cloudpickle", "dag", "experimental"):
+    if name in ("util", "cloudpickle", "dag", "experimental", "job_submission"):
         import importlib
 
         return importlib.import_module(f"jray.{name}")

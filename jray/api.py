@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import atexit
 import inspect
+import json
 import logging
 import os
 import sys
@@ -156,6 +157,13 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
                 runtime_env = job_config.runtime_env
             if namespace is None and job_config.ray_namespace:
                 namespace = job_config.ray_namespace
+        submission_id = None
+        job_env = os.environ.get("JRAY_JOB_CONFIG_JSON")
+        if job_env:  # this driver is a submitted job's entrypoint: its runtime_env is the job's default
+            job_conf = json.loads(job_env)
+            submission_id = job_conf.get("submission_id")
+            if runtime_env is None and job_conf.get("runtime_env"):
+                runtime_env = job_conf["runtime_env"]
         if runtime_env is not None:
             _runtime_env("runtime_env", runtime_env)
         target = _resolve_address(address, kwargs.get("_token"))
@@ -176,7 +184,8 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
         try:
             driver.connect(gcs_address=gcs_address, raylet_address=raylet_address, token=token, node_id=node_id,
                            namespace=namespace if namespace is not None else _anon_namespace(),
-                           log_to_driver=log_to_driver, runtime_env=runtime_env, client_ip=client_ip)
+                           log_to_driver=log_to_driver, runtime_env=runtime_env, client_ip=client_ip,
+                           submission_id=submission_id if target is not None else None)
         except BaseException:
             if _cluster is not None:
                 _node.stop_cluster(_cluster)

@@ -31,7 +31,8 @@ def require() -> None:
 
 
 def connect(*, gcs_address: str, raylet_address: str, token: str, node_id: bytes, namespace: str,
-            log_to_driver: bool, runtime_env: dict[str, Any] | None, client_ip: str | None = None) -> None:
+            log_to_driver: bool, runtime_env: dict[str, Any] | None, client_ip: str | None = None,
+            submission_id: str | None = None) -> None:
     """Start this process's driver CoreWorker and connect it to the cluster.
     On a failure to connect the worker is torn down and the error raised.
     ``client_ip`` set: this machine runs no node; the driver is a client
@@ -44,6 +45,8 @@ def connect(*, gcs_address: str, raylet_address: str, token: str, node_id: bytes
                    client=client_ip is not None)
     try:
         w.connect()
+        if submission_id:
+            _record_submission(w, submission_id)
         if runtime_env:
             # Job-level: local code is packed and uploaded once, now (Ray does it at init too).
             resolved = resolve_for(w, runtime_env)
@@ -54,6 +57,23 @@ def connect(*, gcs_address: str, raylet_address: str, token: str, node_id: bytes
     except BaseException:
         w.disconnect()
         raise
+
+
+def _record_submission(w: CoreWorker, submission_id: str) -> None:
+    """A submitted job's driver: which GCS job runs which submission, in the
+    KV for the jobs API and the state API (``driver/<job id>/<submission id>``)."""
+    from jray._private.jobs import common as C
+    from jray._private.protocol import gcs_pb2 as gpb
+
+    key = f"{C.DRIVER_PREFIX}{w.job_id.hex()}/{submission_id}".encode()
+
+    async def run() -> None:
+        await w.gcs.KVPut(gpb.KVPutRequest(ns=C.KV_NS, key=key, value=b"", overwrite=True), timeout=10)
+
+    try:
+        w.run_sync(run(), timeout=15)
+    except Exception:  # noqa: BLE001 - a nicety: the job runs without it
+        pass
 
 
 def drain(timeout: float) -> None:

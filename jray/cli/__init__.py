@@ -6,6 +6,7 @@ the function that runs it. They live by concept:
 
 - ``cluster.py``: ``start``, ``stop``, ``status``;
 - ``state.py``: ``list``, ``summary``, ``memory`` (the state API);
+- ``job.py``: ``job submit|status|logs|stop|delete|list`` (the Jobs SDK);
 - ``bench.py``: ``microbenchmark`` (the workloads of ``jray.bench``);
 
 with what they share in ``command.py`` (``Command``, ``CliError``),
@@ -23,7 +24,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from jray.cli import bench, cluster, state
+from jray.cli import bench, cluster, job, state
 from jray.cli.command import CliError, Command, err
 
 COMMANDS: tuple[Command, ...] = (
@@ -59,6 +60,12 @@ COMMANDS: tuple[Command, ...] = (
         "objects in the cluster's stores (size, owner, where, pins) and store totals",
         state.configure_memory,
         state.memory,
+    ),
+    Command(
+        "job",
+        "submit, follow, stop and list jobs (programs run on the cluster as drivers)",
+        job.configure,
+        job.run,
     ),
     Command(
         "microbenchmark",

@@ -101,6 +101,12 @@ def configure_start(p: argparse.ArgumentParser) -> None:
         "kept (same port and token; its nodes, jobs and actors carry on)",
     )
     p.add_argument(
+        "--dashboard-port",
+        type=int,
+        default=None,
+        help="(head) port of the jobs HTTP API (default 8265, or a free port when that one is taken)",
+    )
+    p.add_argument(
         "--block",
         action="store_true",
         help="stay in the foreground; Ctrl-C stops what this command started",
@@ -157,6 +163,7 @@ def _start_head(ns: argparse.Namespace) -> int:
         raise CliError(f"could not start the head node{hint}: {e}") from None
     _node.write_address_file(handle)
     addr, head = handle.gcs_address, handle.head
+    jobs_api = _start_job_agent(handle, ns.dashboard_port)
     res = _node.node_resources(
         ns.num_cpus, ns.num_gpus, ns.resources, ns.memory, ns.node_ip_address, True
     )
@@ -179,6 +186,8 @@ def _start_head(ns: argparse.Namespace) -> int:
         f"    {tls_env}JRAY_ADDRESS={addr} JRAY_TOKEN={handle.token} python your_script.py   # jray.init()\n"
     )
     print(f"Add a node:\n    {tls_env}JRAY_TOKEN={handle.token} jray start --address {addr}\n")
+    if jobs_api:
+        print(f"Jobs API at http://{jobs_api} (submit with 'jray job submit -- CMD', token required).\n")
     if ns.node_ip_address == "127.0.0.1":
         print(
             "The daemons listen on 127.0.0.1 only; restart with --node-ip-address IP to accept other machines."
@@ -194,6 +203,20 @@ def _start_head(ns: argparse.Namespace) -> int:
             lambda: _stop_and_report(_node.read_address_file() or info, 10.0, False),
         )
     return 0
+
+
+def _start_job_agent(handle: Any, port: int | None) -> str:
+    """The jobs agent (HTTP API on the head); its "host:port", "" if it did not start."""
+    from jray._private.jobs import process
+
+    try:
+        info = process.start_agent(session_dir=handle.session_dir, gcs_address=handle.gcs_address,
+                                   token=handle.token, host=handle.gcs_address.rsplit(":", 1)[0].strip("[]"),
+                                   port=port, watch_pid=handle.supervisor_pid)
+    except (RuntimeError, OSError) as e:
+        err(f"the jobs API did not start: {e}")
+        return ""
+    return str(info["http_address"])
 
 
 def _restore_head() -> int:
@@ -319,6 +342,9 @@ def configure_stop(p: argparse.ArgumentParser) -> None:
 
 
 def _stop_and_report(info: dict[str, Any], grace: float, force: bool) -> None:
+    from jray._private.jobs import process
+
+    process.stop_agent(info["session_dir"], grace=0.0 if force else grace)  # first: it stops its jobs
     report = _node.stop_session(info, grace=grace, force=force)
     pids = report["pids"]
     if not any(pids.values()):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import Counter
 from typing import Any
 
@@ -25,8 +26,8 @@ NODE_BRIEF = ("node_id", "node_ip", "is_head_node", "state", "resources_total", 
 NODE_KEYS = NODE_BRIEF + ("labels", "start_time_ms", "raylet_port", "pid", "num_idle_workers",
                           "num_busy_workers", "num_objects", "spilled_bytes", "pending_leases")
 WORKER_KEYS = ("worker_id", "worker_type", "is_alive", "node_id", "ip", "pid")
-JOB_KEYS = ("job_id", "status", "message", "entrypoint", "driver_pid", "driver_ip", "namespace",
-            "start_time", "end_time")
+JOB_KEYS = ("job_id", "submission_id", "type", "status", "message", "entrypoint", "driver_pid", "driver_ip",
+            "namespace", "start_time", "end_time")
 RUNTIME_ENV_BRIEF = ("runtime_env_key", "status", "success", "nodes", "size_bytes", "num_workers",
                      "setup_seconds", "runtime_env")
 RUNTIME_ENV_KEYS = RUNTIME_ENV_BRIEF + ("node_ids", "creation_time_ms", "error", "logs")
@@ -237,16 +238,50 @@ def workers(client: StateClient) -> list[dict[str, Any]]:
 
 
 def jobs(client: StateClient) -> list[dict[str, Any]]:
-    async def get(gcs: Any, _raylet: Any) -> Any:
-        return await gcs.GetAllJobInfo(gpb.GetAllJobInfoRequest(), timeout=TIMEOUT)
+    """The GCS's jobs (every driver), each with the submission id of the
+    submitted job it runs (``jray job submit``), whose status it shows; and
+    the submitted jobs no driver of which has started (yet)."""
+    from jray._private.jobs import common as jc
 
-    return [{
-        "job_id": j.job_id.hex(),
-        "status": ("FAILED" if j.death_cause else "SUCCEEDED") if j.is_dead else "RUNNING",
-        "message": j.death_cause or None,
-        "entrypoint": j.entrypoint, "driver_pid": j.driver_pid or None, "driver_ip": j.driver_host or j.driver.ip or None,
-        "namespace": j.namespace, "start_time": _ms(j.start_time), "end_time": _ms(j.end_time),
-    } for j in client.run(get).jobs]
+    async def get(gcs: Any, _raylet: Any) -> Any:
+        info = await gcs.GetAllJobInfo(gpb.GetAllJobInfoRequest(), timeout=TIMEOUT)
+        drivers = await gcs.KVKeys(gpb.KVKeysRequest(ns=jc.KV_NS, prefix=jc.DRIVER_PREFIX.encode()), timeout=TIMEOUT)
+        keys = (await gcs.KVKeys(gpb.KVKeysRequest(ns=jc.KV_NS, prefix=jc.RECORD_PREFIX.encode()),
+                                 timeout=TIMEOUT)).keys
+        recs = await asyncio.gather(*(gcs.KVGet(gpb.KVGetRequest(ns=jc.KV_NS, key=k), timeout=TIMEOUT) for k in keys))
+        return info.jobs, drivers.keys, [json.loads(r.value) for r in recs if r.found]
+
+    gcs_jobs, driver_keys, records = client.run(get)
+    sub_of: dict[str, str] = {}
+    for k in driver_keys:
+        parts = k.decode(errors="replace").split("/", 2)
+        if len(parts) == 3:
+            sub_of[parts[1]] = parts[2]
+    by_sid = {r["submission_id"]: r for r in records}
+    rows = []
+    for j in gcs_jobs:
+        jid = j.job_id.hex()
+        sid = sub_of.get(jid)
+        row = {
+            "job_id": jid, "submission_id": sid, "type": "SUBMISSION" if sid else "DRIVER",
+            "status": ("FAILED" if j.death_cause else "SUCCEEDED") if j.is_dead else "RUNNING",
+            "message": j.death_cause or None,
+            "entrypoint": j.entrypoint, "driver_pid": j.driver_pid or None,
+            "driver_ip": j.driver_host or j.driver.ip or None,
+            "namespace": j.namespace, "start_time": _ms(j.start_time), "end_time": _ms(j.end_time),
+        }
+        rec = by_sid.get(sid) if sid else None
+        if rec is not None:  # the submission's status and command (the driver's is `python script.py`)
+            row.update(status=rec["status"], message=rec.get("message"), entrypoint=rec["entrypoint"])
+        rows.append(row)
+    started = set(sub_of.values())
+    for rec in records:
+        if rec["submission_id"] not in started:
+            rows.append({"job_id": None, "submission_id": rec["submission_id"], "type": "SUBMISSION",
+                         "status": rec["status"], "message": rec.get("message"), "entrypoint": rec["entrypoint"],
+                         "driver_pid": rec.get("driver_pid"), "driver_ip": rec.get("driver_node_ip"),
+                         "namespace": None, "start_time": rec.get("start_time"), "end_time": rec.get("end_time")})
+    return rows
 
 
 def runtime_envs(client: StateClient) -> list[dict[str, Any]]:

@@ -1,0 +1,164 @@
+"""The jobs REST API (Ray's paths) on a small asyncio HTTP/1.1 server.
+
+Stdlib only: one request per connection (``Connection: close``), JSON in
+and out, bodies up to 1 MiB. Every request must carry the cluster token,
+``Authorization: Bearer <token>`` (or ``X-Jray-Token: <token>``); without it
+the answer is 401 and nothing else is looked at.
+
+    GET    /api/version                       the agent's version and its GCS address
+    POST   /api/jobs/                         submit: {"entrypoint": ..., "submission_id": ..., ...}
+    GET    /api/jobs/                         every job's details
+    GET    /api/jobs/{id}                     one job's details (404 if unknown)
+    GET    /api/jobs/{id}/logs                {"logs": the whole log}
+    GET    /api/jobs/{id}/logs/tail?offset=N&wait=S
+                                              new log text from offset N (long poll up to S s):
+                                              {"logs", "offset", "terminal", "status"}
+    POST   /api/jobs/{id}/stop                {"stopped": bool}
+    DELETE /api/jobs/{id}                     {"deleted": bool} (only an ended job)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+import urllib.parse
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from jray._private.jobs import common as C
+
+log = logging.getLogger("jray.jobs.http")
+MAX_BODY = 1 << 20
+_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed",
+            411: "Length Required", 413: "Payload Too Large", 500: "Internal Server Error"}
+
+
+class HttpError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+Handler = Callable[[str, str, dict[str, list[str]], Any], Awaitable[Any]]
+
+
+async def _read_request(reader: asyncio.StreamReader) -> tuple[str, str, dict[str, str], bytes]:
+    line = await reader.readline()
+    parts = line.decode("latin-1").split()
+    if len(parts) != 3:
+        raise HttpError(400, "malformed request line")
+    method, target, _version = parts
+    headers: dict[str, str] = {}
+    for _ in range(100):
+        h = await reader.readline()
+        if h in (b"\r\n", b"\n", b""):
+            break
+        k, _, v = h.decode("latin-1").partition(":")
+        headers[k.strip().lower()] = v.strip()
+    else:
+        raise HttpError(400, "too many headers")
+    body = b""
+    n = int(headers.get("content-length", "0") or 0)
+    if n > MAX_BODY:
+        raise HttpError(413, f"request body over {MAX_BODY} bytes")
+    if n:
+        body = await reader.readexactly(n)
+    return method.upper(), target, headers, body
+
+
+def _token_of(headers: dict[str, str]) -> str:
+    auth = headers.get("authorization", "")
+    if auth.lower().startswith("bearer "):
+        return auth[7:].strip()
+    return headers.get("x-jray-token", "")
+
+
+class JobsHttpServer:
+    def __init__(self, manager: Any, token: str, info: dict[str, Any]) -> None:
+        self.manager, self.token, self.info = manager, token, info
+        self.server: asyncio.Server | None = None
+
+    async def start(self, host: str, port: int) -> int:
+        self.server = await asyncio.start_server(self._serve, host, port, reuse_address=True)
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.server.wait_closed(), 2)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        status, payload = 200, None
+        try:
+            method, target, headers, body = await asyncio.wait_for(_read_request(reader), 30)
+            if not self.token or not hmac.compare_digest(_token_of(headers).encode(), self.token.encode()):
+                raise HttpError(401, "missing or wrong cluster token (send 'Authorization: Bearer <JRAY_TOKEN>')")
+            url = urllib.parse.urlsplit(target)
+            query = urllib.parse.parse_qs(url.query)
+            data = None
+            if body:
+                try:
+                    data = json.loads(body)
+                except ValueError:
+                    raise HttpError(400, "the request body is not JSON") from None
+            payload = await self.route(method, url.path, query, data)
+        except HttpError as e:
+            status, payload = e.status, {"error": str(e)}
+        except C.NotFound as e:
+            status, payload = 404, {"error": str(e)}
+        except C.BadRequest as e:
+            status, payload = 400, {"error": str(e)}
+        except (asyncio.TimeoutError, asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+            return
+        except Exception as e:  # noqa: BLE001 - a bug answers 500, the server goes on
+            log.exception("jobs API")
+            status, payload = 500, {"error": f"{type(e).__name__}: {e}"}
+        out = json.dumps(payload).encode()
+        head = (f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(out)}\r\nConnection: close\r\n\r\n").encode()
+        try:
+            writer.write(head + out)
+            await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+    async def route(self, method: str, path: str, query: dict[str, list[str]], data: Any) -> Any:
+        m = self.manager
+        parts = [p for p in path.split("/") if p]
+        if parts == ["api", "version"] and method == "GET":
+            return self.info
+        if parts[:2] != ["api", "jobs"]:
+            raise HttpError(404, f"no such path: {path}")
+        rest = [urllib.parse.unquote(p) for p in parts[2:]]
+        if not rest:
+            if method == "POST":
+                return await m.submit(data)
+            if method == "GET":
+                return await m.list_jobs()
+            raise HttpError(405, f"{method} {path}")
+        sid = rest[0]
+        if len(rest) == 1:
+            if method == "GET":
+                return await m.info(sid)
+            if method == "DELETE":
+                return {"deleted": await m.delete(sid)}
+            raise HttpError(405, f"{method} {path}")
+        if rest[1:] == ["stop"] and method == "POST":
+            return {"stopped": await m.stop(sid)}
+        if rest[1:] == ["logs"] and method == "GET":
+            return {"logs": m.logs_text(sid)}
+        if rest[1:] == ["logs", "tail"] and method == "GET":
+            try:
+                offset = int(query.get("offset", ["0"])[0])
+                wait = float(query.get("wait", ["0"])[0])
+            except ValueError:
+                raise HttpError(400, "offset and wait must be numbers") from None
+            return await m.tail(sid, offset, wait)
+        raise HttpError(404, f"no such path: {method} {path}")
