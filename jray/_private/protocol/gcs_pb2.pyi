@@ -33,7 +33,7 @@ PG_REMOVED: PlacementGroupState
 PG_RESCHEDULING: PlacementGroupState
 
 class NodeInfo(_message.Message):
-    __slots__ = ("node_id", "ip", "raylet_port", "resources_total", "resources_available", "alive", "is_head", "store_path", "object_store_memory", "store_used", "num_workers", "labels", "start_time", "pid", "spilled_bytes", "pending_leases", "num_idle_workers", "num_leased_workers", "num_objects")
+    __slots__ = ("node_id", "ip", "raylet_port", "resources_total", "resources_available", "alive", "is_head", "store_path", "object_store_memory", "store_used", "num_workers", "labels", "start_time", "pid", "spilled_bytes", "pending_leases", "num_idle_workers", "num_leased_workers", "num_objects", "metrics_export_port")
     class ResourcesTotalEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -74,6 +74,7 @@ class NodeInfo(_message.Message):
     NUM_IDLE_WORKERS_FIELD_NUMBER: _ClassVar[int]
     NUM_LEASED_WORKERS_FIELD_NUMBER: _ClassVar[int]
     NUM_OBJECTS_FIELD_NUMBER: _ClassVar[int]
+    METRICS_EXPORT_PORT_FIELD_NUMBER: _ClassVar[int]
     node_id: bytes
     ip: str
     raylet_port: int
@@ -93,7 +94,8 @@ class NodeInfo(_message.Message):
     num_idle_workers: int
     num_leased_workers: int
     num_objects: int
-    def __init__(self, node_id: _Optional[bytes] = ..., ip: _Optional[str] = ..., raylet_port: _Optional[int] = ..., resources_total: _Optional[_Mapping[str, float]] = ..., resources_available: _Optional[_Mapping[str, float]] = ..., alive: _Optional[bool] = ..., is_head: _Optional[bool] = ..., store_path: _Optional[str] = ..., object_store_memory: _Optional[int] = ..., store_used: _Optional[int] = ..., num_workers: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ..., start_time: _Optional[float] = ..., pid: _Optional[int] = ..., spilled_bytes: _Optional[int] = ..., pending_leases: _Optional[int] = ..., num_idle_workers: _Optional[int] = ..., num_leased_workers: _Optional[int] = ..., num_objects: _Optional[int] = ...) -> None: ...
+    metrics_export_port: int
+    def __init__(self, node_id: _Optional[bytes] = ..., ip: _Optional[str] = ..., raylet_port: _Optional[int] = ..., resources_total: _Optional[_Mapping[str, float]] = ..., resources_available: _Optional[_Mapping[str, float]] = ..., alive: _Optional[bool] = ..., is_head: _Optional[bool] = ..., store_path: _Optional[str] = ..., object_store_memory: _Optional[int] = ..., store_used: _Optional[int] = ..., num_workers: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ..., start_time: _Optional[float] = ..., pid: _Optional[int] = ..., spilled_bytes: _Optional[int] = ..., pending_leases: _Optional[int] = ..., num_idle_workers: _Optional[int] = ..., num_leased_workers: _Optional[int] = ..., num_objects: _Optional[int] = ..., metrics_export_port: _Optional[int] = ...) -> None: ...
 
 class RegisterNodeRequest(_message.Message):
     __slots__ = ("node",)

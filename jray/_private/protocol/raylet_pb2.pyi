@@ -353,13 +353,15 @@ class StoreObjectInfo(_message.Message):
     def __init__(self, object_id: _Optional[bytes] = ..., size: _Optional[int] = ..., sealed: _Optional[bool] = ..., primary: _Optional[bool] = ..., pins: _Optional[int] = ..., spilled: _Optional[bool] = ..., owner: _Optional[_Union[_common_pb2.Address, _Mapping]] = ...) -> None: ...
 
 class GetNodeStatsRequest(_message.Message):
-    __slots__ = ("include_objects",)
+    __slots__ = ("include_objects", "include_metrics")
     INCLUDE_OBJECTS_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_METRICS_FIELD_NUMBER: _ClassVar[int]
     include_objects: bool
-    def __init__(self, include_objects: _Optional[bool] = ...) -> None: ...
+    include_metrics: bool
+    def __init__(self, include_objects: _Optional[bool] = ..., include_metrics: _Optional[bool] = ...) -> None: ...
 
 class GetNodeStatsReply(_message.Message):
-    __slots__ = ("node_id", "store_capacity", "store_used", "num_objects", "objects", "num_workers", "num_idle_workers", "resources_total", "resources_available", "spilled_bytes", "worker_pids", "num_pulls", "runtime_envs")
+    __slots__ = ("node_id", "store_capacity", "store_used", "num_objects", "objects", "num_workers", "num_idle_workers", "resources_total", "resources_available", "spilled_bytes", "worker_pids", "num_pulls", "runtime_envs", "metrics")
     class ResourcesTotalEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -387,6 +389,7 @@ class GetNodeStatsReply(_message.Message):
     WORKER_PIDS_FIELD_NUMBER: _ClassVar[int]
     NUM_PULLS_FIELD_NUMBER: _ClassVar[int]
     RUNTIME_ENVS_FIELD_NUMBER: _ClassVar[int]
+    METRICS_FIELD_NUMBER: _ClassVar[int]
     node_id: bytes
     store_capacity: int
     store_used: int
@@ -400,7 +403,49 @@ class GetNodeStatsReply(_message.Message):
     worker_pids: _containers.RepeatedScalarFieldContainer[int]
     num_pulls: int
     runtime_envs: _containers.RepeatedCompositeFieldContainer[RuntimeEnvState]
-    def __init__(self, node_id: _Optional[bytes] = ..., store_capacity: _Optional[int] = ..., store_used: _Optional[int] = ..., num_objects: _Optional[int] = ..., objects: _Optional[_Iterable[_Union[StoreObjectInfo, _Mapping]]] = ..., num_workers: _Optional[int] = ..., num_idle_workers: _Optional[int] = ..., resources_total: _Optional[_Mapping[str, float]] = ..., resources_available: _Optional[_Mapping[str, float]] = ..., spilled_bytes: _Optional[int] = ..., worker_pids: _Optional[_Iterable[int]] = ..., num_pulls: _Optional[int] = ..., runtime_envs: _Optional[_Iterable[_Union[RuntimeEnvState, _Mapping]]] = ...) -> None: ...
+    metrics: _containers.RepeatedCompositeFieldContainer[MetricPoint]
+    def __init__(self, node_id: _Optional[bytes] = ..., store_capacity: _Optional[int] = ..., store_used: _Optional[int] = ..., num_objects: _Optional[int] = ..., objects: _Optional[_Iterable[_Union[StoreObjectInfo, _Mapping]]] = ..., num_workers: _Optional[int] = ..., num_idle_workers: _Optional[int] = ..., resources_total: _Optional[_Mapping[str, float]] = ..., resources_available: _Optional[_Mapping[str, float]] = ..., spilled_bytes: _Optional[int] = ..., worker_pids: _Optional[_Iterable[int]] = ..., num_pulls: _Optional[int] = ..., runtime_envs: _Optional[_Iterable[_Union[RuntimeEnvState, _Mapping]]] = ..., metrics: _Optional[_Iterable[_Union[MetricPoint, _Mapping]]] = ...) -> None: ...
+
+class MetricPoint(_message.Message):
+    __slots__ = ("name", "kind", "description", "tags", "value", "boundaries", "bucket_counts", "count", "time")
+    class TagsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    BOUNDARIES_FIELD_NUMBER: _ClassVar[int]
+    BUCKET_COUNTS_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    kind: str
+    description: str
+    tags: _containers.ScalarMap[str, str]
+    value: float
+    boundaries: _containers.RepeatedScalarFieldContainer[float]
+    bucket_counts: _containers.RepeatedScalarFieldContainer[int]
+    count: int
+    time: float
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., description: _Optional[str] = ..., tags: _Optional[_Mapping[str, str]] = ..., value: _Optional[float] = ..., boundaries: _Optional[_Iterable[float]] = ..., bucket_counts: _Optional[_Iterable[int]] = ..., count: _Optional[int] = ..., time: _Optional[float] = ...) -> None: ...
+
+class ReportMetricsRequest(_message.Message):
+    __slots__ = ("worker_id", "points")
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    worker_id: bytes
+    points: _containers.RepeatedCompositeFieldContainer[MetricPoint]
+    def __init__(self, worker_id: _Optional[bytes] = ..., points: _Optional[_Iterable[_Union[MetricPoint, _Mapping]]] = ...) -> None: ...
+
+class ReportMetricsReply(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
 
 class RuntimeEnvState(_message.Message):
     __slots__ = ("key", "runtime_env", "status", "size_bytes", "num_workers", "error", "created_at", "setup_seconds", "log_path")

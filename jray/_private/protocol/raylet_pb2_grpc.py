@@ -114,6 +114,11 @@ class RayletServiceStub:
                 request_serializer=jray_dot___private_dot_protocol_dot_raylet__pb2.GetNodeStatsRequest.SerializeToString,
                 response_deserializer=jray_dot___private_dot_protocol_dot_raylet__pb2.GetNodeStatsReply.FromString,
                 _registered_method=True)
+        self.ReportMetrics = channel.unary_unary(
+                '/jray.protocol.RayletService/ReportMetrics',
+                request_serializer=jray_dot___private_dot_protocol_dot_raylet__pb2.ReportMetricsRequest.SerializeToString,
+                response_deserializer=jray_dot___private_dot_protocol_dot_raylet__pb2.ReportMetricsReply.FromString,
+                _registered_method=True)
         self.Shutdown = channel.unary_unary(
                 '/jray.protocol.RayletService/Shutdown',
                 request_serializer=jray_dot___private_dot_protocol_dot_raylet__pb2.ShutdownRayletRequest.SerializeToString,
@@ -237,6 +242,12 @@ class RayletServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReportMetrics(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Shutdown(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -343,6 +354,11 @@ def add_RayletServiceServicer_to_server(servicer, server):
                     servicer.GetNodeStats,
                     request_deserializer=jray_dot___private_dot_protocol_dot_raylet__pb2.GetNodeStatsRequest.FromString,
                     response_serializer=jray_dot___private_dot_protocol_dot_raylet__pb2.GetNodeStatsReply.SerializeToString,
+            ),
+            'ReportMetrics': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportMetrics,
+                    request_deserializer=jray_dot___private_dot_protocol_dot_raylet__pb2.ReportMetricsRequest.FromString,
+                    response_serializer=jray_dot___private_dot_protocol_dot_raylet__pb2.ReportMetricsReply.SerializeToString,
             ),
             'Shutdown': grpc.unary_unary_rpc_method_handler(
                     servicer.Shutdown,
@@ -797,6 +813,33 @@ class RayletService:
             '/jray.protocol.RayletService/GetNodeStats',
             jray_dot___private_dot_protocol_dot_raylet__pb2.GetNodeStatsRequest.SerializeToString,
             jray_dot___private_dot_protocol_dot_raylet__pb2.GetNodeStatsReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportMetrics(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jray.protocol.RayletService/ReportMetrics',
+            jray_dot___private_dot_protocol_dot_raylet__pb2.ReportMetricsRequest.SerializeToString,
+            jray_dot___private_dot_protocol_dot_raylet__pb2.ReportMetricsReply.FromString,
             options,
             channel_credentials,
             insecure,
