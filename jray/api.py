@@ -419,7 +419,7 @@ def nodes() -> list[dict[str, Any]]:
         out.append({"NodeID": n.node_id.hex(), "Alive": n.alive, "NodeManagerAddress": n.ip,
                     "NodeManagerPort": n.raylet_port, "NodeName": n.ip, "Resources": res,
                     "alive": n.alive, "IsHead": n.is_head, "ObjectStoreSocketName": n.store_path,
-                    "Labels": dict(n.labels)})
+                    "Labels": dict(n.labels), "MetricsExportPort": n.metrics_export_port})
     return out
 
 

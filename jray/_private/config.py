@@ -100,3 +100,8 @@ RUNTIME_ENV_PIP_INSTALLER = os.environ.get("JRAY_RUNTIME_ENV_PIP_INSTALLER", "au
 # rebuild (lineage reconstruction) up to this many bytes, oldest evicted
 # first (Ray's RAY_max_lineage_bytes, 1 GB).
 LINEAGE_MAX_BYTES = int(_env("LINEAGE_MAX_BYTES", 1024**3))
+# ray.util.metrics: processes report to their raylet this often; each raylet
+# serves its node's metrics to Prometheus on this port (0: a free one, shown
+# as jray.nodes()[i]["MetricsExportPort"]).
+METRICS_REPORT_SECONDS = _env("METRICS_REPORT_SECONDS", 1.0)
+METRICS_EXPORT_PORT = _env("METRICS_EXPORT_PORT", 0)

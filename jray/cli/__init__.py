@@ -62,6 +62,12 @@ COMMANDS: tuple[Command, ...] = (
         state.memory,
     ),
     Command(
+        "metrics",
+        "ray.util.metrics values of every node (table, json or Prometheus text)",
+        state.configure_metrics,
+        state.metrics,
+    ),
+    Command(
         "job",
         "submit, follow, stop and list jobs (programs run on the cluster as drivers)",
         job.configure,

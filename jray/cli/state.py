@@ -116,3 +116,31 @@ def memory(ns: argparse.Namespace) -> int:
             "task_id": t["task_id"], "name": t["name"], "attempt": t["attempt_number"], "state": t["state"],
         } for t in summary["reconstructing"]]))
     return 0
+
+
+def configure_metrics(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--format", choices=("table", "json", "prometheus"), default="table",
+                   help="prometheus: the text every node serves on its metrics port, gathered here")
+    configure_address(p)
+
+
+def metrics(ns: argparse.Namespace) -> int:
+    from jray.util.state import list_metrics, metrics_prometheus
+
+    if ns.format == "prometheus":
+        print(_call(metrics_prometheus, ns), end="")
+        return 0
+    rows = _call(list_metrics, ns)
+    if ns.format == "json":
+        print(json.dumps(rows, indent=1))
+        return 0
+    if not rows:
+        print("No metrics recorded (ray.util.metrics: Counter, Gauge, Histogram).")
+        return 0
+    print(format_table([{
+        "name": r["name"], "kind": r["kind"], "tags": ",".join(f"{k}={v}" for k, v in sorted(r["tags"].items())),
+        "value": (f"count={r['count']} sum={r['sum']:g}" if r["kind"] == "histogram" else f"{r['value']:g}"),
+        "node": r["node_ip"],
+    } for r in sorted(rows, key=lambda r: (r["name"], r["node_ip"]))]))
+    return 0
+

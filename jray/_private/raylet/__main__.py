@@ -17,7 +17,8 @@ import os
 import sys
 import tempfile
 
-from jray._private import daemon, direct, rpc
+from jray._private import config, daemon, direct, rpc
+from jray._private import metrics as _metrics
 from jray._private.ids import random_id
 from jray._private.protocol import raylet_pb2_grpc as rgrpc
 from jray._private.raylet.server import Raylet
@@ -66,6 +67,10 @@ async def main(ns: argparse.Namespace) -> None:
     rgrpc.add_RayletServiceServicer_to_server(raylet, server)
     await server.start()
     raylet.port = port
+    try:  # ray.util.metrics: this node's processes' metrics for Prometheus
+        raylet.metrics_export_port = _metrics.serve(raylet.metrics, ns.node_ip, int(config.METRICS_EXPORT_PORT))
+    except OSError as e:
+        logger.warning("no metrics endpoint (port %s): %s", int(config.METRICS_EXPORT_PORT), e)
     direct_server = None
     if direct.enabled():  # workers' put/get store calls, without gRPC's per-call cost
         direct_server = direct.raylet_server(raylet, token)

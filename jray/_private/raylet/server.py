@@ -36,6 +36,7 @@ import grpc
 
 from jray._private import config, gcs_client, output_wire, rpc
 from jray._private.ids import random_id
+from jray._private.metrics import NodeMetrics
 from jray._private.protocol import common_pb2 as cpb
 from jray._private.protocol import core_worker_pb2 as wpb
 from jray._private.protocol import core_worker_pb2_grpc as wgrpc
@@ -99,6 +100,8 @@ class Raylet(rgrpc.RayletServiceServicer):
         self.gcs = gcs_client.RetryingGcsStub(self.pool.stub(gcs_address, ggrpc.GcsServiceStub))
         # Clients' ways in (_private/tunnel.py): a port here per client, kept across a blip.
         self.tunnels = TunnelHost(ip, config.DRIVER_TIMEOUT_SECONDS)
+        self.metrics = NodeMetrics(ip)  # ray.util.metrics of this node's processes
+        self.metrics_export_port = 0
         self.view: list[gpb.NodeInfo] = []  # the cluster, from the last heartbeat reply
         self.leases = LeaseTable(self.res)
         self.queue = LeaseQueue()  # lease requests waiting for resources here
@@ -132,6 +135,7 @@ class Raylet(rgrpc.RayletServiceServicer):
             pid=os.getpid(), spilled_bytes=int(stats.get("spilled_bytes", 0)), pending_leases=len(self.queue),
             start_time=time.time(), num_idle_workers=len(self.workers.idle) if self.workers else 0,
             num_leased_workers=len(self.leases.by_worker), num_objects=int(stats.get("num_objects", 0)),
+            metrics_export_port=self.metrics_export_port,
         )
 
     async def register(self) -> None:
@@ -602,7 +606,13 @@ class Raylet(rgrpc.RayletServiceServicer):
             reply.runtime_envs.extend(rpb.RuntimeEnvState(**st) for st in self.envs.states(self.workers.workers_by_env()))
         if request.include_objects:
             reply.objects.extend(self.objects.object_infos())
+        if request.include_metrics:
+            reply.metrics.extend(self.metrics.aggregate())
         return reply
+
+    async def ReportMetrics(self, request: rpb.ReportMetricsRequest, context: Any) -> rpb.ReportMetricsReply:
+        self.metrics.report(request.worker_id, request.points)
+        return rpb.ReportMetricsReply()
 
     async def PrepareRuntimeEnv(self, request: rpb.PrepareRuntimeEnvRequest,
                                 context: Any) -> rpb.PrepareRuntimeEnvReply:

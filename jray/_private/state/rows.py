@@ -178,7 +178,27 @@ def _node_row(n: gpb.NodeInfo) -> dict[str, Any]:
     }
 
 
-def _node_stats(client: StateClient, include_objects: bool) -> tuple[list[Any], list[Any], list[Any]]:
+def metrics(client: StateClient) -> list[tuple[Any, list[Any]]]:
+    """(node, its ``ray.util.metrics`` points aggregated over its processes) per live node."""
+    live, stats, _jobs = _node_stats(client, False, include_metrics=True)
+    return [(n, list(s.metrics)) for n, s in zip(live, stats, strict=True) if s is not None]
+
+
+def metric_rows(per_node: list[tuple[Any, list[Any]]]) -> list[dict[str, Any]]:
+    rows = []
+    for n, points in per_node:
+        for p in points:
+            row: dict[str, Any] = {"name": p.name, "kind": p.kind, "tags": dict(p.tags), "value": p.value,
+                                   "node_id": n.node_id.hex(), "node_ip": n.ip, "description": p.description}
+            if p.kind == "histogram":
+                row.update(count=p.count, sum=p.value, boundaries=list(p.boundaries),
+                           bucket_counts=list(p.bucket_counts))
+            rows.append(row)
+    return rows
+
+
+def _node_stats(client: StateClient, include_objects: bool,
+                include_metrics: bool = False) -> tuple[list[Any], list[Any], list[Any]]:
     """(live nodes, their GetNodeStats replies or None where one failed, jobs)."""
     async def get(gcs: Any, raylet: Any) -> Any:
         nodes_reply, jobs_reply = await asyncio.gather(
@@ -187,7 +207,8 @@ def _node_stats(client: StateClient, include_objects: bool) -> tuple[list[Any], 
         live = [n for n in nodes_reply.nodes if n.alive]
         stats = await asyncio.gather(*(
             raylet(f"{n.ip}:{n.raylet_port}").GetNodeStats(
-                rpb.GetNodeStatsRequest(include_objects=include_objects), timeout=TIMEOUT)
+                rpb.GetNodeStatsRequest(include_objects=include_objects, include_metrics=include_metrics),
+                timeout=TIMEOUT)
             for n in live), return_exceptions=True)
         return live, [None if isinstance(s, BaseException) else s for s in stats], list(jobs_reply.jobs)
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import contextvars
 import logging
 import os
@@ -120,6 +121,7 @@ class CoreWorker:
         self._borrower_prober: asyncio.Task | None = None
         self._driver_liveness: asyncio.Task | None = None
         self._node_watch: asyncio.Task | None = None
+        self._metrics_reporter: asyncio.Task | None = None
         # Non-detached actors this process created: they die with it (the GCS
         # kills them), so a worker that owns any is not reaped as idle.
         self.owned_actors: set[bytes] = set()
@@ -289,6 +291,12 @@ class CoreWorker:
         else:  # a worker watches once it submits work of its own
             self.task_submitter.first_use = self.actor_submitter.first_use = self.ensure_node_watch
         self._events_flusher = self.spawn(self.task_events.flush_loop())
+        from jray._private import metrics as _metrics
+
+        # ray.util.metrics: reported once something is recorded
+        _metrics.on_first_record = self.start_metrics_reporter
+        if _metrics.recorded():
+            self.start_metrics_reporter()
         self._borrower_prober = self.spawn(self.borrowing.probe_loop())
 
     def disconnect(self) -> None:
@@ -320,6 +328,14 @@ class CoreWorker:
             self._driver_liveness.cancel()
         if self._node_watch is not None:
             self._node_watch.cancel()
+        if self._metrics_reporter is not None:  # the last values out before leaving
+            self._metrics_reporter.cancel()
+            from jray._private import metrics as _metrics
+
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.report_metrics(_metrics), 2)
+            if _metrics.on_first_record == self.start_metrics_reporter:
+                _metrics.on_first_record = None
         if self.tunnel is not None:
             await self.tunnel.close()
         await self.server.stop(grace=0.1)
@@ -328,6 +344,37 @@ class CoreWorker:
         self.pushes.close()
         await self.pool.close()
         self.store.close()
+
+    # -- ray.util.metrics -------------------------------------------------------
+    def start_metrics_reporter(self) -> None:
+        """Report this process's metrics to its raylet every second (any thread)."""
+        if self._metrics_reporter is not None or self.shutting_down:
+            return
+        try:
+            on_loop = asyncio.get_running_loop() is self.lt.loop
+        except RuntimeError:
+            on_loop = False
+        if not on_loop:
+            self.lt.loop.call_soon_threadsafe(self.start_metrics_reporter)
+            return
+        self._metrics_reporter = self.lt.spawn(self._metrics_loop())
+
+    async def _metrics_loop(self) -> None:
+        from jray._private import metrics as _metrics
+
+        while True:
+            await self.report_metrics(_metrics)
+            await asyncio.sleep(config.METRICS_REPORT_SECONDS)
+
+    async def report_metrics(self, registry: Any, force: bool = False) -> None:
+        points = registry.snapshot(only_if_changed=not force)
+        if points is None:
+            return
+        try:
+            await self.raylet.ReportMetrics(rpb.ReportMetricsRequest(worker_id=self.worker_id, points=points),
+                                            timeout=5)
+        except grpc.RpcError:
+            pass  # the next report carries the same totals
 
     # -- node deaths ---------------------------------------------------------
     def ensure_node_watch(self) -> None:

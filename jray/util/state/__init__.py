@@ -31,7 +31,8 @@ from jray._private.state.client import StateClient
 from jray.util.state._filters import Filter, check, matches
 
 __all__ = [
-    "get_actor", "list_actors", "list_jobs", "list_nodes", "list_objects", "list_runtime_envs", "list_tasks", "list_workers",
+    "get_actor", "list_actors", "list_jobs", "list_metrics", "list_nodes", "list_objects", "list_runtime_envs",
+    "list_tasks", "list_workers", "metrics_prometheus",
     "summarize_actors", "summarize_objects", "summarize_tasks", "memory_summary", "task_changes",
     "task_state_counts",
 ]
@@ -129,6 +130,25 @@ def list_runtime_envs(filters: Sequence[Filter] | None = None, limit: int = 100,
     creation time, the error of a failed setup and each node's setup log."""
     rows = _rows.runtime_envs(StateClient(address, token))
     return _select(rows, _rows.RUNTIME_ENV_KEYS, filters, limit, detail, _rows.RUNTIME_ENV_BRIEF)
+
+
+def list_metrics(filters: Sequence[Filter] | None = None, limit: int = 1000, *, address: str | None = None,
+                 token: str | None = None) -> list[dict[str, Any]]:
+    """``ray.util.metrics`` values gathered from every live node (one row per
+    metric, tag set and node: name, kind, tags, value, node; histograms
+    with count, sum, boundaries and bucket counts)."""
+    rows = _rows.metric_rows(_rows.metrics(StateClient(address, token)))
+    keys = ("name", "kind", "tags", "value", "node_id", "node_ip", "description", "count", "sum", "boundaries",
+            "bucket_counts")
+    return _select(rows, keys, filters, limit, True, keys)
+
+
+def metrics_prometheus(*, address: str | None = None, token: str | None = None) -> str:
+    """Every live node's ``ray.util.metrics`` in Prometheus's text format
+    (what each node serves on its metrics port, gathered in one place)."""
+    from jray._private.metrics import prometheus_text
+
+    return "".join(prometheus_text(points, n.ip) for n, points in _rows.metrics(StateClient(address, token)))
 
 
 def summarize_tasks(*, address: str | None = None, token: str | None = None) -> dict[str, Any]:
