@@ -25,6 +25,7 @@ def test_every_command_is_a_subparser_with_its_help() -> None:
     assert helps == {c.name: c.help for c in COMMANDS}
     for c in COMMANDS:
         assert build_parser().parse_args([c.name, *(["tasks"] if c.name in ("list", "summary") else []),
+                                          *(["list"] if c.name == "job" else []),
                                           *(["--head"] if c.name == "start" else [])])._run is c.run
 
 
