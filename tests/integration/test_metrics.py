@@ -116,3 +116,27 @@ def test_bad_metrics_are_refused_as_ray_does():
     with pytest.raises(ValueError, match="strictly increasing"):
         Histogram("h", boundaries=[2, 1])
     assert Histogram("h", boundaries=[1, 2]).info["boundaries"] == [1.0, 2.0]
+
+
+def test_the_metrics_view_plots_them_over_time(cluster):
+    pytest.importorskip("bokeh")
+    from jray.jupyter.views import MetricsView
+    from jray.jupyter.views.pages import page_data, page_html
+
+    g = Gauge("view_gauge", tag_keys=("kind",))
+    view = MetricsView(names=["view_gauge"])
+    for v in (1, 5, 3):
+        g.set(v, tags={"kind": "x"})
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            view.update()
+            latest = view.data()["metric_latest"]
+            if latest["value"] and latest["value"][-1] == f"{v:g}":
+                break
+            time.sleep(0.3)
+    series = view.data()["metric_series"]
+    assert series["key"] == ["view_gauge{kind=x}@127.0.0.1"]
+    ys = series["ys"][0]
+    assert ys[-1] == 3 and 5 in ys and len(series["xs"][0]) == len(ys) >= 3  # the history, sampled
+    assert "metric_series" in page_html("metrics", data_url="metrics/data")
+    assert "metric_latest" in page_data("metrics", {})

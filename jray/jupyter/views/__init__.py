@@ -4,7 +4,7 @@ Users reach this package as ``jray.views`` (the lazy attribute of ``import
 jray``; ``jray/views/`` is an alias of it, its home before it moved here
 beside the other notebook code).
 
-Each view (``TaskStreamView``, ``ObjectStoreView``) is a small component:
+Each view (``TaskStreamView``, ``ObjectStoreView``, ``MetricsView``) is a small component:
 named ``ColumnDataSource`` objects, an ``update()`` that reads the state API
 (``jray.util.state``) and nothing else, ``data()`` (the same columns as
 JSON-ready dicts) and ``layout()`` (the Bokeh figures over the sources).
@@ -30,10 +30,11 @@ except ImportError as e:  # pragma: no cover - depends on the install
     raise ImportError("jray.views draws with Bokeh: pip install 'jray[notebook]' (bokeh, jupyter_bokeh)") from e
 
 from jray.jupyter.views._base import View
+from jray.jupyter.views.metrics import MetricsView
 from jray.jupyter.views.object_store import ObjectStoreView
 from jray.jupyter.views.task_stream import TaskStreamView
 
-__all__ = ["ObjectStoreView", "TaskStreamView", "View", "object_store", "task_stream"]
+__all__ = ["MetricsView", "ObjectStoreView", "TaskStreamView", "View", "metrics", "object_store", "task_stream"]
 
 
 def task_stream(period: float = 1.0, *, address: str | None = None, token: str | None = None,
@@ -50,3 +51,12 @@ def object_store(period: float = 1.0, *, address: str | None = None, token: str 
     from jray.jupyter.views.live import LiveView
 
     return LiveView(ObjectStoreView(address=address, token=token, **options), period)
+
+
+def metrics(period: float = 1.0, *, address: str | None = None, token: str | None = None,
+            **options: Any) -> Any:
+    """``ray.util.metrics`` over time as a live notebook widget (``options`` go to ``MetricsView``)."""
+    from jray.jupyter.views.live import LiveView
+
+    return LiveView(MetricsView(address=address, token=token, **options), period)
+

@@ -44,13 +44,15 @@ from bokeh.embed import file_html
 from bokeh.resources import INLINE
 
 from jray.jupyter.views._base import View
+from jray.jupyter.views.metrics import MetricsView
 from jray.jupyter.views.object_store import ObjectStoreView
 from jray.jupyter.views.task_stream import TaskStreamView
 
 __all__ = ["VIEWS", "TITLES", "make_view", "page_data", "page_html"]
 
-VIEWS: dict[str, type[View]] = {"task_stream": TaskStreamView, "object_store": ObjectStoreView}
-TITLES = {"task_stream": "jray: task stream", "object_store": "jray: object store"}
+VIEWS: dict[str, type[View]] = {"task_stream": TaskStreamView, "object_store": ObjectStoreView,
+                                "metrics": MetricsView}
+TITLES = {"task_stream": "jray: task stream", "object_store": "jray: object store", "metrics": "jray: metrics"}
 POLL_MS = 1000
 
 _POLL = """
