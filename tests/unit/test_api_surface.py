@@ -95,3 +95,18 @@ def test_dag_api_names():
     assert isinstance(f.bind(1), dag.FunctionNode) and isinstance(f.options(num_cpus=0).bind(1), dag.FunctionNode)
     assert isinstance(A.bind(), dag.ClassNode) and isinstance(A.bind().m.bind(), dag.ClassMethodNode)
     assert callable(dag.InputNode().experimental_compile)
+
+
+def test_metrics_tqdm_ray_and_experimental_names():
+    """``ray.util.metrics`` and ``ray.experimental.tqdm_ray`` as Ray programs import them."""
+    from jray.util.metrics import Counter, Gauge, Histogram, Metric
+
+    assert issubclass(Counter, Metric) and issubclass(Gauge, Metric) and issubclass(Histogram, Metric)
+    assert Counter("x", description="d", tag_keys=("a",)).info["tag_keys"] == ("a",)
+    from jray.experimental.tqdm_ray import safe_print, tqdm
+
+    assert callable(tqdm) and callable(safe_print)
+    assert jray.experimental.tqdm_ray.tqdm is tqdm
+    from jray.util.state import list_metrics
+
+    assert callable(list_metrics)
