@@ -233,6 +233,12 @@ def _restore_head() -> int:
         raise CliError(f"could not restore the GCS at {current['gcs_address']}: {e}") from None
     print(f"Restored the GCS at {handle.gcs_address} (pid {handle.gcs_pid}) from the tables of session "
           f"{handle.session_dir}; its nodes, jobs and actors reconnect.")
+    from jray._private.jobs import process
+
+    if process.agent_process(handle.session_dir) is None:  # it ended with the supervisor it watched
+        jobs_api = _start_job_agent(handle, None)
+        if jobs_api:
+            print(f"Jobs API at http://{jobs_api}.")
     return 0
 
 

@@ -14,8 +14,9 @@ entrypoint (FAILED, exit code in the message, CLI exit 1); an entrypoint
 that cannot start; bad input (duplicate id, unknown id, missing
 working_dir) refused with nothing created; the token check on every REST
 path; the SDK (submit, info, status, list, logs, async tail, stop, delete);
-submission ids in ``jray list jobs`` and the state API; ``jray stop``
-stops the agent.
+submission ids in ``jray list jobs`` and the state API; a job running
+while the GCS is killed and restarted by its supervisor ends SUCCEEDED and
+the records are still in the GCS's KV; ``jray stop`` stops the agent.
 """
 
 from __future__ import annotations
@@ -325,6 +326,23 @@ def test_the_jobs_api_refuses_calls_without_the_token(hosts):
     assert out["none"] == [401] * 8
     assert out["wrong"] == [401] * 8
     assert all(code in (200, "skipped") for code in out["ok"]), out["ok"]
+
+
+def test_job_records_ride_over_a_gcs_restart(hosts):
+    _v, a, _b, c, address, token = hosts
+    res = _cli(c, address, token, "job", "submit", "--submission-id", "across", "--no-wait", "--",
+               "echo up; sleep 4; echo done")
+    assert res.returncode == 0, res.stderr
+    gcs_pid = json.loads(a.run(["sh", "-c", "cat /tmp/jray/session_*/cluster.json"]).stdout)["gcs_pid"]
+    assert a.run(["kill", "-9", str(gcs_pid)]).returncode == 0  # its supervisor restarts it from its tables
+    res = _cli(c, address, token, "job", "logs", "--follow", "across", timeout=120)
+    assert res.returncode == 0 and "done" in res.stdout, res.stdout + res.stderr
+    st = _cli(c, address, token, "job", "status", "across")
+    assert "SUCCEEDED" in st.stdout, st.stdout + st.stderr
+    assert json.loads(a.run(["sh", "-c", "cat /tmp/jray/session_*/cluster.json"]).stdout)["gcs_pid"] != gcs_pid
+    rows = json.loads(_cli(c, address, token, "list", "jobs", "--format", "json").stdout)  # from the GCS's KV
+    statuses = {r["submission_id"]: r["status"] for r in rows if r["submission_id"]}
+    assert statuses.get("across") == "SUCCEEDED" and statuses.get("cli-1") == "SUCCEEDED", statuses
 
 
 def test_jray_stop_stops_the_job_agent(hosts):
