@@ -164,10 +164,9 @@ class GcsServer(ggrpc.GcsServiceServicer):
         while True:
             await asyncio.sleep(config.HEARTBEAT_SECONDS)
             now = time.monotonic()
-            for nid, node in list(self.nodes.items()):
-                if node.alive and now - self.last_seen.get(nid, now) > config.NODE_DEATH_SECONDS:
-                    logger.warning("node %s missed its heartbeats: marking it dead", nid.hex())
-                    self._node_died(nid, f"no heartbeat for {config.NODE_DEATH_SECONDS:g} s")
+            for nid in overdue_nodes(self.nodes, self.last_seen, now, config.NODE_DEATH_SECONDS):
+                logger.warning("node %s missed its heartbeats: marking it dead", nid.hex())
+                self._node_died(nid, f"no heartbeat for {config.NODE_DEATH_SECONDS:g} s")
             for job_id, seen in list(self.driver_seen.items()):
                 job = self.jobs.get(job_id)
                 if job is None or job.is_dead:
@@ -694,3 +693,11 @@ async def _quiet(coro: Any) -> None:
         await coro
     except grpc.RpcError:
         pass
+
+
+def overdue_nodes(nodes: dict[bytes, Any], last_seen: dict[bytes, float], now: float,
+                  threshold: float) -> list[bytes]:
+    """The live nodes whose last heartbeat is more than ``threshold`` s old
+    (a node never heard from counts from ``now``: it just registered)."""
+    return [nid for nid, node in nodes.items() if node.alive and now - last_seen.get(nid, now) > threshold]
+
