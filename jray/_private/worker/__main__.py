@@ -12,6 +12,10 @@ def main() -> None:
     import signal
 
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 <pid>` dumps stacks to the log
+    # Cancel interrupts a task with SIGINT: a worker must take it even when
+    # its raylet was started with SIGINT ignored (a server run with nohup or
+    # as a service: Python keeps an inherited SIG_IGN).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     _apply_runtime_env()
     from jray._private import daemon
     from jray._private.worker.core_worker import CoreWorker
