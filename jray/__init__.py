@@ -6,6 +6,15 @@ shared-memory object store, referred to by ObjectRefs. See README.md for
 how the processes fit together.
 """
 
+import os as _os
+
+# gRPC's fork handlers print "fork_posix.cc:71 Other threads are currently
+# calling into gRPC, skipping fork() handlers" at every fork of a process with
+# gRPC threads (a kernel's !cmd and %pip). jray uses no gRPC object across a
+# fork (its zygote forks before making any channel), so they are off unless
+# the user chose otherwise; set before anything imports grpc.
+_os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")
+
 from jray import exceptions
 from jray import jupyter as _jupyter  # registers its jray.init() hook; a cheap import (no IPython)
 from jray._private.version import __version__
