@@ -127,8 +127,28 @@ class RayTaskError(RayError):
             return self
 
     def _render_traceback_(self) -> list[str]:
-        # IPython shows this instead of the local (useless) traceback.
-        return str(self).splitlines()
+        # IPython shows this instead of the local (useless) traceback, with
+        # frames of code defined in this kernel's cells named as IPython names
+        # them ("Cell In[5], line 3", not the kernel's cache file).
+        return _name_cells(str(self)).splitlines()
+
+
+def _name_cells(text: str) -> str:
+    try:
+        from IPython import get_ipython
+
+        names = getattr(getattr(get_ipython(), "compile", None), "_filename_map", None)
+    except Exception:  # noqa: BLE001 - no IPython: nothing to rename
+        return text
+    if not names:
+        return text
+    import re
+
+    def cell(m: re.Match[str]) -> str:
+        n = names.get(m.group(1))
+        return m.group(0) if n is None else f"Cell In[{n}], line {m.group(2)}"
+
+    return re.sub(r'File "([^"]+)", line (\d+)', cell, text)
 
 
 _dual_classes: dict[type, type] = {}

@@ -104,7 +104,7 @@ class JrayMagics(Magics):
     # -- building and submitting -----------------------------------------------------
     def _request(self, cell: str, outputs: list[str] | None, first_line: int,
                  remote_names: set[str] | None) -> CellRequest:
-        count = getattr(self.shell, "execution_count", 0)
+        count = running_cell_number(self.shell)
         filename = f"<jray-remote-cell-{count}-{id(cell):x}>"
         try:
             tree = cell_source.parse(cell, filename, first_line)
@@ -385,3 +385,16 @@ def _plain_cell_error(e: exceptions.RemoteCellError) -> exceptions.RemoteCellErr
     if isinstance(cause, exceptions.RemoteCellError):
         return cause
     return exceptions.RemoteCellError(e.ename, e.evalue, e.traceback_lines)
+
+
+def running_cell_number(shell: Any) -> int:
+    """The ``In[n]`` of the cell running now. IPython stores a cell's input in
+    its history before running it, and (since 8.x) counts it before running
+    it too, so ``execution_count`` is one ahead during the run on recent
+    versions and not on older ones: the history's last entry is right on
+    both."""
+    hist = getattr(getattr(shell, "history_manager", None), "input_hist_raw", None)
+    if hist and len(hist) > 1:
+        return len(hist) - 1
+    return int(getattr(shell, "execution_count", 0) or 0)
+

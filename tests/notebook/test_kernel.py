@@ -285,3 +285,19 @@ def test_a_slow_runtime_env_setup_shows_progress_in_the_cell(kernel):
     assert any("setting up slow_marker" in t and "marking (sleeping 1.5 s)" in t for t in lines), lines
     assert "slow_marker ready in" in lines[-1]
     assert "'1.5'" in str(cell.of_type("execute_result"))
+
+
+def test_remote_tracebacks_name_the_right_cell(kernel):
+    """Issue 18, item 8: a failing cell [n] was reported as ``Cell In[n+1]``;
+    a task defined in a cell showed the kernel's cache file instead of the cell."""
+    import re
+
+    err = kernel.run("%%remote\nx = 1\n\ny = x / 0\n")
+    n = err.reply["content"]["execution_count"]
+    tb = re.sub(r"\x1b\[[0-9;]*m", "", "\n".join(err.of_type("error")[0]["content"]["traceback"]))
+    assert f"Cell In[{n}], line 4" in tb, tb
+    defined = kernel.run("@jray.remote\ndef broken():\n    return 1 / 0\n")
+    k = defined.reply["content"]["execution_count"]
+    err = kernel.run("jray.get(broken.remote())", timeout=60)
+    tb = re.sub(r"\x1b\[[0-9;]*m", "", "\n".join(err.of_type("error")[0]["content"]["traceback"]))
+    assert f"Cell In[{k}], line 3, in broken" in tb and "ipykernel_" not in tb, tb
