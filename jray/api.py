@@ -302,7 +302,12 @@ def get(object_refs: Any, *, timeout: float | None = None) -> Any:
     refs = _check_refs(object_refs, "jray.get()")
     if timeout is not None and timeout < 0:
         raise ValueError("'timeout' must be non-negative or None")
-    values = driver.get(refs, timeout)
+    try:
+        values = driver.get(refs, timeout)
+    except KeyboardInterrupt:
+        # Ctrl-C: what was waited on was cancelled (the notebook layer says
+        # so); a fresh KeyboardInterrupt, without the ~50 lines of jray's wait.
+        raise KeyboardInterrupt() from None
     return values[0] if isinstance(object_refs, ObjectRef) else values
 
 
@@ -332,7 +337,10 @@ def wait(object_refs: Sequence[ObjectRef], *, num_returns: int = 1, timeout: flo
         raise ValueError(f"num_returns ({num_returns}) cannot be greater than the number of refs ({len(refs)}).")
     if timeout is not None and timeout < 0:
         raise ValueError("'timeout' must be non-negative or None")
-    return driver.wait(refs, num_returns, timeout, fetch_local)
+    try:
+        return driver.wait(refs, num_returns, timeout, fetch_local)
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt() from None  # as in get: without the frames of jray's wait
 
 
 def _wait_with_generators(items: list[Any], num_returns: int, timeout: float | None,

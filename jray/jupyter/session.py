@@ -75,7 +75,8 @@ class NotebookSession:
             n_forced += force
         if n_tasks:
             how = (f"killed the workers of {n_forced}" if n_forced else
-                   f"cancelled {n_tasks} task(s) being waited on; interrupt again to kill their workers")
+                   f"cancelled {n_tasks} task(s) being waited on (a task that ignores it is killed if you "
+                   "interrupt a wait on it again)")
             sys.stderr.write(f"[jray] interrupted: {how}.\n")
             sys.stderr.flush()
 

@@ -104,6 +104,9 @@ def test_interrupt_cancels_the_tasks_waited_on(kernel):
     cut = kernel.run("jray.get(slow_ref)", interrupt_after=1.0, timeout=20)
     assert cut.ename == "KeyboardInterrupt"
     assert "[jray] interrupted: cancelled 1 task" in cut.text("stderr")
+    # issue 18, item 7: the one-line message, then a short traceback (the cell and jray.get, not jray's wait)
+    tb = "\n".join(cut.of_type("error")[0]["content"]["traceback"])
+    assert "object_table" not in tb and "threading.py" not in tb and len(tb.splitlines()) < 20, tb
     after = kernel.run(
         "try:\n"
         "    jray.get(slow_ref, timeout=10)\n"
