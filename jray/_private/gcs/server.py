@@ -41,6 +41,7 @@ from jray._private.protocol import raylet_pb2_grpc as rgrpc
 from jray._private.resources import fits
 
 logger = logging.getLogger(__name__)
+TASKS_SETTLE_SECONDS = 3.0  # after a job ends, its tasks not seen to finish are marked FAILED
 MAX_TASKS = 100_000  # task records kept (oldest finished dropped first)
 
 
@@ -211,6 +212,14 @@ class GcsServer(ggrpc.GcsServiceServicer):
             if rec.info.job_id == job.job_id and not rec.info.detached and rec.info.state != gpb.DEAD:
                 self._kill_actor(rec, why, force=True)
         self.pgs.remove_job(job.job_id)
+        # Its tasks' last events may still be on their way (flushed every
+        # 0.5 s): those not seen to finish a few seconds on never will be.
+        ended = "its job ended before it was seen to finish" + (f" ({death_cause})" if death_cause else "")
+        try:
+            asyncio.get_running_loop().call_later(
+                TASKS_SETTLE_SECONDS, lambda: self.task_table.end_job(job.job_id, ended, time.time()))
+        except RuntimeError:  # no loop (tests driving the server by hand)
+            pass
 
     def _node_died(self, node_id: bytes, reason: str) -> None:
         node = self.nodes.get(node_id)
@@ -359,6 +368,9 @@ class GcsServer(ggrpc.GcsServiceServicer):
         job = self.jobs.get(request.job_id)
         if job is not None and not job.is_dead:
             self._end_job(job)
+            # As for a driver that died: raylets free the objects it owned
+            # (a put never got, a result never read) and end its leases.
+            self._worker_died(job.driver.worker_id, "its driver finished")
         return gpb.MarkJobFinishedReply()
 
     async def WatchNodes(self, request: gpb.WatchNodesRequest, context: Any) -> Any:

@@ -75,6 +75,22 @@ class TaskTable:
         return [r for tid, r in self.records.items()
                 if seqs.get(tid, 0) > since and (not job_id or r.job_id == job_id)]
 
+    def end_job(self, job_id: bytes, why: str, now: float) -> int:
+        """The job ended: its tasks not seen to finish are FAILED with ``why``
+        (their owner is gone, no event of theirs will come; a live view must
+        not show them running forever). Returns how many."""
+        n = 0
+        for tid, rec in self.records.items():
+            if rec.job_id == job_id and rec.state not in TERMINAL:
+                rec.state, rec.time = "FAILED", now
+                rec.state_times["FAILED"] = now
+                if not rec.error:
+                    rec.error = why
+                self.seq += 1
+                self._seqs[tid] = self.seq
+                n += 1
+        return n
+
     def counts(self) -> dict[str, int]:
         """Records per current state."""
         return dict(Counter(r.state for r in self.records.values()))

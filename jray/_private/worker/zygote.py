@@ -56,6 +56,8 @@ WARM_MODULES = (
     "jray._private.worker.task_events",
     "jray._private.worker.task_submitter",
     "jray.runtime_context",
+    "jray._private.metrics",
+    "jray._private.runtime_env.builtin",
 )
 
 
