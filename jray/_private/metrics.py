@@ -163,9 +163,14 @@ def serve(node: NodeMetrics, host: str, port: int) -> int:
     (0: a free port) from a thread; the port."""
     from prometheus_client import CollectorRegistry, start_http_server
 
+    from jray._private import tls
+
     registry = CollectorRegistry(auto_describe=False)
     registry.register(node)  # type: ignore[arg-type]
-    server, _thread = start_http_server(port, addr=host, registry=registry)
+    cfg = tls.current()
+    extra: dict[str, Any] = {} if cfg is None else {  # a cluster with TLS: HTTPS, client certificates required
+        "certfile": cfg.cert, "keyfile": cfg.key, "client_cafile": cfg.ca_cert, "client_auth_required": True}
+    server, _thread = start_http_server(port, addr=host, registry=registry, **extra)
     return int(server.server_address[1])
 
 

@@ -190,6 +190,22 @@ def client_context(cfg: TLSConfig) -> ssl.SSLContext:
     return _cached("ssl-client", cfg, make)  # type: ignore[no-any-return]
 
 
+def https_context(cfg: TLSConfig) -> ssl.SSLContext:
+    """For an HTTPS client of the cluster (the jobs API): the cluster's CA,
+    this process's certificate; the peer's name checked only when
+    ``JRAY_TLS_SERVER_NAME`` is empty (http.client checks the dialled host,
+    and the certificates name ``jray-cluster``: trust rests on the CA)."""
+    def make() -> ssl.SSLContext:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.load_cert_chain(cfg.cert, cfg.key)
+        ctx.load_verify_locations(cfg.ca_cert)
+        ctx.check_hostname = not cfg.server_name
+        return ctx
+
+    return _cached("https-client", cfg, make)  # type: ignore[no-any-return]
+
+
 def server_hostname(cfg: TLSConfig, host: str) -> str:
     """The name a client checks the server's certificate against."""
     return cfg.server_name or host

@@ -128,29 +128,10 @@ def resolve_address(address: str | None) -> tuple[str, str, str | None]:
     token = token or _node.STARTED_HERE.get(gcs)
     if token is None:
         raise ConnectionError(f"No token for the cluster at {gcs}: set JRAY_TOKEN (printed by 'jray start --head').")
-    return "http://" + _agent_address(gcs, token), token, gcs
+    from jray._private.jobs.client import agent_address
 
-
-def _agent_address(gcs_address: str, token: str) -> str:
-    import grpc
-
-    from jray._private import gcs_client
-    from jray._private.jobs import common as C
-    from jray._private.protocol import gcs_pb2 as gpb
-
-    try:
-        r = gcs_client._call_at(gcs_address, token, "KVGet",
-                                gpb.KVGetRequest(ns=C.KV_NS, key=C.AGENT_ADDRESS_KEY.encode()), 10)
-    except grpc.RpcError as e:
-        code = e.code() if hasattr(e, "code") else None
-        if code == grpc.StatusCode.UNAUTHENTICATED:
-            raise ConnectionError(f"The cluster at {gcs_address} refused the token.") from None
-        raise ConnectionError(f"Could not reach the jray cluster at {gcs_address}: "
-                              f"{code.name if code else e}") from None
-    if not r.found:
-        raise ConnectionError(f"The jray cluster at {gcs_address} runs no jobs API (its head was not started "
-                              "with 'jray start --head').")
-    return str(r.value.decode())
+    scheme = "https://" if tls.current() is not None else "http://"  # the agent speaks TLS when the cluster does
+    return scheme + agent_address(gcs, token), token, gcs
 
 
 class JobSubmissionClient:
@@ -174,8 +155,15 @@ class JobSubmissionClient:
 
     # -- HTTP ---------------------------------------------------------------------------
     def _request(self, method: str, path: str, body: Any = None, timeout: float | None = None) -> Any:
-        conn_cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
-        conn = conn_cls(self._host, self._port, timeout=timeout or self._timeout)
+        if self._https:
+            from jray._private import tls
+
+            cfg = tls.current()
+            conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+                self._host, self._port, timeout=timeout or self._timeout,
+                context=tls.https_context(cfg) if cfg is not None else None)
+        else:
+            conn = http.client.HTTPConnection(self._host, self._port, timeout=timeout or self._timeout)
         headers = {**self._headers, "Authorization": f"Bearer {self._token}", "Accept": "application/json"}
         data = None
         if body is not None:
@@ -234,7 +222,9 @@ class JobSubmissionClient:
             gcs = self._gcs or str(self._version.get("gcs_address") or "")
             if not gcs:
                 raise RuntimeError("the jobs API did not say where its cluster's GCS is; cannot upload packages")
-            _upload_packages(gcs, self._token, pkgs)
+            from jray._private.jobs.client import upload_packages
+
+            upload_packages(gcs, self._token, pkgs)
         return resolved
 
     def get_job_info(self, job_id: str) -> JobDetails:
@@ -290,31 +280,6 @@ class JobSubmissionClient:
             if st in want or time.monotonic() >= deadline:
                 return st
             time.sleep(0.1)
-
-
-def _upload_packages(gcs_address: str, token: str, pkgs: list[Any]) -> None:
-    from jray._private import gcs_client, rpc
-    from jray._private.protocol import gcs_pb2 as gpb
-    from jray._private.protocol import gcs_pb2_grpc as ggrpc
-    from jray._private.runtime_env.resolve import _chunks
-
-    async def run() -> None:
-        pool = rpc.ChannelPool(token)  # its channels carry the token on streams too
-        try:
-            stub = pool.stub(gcs_address, ggrpc.GcsServiceStub)
-            for pkg in pkgs:
-                if (await stub.PackageExists(gpb.PackageExistsRequest(uri=pkg.uri), timeout=30)).exists:
-                    continue
-                reply = await stub.UploadPackage(_chunks(pkg), timeout=max(60.0, pkg.size / 2**20))
-                if not reply.ok:
-                    raise RuntimeError(f"uploading {pkg.uri} failed: {reply.error}")
-        finally:
-            await pool.close()
-
-    if gcs_client._in_running_loop():
-        gcs_client._run_in_thread(run)
-    else:
-        asyncio.run(run())
 
 
 __all__ = ["JobDetails", "JobInfo", "JobStatus", "JobSubmissionClient", "JobType"]

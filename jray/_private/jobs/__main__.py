@@ -32,8 +32,8 @@ def agent_file(session_dir: str) -> str:
 
 
 async def main(ns: argparse.Namespace) -> None:
-    from jray import __version__
     from jray._private.runtime_env.agent import RuntimeEnvAgent
+    from jray._private.version import __version__
 
     token = os.environ.get("JRAY_TOKEN", "")
     channel = rpc.make_channel(ns.gcs_address, token)

@@ -82,7 +82,11 @@ class JobsHttpServer:
         self.server: asyncio.Server | None = None
 
     async def start(self, host: str, port: int) -> int:
-        self.server = await asyncio.start_server(self._serve, host, port, reuse_address=True)
+        from jray._private import tls
+
+        cfg = tls.current()  # a cluster with TLS: the jobs API is HTTPS, mutual, as every other port
+        extra: dict[str, Any] = {} if cfg is None else {"ssl": tls.server_context(cfg), "ssl_handshake_timeout": 5.0}
+        self.server = await asyncio.start_server(self._serve, host, port, reuse_address=True, **extra)
         return int(self.server.sockets[0].getsockname()[1])
 
     async def close(self) -> None:
