@@ -58,6 +58,19 @@ def resources(text: str) -> dict[str, float]:
     return out
 
 
+def labels(text: str) -> dict[str, str]:
+    """``--labels '{"zone": "a"}'``: the node's labels (string to string)."""
+    try:
+        value = json.loads(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({e}): {text!r}") from None
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise argparse.ArgumentTypeError(
+            f"expected a JSON object of strings such as '{{\"zone\": \"a\"}}', got {text!r}"
+        )
+    return dict(value)
+
+
 def ip(text: str) -> str:
     try:
         return str(ipaddress.ip_address(text))

@@ -68,6 +68,12 @@ def configure_start(p: argparse.ArgumentParser) -> None:
         help="custom resources, e.g. '{\"gpu_box\": 1}'",
     )
     p.add_argument(
+        "--labels",
+        type=argtypes.labels,
+        metavar="JSON",
+        help="labels of this node, e.g. '{\"zone\": \"a\"}' (state API, label scheduling, autoscaler)",
+    )
+    p.add_argument(
         "--object-store-memory",
         type=argtypes.positive_int,
         metavar="BYTES",
@@ -121,6 +127,7 @@ def _node_args(ns: argparse.Namespace) -> dict[str, Any]:
         "object_store_memory": ns.object_store_memory,
         "memory": ns.memory,
         "ip": ns.node_ip_address,
+        "labels": ns.labels,
     }
 
 

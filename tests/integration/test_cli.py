@@ -177,6 +177,8 @@ def test_node_joins_with_start_address(cluster_env):
         "0",
         "--resources",
         '{"box": 1}',
+        "--labels",
+        '{"zone": "b"}',
         "--object-store-memory",
         STORE,
     )
@@ -188,6 +190,10 @@ def test_node_joins_with_start_address(cluster_env):
     assert all(n["node_id"] in out for n in info["nodes"])
     assert resource_total(out, "CPU") == "5"
     assert resource_total(out, "box") == "1"
+    listed = run_cli(cluster_env, "list", "nodes", "--detail", "--format", "json")
+    assert listed.returncode == 0, listed.stderr
+    labels = {row["node_id"]: row["labels"] for row in json.loads(listed.stdout)}
+    assert labels[info["nodes"][1]["node_id"]] == {"zone": "b"}
 
 
 def test_driver_attaches_with_address_auto(cluster_env):
@@ -241,6 +247,8 @@ def test_stop_leaves_no_process_or_store_file(cluster_env):
         (["--resources", "[1, 2]"], "--resources"),
         (["--resources", '{"box": -1}'], "--resources"),
         (["--resources", '{"CPU": 2}'], "--resources"),
+        (["--labels", '{"zone": 1}'], "--labels"),
+        (["--labels", "zone=a"], "--labels"),
         (["--num-cpus", "-1"], "--num-cpus"),
         (["--num-gpus", "-2"], "--num-gpus"),
         (["--object-store-memory", "-5"], "--object-store-memory"),
