@@ -182,6 +182,52 @@ def test_gcs_killed_while_serving_comes_back_and_loses_nothing(supervised):
     assert drv.wait(60) == 0
 
 
+SLOW_INIT = textwrap.dedent("""
+    import json, sys
+    import jray
+    jray.init(address=sys.argv[1], namespace="ft")
+
+    @jray.remote
+    class Slow:
+        def __init__(self, path):
+            import os, time
+            with open(path, "a") as f:
+                f.write(f"start {os.getpid()}\\n")
+            time.sleep(3)
+            with open(path, "a") as f:
+                f.write("end\\n")
+        def pid(self):
+            import os
+            return os.getpid()
+
+    a = Slow.options(name="slow").remote(sys.argv[2])
+    print(json.dumps({"pid": jray.get(a.pid.remote(), timeout=60)}), flush=True)
+""")
+
+
+def test_gcs_killed_while_an_actor_is_being_created_creates_it_once(supervised, tmp_path):
+    """The GCS dies while an actor's __init__ runs: the restarted GCS asks
+    the same worker again, which answers from the run it has. The
+    constructor runs once; the actor serves from that worker."""
+    cluster, procs = supervised
+    log = tmp_path / "init.log"
+    drv = subprocess.Popen([sys.executable, "-c", SLOW_INIT, cluster.gcs_address, str(log)], env=_env(cluster),
+                           text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    procs.append(drv)
+    deadline = time.monotonic() + 60
+    while not (log.exists() and log.read_text().startswith("start")):
+        assert time.monotonic() < deadline, "the constructor never started"
+        assert drv.poll() is None, drv.communicate()[1]
+        time.sleep(0.05)
+    os.kill(_recorded(cluster.session_dir)["gcs_pid"], signal.SIGKILL)
+    _wait_alive(cluster.gcs_address, cluster.token, 15)
+    out, errs = drv.communicate(timeout=90)
+    assert drv.returncode == 0, errs
+    lines = log.read_text().splitlines()
+    assert lines == [lines[0], "end"] and lines[0].startswith("start "), lines  # __init__ ran once
+    assert json.loads(out.strip().splitlines()[-1])["pid"] == int(lines[0].split()[1])
+
+
 def test_restore_by_hand_after_stopping_only_the_gcs(tmp_path):
     env = dict(os.environ, JRAY_TMPDIR=str(tmp_path))
     for var in ("JRAY_ADDRESS", "JRAY_TOKEN", "RAY_ADDRESS"):

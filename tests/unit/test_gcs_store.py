@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 
 from jray._private.gcs.server import GcsServer
-from jray._private.gcs.store import NODES, GcsStore
+from jray._private.gcs.store import CREATING, NODES, GcsStore, pack_creation, unpack_creation
 from jray._private.protocol import common_pb2 as cpb
 from jray._private.protocol import gcs_pb2 as gpb
 
@@ -104,3 +104,18 @@ def test_a_restored_gcs_has_the_tables_of_the_one_that_died(tmp_path):
                 t.cancel()
 
     asyncio.run(second())
+
+
+def test_an_actor_being_created_is_kept_with_its_worker_and_spec(tmp_path):
+    store = GcsStore(str(tmp_path / "gcs.db"))
+    worker = cpb.Address(ip="10.0.0.2", port=4321, worker_id=b"w" * 16).SerializeToString()
+    spec = cpb.TaskSpec(task_id=b"t" * 16, gpu_ids=[1]).SerializeToString()
+    store.put(CREATING, b"a" * 16, pack_creation(worker, spec))
+    store.close()
+    again = GcsStore(str(tmp_path / "gcs.db"))
+    row = again.get(CREATING, b"a" * 16)
+    assert row is not None
+    assert unpack_creation(row) == (worker, spec)
+    again.delete(CREATING, b"a" * 16)
+    assert again.get(CREATING, b"a" * 16) is None
+    again.close()

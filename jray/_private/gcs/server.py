@@ -28,7 +28,15 @@ from jray._private import config, rpc, serialization
 from jray._private.gcs.actor_directory import ActorDirectory, ActorRecord
 from jray._private.gcs.packages import PackageStore
 from jray._private.gcs.pg_manager import PlacementGroupManager
-from jray._private.gcs.store import JOBS, NODES, PGS, GcsStore
+from jray._private.gcs.store import (
+    CREATING,
+    JOBS,
+    NODES,
+    PGS,
+    GcsStore,
+    pack_creation,
+    unpack_creation,
+)
 from jray._private.gcs.task_table import TaskTable
 from jray._private.ids import random_id
 from jray._private.protocol import common_pb2 as cpb
@@ -144,9 +152,25 @@ class GcsServer(ggrpc.GcsServiceServicer):
                 "placement_groups": len(self.pgs.table.groups), "kv": len(self.kv), "creating": len(resume)}
 
     async def _resume_creation(self, rec: ActorRecord) -> None:
-        """An actor the previous GCS was creating: the worker it had leased
-        may have run (part of) the creation; it is stopped and the actor is
-        created afresh, so one copy serves."""
+        """An actor the previous GCS was creating. If its creation task had
+        been pushed to a worker, that worker is asked again: it answers from
+        the run it has (a worker never runs a creation task twice), so the
+        constructor runs once. If it cannot be reached (or the lease was
+        granted but nothing pushed), the worker the lease had given is
+        stopped and the actor created afresh."""
+        pushed = self.store.get(CREATING, rec.info.actor_id) if self.store is not None else None
+        if pushed is not None and rec.worker_id:
+            worker_b, spec_b = unpack_creation(pushed)
+            worker = cpb.Address.FromString(worker_b)
+            node = next((n for n in self.nodes.values() if n.alive
+                         and f"{n.ip}:{n.raylet_port}" == rec.raylet_address), None)
+            if node is not None:
+                try:
+                    if await self._push_creation(rec, node, worker, cpb.TaskSpec.FromString(spec_b)):
+                        return
+                except grpc.RpcError as e:
+                    logger.info("actor %s: its creating worker is gone (%s); creating it afresh",
+                                rec.info.class_name, e.code())
         if rec.worker_id and rec.raylet_address:
             raylet = self.pool.stub(rec.raylet_address, rgrpc.RayletServiceStub)
             await _quiet(raylet.KillWorker(rpb.KillWorkerRequest(
@@ -551,15 +575,30 @@ class GcsServer(ggrpc.GcsServiceServicer):
         spec = cpb.TaskSpec()
         spec.CopyFrom(rec.spec)
         spec.gpu_ids[:] = list(reply.gpu_ids)
-        worker_addr = f"{reply.worker.ip}:{reply.worker.port}"
-        stub = self.pool.stub(worker_addr, wgrpc.CoreWorkerServiceStub)
+        if self.store is not None:
+            self.store.put(CREATING, rec.info.actor_id, pack_creation(reply.worker.SerializeToString(),
+                                                                     spec.SerializeToString()))
         try:
-            push = await stub.PushTask(wpb.PushTaskRequest(spec=spec))
+            return await self._push_creation(rec, node, reply.worker, spec)
         except grpc.RpcError as e:
-            self.pool.drop(worker_addr)
             if rec.info.state != gpb.DEAD:
                 self._actor_failed(rec, f"its worker died during creation: {e.details() if hasattr(e, 'details') else e}")
             return True
+
+    async def _push_creation(self, rec: ActorRecord, node: gpb.NodeInfo, worker: cpb.Address,
+                             spec: cpb.TaskSpec) -> bool:
+        """Run the creation task on its leased ``worker`` and record the
+        outcome (raises the push's RpcError: the worker is gone)."""
+        worker_addr = f"{worker.ip}:{worker.port}"
+        stub = self.pool.stub(worker_addr, wgrpc.CoreWorkerServiceStub)
+        try:
+            push = await stub.PushTask(wpb.PushTaskRequest(spec=spec))
+        except grpc.RpcError:
+            self.pool.drop(worker_addr)
+            raise
+        finally:
+            if self.store is not None:
+                self.store.delete(CREATING, rec.info.actor_id)
         if rec.info.state == gpb.DEAD:
             return True
         if push.is_application_error or push.worker_exiting:
@@ -573,7 +612,7 @@ class GcsServer(ggrpc.GcsServiceServicer):
             return True
         created = self.task_table.records.get(spec.task_id)  # its RUNNING event may be here already
         pid = created.pid if created is not None and created.worker_id == rec.worker_id else 0
-        self.actors.update(rec, state=gpb.ALIVE, address=reply.worker, node_id=node.node_id, pid=pid)
+        self.actors.update(rec, state=gpb.ALIVE, address=worker, node_id=node.node_id, pid=pid)
         return True
 
     def _actor_failed(self, rec: ActorRecord, reason: str, intentional: bool = False) -> None:

@@ -19,6 +19,19 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 
 NODES, JOBS, PGS = "node", "job", "pg"
+# An actor being created: the worker its creation task was pushed to and the
+# spec pushed (``pack_creation``), so a restarted GCS asks that worker again.
+CREATING = "creating"
+
+
+def pack_creation(worker: bytes, spec: bytes) -> bytes:
+    """One row of CREATING: the worker's Address and the pushed TaskSpec."""
+    return len(worker).to_bytes(4, "little") + worker + spec
+
+
+def unpack_creation(data: bytes) -> tuple[bytes, bytes]:
+    n = int.from_bytes(data[:4], "little")
+    return data[4:4 + n], data[4 + n:]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS rows (kind TEXT NOT NULL, id BLOB NOT NULL, data BLOB NOT NULL, PRIMARY KEY (kind, id));
@@ -59,6 +72,10 @@ class GcsStore:
 
     def delete(self, kind: str, key: bytes) -> None:
         self.db.execute("DELETE FROM rows WHERE kind = ? AND id = ?", (kind, key))
+
+    def get(self, kind: str, key: bytes) -> bytes | None:
+        row = self.db.execute("SELECT data FROM rows WHERE kind = ? AND id = ?", (kind, key)).fetchone()
+        return None if row is None else bytes(row[0])
 
     def load(self, kind: str) -> list[bytes]:
         return [r[0] for r in self.db.execute("SELECT data FROM rows WHERE kind = ? ORDER BY rowid", (kind,))]

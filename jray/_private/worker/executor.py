@@ -69,15 +69,26 @@ class Executor:
         self.async_tasks: dict[bytes, asyncio.Task] = {}  # async actor calls, on the actor's loop
         self.logs = LogForwarder(worker)
         self.exiting = False
+        # The actor-creation task this worker took (its task id and reply):
+        # pushed again (a GCS restarted mid-creation asks once more), it is
+        # answered from here, never run a second time.
+        self.creation: tuple[bytes, asyncio.Future] | None = None
 
     # -- entry from the gRPC servicer (loop thread) ---------------------------
     async def push_task(self, spec: cpb.TaskSpec) -> wpb.PushTaskReply:
+        if spec.type == CREATION and self.creation is not None and self.creation[0] == spec.task_id:
+            return await asyncio.shield(self.creation[1])  # type: ignore[no-any-return]
         if self.exiting:
             return wpb.PushTaskReply(worker_exiting=True, system_error="the worker is exiting")
         if spec.type == ACTOR:
             return await self._actor_call(spec)
         fut = self.w.loop.create_future()
         self.main_queue.put((spec, fut))
+        if spec.type == CREATION:
+            # Shielded: the caller (the GCS) dying cancels this call, not
+            # the creation, whose reply waits here for its next push.
+            self.creation = (spec.task_id, fut)
+            fut = asyncio.shield(fut)
         reply: wpb.PushTaskReply = await fut
         await self.w.flush_borrows()
         return reply
