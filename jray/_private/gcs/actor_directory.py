@@ -19,6 +19,7 @@ class ActorRecord:
     raylet_address: str = ""
     no_restart: bool = False
     waiters: list[asyncio.Future] = field(default_factory=list)
+    placing: bool = False  # waiting for a node to grant it a worker (pending demand, for the autoscaler)
 
 
 class ActorDirectory:

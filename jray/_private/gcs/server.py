@@ -28,6 +28,7 @@ from jray._private import config, rpc, serialization
 from jray._private.gcs.actor_directory import ActorDirectory, ActorRecord
 from jray._private.gcs.packages import PackageStore
 from jray._private.gcs.pg_manager import PlacementGroupManager
+from jray._private.gcs.resource_state import cluster_resource_state
 from jray._private.gcs.store import (
     CREATING,
     JOBS,
@@ -292,7 +293,9 @@ class GcsServer(ggrpc.GcsServiceServicer):
         known.store_used, known.num_workers = n.store_used, n.num_workers
         known.spilled_bytes, known.pending_leases = n.spilled_bytes, n.pending_leases
         known.num_idle_workers, known.num_leased_workers = n.num_idle_workers, n.num_leased_workers
-        known.num_objects = n.num_objects
+        known.num_objects, known.idle_duration_ms = n.num_objects, n.idle_duration_ms
+        del known.resource_load[:]
+        known.resource_load.extend(n.resource_load)
         reply = gpb.HeartbeatReply(nodes=list(self.nodes.values()), dead_workers_seq=self.dead_seq)
         after = request.dead_workers_after
         if 0 <= after < self.dead_seq:
@@ -504,6 +507,13 @@ class GcsServer(ggrpc.GcsServiceServicer):
                                             -count.get(n.node_id, 0), n.resources_available.get("CPU", 0.0)))
 
     async def _schedule(self, rec: ActorRecord) -> None:
+        rec.placing = True  # pending demand until a raylet grants it a worker
+        try:
+            await self._schedule_loop(rec)
+        finally:
+            rec.placing = False
+
+    async def _schedule_loop(self, rec: ActorRecord) -> None:
         warned = False
         while rec.info.state in (gpb.PENDING_CREATION, gpb.RESTARTING):
             node = self._pick_node(rec)
@@ -564,6 +574,7 @@ class GcsServer(ggrpc.GcsServiceServicer):
             return False
         else:
             return False
+        rec.placing = False
         if rec.info.state == gpb.DEAD:  # killed while we waited for the lease
             await raylet.KillWorker(rpb.KillWorkerRequest(worker_id=reply.worker.worker_id, force=True))
             return True
@@ -717,6 +728,9 @@ class GcsServer(ggrpc.GcsServiceServicer):
         return gpb.ListPlacementGroupsReply(groups=[r.info for r in self.pgs.table.groups.values()])
 
     # -- task events -----------------------------------------------------------
+    async def GetClusterResourceState(self, request: Any, context: Any) -> gpb.GetClusterResourceStateReply:
+        return cluster_resource_state(self.nodes.values(), self.actors.actors.values(), self.pgs.table.groups.values())
+
     async def AddTaskEvents(self, request: gpb.AddTaskEventsRequest, context: Any) -> gpb.AddTaskEventsReply:
         self.task_table.add(request.events)
         for ev in request.events:  # an actor's pid comes with its creation task's RUNNING event

@@ -234,3 +234,22 @@ class ResourceMap(_message.Message):
     VALUES_FIELD_NUMBER: _ClassVar[int]
     values: _containers.ScalarMap[str, float]
     def __init__(self, values: _Optional[_Mapping[str, float]] = ...) -> None: ...
+
+class ResourceDemand(_message.Message):
+    __slots__ = ("shape", "num_ready_requests_queued", "num_infeasible_requests_queued", "backlog_size")
+    class ShapeEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    SHAPE_FIELD_NUMBER: _ClassVar[int]
+    NUM_READY_REQUESTS_QUEUED_FIELD_NUMBER: _ClassVar[int]
+    NUM_INFEASIBLE_REQUESTS_QUEUED_FIELD_NUMBER: _ClassVar[int]
+    BACKLOG_SIZE_FIELD_NUMBER: _ClassVar[int]
+    shape: _containers.ScalarMap[str, float]
+    num_ready_requests_queued: int
+    num_infeasible_requests_queued: int
+    backlog_size: int
+    def __init__(self, shape: _Optional[_Mapping[str, float]] = ..., num_ready_requests_queued: _Optional[int] = ..., num_infeasible_requests_queued: _Optional[int] = ..., backlog_size: _Optional[int] = ...) -> None: ...

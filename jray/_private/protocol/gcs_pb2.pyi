@@ -33,7 +33,7 @@ PG_REMOVED: PlacementGroupState
 PG_RESCHEDULING: PlacementGroupState
 
 class NodeInfo(_message.Message):
-    __slots__ = ("node_id", "ip", "raylet_port", "resources_total", "resources_available", "alive", "is_head", "store_path", "object_store_memory", "store_used", "num_workers", "labels", "start_time", "pid", "spilled_bytes", "pending_leases", "num_idle_workers", "num_leased_workers", "num_objects", "metrics_export_port")
+    __slots__ = ("node_id", "ip", "raylet_port", "resources_total", "resources_available", "alive", "is_head", "store_path", "object_store_memory", "store_used", "num_workers", "labels", "start_time", "pid", "spilled_bytes", "pending_leases", "num_idle_workers", "num_leased_workers", "num_objects", "metrics_export_port", "resource_load", "idle_duration_ms")
     class ResourcesTotalEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -75,6 +75,8 @@ class NodeInfo(_message.Message):
     NUM_LEASED_WORKERS_FIELD_NUMBER: _ClassVar[int]
     NUM_OBJECTS_FIELD_NUMBER: _ClassVar[int]
     METRICS_EXPORT_PORT_FIELD_NUMBER: _ClassVar[int]
+    RESOURCE_LOAD_FIELD_NUMBER: _ClassVar[int]
+    IDLE_DURATION_MS_FIELD_NUMBER: _ClassVar[int]
     node_id: bytes
     ip: str
     raylet_port: int
@@ -95,7 +97,9 @@ class NodeInfo(_message.Message):
     num_leased_workers: int
     num_objects: int
     metrics_export_port: int
-    def __init__(self, node_id: _Optional[bytes] = ..., ip: _Optional[str] = ..., raylet_port: _Optional[int] = ..., resources_total: _Optional[_Mapping[str, float]] = ..., resources_available: _Optional[_Mapping[str, float]] = ..., alive: _Optional[bool] = ..., is_head: _Optional[bool] = ..., store_path: _Optional[str] = ..., object_store_memory: _Optional[int] = ..., store_used: _Optional[int] = ..., num_workers: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ..., start_time: _Optional[float] = ..., pid: _Optional[int] = ..., spilled_bytes: _Optional[int] = ..., pending_leases: _Optional[int] = ..., num_idle_workers: _Optional[int] = ..., num_leased_workers: _Optional[int] = ..., num_objects: _Optional[int] = ..., metrics_export_port: _Optional[int] = ...) -> None: ...
+    resource_load: _containers.RepeatedCompositeFieldContainer[_common_pb2.ResourceDemand]
+    idle_duration_ms: int
+    def __init__(self, node_id: _Optional[bytes] = ..., ip: _Optional[str] = ..., raylet_port: _Optional[int] = ..., resources_total: _Optional[_Mapping[str, float]] = ..., resources_available: _Optional[_Mapping[str, float]] = ..., alive: _Optional[bool] = ..., is_head: _Optional[bool] = ..., store_path: _Optional[str] = ..., object_store_memory: _Optional[int] = ..., store_used: _Optional[int] = ..., num_workers: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ..., start_time: _Optional[float] = ..., pid: _Optional[int] = ..., spilled_bytes: _Optional[int] = ..., pending_leases: _Optional[int] = ..., num_idle_workers: _Optional[int] = ..., num_leased_workers: _Optional[int] = ..., num_objects: _Optional[int] = ..., metrics_export_port: _Optional[int] = ..., resource_load: _Optional[_Iterable[_Union[_common_pb2.ResourceDemand, _Mapping]]] = ..., idle_duration_ms: _Optional[int] = ...) -> None: ...
 
 class RegisterNodeRequest(_message.Message):
     __slots__ = ("node",)
@@ -640,6 +644,36 @@ class ListPlacementGroupsReply(_message.Message):
     GROUPS_FIELD_NUMBER: _ClassVar[int]
     groups: _containers.RepeatedCompositeFieldContainer[PlacementGroupInfo]
     def __init__(self, groups: _Optional[_Iterable[_Union[PlacementGroupInfo, _Mapping]]] = ...) -> None: ...
+
+class GangResourceRequest(_message.Message):
+    __slots__ = ("placement_group_id", "name", "strategy", "bundles", "state")
+    PLACEMENT_GROUP_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    BUNDLES_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    placement_group_id: bytes
+    name: str
+    strategy: str
+    bundles: _containers.RepeatedCompositeFieldContainer[_common_pb2.ResourceMap]
+    state: PlacementGroupState
+    def __init__(self, placement_group_id: _Optional[bytes] = ..., name: _Optional[str] = ..., strategy: _Optional[str] = ..., bundles: _Optional[_Iterable[_Union[_common_pb2.ResourceMap, _Mapping]]] = ..., state: _Optional[_Union[PlacementGroupState, str]] = ...) -> None: ...
+
+class GetClusterResourceStateRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetClusterResourceStateReply(_message.Message):
+    __slots__ = ("nodes", "resource_load", "pending_placement_groups", "pending_actors")
+    NODES_FIELD_NUMBER: _ClassVar[int]
+    RESOURCE_LOAD_FIELD_NUMBER: _ClassVar[int]
+    PENDING_PLACEMENT_GROUPS_FIELD_NUMBER: _ClassVar[int]
+    PENDING_ACTORS_FIELD_NUMBER: _ClassVar[int]
+    nodes: _containers.RepeatedCompositeFieldContainer[NodeInfo]
+    resource_load: _containers.RepeatedCompositeFieldContainer[_common_pb2.ResourceDemand]
+    pending_placement_groups: _containers.RepeatedCompositeFieldContainer[GangResourceRequest]
+    pending_actors: _containers.RepeatedCompositeFieldContainer[_common_pb2.ResourceDemand]
+    def __init__(self, nodes: _Optional[_Iterable[_Union[NodeInfo, _Mapping]]] = ..., resource_load: _Optional[_Iterable[_Union[_common_pb2.ResourceDemand, _Mapping]]] = ..., pending_placement_groups: _Optional[_Iterable[_Union[GangResourceRequest, _Mapping]]] = ..., pending_actors: _Optional[_Iterable[_Union[_common_pb2.ResourceDemand, _Mapping]]] = ...) -> None: ...
 
 class CheckAliveRequest(_message.Message):
     __slots__ = ()

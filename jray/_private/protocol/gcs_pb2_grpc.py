@@ -184,6 +184,11 @@ class GcsServiceStub:
                 request_serializer=jray_dot___private_dot_protocol_dot_gcs__pb2.ListPlacementGroupsRequest.SerializeToString,
                 response_deserializer=jray_dot___private_dot_protocol_dot_gcs__pb2.ListPlacementGroupsReply.FromString,
                 _registered_method=True)
+        self.GetClusterResourceState = channel.unary_unary(
+                '/jray.protocol.GcsService/GetClusterResourceState',
+                request_serializer=jray_dot___private_dot_protocol_dot_gcs__pb2.GetClusterResourceStateRequest.SerializeToString,
+                response_deserializer=jray_dot___private_dot_protocol_dot_gcs__pb2.GetClusterResourceStateReply.FromString,
+                _registered_method=True)
 
 
 class GcsServiceServicer:
@@ -371,6 +376,12 @@ class GcsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetClusterResourceState(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GcsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -523,6 +534,11 @@ def add_GcsServiceServicer_to_server(servicer, server):
                     servicer.ListPlacementGroups,
                     request_deserializer=jray_dot___private_dot_protocol_dot_gcs__pb2.ListPlacementGroupsRequest.FromString,
                     response_serializer=jray_dot___private_dot_protocol_dot_gcs__pb2.ListPlacementGroupsReply.SerializeToString,
+            ),
+            'GetClusterResourceState': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetClusterResourceState,
+                    request_deserializer=jray_dot___private_dot_protocol_dot_gcs__pb2.GetClusterResourceStateRequest.FromString,
+                    response_serializer=jray_dot___private_dot_protocol_dot_gcs__pb2.GetClusterResourceStateReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1335,6 +1351,33 @@ class GcsService:
             '/jray.protocol.GcsService/ListPlacementGroups',
             jray_dot___private_dot_protocol_dot_gcs__pb2.ListPlacementGroupsRequest.SerializeToString,
             jray_dot___private_dot_protocol_dot_gcs__pb2.ListPlacementGroupsReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetClusterResourceState(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jray.protocol.GcsService/GetClusterResourceState',
+            jray_dot___private_dot_protocol_dot_gcs__pb2.GetClusterResourceStateRequest.SerializeToString,
+            jray_dot___private_dot_protocol_dot_gcs__pb2.GetClusterResourceStateReply.FromString,
             options,
             channel_credentials,
             insecure,

@@ -520,3 +520,15 @@ class ShutdownRayletRequest(_message.Message):
 class ShutdownRayletReply(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class ReportWorkerBacklogRequest(_message.Message):
+    __slots__ = ("worker_id", "backlog")
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    BACKLOG_FIELD_NUMBER: _ClassVar[int]
+    worker_id: bytes
+    backlog: _containers.RepeatedCompositeFieldContainer[_common_pb2.ResourceDemand]
+    def __init__(self, worker_id: _Optional[bytes] = ..., backlog: _Optional[_Iterable[_Union[_common_pb2.ResourceDemand, _Mapping]]] = ...) -> None: ...
+
+class ReportWorkerBacklogReply(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...

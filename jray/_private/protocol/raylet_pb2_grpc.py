@@ -139,6 +139,11 @@ class RayletServiceStub:
                 request_serializer=jray_dot___private_dot_protocol_dot_raylet__pb2.CancelBundlesRequest.SerializeToString,
                 response_deserializer=jray_dot___private_dot_protocol_dot_raylet__pb2.CancelBundlesReply.FromString,
                 _registered_method=True)
+        self.ReportWorkerBacklog = channel.unary_unary(
+                '/jray.protocol.RayletService/ReportWorkerBacklog',
+                request_serializer=jray_dot___private_dot_protocol_dot_raylet__pb2.ReportWorkerBacklogRequest.SerializeToString,
+                response_deserializer=jray_dot___private_dot_protocol_dot_raylet__pb2.ReportWorkerBacklogReply.FromString,
+                _registered_method=True)
 
 
 class RayletServiceServicer:
@@ -272,6 +277,12 @@ class RayletServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReportWorkerBacklog(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RayletServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -379,6 +390,11 @@ def add_RayletServiceServicer_to_server(servicer, server):
                     servicer.CancelBundles,
                     request_deserializer=jray_dot___private_dot_protocol_dot_raylet__pb2.CancelBundlesRequest.FromString,
                     response_serializer=jray_dot___private_dot_protocol_dot_raylet__pb2.CancelBundlesReply.SerializeToString,
+            ),
+            'ReportWorkerBacklog': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportWorkerBacklog,
+                    request_deserializer=jray_dot___private_dot_protocol_dot_raylet__pb2.ReportWorkerBacklogRequest.FromString,
+                    response_serializer=jray_dot___private_dot_protocol_dot_raylet__pb2.ReportWorkerBacklogReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -948,6 +964,33 @@ class RayletService:
             '/jray.protocol.RayletService/CancelBundles',
             jray_dot___private_dot_protocol_dot_raylet__pb2.CancelBundlesRequest.SerializeToString,
             jray_dot___private_dot_protocol_dot_raylet__pb2.CancelBundlesReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportWorkerBacklog(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jray.protocol.RayletService/ReportWorkerBacklog',
+            jray_dot___private_dot_protocol_dot_raylet__pb2.ReportWorkerBacklogRequest.SerializeToString,
+            jray_dot___private_dot_protocol_dot_raylet__pb2.ReportWorkerBacklogReply.FromString,
             options,
             channel_credentials,
             insecure,

@@ -60,6 +60,7 @@ from jray._private.raylet.lease_policy import (
 )
 from jray._private.raylet.leases import BlockedWorkers, LeaseQueue, LeaseRecord, LeaseTable
 from jray._private.raylet.object_manager import ObjectManager
+from jray._private.raylet.resource_load import PendingLease, ResourceLoad
 from jray._private.raylet.scheduler import Allocation, NodeResources
 from jray._private.raylet.task_events import FLUSH_SECONDS, RayletTaskEvents
 from jray._private.raylet.worker_pool import WorkerEnv, WorkerPool, WorkerProc
@@ -117,6 +118,7 @@ class Raylet(rgrpc.RayletServiceServicer):
         self._tasks: set[asyncio.Task] = set()
         self._spread_rr = 0
         self.task_events = RayletTaskEvents(node_id)
+        self.load = ResourceLoad()  # what waits here, and idleness (for the autoscaler)
 
     def spawn(self, coro: Any) -> None:
         t = asyncio.ensure_future(coro)
@@ -135,8 +137,15 @@ class Raylet(rgrpc.RayletServiceServicer):
             pid=os.getpid(), spilled_bytes=int(stats.get("spilled_bytes", 0)), pending_leases=len(self.queue),
             start_time=time.time(), num_idle_workers=len(self.workers.idle) if self.workers else 0,
             num_leased_workers=len(self.leases.by_worker), num_objects=int(stats.get("num_objects", 0)),
-            metrics_export_port=self.metrics_export_port,
+            metrics_export_port=self.metrics_export_port, resource_load=self.load.demands(),
+            idle_duration_ms=self.load.idle_ms(self._busy()),
         )
+
+    def _busy(self) -> bool:
+        """Anything leased or waiting, or any resource taken (bundles too)."""
+        avail = self.res.available
+        return bool(self.leases.by_id or len(self.queue) or self.bundles.bundles) or any(
+            avail.get(k, 0.0) + 1e-9 < v for k, v in self.res.total.items())
 
     async def register(self) -> None:
         await self.gcs.RegisterNode(gpb.RegisterNodeRequest(node=self.node_info()))
@@ -263,6 +272,7 @@ class Raylet(rgrpc.RayletServiceServicer):
         again while they may still run a dead owner's task; the resources
         go to waiting requests."""
         assert self.workers is not None
+        self.load.forget_owner(owner_id)
         leases = self.leases.owned_by(owner_id)
         for lease in leases:
             self.leases.end(lease)
@@ -296,6 +306,16 @@ class Raylet(rgrpc.RayletServiceServicer):
         req = LeaseRequest.from_proto(request)
         if req.kind == SP.PLACEMENT_GROUP:
             return await self._lease_in_bundle(request, req, context)
+        if request.actor_id:  # the GCS counts pending actors itself
+            return await self._lease(request, req, context, None)
+        pending = self.load.begin(req.demand)  # the autoscaler's demand while it waits here
+        try:
+            return await self._lease(request, req, context, pending)
+        finally:
+            self.load.end(pending)
+
+    async def _lease(self, request: rpb.WorkerLeaseRequest, req: LeaseRequest, context: Any,
+                     pending: PendingLease | None) -> rpb.WorkerLeaseReply:
         while True:
             d = decide_lease(req, self._lease_view())
             if isinstance(d, Error):
@@ -310,6 +330,8 @@ class Raylet(rgrpc.RayletServiceServicer):
                     return await self._grant(request, alloc, None)
                 req = replace(req, resumed="resources")
                 continue
+            if pending is not None:
+                pending.infeasible = d.reason == "feasible"
             if d.reason == "view":
                 await self._refresh_view()
             elif d.reason == "feasible":
@@ -609,6 +631,11 @@ class Raylet(rgrpc.RayletServiceServicer):
         if request.include_metrics:
             reply.metrics.extend(self.metrics.aggregate())
         return reply
+
+    async def ReportWorkerBacklog(self, request: rpb.ReportWorkerBacklogRequest,
+                                  context: Any) -> rpb.ReportWorkerBacklogReply:
+        self.load.report_backlog(request.worker_id, [(b.shape, b.backlog_size) for b in request.backlog])
+        return rpb.ReportWorkerBacklogReply()
 
     async def ReportMetrics(self, request: rpb.ReportMetricsRequest, context: Any) -> rpb.ReportMetricsReply:
         self.metrics.report(request.worker_id, request.points)

@@ -36,6 +36,12 @@ logger = logging.getLogger("jray")
 
 # Kept for readers of the old name: a pending task is a PendingCall.
 PendingTask = PendingCall
+# While tasks wait beyond the lease requests in flight, the owner tells its
+# raylet how many, by shape, this often (the autoscaler's demand; Ray's
+# ReportWorkerBacklog). Tasks pinned to a node or a placement group are not
+# demand for new nodes.
+BACKLOG_REPORT_SECONDS = 1.0
+_BACKLOG_KINDS = (cpb.SchedulingStrategy.DEFAULT, cpb.SchedulingStrategy.SPREAD)
 
 
 class Raylets(Protocol):
@@ -96,6 +102,7 @@ class TaskSubmitter:
         self.lineage = Lineage(table, self.resubmit)  # how to make this process's task outputs again
         self.dead_raylets: set[str] = set()  # raylets of nodes the GCS declared dead
         self._asking: dict[asyncio.Future, str] = {}  # lease requests in flight -> raylet ("": local)
+        self._backlog_reports: asyncio.Task | None = None
         # Submissions posted in one burst are queued without pushing, then
         # pushed together at the burst's end (in that loop iteration: a
         # single sync call waits for no other).
@@ -207,6 +214,42 @@ class TaskSubmitter:
     def _pump(self, key: tuple, q: KeyQueue) -> None:
         if self._closed:
             return
+        try:
+            self._pump_queue(key, q)
+        finally:
+            if (self._backlog_reports is None and len(q.tasks) > q.requests_in_flight
+                    and key[1] in _BACKLOG_KINDS and not self._closed):
+                self._backlog_reports = self.lt.spawn(self._report_backlog())
+
+    def _backlogs(self) -> list[cpb.ResourceDemand]:
+        """Tasks queued beyond the lease requests in flight, by shape."""
+        counts: dict[tuple, int] = {}
+        for key, q in self.queues.items():
+            n = len(q.tasks) - q.requests_in_flight
+            if n > 0 and key[1] in _BACKLOG_KINDS:
+                counts[key[0]] = counts.get(key[0], 0) + n
+        return [cpb.ResourceDemand(shape=dict(shape), backlog_size=n) for shape, n in counts.items()]
+
+    async def _report_backlog(self) -> None:
+        """Report the backlog to the local raylet every BACKLOG_REPORT_SECONDS
+        while there is one; the last report is the empty one that clears it."""
+        try:
+            while not self._closed:
+                backlog = self._backlogs()
+                report = getattr(self.raylets.local(), "ReportWorkerBacklog", None)
+                if report is None:  # a raylet without it (the unit tests' fakes)
+                    return
+                try:
+                    await report(rpb.ReportWorkerBacklogRequest(worker_id=self.owner_id, backlog=backlog), timeout=5)
+                except (grpc.RpcError, TransportError) as e:
+                    logger.debug("backlog report failed: %s", _details(e))
+                if not backlog:
+                    return
+                await asyncio.sleep(BACKLOG_REPORT_SECONDS)
+        finally:
+            self._backlog_reports = None
+
+    def _pump_queue(self, key: tuple, q: KeyQueue) -> None:
         # SPREAD: each task runs on a lease of its own, asked for it (the
         # raylets take the nodes in turn); a lease that ran one goes back, so
         # quick tasks do not all pile onto the first worker granted.
