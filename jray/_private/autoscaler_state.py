@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -168,7 +168,12 @@ def read_status() -> dict[str, Any] | None:
         return None
 
 
-def put_resource_request(bundles: list[Mapping[str, float]], *, gcs_address: str | None = None,
+def driver_connected() -> bool:
+    """Whether this process is a connected driver (calls go through it)."""
+    return global_state.worker is not None
+
+
+def put_resource_request(bundles: Sequence[Mapping[str, float]], *, gcs_address: str | None = None,
                          token: str | None = None) -> None:
     """Replace the standing ``request_resources`` request (an empty list
     clears it): through the connected driver, else the cluster given."""

@@ -5,6 +5,7 @@ one place: its name, its help line, the function that adds its options and
 the function that runs it. They live by concept:
 
 - ``cluster.py``: ``start``, ``stop``, ``status``;
+- ``autoscale.py``: ``up``, ``down`` (autoscaling clusters from a config);
 - ``state.py``: ``list``, ``summary``, ``memory`` (the state API);
 - ``job.py``: ``job submit|status|logs|stop|delete|list`` (the Jobs SDK);
 - ``bench.py``: ``microbenchmark`` (the workloads of ``jray.bench``);
@@ -24,7 +25,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from jray.cli import bench, cluster, job, state
+from jray.cli import autoscale, bench, cluster, job, state
 from jray.cli.command import CliError, Command, err
 
 COMMANDS: tuple[Command, ...] = (
@@ -42,6 +43,18 @@ COMMANDS: tuple[Command, ...] = (
         "show the nodes, resources and object stores of a cluster",
         cluster.configure_status,
         cluster.status,
+    ),
+    Command(
+        "up",
+        "start or update an autoscaling cluster from a cluster config (head, autoscaler, min_workers nodes)",
+        autoscale.configure_up,
+        autoscale.up,
+    ),
+    Command(
+        "down",
+        "stop an autoscaling cluster: its autoscaler, every node it launched, its head",
+        autoscale.configure_down,
+        autoscale.down,
     ),
     Command(
         "list",

@@ -483,4 +483,9 @@ def status(ns: argparse.Namespace) -> int:
     address, token = target(ns.address)
     nodes = rpc(address, lambda: gcs_client.nodes_at(address, token, timeout=5.0))
     print(format_status(address, nodes))
+    from jray.cli.autoscale import autoscaler_section
+
+    section = autoscaler_section(address, token)
+    if section:
+        print("\n" + section)
     return 0
