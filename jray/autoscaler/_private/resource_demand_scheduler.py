@@ -17,7 +17,8 @@ with their type's whole resources) and the demand, and answers a
    decreasing into what is available; the rest picks node types one node at
    a time, the type that fits most of it best (Ray's utilization scorer:
    no GPU node for work that needs no GPU when another fits, then the most
-   resource kinds in use, then the highest least and mean utilization).
+   resource kinds in use, then the highest least and mean of each
+   resource's amount times its use cubed).
 
 Every launch respects the type's ``max_workers`` and the config's
 ``max_workers`` (worker nodes in all, the head not counted); demand-driven
@@ -128,11 +129,14 @@ def utilization_score(node: Mapping[str, float], demands: Sequence[Mapping[str, 
                 break
     if not fitted:
         return None
-    utils = [(v - remaining.get(k, 0.0)) / v for k, v in node.items() if v > 0 and k in kinds]
+    # Ray's weighting: a resource counts by its amount times its use cubed,
+    # so big nodes used fully win, and a resource left unused (a custom one
+    # no demand asks for) makes a node a worse choice.
+    utils = [v * ((v - remaining.get(k, 0.0)) / v) ** 3 for k, v in node.items() if v >= 1]
     if not utils:
         return None
     gpu_ok = not (node.get("GPU", 0.0) > 0 and not any(d.get("GPU", 0.0) > 0 for d in demands))
-    return (gpu_ok, len(kinds & set(node)), min(utils), sum(utils) / len(utils))
+    return (gpu_ok, sum(1 for k, v in node.items() if v >= 1 and k in kinds), min(utils), sum(utils) / len(utils))
 
 
 def _describe(demands: Sequence[Mapping[str, float]]) -> str:
