@@ -14,7 +14,6 @@ import time
 import pytest
 
 from jray._private import gcs_client
-from jray._private import node as _node
 from jray.autoscaler.node_provider import (
     PROVIDER_NODE_ID_LABEL,
     TAG_CLUSTER_NAME,
@@ -22,25 +21,6 @@ from jray.autoscaler.node_provider import (
     TAG_NODE_STATUS,
     NodeLaunchError,
 )
-
-
-@pytest.fixture(scope="module")
-def head(slurm):
-    """A jray head on the login node (no CPUs: work goes to SLURM's nodes),
-    listening on the bridge so the nodes reach it; the environment a monitor
-    process would have (SLURM_CONF, JRAY_TOKEN)."""
-    handle = _node.start_head(num_cpus=0, ip=slurm.hosts.gateway, object_store_memory=64 * 2**20)
-    saved = {k: os.environ.get(k) for k in ("SLURM_CONF", "JRAY_TOKEN")}
-    os.environ.update(SLURM_CONF=slurm.conf, JRAY_TOKEN=handle.token)
-    try:
-        yield handle
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        _node.stop_cluster(handle)
 
 
 def _provider(slurm, cluster: str = "demo"):

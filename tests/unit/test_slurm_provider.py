@@ -56,8 +56,12 @@ def test_node_config_keys_are_checked():
         slurm.check_node_config({"partiton": "x"})
     with pytest.raises(NodeLaunchError, match="node_config.env must be a mapping"):
         slurm.check_node_config({"env": ["A=1"]})
-    with pytest.raises(ValueError, match="provider.partition is not a key"):
-        slurm.SlurmNodeProvider({"type": "slurm", "partition": "x"}, "c")
+
+
+def test_unknown_provider_key_is_logged(caplog):
+    slurm.SlurmNodeProvider({"type": "slurm", "partition": "x", "node_start_wait_s": 5}, "c")
+    assert [r.getMessage() for r in caplog.records] == [
+        "provider.partition is not a key of the slurm provider (its keys: log_dir)"]
 
 
 def test_missing_sbatch_is_a_launch_error(monkeypatch, tmp_path):

@@ -70,7 +70,8 @@ logger = logging.getLogger(__name__)
 
 NODE_CONFIG_KEYS = {"partition", "account", "time", "qos", "sbatch_args", "setup", "object_store_memory",
                     "python", "env"}
-PROVIDER_CONFIG_KEYS = {"type", "log_dir", "state_dir"}
+PROVIDER_CONFIG_KEYS = {"type", "log_dir"}
+AUTOSCALER_PROVIDER_KEYS = {"state_dir", "node_start_wait_s", "head_port", "head_ip"}
 # squeue's states of a job that is starting or running; COMPLETING is a node on its way out.
 _LIVE_STATES = {"PENDING", "CONFIGURING", "RUNNING", "SUSPENDED", "REQUEUED", "RESIZING", "REQUEUE_HOLD",
                 "REQUEUE_FED", "RESV_DEL_HOLD", "SIGNALING", "STAGE_OUT"}
@@ -197,10 +198,11 @@ class SlurmNodeProvider(NodeProvider):
 
     def __init__(self, provider_config: Mapping[str, Any], cluster_name: str) -> None:
         super().__init__(provider_config, cluster_name)
-        unknown = sorted(set(self.provider_config) - PROVIDER_CONFIG_KEYS)
+        # The autoscaler's own provider keys (node_start_wait_s, head_port, ...) share the section.
+        unknown = sorted(set(self.provider_config) - PROVIDER_CONFIG_KEYS - AUTOSCALER_PROVIDER_KEYS)
         if unknown:
-            raise ValueError(f"provider.{unknown[0]} is not a key of the slurm provider "
-                             f"(known: {', '.join(sorted(PROVIDER_CONFIG_KEYS))})")
+            logger.warning("provider.%s is not a key of the slurm provider (its keys: %s)", unknown[0],
+                           ", ".join(sorted(PROVIDER_CONFIG_KEYS - {"type"})))
         self.log_dir = os.path.expanduser(str(self.provider_config.get("log_dir")
                                               or default_log_dir(cluster_name)))
         self.name = job_name(cluster_name)
