@@ -34,7 +34,10 @@ The rules, in order (Ray's defaults):
 
 A request spilled here (``grant_or_reject``) skips the locality, SPREAD
 and room-elsewhere spills: it is granted here or waits here (only steps 1
-and 2, which concern nodes that cannot run it at all, may still send it on).
+and 2, which concern nodes that cannot run it at all, may still send it on),
+until it has waited in the queue here once: then a node with room now takes
+it (one that joined meanwhile, such as a node the autoscaler launched for
+this very work, must not sit idle while the work queues elsewhere).
 
 Placement-group leases draw from the group's bundles instead:
 :func:`decide_bundle_lease` decides from whether a bundle here could take
@@ -232,7 +235,7 @@ def _utilization(demand: Mapping[str, float], available: Mapping[str, float], to
 
 def _spill_or_queue(req: LeaseRequest, view: LeaseView, pinned: bool, rr: int | None) -> Decision:
     """No room here now: a node with room now takes it, else it queues here."""
-    if not req.grant_or_reject and not pinned:
+    if not pinned and (not req.grant_or_reject or req.resumed == "resources"):
         other = pick_remote(req.demand, view.nodes, view.node_id, now=True)
         if other is not None:
             return Spill(other, rr)
