@@ -99,6 +99,8 @@ def _start_head(cfg: ClusterConfig, port: int) -> dict[str, Any]:
             f"{current['session_dir']}); stop it with 'jray stop' before 'jray up' of cluster {cfg.cluster_name}.")
     head = cfg.node_types[cfg.head_node_type]
     cmd = [sys.executable, "-m", "jray.cli", "start", "--head", "--port", str(port)]
+    if cfg.provider.get("head_ip"):  # where other machines' nodes reach the GCS (SLURM)
+        cmd += ["--node-ip-address", str(cfg.provider["head_ip"])]
     from jray.autoscaler._private.local import _resource_args
 
     cmd += _resource_args(head.resources)
