@@ -25,7 +25,10 @@ visible on every node and on the login node.
 :class:`SlurmCluster` is a context manager; :meth:`SlurmCluster.env` is the
 environment for SLURM's client commands (``SLURM_CONF``); :meth:`close`
 cancels every job, kills every daemon it started by pid (and everything in
-the hosts), and removes the temp dir. :func:`unavailable_reason` says why
+the hosts), and removes the temp dir. A run that crashes leaves nothing
+running either: the hosts' keepers and the daemons die with the process
+that started them, and the next :class:`SlurmCluster` removes its temp dir
+(:func:`cleanup_stale`). :func:`unavailable_reason` says why
 it cannot run here (not root, binaries missing); tests skip with it.
 """
 
@@ -60,6 +63,35 @@ def unavailable_reason() -> str | None:
     if missing:
         return f"SLURM is not installed ({', '.join(missing)} missing: apt-get install slurmctld slurmd slurm-client munge)"
     return vh.unavailable_reason()
+
+
+_BASE_PARENT = "/var/tmp"
+_PREFIX = "jray-slurm-"
+
+
+def cleanup_stale() -> None:
+    """Remove the temp dirs of test SLURMs whose process is gone (a crashed run;
+    its daemons died with it: see :func:`_die_with_parent`)."""
+    try:
+        names = os.listdir(_BASE_PARENT)
+    except OSError:
+        return
+    for name in names:
+        pid = name[len(_PREFIX):].split("-", 1)[0]
+        if name.startswith(_PREFIX) and pid.isdigit() and int(pid) != os.getpid() \
+                and not os.path.exists(f"/proc/{pid}"):
+            shutil.rmtree(os.path.join(_BASE_PARENT, name), ignore_errors=True)
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL when the process that started it dies
+    (prctl PR_SET_PDEATHSIG), so a crashed test leaves no munged/slurmctld."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):
+        pass
 
 
 def _free_port(host: str) -> int:
@@ -123,7 +155,8 @@ class SlurmCluster:
             raise RuntimeError(reason)
         self.node_names = [f"n{i + 1}" for i in range(nodes)]
         self.kill_wait = kill_wait
-        self.base = tempfile.mkdtemp(prefix="jray-slurm-", dir="/var/tmp")
+        cleanup_stale()
+        self.base = tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-", dir=_BASE_PARENT)
         self.conf = os.path.join(self.base, "slurm.conf")
         os.chmod(self.base, 0o755)  # job scripts and their output live here; munge's dir stays private
         self.hosts = vh.VirtualHosts()
@@ -167,7 +200,7 @@ class SlurmCluster:
     def _spawn(self, argv: Sequence[str], name: str) -> subprocess.Popen[bytes]:
         with open(os.path.join(self.base, "log", f"{name}.out"), "wb") as log:
             p = subprocess.Popen(list(argv), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                 env=self.env(), start_new_session=True)
+                                 env=self.env(), start_new_session=True, preexec_fn=_die_with_parent)
         self._procs.append(p)
         return p
 
@@ -305,4 +338,4 @@ def _bin(name: str) -> str:
     return path
 
 
-__all__ = ["SlurmCluster", "unavailable_reason"]
+__all__ = ["SlurmCluster", "cleanup_stale", "unavailable_reason"]
