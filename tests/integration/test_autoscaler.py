@@ -35,11 +35,17 @@ from jray.util.placement_group import placement_group, remove_placement_group
 
 IDLE_MINUTES = 0.05  # 3 s
 STORE = 64 * 1024 * 1024
+START_WAIT_S = 8  # node_start_wait_s: a node not joined by then is cancelled
+# A "python" that never starts a node: the "hang" type's nodes never join.
+_HANG = os.path.join(tempfile.mkdtemp(prefix="as-hang-", dir=os.environ.get("JRAY_TMPDIR")), "python")
+with open(_HANG, "w") as _f:
+    _f.write("#!/bin/sh\nexec sleep 120\n")
+os.chmod(_HANG, 0o755)
 CONFIG: dict[str, Any] = {
     "cluster_name": "astest",
     "max_workers": 4,
     "idle_timeout_minutes": IDLE_MINUTES,
-    "provider": {"type": "local", "head_port": 0},
+    "provider": {"type": "local", "head_port": 0, "node_start_wait_s": START_WAIT_S},
     "head_node_type": "head",
     "available_node_types": {
         "head": {"resources": {"CPU": 0}, "node_config": {"object_store_memory": STORE}},
@@ -50,6 +56,7 @@ CONFIG: dict[str, Any] = {
                 "node_config": {"object_store_memory": STORE}},
         "broken": {"resources": {"CPU": 1, "broken": 1}, "max_workers": 1,
                    "node_config": {"python": "/nonexistent/bin/python3"}},
+        "hang": {"resources": {"CPU": 1, "hang": 1}, "max_workers": 1, "node_config": {"python": _HANG}},
     },
 }
 ENV = {"JRAY_AUTOSCALER_UPDATE_INTERVAL_S": "0.5", "JRAY_AUTOSCALER_BACKOFF_BASE_S": "1",
@@ -232,6 +239,31 @@ def test_failed_launch_is_reported_and_retried_with_backoff(cluster: Any) -> Non
     assert out.returncode == 0, out.stderr
     for section in ("Pending:", "Recent failures:", "Demands:", "/nonexistent/bin/python3"):
         assert section in out.stdout, out.stdout
+    jray.cancel(ref, force=True)
+    with pytest.raises(Exception):  # noqa: B017 - cancelled
+        jray.get(ref, timeout=30)
+
+
+def test_node_that_never_joins_is_cancelled(cluster: Any) -> None:
+    @jray.remote(num_cpus=1, resources={"hang": 1})
+    def never() -> None:
+        pass
+
+    info, _ = cluster
+    ref = never.remote()
+    t = time.monotonic()
+    st = wait_for(lambda: (s := sdk.get_status()) and any(f["node_type"] == "hang" for f in s["failures"]) and s,
+                  START_WAIT_S + 20, "the hang node to be cancelled")
+    print(f"\nnode that never joined cancelled {time.monotonic() - t:.1f} s after the demand "
+          f"(node_start_wait_s={START_WAIT_S})")
+    fail = next(f for f in st["failures"] if f["node_type"] == "hang")
+    assert f"did not join the cluster within {START_WAIT_S} s" in fail["message"]
+    assert any(d["action"] == "terminate" and d["node_type"] == "hang" for d in st["decisions"])
+    # It is gone from the local provider's state (its process was terminated).
+    node_id = fail["message"].split()[1]
+    assert node_id.startswith("local-")
+    with open(os.path.join(info.session_dir, "local-nodes-astest.json")) as f:
+        assert node_id not in json.load(f)
     jray.cancel(ref, force=True)
     with pytest.raises(Exception):  # noqa: B017 - cancelled
         jray.get(ref, timeout=30)
