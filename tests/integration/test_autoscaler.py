@@ -7,7 +7,8 @@ in order: min_workers, scale-up from demand (CPUs the head lacks; a custom
 resource only one node type has, infeasible until its node joins), a
 placement group, scale-down after idle (never below min_workers),
 ``request_resources`` holding nodes, a node type whose launch fails
-(reported with its message, retried with back-off). Its teardown
+(reported with its message, retried with back-off), a node that never joins
+(cancelled after ``node_start_wait_s``). Its teardown
 (``teardown_cluster``) must leave no process and no ``/dev/shm`` file. A last
 test runs ``jray up`` / ``jray status`` / ``jray down`` from the command line.
 
