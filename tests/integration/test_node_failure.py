@@ -117,3 +117,28 @@ def test_a_partition_shorter_than_the_threshold_loses_nothing(hosts):
     res, err, _took = _drive(hosts, blip)
     assert res["first"] == "b" and res["hosts"] == ["b", "b"] and res["again"] == "b", (res, err[-3000:])
     assert "died" not in err, err[-3000:]
+
+
+def test_a_node_that_dies_while_the_gcs_is_down_fails_work_over_after_the_restart(hosts):
+    """The head's GCS is SIGKILLed and b dies silently at the same moment:
+    the restarted GCS (its supervisor) finds b's heartbeats missing and
+    declares it dead; the driver, back on the GCS's stream, retries b's
+    tasks and restarts its actor elsewhere, with one line about it."""
+    v, a, *_ = hosts
+    with open(a.fs_path("/tmp/jray/jray_current_cluster")) as f:
+        session = json.load(f)["session_dir"]
+
+    def die_with_the_gcs(b):
+        with open(a.fs_path(f"{session}/cluster.json")) as f:
+            gcs_pid = json.load(f)["gcs_pid"]
+        b.link_down()
+        assert a.run(["kill", "-9", str(gcs_pid)]).returncode == 0
+        b.kill_all()
+
+    res, err, took = _drive(hosts, die_with_the_gcs)
+    print(f"tasks done {res['tasks_s']:.1f} s after the cut; driver stderr:\n{err}")
+    assert res["first"] == "b"
+    assert set(res["hosts"]) <= {"a", "c"} and res["again"] in ("a", "c")
+    died = [ln for ln in err.splitlines() if " died: " in ln]
+    assert len(died) == 1 and hosts[2].ip in died[0], err[-3000:]
+    assert "StatusCode" not in err, err[-3000:]

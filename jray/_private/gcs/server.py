@@ -401,10 +401,13 @@ class GcsServer(ggrpc.GcsServiceServicer):
         return gpb.MarkJobFinishedReply()
 
     async def WatchNodes(self, request: gpb.WatchNodesRequest, context: Any) -> Any:
-        """Every node death from now on, as it is declared."""
+        """Every node death from now on, as it is declared. The headers go
+        out at once: a watcher knows it is subscribed (``wait_for_connection``)
+        before it reads the node table to catch up on deaths it missed."""
         q: asyncio.Queue[gpb.NodeEvent] = asyncio.Queue()
         self.node_watchers.add(q)
         try:
+            await context.send_initial_metadata(())
             while True:
                 yield await q.get()
         finally:

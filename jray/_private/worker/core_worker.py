@@ -110,6 +110,7 @@ class CoreWorker:
         self._exported: set[str] = set()
         self._functions: dict[str, Any] = {}
         self._node_cache: dict[bytes, tuple[str, int]] = {}  # node id -> raylet address
+        self._dead_nodes: set[bytes] | None = None  # handled deaths; None until the first watch
         self._blocked_seq = 0
         self.executor: Any = None  # set in worker processes
         self.log_sink: Callable[[wpb.LogBatch], None] | None = None
@@ -394,14 +395,34 @@ class CoreWorker:
     async def _node_watch_loop(self) -> None:
         while not self.shutting_down:
             try:
-                async for ev in self.gcs.WatchNodes(gpb.WatchNodesRequest()):
+                call = self.gcs.WatchNodes(gpb.WatchNodesRequest())
+                await call.wait_for_connection()
+                # Deaths declared while no stream was open (a GCS restart, a
+                # blip) are in the node table: handle those after subscribing.
+                await self._catch_up_node_deaths()
+                async for ev in call:
                     if not ev.alive:
                         self._on_node_dead(ev)
             except grpc.RpcError:
                 pass
             await asyncio.sleep(1.0)  # the GCS restarted or a blip: watch again
 
+    async def _catch_up_node_deaths(self) -> None:
+        reply = await self.gcs.GetAllNodeInfo(gpb.GetAllNodeInfoRequest(), timeout=10)
+        dead = [n for n in reply.nodes if not n.alive]
+        if self._dead_nodes is None:  # first watch: deaths before this process are history
+            self._dead_nodes = {n.node_id for n in dead}
+            return
+        for n in dead:
+            if n.node_id not in self._dead_nodes:
+                self._on_node_dead(gpb.NodeEvent(node_id=n.node_id, ip=n.ip, raylet_port=n.raylet_port, alive=False,
+                                                 reason="declared dead while the GCS was out of reach"))
+
     def _on_node_dead(self, ev: gpb.NodeEvent) -> None:
+        if self._dead_nodes is not None:
+            if ev.node_id in self._dead_nodes:
+                return
+            self._dead_nodes.add(ev.node_id)
         retried, failed = self.task_submitter.node_died(ev.node_id, f"{ev.ip}:{ev.raylet_port}")
         restarting, dead = self.actor_submitter.node_died(ev.node_id)
         self._node_cache.pop(ev.node_id, None)
