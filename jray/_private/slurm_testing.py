@@ -138,7 +138,7 @@ InactiveLimit=0
 SlurmctldTimeout=30
 SlurmdTimeout=30
 MessageTimeout=10
-SchedulerParameters=sched_interval=1,bf_interval=1,defer_batch
+SchedulerParameters=sched_interval=1,bf_interval=1
 {nodes}
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 """
