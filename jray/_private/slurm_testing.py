@@ -11,8 +11,7 @@ Layout::
 Each ``slurmd`` runs inside its own virtual host, so every SLURM node is a
 machine of its own as far as jray is concerned: its own address (``NodeAddr``),
 ``/tmp`` and ``/dev/shm``, and a job's processes are visible (and countable)
-per host. Debian's Slurm is not built with ``--enable-multiple-slurmd``, so
-several daemons on 127.0.0.1 would not work anyway. ``munged`` and
+per host. ``munged`` and
 ``slurmctld`` stay in the root namespace: the hosts reach the controller at
 the bridge address and munge through its socket file (a path socket crosses
 network namespaces).
