@@ -164,6 +164,11 @@ def test_no_command_serves_a_login_node_driver(slurm):
              "print('ANSWER', jray.get(f.remote(), timeout=30), len(jray.nodes()))")
     res = slurm.run([sys.executable, "-c", probe], env=env, timeout=60)
     assert "ANSWER 42 2" in res.stdout, res.stdout + res.stderr
+    # The token is only in the 0600 env file: not in the job's output, nor in what squeue/scontrol show.
+    shown = (_read(out_path) + slurm.run(["squeue", "-o", "%all"]).stdout
+             + slurm.run(["scontrol", "show", "job", "-dd", job]).stdout
+             + slurm.run(["scontrol", "show", "step", "-dd"], check=False).stdout)
+    assert env["JRAY_TOKEN"] not in shown
     slurm.run(["scancel", job])
     slurm.wait_job_gone(job, timeout=60)
     out = _read(out_path)
