@@ -16,6 +16,7 @@ by the pid it was recorded under (never by name); no store file is left.
 
 from __future__ import annotations
 
+import asyncio
 import glob
 import json
 import os
@@ -28,8 +29,13 @@ import time
 import psutil
 import pytest
 
-from jray._private import gcs_client, node
+import jray
+from jray._private import gcs_client, node, rpc
 from jray._private import virtual_hosts as vh
+from jray._private.protocol import common_pb2 as cpb
+from jray._private.protocol import raylet_pb2 as rpb
+from jray._private.protocol import raylet_pb2_grpc as rgrpc
+from jray.util.placement_group import placement_group, placement_group_table, remove_placement_group
 
 pytestmark = pytest.mark.timeout(240)
 STORE = 64 * 1024 * 1024
@@ -226,6 +232,48 @@ def test_gcs_killed_while_an_actor_is_being_created_creates_it_once(supervised, 
     lines = log.read_text().splitlines()
     assert lines == [lines[0], "end"] and lines[0].startswith("start "), lines  # __init__ ran once
     assert json.loads(out.strip().splitlines()[-1])["pid"] == int(lines[0].split()[1])
+
+
+def _prepare_bundle(raylet_address: str, token: str, bundle: cpb.Bundle) -> bool:
+    async def go() -> bool:
+        pool = rpc.ChannelPool(token)
+        try:
+            stub = pool.stub(raylet_address, rgrpc.RayletServiceStub)
+            reply = await stub.PrepareBundles(rpb.PrepareBundlesRequest(bundles=[bundle]), timeout=10)
+            return bool(reply.ok)
+        finally:
+            await pool.close()
+
+    return asyncio.run(go())
+
+
+def test_a_bundle_reserved_as_the_gcs_died_is_given_back_after_the_restart(supervised):
+    """The GCS dies between preparing a placement group's bundle on a raylet
+    and recording it (here: the prepare is made by hand, as the dead GCS
+    would have); the restarted GCS gives such reservations back before
+    placing the group, so the node's CPUs are not lost to a ghost bundle."""
+    cluster, _procs = supervised
+    jray.init(address=cluster.gcs_address, _token=cluster.token)
+    try:
+        # Two bundles that must be on different nodes: pending on one node.
+        pg = placement_group([{"CPU": 1}, {"CPU": 1}], strategy="STRICT_SPREAD")
+        ghost = cpb.Bundle(placement_group_id=pg.id.binary(), index=0, resources={"CPU": 1})
+        assert _prepare_bundle(cluster.nodes[0].raylet_address, cluster.token, ghost)
+        _wait_for(lambda: jray.available_resources().get("CPU") == 1.0, 10, "the prepare to show")
+        os.kill(_recorded(cluster.session_dir)["gcs_pid"], signal.SIGKILL)
+        _wait_alive(cluster.gcs_address, cluster.token, 15)
+        _wait_for(lambda: jray.available_resources().get("CPU") == 2.0, 20, "the ghost bundle to be given back")
+        assert placement_group_table(pg)["state"] == "PENDING"
+        remove_placement_group(pg)
+    finally:
+        jray.shutdown()
+
+
+def _wait_for(check, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
 
 
 def test_restore_by_hand_after_stopping_only_the_gcs(tmp_path):

@@ -92,10 +92,27 @@ class PlacementGroupManager:
                     logger.exception("placing placement group %s failed", rec.pg_id.hex())
 
     def restored(self) -> None:
-        """Groups were read back from the store: place the unplaced ones."""
+        """Groups were read back from the store: place the unplaced ones,
+        once what the previous GCS may have reserved for them and not
+        recorded (bundles prepared or committed on raylets as it died) is
+        given back on every live node."""
         if self.table.unplaced():
-            self._ensure_loop()
-            self.kick()
+            self.spawn(self._release_then_place([(r.pg_id, [b.index for b in r.info.bundles if not b.node_id])
+                                                 for r in self.table.unplaced()]))
+
+    async def _release_then_place(self, groups: list[tuple[bytes, list[int]]]) -> None:
+        calls = []
+        for nid, n in list(self.nodes.items()):
+            if not n.alive:
+                continue
+            for pg_id, indexes in groups:
+                if indexes:  # an empty list would mean every bundle of the group
+                    req = rpb.CancelBundlesRequest(placement_group_id=pg_id, indexes=indexes,
+                                                   reason="its placement was interrupted by a GCS restart")
+                    calls.append(_quiet(self._raylet(nid).CancelBundles(req, timeout=10)))
+        await asyncio.gather(*calls)
+        self._ensure_loop()
+        self.kick()
 
     # -- requests ------------------------------------------------------------------
     def create(self, info: gpb.PlacementGroupInfo) -> str:
