@@ -8,7 +8,9 @@ protocol stubs, see ``tests/unit/test_layering.py``).
 - the KV keys the autoscaler shares with the rest of jray (namespace
   ``autoscaler``): ``resource_request`` (the standing
   ``request_resources`` bundles, JSON) and ``status`` (the monitor's
-  published state, JSON, read by ``jray status`` and the notebook layer).
+  published state, JSON, read by ``jray status`` and the notebook layer)
+  and ``scale_targets`` (``{node_type: count}``, JSON: node types a user
+  pinned to a count with ``sdk.scale_to`` or the sidebar's "scale to N").
 
 :class:`GcsLink` is a long-lived connection for the monitor process (its own
 asyncio loop); the ``*_at`` functions open a channel per call (the CLI, the
@@ -32,6 +34,7 @@ from jray._private.worker import global_state
 KV_NS = "autoscaler"
 RESOURCE_REQUEST_KEY = b"resource_request"
 STATUS_KEY = b"status"
+SCALE_TARGETS_KEY = b"scale_targets"
 
 
 @dataclass
@@ -78,13 +81,15 @@ class ClusterResourceState:
     pending_groups: list[PendingGroup] = field(default_factory=list)
     resource_request: list[dict[str, float]] = field(default_factory=list)  # request_resources()
     time: float = 0.0
+    scale_targets: dict[str, int] = field(default_factory=dict)  # scale_to(): node type -> pinned count
 
 
 def _demand(d: Any) -> Demand:
     return Demand(dict(d.shape), d.num_ready_requests_queued, d.num_infeasible_requests_queued, d.backlog_size)
 
 
-def state_from_reply(reply: gpb.GetClusterResourceStateReply, request_json: bytes | None) -> ClusterResourceState:
+def state_from_reply(reply: gpb.GetClusterResourceStateReply, request_json: bytes | None,
+                     targets_json: bytes | None = None) -> ClusterResourceState:
     nodes = [NodeState(n.node_id.hex(), n.ip, n.alive, n.is_head, dict(n.resources_total),
                        dict(n.resources_available), dict(n.labels), n.idle_duration_ms / 1000.0)
              for n in reply.nodes]
@@ -92,7 +97,8 @@ def state_from_reply(reply: gpb.GetClusterResourceStateReply, request_json: byte
               for g in reply.pending_placement_groups]
     return ClusterResourceState(nodes, [_demand(d) for d in reply.resource_load],
                                 [_demand(d) for d in reply.pending_actors], groups,
-                                parse_resource_request(request_json), time.time())
+                                parse_resource_request(request_json), time.time(),
+                                parse_scale_targets(targets_json))
 
 
 def parse_resource_request(data: bytes | None) -> list[dict[str, float]]:
@@ -103,6 +109,16 @@ def parse_resource_request(data: bytes | None) -> list[dict[str, float]]:
         return [{str(k): float(v) for k, v in b.items()} for b in bundles]
     except (ValueError, AttributeError, TypeError):
         return []
+
+
+def parse_scale_targets(data: bytes | None) -> dict[str, int]:
+    if not data:
+        return {}
+    try:
+        raw = json.loads(data)
+        return {str(k): int(v) for k, v in raw.items() if isinstance(v, int) and not isinstance(v, bool) and v >= 0}
+    except (ValueError, AttributeError, TypeError):
+        return {}
 
 
 class GcsLink:
@@ -116,7 +132,8 @@ class GcsLink:
     async def resource_state(self, timeout: float = 10.0) -> ClusterResourceState:
         reply = await self._stub.GetClusterResourceState(gpb.GetClusterResourceStateRequest(), timeout=timeout)
         req = await self.kv_get(RESOURCE_REQUEST_KEY, timeout=timeout)
-        return state_from_reply(reply, req)
+        targets = await self.kv_get(SCALE_TARGETS_KEY, timeout=timeout)
+        return state_from_reply(reply, req, targets)
 
     async def kv_get(self, key: bytes, timeout: float = 10.0) -> bytes | None:
         r = await self._stub.KVGet(gpb.KVGetRequest(ns=KV_NS, key=key), timeout=timeout)
@@ -133,7 +150,8 @@ def read_state(gcs_address: str, token: str, timeout: float = 10.0) -> ClusterRe
     """One ``GetClusterResourceState`` (and the standing resource request)."""
     reply = gcs_client._call_at(gcs_address, token, "GetClusterResourceState",
                                 gpb.GetClusterResourceStateRequest(), timeout)
-    return state_from_reply(reply, kv_get_at(gcs_address, token, RESOURCE_REQUEST_KEY, timeout))
+    return state_from_reply(reply, kv_get_at(gcs_address, token, RESOURCE_REQUEST_KEY, timeout),
+                            kv_get_at(gcs_address, token, SCALE_TARGETS_KEY, timeout))
 
 
 def kv_get_at(gcs_address: str, token: str, key: bytes, timeout: float = 5.0) -> bytes | None:
@@ -184,3 +202,37 @@ def put_resource_request(bundles: Sequence[Mapping[str, float]], *, gcs_address:
     if gcs_address is None or token is None:
         raise RuntimeError("request_resources needs a cluster: call jray.init() first")
     kv_put_at(gcs_address, token, RESOURCE_REQUEST_KEY, value)
+
+
+def _kv(key: bytes, value: bytes | None, gcs_address: str | None, token: str | None) -> bytes | None:
+    """Get (``value`` None) or put one key: through the connected driver
+    unless a cluster is given."""
+    if global_state.worker is not None and gcs_address is None:
+        if value is None:
+            r = gcs_client.call("KVGet", gpb.KVGetRequest(ns=KV_NS, key=key))
+            return bytes(r.value) if r.found else None
+        gcs_client.call("KVPut", gpb.KVPutRequest(ns=KV_NS, key=key, value=value, overwrite=True))
+        return None
+    if gcs_address is None or token is None:
+        raise RuntimeError("the autoscaler's settings need a cluster: call jray.init() first")
+    if value is None:
+        return kv_get_at(gcs_address, token, key)
+    kv_put_at(gcs_address, token, key, value)
+    return None
+
+
+def read_scale_targets(*, gcs_address: str | None = None, token: str | None = None) -> dict[str, int]:
+    return parse_scale_targets(_kv(SCALE_TARGETS_KEY, None, gcs_address, token))
+
+
+def put_scale_target(node_type: str, count: int | None, *, gcs_address: str | None = None,
+                     token: str | None = None) -> dict[str, int]:
+    """Pin ``node_type`` to ``count`` nodes (None: back to demand-driven);
+    returns every pinned type."""
+    targets = read_scale_targets(gcs_address=gcs_address, token=token)
+    if count is None:
+        targets.pop(node_type, None)
+    else:
+        targets[node_type] = count
+    _kv(SCALE_TARGETS_KEY, json.dumps(targets).encode(), gcs_address, token)
+    return targets

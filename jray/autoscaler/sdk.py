@@ -12,6 +12,7 @@
                                  "cpu8": {"resources": {"CPU": 8}, "max_workers": 4}}})
     jray.init(address=cluster.address)
     request_resources(num_cpus=16)     # grow now, ahead of the work
+    scale_to("cpu8", 2)                # or pin a type to a count (dask's scale(n))
     ...
     teardown_cluster("nb.yaml")        # or the same dict
 """
@@ -30,7 +31,7 @@ from jray.autoscaler._private.commands import create_or_update_cluster as _up
 from jray.autoscaler._private.commands import teardown_cluster as _down
 from jray.autoscaler._private.config import load
 
-__all__ = ["create_or_update_cluster", "get_status", "request_resources", "teardown_cluster"]
+__all__ = ["create_or_update_cluster", "get_status", "request_resources", "scale_to", "teardown_cluster"]
 
 
 def request_resources(num_cpus: int | None = None, bundles: Sequence[Mapping[str, float]] | None = None) -> None:
@@ -66,6 +67,44 @@ def request_resources(num_cpus: int | None = None, bundles: Sequence[Mapping[str
     autoscaler_state.put_resource_request(request, gcs_address=address, token=token)
 
 
+def _cluster(address: str | None, token: str | None) -> tuple[str | None, str | None]:
+    """``(None, None)`` to go through the connected driver, else the cluster to call."""
+    if address is None and autoscaler_state.driver_connected():
+        return None, None
+    info = _node.read_address_file() or {}
+    address = address or os.environ.get("JRAY_ADDRESS") or info.get("gcs_address")
+    token = token or os.environ.get("JRAY_TOKEN") or info.get("token")
+    if not address or not token:
+        raise RuntimeError("this needs a cluster: call jray.init() first, or give address and token")
+    return address, token
+
+
+def scale_to(node_type: str, count: int | None, *, address: str | None = None,
+             token: str | None = None) -> dict[str, int]:
+    """Pin a worker node type to ``count`` nodes, as dask's
+    ``cluster.scale(n)`` (jray's own; Ray has no such call): the autoscaler
+    launches up to ``count`` and holds the type there whatever the demand;
+    below the current count it stops launching nodes and idle ones at once,
+    busy ones once their work is done. ``count=None`` hands the type back
+    to the demand (its ``min_workers``/``max_workers``). ``count`` must lie
+    within the type's ``max_workers``. Returns every pinned type.
+
+    Needs a running autoscaler (``jray up``, :func:`create_or_update_cluster`)."""
+    if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 0):
+        raise TypeError(f"count must be a non-negative integer or None, got {count!r}")
+    gcs, tok = _cluster(address, token)
+    status = autoscaler_state.read_status() if gcs is None else autoscaler_state.read_status_at(gcs, tok or "")
+    if not status or not status.get("running", True):
+        raise RuntimeError("no autoscaler runs on this cluster: start it with `jray up` or create_or_update_cluster()")
+    types = status.get("node_types") or {}
+    if node_type not in types:
+        raise ValueError(f"unknown worker node type {node_type!r}; the cluster's are: {', '.join(sorted(types))}")
+    limit = int(types[node_type].get("max_workers", 0))
+    if count is not None and count > limit:
+        raise ValueError(f"cannot scale {node_type!r} to {count}: its max_workers is {limit}")
+    return autoscaler_state.put_scale_target(node_type, count, gcs_address=gcs, token=tok)
+
+
 def create_or_update_cluster(cluster_config: str | os.PathLike[str] | Mapping[str, Any], *,
                              no_restart: bool = False, restart_only: bool = False, no_config_cache: bool = False,
                              wait_for_min_workers: bool = False, timeout: float = 300.0) -> ClusterInfo:
@@ -95,11 +134,7 @@ def teardown_cluster(cluster_config: str | os.PathLike[str] | Mapping[str, Any],
 def get_status(address: str | None = None, token: str | None = None) -> dict[str, Any] | None:
     """The autoscaler's last published status (nodes by state, pending
     demand, decisions, failures), or None when no autoscaler ran."""
-    if address is None and autoscaler_state.driver_connected():
+    gcs, tok = _cluster(address, token)
+    if gcs is None:
         return autoscaler_state.read_status()
-    info = _node.read_address_file() or {}
-    address = address or os.environ.get("JRAY_ADDRESS") or info.get("gcs_address")
-    token = token or os.environ.get("JRAY_TOKEN") or info.get("token")
-    if not address or not token:
-        raise RuntimeError("get_status() needs a cluster: call jray.init() first, or give address and token")
-    return autoscaler_state.read_status_at(address, token)
+    return autoscaler_state.read_status_at(gcs, tok or "")

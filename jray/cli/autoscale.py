@@ -129,6 +129,11 @@ def format_autoscaler_status(status: Mapping[str, Any], now: float | None = None
     for t, s in sorted(status.get("backoff", {}).items()):
         pending.append(f" {t}: next launch in {s:.0f} s (backing off after failures)")
     lines += ["Pending:"] + (pending or [" (no pending nodes)"])
+    pins = status.get("scale_targets") or {}
+    if pins:
+        types = status.get("node_types") or {}
+        lines += ["Scaled by hand (scale_to; demand does not move these):"]
+        lines += [f" {t}: {n} wanted, {types.get(t, {}).get('count', '?')} now" for t, n in sorted(pins.items())]
     failures = status.get("failures", [])
     lines += ["Recent failures:"] + ([f" {f['node_type']}: {f['message']} ({now - f['time']:.0f} s ago; "
                                       f"{f.get('failures_in_a_row', 1)} in a row, retry after {f['retry_in_s']:.0f} s)"

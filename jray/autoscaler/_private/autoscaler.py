@@ -13,6 +13,10 @@ Each :meth:`StandardAutoscaler.update`:
    failures;
 3. terminates nodes idle longer than ``idle_timeout_minutes``, never below
    a type's ``min_workers`` and never one that ``request_resources`` needs;
+   a type a user pinned to a count (``sdk.scale_to``, the sidebar's "scale
+   to N"; KV ``autoscaler/scale_targets``) counts as ``min_workers =
+   max_workers = N``, and sheds nodes above N at once (launching ones, then
+   idle ones; busy ones once idle);
 4. plans launches for the demand (``resource_demand_scheduler``) and asks
    the provider for them. A type whose launch failed
    (``NodeLaunchError``, or a node that never joined) waits
@@ -28,6 +32,7 @@ launch failures with their messages.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import logging
 import os
 import time
@@ -126,6 +131,8 @@ class StandardAutoscaler:
         self._known: dict[str, _Known] = {}
         self._last: dict[str, Any] = {}
         self.start_wait_s = float(self.config.provider.get("node_start_wait_s", DEFAULT_NODE_START_WAIT_S))
+        self._warned: set[str] = set()
+        self._step = self.config  # the config of this step, scale_to targets applied
 
     # -- bookkeeping ------------------------------------------------------------
     def _decide(self, action: str, node_type: str, count: int, reason: str) -> None:
@@ -160,8 +167,31 @@ class StandardAutoscaler:
             out.append(WorkerNode(pid, tags.get(TAG_USER_NODE_TYPE, ""), status, launched, gcs))
         return out
 
+    def pinned(self, state: ClusterResourceState) -> dict[str, int]:
+        """The ``scale_to`` targets that name a worker type, clamped to its ``max_workers``."""
+        out = {}
+        for t, n in state.scale_targets.items():
+            nt = self.config.node_types.get(t)
+            if nt is None or t == self.config.head_node_type:
+                if t not in self._warned:
+                    self._warned.add(t)
+                    logger.warning("ignoring the scale target of %r: not a worker node type of this cluster", t)
+                continue
+            out[t] = min(n, nt.max_workers)
+        return out
+
+    def _effective(self, state: ClusterResourceState) -> ClusterConfig:
+        """The config with each pinned type's min and max set to its target."""
+        pins = self.pinned(state)
+        if not pins:
+            return self.config
+        types = {t: (dataclasses.replace(nt, min_workers=pins[t], max_workers=pins[t]) if t in pins else nt)
+                 for t, nt in self.config.node_types.items()}
+        return dataclasses.replace(self.config, node_types=types)
+
     def update(self, state: ClusterResourceState) -> None:
         now = self.clock()
+        self._step = self._effective(state)
         workers = self.workers(state)
         seen = {w.provider_id for w in workers}
         # Launching nodes that vanished without joining failed to start.
@@ -201,9 +231,22 @@ class StandardAutoscaler:
         self._launch(keep, state, now)
 
     def _idle_to_terminate(self, workers: list[WorkerNode], state: ClusterResourceState) -> list[tuple[WorkerNode, str]]:
-        cfg = self.config
+        cfg = self._step
         limit = cfg.idle_timeout_minutes * 60.0
         count = collections.Counter(w.node_type for w in workers)
+        out: list[tuple[WorkerNode, str]] = []
+        # A type pinned below its count sheds nodes at once: launching ones
+        # first, then the longest idle; busy ones wait until they are idle.
+        for t, target in self.pinned(state).items():
+            excess = count[t] - target
+            if excess <= 0:
+                continue
+            mine = [w for w in workers if w.node_type == t]
+            idle = sorted((w for w in mine if w.gcs is not None and w.gcs.idle_s > 0), key=lambda w: -(w.gcs.idle_s if w.gcs else 0.0))
+            for w in ([w for w in mine if w.gcs is None] + idle)[:excess]:
+                out.append((w, f"scaled to {target} (scale_to)"))
+                count[t] -= 1
+        chosen = {w.provider_id for w, _ in out}
         # Nodes request_resources() needs are kept: pack its bundles into the
         # nodes' totals, busiest first, and keep the nodes used.
         needed: set[str] = set()
@@ -216,9 +259,8 @@ class StandardAutoscaler:
             before = [dict(t) for t in totals]
             bin_pack_residual(totals, state.resource_request)
             needed = {order[i - base].provider_id for i in range(base, len(totals)) if totals[i] != before[i]}
-        out = []
         for w in sorted(workers, key=lambda w: -(w.gcs.idle_s if w.gcs else 0.0)):
-            if w.gcs is None or w.gcs.idle_s <= limit or w.provider_id in needed:
+            if w.gcs is None or w.gcs.idle_s <= limit or w.provider_id in needed or w.provider_id in chosen:
                 continue
             nt = cfg.node_types.get(w.node_type)
             if nt is not None and count[w.node_type] <= nt.min_workers:
@@ -228,7 +270,7 @@ class StandardAutoscaler:
         return out
 
     def _launch(self, workers: list[WorkerNode], state: ClusterResourceState, now: float) -> None:
-        cfg = self.config
+        cfg = self._step
         nodes: list[Node] = []
         paired = {w.gcs.node_id for w in workers if w.gcs is not None}
         for n in state.nodes:
@@ -292,6 +334,11 @@ class StandardAutoscaler:
             node_list.append({"provider_id": w.provider_id, "node_type": w.node_type, "status": kind,
                               "node_id": w.gcs.node_id if w.gcs else "", "idle_s": round(idle_s, 1),
                               "idle_limit_s": limit, "launched_s_ago": round(now - w.launched_at, 1)})
+        pins = self.pinned(state) if state is not None else {}
+        count = collections.Counter(w.node_type for w in workers)
+        types = {t: {"resources": nt.resources, "min_workers": nt.min_workers, "max_workers": nt.max_workers,
+                     "target": pins.get(t), "count": count[t]}
+                 for t, nt in self.config.node_types.items() if t != self.config.head_node_type}
         demand = []
         if state is not None:
             for d in state.demands:
@@ -304,7 +351,7 @@ class StandardAutoscaler:
         return {
             "time": now, "cluster_name": self.config.cluster_name, "provider": self.config.provider.get("type"),
             "max_workers": self.config.max_workers, "idle_timeout_minutes": self.config.idle_timeout_minutes,
-            "nodes": by, "node_list": node_list, "demand": demand,
+            "nodes": by, "node_list": node_list, "node_types": types, "scale_targets": pins, "demand": demand,
             "resource_request": state.resource_request if state is not None else [],
             "infeasible": plan.infeasible if plan is not None else [],
             "unfulfilled": plan.unfulfilled if plan is not None else [],

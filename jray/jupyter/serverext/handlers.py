@@ -180,6 +180,56 @@ class TasksHandler(_Base):
         self.reply(summary)
 
 
+class AutoscalerHandler(_Base):
+    """GET ``jray/api/autoscaler``: ``{"status": ...}``, the autoscaler's
+    published status (``jray.autoscaler.sdk.get_status``: nodes launching,
+    running and idle by type, ``node_types`` with their limits and pinned
+    targets, pending demand, decisions, failures), ``null`` when the cluster
+    has none. POST ``jray/api/autoscaler/scale`` with ``{"node_type": T,
+    "count": N}`` pins a type to N nodes (``sdk.scale_to``; ``"count":
+    null`` hands it back to the demand): 400 for an unknown type or a count
+    past its ``max_workers``, 409 when no autoscaler runs."""
+
+    @tornado.web.authenticated
+    async def get(self, action: str = "") -> None:
+        if action:
+            raise tornado.web.HTTPError(405)
+        self.require_running()
+        from jray._private import autoscaler_state
+
+        st = self._state()
+        status = await self.run(lambda: autoscaler_state.read_status_at(st["address"], st["token"]))
+        self.reply({"status": status})
+
+    @tornado.web.authenticated
+    async def post(self, action: str = "") -> None:
+        if action != "scale":
+            raise tornado.web.HTTPError(404, "POST jray/api/autoscaler/scale")
+        self.require_running()
+        try:
+            body = json.loads(self.request.body or b"{}")
+        except ValueError:
+            raise tornado.web.HTTPError(400, 'the body must be JSON: {"node_type": ..., "count": ...}') from None
+        if not isinstance(body, dict) or not isinstance(body.get("node_type"), str) or "count" not in body:
+            raise tornado.web.HTTPError(400, 'the body must be {"node_type": "<type>", "count": <n> or null}')
+        count = body["count"]
+        if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 0):
+            raise tornado.web.HTTPError(400, f"count must be a non-negative integer or null, got {count!r}")
+        from jray.autoscaler import sdk
+
+        st = self._state()
+        try:
+            targets = await _blocking(lambda: sdk.scale_to(body["node_type"], count, address=st["address"],
+                                                           token=st["token"]))
+        except ValueError as e:
+            raise tornado.web.HTTPError(400, str(e)) from None
+        except RuntimeError as e:
+            raise tornado.web.HTTPError(409, str(e)) from None
+        except (ConnectionError, OSError) as e:
+            raise tornado.web.HTTPError(503, f"jray cluster unavailable: {e}") from None
+        self.reply({"scale_targets": targets})
+
+
 class StartHandler(_Base):
     """POST ``jray/api/start``: start a local head with the configured resources."""
 
@@ -330,6 +380,8 @@ def handlers() -> list[tuple[str, type[tornado.web.RequestHandler]]]:
         (r"/jray/api/nodes/?", NodesHandler),
         (r"/jray/api/nodes/([0-9a-f]+)", NodesHandler),
         (r"/jray/api/tasks", TasksHandler),
+        (r"/jray/api/autoscaler/?", AutoscalerHandler),
+        (r"/jray/api/autoscaler/(\w+)", AutoscalerHandler),
         (r"/jray/api/start", StartHandler),
         (r"/jray/api/stop", StopHandler),
         (r"/jray/api/attach", AttachHandler),
