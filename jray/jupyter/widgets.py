@@ -8,7 +8,11 @@
 An ipywidgets box: a header (nodes, CPUs, tasks), the task counts by state,
 and one panel per live node with a bar per resource (CPU, GPU, memory,
 custom resources: used of total), its workers (busy/idle) and its object
-store (used of capacity, objects, spilled). Everything comes from the state
+store (used of capacity, objects, spilled). On a cluster with an
+autoscaler (``jray up``, ``jray.autoscaler.sdk.create_or_update_cluster``)
+a line shows each worker node type's nodes, those still launching, pinned
+counts, the work waiting for resources and the last decision, so a user
+watches nodes arrive. Everything comes from the state
 API (``jray.util.state.list_nodes`` rows, which carry the stats raylets send
 with their heartbeats, and ``task_state_counts``), read by a daemon thread
 every ``period`` seconds, so the monitor moves while a cell blocks in
@@ -142,12 +146,14 @@ class ClusterMonitor(W.VBox):  # type: ignore[misc]
         self.tasks = W.HTML(value="")
         self.nodes_box = W.VBox([])
         self.panels: dict[str, NodePanel] = {}
+        self.autoscaler = W.HTML(value="")
+        self.autoscaler_status: dict[str, Any] | None = None
         self.error = W.HTML(value="")
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._closed = False
-        super().__init__([self.header, self.tasks, self.nodes_box, self.error])
+        super().__init__([self.header, self.tasks, self.autoscaler, self.nodes_box, self.error])
         self.update()
         if autostart:
             self.start()
@@ -191,7 +197,7 @@ class ClusterMonitor(W.VBox):  # type: ignore[misc]
             for p in self.panels.values():
                 p.close()
             self.panels.clear()
-            for w in (self.header, self.tasks, self.nodes_box, self.error):
+            for w in (self.header, self.tasks, self.autoscaler, self.nodes_box, self.error):
                 w.close()
         super().close()
 
@@ -200,9 +206,61 @@ class ClusterMonitor(W.VBox):  # type: ignore[misc]
         """Read the state API once and refresh every child widget."""
         nodes = state.list_nodes(limit=10_000, detail=True, **self._kw)
         counts = state.task_state_counts(**self._kw)  # counted by the GCS: cheap however many tasks
+        scaler = self._read_autoscaler()
         with self._lock:
             if not self._closed:
                 self._show(nodes, dict(counts))
+                self._show_autoscaler(scaler)
+
+    def _read_autoscaler(self) -> dict[str, Any] | None:
+        """The autoscaler's published status (one KV read), None without one."""
+        from jray._private import autoscaler_state
+
+        try:
+            if self._kw:
+                return autoscaler_state.read_status_at(self._kw["address"], self._kw["token"] or "")
+            return autoscaler_state.read_status()
+        except Exception as e:  # noqa: BLE001 - the node table was read; this part is extra
+            logger.debug("reading the autoscaler status failed: %s", e)
+            return self.autoscaler_status
+
+    def _show_autoscaler(self, st: dict[str, Any] | None) -> None:
+        """Nodes on their way (launching, by type), pinned counts, pending
+        demand and the last decision: what a user of an autoscaling cluster
+        watches while nodes arrive."""
+        self.autoscaler_status = st
+        if not st:
+            self.autoscaler.value = ""
+            return
+        nodes = st.get("nodes", {})
+        launching = nodes.get("launching", {})
+        parts = []
+        for t, info in sorted((st.get("node_types") or {}).items()):
+            run = nodes.get("running", {}).get(t, 0) + nodes.get("idle", {}).get(t, 0)
+            txt = f"{html.escape(t)} {run}"
+            if launching.get(t):
+                txt += f" <b style='color:#b60'>+{launching[t]} launching</b>"
+            if info.get("target") is not None:
+                txt += f" (scaled to {info['target']})"
+            parts.append(txt)
+        demand = [d for d in st.get("demand", []) if d.get("kind") != "placement_group"]
+        waiting = sum(int(d.get("count", 0)) for d in demand)
+        line = (f"<b>autoscaler</b> ({html.escape(str(st.get('provider')))}"
+                + ("" if st.get("running", True) else ", stopped") + "): "
+                + (" &middot; ".join(parts) or "no worker node types"))
+        if waiting:
+            line += f" &middot; {waiting} waiting for resources"
+        decisions = st.get("decisions") or []
+        if decisions:
+            d = decisions[-1]
+            line += (f"<br><small>last: {html.escape(d['action'])} {d['count']} {html.escape(d['node_type'])}: "
+                     f"{html.escape(d['reason'])}</small>")
+        failures = st.get("failures") or []
+        if failures:
+            f = failures[-1]
+            line += (f"<br><small style='color:#b00'>{html.escape(f['node_type'])} failed to launch: "
+                     f"{html.escape(f['message'])} (retry in {f['retry_in_s']:.0f} s)</small>")
+        self.autoscaler.value = line
 
     def _show(self, nodes: list[dict[str, Any]], counts: dict[str, int]) -> None:
         alive = [n for n in nodes if n["state"] == "ALIVE"]

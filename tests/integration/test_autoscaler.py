@@ -6,7 +6,8 @@ One cluster (started from a notebook-style config dict with
 in order: min_workers, scale-up from demand (CPUs the head lacks; a custom
 resource only one node type has, infeasible until its node joins), a
 placement group, scale-down after idle (never below min_workers),
-``request_resources`` holding nodes, a node type whose launch fails
+``request_resources`` holding nodes, ``scale_to`` pinning a type (and the
+ClusterMonitor showing its nodes launching and joining), a node type whose launch fails
 (reported with its message, retried with back-off), a node that never joins
 (cancelled after ``node_start_wait_s``). Its teardown
 (``teardown_cluster``) must leave no process and no ``/dev/shm`` file. A last
@@ -219,6 +220,48 @@ def test_request_resources(cluster: Any) -> None:
     assert len(joined("big")) == 1
     sdk.request_resources(num_cpus=0)  # replaces it with nothing
     wait_for(lambda: not joined("big"), 60, "the big node to be scaled down once the request is gone")
+
+
+def test_scale_to_pins_a_type_and_the_cluster_monitor_shows_nodes_arrive(cluster: Any) -> None:
+    from jray.widgets import ClusterMonitor
+
+    with pytest.raises(ValueError, match="unknown worker node type 'nope'.*big"):
+        sdk.scale_to("nope", 1)
+    with pytest.raises(ValueError, match="max_workers is 2"):
+        sdk.scale_to("big", 3)
+    with pytest.raises(TypeError, match="non-negative integer"):
+        sdk.scale_to("big", -1)
+    mon = ClusterMonitor(autostart=False)
+    try:
+        t = time.monotonic()
+        assert sdk.scale_to("big", 2) == {"big": 2}
+
+        def launching_shown() -> bool:
+            mon.update()
+            return "launching" in mon.autoscaler.value and "big" in mon.autoscaler.value
+        wait_for(launching_shown, 30, "the ClusterMonitor to show big nodes launching")
+        wait_for(lambda: len(joined("big")) == 2, 60, "two big nodes for scale_to('big', 2)")
+        print(f"\nscale_to('big', 2) to both joined: {time.monotonic() - t:.1f} s")
+        mon.update()
+        assert "big 2 (scaled to 2)" in mon.autoscaler.value
+        assert sum(p.node_id in {n["node_id"] for n in joined("big")} for p in mon.panels.values()) == 2
+        st = sdk.get_status()
+        assert st["node_types"]["big"]["target"] == 2 and st["scale_targets"] == {"big": 2}
+        # Pinned, idle past the timeout, they stay.
+        time.sleep(IDLE_MINUTES * 60 + 2)
+        assert len(joined("big")) == 2
+        # Pinned to 0, idle nodes go at once (no idle timeout to wait out).
+        t = time.monotonic()
+        sdk.scale_to("big", 0)
+        wait_for(lambda: not joined("big") and not [w for w in alive_workers() if w["Resources"].get("CPU") == 2],
+                 60, "the big nodes to go for scale_to('big', 0)")
+        print(f"scale_to('big', 0) to both gone: {time.monotonic() - t:.1f} s")
+        assert any("scaled to 0" in d["reason"] for d in sdk.get_status()["decisions"])
+        assert sdk.scale_to("big", None) == {}
+        wait_for(lambda: sdk.get_status()["scale_targets"] == {}, 10, "the pin to be dropped")
+    finally:
+        mon.close()
+        sdk.scale_to("big", None)
 
 
 def test_failed_launch_is_reported_and_retried_with_backoff(cluster: Any) -> None:

@@ -90,6 +90,9 @@ def test_pinned_type_is_launched_to_its_target_and_demand_does_not_exceed_it() -
     st = a.status()
     assert st["node_types"]["cpu2"]["target"] == 3 and st["node_types"]["cpu2"]["count"] == 3
     assert st["scale_targets"] == {"cpu2": 3} and "head" not in st["node_types"]
+    from jray.cli.autoscale import format_autoscaler_status
+
+    assert " cpu2: 3 wanted, 3 now" in format_autoscaler_status(st).splitlines()
     # Unpinned, the same demand grows the type to its max_workers.
     a.update(state(p, {}, demands=[Demand({"CPU": 1.0}, ready=20)]))
     assert len(of(p, "cpu2")) == 4
