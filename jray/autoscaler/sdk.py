@@ -126,9 +126,11 @@ def create_or_update_cluster(cluster_config: str | os.PathLike[str] | Mapping[st
 def teardown_cluster(cluster_config: str | os.PathLike[str] | Mapping[str, Any], yes: bool = False,
                      workers_only: bool = False, keep_min_workers: bool = False) -> None:
     """Stop the cluster's autoscaler, terminate its nodes and stop its head
-    (``jray down``). ``yes``, ``workers_only`` and ``keep_min_workers``
-    are Ray's signature; only the whole teardown is done."""
-    _down(cluster_config)
+    (``jray down``). ``workers_only``: terminate the worker nodes only (the
+    head and the autoscaler keep running); ``keep_min_workers``: spare
+    ``min_workers`` nodes of each type. ``yes`` is accepted for Ray's
+    signature (nothing asks here)."""
+    _down(cluster_config, workers_only=workers_only, keep_min_workers=keep_min_workers)
 
 
 def get_status(address: str | None = None, token: str | None = None) -> dict[str, Any] | None:

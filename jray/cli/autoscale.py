@@ -35,6 +35,10 @@ def configure_up(p: argparse.ArgumentParser) -> None:
 def configure_down(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", metavar="CONFIG", help="the cluster config (YAML, Ray's format)")
     p.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+    p.add_argument("--workers-only", action="store_true",
+                   help="terminate the worker nodes only; the head and the autoscaler keep running")
+    p.add_argument("--keep-min-workers", action="store_true",
+                   help="spare min_workers nodes of each node type")
 
 
 def _confirm(question: str, yes: bool) -> None:
@@ -87,12 +91,17 @@ def down(ns: argparse.Namespace) -> int:
     from jray.autoscaler._private import commands
 
     cfg = _load(ns.config)
-    _confirm(f"Stop cluster {cfg.cluster_name}: its autoscaler, every node and the head?", ns.yes)
-    report = commands.teardown_cluster(ns.config)
+    what = ("its worker nodes" if ns.workers_only else "its autoscaler, every node and the head") + \
+        (" (min_workers nodes spared)" if ns.keep_min_workers else "")
+    _confirm(f"Stop cluster {cfg.cluster_name}: {what}?", ns.yes)
+    report = commands.teardown_cluster(ns.config, workers_only=ns.workers_only,
+                                       keep_min_workers=ns.keep_min_workers)
     nodes = report["nodes"]
     print(f"Terminated {len(nodes)} node{'s' if len(nodes) != 1 else ''} of cluster {cfg.cluster_name}.")
     head = report.get("head")
-    if head is not None:
+    if ns.workers_only:
+        print("The head and its autoscaler keep running.")
+    elif head is not None:
         pids = head["pids"]
         print(f"Stopped the head: {sum(len(v) for v in pids.values())} process(es).")
     else:

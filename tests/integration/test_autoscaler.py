@@ -264,6 +264,21 @@ def test_scale_to_pins_a_type_and_the_cluster_monitor_shows_nodes_arrive(cluster
         sdk.scale_to("big", None)
 
 
+def test_teardown_workers_only(cluster: Any) -> None:
+    small = wait_for(lambda: joined("small"), 30, "the min_workers node")
+    pid = small[0]["provider_id"]
+    # keep_min_workers spares the small node; workers_only leaves the head and autoscaler.
+    sdk.teardown_cluster(CONFIG, workers_only=True, keep_min_workers=True)
+    time.sleep(1.5)
+    assert [n["provider_id"] for n in joined("small")] == [pid]
+    # workers_only alone terminates it; the autoscaler, still running, brings min_workers back.
+    sdk.teardown_cluster(CONFIG, workers_only=True)
+    wait_for(lambda: [n for n in joined("small") if n["provider_id"] != pid], 60,
+             "the autoscaler to bring a new min_workers node")
+    assert sdk.get_status()["running"]
+    assert [n for n in jray.nodes() if n["Alive"] and "jray.io/provider-node-id" not in n["Labels"]]  # the head
+
+
 def test_failed_launch_is_reported_and_retried_with_backoff(cluster: Any) -> None:
     @jray.remote(num_cpus=1, resources={"broken": 1})
     def never() -> None:
@@ -344,3 +359,36 @@ def test_cli_up_status_down(tmp_path: Any) -> None:
     while session_leftovers(str(tmp_path)) != ([], []) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert session_leftovers(str(tmp_path)) == ([], [])
+
+
+def test_jray_stop_without_down_releases_the_nodes(tmp_path: Any) -> None:
+    """``jray stop`` on the head (not ``jray down``): the autoscaler sees its
+    head gone, terminates its nodes and exits, rather than leave them
+    running until their GCS timeout."""
+    import yaml
+
+    env = dict(os.environ, **ENV, JRAY_TMPDIR=str(tmp_path))
+    for var in ("JRAY_ADDRESS", "JRAY_TOKEN"):
+        env.pop(var, None)
+    cfg = {**CONFIG, "cluster_name": "stopped", "available_node_types": {
+        k: v for k, v in CONFIG["available_node_types"].items() if k in ("head", "small")}}
+    path = tmp_path / "cluster.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    cli = [sys.executable, "-m", "jray.scripts"]
+    try:
+        up = subprocess.run([*cli, "up", "-y", "--wait", "--timeout", "60", str(path)], env=env,
+                            capture_output=True, text=True, timeout=120)
+        assert up.returncode == 0, up.stdout + up.stderr
+        procs, _ = session_leftovers(str(tmp_path))
+        names = " ".join(" ".join(psutil.Process(p).cmdline()) for p in procs)
+        assert "autoscaler._private.monitor" in names and "--address" in names  # the monitor and a worker node
+        t = time.monotonic()
+        stop = subprocess.run([*cli, "stop"], env=env, capture_output=True, text=True, timeout=120)
+        assert stop.returncode == 0, stop.stdout + stop.stderr
+        deadline = time.monotonic() + 20
+        while session_leftovers(str(tmp_path)) != ([], []) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert session_leftovers(str(tmp_path)) == ([], []), "the monitor or its node outlived the head"
+        print(f"\njray stop to no monitor and no node: {time.monotonic() - t:.1f} s")
+    finally:
+        subprocess.run([*cli, "down", "-y", str(path)], env=env, capture_output=True, text=True, timeout=120)

@@ -82,6 +82,12 @@ available_node_types:
     ({"max_workers": 1, "available_node_types": {"head": {}, "a": {"resources": {"CPU": 4}, "min_workers": 1},
                                                  "b": {"resources": {"CPU": 4}, "min_workers": 1}}},
      "max_workers (1) is less than the sum of the node types' min_workers (2)"),
+    ({"provider": {"type": "slurm"}, "available_node_types": {
+        "head": {}, "cpu4": {"resources": {"CPU": 4}, "node_config": {"partiton": "debug"}}}},
+     "available_node_types.cpu4.node_config.partiton is not a key of the slurm provider"),
+    ({"provider": {"type": "slurm"}, "available_node_types": {
+        "head": {}, "cpu4": {"resources": {"CPU": 4}, "node_config": {"sbatch_args": 3}}}},
+     "available_node_types.cpu4.node_config.sbatch_args must be a list of strings"),
 ])
 def test_errors_name_the_key(change: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError) as e:

@@ -30,8 +30,10 @@ from typing import Any
 import psutil
 
 from jray._private import node as _node
+from jray.autoscaler._private.autoscaler import TAG_LAUNCH_TIME
 from jray.autoscaler._private.config import ClusterConfig, load
 from jray.autoscaler._private.providers import make_provider
+from jray.autoscaler.node_provider import NODE_KIND_WORKER, TAG_NODE_KIND, TAG_USER_NODE_TYPE
 
 MONITOR_MODULE = "jray.autoscaler._private.monitor"
 # Monitors started by this process, kept so they are reaped (and not
@@ -146,6 +148,19 @@ def _stop_monitor(record: Mapping[str, Any], grace: float = 10.0) -> None:
         child.wait(5)
 
 
+def _head_pid_arg(info: Mapping[str, Any]) -> list[str]:
+    """``--head-pid PID:START`` of the head's lasting process (the GCS's
+    supervisor, else the GCS), when it runs on this machine."""
+    for key in ("gcs_supervisor_pid", "gcs_pid"):
+        pid = int(info.get(key) or 0)
+        if pid:
+            try:
+                return ["--head-pid", f"{pid}:{psutil.Process(pid).create_time()!r}"]
+            except psutil.Error:
+                continue
+    return []
+
+
 def _start_monitor(cfg: ClusterConfig, raw: dict[str, Any], info: Mapping[str, Any]) -> tuple[int, float]:
     session_dir = info["session_dir"]
     cfg_path = os.path.join(session_dir, f"autoscaler-{cfg.cluster_name}.json")
@@ -156,7 +171,7 @@ def _start_monitor(cfg: ClusterConfig, raw: dict[str, Any], info: Mapping[str, A
     env = dict(os.environ, JRAY_TOKEN=info["token"])
     with open(os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "a") as out:
         proc = subprocess.Popen([sys.executable, "-m", MONITOR_MODULE, "--config", cfg_path,
-                                 "--address", info["gcs_address"]], env=env, stdin=subprocess.DEVNULL,
+                                 "--address", info["gcs_address"], *_head_pid_arg(info)], env=env, stdin=subprocess.DEVNULL,
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     _CHILDREN[proc.pid] = proc
     return proc.pid, psutil.Process(proc.pid).create_time()
@@ -186,23 +201,32 @@ def create_or_update_cluster(config: str | os.PathLike[str] | Mapping[str, Any],
     return ClusterInfo(cfg.cluster_name, info["gcs_address"], info["token"], info["session_dir"], pid, started)
 
 
-def teardown_cluster(config: str | os.PathLike[str] | Mapping[str, Any], *, grace: float = 10.0) -> dict[str, Any]:
+def teardown_cluster(config: str | os.PathLike[str] | Mapping[str, Any], *, grace: float = 10.0,
+                     workers_only: bool = False, keep_min_workers: bool = False) -> dict[str, Any]:
     """``jray down``: stop the autoscaler, terminate every node of the
-    cluster, stop its head. Returns what was stopped."""
+    cluster, stop its head. Returns what was stopped.
+
+    As Ray's: ``workers_only`` terminates the worker nodes and leaves the
+    head and its autoscaler running (which launches again what demand and
+    ``min_workers`` ask for); ``keep_min_workers`` spares ``min_workers``
+    nodes of each type (those that joined first)."""
     cfg = load(config)
     record = read_record(cfg.cluster_name)
     provider_cfg = dict(cfg.provider)
     if record:
-        _stop_monitor(record, grace)
+        if not workers_only:
+            _stop_monitor(record, grace)
         provider_cfg["state_dir"] = provider_cfg.get("state_dir") or record["session_dir"]
     provider = make_provider(provider_cfg, cfg.cluster_name)
     try:
-        nodes = provider.non_terminated_nodes({})
+        nodes = provider.non_terminated_nodes({TAG_NODE_KIND: NODE_KIND_WORKER} if workers_only else {})
+        if keep_min_workers:
+            nodes = _beyond_min_workers(cfg, provider, nodes)
         provider.terminate_nodes(nodes)
     finally:
         provider.close()
     report: dict[str, Any] = {"nodes": nodes, "head": None}
-    if record:
+    if record and not workers_only:
         info = _head_running(record["session_dir"])
         if info is None:  # the GCS is gone; stop whatever else of it is left
             with contextlib.suppress(OSError, ValueError):
@@ -216,6 +240,26 @@ def teardown_cluster(config: str | os.PathLike[str] | Mapping[str, Any], *, grac
         with contextlib.suppress(OSError):
             os.unlink(record_path(cfg.cluster_name))
     return report
+
+
+def _beyond_min_workers(cfg: ClusterConfig, provider: Any, nodes: list[str]) -> list[str]:
+    """``nodes`` less ``min_workers`` of each worker type (the oldest kept)."""
+    def launched(pid: str) -> float:
+        try:
+            return float(provider.node_tags(pid).get(TAG_LAUNCH_TIME, "inf"))
+        except ValueError:
+            return float("inf")
+    kept: dict[str, int] = {}
+    out = []
+    for pid in sorted(nodes, key=launched):
+        tags = provider.node_tags(pid)
+        t = tags.get(TAG_USER_NODE_TYPE, "")
+        nt = cfg.node_types.get(t)
+        if tags.get(TAG_NODE_KIND) == NODE_KIND_WORKER and nt is not None and kept.get(t, 0) < nt.min_workers:
+            kept[t] = kept.get(t, 0) + 1
+            continue
+        out.append(pid)
+    return out
 
 
 def wait_for_workers(info: ClusterInfo, count: int, timeout: float = 120.0) -> int:

@@ -194,6 +194,16 @@ def validate(data: Mapping[str, Any]) -> ClusterConfig:
                 raise ConfigError(f"{path}.labels.{k} must be a string, got {v!r}")
             labels[str(k)] = v
         node_types[tname] = NodeType(tname, resources, lo, hi, node_config, labels)
+    if ptype == "slurm":  # its node_config keys are known: name a bad one now, not at the first launch
+        from jray.autoscaler._private.slurm import check_node_config
+        from jray.autoscaler.node_provider import NodeLaunchError
+
+        for tname, nt in node_types.items():
+            if tname != head_type:
+                try:
+                    check_node_config(nt.node_config)
+                except NodeLaunchError as e:
+                    raise ConfigError(f"available_node_types.{tname}.{e}") from None
     floor = sum(t.min_workers for n, t in node_types.items() if n != head_type)
     if floor > max_workers:
         raise ConfigError(f"max_workers ({max_workers}) is less than the sum of the node types' min_workers "

@@ -12,6 +12,11 @@ publishes :meth:`StandardAutoscaler.status` as JSON under the GCS KV key
 ``autoscaler/status``, which ``jray status``, the SDK and the notebook
 layer read. SIGTERM stops it (nodes stay: ``jray down`` terminates them);
 so does a GCS silent for ``GCS_LOST_SECONDS`` (the cluster is gone).
+``--head-pid PID:START_TIME`` names the head's lasting process (the GCS's
+supervisor, or the GCS where none runs): when the GCS stops answering and
+that process is gone too, the head was stopped (``jray stop`` rather than
+``jray down``): the monitor terminates its nodes (no SLURM job or local
+raylet outlives the cluster) and exits at once, not after the timeout.
 """
 
 from __future__ import annotations
@@ -35,7 +40,21 @@ UPDATE_INTERVAL_S = float(os.environ.get("JRAY_AUTOSCALER_UPDATE_INTERVAL_S", 1.
 GCS_LOST_SECONDS = 60.0
 
 
-async def run(config_path: str, address: str, token: str, interval: float) -> int:
+def head_gone(head: tuple[int, float] | None) -> bool:
+    """Whether the head's process ``(pid, create_time)`` has exited."""
+    if head is None:
+        return False
+    import psutil
+
+    try:
+        p = psutil.Process(head[0])
+        return abs(p.create_time() - head[1]) > 0.5 or p.status() == psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return True
+
+
+async def run(config_path: str, address: str, token: str, interval: float,
+              head: tuple[int, float] | None = None) -> int:
     with open(config_path) as f:
         cfg = load(json.load(f))
     provider = make_provider(cfg.provider, cfg.cluster_name)
@@ -53,6 +72,12 @@ async def run(config_path: str, address: str, token: str, interval: float) -> in
             try:
                 state = await link.resource_state()
             except Exception as e:  # noqa: BLE001 - the GCS may restart (its supervisor), or be gone
+                if head_gone(head):
+                    nodes = await asyncio.to_thread(provider.non_terminated_nodes, {})
+                    logger.warning("the head stopped without `jray down`: terminating the cluster's %d node(s) "
+                                   "and exiting", len(nodes))
+                    await asyncio.to_thread(provider.terminate_nodes, nodes)
+                    return 0
                 if time.monotonic() - last_ok > GCS_LOST_SECONDS:
                     logger.error("the GCS at %s has not answered for %.0f s: the autoscaler exits", address,
                                  GCS_LOST_SECONDS)
@@ -88,10 +113,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", required=True, help="the validated cluster config (JSON)")
     p.add_argument("--address", required=True, help="the GCS address (token: JRAY_TOKEN)")
     p.add_argument("--interval", type=float, default=UPDATE_INTERVAL_S)
+    p.add_argument("--head-pid", default="", help="PID:START_TIME of the head's lasting process")
     ns = p.parse_args(argv)
+    head = None
+    if ns.head_pid:
+        pid, _, start = ns.head_pid.partition(":")
+        head = (int(pid), float(start))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     token = os.environ.get("JRAY_TOKEN", "")
-    return asyncio.run(run(ns.config, ns.address, token, ns.interval))
+    return asyncio.run(run(ns.config, ns.address, token, ns.interval, head))
 
 
 if __name__ == "__main__":
