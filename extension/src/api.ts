@@ -64,3 +64,58 @@ export async function requestAPI<T>(path: string, init: RequestInit = {}): Promi
   }
   return data as T;
 }
+
+/** A worker node type of the autoscaler: its limits and the "scale to N" pin. */
+export interface IAutoscalerNodeType {
+  resources: { [name: string]: number };
+  min_workers: number;
+  max_workers: number;
+  /** Pinned count (`scale_to`), null while the demand drives the type. */
+  target: number | null;
+  count: number;
+}
+
+export interface IAutoscalerDemand {
+  /** A task's or actor's resources; a placement group's bundles. */
+  shape: { [name: string]: number } | { [name: string]: number }[];
+  count: number;
+  infeasible?: boolean;
+  kind: string;
+  name?: string;
+  strategy?: string;
+}
+
+export interface IAutoscalerDecision {
+  time: number;
+  action: string;
+  node_type: string;
+  count: number;
+  reason: string;
+}
+
+export interface IAutoscalerFailure {
+  time: number;
+  node_type: string;
+  message: string;
+  retry_in_s: number;
+  failures_in_a_row: number;
+}
+
+/** The autoscaler's published status (`jray.autoscaler.sdk.get_status()`). */
+export interface IAutoscalerStatus {
+  cluster_name: string;
+  provider: string;
+  max_workers: number;
+  idle_timeout_minutes: number;
+  running?: boolean;
+  monitor_pid?: number;
+  time: number;
+  nodes: { [state: string]: { [nodeType: string]: number } };
+  node_types?: { [nodeType: string]: IAutoscalerNodeType };
+  scale_targets?: { [nodeType: string]: number };
+  demand?: IAutoscalerDemand[];
+  infeasible?: unknown[];
+  backoff?: { [nodeType: string]: number };
+  decisions?: IAutoscalerDecision[];
+  failures?: IAutoscalerFailure[];
+}

@@ -2,12 +2,21 @@
  * The "jray" left sidebar: the cluster's state, nodes and resources (polled
  * from the REST API while the panel is visible), buttons that start, stop and
  * scale the local cluster, a form that connects the server's kernels to a
- * cluster elsewhere (address + token) and a Disconnect button, links to the
- * live views, and the init snippet.
+ * cluster elsewhere (address + token) and a Disconnect button, the
+ * autoscaler's state with a "scale to N" control per worker node type (when
+ * the cluster runs one), links to the live views, and the init snippet.
  */
 import { Widget } from '@lumino/widgets';
 
-import { INode, IStatus, ITasks, requestAPI } from './api';
+import {
+  IAutoscalerDemand,
+  IAutoscalerNodeType,
+  IAutoscalerStatus,
+  INode,
+  IStatus,
+  ITasks,
+  requestAPI
+} from './api';
 
 const POLL_MS = 2000;
 
@@ -16,6 +25,9 @@ export interface ISidebarActions {
   openView(name: string, url: string): void;
   insertSnippet(snippet: string): void;
 }
+
+/** How many of the autoscaler's last decisions and failures are listed. */
+const AS_RECENT = 5;
 
 const VIEW_LABELS: { [name: string]: string } = {
   task_stream: 'Task stream',
@@ -47,6 +59,46 @@ function el<K extends keyof HTMLElementTagNameMap>(
     e.textContent = text;
   }
   return e;
+}
+
+/** `{CPU: 2, GPU: 1}` as "CPU 2, GPU 1". */
+function shape(r: { [name: string]: number }): string {
+  const rank = (k: string): number => (k === 'CPU' ? 0 : k === 'GPU' ? 1 : 2);
+  const parts = Object.entries(r)
+    .filter(([, v]) => v)
+    .sort(([a], [b]) => rank(a) - rank(b) || a.localeCompare(b))
+    .map(([k, v]) => `${k} ${num(v)}`);
+  return parts.length ? parts.join(', ') : 'nothing';
+}
+
+/** A pending demand: a task's/actor's resources, or a placement group's bundles. */
+function demandText(d: IAutoscalerDemand): string {
+  if (Array.isArray(d.shape)) {
+    const bundles = d.shape.map(b => `{${shape(b)}}`).join(' + ');
+    const name = d.name ? ` ${d.name}` : '';
+    return `placement group${name} (${d.strategy ?? 'PACK'}): ${bundles}`;
+  }
+  return `${d.count} × {${shape(d.shape)}} (${d.kind})`;
+}
+
+function ago(now: number, t: number): string {
+  return `${Math.max(0, Math.round(now - t))} s ago`;
+}
+
+/** The controls of one worker node type in the Autoscaler section, kept
+ * across polls so a number being typed is not overwritten. */
+interface IAsRow {
+  row: HTMLElement;
+  name: HTMLElement;
+  resources: HTMLElement;
+  badge: HTMLElement;
+  counts: HTMLElement;
+  limits: HTMLElement;
+  input: HTMLInputElement;
+  scale: HTMLButtonElement;
+  auto: HTMLButtonElement;
+  error: HTMLElement;
+  edited: boolean;
 }
 
 /** A labelled bar: used out of total. */
@@ -94,16 +146,21 @@ export class ClusterSidebar extends Widget {
       const status = await requestAPI<IStatus>('status');
       let nodes: INode[] = [];
       let tasks: ITasks | null = null;
+      let autoscaler: IAutoscalerStatus | null = null;
       if (status.state === 'running') {
-        const [n, t] = await Promise.all([
+        const [n, t, a] = await Promise.all([
           requestAPI<{ nodes: INode[] }>('nodes'),
-          requestAPI<ITasks>('tasks')
+          requestAPI<ITasks>('tasks'),
+          // A cluster without an autoscaler answers null; a failed read only hides the section.
+          requestAPI<{ status: IAutoscalerStatus | null }>('autoscaler').catch(() => ({ status: null }))
         ]);
         nodes = n.nodes;
         tasks = t;
+        autoscaler = a.status;
       }
       this.status = status;
       this.render(status, nodes, tasks);
+      this.renderAutoscaler(status.state === 'running' ? autoscaler : null);
       this.showError(status.error || '');
     } catch (e) {
       this.showError(`Could not reach the jray server extension: ${(e as Error).message}`);
@@ -134,6 +191,7 @@ export class ClusterSidebar extends Widget {
     root.appendChild(el('h3', '', 'Nodes'));
     this.nodes = el('div', 'jray-nodes');
     root.appendChild(this.nodes);
+    this.buildAutoscaler(root);
     root.appendChild(el('h3', '', 'Live views'));
     this.views = el('div', 'jray-views');
     root.appendChild(this.views);
@@ -343,6 +401,216 @@ export class ClusterSidebar extends Widget {
     }
   }
 
+  /** The Autoscaler section, hidden until a poll finds an autoscaler's status. */
+  private buildAutoscaler(root: HTMLElement): void {
+    const section = el('div', 'jray-autoscaler');
+    section.style.display = 'none';
+    section.appendChild(el('h3', '', 'Autoscaler'));
+    this.asHeader = el('div', 'jray-as-header');
+    section.appendChild(this.asHeader);
+    this.asTypes = el('div', 'jray-as-types');
+    section.appendChild(this.asTypes);
+    section.appendChild(el('div', 'jray-as-subtitle', 'Pending demand'));
+    this.asDemand = el('div', 'jray-as-demand');
+    section.appendChild(this.asDemand);
+    section.appendChild(el('div', 'jray-as-subtitle', 'Recent decisions'));
+    this.asDecisions = el('div', 'jray-as-decisions');
+    section.appendChild(this.asDecisions);
+    this.asFailuresTitle = el('div', 'jray-as-subtitle', 'Launch failures');
+    section.appendChild(this.asFailuresTitle);
+    this.asFailures = el('div', 'jray-as-failures');
+    section.appendChild(this.asFailures);
+    this.autoscaler = section;
+    root.appendChild(section);
+  }
+
+  /** The row of a worker node type, made on first sight and kept. */
+  private asRow(type: string): IAsRow {
+    const known = this.asRows.get(type);
+    if (known) {
+      return known;
+    }
+    const row = el('div', 'jray-as-type');
+    row.dataset.nodeType = type;
+    const head = el('div', 'jray-as-type-head');
+    const name = el('code', 'jray-as-type-name', type);
+    const resources = el('span', 'jray-as-resources');
+    const badge = el('span', 'jray-as-pin');
+    head.appendChild(name);
+    head.appendChild(resources);
+    head.appendChild(badge);
+    row.appendChild(head);
+    const counts = el('div', 'jray-as-counts');
+    row.appendChild(counts);
+    const limits = el('div', 'jray-as-limits');
+    row.appendChild(limits);
+    const controls = el('div', 'jray-as-scale');
+    controls.appendChild(el('span', 'jray-as-scale-label', 'scale to'));
+    const input = el('input', 'jp-mod-styled jray-as-scale-input');
+    input.type = 'number';
+    input.min = '0';
+    input.step = '1';
+    input.setAttribute('aria-label', `Number of ${type} nodes`);
+    controls.appendChild(input);
+    const scale = el('button', 'jp-Button jp-mod-styled jp-mod-accept jray-button jray-as-scale-button', 'Scale');
+    scale.title = `Hold ${type} at this many nodes, whatever the demand`;
+    controls.appendChild(scale);
+    const auto = el('button', 'jp-Button jp-mod-styled jp-mod-reject jray-button jray-as-auto-button', 'Auto');
+    auto.title = `Hand ${type} back to the demand (between its min and max workers)`;
+    controls.appendChild(auto);
+    row.appendChild(controls);
+    const error = el('div', 'jray-as-error');
+    error.style.display = 'none';
+    row.appendChild(error);
+    const r: IAsRow = { row, name, resources, badge, counts, limits, input, scale, auto, error, edited: false };
+    input.addEventListener('input', () => {
+      r.edited = true;
+    });
+    input.addEventListener('keydown', ev => {
+      if (ev.key === 'Enter') {
+        ev.preventDefault();
+        void this.scaleTo(r, type, true);
+      }
+    });
+    scale.addEventListener('click', () => void this.scaleTo(r, type, true));
+    auto.addEventListener('click', () => void this.scaleTo(r, type, false));
+    this.asRows.set(type, r);
+    return r;
+  }
+
+  /** POST autoscaler/scale: pin the type to the input's count, or (Auto) unpin it. */
+  private async scaleTo(r: IAsRow, type: string, pin: boolean): Promise<void> {
+    let count: number | null = null;
+    if (pin) {
+      const text = r.input.value.trim();
+      count = Number(text);
+      if (!text || !Number.isInteger(count) || count < 0) {
+        this.asError(r, 'enter a whole number of nodes, 0 or more');
+        return;
+      }
+    }
+    this.asError(r, '');
+    r.scale.disabled = true;
+    r.auto.disabled = true;
+    try {
+      await requestAPI('autoscaler/scale', {
+        method: 'POST',
+        body: JSON.stringify({ node_type: type, count })
+      });
+      if (!pin) {
+        r.edited = false;
+      }
+    } catch (e) {
+      this.asError(r, (e as Error).message);
+    } finally {
+      r.scale.disabled = false;
+      r.auto.disabled = false;
+      await this.refresh();
+    }
+  }
+
+  private asError(r: IAsRow, message: string): void {
+    r.error.textContent = message;
+    r.error.style.display = message ? '' : 'none';
+  }
+
+  /** The autoscaler's status (null: none, or the cluster is not running): hide the section. */
+  private renderAutoscaler(a: IAutoscalerStatus | null): void {
+    this.autoscaler.style.display = a ? '' : 'none';
+    if (!a) {
+      return;
+    }
+    const running = a.running !== false;
+    this.autoscaler.dataset.running = String(running);
+    this.autoscaler.dataset.clusterName = a.cluster_name;
+    this.asHeader.textContent = '';
+    this.asHeader.appendChild(el('b', 'jray-as-cluster', a.cluster_name));
+    this.asHeader.appendChild(document.createTextNode(` · ${a.provider} provider · `));
+    const state = running ? 'running' : 'stopped';
+    this.asHeader.appendChild(el('span', `jray-as-state jray-state-${state}`, state));
+    this.asHeader.appendChild(
+      el('div', 'jray-summary', `at most ${plural(a.max_workers, 'worker')}, idle nodes go after ${num(a.idle_timeout_minutes)} min`)
+    );
+
+    const types: { [name: string]: IAutoscalerNodeType } = a.node_types ?? {};
+    const names = Object.keys(types).sort();
+    for (const [name, r] of this.asRows) {
+      if (!(name in types)) {
+        r.row.remove();
+        this.asRows.delete(name);
+      }
+    }
+    const by = (state: string, t: string): number => (a.nodes[state] ?? {})[t] ?? 0;
+    for (const t of names) {
+      const nt = types[t];
+      const r = this.asRow(t);
+      const up = by('running', t);
+      const idle = by('idle', t);
+      const launching = by('launching', t);
+      r.row.dataset.running = String(up);
+      r.row.dataset.idle = String(idle);
+      r.row.dataset.launching = String(launching);
+      r.row.dataset.target = nt.target === null ? '' : String(nt.target);
+      r.resources.textContent = ` ${shape(nt.resources)}`;
+      r.badge.textContent = nt.target === null ? '' : `pinned to ${nt.target}`;
+      r.badge.style.display = nt.target === null ? 'none' : '';
+      const backoff = (a.backoff ?? {})[t];
+      r.counts.textContent =
+        `${up} running · ${idle} idle · ${launching} launching` + (backoff ? ` · next launch in ${Math.ceil(backoff)} s` : '');
+      r.limits.textContent = `min ${nt.min_workers} · max ${nt.max_workers}`;
+      r.input.max = String(nt.max_workers);
+      const want = nt.target ?? nt.count;
+      if (r.edited && nt.target !== null && String(nt.target) === r.input.value.trim()) {
+        r.edited = false; // the pin asked for is in place: follow the status again
+      }
+      if (!r.edited && document.activeElement !== r.input) {
+        r.input.value = String(want);
+      }
+      r.scale.disabled = !running;
+      r.auto.disabled = !running;
+      r.auto.style.display = nt.target === null ? 'none' : '';
+      this.asTypes.appendChild(r.row); // in name order
+    }
+
+    this.asDemand.textContent = '';
+    for (const d of a.demand ?? []) {
+      const line = el('div', `jray-as-demand-line${d.infeasible ? ' jray-as-infeasible' : ''}`, demandText(d));
+      if (d.infeasible) {
+        line.appendChild(el('span', 'jray-as-infeasible-mark', ' infeasible'));
+      }
+      this.asDemand.appendChild(line);
+    }
+    if (!this.asDemand.childElementCount) {
+      this.asDemand.appendChild(el('div', 'jray-summary', 'none'));
+    }
+
+    this.asDecisions.textContent = '';
+    for (const d of (a.decisions ?? []).slice(-AS_RECENT).reverse()) {
+      const line = el('div', 'jray-as-decision');
+      line.dataset.action = d.action;
+      line.appendChild(el('span', 'jray-as-when', ago(a.time, d.time)));
+      line.appendChild(document.createTextNode(` ${d.action} ${d.count} ${d.node_type}: ${d.reason}`));
+      this.asDecisions.appendChild(line);
+    }
+    if (!this.asDecisions.childElementCount) {
+      this.asDecisions.appendChild(el('div', 'jray-summary', 'none yet'));
+    }
+
+    const failures = (a.failures ?? []).slice(-AS_RECENT).reverse();
+    this.asFailures.textContent = '';
+    this.asFailuresTitle.style.display = failures.length ? '' : 'none';
+    for (const f of failures) {
+      const line = el('div', 'jray-as-failure');
+      line.dataset.nodeType = f.node_type;
+      const left = Math.max(0, f.retry_in_s - (a.time - f.time));
+      line.appendChild(el('span', 'jray-as-when', ago(a.time, f.time)));
+      line.appendChild(
+        document.createTextNode(` ${f.node_type}: ${f.message} (retry in ${Math.round(left)} s)`)
+      );
+      this.asFailures.appendChild(line);
+    }
+  }
+
   private actions: ISidebarActions;
   private timer: number;
   private busy = false;
@@ -365,4 +633,12 @@ export class ClusterSidebar extends Widget {
   private addButton!: HTMLButtonElement;
   private removeButton!: HTMLButtonElement;
   private snippetButton!: HTMLButtonElement;
+  private autoscaler!: HTMLElement;
+  private asHeader!: HTMLElement;
+  private asTypes!: HTMLElement;
+  private asDemand!: HTMLElement;
+  private asDecisions!: HTMLElement;
+  private asFailuresTitle!: HTMLElement;
+  private asFailures!: HTMLElement;
+  private asRows = new Map<string, IAsRow>();
 }
