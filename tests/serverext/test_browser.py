@@ -181,6 +181,9 @@ def test_jupyterlab_sidebar_notebook_and_task_stream(tmp_path):
                 assert status["address"] in sidebar.locator(".jray-state-line").inner_text()
                 sidebar.locator(".jray-node").first.wait_for()
                 assert sidebar.locator('.jray-resources [data-resource="CPU"]').inner_text().strip().endswith("/ 2")
+                # No autoscaler on a cluster the server started: no Autoscaler section.
+                assert _api(server.url + "jray/api/autoscaler", server.token) == {"status": None}
+                assert not sidebar.locator(".jray-autoscaler").is_visible()
 
                 # Scale from the sidebar: a worker node joins, then leaves.
                 sidebar.locator(".jray-add-node").click()
