@@ -84,6 +84,7 @@ def test_pinned_type_is_launched_to_its_target_and_demand_does_not_exceed_it() -
     a, p = make()
     a.update(state(p, {"cpu2": 3}))
     assert len(of(p, "cpu2")) == 3
+    assert a.decisions[-1]["action"] == "launch" and "scaled to 3 (scale_to)" in a.decisions[-1]["reason"]
     # Demand for 20 CPUs would want 10 nodes: the pin holds it at 3.
     a.update(state(p, {"cpu2": 3}, demands=[Demand({"CPU": 1.0}, ready=20)]))
     assert len(of(p, "cpu2")) == 3

@@ -291,6 +291,8 @@ class StandardAutoscaler:
         waiting = {}
         for t, count in plan.to_launch.items():
             reason = "; ".join(plan.reasons.get(t, []))
+            if t in state.scale_targets and t in self.pinned(state):  # its min_workers is the pin
+                reason = reason.replace("min_workers", f"scaled to {self.pinned(state)[t]} (scale_to)")
             if not self.backoff.ready(t, now):
                 waiting[t] = self.backoff.retry_at[t] - now
                 continue
