@@ -221,7 +221,7 @@ class JrayMagics(Magics):
     # -- %jray ------------------------------------------------------------------------------
     @line_magic
     def jray(self, line: str) -> Any:
-        """%jray status | nodes | dashboard | actors | drop NAME | autoremote on|off"""
+        """%jray status | nodes | jobs | dashboard | actors | drop NAME | autoremote on|off"""
         words = line.split()
         if not words:
             raise UsageError(_JRAY_USAGE)
@@ -241,6 +241,13 @@ class JrayMagics(Magics):
             return None
         if rest:
             raise UsageError(f"%jray {cmd} takes no arguments.\n{_JRAY_USAGE}")
+        if cmd == "jobs":  # the jobs API is the head's: no jray.init() needed
+            from jray.jupyter import jobs
+
+            try:
+                return jobs.job_table()
+            except ConnectionError as e:
+                raise UsageError(f"%jray jobs: {e}") from None
         if cmd not in ("status", "nodes", "dashboard", "actors"):
             raise UsageError(f"unknown command {cmd!r}.\n{_JRAY_USAGE}")
         _require_init()
@@ -256,6 +263,7 @@ class JrayMagics(Magics):
 _JRAY_USAGE = """usage: %jray COMMAND
   status            the cluster: nodes, CPUs/GPUs in use, object store, tasks
   nodes             one row per node
+  jobs              the submitted jobs (jray job submit): status, entrypoint, times
   dashboard         where the dashboard pages are
   actors            the remote namespaces of %%remote --actor
   drop NAME         end the remote namespace NAME

@@ -290,3 +290,6 @@ class ClusterMonitor(W.VBox):  # type: ignore[misc]
         if self.nodes_box.children != children:
             self.nodes_box.children = children
         self.error.value = ""
+
+
+from jray.jupyter.jobs import JobMonitor as JobMonitor  # noqa: E402  - jray.widgets.JobMonitor

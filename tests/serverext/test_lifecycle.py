@@ -105,7 +105,15 @@ async def test_cluster_stops_with_the_server(jp_serverapp, jp_fetch):
     assert r.code == 201
     info["nodes"] += [{"raylet_pid": n.raylet_pid, "store_path": n.store_path} for n in c.workers]
     assert len(_node.session_processes(info)) >= 3  # gcs, head raylet, worker raylet
+    # The head has a jobs API, as `jray start --head`'s: kernels can submit and watch jobs.
+    from jray._private.jobs import process
+    from jray.job_submission import JobSubmissionClient
+
+    agent = process.agent_process(c.handle.session_dir)
+    assert agent is not None
+    assert JobSubmissionClient(c.address).list_jobs() == []
     await jp_serverapp.cleanup_extensions()  # what the server runs when it shuts down
+    assert not agent.is_running() or agent.status() == psutil.STATUS_ZOMBIE
     assert _node.session_processes(info) == []
     assert _node.session_store_files(info) == []
     assert "JRAY_ADDRESS" not in os.environ and "JRAY_NAMESPACE" not in os.environ and not c.running

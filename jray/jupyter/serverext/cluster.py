@@ -101,6 +101,21 @@ class ServerCluster:
             self.handle, self.owned, self.last_error = handle, True, ""
             self._use(handle.gcs_address, handle.token)
             self.log.info("jray: started a local head, GCS at %s (session %s)", handle.gcs_address, handle.session_dir)
+            self._start_jobs(handle)
+
+    def _start_jobs(self, handle: _node.ClusterHandle) -> None:
+        """The head's jobs API (as ``jray start --head``'s), so kernels can
+        submit and watch jobs (``%jray jobs``, ``JobMonitor``); a cluster
+        without it still works."""
+        from jray._private.jobs import process
+
+        try:
+            info = process.start_agent(session_dir=handle.session_dir, gcs_address=handle.gcs_address,
+                                       token=handle.token, host="127.0.0.1", port=None,
+                                       watch_pid=handle.supervisor_pid or os.getpid())
+            self.log.info("jray: the jobs API listens at http://%s", info["http_address"])
+        except (RuntimeError, OSError) as e:
+            self.log.warning("jray: the jobs API did not start: %s", e)
 
     def attach(self, address: str, token: str, *, check: bool = True, replace: bool = False) -> None:
         """Use the running cluster at ``address`` (never stopped by this
@@ -145,6 +160,9 @@ class ServerCluster:
             self.workers.clear()
             if self.handle is not None:
                 self.log.info("jray: stopping the local head at %s", self.handle.gcs_address)
+                from jray._private.jobs import process
+
+                process.stop_agent(self.handle.session_dir)
                 _node.stop_cluster(self.handle)
                 self.handle = None
             self._joined = None
