@@ -208,6 +208,53 @@ def test_sdk_from_a_client(hosts):
     assert "404" in out["after_delete"] and "does not exist" in out["after_delete"]
 
 
+REMOTE_STOP = textwrap.dedent("""
+    import json, time
+    from jray.job_submission import JobSubmissionClient
+    client = JobSubmissionClient()
+    sid = client.submit_job(entrypoint="python -u -c \\"import socket, time; print('up on', socket.gethostname()); "
+                                       "time.sleep(600)\\"", entrypoint_resources={"host_b": 1},
+                            submission_id="remote-long")
+    deadline = time.time() + 60
+    while "up on" not in client.get_job_logs(sid) and time.time() < deadline:
+        time.sleep(0.1)
+    logs = client.get_job_logs(sid)
+    running = client.get_job_info(sid)
+    t0 = time.time()
+    stopped = client.stop_job(sid)
+    client.wait_until_status(sid, {"STOPPED", "FAILED", "SUCCEEDED"}, timeout=30)
+    print(json.dumps({"logs": logs, "running": running.status.value, "node": running.driver_node_ip,
+                      "stopped": stopped, "status": client.get_job_status(sid).value,
+                      "stop_s": time.time() - t0}))
+""")
+
+
+def test_entrypoint_resources_run_the_job_on_a_node_that_has_them(hosts):
+    _v, a, b, c, address, token = hosts
+    vh.run_driver(c, PROJECT, address, token)
+    # host_b is only on b: the entrypoint runs there, with the working_dir uploaded from c and its env_vars.
+    res = _cli(c, address, token, "job", "submit", "--submission-id", "on-b", "--working-dir", "/tmp/proj",
+               "--runtime-env-json", '{"env_vars": {"GREETING": "hi from b"}}',
+               "--entrypoint-resources", '{"host_b": 1}', "--", "python", "main.py")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "first line from b" in res.stdout  # not the head (a)
+    assert "driver: written on c hi from b" in res.stdout and "task: b written on c hi from b" in res.stdout
+    rows = json.loads(_cli(c, address, token, "list", "jobs", "--format", "json").stdout)
+    assert next(r for r in rows if r["submission_id"] == "on-b")["status"] == "SUCCEEDED"
+    # No node has it and no autoscaler runs: refused at once, nothing created.
+    bad = _cli(c, address, token, "job", "submit", "--submission-id", "nowhere",
+               "--entrypoint-resources", '{"nowhere": 1}', "--", "true")
+    assert bad.returncode != 0 and "no node of the cluster has the requested entrypoint resources" in \
+        bad.stdout + bad.stderr
+    assert "nowhere" not in _cli(c, address, token, "job", "list").stdout
+    # Stopping a job that runs on b ends its process there.
+    out = vh.run_driver_json(c, REMOTE_STOP, address, token, timeout=120)
+    assert "up on b" in out["logs"] and out["running"] == "RUNNING" and out["node"] == b.ip
+    assert out["stopped"] is True and out["status"] == "STOPPED" and out["stop_s"] < 15
+    ps = b.run(["ps", "-eo", "args"], timeout=30).stdout
+    assert "up on" not in ps and "time.sleep(600)" not in ps
+
+
 LONG = textwrap.dedent("""
     import os
     os.makedirs("/tmp/longproj", exist_ok=True)
@@ -358,3 +405,4 @@ def test_jray_stop_stops_the_job_agent(hosts):
     assert res.returncode == 0, res.stderr
     ps = a.run(["ps", "-eo", "pid,args"]).stdout
     assert "sleep 300" not in ps and "jray._private.jobs" not in ps and f"{agent_pid} " not in ps, ps
+

@@ -22,6 +22,9 @@ address, port 8265 by default, behind the cluster token.
   it up: working_dir as cwd, env_vars, a pip venv first on PATH), its log
   (rotated past a size cap), stop (SIGTERM to the group, SIGKILL after a
   grace), retention of finished jobs.
+- ``remote_entrypoint.py``: jobs with entrypoint resources run in an
+  ``EntrypointRunner`` actor holding them, wherever the scheduler places
+  it (the agent connects as a driver for that, on the first such job).
 - ``http_api.py``: a small asyncio HTTP/1.1 server (stdlib only) and the
   routes.
 - ``__main__.py``: the agent process; ``process.py``: starting and stopping

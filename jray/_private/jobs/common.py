@@ -95,6 +95,9 @@ def check_submit(body: Any) -> dict[str, Any]:
     return out
 
 
+RUNNER_NAMESPACE = "_jray_jobs"  # the agent's driver and its EntrypointRunner actors
+
+
 def wants_resources(req: dict[str, Any]) -> bool:
     return bool(req.get("entrypoint_num_cpus") or req.get("entrypoint_num_gpus") or req.get("entrypoint_memory")
                 or any(req.get("entrypoint_resources", {}).values()))

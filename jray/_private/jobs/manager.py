@@ -111,6 +111,7 @@ class JobLog:
 @dataclass
 class Running:
     proc: asyncio.subprocess.Process | None = None
+    runner: Any = None  # the EntrypointRunner actor of a job with entrypoint resources
     stopping: bool = False
     task: asyncio.Task | None = None
     done: asyncio.Event = field(default_factory=asyncio.Event)
@@ -131,6 +132,8 @@ class JobManager:
         self.logs: dict[str, JobLog] = {}
         self.running: dict[str, Running] = {}
         self._lock = asyncio.Lock()  # submit/delete: the id check and the record's creation are one step
+        self._driver_lock = asyncio.Lock()
+        self._connected = False
 
     # -- persistence -------------------------------------------------------------------
     async def _save(self, rec: dict[str, Any]) -> None:
@@ -196,21 +199,25 @@ class JobManager:
         return {"submission_id": sid, "job_id": sid}
 
     async def _check_resources(self, req: dict[str, Any]) -> None:
-        """Entrypoint resources: the head runs entrypoints; one that asks
-        for more than the head has can never start there (refused now)."""
+        """Entrypoint resources: the job runs on a node that has them (see
+        ``remote_entrypoint``). One that no live node could ever hold is
+        refused now, unless an autoscaler runs (it may add such a node; the
+        job stays PENDING until then, as in Ray)."""
         if not C.wants_resources(req):
             return
         nodes = (await self.gcs.GetAllNodeInfo(gpb.GetAllNodeInfoRequest(), timeout=30)).nodes
-        head = next((n for n in nodes if n.alive and n.is_head), None)
-        if head is None:
-            raise C.BadRequest("the cluster's head node is not alive")
-        total = dict(head.resources_total)
-        want = {"CPU": req["entrypoint_num_cpus"], "GPU": req["entrypoint_num_gpus"],
-                "memory": req["entrypoint_memory"], **req["entrypoint_resources"]}
-        short = {k: v for k, v in want.items() if v and total.get(k, 0.0) < v}
-        if short:
-            raise C.BadRequest(f"the head node, where entrypoints run, does not have the requested entrypoint "
-                               f"resources {short} (it has {({k: total.get(k, 0.0) for k in short})})")
+        want = {k: v for k, v in {"CPU": req["entrypoint_num_cpus"], "GPU": req["entrypoint_num_gpus"],
+                                  "memory": req["entrypoint_memory"], **req["entrypoint_resources"]}.items() if v}
+        if any(n.alive and all(n.resources_total.get(k, 0.0) >= v for k, v in want.items()) for n in nodes):
+            return
+        status = await self.gcs.KVGet(gpb.KVGetRequest(ns="autoscaler", key=b"status"), timeout=30)
+        if status.found:
+            with contextlib.suppress(ValueError):
+                if json.loads(status.value).get("running"):
+                    return
+        most = {k: max((n.resources_total.get(k, 0.0) for n in nodes if n.alive), default=0.0) for k in want}
+        raise C.BadRequest(f"no node of the cluster has the requested entrypoint resources {want} (the most any "
+                           f"node has: {most}), and no autoscaler runs to add one")
 
     def get(self, sid: str) -> dict[str, Any]:
         rec = self.records.get(sid)
@@ -271,6 +278,8 @@ class JobManager:
         if rec["status"] in C.TERMINAL or run is None:
             return False
         run.stopping = True
+        if run.runner is not None:
+            return await self._stop_runner(run)
         if run.proc is None:  # still setting up its runtime_env: cancel that
             if run.task is not None:
                 run.task.cancel()
@@ -284,6 +293,25 @@ class JobManager:
             _signal_group(run.proc.pid, signal.SIGKILL)
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(run.done.wait(), 5)
+        return True
+
+    async def _stop_runner(self, run: Running) -> bool:
+        """Stop an entrypoint that runs in an EntrypointRunner actor: SIGTERM
+        to its process group, SIGKILL after the grace period; an actor not
+        placed yet is killed (the job ends STOPPED)."""
+        import jray
+
+        runner = run.runner
+        try:
+            await asyncio.wait_for(runner.signal.remote(signal.SIGTERM), 5)
+            await asyncio.wait_for(run.done.wait(), C.STOP_GRACE_SECONDS)
+            return True
+        except Exception:  # noqa: BLE001 - not placed yet, gone, or past the grace period
+            pass
+        with contextlib.suppress(Exception):
+            jray.kill(runner)  # its process group dies with it (PR_SET_PDEATHSIG)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(run.done.wait(), 10)
         return True
 
     async def delete(self, sid: str) -> bool:
@@ -314,6 +342,10 @@ class JobManager:
         """The agent is stopping (``jray stop``): stop every running job."""
         await asyncio.gather(*(self.stop(sid) for sid, r in list(self.records.items())
                                if r["status"] not in C.TERMINAL), return_exceptions=True)
+        if self._connected:
+            import jray
+
+            await asyncio.to_thread(jray.shutdown)
 
     # -- running one job -----------------------------------------------------------------
     async def _set(self, rec: dict[str, Any], **changes: Any) -> None:
@@ -326,6 +358,9 @@ class JobManager:
     async def _run(self, sid: str, run: Running) -> None:
         rec, jl = self.records[sid], self.logs[sid]
         try:
+            if C.wants_resources(rec):
+                await self._run_elsewhere(sid, run, rec, jl)
+                return
             try:
                 env, cwd = await self._environment(rec)
             except asyncio.CancelledError:
@@ -358,19 +393,8 @@ class JobManager:
                 if jl.write(chunk):
                     await self._set(rec, log_base=jl.old_start)
             rc = await proc.wait()
-            if run.stopping:
-                await self._set(rec, status=C.STOPPED, end_time=_now_ms(), driver_exit_code=rc,
-                                message="Job was intentionally stopped.")
-            elif rc == 0:
-                await self._set(rec, status=C.SUCCEEDED, end_time=_now_ms(), driver_exit_code=0,
-                                message="Job finished successfully.")
-            else:
-                how = f"exit code {rc}" if rc > 0 else f"signal {-rc} ({_signame(-rc)})"
-                await self._set(rec, status=C.FAILED, end_time=_now_ms(), driver_exit_code=rc,
-                                error_type="JOB_ENTRYPOINT_COMMAND_ERROR",
-                                message=f"Job entrypoint command failed with {how}. Last available logs "
-                                        f"(truncated to {C.LOG_TAIL_IN_MESSAGE} chars):\n"
-                                        + jl.tail_text(C.LOG_TAIL_IN_MESSAGE))
+            self._finish(rec, jl, run, rc)
+            await self._set(rec)
         except Exception as e:  # noqa: BLE001 - never leave a job RUNNING because of a bug here
             log.exception("job %s", sid)
             if rec["status"] not in C.TERMINAL:
@@ -385,6 +409,103 @@ class JobManager:
                     await self._set(rec)
             await self._retain()
 
+    async def _connect(self) -> None:
+        """This agent as a driver of its cluster (once): it creates the
+        EntrypointRunner actors of jobs with entrypoint resources."""
+        async with self._driver_lock:
+            if self._connected:
+                return
+            import jray
+
+            await asyncio.to_thread(lambda: jray.init(address=self.gcs_address, _token=self.token,
+                                                      namespace=C.RUNNER_NAMESPACE, log_to_driver=False,
+                                                      ignore_reinit_error=True))
+            self._connected = True
+
+    def _driver_env(self, rec: dict[str, Any]) -> dict[str, str]:
+        """What an entrypoint's environment gets from the agent wherever it runs."""
+        env = dict(self.extra_env)
+        env.update(JRAY_ADDRESS=self.gcs_address, JRAY_TOKEN=self.token, PYTHONUNBUFFERED="1",
+                   JRAY_JOB_SUBMISSION_ID=rec["submission_id"],
+                   JRAY_JOB_CONFIG_JSON=json.dumps({"runtime_env": rec["runtime_env"] or {},
+                                                    "submission_id": rec["submission_id"],
+                                                    "metadata": rec["metadata"]}))
+        return env
+
+    async def _run_elsewhere(self, sid: str, run: Running, rec: dict[str, Any], jl: JobLog) -> None:
+        """A job with entrypoint resources: its entrypoint in an
+        EntrypointRunner actor holding them (``remote_entrypoint``)."""
+        import jray
+        from jray import exceptions
+        from jray._private.jobs.remote_entrypoint import EntrypointRunner
+
+        await self._connect()
+        renv = {k: v for k, v in (rec["runtime_env"] or {}).items() if k != "excludes"}
+        opts: dict[str, Any] = {"num_cpus": rec["entrypoint_num_cpus"] or 0, "max_restarts": 0,
+                                "max_concurrency": 4, "name": f"job-{sid}"}
+        if rec["entrypoint_num_gpus"]:
+            opts["num_gpus"] = rec["entrypoint_num_gpus"]
+        if rec["entrypoint_memory"]:
+            opts["memory"] = rec["entrypoint_memory"]
+        if rec["entrypoint_resources"]:
+            opts["resources"] = dict(rec["entrypoint_resources"])
+        if renv:
+            opts["runtime_env"] = renv
+        if run.stopping:
+            await self._set(rec, status=C.STOPPED, end_time=_now_ms(), message="Job was stopped before it started.")
+            return
+        runner = run.runner = jray.remote(EntrypointRunner).options(**opts).remote(rec["entrypoint"],
+                                                                                 self._driver_env(rec))
+        try:
+            try:
+                where = await runner.where.remote()  # once placed (PENDING until a node has room)
+            except exceptions.RuntimeEnvSetupError as e:
+                await self._set(rec, status=C.FAILED, end_time=_now_ms(), error_type="RUNTIME_ENV_SETUP_FAILURE",
+                                message=f"The job's runtime_env could not be set up: {e}")
+                return
+            except Exception as e:  # noqa: BLE001 - killed by stop before it was placed, or could not start
+                if run.stopping:
+                    await self._set(rec, status=C.STOPPED, end_time=_now_ms(), message="Job was stopped before "
+                                    "it started.")
+                else:
+                    await self._set(rec, status=C.FAILED, end_time=_now_ms(),
+                                    error_type="JOB_ENTRYPOINT_COMMAND_START_ERROR",
+                                    message=f"The entrypoint could not be started: {e}")
+                return
+            await self._set(rec, status=C.RUNNING, driver_pid=where["pid"], driver_node_ip=where["node_ip"],
+                            message=f"Job is currently running (on node {where['node_ip']}).")
+            rc: int | None = None
+            try:
+                async for ref in runner.output.options(num_returns="streaming").remote():
+                    item = await ref
+                    if isinstance(item, int):
+                        rc = item
+                    elif jl.write(item):
+                        await self._set(rec, log_base=jl.old_start)
+            except Exception as e:  # noqa: BLE001 - its node or worker died under it
+                if not run.stopping:
+                    await self._set(rec, status=C.FAILED, end_time=_now_ms(), error_type="JOB_SUPERVISOR_ACTOR_DIED",
+                                    message=f"The node running the job's entrypoint was lost: {e}")
+                    return
+            self._finish(rec, jl, run, rc if rc is not None else -signal.SIGKILL)
+            await self._set(rec)
+        finally:
+            with contextlib.suppress(Exception):
+                jray.kill(runner)
+
+    def _finish(self, rec: dict[str, Any], jl: JobLog, run: Running, rc: int) -> None:
+        """The record's end from the entrypoint's exit status."""
+        if run.stopping:
+            rec.update(status=C.STOPPED, end_time=_now_ms(), driver_exit_code=rc,
+                       message="Job was intentionally stopped.")
+        elif rc == 0:
+            rec.update(status=C.SUCCEEDED, end_time=_now_ms(), driver_exit_code=0, message="Job finished successfully.")
+        else:
+            how = f"exit code {rc}" if rc > 0 else f"signal {-rc} ({_signame(-rc)})"
+            rec.update(status=C.FAILED, end_time=_now_ms(), driver_exit_code=rc, error_type="JOB_ENTRYPOINT_COMMAND_ERROR",
+                       message=f"Job entrypoint command failed with {how}. Last available logs "
+                               f"(truncated to {C.LOG_TAIL_IN_MESSAGE} chars):\n" + jl.tail_text(C.LOG_TAIL_IN_MESSAGE))
+
     async def _environment(self, rec: dict[str, Any]) -> tuple[dict[str, str], str | None]:
         """The entrypoint's environment and cwd: this agent's environment,
         the cluster's address and token, the job's config, and the
@@ -392,12 +513,8 @@ class JobManager:
         env = dict(os.environ)
         for k in ("JRAY_ADDRESS", "RAY_ADDRESS", "JRAY_NAMESPACE", "JRAY_JOB_CONFIG_JSON"):
             env.pop(k, None)
-        env.update(self.extra_env)
         renv = rec["runtime_env"] or {}
-        env.update(JRAY_ADDRESS=self.gcs_address, JRAY_TOKEN=self.token, PYTHONUNBUFFERED="1",
-                   JRAY_JOB_SUBMISSION_ID=rec["submission_id"],
-                   JRAY_JOB_CONFIG_JSON=json.dumps({"runtime_env": renv, "submission_id": rec["submission_id"],
-                                                    "metadata": rec["metadata"]}))
+        env.update(self._driver_env(rec))
         py_dir = os.path.dirname(sys.executable)  # `python` is the cluster's interpreter, as for its workers
         cwd = None
         setup = {k: v for k, v in renv.items() if k not in ("config", "excludes")}
