@@ -113,6 +113,12 @@ def configure_start(p: argparse.ArgumentParser) -> None:
         help="(head) port of the jobs HTTP API (default 8265, or a free port when that one is taken)",
     )
     p.add_argument(
+        "--dashboard",
+        action="store_true",
+        help="(head) serve the dashboard (nodes, jobs with their logs, the live views) on the jobs API's port, "
+        "behind the cluster token; on by default when the head listens on loopback only",
+    )
+    p.add_argument(
         "--block",
         action="store_true",
         help="stay in the foreground; Ctrl-C stops what this command started",
@@ -170,7 +176,7 @@ def _start_head(ns: argparse.Namespace) -> int:
         raise CliError(f"could not start the head node{hint}: {e}") from None
     _node.write_address_file(handle)
     addr, head = handle.gcs_address, handle.head
-    jobs_api = _start_job_agent(handle, ns.dashboard_port)
+    jobs_api = _start_job_agent(handle, ns.dashboard_port, ns.dashboard or None)
     res = _node.node_resources(
         ns.num_cpus, ns.num_gpus, ns.resources, ns.memory, ns.node_ip_address, True
     )
@@ -194,7 +200,11 @@ def _start_head(ns: argparse.Namespace) -> int:
     )
     print(f"Add a node:\n    {tls_env}JRAY_TOKEN={handle.token} jray start --address {addr}\n")
     if jobs_api:
-        print(f"Jobs API at http://{jobs_api} (submit with 'jray job submit -- CMD', token required).\n")
+        print(f"Jobs API at http://{jobs_api} (submit with 'jray job submit -- CMD', token required).")
+        host = jobs_api.rsplit(":", 1)[0]
+        if ns.dashboard or host.startswith("127.") or host in ("localhost", "[::1]"):
+            print(f"Dashboard at http://{jobs_api}/ (log in with the token).")
+        print()
     if ns.node_ip_address == "127.0.0.1":
         print(
             "The daemons listen on 127.0.0.1 only; restart with --node-ip-address IP to accept other machines."
@@ -212,14 +222,14 @@ def _start_head(ns: argparse.Namespace) -> int:
     return 0
 
 
-def _start_job_agent(handle: Any, port: int | None) -> str:
+def _start_job_agent(handle: Any, port: int | None, dashboard: bool | None = None) -> str:
     """The jobs agent (HTTP API on the head); its "host:port", "" if it did not start."""
     from jray._private.jobs import process
 
     try:
         info = process.start_agent(session_dir=handle.session_dir, gcs_address=handle.gcs_address,
                                    token=handle.token, host=handle.gcs_address.rsplit(":", 1)[0].strip("[]"),
-                                   port=port, watch_pid=handle.supervisor_pid)
+                                   port=port, watch_pid=handle.supervisor_pid, dashboard=dashboard)
     except (RuntimeError, OSError) as e:
         err(f"the jobs API did not start: {e}")
         return ""

@@ -363,6 +363,13 @@ TOKEN_CHECK = textwrap.dedent("""
             except urllib.error.HTTPError as e:
                 codes.append(e.code)
         out[auth.split()[-1] if auth and "wrong" in auth else ("ok" if auth else "none")] = codes
+    # The head listens on a network address without --dashboard: no dashboard pages.
+    req = urllib.request.Request(base + "/", headers={"Authorization": f"Bearer {token}"})
+    try:
+        urllib.request.urlopen(req, timeout=30)
+        out["dashboard"] = 200
+    except urllib.error.HTTPError as e:
+        out["dashboard"] = e.code
     print(json.dumps(out))
 """)
 
@@ -373,6 +380,7 @@ def test_the_jobs_api_refuses_calls_without_the_token(hosts):
     assert out["none"] == [401] * 8
     assert out["wrong"] == [401] * 8
     assert all(code in (200, "skipped") for code in out["ok"]), out["ok"]
+    assert out["dashboard"] == 404  # off unless --dashboard (the head is not on loopback)
 
 
 def test_job_records_ride_over_a_gcs_restart(hosts):

@@ -54,7 +54,8 @@ async def main(ns: argparse.Namespace) -> None:
                          node_ip=ns.host, env_agent=envs)
     await manager.load()
     server = JobsHttpServer(manager, token, {"version": __version__, "ray_version": __version__,
-                                             "gcs_address": ns.gcs_address, "session_dir": ns.session_dir})
+                                             "gcs_address": ns.gcs_address, "session_dir": ns.session_dir},
+                            dashboard=ns.dashboard)
     try:
         port = await server.start(ns.host, ns.port)
     except OSError as e:
@@ -97,6 +98,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--port-fallback", action="store_true", help="a free port when --port is taken")
     p.add_argument("--parent-pid", type=int, default=0, help="exit when this process is gone")
     p.add_argument("--log", default=None)
+    p.add_argument("--dashboard", action="store_true", help="serve the head's dashboard pages too")
     return p.parse_args(argv)
 
 

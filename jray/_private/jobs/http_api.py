@@ -15,6 +15,10 @@ the answer is 401 and nothing else is looked at.
                                               {"logs", "offset", "terminal", "status"}
     POST   /api/jobs/{id}/stop                {"stopped": bool}
     DELETE /api/jobs/{id}                     {"deleted": bool} (only an ended job)
+
+With the dashboard on (``dashboard.py``), ``/``, ``/login``, ``/views/*``,
+``/api/views/*`` and ``/jobs/*`` are its pages, and the login cookie is
+accepted in place of the token header.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from jray._private.jobs import common as C
 
 log = logging.getLogger("jray.jobs.http")
 MAX_BODY = 1 << 20
-_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed",
+_REASONS = {200: "OK", 303: "See Other", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed",
             411: "Length Required", 413: "Payload Too Large", 500: "Internal Server Error"}
 
 
@@ -77,9 +81,14 @@ def _token_of(headers: dict[str, str]) -> str:
 
 
 class JobsHttpServer:
-    def __init__(self, manager: Any, token: str, info: dict[str, Any]) -> None:
+    def __init__(self, manager: Any, token: str, info: dict[str, Any], dashboard: bool = False) -> None:
         self.manager, self.token, self.info = manager, token, info
         self.server: asyncio.Server | None = None
+        self.dashboard: Any = None
+        if dashboard:
+            from jray._private.jobs.dashboard import Dashboard
+
+            self.dashboard = Dashboard(manager, token, str(info.get("gcs_address", "")))
 
     async def start(self, host: str, port: int) -> int:
         from jray._private import tls
@@ -99,10 +108,21 @@ class JobsHttpServer:
         status, payload = 200, None
         try:
             method, target, headers, body = await asyncio.wait_for(_read_request(reader), 30)
-            if not self.token or not hmac.compare_digest(_token_of(headers).encode(), self.token.encode()):
-                raise HttpError(401, "missing or wrong cluster token (send 'Authorization: Bearer <JRAY_TOKEN>')")
             url = urllib.parse.urlsplit(target)
             query = urllib.parse.parse_qs(url.query)
+            ok = bool(self.token) and hmac.compare_digest(_token_of(headers).encode(), self.token.encode())
+            if self.dashboard is not None:
+                from jray._private.jobs.dashboard import is_page
+
+                ok = ok or self.dashboard.authorized(headers)
+                if is_page(method, url.path):
+                    form = urllib.parse.parse_qs(body.decode("utf-8", "replace")) \
+                        if "form-urlencoded" in headers.get("content-type", "") else {}
+                    payload = await self.dashboard.route(method, url.path, ok, form)
+                    await self._write(writer, 200, payload)
+                    return
+            if not ok:
+                raise HttpError(401, "missing or wrong cluster token (send 'Authorization: Bearer <JRAY_TOKEN>')")
             data = None
             if body:
                 try:
@@ -122,8 +142,18 @@ class JobsHttpServer:
         except Exception as e:  # noqa: BLE001 - a bug answers 500, the server goes on
             log.exception("jobs API")
             status, payload = 500, {"error": f"{type(e).__name__}: {e}"}
-        out = json.dumps(payload).encode()
-        head = (f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\nContent-Type: application/json\r\n"
+        await self._write(writer, status, payload)
+
+    async def _write(self, writer: asyncio.StreamWriter, status: int, payload: Any) -> None:
+        from jray._private.jobs.dashboard import Response
+
+        extra = ""
+        if isinstance(payload, Response):
+            status, out, ctype = payload.status, payload.body, payload.content_type
+            extra = "".join(f"{k}: {v}\r\n" for k, v in payload.headers.items())
+        else:
+            out, ctype = json.dumps(payload).encode(), "application/json"
+        head = (f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\nContent-Type: {ctype}\r\n{extra}"
                 f"Content-Length: {len(out)}\r\nConnection: close\r\n\r\n").encode()
         try:
             writer.write(head + out)

@@ -18,9 +18,11 @@ def agent_file(session_dir: str) -> str:
 
 
 def start_agent(*, session_dir: str, gcs_address: str, token: str, host: str, port: int | None,
-                watch_pid: int) -> dict[str, Any]:
+                watch_pid: int, dashboard: bool | None = None) -> dict[str, Any]:
     """Start the job agent of the cluster whose GCS is at ``gcs_address``;
-    ``port`` None: 8265, or a free port when that one is taken. Returns its
+    ``port`` None: 8265, or a free port when that one is taken.
+    ``dashboard``: serve the head's dashboard pages too (None: when ``host``
+    is loopback, where nothing off this machine reaches them). Returns its
     ready line: ``{"port", "pid", "http_address"}``; RuntimeError if it did
     not start."""
     from jray._private.node import _read_ready
@@ -31,6 +33,8 @@ def start_agent(*, session_dir: str, gcs_address: str, token: str, host: str, po
            "--parent-pid", str(watch_pid), "--log", log]
     if port is None:
         cmd.append("--port-fallback")
+    if dashboard or (dashboard is None and (host.startswith("127.") or host in ("localhost", "::1"))):
+        cmd.append("--dashboard")
     proc = subprocess.Popen(cmd, env=dict(os.environ, JRAY_TOKEN=token), stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
