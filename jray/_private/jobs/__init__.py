@@ -1,7 +1,7 @@
 """Jobs: programs submitted to a cluster, run there as supervised drivers.
 
 Where the job manager lives, and why: in a small *job agent* process on the
-head (``python -m jray._private.jobs``), started by ``jray start --head``
+head (``python -m jray.dashboard.agent``), started by ``jray start --head``
 next to the GCS supervisor and stopped by ``jray stop`` (it records itself
 in ``<session>/job_agent.json``; it also exits when the GCS supervisor it
 watches is gone). Not inside the GCS, so a job agent that misbehaves (a
@@ -22,9 +22,11 @@ address, port 8265 by default, behind the cluster token.
   it up: working_dir as cwd, env_vars, a pip venv first on PATH), its log
   (rotated past a size cap), stop (SIGTERM to the group, SIGKILL after a
   grace), retention of finished jobs.
-- ``remote_entrypoint.py``: jobs with entrypoint resources run in an
-  ``EntrypointRunner`` actor holding them, wherever the scheduler places
-  it (the agent connects as a driver for that, on the first such job).
+- jobs with entrypoint resources run in an ``EntrypointRunner`` actor
+  holding them, wherever the scheduler places it, and the head's
+  dashboard pages: both stand on the public API, so they live a layer up
+  (``jray.dashboard``, whose ``agent.py`` is the process's entry point and
+  hands them to this package's ``main``).
 - ``http_api.py``: a small asyncio HTTP/1.1 server (stdlib only) and the
   routes.
 - ``__main__.py``: the agent process; ``process.py``: starting and stopping

@@ -1,4 +1,6 @@
-"""The job agent process: ``python -m jray._private.jobs`` (see the package docstring).
+"""The job agent process: ``python -m jray._private.jobs`` (see the package
+docstring); ``python -m jray.dashboard.agent`` runs it with the entrypoint
+runners and the dashboard pages of the layer above.
 
 Started by ``jray start --head`` (``process.start_agent``) with the cluster
 token in ``JRAY_TOKEN``; announces ``{"port", "pid"}`` on stdout, records
@@ -15,6 +17,7 @@ import json
 import logging
 import os
 import tempfile
+from typing import Any
 
 from jray._private import daemon, rpc
 from jray._private.gcs_client import RetryingGcsStub
@@ -31,7 +34,7 @@ def agent_file(session_dir: str) -> str:
     return os.path.join(session_dir, "job_agent.json")
 
 
-async def main(ns: argparse.Namespace) -> None:
+async def main(ns: argparse.Namespace, *, runners: Any = None, dashboard_factory: Any = None) -> None:
     from jray._private.runtime_env.agent import RuntimeEnvAgent
     from jray._private.version import __version__
 
@@ -51,11 +54,12 @@ async def main(ns: argparse.Namespace) -> None:
                                        "runtime_resources"),
         log_dir=os.path.join(ns.session_dir, "logs"), node_ip=ns.host, download=download)
     manager = JobManager(gcs=gcs, gcs_address=ns.gcs_address, token=token, session_dir=ns.session_dir,
-                         node_ip=ns.host, env_agent=envs)
+                         node_ip=ns.host, env_agent=envs, runners=runners)
     await manager.load()
     server = JobsHttpServer(manager, token, {"version": __version__, "ray_version": __version__,
                                              "gcs_address": ns.gcs_address, "session_dir": ns.session_dir},
-                            dashboard=ns.dashboard)
+                            dashboard=dashboard_factory(manager, token, ns.gcs_address) if dashboard_factory
+                            else None)
     try:
         port = await server.start(ns.host, ns.port)
     except OSError as e:

@@ -95,6 +95,10 @@ def check_submit(body: Any) -> dict[str, Any]:
     return out
 
 
+class RuntimeEnvSetupFailed(Exception):
+    """A job's runtime_env could not be set up where its entrypoint runs."""
+
+
 RUNNER_NAMESPACE = "_jray_jobs"  # the agent's driver and its EntrypointRunner actors
 
 

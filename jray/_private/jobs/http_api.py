@@ -16,9 +16,10 @@ the answer is 401 and nothing else is looked at.
     POST   /api/jobs/{id}/stop                {"stopped": bool}
     DELETE /api/jobs/{id}                     {"deleted": bool} (only an ended job)
 
-With the dashboard on (``dashboard.py``), ``/``, ``/login``, ``/views/*``,
-``/api/views/*`` and ``/jobs/*`` are its pages, and the login cookie is
-accepted in place of the token header.
+With a dashboard (``jray.dashboard.pages``, given by the agent's entry
+point ``jray.dashboard.agent``), the paths it claims (``/``, ``/login``,
+``/views/*``, ``/api/views/*``, ``/jobs/*``) are its pages, and its login
+cookie is accepted in place of the token header.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import json
 import logging
 import urllib.parse
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from jray._private.jobs import common as C
@@ -38,6 +40,16 @@ log = logging.getLogger("jray.jobs.http")
 MAX_BODY = 1 << 20
 _REASONS = {200: "OK", 303: "See Other", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed",
             411: "Length Required", 413: "Payload Too Large", 500: "Internal Server Error"}
+
+
+@dataclass
+class Response:
+    """A non-JSON answer (the dashboard's pages, redirects)."""
+
+    status: int
+    body: bytes
+    content_type: str = "text/html; charset=utf-8"
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 class HttpError(Exception):
@@ -81,14 +93,13 @@ def _token_of(headers: dict[str, str]) -> str:
 
 
 class JobsHttpServer:
-    def __init__(self, manager: Any, token: str, info: dict[str, Any], dashboard: bool = False) -> None:
+    def __init__(self, manager: Any, token: str, info: dict[str, Any], dashboard: Any = None) -> None:
+        """``dashboard``: an object with ``handles(method, path)``,
+        ``authorized(headers)`` and ``async route(method, path, authorized,
+        form)`` (``jray.dashboard.pages.Dashboard``), or None."""
         self.manager, self.token, self.info = manager, token, info
         self.server: asyncio.Server | None = None
-        self.dashboard: Any = None
-        if dashboard:
-            from jray._private.jobs.dashboard import Dashboard
-
-            self.dashboard = Dashboard(manager, token, str(info.get("gcs_address", "")))
+        self.dashboard = dashboard
 
     async def start(self, host: str, port: int) -> int:
         from jray._private import tls
@@ -112,10 +123,8 @@ class JobsHttpServer:
             query = urllib.parse.parse_qs(url.query)
             ok = bool(self.token) and hmac.compare_digest(_token_of(headers).encode(), self.token.encode())
             if self.dashboard is not None:
-                from jray._private.jobs.dashboard import is_page
-
                 ok = ok or self.dashboard.authorized(headers)
-                if is_page(method, url.path):
+                if self.dashboard.handles(method, url.path):
                     form = urllib.parse.parse_qs(body.decode("utf-8", "replace")) \
                         if "form-urlencoded" in headers.get("content-type", "") else {}
                     payload = await self.dashboard.route(method, url.path, ok, form)
@@ -145,8 +154,6 @@ class JobsHttpServer:
         await self._write(writer, status, payload)
 
     async def _write(self, writer: asyncio.StreamWriter, status: int, payload: Any) -> None:
-        from jray._private.jobs.dashboard import Response
-
         extra = ""
         if isinstance(payload, Response):
             status, out, ctype = payload.status, payload.body, payload.content_type

@@ -120,7 +120,11 @@ class Running:
 class JobManager:
     def __init__(self, *, gcs: Any, gcs_address: str, token: str, session_dir: str, node_ip: str,
                  env_agent: Any = None, log_max_bytes: int = C.LOG_MAX_BYTES,
-                 max_finished: int = C.MAX_FINISHED_JOBS, extra_env: dict[str, str] | None = None) -> None:
+                 max_finished: int = C.MAX_FINISHED_JOBS, extra_env: dict[str, str] | None = None,
+                 runners: Any = None) -> None:
+        """``runners``: what runs entrypoints that ask for resources
+        (``jray.dashboard.entrypoints.ActorRunners``); without it such jobs
+        are refused."""
         self.gcs, self.gcs_address, self.token = gcs, gcs_address, token
         self.session_dir, self.node_ip = session_dir, node_ip
         self.env_agent = env_agent
@@ -132,8 +136,7 @@ class JobManager:
         self.logs: dict[str, JobLog] = {}
         self.running: dict[str, Running] = {}
         self._lock = asyncio.Lock()  # submit/delete: the id check and the record's creation are one step
-        self._driver_lock = asyncio.Lock()
-        self._connected = False
+        self.runners = runners
 
     # -- persistence -------------------------------------------------------------------
     async def _save(self, rec: dict[str, Any]) -> None:
@@ -200,11 +203,14 @@ class JobManager:
 
     async def _check_resources(self, req: dict[str, Any]) -> None:
         """Entrypoint resources: the job runs on a node that has them (see
-        ``remote_entrypoint``). One that no live node could ever hold is
+        ``jray.dashboard.entrypoints``). One that no live node could ever hold is
         refused now, unless an autoscaler runs (it may add such a node; the
         job stays PENDING until then, as in Ray)."""
         if not C.wants_resources(req):
             return
+        if self.runners is None:
+            raise C.BadRequest("this job agent cannot run entrypoints with entrypoint resources (start it as "
+                               "python -m jray.dashboard.agent)")
         nodes = (await self.gcs.GetAllNodeInfo(gpb.GetAllNodeInfoRequest(), timeout=30)).nodes
         want = {k: v for k, v in {"CPU": req["entrypoint_num_cpus"], "GPU": req["entrypoint_num_gpus"],
                                   "memory": req["entrypoint_memory"], **req["entrypoint_resources"]}.items() if v}
@@ -296,20 +302,17 @@ class JobManager:
         return True
 
     async def _stop_runner(self, run: Running) -> bool:
-        """Stop an entrypoint that runs in an EntrypointRunner actor: SIGTERM
-        to its process group, SIGKILL after the grace period; an actor not
-        placed yet is killed (the job ends STOPPED)."""
-        import jray
-
-        runner = run.runner
+        """Stop an entrypoint that runs in a runner actor: SIGTERM to its
+        process group, SIGKILL after the grace period; an actor not placed
+        yet is killed (the job ends STOPPED)."""
         try:
-            await asyncio.wait_for(runner.signal.remote(signal.SIGTERM), 5)
+            await asyncio.wait_for(self.runners.signal(run.runner, signal.SIGTERM), 5)
             await asyncio.wait_for(run.done.wait(), C.STOP_GRACE_SECONDS)
             return True
         except Exception:  # noqa: BLE001 - not placed yet, gone, or past the grace period
             pass
         with contextlib.suppress(Exception):
-            jray.kill(runner)  # its process group dies with it (PR_SET_PDEATHSIG)
+            self.runners.kill(run.runner)  # its process group dies with it (PR_SET_PDEATHSIG)
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(run.done.wait(), 10)
         return True
@@ -342,10 +345,8 @@ class JobManager:
         """The agent is stopping (``jray stop``): stop every running job."""
         await asyncio.gather(*(self.stop(sid) for sid, r in list(self.records.items())
                                if r["status"] not in C.TERMINAL), return_exceptions=True)
-        if self._connected:
-            import jray
-
-            await asyncio.to_thread(jray.shutdown)
+        if self.runners is not None:
+            await self.runners.shutdown()
 
     # -- running one job -----------------------------------------------------------------
     async def _set(self, rec: dict[str, Any], **changes: Any) -> None:
@@ -409,19 +410,6 @@ class JobManager:
                     await self._set(rec)
             await self._retain()
 
-    async def _connect(self) -> None:
-        """This agent as a driver of its cluster (once): it creates the
-        EntrypointRunner actors of jobs with entrypoint resources."""
-        async with self._driver_lock:
-            if self._connected:
-                return
-            import jray
-
-            await asyncio.to_thread(lambda: jray.init(address=self.gcs_address, _token=self.token,
-                                                      namespace=C.RUNNER_NAMESPACE, log_to_driver=False,
-                                                      ignore_reinit_error=True))
-            self._connected = True
-
     def _driver_env(self, rec: dict[str, Any]) -> dict[str, str]:
         """What an entrypoint's environment gets from the agent wherever it runs."""
         env = dict(self.extra_env)
@@ -433,13 +421,10 @@ class JobManager:
         return env
 
     async def _run_elsewhere(self, sid: str, run: Running, rec: dict[str, Any], jl: JobLog) -> None:
-        """A job with entrypoint resources: its entrypoint in an
-        EntrypointRunner actor holding them (``remote_entrypoint``)."""
-        import jray
-        from jray import exceptions
-        from jray._private.jobs.remote_entrypoint import EntrypointRunner
-
-        await self._connect()
+        """A job with entrypoint resources: its entrypoint in a runner actor
+        holding them (``jray.dashboard.entrypoints``)."""
+        runners = self.runners
+        await runners.connect(self.gcs_address, self.token)
         renv = {k: v for k, v in (rec["runtime_env"] or {}).items() if k != "excludes"}
         opts: dict[str, Any] = {"num_cpus": rec["entrypoint_num_cpus"] or 0, "max_restarts": 0,
                                 "max_concurrency": 4, "name": f"job-{sid}"}
@@ -454,12 +439,11 @@ class JobManager:
         if run.stopping:
             await self._set(rec, status=C.STOPPED, end_time=_now_ms(), message="Job was stopped before it started.")
             return
-        runner = run.runner = jray.remote(EntrypointRunner).options(**opts).remote(rec["entrypoint"],
-                                                                                 self._driver_env(rec))
+        runner = run.runner = runners.launch(rec["entrypoint"], self._driver_env(rec), opts)
         try:
             try:
-                where = await runner.where.remote()  # once placed (PENDING until a node has room)
-            except exceptions.RuntimeEnvSetupError as e:
+                where = await runners.where(runner)  # once placed (PENDING until a node has room)
+            except C.RuntimeEnvSetupFailed as e:
                 await self._set(rec, status=C.FAILED, end_time=_now_ms(), error_type="RUNTIME_ENV_SETUP_FAILURE",
                                 message=f"The job's runtime_env could not be set up: {e}")
                 return
@@ -476,8 +460,7 @@ class JobManager:
                             message=f"Job is currently running (on node {where['node_ip']}).")
             rc: int | None = None
             try:
-                async for ref in runner.output.options(num_returns="streaming").remote():
-                    item = await ref
+                async for item in runners.output(runner):
                     if isinstance(item, int):
                         rc = item
                     elif jl.write(item):
@@ -491,7 +474,7 @@ class JobManager:
             await self._set(rec)
         finally:
             with contextlib.suppress(Exception):
-                jray.kill(runner)
+                runners.kill(runner)
 
     def _finish(self, rec: dict[str, Any], jl: JobLog, run: Running, rc: int) -> None:
         """The record's end from the entrypoint's exit status."""

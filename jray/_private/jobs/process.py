@@ -28,7 +28,7 @@ def start_agent(*, session_dir: str, gcs_address: str, token: str, host: str, po
     from jray._private.node import _read_ready
 
     log = os.path.join(session_dir, "logs", "job_agent.log")
-    cmd = [sys.executable, "-m", "jray._private.jobs", "--session-dir", session_dir, "--gcs-address", gcs_address,
+    cmd = [sys.executable, "-m", "jray.dashboard.agent", "--session-dir", session_dir, "--gcs-address", gcs_address,
            "--host", host, "--port", str(C.DEFAULT_HTTP_PORT if port is None else port),
            "--parent-pid", str(watch_pid), "--log", log]
     if port is None:
@@ -54,7 +54,7 @@ def agent_process(session_dir: str) -> Any:
             pid = int(json.load(f)["pid"])
     except (OSError, ValueError, KeyError):
         return None
-    return _is_daemon_of(pid, "jray._private.jobs", session_dir)
+    return _is_daemon_of(pid, "jray.dashboard.agent", session_dir)
 
 
 def stop_agent(session_dir: str, grace: float = 15.0) -> int:

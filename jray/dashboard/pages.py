@@ -29,20 +29,11 @@ import hmac
 import html
 import json
 import urllib.parse
-from dataclasses import dataclass, field
 from typing import Any
 
+from jray._private.jobs.http_api import HttpError, Response
+
 COOKIE = "jray_dashboard"
-
-
-@dataclass
-class Response:
-    """A non-JSON answer of the HTTP server."""
-
-    status: int
-    body: bytes
-    content_type: str = "text/html; charset=utf-8"
-    headers: dict[str, str] = field(default_factory=dict)
 
 
 def cookie_value(token: str) -> str:
@@ -90,6 +81,9 @@ class Dashboard:
         self._views: dict[str, dict[str, Any]] = {}
         self._lock = asyncio.Lock()
 
+    def handles(self, method: str, path: str) -> bool:
+        return is_page(method, path)
+
     def authorized(self, headers: dict[str, str]) -> bool:
         c = cookie_of(headers)
         return bool(c) and hmac.compare_digest(c.encode(), cookie_value(self.token).encode())
@@ -100,8 +94,6 @@ class Dashboard:
             return self._login(method, form)
         if not authorized:
             if parts[:1] == ["api"]:
-                from jray._private.jobs.http_api import HttpError
-
                 raise HttpError(401, "missing or wrong cluster token (log in at /login)")
             return Response(303, b"", headers={"Location": "/login"})
         if not parts:
@@ -180,8 +172,6 @@ class Dashboard:
         return Response(200, pages.page_html(name, f"/api/views/{name}").encode())
 
     async def _view_data(self, name: str) -> Any:
-        from jray._private.jobs.http_api import HttpError
-
         try:
             from jray.jupyter.views import pages
         except ImportError:

@@ -1,5 +1,8 @@
 """Entrypoints that ask for resources run on a node that has them.
 
+(``jray.dashboard``: the engine's job manager calls :class:`ActorRunners`,
+which the agent's entry point hands it.)
+
 A job submitted with ``entrypoint_num_cpus``/``_num_gpus``/``_memory``/
 ``_resources`` (as Ray's) does not run on the head as other jobs do: the job
 agent connects to the cluster as a driver (once, on the first such job) and
@@ -82,3 +85,60 @@ class EntrypointRunner:
         with contextlib.suppress(Exception):
             if self.proc.poll() is None:
                 os.killpg(self.proc.pid, signal.SIGKILL)
+
+
+class ActorRunners:
+    """What the job agent's manager calls to run entrypoints in
+    :class:`EntrypointRunner` actors (it gets this object from
+    ``jray.dashboard.agent``: the engine does not import the public API)."""
+
+    def __init__(self, namespace: str) -> None:
+        self.namespace = namespace
+        self.connected = False
+
+    async def connect(self, gcs_address: str, token: str) -> None:
+        import asyncio
+
+        import jray
+
+        if not self.connected:
+            await asyncio.to_thread(lambda: jray.init(address=gcs_address, _token=token, namespace=self.namespace,
+                                                      log_to_driver=False, ignore_reinit_error=True))
+            self.connected = True
+
+    def launch(self, entrypoint: str, env: dict[str, str], options: dict[str, Any]) -> Any:
+        import jray
+
+        return jray.remote(EntrypointRunner).options(**options).remote(entrypoint, env)
+
+    async def where(self, runner: Any) -> dict[str, Any]:
+        """Once the actor is placed and its entrypoint started; RuntimeEnvSetupFailed
+        when its runtime_env could not be set up on the node."""
+        from jray import exceptions
+        from jray._private.jobs.common import RuntimeEnvSetupFailed
+
+        try:
+            return dict(await runner.where.remote())
+        except exceptions.RuntimeEnvSetupError as e:
+            raise RuntimeEnvSetupFailed(str(e)) from None
+
+    async def output(self, runner: Any) -> Any:
+        async for ref in runner.output.options(num_returns="streaming").remote():
+            yield await ref
+
+    async def signal(self, runner: Any, signum: int) -> None:
+        await runner.signal.remote(signum)
+
+    def kill(self, runner: Any) -> None:
+        import jray
+
+        jray.kill(runner)
+
+    async def shutdown(self) -> None:
+        import asyncio
+
+        import jray
+
+        if self.connected:
+            await asyncio.to_thread(jray.shutdown)
+            self.connected = False
