@@ -195,7 +195,7 @@ def start_raylet(*, gcs_address: str | None, token: str, session_dir: str, resou
         cmd += ["--spill-dir", spill_dir]
     if head:
         cmd.append("--head")
-    env = dict(os.environ, JRAY_TOKEN=token)
+    env = dict(os.environ, JRAY_TOKEN=token, _JRAY_LEAN_IMPORT="1")  # see jray/__init__.py
     proc = subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE if gcs_address is None else subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)
     return proc, log
@@ -241,8 +241,8 @@ def _start_gcs(*, token: str, session_dir: str, ip: str, port: int, parent: int,
                "--parent-pid", str(parent), "--session-dir", session_dir]
     return subprocess.Popen(
         cmd + (["--restore"] if restore else []),
-        env=dict(os.environ, JRAY_TOKEN=token), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL, start_new_session=True)  # Ctrl-C in the driver's terminal spares it
+        env=dict(os.environ, JRAY_TOKEN=token, _JRAY_LEAN_IMPORT="1"), stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)  # Ctrl-C in the driver's terminal spares it
 
 
 def start_head(*, num_cpus: float | None = None, num_gpus: float | None = None,

@@ -48,7 +48,8 @@ class Supervisor:
     def start_child(self, restore: bool) -> dict[str, Any]:
         from jray._private.node import _read_ready
 
-        self.child = subprocess.Popen(self.command(restore), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        self.child = subprocess.Popen(self.command(restore), env=dict(os.environ, _JRAY_LEAN_IMPORT="1"),
+                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                       stderr=subprocess.DEVNULL, start_new_session=True)
         info = _read_ready(self.child, "GCS", self.ns.gcs_log, config.STARTUP_TIMEOUT)
         self.port = int(info["port"])

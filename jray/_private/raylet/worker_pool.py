@@ -10,6 +10,7 @@ task does not wait for a start.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import logging
@@ -91,6 +92,35 @@ async def spawn_zygote(log_dir: str, session_dir: str) -> asyncio.subprocess.Pro
         os.close(fd)
 
 
+class PipeProcess:
+    """A ``subprocess.Popen`` with asyncio streams on its pipes: what the
+    pool needs of an ``asyncio.subprocess.Process`` (the zygote the raylet
+    spawned before its event loop existed)."""
+
+    def __init__(self, popen: subprocess.Popen[bytes], stdin: asyncio.StreamWriter,
+                 stdout: asyncio.StreamReader) -> None:
+        self.popen, self.stdin, self.stdout = popen, stdin, stdout
+        self.pid = popen.pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self.popen.poll()
+
+    def kill(self) -> None:
+        with contextlib.suppress(OSError):
+            self.popen.kill()
+
+
+async def adopt_zygote(popen: subprocess.Popen[bytes]) -> Any:
+    """Asyncio streams on the pipes of a zygote started with ``Popen``."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), popen.stdout)
+    transport, protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin, popen.stdin)
+    writer = asyncio.StreamWriter(transport, protocol, None, loop)
+    return PipeProcess(popen, writer, reader)
+
+
 class WorkerPool:
     def __init__(self, env: dict[str, str], log_dir: str, max_starting: int = 4) -> None:
         self.env = env
@@ -100,7 +130,7 @@ class WorkerPool:
         self.idle: list[WorkerProc] = []
         self.starting: list[WorkerProc] = []
         self._start_sem = asyncio.Semaphore(max_starting)
-        self.zygote: asyncio.subprocess.Process | None = None
+        self.zygote: asyncio.subprocess.Process | PipeProcess | None = None
         self._zygote_lock = asyncio.Lock()
         # Done once the zygote is up (or failed to start). Workers asked for
         # while it starts wait for it rather than start a whole interpreter:
@@ -112,7 +142,7 @@ class WorkerPool:
         # gets what the workers' environment adds to it (addresses, node id).
         self._fork_env = json.dumps({k: v for k, v in env.items() if os.environ.get(k) != v}).encode()
 
-    async def start_zygote(self, spawned: asyncio.subprocess.Process | None = None) -> None:
+    async def start_zygote(self, spawned: asyncio.subprocess.Process | PipeProcess | None = None) -> None:
         """Wait for the fork server (``spawned`` early by the raylet, else
         started now) to be ready; until then workers wait for it."""
         self._zygote_started = asyncio.get_running_loop().create_future()
@@ -121,7 +151,7 @@ class WorkerPool:
         finally:
             self._zygote_started.set_result(None)
 
-    async def _start_zygote(self, z: asyncio.subprocess.Process) -> None:
+    async def _start_zygote(self, z: asyncio.subprocess.Process | PipeProcess) -> None:
         log = os.path.join(self.log_dir, "zygote.log")
         assert z.stdout is not None
         try:
