@@ -75,6 +75,12 @@ COMMANDS: tuple[Command, ...] = (
         state.memory,
     ),
     Command(
+        "stack",
+        "the stack of every worker on this machine, with the task it runs (Ray's `ray stack`)",
+        state.configure_stack,
+        state.stack,
+    ),
+    Command(
         "metrics",
         "ray.util.metrics values of every node (table, json or Prometheus text)",
         state.configure_metrics,

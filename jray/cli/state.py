@@ -144,3 +144,18 @@ def metrics(ns: argparse.Namespace) -> int:
     } for r in sorted(rows, key=lambda r: (r["name"], r["node_ip"]))]))
     return 0
 
+
+
+def configure_stack(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for each worker's dump")
+    configure_address(p)
+
+
+def stack(ns: argparse.Namespace) -> int:
+    """``jray stack``: the stacks of this machine's workers (Ray's ``ray stack``)."""
+    from jray.util.stacks import dump_stacks, format_stacks
+
+    entries = _call(dump_stacks, ns, timeout=ns.timeout)
+    print(json.dumps(entries, indent=1) if ns.format == "json" else format_stacks(entries))
+    return 0

@@ -221,7 +221,7 @@ class JrayMagics(Magics):
     # -- %jray ------------------------------------------------------------------------------
     @line_magic
     def jray(self, line: str) -> Any:
-        """%jray status | nodes | jobs | dashboard | actors | drop NAME | autoremote on|off"""
+        """%jray status | nodes | jobs | stack | dashboard | actors | drop NAME | autoremote on|off"""
         words = line.split()
         if not words:
             raise UsageError(_JRAY_USAGE)
@@ -241,6 +241,12 @@ class JrayMagics(Magics):
             return None
         if rest:
             raise UsageError(f"%jray {cmd} takes no arguments.\n{_JRAY_USAGE}")
+        if cmd == "stack":
+            _require_init()
+            from jray.util.stacks import dump_stacks, format_stacks
+
+            print(format_stacks(dump_stacks()))
+            return None
         if cmd == "jobs":  # the jobs API is the head's: no jray.init() needed
             from jray.jupyter import jobs
 
@@ -264,6 +270,7 @@ _JRAY_USAGE = """usage: %jray COMMAND
   status            the cluster: nodes, CPUs/GPUs in use, object store, tasks
   nodes             one row per node
   jobs              the submitted jobs (jray job submit): status, entrypoint, times
+  stack             the stack of every worker on this machine and the task it runs
   dashboard         where the dashboard pages are
   actors            the remote namespaces of %%remote --actor
   drop NAME         end the remote namespace NAME
