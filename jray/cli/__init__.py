@@ -81,6 +81,12 @@ COMMANDS: tuple[Command, ...] = (
         state.stack,
     ),
     Command(
+        "profile",
+        "a CPU profile of a task or actor's worker for N seconds (hottest frames, a flame graph SVG)",
+        state.configure_profile,
+        state.profile,
+    ),
+    Command(
         "metrics",
         "ray.util.metrics values of every node (table, json or Prometheus text)",
         state.configure_metrics,

@@ -159,3 +159,26 @@ def stack(ns: argparse.Namespace) -> int:
     entries = _call(dump_stacks, ns, timeout=ns.timeout)
     print(json.dumps(entries, indent=1) if ns.format == "json" else format_stacks(entries))
     return 0
+
+
+def configure_profile(p: argparse.ArgumentParser) -> None:
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--actor-id", help="profile the worker of this live actor")
+    who.add_argument("--task-id", help="profile the worker running this task")
+    who.add_argument("--pid", type=int, help="profile this worker process")
+    p.add_argument("--duration", type=float, default=5.0, help="seconds to sample (default 5)")
+    p.add_argument("--output", "-o", default=None, help="write the flame graph here (SVG)")
+    configure_address(p)
+
+
+def profile(ns: argparse.Namespace) -> int:
+    """``jray profile``: a CPU profile of a task or actor's worker (this machine)."""
+    from jray.util.profiling import profile as run
+
+    prof = _call(run, ns, task_id=ns.task_id, actor_id=ns.actor_id, pid=ns.pid, duration=ns.duration)
+    print(prof.top(20))
+    if ns.output:
+        with open(ns.output, "w") as f:
+            f.write(prof.to_svg())
+        print(f"flame graph: {ns.output}")
+    return 0

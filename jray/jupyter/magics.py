@@ -221,7 +221,7 @@ class JrayMagics(Magics):
     # -- %jray ------------------------------------------------------------------------------
     @line_magic
     def jray(self, line: str) -> Any:
-        """%jray status | nodes | jobs | stack | dashboard | actors | drop NAME | autoremote on|off"""
+        """%jray status | nodes | jobs | stack | profile ID [S] | dashboard | actors | drop NAME | autoremote on|off"""
         words = line.split()
         if not words:
             raise UsageError(_JRAY_USAGE)
@@ -239,6 +239,8 @@ class JrayMagics(Magics):
             _require_init()
             namespaces.drop(rest[0])
             return None
+        if cmd == "profile":
+            return _profile(rest)
         if rest:
             raise UsageError(f"%jray {cmd} takes no arguments.\n{_JRAY_USAGE}")
         if cmd == "stack":
@@ -271,10 +273,35 @@ _JRAY_USAGE = """usage: %jray COMMAND
   nodes             one row per node
   jobs              the submitted jobs (jray job submit): status, entrypoint, times
   stack             the stack of every worker on this machine and the task it runs
+  profile ID [S]    a flame graph of S seconds (5) of an actor's, task's or pid's CPU
   dashboard         where the dashboard pages are
   actors            the remote namespaces of %%remote --actor
   drop NAME         end the remote namespace NAME
   autoremote on|off run every following cell as %%remote (or stop)"""
+
+
+def _profile(args: list[str]) -> Any:
+    """``%jray profile ACTOR_ID|TASK_ID|PID [SECONDS]``: the flame graph in the cell."""
+    if not 1 <= len(args) <= 2:
+        raise UsageError("usage: %jray profile ACTOR_ID|TASK_ID|PID [SECONDS]")
+    _require_init()
+    from jray.util.profiling import profile
+
+    try:
+        seconds = float(args[1]) if len(args) == 2 else 5.0
+    except ValueError:
+        raise UsageError(f"%jray profile: SECONDS must be a number, got {args[1]!r}") from None
+    who = args[0]
+    try:
+        if who.isdigit():
+            return profile(pid=int(who), duration=seconds)
+        from jray.util.state import list_actors
+
+        if list_actors(filters=[("actor_id", "=", who)], limit=1):
+            return profile(actor_id=who, duration=seconds)
+        return profile(task_id=who, duration=seconds)
+    except (ValueError, TimeoutError) as e:
+        raise UsageError(f"%jray profile: {e}") from None
 
 
 def _require_init() -> None:

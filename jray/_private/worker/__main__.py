@@ -12,6 +12,9 @@ def main() -> None:
     import signal
 
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 <pid>` dumps stacks to the log
+    from jray._private.worker import sampler
+
+    sampler.install()  # SIGUSR2: a CPU profile on demand (`jray profile`)
     # Cancel interrupts a task with SIGINT: a worker must take it even when
     # its raylet was started with SIGINT ignored (a server run with nohup or
     # as a service: Python keeps an inherited SIG_IGN).

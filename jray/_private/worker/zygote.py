@@ -52,6 +52,7 @@ WARM_MODULES = (
     "jray._private.worker.executor",
     "jray._private.worker.log_stream",
     "jray._private.worker.reference_counter",
+    "jray._private.worker.sampler",
     "jray._private.worker.servicer",
     "jray._private.worker.task_events",
     "jray._private.worker.task_submitter",
