@@ -78,7 +78,7 @@ def test_task_stream_queue_and_utilisation(ran):
     assert max(q["SUBMITTED"]) >= 1  # the tasks sat SUBMITTED at some sample
     u = view.sources["task_util"].data
     assert u["cpus"][0] == 2
-    assert max(u["running"]) >= 1 and 0 < max(u["utilisation"]) <= 1
+    assert max(u["running"]) > 0 and 0 < max(u["utilisation"]) <= 1  # averaged over each step
 
 
 def test_object_store_view_shows_use_and_largest_object(jray_cluster):

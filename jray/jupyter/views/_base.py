@@ -16,7 +16,6 @@ from typing import Any
 
 from bokeh.models import ColumnDataSource
 from bokeh.models.layouts import LayoutDOM
-from bokeh.palettes import Category20_20
 
 Columns = dict[str, list[Any]]
 
@@ -77,9 +76,19 @@ class View:
         raise NotImplementedError
 
 
+#: Colours for functions, nodes, series: Category20's and Category20b's blues,
+#: greens, purples, cyans, olives, golds and greys, and none of their reds,
+#: pinks, oranges or red-browns, so that red means only "failed".
+PALETTE = (
+    "#1f77b4", "#aec7e8", "#2ca02c", "#98df8a", "#9467bd", "#c5b0d5", "#17becf", "#9edae5",
+    "#bcbd22", "#dbdb8d", "#7f7f7f", "#393b79", "#5254a3", "#6b6ecf", "#637939", "#8ca252",
+    "#8c6d31", "#e7ba52", "#3182bd", "#31a354",
+)
+
+
 def color_for(name: str) -> str:
-    """The same colour for the same function name, in every process and page."""
-    return Category20_20[zlib.crc32(name.encode()) % len(Category20_20)]
+    """The same colour for the same function name, in every process and page (never a red)."""
+    return PALETTE[zlib.crc32(name.encode()) % len(PALETTE)]
 
 
 def short(hex_id: str | None, n: int = 8) -> str:
