@@ -103,6 +103,7 @@ def _resolve_address(address: str | None, token: str | None = None) -> tuple[str
     ``"auto"``), else ``JRAY_ADDRESS``; the token: ``_token``, else
     ``JRAY_TOKEN``, else this machine's address file (a head here)."""
     if address is None:
+        _adopt_cluster_file()
         env = os.environ.get("JRAY_ADDRESS") or os.environ.get("RAY_ADDRESS")
         if not env:
             return None
@@ -129,6 +130,35 @@ def _resolve_address(address: str | None, token: str | None = None) -> tuple[str
             f"No token for the cluster at {address}: set JRAY_TOKEN (`jray start --head` prints it) or pass "
             "jray.init(address, _token=...).")
     return address, token
+
+
+def _adopt_cluster_file() -> None:
+    """``JRAY_CLUSTER_FILE`` (set by a Jupyter server for its kernels and
+    terminals) names a file its manager rewrites as its cluster starts and
+    stops: ``{"env": {"JRAY_ADDRESS": ..., "JRAY_TOKEN": ...}, "stopped": ADDRESS}``.
+    A process that began with an address in its environment takes the
+    current one from there (a kernel outlives the cluster it started with).
+    A cluster stopped and none started since: a ConnectionError saying so,
+    rather than a surprise cluster of this process's own."""
+    path = os.environ.get("JRAY_CLUSTER_FILE")
+    if not path:
+        return
+    try:
+        with open(path) as f:
+            info = json.load(f)
+        env = dict(info.get("env") or {})
+    except (OSError, ValueError, AttributeError, TypeError):
+        return
+    for k in ("JRAY_ADDRESS", "JRAY_TOKEN"):
+        v = env.get(k)
+        if v:
+            os.environ[k] = str(v)
+        else:
+            os.environ.pop(k, None)
+    if not env.get("JRAY_ADDRESS") and info.get("stopped"):
+        raise ConnectionError(
+            f"The Jupyter server's jray cluster (at {info['stopped']}) was stopped. Start it again (Start in "
+            "the jray sidebar) and call jray.init(), or jray.init('local') for a cluster of this process's own.")
 
 
 def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus: float | None = None,
@@ -166,6 +196,9 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
                 runtime_env = job_conf["runtime_env"]
         if runtime_env is not None:
             _runtime_env("runtime_env", runtime_env)
+        if _cluster is not None:  # the cluster init started was lost (its driver disconnected): clean up
+            _node.stop_cluster(_cluster)
+            _cluster = None
         target = _resolve_address(address, kwargs.get("_token"))
         if target is not None:
             if num_cpus is not None or num_gpus is not None or resources:
@@ -180,6 +213,10 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
                                         spill_dir=_node.spill_dir_of(kwargs.get("_system_config")))
             gcs_address, token = _cluster.gcs_address, _cluster.token
             raylet_address, node_id = _cluster.head.raylet_address, bytes.fromhex(_cluster.head.node_id)
+            # `jray status`/`jray memory` in a terminal find it, as Ray's CLI
+            # does (a live `jray start` cluster's file is left alone; stop_cluster
+            # removes ours).
+            _node.claim_address_file(_cluster)
             client_ip = None
         try:
             driver.connect(gcs_address=gcs_address, raylet_address=raylet_address, token=token, node_id=node_id,

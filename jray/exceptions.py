@@ -31,6 +31,7 @@
     ├── UnserializableException       stands in for a task's exception that cannot be rebuilt here
     └── RaySystemError                an internal failure (a bug or a dead daemon)
         └── GcsUnavailableError       the head's GCS does not answer
+            └── ClusterLostError      the driver's cluster was stopped: its work is gone
 
 Remote exceptions carry the remote traceback text and render it in IPython
 through ``_render_traceback_`` (as ipyparallel's RemoteError does).
@@ -394,6 +395,21 @@ class GcsUnavailableError(RaySystemError):
         why = f" ({self.detail})" if self.detail else ""
         return (f"The cluster's head is unreachable: its GCS{where} does not answer{why}. "
                 "Check that the head is running (`jray status`).")
+
+
+class ClusterLostError(GcsUnavailableError):
+    """Raised in a driver whose cluster is gone (stopped, or its node and
+    head dead): what it waited on is lost, and ``jray.init()`` connects anew
+    (to the cluster ``JRAY_ADDRESS`` or ``JRAY_CLUSTER_FILE`` names now)."""
+
+    def __init__(self, address: str = "", detail: str = "") -> None:
+        super().__init__(address, detail)
+
+    def __str__(self) -> str:
+        where = f" at {self.address}" if self.address else ""
+        why = f" ({self.detail})" if self.detail else ""
+        return (f"The jray cluster{where} is gone{why}: the work this driver had running there is lost. "
+                "Call jray.init() again to connect to the cluster running now.")
 
 
 class AsyncioActorExit(RayError):

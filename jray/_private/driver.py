@@ -45,6 +45,7 @@ def connect(*, gcs_address: str, raylet_address: str, token: str, node_id: bytes
                    client=client_ip is not None)
     try:
         w.connect()
+        global_state.lost = None
         if submission_id:
             _record_submission(w, submission_id)
         if runtime_env:

@@ -336,10 +336,33 @@ def _write_session(c: ClusterHandle) -> None:
     os.replace(tmp, path)
 
 
-def write_address_file(c: ClusterHandle) -> None:
-    fd = os.open(address_file(), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+def write_address_file(c: ClusterHandle, driver_pid: int = 0) -> None:
+    """Record ``c`` as this machine's cluster (for the CLI and ``"auto"``).
+    ``driver_pid``: a cluster that process's ``jray.init()`` started (and
+    stops): ``jray start --head`` may replace it, ``jray stop`` leaves it."""
+    record: dict[str, Any] = {"gcs_address": c.gcs_address, "session_dir": c.session_dir}
+    if driver_pid:
+        record["driver_pid"] = driver_pid
+    tmp = f"{address_file()}.tmp-{os.getpid()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
-        json.dump({"gcs_address": c.gcs_address, "session_dir": c.session_dir}, f)
+        json.dump(record, f)
+    os.replace(tmp, address_file())
+
+
+def claim_address_file(c: ClusterHandle) -> bool:
+    """Write the address file for ``c`` unless it names another cluster
+    that is still running; whether it was written."""
+    info = read_address_file()
+    if info is not None and info.get("session_dir") != c.session_dir:
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            if session_processes(info):
+                return False
+    try:
+        write_address_file(c, driver_pid=os.getpid())
+    except OSError:
+        return False
+    return True
 
 
 def read_address_file() -> dict[str, Any] | None:

@@ -149,7 +149,7 @@ def start(ns: argparse.Namespace) -> int:
 
 def _start_head(ns: argparse.Namespace) -> int:
     current = _node.read_address_file()
-    if _running(current):
+    if _running(current) and not (current or {}).get("driver_pid"):  # a driver's own cluster may be replaced
         assert current is not None
         raise CliError(
             f"A jray cluster is already running at {current['gcs_address']} (session "
@@ -396,6 +396,11 @@ def stop(ns: argparse.Namespace) -> int:
         if os.path.exists(_node.address_file()):  # left by a cluster whose session is gone
             os.unlink(_node.address_file())
         print("No jray cluster is running.")
+        return 0
+    if info.get("driver_pid") and _running(info):
+        print(f"The jray cluster at {info['gcs_address']} was started by process {info['driver_pid']} "
+              "(jray.init() in a script or notebook, or a Jupyter server), which stops it: jray.shutdown() there, "
+              "the Stop of the server's jray sidebar, or end that process.")
         return 0
     _stop_and_report(info, float(ns.grace_period), ns.force)
     return 0

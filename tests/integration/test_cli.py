@@ -354,3 +354,59 @@ def test_block_stops_the_cluster_on_ctrl_c(fresh_env):
     assert "Stopped the jray cluster" in out
     assert alive(procs) == []
     assert store_files(tmp) == []
+
+
+DRIVER = """
+import sys, jray
+ctx = jray.init(num_cpus=1, object_store_memory=64 * 1024 * 1024)
+print(ctx.address_info["gcs_address"], flush=True)
+sys.stdin.readline()
+jray.shutdown()
+"""
+
+
+def test_a_cluster_started_by_init_is_found_by_the_cli(fresh_env):
+    """Issue 18: `jray status`/`jray memory` in a terminal find the cluster a
+    bare `jray.init()` (a notebook's kernel) started, as Ray's CLI does;
+    `jray stop` leaves it to its driver; the record goes with the cluster."""
+    addr_file = os.path.join(fresh_env["JRAY_TMPDIR"], "jray_current_cluster")
+    p = subprocess.Popen([sys.executable, "-c", DRIVER], env=fresh_env, stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        address = p.stdout.readline().strip()  # bounded: init fails or prints within STARTUP_TIMEOUT
+        assert re.fullmatch(r"[\d.]+:\d+", address), p.stderr.read() if p.poll() is not None else address
+        assert f"jray cluster at {address}: 1 node alive" in status_of(fresh_env)
+        r = run_cli(fresh_env, "memory")
+        assert r.returncode == 0 and "64.0 MiB" in r.stdout, r  # the init cluster's store capacity
+        r = run_cli(fresh_env, "stop")
+        assert r.returncode == 0 and "jray.shutdown()" in r.stdout and str(p.pid) in r.stdout, r.stdout
+        assert f"jray cluster at {address}: 1 node alive" in status_of(fresh_env)  # still running
+        p.stdin.write("\n")
+        p.stdin.flush()
+        assert p.wait(TIMEOUT) == 0
+        assert not os.path.exists(addr_file)  # its driver stopped it: the record went too
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait(10)
+
+
+def test_init_leaves_a_live_jray_start_cluster_recorded(fresh_env):
+    r = run_cli(fresh_env, "start", "--head", "--port", "0", "--num-cpus", "1", "--object-store-memory", STORE)
+    assert r.returncode == 0, r.stderr
+    head = read_cluster(fresh_env)["gcs_address"]
+    p = subprocess.Popen([sys.executable, "-c", DRIVER], env=dict(fresh_env, JRAY_ADDRESS="local"),
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        own = p.stdout.readline().strip()
+        assert own and own != head, p.stderr.read() if p.poll() is not None else own
+        assert read_cluster(fresh_env)["gcs_address"] == head  # not clobbered
+        p.stdin.write("\n")
+        p.stdin.flush()
+        assert p.wait(TIMEOUT) == 0
+        assert read_cluster(fresh_env)["gcs_address"] == head  # nor removed by the driver's stop
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait(10)
+    assert run_cli(fresh_env, "stop").returncode == 0

@@ -164,3 +164,65 @@ async def test_mode_none_starts_nothing(jp_serverapp, jp_fetch):
 async def test_a_failed_start_leaves_the_server_up_and_says_why(jp_serverapp, jp_fetch):
     st = json.loads((await jp_fetch("jray", "api", "status")).body)
     assert st["state"] == "stopped" and "num_cpus" in st["error"]
+
+
+async def test_a_kernel_follows_its_cluster_through_stop_and_start(jp_serverapp, jp_fetch):
+    """Issue 18: Stop strands no kernel. A get in flight when the cluster is
+    stopped fails with one ClusterLostError (not after its timeout, no line
+    per retry); new work says the server's cluster is stopped; once Start made
+    a new one, the same kernel (no restart) runs on it."""
+    import asyncio
+
+    c = ext_of(jp_serverapp).cluster
+    first = c.address
+    mkm = jp_serverapp.kernel_manager
+    r = await jp_fetch("api", "sessions", method="POST", body=json.dumps(
+        {"path": "follow.ipynb", "type": "notebook", "name": "follow.ipynb", "kernel": {"name": "python3"}}))
+    kid = json.loads(r.body)["kernel"]["id"]
+    km = mkm.get_kernel(kid)
+    try:
+        out = await run_in_kernel(km, """
+import time, jray
+jray.init()
+
+@jray.remote
+def slow():
+    time.sleep(300)
+
+@jray.remote(num_cpus=0)  # the head's one CPU is slow's
+def where():
+    return jray.get_runtime_context().gcs_address
+
+pending = slow.remote()
+print("on", jray.get(where.remote()))
+""")
+        assert f"on {first}" in out
+        waiting = asyncio.ensure_future(run_in_kernel(km, """
+try:
+    jray.get(pending, timeout=240)
+except Exception as e:
+    print("raised", type(e).__name__, e)
+""", timeout=120))
+        await asyncio.sleep(1.0)  # the get is waiting (nothing times on it)
+        r = await jp_fetch("jray", "api", "stop", method="POST", body=b"")
+        assert r.code == 200
+        out = await waiting
+        assert "raised ClusterLostError" in out and first in out and "jray.init() again" in out, out
+        assert "lease request failed" not in out and len(out.strip().splitlines()) <= 2, out
+        out = await run_in_kernel(km, """
+try:
+    where.remote()
+except Exception as e:
+    print("raised", type(e).__name__, e)
+""")
+        assert "raised ConnectionError" in out and "was stopped" in out and first in out, out
+        assert len(out.strip().splitlines()) <= 2, out
+
+        r = await jp_fetch("jray", "api", "start", method="POST", body=b"")
+        assert r.code == 201 and c.address != first
+        out = await run_in_kernel(km, 'print("now on", jray.get(where.remote()))')  # the next call connects
+        assert f"now on {c.address}" in out, out
+        out = await run_in_kernel(km, 'jray.shutdown(); jray.init(); print("again on", jray.get(where.remote()))')
+        assert f"again on {c.address}" in out, out
+    finally:
+        await mkm.shutdown_kernel(kid, now=True)

@@ -67,6 +67,19 @@ from jray._private.worker.task_submitter import TaskSubmitter
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
+
+async def _refuses(address: str) -> bool:
+    """Whether ``HOST:PORT`` refuses a TCP connection (nothing listens there)."""
+    host, _, port = address.rpartition(":")
+    try:
+        _reader, writer = await asyncio.wait_for(asyncio.open_connection(host.strip("[]"), int(port)), 1.0)
+    except ConnectionRefusedError:
+        return True
+    except (OSError, ValueError, asyncio.TimeoutError):
+        return False
+    writer.close()
+    return False
+
 # The spec of the task running in this thread / asyncio task (None in a driver).
 current_task: contextvars.ContextVar[Any] = contextvars.ContextVar("jray_current_task", default=None)
 
@@ -107,6 +120,10 @@ class CoreWorker:
         self.tunnel: Any = None  # a client's way in (_private/tunnel.py)
         self.host_ip = ip  # this machine's address (a client's ``me.ip`` becomes its tunnel's)
         self.shutting_down = False
+        # A driver whose cluster is gone (see _cluster_watch_loop): what it
+        # waits on fails with this, and it disconnects itself.
+        self.lost: exceptions.ClusterLostError | None = None
+        self._probe_now: asyncio.Event | None = None
         self._exported: set[str] = set()
         self._functions: dict[str, Any] = {}
         self._node_cache: dict[bytes, tuple[str, int]] = {}  # node id -> raylet address
@@ -121,6 +138,7 @@ class CoreWorker:
         self._events_flusher: asyncio.Task | None = None
         self._borrower_prober: asyncio.Task | None = None
         self._driver_liveness: asyncio.Task | None = None
+        self._cluster_watch: asyncio.Task | None = None
         self._node_watch: asyncio.Task | None = None
         self._metrics_reporter: asyncio.Task | None = None
         # Non-detached actors this process created: they die with it (the GCS
@@ -288,6 +306,7 @@ class CoreWorker:
             )
             self.job_id = (await self.gcs.AddJob(gpb.AddJobRequest(job=job))).job_id
             self._driver_liveness = self.spawn(self._driver_liveness_loop())
+            self._cluster_watch = self.spawn(self._cluster_watch_loop())
             self.ensure_node_watch()
         else:  # a worker watches once it submits work of its own
             self.task_submitter.first_use = self.actor_submitter.first_use = self.ensure_node_watch
@@ -319,8 +338,11 @@ class CoreWorker:
             self._events_flusher.cancel()
         if self._borrower_prober is not None:
             self._borrower_prober.cancel()
-        await self.task_events.flush()
-        if self.is_driver and self.job_id:
+        if self._cluster_watch is not None:
+            self._cluster_watch.cancel()
+        if self.lost is None:  # else nobody is there to tell
+            await self.task_events.flush()
+        if self.is_driver and self.job_id and self.lost is None:
             try:
                 await asyncio.wait_for(self.gcs.MarkJobFinished(gpb.MarkJobFinishedRequest(job_id=self.job_id)), 5)
             except Exception:
@@ -419,6 +441,10 @@ class CoreWorker:
                                                  reason="declared dead while the GCS was out of reach"))
 
     def _on_node_dead(self, ev: gpb.NodeEvent) -> None:
+        if self.is_driver and ev.node_id == self.node_id and self._probe_now is not None:
+            # This driver's own node: the cluster is likely being stopped.
+            # Look now; when it is gone, one line says so, not this one.
+            self._probe_now.set()
         if self._dead_nodes is not None:
             if ev.node_id in self._dead_nodes:
                 return
@@ -436,8 +462,17 @@ class CoreWorker:
         parts.append(n(restarting, "actor restarting"))
         if dead:
             parts.append(n(dead, "actor dead (no restarts left)"))
-        (logger.warning if self.is_driver else logger.info)(
-            "node %s (id %s) died: %s; %s", ev.ip, ev.node_id.hex()[:8], ev.reason, ", ".join(parts))
+        args = ("node %s (id %s) died: %s; %s", ev.ip, ev.node_id.hex()[:8], ev.reason, ", ".join(parts))
+        if self.is_driver and ev.node_id == self.node_id:
+            # Its own node: most likely the whole cluster is stopping, which
+            # _on_cluster_lost says in one line; this line only if it is not.
+            def later() -> None:
+                if self.lost is None and not self.shutting_down:
+                    logger.warning(*args)
+
+            self.lt.loop.call_later(3.0, later)
+            return
+        (logger.warning if self.is_driver else logger.info)(*args)
 
     async def _driver_liveness_loop(self) -> None:
         """A driver's side of the GCS's watch: a stream held open for the
@@ -464,6 +499,50 @@ class CoreWorker:
         finally:
             if stream is not None:
                 stream.cancel()
+
+    async def _cluster_watch_loop(self) -> None:
+        """A driver notices its cluster is gone: the GCS's port and its
+        home raylet's both refuse connections, twice in a row (a GCS that
+        restarts leaves the raylet up; a cut network times out, it does not
+        refuse). Then ``_on_cluster_lost``: waits fail at once with one
+        error, not after their timeout with a retry logged per second."""
+        self._probe_now = asyncio.Event()
+        refused_in_a_row = 0
+        while not self.shutting_down and self.lost is None:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._probe_now.wait(), config.DRIVER_HEARTBEAT_SECONDS)
+            self._probe_now.clear()
+            if await _refuses(self.gcs_address) and await _refuses(self.raylet_address):
+                refused_in_a_row += 1
+                if refused_in_a_row >= 2:
+                    self._on_cluster_lost("its head and this driver's node stopped")
+                    return
+                await asyncio.sleep(0.3)
+                self._probe_now.set()
+            else:
+                refused_in_a_row = 0
+
+    def _on_cluster_lost(self, detail: str) -> None:
+        """Loop thread: fail every object this driver waits for with one
+        ClusterLostError and disconnect (in a thread: disconnect stops this
+        loop), so the next ``jray.init()`` or API call connects anew."""
+        if self.lost is not None or self.shutting_down:
+            return
+        err = exceptions.ClusterLostError(self.gcs_address, detail)
+        self.lost = err
+        waited_on = any(self.table.waiters.values())
+        data = serialization.serialize(err, error=True).to_bytes()
+        for oid in list(self.table.pending_owned):
+            self.table.set_error(oid, data)
+        global_state.lost = err
+        if not waited_on:  # a get in progress raises it; else say it once here
+            logger.warning("%s", err)
+        import threading
+
+        threading.Thread(target=self._drop_lost_cluster, name="jray-cluster-lost", daemon=True).start()
+
+    def _drop_lost_cluster(self) -> None:
+        self.disconnect()
 
     # -- wiring: what the parts are given ----------------------------------------
     def _worker_stub(self, address: str) -> Any:

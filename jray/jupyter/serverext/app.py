@@ -18,7 +18,10 @@ The cluster attached to may run on other machines (``address`` and
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
+import tempfile
 
 from jupyter_server.extension.application import ExtensionApp
 from jupyter_server.utils import url_path_join
@@ -82,10 +85,21 @@ class JrayExtension(ExtensionApp):
                            object_store_memory=self.object_store_memory, worker_num_cpus=self.worker_num_cpus,
                            worker_object_store_memory=self.worker_object_store_memory,
                            max_worker_nodes=self.max_worker_nodes)
-        self.cluster = ServerCluster(opts, dashboard_url=self.view_url(), logger=self.log)
+        assert self.serverapp is not None
+        runtime_dir = self.serverapp.runtime_dir or tempfile.gettempdir()
+        os.makedirs(runtime_dir, exist_ok=True)
+        cluster_file = os.path.join(runtime_dir, f"jray-cluster-{os.getpid()}.json")
+        self.cluster = ServerCluster(opts, dashboard_url=self.view_url(), logger=self.log, cluster_file=cluster_file)
         self.cluster.on_env_change = self._update_kernels_env
         self.settings.update(jray_cluster=self.cluster, jray_extension=self, jray_views=handlers.ViewCache())
         self._saved_namespace = os.environ.get("JRAY_NAMESPACE")
+        self._saved_process_env = {k: os.environ.get(k) for k in ("JRAY_CLUSTER_FILE", "PATH")}
+        # Kernels and terminals inherit both: a running kernel follows the
+        # cluster through the file, and `jray` is on a terminal's PATH (the
+        # environment this server runs in, a venv's bin not activated).
+        os.environ["JRAY_CLUSTER_FILE"] = cluster_file
+        os.environ["PATH"] = with_bin_dir(os.environ.get("PATH", ""), os.path.dirname(sys.executable))
+        self.cluster.write_cluster_file()
         if self.tls_dir:  # this server's calls to the cluster and every kernel's use it
             os.environ["JRAY_TLS_DIR"] = os.path.abspath(os.path.expanduser(self.tls_dir))
         if self.namespace:  # kernels inherit the server's environment
@@ -118,9 +132,23 @@ class JrayExtension(ExtensionApp):
         """Stop what this server started (an attached cluster is left running)."""
         if self.cluster is not None:
             self.cluster.stop()
+            with contextlib.suppress(OSError):
+                os.unlink(self.cluster.cluster_file)
+        for k, v in getattr(self, "_saved_process_env", {}).items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
         if self.namespace:
             saved = getattr(self, "_saved_namespace", None)
             if saved is None:
                 os.environ.pop("JRAY_NAMESPACE", None)
             else:
                 os.environ["JRAY_NAMESPACE"] = saved
+
+
+def with_bin_dir(path: str, bin_dir: str) -> str:
+    """``PATH`` with ``bin_dir`` first (once): the ``jray`` command of the
+    Python this server runs, for its terminals and kernels' ``!jray``."""
+    parts = [p for p in path.split(os.pathsep) if p and os.path.normpath(p) != os.path.normpath(bin_dir)]
+    return os.pathsep.join([bin_dir, *parts])

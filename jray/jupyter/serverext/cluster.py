@@ -9,7 +9,13 @@ Kernels learn the cluster through the server's environment, which every
 kernel (and terminal) the server starts inherits: ``JRAY_ADDRESS`` and
 ``JRAY_TOKEN`` (so a bare ``jray.init()`` attaches) and
 ``JRAY_DASHBOARD_URL`` (the pages, for ``%jray dashboard``). Values the
-server had before are put back when the cluster goes.
+server had before are put back when the cluster goes. A running kernel's
+environment cannot change, so the same values go to ``cluster_file``
+(``JRAY_CLUSTER_FILE``), which ``jray.init()`` reads first: a kernel whose
+cluster was stopped connects to the one started since (and is told, not
+handed a cluster of its own, while none runs). A head this server starts is
+also recorded in the machine's address file (unless a live ``jray start``
+cluster is), so ``jray status`` in any terminal finds it.
 
 A started head is tied to the server process (its daemons exit if the
 server dies) but not to any kernel, so it outlives kernel restarts; stopping
@@ -26,6 +32,7 @@ it and gives the kernels back the environment the server had before.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -67,8 +74,9 @@ class ServerCluster:
     """What the server knows of its cluster, and the only code that starts or stops it."""
 
     def __init__(self, options: HeadOptions, dashboard_url: str = "",
-                 logger: logging.Logger | logging.LoggerAdapter[Any] | None = None) -> None:
+                 logger: logging.Logger | logging.LoggerAdapter[Any] | None = None, cluster_file: str = "") -> None:
         self.options = options
+        self.cluster_file = cluster_file  # JRAY_CLUSTER_FILE of the kernels: rewritten on every change
         self.log = logger or log  # the Jupyter server's log, where users look
         self.dashboard_url = dashboard_url
         self.handle: _node.ClusterHandle | None = None  # a head this server started
@@ -99,6 +107,7 @@ class ServerCluster:
             handle = _node.start_head(num_cpus=o.num_cpus, num_gpus=o.num_gpus, resources=o.resources or None,
                                       object_store_memory=o.object_store_memory)
             self.handle, self.owned, self.last_error = handle, True, ""
+            _node.claim_address_file(handle)
             self._use(handle.gcs_address, handle.token)
             self.log.info("jray: started a local head, GCS at %s (session %s)", handle.gcs_address, handle.session_dir)
             self._start_jobs(handle)
@@ -158,6 +167,7 @@ class ServerCluster:
                 if self.handle is not None and n in self.handle.nodes:
                     self.handle.nodes.remove(n)
             self.workers.clear()
+            stopped = self.address if self.handle is not None else ""
             if self.handle is not None:
                 self.log.info("jray: stopping the local head at %s", self.handle.gcs_address)
                 from jray._private.jobs import process
@@ -168,7 +178,7 @@ class ServerCluster:
             self._joined = None
             self.address = self.token = ""
             self.owned = False
-            self._restore_env()
+            self._restore_env(stopped)
 
     def add_node(self) -> _node.NodeHandle:
         """Start a local worker raylet that joins the cluster."""
@@ -219,16 +229,35 @@ class ServerCluster:
         for k, v in env.items():
             self._saved_env.setdefault(k, os.environ.get(k))
             os.environ[k] = v
+        self.write_cluster_file()
         self._announce(env)
 
-    def _restore_env(self) -> None:
+    def _restore_env(self, stopped: str = "") -> None:
         for k, v in self._saved_env.items():
             if v is None:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+        self.write_cluster_file(stopped)
         self._announce({k: v or "" for k, v in self._saved_env.items()})  # "": unset for jray.init
         self._saved_env.clear()
+
+    def write_cluster_file(self, stopped: str = "") -> None:
+        """The kernels' cluster now (``jray.init`` reads it, ``JRAY_CLUSTER_FILE``):
+        this server's environment for them; ``stopped``: the address of the
+        head this server just stopped (a bare init then says so)."""
+        if not self.cluster_file:
+            return
+        env = {k: os.environ.get(k, "") for k in ("JRAY_ADDRESS", "JRAY_TOKEN")}
+        record = {"env": env, "stopped": "" if env["JRAY_ADDRESS"] else stopped}
+        tmp = f"{self.cluster_file}.tmp"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                json.dump(record, f)
+            os.replace(tmp, self.cluster_file)
+        except OSError as e:
+            self.log.warning("jray: could not write %s: %s", self.cluster_file, e)
 
     def _announce(self, env: dict[str, str]) -> None:
         if env and self.on_env_change is not None:
