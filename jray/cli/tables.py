@@ -5,14 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from jray._private.formatting import fmt_bytes
 
-def fmt_bytes(n: float) -> str:
-    """``1536`` -> ``1.5 KiB`` (whole bytes below 1 KiB)."""
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    raise AssertionError("unreachable")
+__all__ = ["fmt_bytes", "fmt_num", "table"]
 
 
 def fmt_num(v: float) -> str:

@@ -6,10 +6,10 @@
     ClusterMonitor()            # or: jray.widgets.ClusterMonitor(period=2)
 
 An ipywidgets box: a header (nodes, CPUs, tasks), the task counts by state,
-and one panel per live node with a bar per resource (CPU, GPU, memory,
-custom resources: used of total), its workers (busy/idle) and its object
-store (used of capacity, objects, spilled). On a cluster with an
-autoscaler (``jray up``, ``jray.autoscaler.sdk.create_or_update_cluster``)
+and one panel per live node with a bar per resource (CPU, GPU, custom
+resources: used of total; not the logical ``memory`` resource, see
+``_shown``), its workers (busy/idle) and its object store (used of
+capacity, objects, spilled). On a cluster with an autoscaler (``jray up``, ``jray.autoscaler.sdk.create_or_update_cluster``)
 a line shows each worker node type's nodes, those still launching, pinned
 counts, the work waiting for resources and the last decision, so a user
 watches nodes arrive. Everything comes from the state
@@ -37,6 +37,7 @@ try:
 except ImportError as e:  # pragma: no cover - depends on the install
     raise ImportError("jray.widgets needs ipywidgets: pip install 'jray[notebook]'") from e
 
+from jray._private.formatting import fmt_bytes
 from jray.util import state
 
 logger = logging.getLogger(__name__)
@@ -46,17 +47,15 @@ __all__ = ["ClusterMonitor", "NodePanel"]
 STATES = ("SUBMITTED", "PENDING_ARGS", "PENDING_NODE_ASSIGNMENT", "SCHEDULED", "RUNNING", "FINISHED", "FAILED")
 
 
-def _bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"
+_bytes = fmt_bytes  # the CLI's and the views' format
 
 
 def _shown(resource: str) -> bool:
-    """Resources worth a bar (not the per-node ``node:<ip>`` markers)."""
-    return not resource.startswith("node:")
+    """Resources worth a bar: not the per-node ``node:<ip>`` markers, nor
+    ``memory``, which is what tasks reserve with ``memory=`` (almost always
+    nothing, so its bar read "0 B / 16.1 GiB" whatever the node used) and not
+    the memory in use, which no node reports; the store has its own bar."""
+    return not resource.startswith("node:") and resource not in ("memory", "object_store_memory")
 
 
 def _order(resource: str) -> tuple[int, str]:
@@ -104,7 +103,7 @@ class NodePanel(W.VBox):  # type: ignore[misc]
             if bar is None:
                 bar = self.bars[r] = _Bar(r)
             used = total[r] - avail.get(r, 0.0)
-            text = f"{_bytes(used)} / {_bytes(total[r])}" if r == "memory" else f"{used:g} / {total[r]:g}"
+            text = f"{used:g} / {total[r]:g}"
             bar.set(used, total[r], text)
         for r in [r for r in self.bars if r not in names]:
             self.bars.pop(r).close()

@@ -12,6 +12,7 @@ from typing import Any
 import bokeh
 import numpy as np
 import pytest
+from bokeh.models import DataTable
 
 import jray
 from jray._private.worker import global_state
@@ -91,6 +92,11 @@ def test_object_store_view_shows_use_and_largest_object(jray_cluster):
     assert nodes["num_objects"][0] >= 1
     objs = view.sources["store_objects"].data
     assert objs["object_id"][0] == ref.hex() and objs["size"][0] >= arr.nbytes  # largest first
+    assert objs["size_text"][0] == "22.9 MiB" and nodes["used_text"][0].endswith(" MiB")  # readable, as the CLI's
+    table = next(m for m in view.layout().references() if isinstance(m, DataTable) and m.source is view.sources[
+        "store_objects"])
+    id_col = next(c for c in table.columns if c.field == "object_id")
+    assert "user-select:all" in id_col.formatter.template  # the full id, one click selects it
     assert str(global_state.worker.port) in objs["owner"][0] and objs["owner_pid"][0] > 0
     view.update()
     usage = view.sources["store_usage"].data
@@ -186,7 +192,8 @@ def test_cluster_monitor_shows_nodes_tasks_and_store(ran, mock_comm):
     try:
         node_id = jray.util.state.list_nodes()[0]["node_id"]
         panel = mon.panels[node_id]
-        assert set(panel.bars) >= {"CPU", "memory"} and panel.bars["CPU"].progress.max == 2
+        # No bar for the logical `memory` resource (reservations, not use: it read "0 B / 16 GiB").
+        assert "CPU" in panel.bars and "memory" not in panel.bars and panel.bars["CPU"].progress.max == 2
         assert "workers:" in panel.workers.value and "alive" in mon.header.value
         ref = jray.put(np.ones(1_000_000))
         poll(lambda: (mon.update(), panel.store.progress.value)[1], lambda v: v >= 8_000_000,
@@ -230,6 +237,11 @@ def test_cluster_monitor_shows_custom_resources(mock_comm):
     assert panel.bars["GPU"].progress.value == 0.5 and panel.bars["gadget"].label.value == "0 / 3"
     assert panel.workers.value.startswith("workers: 5 (3 busy, 2 idle)")
     assert "2 objects" in panel.store.label.value and "spilled" in panel.store.label.value
+    assert panel.store.label.value.startswith("1.0 KiB / 4.0 KiB")  # the CLI's and sidebar's format
+    panel.show({"node_id": "ab" * 16, "node_ip": "10.0.0.2", "resources_total": {"CPU": 1.0, "memory": 2.0**34},
+                "resources_available": {"CPU": 1.0, "memory": 2.0**34}, "object_store_used": 368_947,
+                "object_store_memory": int(7.06 * 2**30)})
+    assert "memory" not in panel.bars and panel.store.label.value.startswith("360.3 KiB / 7.1 GiB")
     panel.close()
 
 

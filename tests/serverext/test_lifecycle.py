@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 
 import psutil
 import pytest
@@ -66,6 +67,10 @@ async def test_kernels_attach_and_outlive_restarts(jp_serverapp, jp_fetch):
         env = psutil.Process(km.provisioner.pid).environ()
         assert env["JRAY_ADDRESS"] == c.address and env["JRAY_TOKEN"] == c.token
         assert env["JRAY_NAMESPACE"] == "jupyter"
+        # `jray` on a Lab terminal's PATH (and a kernel's `!jray`): this Python's bin dir first.
+        assert env["PATH"].split(os.pathsep)[0] == os.path.dirname(sys.executable)
+        with open(env["JRAY_CLUSTER_FILE"]) as f:  # what a running kernel re-reads as the cluster changes
+            assert json.load(f)["env"] == {"JRAY_ADDRESS": c.address, "JRAY_TOKEN": c.token}
         out = await run_in_kernel(km, """
 import jray
 ctx = jray.init()  # the server's namespace (JRAY_NAMESPACE)

@@ -122,13 +122,18 @@ async def test_attached_cluster_is_not_stopped(jp_fetch, head):
 
 
 async def test_add_and_remove_node(jp_fetch, head, jp_serverapp):
-    code, added = await get_json(jp_fetch, "api", "nodes", method="POST")
+    for bad in (b'{"num_cpus": 0}', b'{"num_cpus": "two"}', b"not json"):
+        with pytest.raises(tornado.httpclient.HTTPClientError) as e:
+            await get_json(jp_fetch, "api", "nodes", method="POST", body=bad)
+        assert e.value.code == 400
+    # The sidebar's "Add node" sends the CPUs the user chose (not always worker_num_cpus' 1).
+    code, added = await get_json(jp_fetch, "api", "nodes", method="POST", body=b'{"num_cpus": 2}')
     assert code == 201
     node_id = added["node_id"]
 
     async def two_alive():
         _, st = await get_json(jp_fetch, "api", "status")
-        return st["nodes_alive"] == 2 and st["resources_total"]["CPU"] == 2.0
+        return st["nodes_alive"] == 2 and st["resources_total"]["CPU"] == 3.0
 
     await until(two_alive, "the added node to be alive")
     _, nodes = await get_json(jp_fetch, "api", "nodes")

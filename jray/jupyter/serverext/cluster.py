@@ -180,8 +180,12 @@ class ServerCluster:
             self.owned = False
             self._restore_env(stopped)
 
-    def add_node(self) -> _node.NodeHandle:
-        """Start a local worker raylet that joins the cluster."""
+    def add_node(self, num_cpus: float | None = None) -> _node.NodeHandle:
+        """Start a local worker raylet that joins the cluster, with ``num_cpus``
+        CPUs (default ``worker_num_cpus``)."""
+        if num_cpus is not None and (isinstance(num_cpus, bool) or not isinstance(num_cpus, (int, float))
+                                     or not 0 < num_cpus <= 1024):
+            raise ClusterError(f"num_cpus must be a number above 0 (at most 1024), got {num_cpus!r}", 400)
         with self._lock:
             if not self.running:
                 raise ClusterError("no cluster is running")
@@ -193,7 +197,7 @@ class ServerCluster:
                 self._joined = _node.ClusterHandle(self.address, self.token, _node.new_session_dir(), 0)
             target = self.handle or self._joined
             assert target is not None
-            node = _node.add_node(target, num_cpus=o.worker_num_cpus, num_gpus=0,
+            node = _node.add_node(target, num_cpus=o.worker_num_cpus if num_cpus is None else float(num_cpus), num_gpus=0,
                                   object_store_memory=o.worker_object_store_memory)
             self.workers.append(node)
             return node

@@ -127,7 +127,8 @@ def snippet(address: str) -> str:
 
 class NodesHandler(_Base):
     """GET ``jray/api/nodes``: every node (``list_nodes`` rows, plus
-    ``added_by_server``); POST adds a local worker node; DELETE
+    ``added_by_server``); POST adds a local worker node (body
+    ``{"num_cpus": N}``, else ``JrayExtension.worker_num_cpus``); DELETE
     ``jray/api/nodes[/<node_id>]`` removes one this server added (the newest
     without an id)."""
 
@@ -153,7 +154,12 @@ class NodesHandler(_Base):
     async def post(self, node_id: str = "") -> None:
         if node_id:
             raise tornado.web.HTTPError(405)
-        node = await self.run(self.cluster.add_node)
+        try:
+            body = json.loads(self.request.body or b"{}")
+        except ValueError:
+            raise tornado.web.HTTPError(400, 'the body must be JSON: {"num_cpus": N} or empty') from None
+        num_cpus = body.get("num_cpus") if isinstance(body, dict) else None
+        node = await self.run(lambda: self.cluster.add_node(num_cpus))
         self.reply({"node_id": node.node_id, "raylet_address": node.raylet_address}, 201)
 
     @tornado.web.authenticated
