@@ -3,13 +3,19 @@
  *
  * A "jray" left sidebar (sidebar.ts) and commands to open the live views
  * (Bokeh pages served by the server extension under the base URL) in main-area
- * panels and to insert the `jray.init()` snippet into the active notebook.
+ * panels and to insert the `jray.init()` snippet into the active notebook; a
+ * "jray cluster" Launcher card (opens the sidebar) and a status-bar item
+ * ("jray: 3 nodes · 4/8 CPU", click for the sidebar).
  */
 import { JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { ICommandPalette, MainAreaWidget } from '@jupyterlab/apputils';
+import { ILauncher } from '@jupyterlab/launcher';
 import { INotebookTracker, NotebookActions } from '@jupyterlab/notebook';
+import { IStatusBar } from '@jupyterlab/statusbar';
 import { IFrame, LabIcon } from '@jupyterlab/ui-components';
+import { Widget } from '@lumino/widgets';
 
+import { IStatus, requestAPI } from './api';
 import { ClusterSidebar } from './sidebar';
 
 const ICON_SVG = `<svg xmlns="http://www.w3.org/2000/svg" width="16" height="16" viewBox="0 0 16 16">
@@ -24,6 +30,61 @@ namespace CommandIDs {
   export const showSidebar = 'jray:show-sidebar';
 }
 
+const STATUS_POLL_MS = 5000;
+
+function num(n: number): string {
+  return Number.isInteger(n) ? String(n) : n.toFixed(1);
+}
+
+/** The status bar's one line: nodes and CPUs in use of total, or the state. */
+export function statusText(s: IStatus): string {
+  if (s.state !== 'running') {
+    return `jray: ${s.state}`;
+  }
+  const total = s.resources_total?.CPU ?? 0;
+  const used = total - (s.resources_available?.CPU ?? 0);
+  const nodes = s.nodes_alive ?? 0;
+  return `jray: ${nodes} node${nodes === 1 ? '' : 's'} · ${num(used)}/${num(total)} CPU`;
+}
+
+/** The status-bar item, polling `jray/api/status` on its own (the sidebar polls only while shown). */
+class StatusItem extends Widget {
+  constructor(onClick: () => void) {
+    super();
+    this.addClass('jray-statusbar-item');
+    this.node.title = 'jray cluster: click for the sidebar';
+    this.node.textContent = 'jray: …';
+    this.node.addEventListener('click', onClick);
+    this.timer = window.setInterval(() => void this.refresh(), STATUS_POLL_MS);
+    void this.refresh();
+  }
+
+  dispose(): void {
+    window.clearInterval(this.timer);
+    super.dispose();
+  }
+
+  async refresh(): Promise<void> {
+    if (this.busy || this.isDisposed) {
+      return;
+    }
+    this.busy = true;
+    try {
+      const s = await requestAPI<IStatus>('status');
+      this.node.textContent = statusText(s);
+      this.node.dataset.state = s.state;
+    } catch {
+      this.node.textContent = 'jray: unavailable';
+      this.node.dataset.state = 'unavailable';
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  private timer: number;
+  private busy = false;
+}
+
 const VIEW_TITLES: { [name: string]: string } = {
   task_stream: 'jray task stream',
   object_store: 'jray object store'
@@ -33,11 +94,13 @@ const plugin: JupyterFrontEndPlugin<void> = {
   id: 'jray-lab:plugin',
   description: 'A sidebar for the jray cluster of this Jupyter server.',
   autoStart: true,
-  optional: [INotebookTracker, ICommandPalette],
+  optional: [INotebookTracker, ICommandPalette, ILauncher, IStatusBar],
   activate: (
     app: JupyterFrontEnd,
     notebooks: INotebookTracker | null,
-    palette: ICommandPalette | null
+    palette: ICommandPalette | null,
+    launcher: ILauncher | null,
+    statusBar: IStatusBar | null
   ) => {
     const open = new Map<string, MainAreaWidget<IFrame>>();
 
@@ -93,9 +156,19 @@ const plugin: JupyterFrontEndPlugin<void> = {
     app.shell.add(sidebar, 'left', { rank: 900 });
 
     app.commands.addCommand(CommandIDs.showSidebar, {
-      label: 'Show the jray cluster sidebar',
+      label: args => (args.isLauncher ? 'jray cluster' : 'Show the jray cluster sidebar'),
+      caption: 'The jray cluster of this server: nodes, resources, live views',
+      icon: args => (args.isLauncher ? jrayIcon : undefined),
       execute: () => app.shell.activateById(sidebar.id)
     });
+    if (launcher) {
+      launcher.add({ command: CommandIDs.showSidebar, category: 'Other', rank: 50 });
+    }
+    if (statusBar) {
+      const item = new StatusItem(() => app.shell.activateById(sidebar.id));
+      item.id = 'jray-statusbar-item';
+      statusBar.registerStatusItem('jray-lab:status', { item, align: 'left', rank: 100 });
+    }
     if (palette) {
       palette.addItem({ command: CommandIDs.showSidebar, category: 'jray' });
       palette.addItem({ command: CommandIDs.insertInit, category: 'jray' });

@@ -6,6 +6,9 @@
  * autoscaler's state with a "scale to N" control per worker node type (when
  * the cluster runs one), links to the live views, and the init snippet.
  */
+import { Dialog, showDialog } from '@jupyterlab/apputils';
+import { URLExt } from '@jupyterlab/coreutils';
+import { ServerConnection } from '@jupyterlab/services';
 import { Widget } from '@lumino/widgets';
 
 import {
@@ -34,8 +37,29 @@ const VIEW_LABELS: { [name: string]: string } = {
   object_store: 'Object store'
 };
 
-function gib(n: number): string {
-  return `${(n / 2 ** 30).toFixed(2)} GiB`;
+/** jray's one readable byte size (as the CLI, ClusterMonitor and the views:
+ * jray/_private/formatting.py): binary units, one decimal, whole bytes below 1 KiB. */
+export function bytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n;
+  for (const unit of units) {
+    if (Math.abs(v) < 1024 || unit === 'TiB') {
+      return unit === 'B' ? `${Math.round(v)} B` : `${v.toFixed(1)} ${unit}`;
+    }
+    v /= 1024;
+  }
+  return `${n} B`;
+}
+
+/** How many kernels this Jupyter server runs (each may be attached to the cluster). */
+async function kernelCount(): Promise<number> {
+  const settings = ServerConnection.makeSettings();
+  const response = await ServerConnection.makeRequest(URLExt.join(settings.baseUrl, 'api', 'kernels'), {}, settings);
+  if (!response.ok) {
+    return 0;
+  }
+  const kernels = (await response.json()) as unknown[];
+  return kernels.length;
 }
 
 function num(n: number): string {
@@ -176,9 +200,20 @@ export class ClusterSidebar extends Widget {
     root.appendChild(this.stateLine);
     const buttons = el('div', 'jray-buttons');
     this.startButton = this.button(buttons, 'Start', 'jray-start', () => this.post('start'));
-    this.stopButton = this.button(buttons, 'Stop', 'jray-stop', () => this.post('stop'));
+    this.stopButton = this.button(buttons, 'Stop', 'jray-stop', () => this.confirmStop(), 'jp-mod-warn');
     this.disconnectButton = this.button(buttons, 'Disconnect', 'jray-disconnect', () => this.post('detach'));
-    this.addButton = this.button(buttons, 'Add node', 'jray-add-node', () => this.post('nodes'));
+    this.addButton = this.button(buttons, 'Add node', 'jray-add-node', () => this.addNode(), 'jp-mod-accept');
+    this.cpusInput = el('input', 'jp-mod-styled jray-add-cpus');
+    this.cpusInput.type = 'number';
+    this.cpusInput.min = '0.5';
+    this.cpusInput.step = '0.5';
+    this.cpusInput.value = '1';
+    this.cpusInput.title = 'CPUs of the node Add node starts';
+    this.cpusInput.setAttribute('aria-label', 'CPUs of the added node');
+    this.cpusLabel = el('label', 'jray-add-cpus-label');
+    this.cpusLabel.appendChild(this.cpusInput);
+    this.cpusLabel.appendChild(document.createTextNode(' CPU'));
+    buttons.insertBefore(this.cpusLabel, this.addButton);
     this.removeButton = this.button(buttons, 'Remove node', 'jray-remove-node', () =>
       this.post('nodes', 'DELETE')
     );
@@ -254,9 +289,10 @@ export class ClusterSidebar extends Widget {
     parent: HTMLElement,
     label: string,
     cls: string,
-    action: () => Promise<unknown>
+    action: () => Promise<unknown>,
+    look = 'jp-mod-reject'
   ): HTMLButtonElement {
-    const b = el('button', `jp-Button jp-mod-styled jp-mod-reject jray-button ${cls}`, label);
+    const b = el('button', `jp-Button jp-mod-styled ${look} jray-button ${cls}`, label);
     b.addEventListener('click', async () => {
       b.disabled = true;
       try {
@@ -268,6 +304,49 @@ export class ClusterSidebar extends Widget {
     });
     parent.appendChild(b);
     return b;
+  }
+
+  /** Stop only once the user agreed: every kernel attached loses its running work. */
+  private async confirmStop(): Promise<void> {
+    const address = this.status?.address ?? '';
+    let kernels = 0;
+    try {
+      kernels = await kernelCount();
+    } catch {
+      kernels = 0;
+    }
+    const attached =
+      kernels === 1 ? '1 kernel of this server is attached to it' : `${kernels} kernels of this server are attached to it`;
+    const body = el('div', 'jray-stop-dialog');
+    body.appendChild(el('p', '', `Stop the jray cluster at ${address}? ${attached}.`));
+    body.appendChild(
+      el(
+        'p',
+        '',
+        'Their running tasks, actors and objects are lost: a jray call in them then fails with one error, ' +
+          'and jray.init() connects to the cluster Start makes next.'
+      )
+    );
+    const result = await showDialog({
+      title: 'Stop the jray cluster?',
+      body: new Widget({ node: body }),
+      buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: 'Stop cluster' })],
+      defaultButton: 0
+    });
+    if (result.button.accept) {
+      await this.post('stop');
+    }
+  }
+
+  /** POST nodes with the CPUs chosen next to the button. */
+  private async addNode(): Promise<void> {
+    const cpus = Number(this.cpusInput.value.trim());
+    if (!this.cpusInput.value.trim() || !(cpus > 0)) {
+      this.actionError = 'Add node: enter the CPUs of the node (a number above 0)';
+      this.showError('');
+      return;
+    }
+    await this.post('nodes', 'POST', { num_cpus: cpus });
   }
 
   /** A request the user asked for; its error stays shown until the next one. */
@@ -319,6 +398,7 @@ export class ClusterSidebar extends Widget {
       this.addressInput.value = s.configured_address;
     }
     this.addButton.style.display = s.running ? '' : 'none';
+    this.cpusLabel.style.display = s.running ? '' : 'none';
     this.addButton.disabled = s.worker_nodes.length >= s.max_worker_nodes;
     this.removeButton.style.display = s.worker_nodes.length ? '' : 'none';
     this.snippetButton.disabled = !running;
@@ -335,8 +415,8 @@ export class ClusterSidebar extends Widget {
       }
       const store = s.object_store_memory ?? 0;
       const storeUsed = s.object_store_used ?? 0;
-      this.resources.appendChild(bar('store', storeUsed, store, `${gib(storeUsed)} / ${gib(store)}`));
-      const spilled = s.spilled_bytes ? `, ${gib(s.spilled_bytes)} spilled` : '';
+      this.resources.appendChild(bar('store', storeUsed, store, `${bytes(storeUsed)} / ${bytes(store)}`));
+      const spilled = s.spilled_bytes ? `, ${bytes(s.spilled_bytes)} spilled` : '';
       this.resources.appendChild(
         el('div', 'jray-summary', `${plural(s.nodes_alive ?? 0, 'node')}, ${plural(s.num_workers ?? 0, 'worker')}${spilled}`)
       );
@@ -381,7 +461,7 @@ export class ClusterSidebar extends Widget {
             'store',
             n.object_store_used,
             n.object_store_memory,
-            `${gib(n.object_store_used)} / ${gib(n.object_store_memory)}`
+            `${bytes(n.object_store_used)} / ${bytes(n.object_store_memory)}`
           )
         );
         row.appendChild(el('div', 'jray-summary', plural(n.num_workers, 'worker')));
@@ -631,6 +711,8 @@ export class ClusterSidebar extends Widget {
   private addressEdited = false;
   private actionError = '';
   private addButton!: HTMLButtonElement;
+  private cpusInput!: HTMLInputElement;
+  private cpusLabel!: HTMLElement;
   private removeButton!: HTMLButtonElement;
   private snippetButton!: HTMLButtonElement;
   private autoscaler!: HTMLElement;

@@ -4,7 +4,10 @@ and the cluster stops with the server.
 
 One test (the machine is small): a real ``jupyter lab`` subprocess with a
 token and the extension in mode 'start', driven by Playwright with Debian's
-``/usr/bin/chromium``. The screenshot lands in the test's ``tmp_path`` and in
+``/usr/bin/chromium``. Issue 18's look: Stop styled as danger and asking
+first (Cancel keeps the cluster), links that look like links, one byte
+format, Add node with chosen CPUs, the status-bar item and Launcher card.
+The screenshots land in the test's ``tmp_path`` and in
 ``tests/output/`` (git-ignored).
 """
 
@@ -13,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -185,10 +189,35 @@ def test_jupyterlab_sidebar_notebook_and_task_stream(tmp_path):
                 assert _api(server.url + "jray/api/autoscaler", server.token) == {"status": None}
                 assert not sidebar.locator(".jray-autoscaler").is_visible()
 
-                # Scale from the sidebar: a worker node joins, then leaves.
+                # Issue 18: Stop looks like danger, Add node does not; the links look like links;
+                # the store reads in jray's one byte format (KiB/MiB, not "0.00 GiB").
+                assert "jp-mod-warn" in sidebar.locator(".jray-stop").get_attribute("class")
+                assert "jp-mod-accept" in sidebar.locator(".jray-add-node").get_attribute("class")
+                page.wait_for_function(  # links re-render each poll: look at the one in the page now
+                    "() => { const a = document.querySelector('#jray-sidebar .jray-view-task_stream');"
+                    " return a && getComputedStyle(a).textDecorationLine.includes('underline'); }")
+                store_text = sidebar.locator('.jray-resources [data-resource="store"]').inner_text()
+                assert re.search(r"\d+(\.\d)? (B|KiB|MiB) / 64\.0 MiB", store_text), store_text
+                # The status bar says nodes and CPUs; the Launcher has a "jray cluster" card.
+                item = page.locator("#jray-statusbar-item")
+                item.filter(has_text=re.compile(r"jray: 1 node · [\d.]+/2 CPU")).wait_for()
+                page.evaluate("window.jupyterapp.commands.execute('launcher:create')"
+                              ".then(w => window.jupyterapp.shell.activateById(w.id))")
+                card = page.locator(".jp-LauncherCard", has_text="jray cluster")
+                card.wait_for()
+                _screenshot(page, tmp_path, "jupyterlab_launcher_statusbar.png")
+                page.locator('.jp-SideBar [data-id="jray-sidebar"]').click()  # hide the sidebar
+                sidebar.wait_for(state="hidden")
+                card.click()  # the card shows it again
+                sidebar.wait_for(state="visible")
+                page.evaluate("window.jupyterapp.shell.currentWidget.close()")  # the launcher
+
+                # Scale from the sidebar: a worker node with the CPUs chosen joins, then leaves.
+                sidebar.locator(".jray-add-cpus").fill("2")
                 sidebar.locator(".jray-add-node").click()
                 page.wait_for_function(
                     "() => document.querySelectorAll('#jray-sidebar .jray-node-alive').length === 2")
+                item.filter(has_text=re.compile(r"jray: 2 nodes · [\d.]+/4 CPU")).wait_for()
                 sidebar.locator(".jray-remove-node").click()
                 sidebar.locator(".jray-node-dead").wait_for()
                 page.wait_for_function(
@@ -242,6 +271,21 @@ def test_jupyterlab_sidebar_notebook_and_task_stream(tmp_path):
                 store = page.frame_locator("#jray-view-object_store iframe")
                 store.locator("body[data-jray-updates]").wait_for(state="attached")
                 assert store.locator("canvas").count() > 0
+
+                # Stop asks first, naming the attached kernels; Cancel leaves the cluster running.
+                if not sidebar.is_visible():
+                    page.locator('.jp-SideBar [data-id="jray-sidebar"]').click()
+                sidebar.locator(".jray-stop").click()
+                dialog = page.locator(".jp-Dialog")
+                dialog.wait_for()
+                text = dialog.inner_text()
+                assert "Stop the jray cluster" in text and "1 kernel of this server is attached" in text, text
+                assert "lost" in text
+                _screenshot(page, tmp_path, "jupyterlab_stop_dialog.png")
+                dialog.locator("button", has_text="Cancel").click()
+                dialog.wait_for(state="detached")
+                assert _api(server.url + "jray/api/status", server.token)["state"] == "running"
+                assert sidebar.locator(".jray-state-running").is_visible()
             except BaseException:
                 with contextlib.suppress(Exception):
                     _screenshot(page, tmp_path, "jupyterlab_failure.png")
