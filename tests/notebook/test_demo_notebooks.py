@@ -49,3 +49,44 @@ def test_demo_notebook_runs(name, monkeypatch):
     for cell in nb.cells:  # a cell that shows an error on purpose must really raise it
         if "raises-exception" in cell.get("metadata", {}).get("tags", []):
             assert any(o.output_type == "error" for o in cell.outputs), cell.source
+
+
+class _Client(nbclient.NotebookClient):
+    """Also records the widgets the kernel closed (nbclient keeps their state regardless)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.closed_comms: set[str] = set()
+
+    def handle_comm_msg(self, outs, msg, cell_index) -> None:
+        if msg["msg_type"] == "comm_close":
+            self.closed_comms.add(msg["content"]["comm_id"])
+        super().handle_comm_msg(outs, msg, cell_index)
+
+
+@pytest.mark.timeout(600)
+def test_monitoring_notebook_ends_with_its_displays_open(monkeypatch):
+    """Run top to bottom, 05_monitoring leaves the monitor, the task stream and
+    the store view shown and open (only its close() demo's own display closes)."""
+    for var in ("JRAY_ADDRESS", "RAY_ADDRESS"):
+        monkeypatch.delenv(var, raising=False)
+    nb = nbformat.read(os.path.join(NOTEBOOKS_DIR, "05_monitoring.ipynb"), as_version=4)
+    client = _Client(nb, timeout=CELL_TIMEOUT, kernel_name="python3",
+                     resources={"metadata": {"path": NOTEBOOKS_DIR}})
+    client.execute()
+    makers = {"monitor": "monitor = ClusterMonitor(", "stream": "stream = jray.views.task_stream(",
+              "store": "store = jray.views.object_store(", "extra": "extra = jray.views."}
+    shown = {}  # display -> the widget model ids in the outputs of the cell that made it
+    for cell in nb.cells:
+        ids = [o.data["application/vnd.jupyter.widget-view+json"]["model_id"] for o in cell.get("outputs", [])
+               if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+        for name, maker in makers.items():
+            if maker in cell.source and ids:
+                shown[name] = ids
+    assert set(shown) == set(makers), shown
+    widgets = nb.metadata.widgets["application/vnd.jupyter.widget-state+json"]["state"]
+    models = {name: widgets[ids[0]]["model_name"] for name, ids in shown.items() if ids[0] in widgets}
+    assert models["monitor"] == "VBoxModel" and models["stream"] == models["store"] == "BokehModel"
+    for name in ("monitor", "stream", "store"):
+        assert not set(shown[name]) & client.closed_comms, f"{name} was closed"
+    assert set(shown["extra"]) <= client.closed_comms  # the close() demo closed its own display

@@ -92,9 +92,65 @@ class LiveView(BokehModel):  # type: ignore[misc]  # untyped ipywidgets base
 
     def close(self) -> None:
         """Stop polling and close the widget (again: nothing; ipywidgets calls it from ``__del__``
-        too, and ``BokehModel.close`` fails the second time)."""
+        too, and ``BokehModel.close`` fails the second time).
+
+        The browser keeps sending until it gets the close: every update the
+        kernel pushes makes BokehJS recompute the ranges and send them back.
+        Those messages would find no comm in the kernel ("No such comm" in the
+        server's log), so the comm id stays registered for a while after the
+        close, to a stand-in that drops them (``_ClosedComm``)."""
         self.stop()
         if getattr(self, "_closed", False):
             return
         self._closed = True
+        comm = getattr(self, "comm", None)
         super().close()
+        _ClosedComm.stand_in_for(comm)
+
+
+class _ClosedComm:
+    """What the kernel's comm manager finds for a comm the kernel closed in the
+    last ``GRACE_S`` seconds: messages the frontend sent before it learned of
+    the close are dropped quietly; then the id is forgotten."""
+
+    GRACE_S = 30.0
+    dropped = 0  # messages dropped so far, all stand-ins together
+
+    def __init__(self, comm_id: str) -> None:
+        self.comm_id = comm_id
+        self._closed = True
+
+    def handle_msg(self, msg: dict[str, Any]) -> None:
+        type(self).dropped += 1
+        logger.debug("dropped a message for closed comm %s", self.comm_id)
+
+    def handle_close(self, msg: dict[str, Any]) -> None:
+        pass
+
+    @classmethod
+    def stand_in_for(cls, comm: Any) -> None:
+        """Register a stand-in under ``comm``'s id in the comm manager it was
+        registered with (a kernel's; not a test's dummy comm), for ``GRACE_S``."""
+        comm_id = getattr(comm, "comm_id", None)
+        if comm_id is None:
+            return
+        try:
+            from comm import get_comm_manager
+
+            manager = get_comm_manager()
+        except Exception:  # noqa: BLE001 - no comm machinery here: nothing to guard
+            return
+        comms = getattr(manager, "comms", None)
+        if not isinstance(comms, dict) or comm_id in comms:  # not closed there, or never registered
+            return
+        if getattr(comm, "kernel", None) is None or not getattr(comm, "_closed", False):
+            return
+        stand_in = comms[comm_id] = cls(comm_id)
+
+        def forget() -> None:
+            if comms.get(comm_id) is stand_in:
+                del comms[comm_id]
+
+        timer = threading.Timer(cls.GRACE_S, forget)
+        timer.daemon = True
+        timer.start()

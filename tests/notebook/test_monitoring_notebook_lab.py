@@ -1,0 +1,125 @@
+"""``notebooks/05_monitoring.ipynb`` run top to bottom in JupyterLab, in
+headless Chromium, on the cluster the server extension started (issue 18):
+the live displays are still there and still moving when the run ends, the
+close() demo closes only its own display, and neither what the kernel writes
+(Lab's log console gets what belongs to no cell) nor the server's log has a
+"No such comm": nothing the browser sends after a display closed reaches a
+kernel that no longer knows the comm."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+
+import pytest
+
+from tests.serverext.test_browser import CHROMIUM, CHROMIUM_ARGS, OUTPUT, REPO, LabServer, _api
+
+TIMEOUT_MS = 150_000
+NOTEBOOK = REPO / "notebooks" / "05_monitoring.ipynb"
+# Appended to the test's copy: close a Bokeh view right after pushing it an
+# update, while the browser still answers it with the ranges it recomputed,
+# which is when a kernel that forgot the comm logs "No such comm".
+CLOSE_RACE = """for _ in range(5):
+    w = jray.views.task_stream(period=60)
+    display(w)
+    time.sleep(1.0)
+    w.view.update()
+    w.close()
+from jray.jupyter.views.live import _ClosedComm
+print("closed 5; late messages dropped:", _ClosedComm.dropped)"""
+
+_RUN_STATE = """() => {
+  const nb = window.jupyterapp.shell.currentWidget;
+  if (!nb || !nb.content || !nb.sessionContext.session || !nb.sessionContext.session.kernel) return null;
+  const cells = nb.content.widgets.filter(c => c.model.type === 'code');
+  const errors = [];
+  for (const c of cells) for (const o of c.model.outputs.toJSON())
+    if (o.output_type === 'error') errors.push(o.ename + ': ' + o.evalue);
+  return {idle: nb.sessionContext.session.kernel.status === 'idle', errors,
+          done: cells.every(c => c.model.executionCount !== null)};
+}"""
+
+_BOKEH_UPDATES = """() => {
+  // Every Bokeh document's task_stream / store_nodes source, by name: how many rows now.
+  const out = [];
+  for (const d of (window.Bokeh ? Bokeh.documents : [])) {
+    const s = d.get_model_by_name('task_util') || d.get_model_by_name('store_nodes');
+    if (s) out.push(JSON.stringify(s.data).length);
+  }
+  return out;
+}"""
+
+
+@pytest.mark.timeout(420)
+def test_monitoring_notebook_in_jupyterlab_leaves_live_displays_and_no_comm_errors(tmp_path):
+    assert os.path.exists(CHROMIUM), "Debian's chromium is needed at /usr/bin/chromium (CI installs it)"
+    from playwright.sync_api import sync_playwright
+
+    server = LabServer(tmp_path)
+    try:
+        server.wait_ready()
+        nb = json.loads(NOTEBOOK.read_text())
+        nb["cells"].append({"cell_type": "code", "id": "close-race", "metadata": {}, "execution_count": None,
+                            "outputs": [], "source": CLOSE_RACE})
+        _api(server.url + "api/contents/05_monitoring.ipynb", server.token, "PUT",
+             {"type": "notebook", "format": "json", "content": nb})
+        # Every cell's output in the DOM (no windowing), so the displays can be looked for.
+        tracker = server.root.parent / "settings" / "@jupyterlab" / "notebook-extension"
+        tracker.mkdir(parents=True)
+        (tracker / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True,
+                                         timeout=TIMEOUT_MS)
+            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            try:
+                page.set_default_timeout(TIMEOUT_MS)
+                page.goto(f"{server.url}lab/tree/05_monitoring.ipynb?token={server.token}")
+                page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell")
+                page.locator(".jp-Notebook .jp-Cell").first.wait_for()
+                page.wait_for_function(f"() => {{ const s = ({_RUN_STATE})(); return s && s.idle; }}")
+                # Everything the kernel writes, cell or not: what reaches no cell goes to Lab's log
+                # console (the kernel handles a widget's message outside any cell).
+                page.evaluate(
+                    "() => { window.jrayStreams = [];"
+                    " const k = window.jupyterapp.shell.currentWidget.sessionContext.session.kernel;"
+                    " k.iopubMessage.connect((_, m) => { if (m.header.msg_type === 'stream')"
+                    " window.jrayStreams.push(m.content.text); }); }")
+                page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+                page.wait_for_function(
+                    f"() => {{ const s = ({_RUN_STATE})(); return s && s.idle && (s.done || s.errors.length); }}",
+                    polling=500)
+                state = page.evaluate(_RUN_STATE)
+                assert not state["errors"], state["errors"]
+                race = page.locator(".jp-OutputArea-output", has_text="closed 5").inner_text()
+                print(race)
+                # The displays are still on the page: the monitor's node panel, the two Bokeh views.
+                page.locator(".jp-OutputArea-output", has_text="workers:").first.wait_for()
+                assert page.locator(".jp-OutputArea-output canvas").count() > 0
+                # ...and still live: their sources keep changing after the run ended.
+                before = page.evaluate(_BOKEH_UPDATES)
+                assert len(before) >= 2, before
+                page.wait_for_function(f"() => JSON.stringify(({_BOKEH_UPDATES})()) !== {json.dumps(json.dumps(before))}",
+                                       polling=500)
+                streams = page.evaluate("() => window.jrayStreams")
+                assert not [t for t in streams if "No such comm" in t], [t for t in streams if "comm" in t][:5]
+                page.locator(".jp-OutputArea-output canvas").first.scroll_into_view_if_needed()
+                page.screenshot(path=str(tmp_path / "monitoring_notebook.png"), full_page=True)
+                OUTPUT.mkdir(exist_ok=True)
+                shutil.copy(tmp_path / "monitoring_notebook.png", OUTPUT / "monitoring_notebook.png")
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    page.screenshot(path=str(tmp_path / "monitoring_failure.png"), full_page=True)
+                raise
+            finally:
+                browser.close()
+    except BaseException:
+        print(server.tail())
+        raise
+    finally:
+        leftovers = server.stop()
+    log = server.log_path.read_text(errors="replace")
+    assert "No such comm" not in log, [line for line in log.splitlines() if "No such comm" in line][:5]
+    assert not leftovers, f"processes outlived jupyter lab: {[p.pid for p in leftovers]}"
