@@ -156,13 +156,13 @@ const plugin: JupyterFrontEndPlugin<void> = {
     app.shell.add(sidebar, 'left', { rank: 900 });
 
     app.commands.addCommand(CommandIDs.showSidebar, {
-      label: args => (args.isLauncher ? 'jray cluster' : 'Show the jray cluster sidebar'),
+      label: args => (args.launcher ? 'jray cluster' : 'Show the jray cluster sidebar'),
       caption: 'The jray cluster of this server: nodes, resources, live views',
-      icon: args => (args.isLauncher ? jrayIcon : undefined),
+      icon: args => (args.launcher ? jrayIcon : undefined),
       execute: () => app.shell.activateById(sidebar.id)
     });
     if (launcher) {
-      launcher.add({ command: CommandIDs.showSidebar, category: 'Other', rank: 50 });
+      launcher.add({ command: CommandIDs.showSidebar, args: { launcher: true }, category: 'Other', rank: 50 });
     }
     if (statusBar) {
       const item = new StatusItem(() => app.shell.activateById(sidebar.id));

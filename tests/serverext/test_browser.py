@@ -205,6 +205,8 @@ def test_jupyterlab_sidebar_notebook_and_task_stream(tmp_path):
                               ".then(w => window.jupyterapp.shell.activateById(w.id))")
                 card = page.locator(".jp-LauncherCard", has_text="jray cluster")
                 card.wait_for()
+                assert card.locator(".jp-LauncherCard-label").inner_text().strip() == "jray cluster"
+                assert card.locator("svg").count() > 0  # the jray icon
                 _screenshot(page, tmp_path, "jupyterlab_launcher_statusbar.png")
                 page.locator('.jp-SideBar [data-id="jray-sidebar"]').click()  # hide the sidebar
                 sidebar.wait_for(state="hidden")
