@@ -52,6 +52,16 @@ _BOKEH_UPDATES = """() => {
   return out;
 }"""
 
+_STREAM_RANGE = """() => {
+  const out = [];
+  for (const d of (window.Bokeh ? Bokeh.documents : [])) {
+    const x = d.get_model_by_name('task_x_range'), s = d.get_model_by_name('task_stream');
+    if (x && s && s.data.end.length) out.push({start: x.start, end: x.end, newest: Math.max(...s.data.end),
+                                               interactive: x.have_updated_interactively});
+  }
+  return out;
+}"""
+
 
 @pytest.mark.timeout(420)
 def test_monitoring_notebook_in_jupyterlab_leaves_live_displays_and_no_comm_errors(tmp_path):
@@ -103,6 +113,9 @@ def test_monitoring_notebook_in_jupyterlab_leaves_live_displays_and_no_comm_erro
                 assert len(before) >= 2, before
                 page.wait_for_function(f"() => JSON.stringify(({_BOKEH_UPDATES})()) !== {json.dumps(json.dumps(before))}",
                                        polling=500)
+                # The inline task stream slides too: its x range ends at the newest data.
+                ranges = page.evaluate(_STREAM_RANGE)
+                assert ranges and all(r["end"] >= r["newest"] and r["end"] - r["start"] == 60_000 for r in ranges)
                 streams = page.evaluate("() => window.jrayStreams")
                 assert not [t for t in streams if "No such comm" in t], [t for t in streams if "comm" in t][:5]
                 page.locator(".jp-OutputArea-output canvas").first.scroll_into_view_if_needed()
