@@ -152,9 +152,10 @@ class TaskStreamView(View):
         shown = "whole history" if self.window_s is None else f"last {self.window_s:g} s"
         common: dict[str, Any] = {"x_axis_type": "datetime", "sizing_mode": "stretch_width", "x_range": x_range,
                                   "min_border_left": BORDER_LEFT, "min_border_right": BORDER_RIGHT}
-        stream = figure(title=f"Task stream (one lane per worker; {shown}; drag or scroll to see earlier, "
+        # No wheel zoom active by default: in a notebook the wheel scrolls the page.
+        stream = figure(title=f"Task stream (one lane per worker; {shown}; drag to see earlier, "
                               "reset to follow again)", height=340,
-                        tools="xpan,xwheel_zoom,box_zoom,reset,save", active_scroll="xwheel_zoom",
+                        tools="xpan,xwheel_zoom,box_zoom,reset,save",
                         name="task_stream_figure", **common)
         bars = stream.hbar(y="lane", left="start", right="right", height=0.8, source=s["task_stream"],
                            fill_color="color", line_color="line_color", line_width="line_width",
