@@ -88,9 +88,10 @@ def test_magic(jray_cluster, capsys, tmp_path) -> None:
     path = str(tmp_path / "m")
     ref = stuck_in_marker_function.remote(path)
     _wait_file(path)
+    tid = ref.task_id().hex()
     deadline = time.monotonic() + 30
-    while not list_tasks(filters=[("state", "=", "RUNNING")], limit=0):
-        assert time.monotonic() < deadline
+    while not list_tasks(filters=[("state", "=", "RUNNING"), ("task_id", "=", tid)], limit=0):
+        assert time.monotonic() < deadline, "the task never showed RUNNING"
         time.sleep(0.1)
     ip.run_line_magic("jray", "stack")
     out = capsys.readouterr().out

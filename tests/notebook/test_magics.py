@@ -15,9 +15,9 @@ from jray.testing import Cluster  # noqa: E402
 
 @pytest.fixture(scope="module")
 def ip():
-    from IPython.testing.globalipapp import start_ipython
+    from IPython.testing.globalipapp import get_ipython, start_ipython
 
-    shell = start_ipython()
+    shell = start_ipython() or get_ipython()  # None when another module started it first
     if jray.is_initialized():
         jray.shutdown()
     cluster = Cluster(head_node_args={"num_cpus": 2, "resources": {"head_only": 1}})
