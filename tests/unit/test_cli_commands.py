@@ -17,8 +17,8 @@ from jray.cli import COMMANDS, build_parser
 
 def test_every_command_is_a_subparser_with_its_help() -> None:
     names = [c.name for c in COMMANDS]
-    assert names == ["start", "stop", "status", "up", "down", "list", "summary", "memory", "metrics", "job",
-                     "microbenchmark"]
+    assert names == ["start", "stop", "status", "up", "down", "list", "summary", "memory", "stack", "profile",
+                     "metrics", "job", "microbenchmark"]
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
     assert list(sub.choices) == names
@@ -28,6 +28,7 @@ def test_every_command_is_a_subparser_with_its_help() -> None:
         assert build_parser().parse_args([c.name, *(["tasks"] if c.name in ("list", "summary") else []),
                                           *(["list"] if c.name == "job" else []),
                                           *(["--head"] if c.name == "start" else []),
+                                          *(["--pid", "1"] if c.name == "profile" else []),
                                           *(["cluster.yaml"] if c.name in ("up", "down") else [])])._run is c.run
 
 
