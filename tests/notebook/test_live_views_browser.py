@@ -65,7 +65,7 @@ def test_inline_views_render_and_update_in_jupyterlab(tmp_path):
                     " return false; }")
                 assert page.locator(".jp-OutputArea-output canvas").count() > 0
                 # The object store view: its table (bokeh-tables) lists the put.
-                page.locator(".jp-OutputArea-output .slick-cell", has_text="5,000,").first.wait_for()
+                page.locator(".jp-OutputArea-output .slick-cell", has_text="4.8 MiB").first.wait_for()
                 assert not [e for e in errors if "Could not create a view" in e], errors
                 page.wait_for_timeout(1000)
                 page.screenshot(path=str(tmp_path / "inline_views.png"), full_page=True)
