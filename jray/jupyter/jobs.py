@@ -25,6 +25,7 @@ import threading
 import time
 from typing import Any
 
+from jray.jupyter.polling import Polling
 from jray.jupyter.status import Table
 
 logger = logging.getLogger(__name__)
@@ -88,7 +89,7 @@ def _widgets() -> Any:
     return W
 
 
-class JobMonitor(_widgets().VBox):  # type: ignore[misc]  # ipywidgets is untyped
+class JobMonitor(Polling, _widgets().VBox):  # type: ignore[misc]  # ipywidgets is untyped
     """The cluster's jobs, live: one row per job (status, id, entrypoint,
     start, duration, message) with **Logs** (show and follow that job's
     output below the table) and **Stop** (while it runs).
@@ -117,35 +118,13 @@ class JobMonitor(_widgets().VBox):  # type: ignore[misc]  # ipywidgets is untype
         if autostart:
             self.start()
 
-    # -- polling ---------------------------------------------------------------------
-    def start(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="jray-job-monitor", daemon=True)
-        self._thread.start()
+    # -- polling (jray.jupyter.polling.Polling) -----------------------------------------
+    _THREAD_NAME = "jray-job-monitor"
 
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def _run(self) -> None:
-        failures = 0
-        while not self._stop.wait(self.period * (1 + min(failures, 10))):
-            try:
-                self.update()
-                failures = 0
-            except Exception as e:  # noqa: BLE001 - keep polling: the head may come back
-                failures += 1
-                with self._lock:
-                    if not self._closed:
-                        self.error.value = f"<i style='color:#b00'>cannot reach the jobs API: {html.escape(str(e))}</i>"
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        t, self._thread = self._thread, None
-        if t is not None and t is not threading.current_thread():
-            t.join(timeout)
+    def _poll_failed(self, e: Exception) -> None:
+        with self._lock:
+            if not self._closed:
+                self.error.value = f"<i style='color:#b00'>cannot reach the jobs API: {html.escape(str(e))}</i>"
 
     def close(self) -> None:
         self.stop()

@@ -38,6 +38,7 @@ except ImportError as e:  # pragma: no cover - depends on the install
     raise ImportError("jray.widgets needs ipywidgets: pip install 'jray[notebook]'") from e
 
 from jray._private.formatting import fmt_bytes
+from jray.jupyter.polling import Polling
 from jray.util import state
 
 logger = logging.getLogger(__name__)
@@ -128,7 +129,7 @@ class NodePanel(W.VBox):  # type: ignore[misc]
         super().close()
 
 
-class ClusterMonitor(W.VBox):  # type: ignore[misc]
+class ClusterMonitor(Polling, W.VBox):  # type: ignore[misc]
     """Live nodes, resources, workers, tasks by state and object-store use.
 
     ``period``: seconds between refreshes (``autostart=False``: no thread,
@@ -157,37 +158,12 @@ class ClusterMonitor(W.VBox):  # type: ignore[misc]
         if autostart:
             self.start()
 
-    # -- polling -------------------------------------------------------------------
-    def start(self) -> None:
-        """Refresh every ``period`` seconds in a daemon thread (until ``stop``/``close``)."""
-        if self._thread is not None and self._thread.is_alive():
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="jray-cluster-monitor", daemon=True)
-        self._thread.start()
+    # -- polling (jray.jupyter.polling.Polling) -----------------------------------------
+    _THREAD_NAME = "jray-cluster-monitor"
 
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def _run(self) -> None:
-        failures = 0
-        while not self._stop.wait(self.period * (1 + min(failures, 10))):
-            try:
-                self.update()
-                failures = 0
-            except Exception as e:  # noqa: BLE001 - keep polling: the cluster may come back
-                failures += 1
-                logger.debug("cluster monitor update failed: %s", e)
-                if not self._stop.is_set():
-                    self.error.value = f"<i style='color:#b00'>cannot reach the cluster: {html.escape(str(e))}</i>"
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop refreshing (the widget stays as it was)."""
-        self._stop.set()
-        t, self._thread = self._thread, None
-        if t is not None and t is not threading.current_thread():
-            t.join(timeout)
+    def _poll_failed(self, e: Exception) -> None:
+        logger.debug("cluster monitor update failed: %s", e)
+        self.error.value = f"<i style='color:#b00'>cannot reach the cluster: {html.escape(str(e))}</i>"
 
     def close(self) -> None:
         self.stop()
