@@ -11,11 +11,11 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from jray import exceptions
-from jray._private import config, driver, gcs_client, hooks, submit, task_context, tls
+from jray._private import config, debug_wake, driver, gcs_client, hooks, submit, task_context, tls
 from jray._private import node as _node
 from jray._private.options import _runtime_env
 from jray._private.version import __version__
@@ -23,6 +23,8 @@ from jray.actor import ActorClass, ActorHandle
 from jray.object_ref import ObjectRef, ObjectRefGenerator
 from jray.remote_function import RemoteFunction
 from jray.runtime_context import RuntimeContext
+
+T = TypeVar("T")
 
 logger = logging.getLogger(__name__)
 _lock = threading.RLock()
@@ -340,12 +342,29 @@ def get(object_refs: Any, *, timeout: float | None = None) -> Any:
     if timeout is not None and timeout < 0:
         raise ValueError("'timeout' must be non-negative or None")
     try:
-        values = driver.get(refs, timeout)
+        values = _waiting(lambda left: driver.get(refs, left), timeout)
     except KeyboardInterrupt:
         # Ctrl-C: what was waited on was cancelled (the notebook layer says
         # so); a fresh KeyboardInterrupt, without the ~50 lines of jray's wait.
         raise KeyboardInterrupt() from None
     return values[0] if isinstance(object_refs, ObjectRef) else values
+
+
+def _waiting(call: Callable[[float | None], T], timeout: float | None) -> T:
+    """``call(time left)``; a task that paused at ``breakpoint()`` while it
+    waited (``DebugWake``, main thread only) gets its debugger here, in the
+    cell or script that waits, then the wait goes on for the time left."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    left = timeout
+    while True:
+        try:
+            return call(left)
+        except debug_wake.DebugWake:
+            from jray._private import debugger
+
+            debugger.open_announced()
+        if deadline is not None:
+            left = max(0.0, deadline - time.monotonic())
 
 
 def put(value: Any, *, _owner: Any = None) -> ObjectRef:
@@ -375,7 +394,7 @@ def wait(object_refs: Sequence[ObjectRef], *, num_returns: int = 1, timeout: flo
     if timeout is not None and timeout < 0:
         raise ValueError("'timeout' must be non-negative or None")
     try:
-        return driver.wait(refs, num_returns, timeout, fetch_local)
+        return _waiting(lambda left: driver.wait(refs, num_returns, left, fetch_local), timeout)
     except KeyboardInterrupt:
         raise KeyboardInterrupt() from None  # as in get: without the frames of jray's wait
 

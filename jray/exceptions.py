@@ -54,6 +54,11 @@ class RayTaskError(RayError):
     ValueError`` keeps working across the cluster.
     """
 
+    # Set by the worker that ran the task: its id and where its frames can be
+    # debugged post-mortem (``jray.util.rpdb.post_mortem``, ``%jray debug``).
+    task_id: str = ""
+    debug_address: str = ""
+
     def __init__(
         self,
         function_name: str = "",
@@ -101,7 +106,7 @@ class RayTaskError(RayError):
         return (
             _rebuild_task_error,
             (self.function_name, self.traceback_str, _dump_cause(self.cause), self.proctitle, self.pid, self.ip,
-             self.actor_repr, _type_name(self.cause), _cause_text(self.cause)),
+             self.actor_repr, _type_name(self.cause), _cause_text(self.cause), self.task_id, self.debug_address),
         )
 
     def as_instanceof_cause(self) -> RayTaskError:
@@ -123,6 +128,7 @@ class RayTaskError(RayError):
                 _dual_classes[cause_cls] = cls
             err = cls.__new__(cls)  # type: ignore[call-overload]
             _dual_init(err, self.function_name, self.traceback_str, cause, self.proctitle, self.pid, self.ip, self.actor_repr)
+            err.task_id, err.debug_address = self.task_id, self.debug_address
             return err
         except TypeError:  # a cause class that cannot be subclassed (final / layout conflict)
             return self
@@ -193,7 +199,7 @@ def _dump_cause(cause: BaseException | None) -> bytes | None:
 
 def _rebuild_task_error(function_name: str, traceback_str: str, cause: Any, proctitle: str = "", pid: int = 0,
                         ip: str = "", actor_repr: str | None = None, cause_type: str = "",
-                        cause_text: str = "") -> RayTaskError:
+                        cause_text: str = "", task_id: str = "", debug_address: str = "") -> RayTaskError:
     if isinstance(cause, bytes):
         import cloudpickle
 
@@ -205,7 +211,9 @@ def _rebuild_task_error(function_name: str, traceback_str: str, cause: Any, proc
         cause = UnserializableException(cause_type, cause_text, traceback_str)
     if not isinstance(cause, BaseException):
         cause = None
-    return RayTaskError(function_name, traceback_str, cause, proctitle, pid, ip, actor_repr).as_instanceof_cause()
+    err = RayTaskError(function_name, traceback_str, cause, proctitle, pid, ip, actor_repr)
+    err.task_id, err.debug_address = task_id, debug_address
+    return err.as_instanceof_cause()
 
 
 class UnserializableException(RayError):

@@ -8,6 +8,7 @@ the function that runs it. They live by concept:
 - ``autoscale.py``: ``up``, ``down`` (autoscaling clusters from a config);
 - ``state.py``: ``list``, ``summary``, ``memory`` (the state API);
 - ``job.py``: ``job submit|status|logs|stop|delete|list`` (the Jobs SDK);
+- ``debug.py``: ``debug`` (pdb on a task paused at ``breakpoint()``);
 - ``bench.py``: ``microbenchmark`` (the workloads of ``jray.bench``);
 
 with what they share in ``command.py`` (``Command``, ``CliError``),
@@ -25,7 +26,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from jray.cli import autoscale, bench, cluster, job, state
+from jray.cli import autoscale, bench, cluster, debug, job, state
 from jray.cli.command import CliError, Command, err
 
 COMMANDS: tuple[Command, ...] = (
@@ -85,6 +86,12 @@ COMMANDS: tuple[Command, ...] = (
         "a CPU profile of a task or actor's worker for N seconds (hottest frames, a flame graph SVG)",
         state.configure_profile,
         state.profile,
+    ),
+    Command(
+        "debug",
+        "attach pdb to a task paused at breakpoint() anywhere in the cluster (Ray's `ray debug`)",
+        debug.configure,
+        debug.run,
     ),
     Command(
         "metrics",

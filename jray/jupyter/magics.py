@@ -221,7 +221,7 @@ class JrayMagics(Magics):
     # -- %jray ------------------------------------------------------------------------------
     @line_magic
     def jray(self, line: str) -> Any:
-        """%jray status | nodes | jobs | stack | profile ID [S] | dashboard | actors | drop NAME | autoremote on|off"""
+        """%jray status | nodes | jobs | stack | profile ID [S] | debug | dashboard | actors | drop NAME | autoremote on|off"""
         words = line.split()
         if not words:
             raise UsageError(_JRAY_USAGE)
@@ -241,6 +241,8 @@ class JrayMagics(Magics):
             return None
         if cmd == "profile":
             return _profile(rest)
+        if cmd == "debug":
+            return _debug(rest)
         if rest:
             raise UsageError(f"%jray {cmd} takes no arguments.\n{_JRAY_USAGE}")
         if cmd == "stack":
@@ -274,10 +276,54 @@ _JRAY_USAGE = """usage: %jray COMMAND
   jobs              the submitted jobs (jray job submit): status, entrypoint, times
   stack             the stack of every worker on this machine and the task it runs
   profile ID [S]    a flame graph of S seconds (5) of an actor's, task's or pid's CPU
+  debug [--list]    pdb on a task paused at breakpoint(), else on the frames of the
+                    task whose error the last cell raised (post-mortem, as %debug)
   dashboard         where the dashboard pages are
   actors            the remote namespaces of %%remote --actor
   drop NAME         end the remote namespace NAME
   autoremote on|off run every following cell as %%remote (or stop)"""
+
+
+def _debug(args: list[str]) -> None:
+    """``%jray debug``: attach to the tasks of this kernel paused at
+    ``breakpoint()`` (announced here, or listed for this job); without one,
+    a post-mortem of the task whose error the last cell raised.
+    ``--list``: the paused tasks of the whole cluster."""
+    if args not in ([], ["--list"]):
+        raise UsageError("usage: %jray debug [--list]")
+    _require_init()
+    import sys
+
+    from jray._private import debugger
+    from jray.util import rpdb
+
+    if args == ["--list"]:
+        from jray.cli.debug import _table
+
+        rows = rpdb.list_breakpoints()
+        print(_table(rows) if rows else "No task is paused at a breakpoint.")
+        return
+    if debugger.open_announced():
+        return
+    job = jray_job_id()
+    mine = [r for r in rpdb.list_breakpoints() if r.get("job_id") == job]
+    opened = sum(debugger.open_session(r) for r in mine)
+    if opened:
+        return
+    err = getattr(sys, "last_exc", None) or getattr(sys, "last_value", None)
+    if err is None or not getattr(err, "debug_address", ""):
+        raise UsageError("%jray debug: no task of this kernel is paused at a breakpoint, and the last error "
+                         "was not raised by a task's code (for a local error, use %debug)")
+    try:
+        debugger.post_mortem(err)
+    except debugger.DebuggerError as e:
+        raise UsageError(f"%jray debug: {e}") from None
+
+
+def jray_job_id() -> str:
+    import jray
+
+    return str(jray.get_runtime_context().get_job_id())
 
 
 def _profile(args: list[str]) -> Any:

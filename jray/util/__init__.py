@@ -16,3 +16,13 @@ from jray.util.placement_group import (
 __all__ = ["ActorPool", "PlacementGroup", "deregister_serializer", "get_current_placement_group",
            "get_placement_group", "multiprocessing", "placement_group", "placement_group_table", "queue",
            "register_serializer", "remove_placement_group", "inspect_serializability"]
+
+
+def __getattr__(name: str) -> object:
+    # Loaded on first use: they import pdb, which a cluster that never
+    # debugs need not pay for.
+    if name in ("rpdb", "pdb"):
+        import importlib
+
+        return importlib.import_module(f"jray.util.{name}")
+    raise AttributeError(f"module 'jray.util' has no attribute {name!r}")

@@ -66,13 +66,26 @@ class Kernel:
         self.by_parent.setdefault(msg["parent_header"].get("msg_id", ""), []).append((time.monotonic(), msg))
         return msg  # type: ignore[no-any-return]
 
-    def run(self, code: str, timeout: float = 30, interrupt_after: float | None = None) -> Cell:
-        """Execute ``code`` and collect its output until the kernel is idle again."""
+    def run(self, code: str, timeout: float = 30, interrupt_after: float | None = None,
+            stdin: list[str] | None = None) -> Cell:
+        """Execute ``code`` and collect its output until the kernel is idle
+        again. ``stdin``: answers to the cell's ``input()`` requests, in
+        order (the prompts are kept in ``self.input_prompts``)."""
         started = time.monotonic()
-        msg_id = self.kc.execute(code)
+        answers = list(stdin or [])
+        self.input_prompts: list[str] = []
+        msg_id = self.kc.execute(code, allow_stdin=stdin is not None)
         deadline = started + timeout
         interrupted = interrupt_after is None
         while True:
+            if stdin is not None:
+                try:
+                    req = self.kc.get_stdin_msg(timeout=0)
+                except queue.Empty:
+                    req = None
+                if req is not None and req["msg_type"] == "input_request":
+                    self.input_prompts.append(req["content"]["prompt"])
+                    self.kc.input(answers.pop(0) if answers else "\x04")  # past the answers: EOF
             if not interrupted and time.monotonic() - started >= interrupt_after:  # type: ignore[operator]
                 self.km.interrupt_kernel()
                 interrupted = True

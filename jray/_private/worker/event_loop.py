@@ -18,10 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
 import logging
 import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
+
+from jray._private import debug_wake as debugger
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -53,14 +56,24 @@ class LoopThread:
     def in_loop_thread(self) -> bool:
         return threading.current_thread() is self._thread
 
-    def run_sync(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
-        """Run ``coro`` on the loop and wait for its result (user threads)."""
+    def run_sync(self, coro: Coroutine[Any, Any, T], timeout: float | None = None, wakeable: bool = False) -> T:
+        """Run ``coro`` on the loop and wait for its result (user threads).
+        ``wakeable``: a task paused at a breakpoint cuts the wait short
+        (``debugger.DebugWake``; the main thread only)."""
         if self.in_loop_thread():
             coro.close()
             raise RuntimeError("jray: a blocking call was made from the CoreWorker's own event loop")
         fut = asyncio.run_coroutine_threadsafe(coro, self.loop)
         try:
-            return fut.result(timeout)
+            if not wakeable:
+                return fut.result(timeout)
+            with debugger.wakeable(fut.cancel) as wk:
+                try:
+                    return fut.result(timeout)
+                except concurrent.futures.CancelledError:
+                    if wk.woken:
+                        raise debugger.DebugWake from None
+                    raise
         except KeyboardInterrupt:
             fut.cancel()
             raise

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 
 from jray import exceptions
-from jray._private import serialization
+from jray._private import debugger, serialization
 from jray._private.ids import object_id_for
 from jray._private.object_ref import DynamicObjectRefGenerator, ObjectRef
 from jray._private.protocol import common_pb2 as cpb
@@ -68,6 +68,7 @@ class Executor:
         self.cancelled: set[bytes] = set()
         self.async_tasks: dict[bytes, asyncio.Task] = {}  # async actor calls, on the actor's loop
         self.logs = LogForwarder(worker)
+        debugger.install_breakpointhook()  # breakpoint() in a task: a remote pdb session
         self.exiting = False
         # The actor-creation task this worker took (its task id and reply):
         # pushed again (a GCS restarted mid-creation asks once more), it is
@@ -352,6 +353,9 @@ class Executor:
         err = e if isinstance(e, exceptions.RayTaskError) else exceptions.RayTaskError(
             name, tb, e, pid=os.getpid(), ip=self.w.ip,
             actor_repr=(f"{self.actor_spec.actor_creation.class_name}" if self.actor_spec is not None else None))
+        if err is not e:  # a task's own error: its frames stay here a while for a post-mortem
+            err.task_id = spec.task_id.hex()
+            err.debug_address = debugger.keep_post_mortem(spec.task_id, name, e)
         reply = self._reply_error(spec, err)
         reply.is_application_error = True
         reply.retryable = _retryable(spec, e)

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from jray import exceptions
+from jray._private import debug_wake as debugger
 from jray._private import serialization
 from jray._private.protocol import common_pb2 as cpb
 from jray._private.protocol import core_worker_pb2 as wpb
@@ -198,7 +199,7 @@ class ObjectTable:
             await asyncio.gather(*(self.ensure_ready(r.binary(), r.owner_address()) for r in refs))
 
         try:
-            self.lt.run_sync(asyncio.wait_for(waiter(), timeout) if timeout is not None else waiter())
+            self.lt.run_sync(asyncio.wait_for(waiter(), timeout) if timeout is not None else waiter(), wakeable=True)
         except (asyncio.TimeoutError, concurrent.futures.TimeoutError, TimeoutError):
             raise exceptions.GetTimeoutError(
                 f"Get timed out: some object(s) not ready after {timeout} s.") from None
@@ -213,7 +214,11 @@ class ObjectTable:
         waiter = _CountDown(len(ids))
         self.lt.loop.call_soon_threadsafe(self._register_owned_waiter, ids, waiter)
         try:
-            if not waiter.event.wait(timeout):
+            with debugger.wakeable(waiter.event.set) as wk:
+                ready = waiter.event.wait(timeout)
+            if wk.woken and waiter.left > 0 and waiter.error is None:
+                raise debugger.DebugWake
+            if not ready:
                 raise exceptions.GetTimeoutError(f"Get timed out: some object(s) not ready after {timeout} s.")
         except KeyboardInterrupt:
             self.deps.on_interrupt(refs)
@@ -308,8 +313,10 @@ class ObjectTable:
             # ref (wait one at a time over many refs is O(refs) per call).
             countdown = _CountDown(num_returns - n_ready)
             self.lt.loop.call_soon_threadsafe(self._register_owned_waiter, not_ready_ids, countdown, True)
-            with self.blocked_on(refs):
+            with self.blocked_on(refs), debugger.wakeable(countdown.event.set) as wk:
                 countdown.event.wait(timeout)
+            if wk.woken and countdown.left > 0 and countdown.error is None:
+                raise debugger.DebugWake
         elif n_ready < num_returns and (timeout is None or timeout > 0):
             ready_ids = set(ids) - set(not_ready_ids)
             loop = self.lt.loop
@@ -333,7 +340,7 @@ class ObjectTable:
                         t.cancel()
 
             with self.blocked_on(refs):
-                self.lt.run_sync(waiter())
+                self.lt.run_sync(waiter(), wakeable=True)
         ready: list[Any] = []
         not_ready: list[Any] = []
         for r, oid in zip(refs, ids, strict=True):

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from jray._private import output_wire
+from jray._private import debug_wake, output_wire
 from jray._private.protocol import core_worker_pb2 as wpb
 from jray._private.protocol import core_worker_pb2_grpc as wgrpc
 
@@ -68,6 +68,11 @@ class CoreWorkerServicer(wgrpc.CoreWorkerServiceServicer):
         return wpb.BorrowReply()
 
     async def PublishLogs(self, request: wpb.LogBatch, context: Any) -> wpb.PublishLogsReply:
+        for line in request.lines:  # a task paused at a breakpoint: a waiting get opens the debugger
+            if line.text.startswith(output_wire.MARK):
+                msg = output_wire.decode(line.text)
+                if msg is not None and msg.get("kind") == "debugger":
+                    debug_wake.notify(msg)
         sink = self.w.log_sink
         if sink is not None:
             sink(request)
