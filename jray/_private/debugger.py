@@ -131,6 +131,7 @@ class _Listener:
         self.lock = threading.Lock()
         self.waiting: dict[str, _Session] = {}  # breakpoint sessions not attached yet
         self.post_mortems: collections.OrderedDict[str, tuple[float, BaseException, str]] = collections.OrderedDict()
+        self._timer: threading.Timer | None = None
         threading.Thread(target=self._accept, name="jray-debug-listener", daemon=True).start()
 
     @property
@@ -187,13 +188,22 @@ class _Listener:
             while len(self.post_mortems) > POST_MORTEM_KEEP:
                 self.post_mortems.popitem(last=False)
             self._prune(now)
-        t = threading.Timer(ttl + 0.5, self.prune)
-        t.daemon = True
-        t.start()
+            if self._timer is None:  # one timer at a time, however many tasks fail
+                self._schedule_prune(ttl + 0.5)
+
+    def _schedule_prune(self, delay: float) -> None:
+        self._timer = threading.Timer(delay, self.prune)
+        self._timer.daemon = True
+        self._timer.start()
 
     def prune(self) -> None:
+        """Drop expired failures (their frames and locals go with them)."""
         with self.lock:
-            self._prune(time.monotonic())
+            now = time.monotonic()
+            self._prune(now)
+            self._timer = None
+            if self.post_mortems:
+                self._schedule_prune(max(0.1, min(u for u, _, _ in self.post_mortems.values()) - now + 0.1))
 
     def _prune(self, now: float) -> None:
         for k in [k for k, (until, _, _) in self.post_mortems.items() if until <= now]:
