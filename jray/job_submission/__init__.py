@@ -95,6 +95,17 @@ class JobDetails:
 JobInfo = JobDetails  # Ray's older name
 
 
+class JobRequestError(RuntimeError):
+    """The jobs API answered an error (a ``RuntimeError``, as Ray's client
+    raises): ``status_code`` is its HTTP status (404: no such job), ``reason``
+    the API's own message."""
+
+    def __init__(self, status_code: int, reason: str) -> None:
+        super().__init__(f"Request failed with status code {status_code}: {reason}")
+        self.status_code = status_code
+        self.reason = reason
+
+
 def _is_http(address: str) -> bool:
     return address.startswith(("http://", "https://"))
 
@@ -185,7 +196,7 @@ class JobSubmissionClient:
             msg = payload.get("error") if isinstance(payload, dict) else payload
             if resp.status == 401:
                 raise PermissionError(f"The jobs API at {self._base} refused the request: {msg}")
-            raise RuntimeError(f"Request failed with status code {resp.status}: {msg}")
+            raise JobRequestError(resp.status, str(msg))
         return payload
 
     @staticmethod
@@ -245,9 +256,17 @@ class JobSubmissionClient:
     def delete_job(self, job_id: str) -> bool:
         return bool(self._request("DELETE", self._job_path(job_id))["deleted"])
 
-    def _tail_once(self, job_id: str, offset: int, wait: float) -> dict[str, Any]:
-        path = self._job_path(job_id, f"/logs/tail?offset={offset}&wait={wait}")
+    def get_job_logs_from(self, job_id: str, offset: int = 0, wait: float = 0.0) -> dict[str, Any]:
+        """jray's addition: the job's log text from byte ``offset`` on (at
+        most 1 MiB a call), waiting up to ``wait`` s for some. ``{"logs",
+        "offset"}`` (where the next read starts), ``"terminal"`` (the job has
+        ended and everything was read) and ``"status"``. What a follower that
+        polls calls (the Lab sidebar's log panel, through the server)."""
+        path = self._job_path(job_id, f"/logs/tail?offset={int(offset)}&wait={wait}")
         return dict(self._request("GET", path, timeout=wait + self._timeout))
+
+    def _tail_once(self, job_id: str, offset: int, wait: float) -> dict[str, Any]:
+        return self.get_job_logs_from(job_id, offset, wait)
 
     def follow_logs(self, job_id: str, poll: float = 10.0) -> Iterator[str]:
         """The job's log text as it comes, until the job has ended (blocking)."""
@@ -282,4 +301,4 @@ class JobSubmissionClient:
             time.sleep(0.1)
 
 
-__all__ = ["JobDetails", "JobInfo", "JobStatus", "JobSubmissionClient", "JobType"]
+__all__ = ["JobDetails", "JobInfo", "JobRequestError", "JobStatus", "JobSubmissionClient", "JobType"]

@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 LOG_TAIL_CHARS = 20_000
 
 
-def client(address: str | None = None) -> Any:
+def client(address: str | None = None, timeout: float = 60.0) -> Any:
     """A ``JobSubmissionClient`` for this kernel's cluster (see the module docstring)."""
     from jray.job_submission import JobSubmissionClient
 
@@ -42,7 +42,7 @@ def client(address: str | None = None) -> Any:
         ctx = api._context
         if ctx is not None and ctx.address_info.get("gcs_address"):
             address = str(ctx.address_info["gcs_address"])
-    return JobSubmissionClient(address)
+    return JobSubmissionClient(address, timeout=timeout)
 
 
 def _when(ms: int | None) -> str:
@@ -66,6 +66,47 @@ def _short(text: str, n: int) -> str:
 
 def _sorted(jobs: list[Any]) -> list[Any]:
     return sorted(jobs, key=lambda j: j.start_time or 0, reverse=True)
+
+
+def job_summary(job: Any) -> dict[str, Any]:
+    """One job as plain JSON data (what the Lab sidebar lists: no runtime_env,
+    whose env_vars may hold secrets); times in ms since the epoch."""
+    return {"submission_id": job.submission_id or job.job_id, "job_id": job.job_id, "status": str(job.status),
+            "entrypoint": job.entrypoint, "message": job.message or "", "start_time": job.start_time,
+            "end_time": job.end_time, "driver_exit_code": job.driver_exit_code, "metadata": dict(job.metadata or {})}
+
+
+def list_job_summaries(c: Any) -> list[dict[str, Any]]:
+    """The jobs of client ``c``'s cluster, newest first, as ``job_summary``."""
+    return [job_summary(j) for j in _sorted(c.list_jobs())]
+
+
+LOG_CATCH_UP_BYTES = 256 * 1024  # a read this long may have stopped at the API's 1 MiB: read on
+LOG_CATCH_UP_READS = 64  # the API keeps at most 2 x 16 MiB of a job's log
+
+
+def read_log(c: Any, submission_id: str, offset: int = 0, max_chars: int = LOG_TAIL_CHARS) -> dict[str, Any]:
+    """The job's log from byte ``offset`` up to its end now, keeping only the
+    last ``max_chars`` characters (a follower that opens a long log sees its
+    end): ``{"logs", "offset"`` (the next read's), ``"terminal", "status",
+    "truncated"}`` (``True`` when text before the returned part was left out)."""
+    r = c.get_job_logs_from(submission_id, offset)
+    parts, kept, truncated, reads = [str(r["logs"])], len(r["logs"]), False, 1
+    # A long read may have stopped at the API's limit: read on until caught up.
+    while int(r["offset"]) - offset >= LOG_CATCH_UP_BYTES and not r["terminal"] and reads < LOG_CATCH_UP_READS:
+        offset = int(r["offset"])
+        r = c.get_job_logs_from(submission_id, offset)
+        reads += 1
+        parts.append(str(r["logs"]))
+        kept += len(r["logs"])
+        while len(parts) > 1 and kept - len(parts[0]) >= max_chars:  # whole chunks nobody will see
+            kept -= len(parts.pop(0))
+            truncated = True
+    text = "".join(parts)
+    if len(text) > max_chars:
+        text, truncated = text[-max_chars:], True
+    return {"logs": text, "offset": int(r["offset"]), "terminal": bool(r["terminal"]), "status": str(r["status"]),
+            "truncated": truncated}
 
 
 def job_table(address: str | None = None) -> Table:

@@ -91,7 +91,8 @@ class JrayExtension(ExtensionApp):
         cluster_file = os.path.join(runtime_dir, f"jray-cluster-{os.getpid()}.json")
         self.cluster = ServerCluster(opts, dashboard_url=self.view_url(), logger=self.log, cluster_file=cluster_file)
         self.cluster.on_env_change = self._update_kernels_env
-        self.settings.update(jray_cluster=self.cluster, jray_extension=self, jray_views=handlers.ViewCache())
+        self.settings.update(jray_cluster=self.cluster, jray_extension=self, jray_views=handlers.ViewCache(),
+                             jray_jobs=handlers.JobClients())
         self._saved_namespace = os.environ.get("JRAY_NAMESPACE")
         self._saved_process_env = {k: os.environ.get(k) for k in ("JRAY_CLUSTER_FILE", "PATH")}
         # Kernels and terminals inherit both: a running kernel follows the

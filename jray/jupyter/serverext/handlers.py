@@ -14,6 +14,7 @@ import html
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -25,7 +26,6 @@ from jray.jupyter.serverext.cluster import ClusterError, ServerCluster
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
 
 
 async def _blocking(fn: Callable[[], T]) -> T:
@@ -236,6 +236,119 @@ class AutoscalerHandler(_Base):
         self.reply({"scale_targets": targets})
 
 
+# -- jobs ------------------------------------------------------------------------
+
+LOG_MAX_BYTES = 64 * 1024  # what a log read answers at most by default: the end of a long log
+
+
+class JobClients:
+    """The ``JobSubmissionClient`` of the current cluster, kept across polls
+    (making one looks the jobs API up in the cluster's KV and asks its
+    version) and made again after a failure to reach it (the agent may have
+    restarted elsewhere) or for another cluster. The token is the cluster's:
+    this server's ``JRAY_TOKEN`` while it uses a cluster."""
+
+    TIMEOUT_S = 15.0  # a hung agent answers 503 within this, not a poll stuck for a minute
+
+    def __init__(self) -> None:
+        self._client: Any = None
+        self._key = ("", "")
+        self._lock = threading.Lock()
+
+    def call(self, address: str, token: str, fn: Callable[[Any], T]) -> T:
+        from jray.jupyter import jobs
+
+        with self._lock:
+            if self._client is None or self._key != (address, token):
+                self._client, self._key = None, (address, token)
+                self._client = jobs.client(address, timeout=self.TIMEOUT_S)
+            c = self._client
+        try:
+            return fn(c)
+        except (ConnectionError, OSError):
+            with self._lock:
+                if self._client is c:
+                    self._client = None
+            raise
+
+
+class _JobsBase(_Base):
+    async def jobs_call(self, fn: Callable[[Any], T]) -> T:
+        """``fn(client)`` in a thread against the cluster's jobs API: 409 when
+        no cluster runs, the API's own status and message for a refused
+        request (404: no such job), 503 when the API cannot be reached (no
+        agent, agent down, refused token)."""
+        from jray.job_submission import JobRequestError
+
+        self.require_running()
+        c, clients = self.cluster, self.settings["jray_jobs"]
+        address, token = c.address, c.token
+        try:
+            return await _blocking(lambda: clients.call(address, token, fn))
+        except JobRequestError as e:
+            if 400 <= e.status_code < 500:
+                raise tornado.web.HTTPError(e.status_code, e.reason) from None
+            raise tornado.web.HTTPError(503, f"the cluster's jobs API failed: {e}") from None
+        except (ConnectionError, RuntimeError, OSError) as e:  # PermissionError (a refused token) is an OSError
+            raise tornado.web.HTTPError(503, f"the cluster's jobs API is unavailable: {e}") from None
+
+
+class JobsHandler(_JobsBase):
+    """GET ``jray/api/jobs``: the jobs submitted to the cluster (``jray job
+    submit``, ``JobSubmissionClient``), newest first: ``{"jobs": [...],
+    "address": <jobs API>, "now": <ms>}`` (``now``: the server's clock, for
+    durations). GET ``jray/api/jobs/<id>``: one job (404 if unknown)."""
+
+    @tornado.web.authenticated
+    async def get(self, submission_id: str = "") -> None:
+        from jray.jupyter import jobs
+
+        if submission_id:
+            job = await self.jobs_call(lambda c: jobs.job_summary(c.get_job_info(submission_id)))
+            self.reply(job)
+            return
+        listed = await self.jobs_call(lambda c: (jobs.list_job_summaries(c), c.address))
+        self.reply({"jobs": listed[0], "address": listed[1], "now": int(time.time() * 1000)})
+
+
+class JobLogsHandler(_JobsBase):
+    """GET ``jray/api/jobs/<id>/logs?offset=N&max_bytes=M``: the job's log from
+    byte N (default 0) to its end now, at most the last M characters
+    (default 64 KiB, at most 1 MiB): ``{"logs", "offset"`` (pass it back
+    next time), ``"terminal"`` (the job ended and all was read),
+    ``"status", "truncated"}``. 400 for a bad N or M, 404 for an unknown id."""
+
+    @tornado.web.authenticated
+    async def get(self, submission_id: str) -> None:
+        from jray.jupyter import jobs
+
+        try:
+            offset = int(self.get_query_argument("offset", "0"))
+            max_bytes = int(self.get_query_argument("max_bytes", str(LOG_MAX_BYTES)))
+        except ValueError:
+            raise tornado.web.HTTPError(400, "offset and max_bytes must be whole numbers") from None
+        if offset < 0 or not 0 < max_bytes <= 1 << 20:
+            raise tornado.web.HTTPError(400, "offset must be 0 or more, max_bytes between 1 and 1048576")
+        chunk = await self.jobs_call(lambda c: jobs.read_log(c, submission_id, offset, max_bytes))
+        self.reply(chunk)
+
+
+class JobStopHandler(_JobsBase):
+    """POST ``jray/api/jobs/<id>/stop``: stop the job (as ``jray job stop``:
+    SIGTERM, SIGKILL after the grace period): ``{"stopped": false}`` when it
+    had already ended, and the job as it is now; 404 for an unknown id."""
+
+    @tornado.web.authenticated
+    async def post(self, submission_id: str) -> None:
+        from jray.jupyter import jobs
+
+        def stop(c: Any) -> dict[str, Any]:
+            stopped = bool(c.stop_job(submission_id))
+            return {"stopped": stopped, "job": jobs.job_summary(c.get_job_info(submission_id))}
+
+        self.reply(await self.jobs_call(stop))
+
+
 class StartHandler(_Base):
     """POST ``jray/api/start``: start a local head with the configured resources."""
 
@@ -388,6 +501,10 @@ def handlers() -> list[tuple[str, type[tornado.web.RequestHandler]]]:
         (r"/jray/api/tasks", TasksHandler),
         (r"/jray/api/autoscaler/?", AutoscalerHandler),
         (r"/jray/api/autoscaler/(\w+)", AutoscalerHandler),
+        (r"/jray/api/jobs/?", JobsHandler),
+        (r"/jray/api/jobs/([^/]+)/logs", JobLogsHandler),
+        (r"/jray/api/jobs/([^/]+)/stop", JobStopHandler),
+        (r"/jray/api/jobs/([^/]+)/?", JobsHandler),
         (r"/jray/api/start", StartHandler),
         (r"/jray/api/stop", StopHandler),
         (r"/jray/api/attach", AttachHandler),
