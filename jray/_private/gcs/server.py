@@ -294,6 +294,7 @@ class GcsServer(ggrpc.GcsServiceServicer):
         known.spilled_bytes, known.pending_leases = n.spilled_bytes, n.pending_leases
         known.num_idle_workers, known.num_leased_workers = n.num_idle_workers, n.num_leased_workers
         known.num_objects, known.idle_duration_ms = n.num_objects, n.idle_duration_ms
+        known.cpu_percent, known.memory_used, known.memory_total = n.cpu_percent, n.memory_used, n.memory_total
         del known.resource_load[:]
         known.resource_load.extend(n.resource_load)
         reply = gpb.HeartbeatReply(nodes=list(self.nodes.values()), dead_workers_seq=self.dead_seq)

@@ -361,7 +361,7 @@ class GetNodeStatsRequest(_message.Message):
     def __init__(self, include_objects: _Optional[bool] = ..., include_metrics: _Optional[bool] = ...) -> None: ...
 
 class GetNodeStatsReply(_message.Message):
-    __slots__ = ("node_id", "store_capacity", "store_used", "num_objects", "objects", "num_workers", "num_idle_workers", "resources_total", "resources_available", "spilled_bytes", "worker_pids", "num_pulls", "runtime_envs", "metrics")
+    __slots__ = ("node_id", "store_capacity", "store_used", "num_objects", "objects", "num_workers", "num_idle_workers", "resources_total", "resources_available", "spilled_bytes", "worker_pids", "num_pulls", "runtime_envs", "metrics", "cpu_percent", "memory_used", "memory_total", "workers")
     class ResourcesTotalEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -390,6 +390,10 @@ class GetNodeStatsReply(_message.Message):
     NUM_PULLS_FIELD_NUMBER: _ClassVar[int]
     RUNTIME_ENVS_FIELD_NUMBER: _ClassVar[int]
     METRICS_FIELD_NUMBER: _ClassVar[int]
+    CPU_PERCENT_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_USED_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    WORKERS_FIELD_NUMBER: _ClassVar[int]
     node_id: bytes
     store_capacity: int
     store_used: int
@@ -404,7 +408,101 @@ class GetNodeStatsReply(_message.Message):
     num_pulls: int
     runtime_envs: _containers.RepeatedCompositeFieldContainer[RuntimeEnvState]
     metrics: _containers.RepeatedCompositeFieldContainer[MetricPoint]
-    def __init__(self, node_id: _Optional[bytes] = ..., store_capacity: _Optional[int] = ..., store_used: _Optional[int] = ..., num_objects: _Optional[int] = ..., objects: _Optional[_Iterable[_Union[StoreObjectInfo, _Mapping]]] = ..., num_workers: _Optional[int] = ..., num_idle_workers: _Optional[int] = ..., resources_total: _Optional[_Mapping[str, float]] = ..., resources_available: _Optional[_Mapping[str, float]] = ..., spilled_bytes: _Optional[int] = ..., worker_pids: _Optional[_Iterable[int]] = ..., num_pulls: _Optional[int] = ..., runtime_envs: _Optional[_Iterable[_Union[RuntimeEnvState, _Mapping]]] = ..., metrics: _Optional[_Iterable[_Union[MetricPoint, _Mapping]]] = ...) -> None: ...
+    cpu_percent: float
+    memory_used: int
+    memory_total: int
+    workers: _containers.RepeatedCompositeFieldContainer[WorkerStats]
+    def __init__(self, node_id: _Optional[bytes] = ..., store_capacity: _Optional[int] = ..., store_used: _Optional[int] = ..., num_objects: _Optional[int] = ..., objects: _Optional[_Iterable[_Union[StoreObjectInfo, _Mapping]]] = ..., num_workers: _Optional[int] = ..., num_idle_workers: _Optional[int] = ..., resources_total: _Optional[_Mapping[str, float]] = ..., resources_available: _Optional[_Mapping[str, float]] = ..., spilled_bytes: _Optional[int] = ..., worker_pids: _Optional[_Iterable[int]] = ..., num_pulls: _Optional[int] = ..., runtime_envs: _Optional[_Iterable[_Union[RuntimeEnvState, _Mapping]]] = ..., metrics: _Optional[_Iterable[_Union[MetricPoint, _Mapping]]] = ..., cpu_percent: _Optional[float] = ..., memory_used: _Optional[int] = ..., memory_total: _Optional[int] = ..., workers: _Optional[_Iterable[_Union[WorkerStats, _Mapping]]] = ...) -> None: ...
+
+class WorkerStats(_message.Message):
+    __slots__ = ("pid", "worker_id", "state", "actor_id", "rss_bytes", "cpu_percent", "log_file", "start_time", "runtime_env_key")
+    PID_FIELD_NUMBER: _ClassVar[int]
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_ID_FIELD_NUMBER: _ClassVar[int]
+    RSS_BYTES_FIELD_NUMBER: _ClassVar[int]
+    CPU_PERCENT_FIELD_NUMBER: _ClassVar[int]
+    LOG_FILE_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    RUNTIME_ENV_KEY_FIELD_NUMBER: _ClassVar[int]
+    pid: int
+    worker_id: bytes
+    state: str
+    actor_id: bytes
+    rss_bytes: int
+    cpu_percent: float
+    log_file: str
+    start_time: float
+    runtime_env_key: str
+    def __init__(self, pid: _Optional[int] = ..., worker_id: _Optional[bytes] = ..., state: _Optional[str] = ..., actor_id: _Optional[bytes] = ..., rss_bytes: _Optional[int] = ..., cpu_percent: _Optional[float] = ..., log_file: _Optional[str] = ..., start_time: _Optional[float] = ..., runtime_env_key: _Optional[str] = ...) -> None: ...
+
+class ListLogsRequest(_message.Message):
+    __slots__ = ("glob_filter",)
+    GLOB_FILTER_FIELD_NUMBER: _ClassVar[int]
+    glob_filter: str
+    def __init__(self, glob_filter: _Optional[str] = ...) -> None: ...
+
+class LogFileInfo(_message.Message):
+    __slots__ = ("filename", "size", "mtime", "pid", "worker_id", "worker_alive")
+    FILENAME_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    MTIME_FIELD_NUMBER: _ClassVar[int]
+    PID_FIELD_NUMBER: _ClassVar[int]
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    WORKER_ALIVE_FIELD_NUMBER: _ClassVar[int]
+    filename: str
+    size: int
+    mtime: float
+    pid: int
+    worker_id: bytes
+    worker_alive: bool
+    def __init__(self, filename: _Optional[str] = ..., size: _Optional[int] = ..., mtime: _Optional[float] = ..., pid: _Optional[int] = ..., worker_id: _Optional[bytes] = ..., worker_alive: _Optional[bool] = ...) -> None: ...
+
+class ListLogsReply(_message.Message):
+    __slots__ = ("files", "log_dir")
+    FILES_FIELD_NUMBER: _ClassVar[int]
+    LOG_DIR_FIELD_NUMBER: _ClassVar[int]
+    files: _containers.RepeatedCompositeFieldContainer[LogFileInfo]
+    log_dir: str
+    def __init__(self, files: _Optional[_Iterable[_Union[LogFileInfo, _Mapping]]] = ..., log_dir: _Optional[str] = ...) -> None: ...
+
+class GetLogRequest(_message.Message):
+    __slots__ = ("filename", "pid", "worker_id", "tail", "offset", "max_bytes")
+    FILENAME_FIELD_NUMBER: _ClassVar[int]
+    PID_FIELD_NUMBER: _ClassVar[int]
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    TAIL_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    MAX_BYTES_FIELD_NUMBER: _ClassVar[int]
+    filename: str
+    pid: int
+    worker_id: bytes
+    tail: int
+    offset: int
+    max_bytes: int
+    def __init__(self, filename: _Optional[str] = ..., pid: _Optional[int] = ..., worker_id: _Optional[bytes] = ..., tail: _Optional[int] = ..., offset: _Optional[int] = ..., max_bytes: _Optional[int] = ...) -> None: ...
+
+class GetLogReply(_message.Message):
+    __slots__ = ("data", "offset", "size", "filename", "pid", "worker_id", "worker_alive", "error", "not_found")
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    FILENAME_FIELD_NUMBER: _ClassVar[int]
+    PID_FIELD_NUMBER: _ClassVar[int]
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    WORKER_ALIVE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    NOT_FOUND_FIELD_NUMBER: _ClassVar[int]
+    data: bytes
+    offset: int
+    size: int
+    filename: str
+    pid: int
+    worker_id: bytes
+    worker_alive: bool
+    error: str
+    not_found: bool
+    def __init__(self, data: _Optional[bytes] = ..., offset: _Optional[int] = ..., size: _Optional[int] = ..., filename: _Optional[str] = ..., pid: _Optional[int] = ..., worker_id: _Optional[bytes] = ..., worker_alive: _Optional[bool] = ..., error: _Optional[str] = ..., not_found: _Optional[bool] = ...) -> None: ...
 
 class MetricPoint(_message.Message):
     __slots__ = ("name", "kind", "description", "tags", "value", "boundaries", "bucket_counts", "count", "time")

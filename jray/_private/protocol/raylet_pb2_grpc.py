@@ -114,6 +114,16 @@ class RayletServiceStub:
                 request_serializer=jray_dot___private_dot_protocol_dot_raylet__pb2.GetNodeStatsRequest.SerializeToString,
                 response_deserializer=jray_dot___private_dot_protocol_dot_raylet__pb2.GetNodeStatsReply.FromString,
                 _registered_method=True)
+        self.ListLogs = channel.unary_unary(
+                '/jray.protocol.RayletService/ListLogs',
+                request_serializer=jray_dot___private_dot_protocol_dot_raylet__pb2.ListLogsRequest.SerializeToString,
+                response_deserializer=jray_dot___private_dot_protocol_dot_raylet__pb2.ListLogsReply.FromString,
+                _registered_method=True)
+        self.GetLog = channel.unary_unary(
+                '/jray.protocol.RayletService/GetLog',
+                request_serializer=jray_dot___private_dot_protocol_dot_raylet__pb2.GetLogRequest.SerializeToString,
+                response_deserializer=jray_dot___private_dot_protocol_dot_raylet__pb2.GetLogReply.FromString,
+                _registered_method=True)
         self.ReportMetrics = channel.unary_unary(
                 '/jray.protocol.RayletService/ReportMetrics',
                 request_serializer=jray_dot___private_dot_protocol_dot_raylet__pb2.ReportMetricsRequest.SerializeToString,
@@ -247,6 +257,18 @@ class RayletServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListLogs(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetLog(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ReportMetrics(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -365,6 +387,16 @@ def add_RayletServiceServicer_to_server(servicer, server):
                     servicer.GetNodeStats,
                     request_deserializer=jray_dot___private_dot_protocol_dot_raylet__pb2.GetNodeStatsRequest.FromString,
                     response_serializer=jray_dot___private_dot_protocol_dot_raylet__pb2.GetNodeStatsReply.SerializeToString,
+            ),
+            'ListLogs': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListLogs,
+                    request_deserializer=jray_dot___private_dot_protocol_dot_raylet__pb2.ListLogsRequest.FromString,
+                    response_serializer=jray_dot___private_dot_protocol_dot_raylet__pb2.ListLogsReply.SerializeToString,
+            ),
+            'GetLog': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetLog,
+                    request_deserializer=jray_dot___private_dot_protocol_dot_raylet__pb2.GetLogRequest.FromString,
+                    response_serializer=jray_dot___private_dot_protocol_dot_raylet__pb2.GetLogReply.SerializeToString,
             ),
             'ReportMetrics': grpc.unary_unary_rpc_method_handler(
                     servicer.ReportMetrics,
@@ -829,6 +861,60 @@ class RayletService:
             '/jray.protocol.RayletService/GetNodeStats',
             jray_dot___private_dot_protocol_dot_raylet__pb2.GetNodeStatsRequest.SerializeToString,
             jray_dot___private_dot_protocol_dot_raylet__pb2.GetNodeStatsReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListLogs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jray.protocol.RayletService/ListLogs',
+            jray_dot___private_dot_protocol_dot_raylet__pb2.ListLogsRequest.SerializeToString,
+            jray_dot___private_dot_protocol_dot_raylet__pb2.ListLogsReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetLog(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jray.protocol.RayletService/GetLog',
+            jray_dot___private_dot_protocol_dot_raylet__pb2.GetLogRequest.SerializeToString,
+            jray_dot___private_dot_protocol_dot_raylet__pb2.GetLogReply.FromString,
             options,
             channel_credentials,
             insecure,

@@ -19,6 +19,9 @@
   ``AbortObject`` methods).
 - The node: registration and heartbeats to the GCS (whose replies are the
   cluster view), task events, and the worker monitor.
+- Observing it: ``GetNodeStats`` (the store, workers with their memory and
+  CPU, the machine's CPU and memory: ``host_stats.py``, sampled at most once
+  a second), and the node's log files (``ListLogs``, ``GetLog``: ``logs.py``).
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ from jray._private.protocol import gcs_pb2_grpc as ggrpc
 from jray._private.protocol import raylet_pb2 as rpb
 from jray._private.protocol import raylet_pb2_grpc as rgrpc
 from jray._private.raylet.bundles import Bundle, BundleTable
+from jray._private.raylet.host_stats import HostStats
 from jray._private.raylet.lease_policy import (
     BundleLookup,
     Error,
@@ -59,6 +63,7 @@ from jray._private.raylet.lease_policy import (
     decide_lease,
 )
 from jray._private.raylet.leases import BlockedWorkers, LeaseQueue, LeaseRecord, LeaseTable
+from jray._private.raylet.logs import LogDir, LogError
 from jray._private.raylet.object_manager import ObjectManager
 from jray._private.raylet.resource_load import PendingLease, ResourceLoad
 from jray._private.raylet.scheduler import Allocation, NodeResources
@@ -119,6 +124,8 @@ class Raylet(rgrpc.RayletServiceServicer):
         self._spread_rr = 0
         self.task_events = RayletTaskEvents(node_id)
         self.load = ResourceLoad()  # what waits here, and idleness (for the autoscaler)
+        self.host = HostStats()  # the machine's CPU and memory, the workers' (sampled at most once a second)
+        self.log_dir = LogDir(os.path.join(session_dir, "logs"))
 
     def spawn(self, coro: Any) -> None:
         t = asyncio.ensure_future(coro)
@@ -128,6 +135,7 @@ class Raylet(rgrpc.RayletServiceServicer):
     # -- node info / heartbeats -------------------------------------------------
     def node_info(self) -> gpb.NodeInfo:
         stats = self.store.stats() if self.store is not None else {}
+        host = self.host.sample(self.workers.pids() if self.workers else ())
         return gpb.NodeInfo(
             node_id=self.node_id, ip=self.ip, raylet_port=self.port, resources_total=self.res.total,
             resources_available={k: max(0.0, v) for k, v in self.res.available.items()}, alive=True,
@@ -139,6 +147,7 @@ class Raylet(rgrpc.RayletServiceServicer):
             num_leased_workers=len(self.leases.by_worker), num_objects=int(stats.get("num_objects", 0)),
             metrics_export_port=self.metrics_export_port, resource_load=self.load.demands(),
             idle_duration_ms=self.load.idle_ms(self._busy()),
+            cpu_percent=host.cpu_percent, memory_used=host.memory_used, memory_total=host.memory_total,
         )
 
     def _busy(self) -> bool:
@@ -624,12 +633,57 @@ class Raylet(rgrpc.RayletServiceServicer):
             num_idle_workers=len(self.workers.idle), resources_total=self.res.total,
             resources_available=self.res.available, spilled_bytes=int(stats.get("spilled_bytes", 0)),
             worker_pids=self.workers.pids(), num_pulls=self.objects.num_pulls)
+        host = self.host.sample(self.workers.pids())
+        reply.cpu_percent, reply.memory_used, reply.memory_total = (
+            host.cpu_percent, host.memory_used, host.memory_total)
+        for w in self.workers.by_pid.values():
+            proc = host.procs.get(w.pid)
+            reply.workers.append(rpb.WorkerStats(
+                pid=w.pid, worker_id=w.worker_id, state=self.workers.state_of(w), actor_id=w.actor_id,
+                rss_bytes=proc.rss if proc else 0, cpu_percent=proc.cpu_percent if proc else 0.0,
+                log_file=w.log_file, start_time=w.started_at, runtime_env_key=w.env_key))
         if self.envs is not None:
             reply.runtime_envs.extend(rpb.RuntimeEnvState(**st) for st in self.envs.states(self.workers.workers_by_env()))
         if request.include_objects:
             reply.objects.extend(self.objects.object_infos())
         if request.include_metrics:
             reply.metrics.extend(self.metrics.aggregate())
+        return reply
+
+    # -- logs (logs.py) ------------------------------------------------------------
+    async def ListLogs(self, request: rpb.ListLogsRequest, context: Any) -> rpb.ListLogsReply:
+        assert self.workers is not None
+        logs = self.workers.logs
+        files = await asyncio.to_thread(self.log_dir.list, request.glob_filter)
+        reply = rpb.ListLogsReply(log_dir=self.log_dir.path)
+        for name, size, mtime in files:
+            rec = logs.by_file.get(name)
+            info = rpb.LogFileInfo(filename=name, size=size, mtime=mtime)
+            if rec is not None:
+                info.pid, info.worker_id, info.worker_alive = rec.pid, rec.worker_id, rec.alive
+            reply.files.append(info)
+        return reply
+
+    async def GetLog(self, request: rpb.GetLogRequest, context: Any) -> rpb.GetLogReply:
+        assert self.workers is not None
+        reply = rpb.GetLogReply()
+        name = request.filename
+        if request.pid or request.worker_id:
+            rec = self.workers.logs.find(request.pid, request.worker_id)
+            if rec is None:
+                who = f"worker {request.worker_id.hex()}" if request.worker_id else f"pid {request.pid}"
+                return rpb.GetLogReply(error=f"no worker with {who} on node {self.node_id.hex()} ({self.ip}): "
+                                             "was it started by this node's raylet?", not_found=True)
+            name = rec.filename
+            reply.pid, reply.worker_id, reply.worker_alive = rec.pid, rec.worker_id, rec.alive
+        try:
+            data, end, size = await asyncio.to_thread(
+                self.log_dir.read, name, tail=request.tail, offset=request.offset, max_bytes=request.max_bytes)
+        except LogError as e:
+            return rpb.GetLogReply(error=str(e), not_found=e.not_found)
+        except OSError as e:
+            return rpb.GetLogReply(error=f"cannot read log {name!r}: {e.strerror or e}", not_found=True)
+        reply.data, reply.offset, reply.size, reply.filename = data, end, size, name
         return reply
 
     async def ReportWorkerBacklog(self, request: rpb.ReportWorkerBacklogRequest,

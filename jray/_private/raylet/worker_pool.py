@@ -5,6 +5,11 @@ a process that has imported everything a worker needs), or started with
 ``python -m jray._private.worker`` until the zygote is up. Either way they
 register back over gRPC. ``num_cpus`` workers are prestarted so the first
 task does not wait for a start.
+
+Each worker writes its stdout and stderr to its own ``worker-<ns>.log`` in
+the node's logs directory; ``logs`` (``raylet/logs.WorkerLogs``) keeps
+which file is which worker's, by pid and worker id, for ``jray logs`` and
+the logs page.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from jray._private.raylet.logs import WorkerLogs
 from jray._private.runtime_env.plugin import RuntimeEnvContext
 
 logger = logging.getLogger(__name__)
@@ -52,6 +58,8 @@ class WorkerProc:
     dead: bool = False
     promised: bool = False
     env_key: str = ""  # the runtime_env it was started for ("": none); it serves only that env
+    log_file: str = ""  # its log, relative to the pool's log_dir
+    started_at: float = field(default_factory=time.time)
 
 
 @dataclass
@@ -127,6 +135,7 @@ class WorkerPool:
         self.log_dir = log_dir
         self.by_pid: dict[int, WorkerProc] = {}
         self.by_id: dict[bytes, WorkerProc] = {}
+        self.logs = WorkerLogs()  # which log file is which worker's (those that exited too)
         self.idle: list[WorkerProc] = []
         self.starting: list[WorkerProc] = []
         self._start_sem = asyncio.Semaphore(max_starting)
@@ -201,6 +210,8 @@ class WorkerPool:
             self._popen_worker(w, env)
             return
         w.pid = pid
+        w.log_file = os.path.basename(log)
+        self.logs.started(log, pid)
         self.by_pid[pid] = w
         early = self._early.pop(pid, None)
         if early is not None:
@@ -226,6 +237,8 @@ class WorkerPool:
                            env_key=env.key if env else "")
             self.starting.append(w)
         w.proc, w.pid = proc, proc.pid
+        w.log_file = os.path.basename(log)
+        self.logs.started(log, proc.pid)
         self.by_pid[proc.pid] = w
         return w
 
@@ -242,6 +255,8 @@ class WorkerPool:
                 self.by_pid[pid] = w
         w.worker_id, w.port, w.direct_port = worker_id, port, direct_port
         self.by_id[worker_id] = w
+        if not is_driver:
+            self.logs.registered(pid, worker_id)
         if w in self.starting:
             self.starting.remove(w)
         if w.registered is not None and not w.registered.done():
@@ -317,6 +332,8 @@ class WorkerPool:
 
     def remove(self, w: WorkerProc) -> WorkerProc:
         w.dead = True
+        if not w.is_driver:
+            self.logs.exited(w.pid)
         self.by_pid.pop(w.pid, None)
         self.by_id.pop(w.worker_id, None)
         if w in self.idle:
@@ -408,6 +425,16 @@ class WorkerPool:
 
     def pids(self) -> list[int]:
         return [w.pid for w in self.by_pid.values()]
+
+    def state_of(self, w: WorkerProc) -> str:
+        """STARTING (not registered yet), IDLE, LEASED (running an owner's tasks) or ACTOR."""
+        if w.actor_id:
+            return "ACTOR"
+        if w.lease_id:
+            return "LEASED"
+        if not w.worker_id or w in self.starting:
+            return "STARTING"
+        return "IDLE"
 
     @staticmethod
     def describe(w: Any) -> str:

@@ -22,10 +22,13 @@ ACTOR_KEYS = ACTOR_BRIEF + ("is_detached", "death_cause", "num_restarts", "max_r
 OBJECT_KEYS = ("object_id", "object_size", "node_id", "ip", "where", "primary", "sealed", "pins",
                "owner_address", "owner_worker_id", "pid", "task_id")
 NODE_BRIEF = ("node_id", "node_ip", "is_head_node", "state", "resources_total", "resources_available",
-              "num_workers", "object_store_used", "object_store_memory")
+              "num_workers", "object_store_used", "object_store_memory", "cpu_percent", "memory_used",
+              "memory_total")
 NODE_KEYS = NODE_BRIEF + ("labels", "start_time_ms", "raylet_port", "pid", "num_idle_workers",
                           "num_busy_workers", "num_objects", "spilled_bytes", "pending_leases")
-WORKER_KEYS = ("worker_id", "worker_type", "is_alive", "node_id", "ip", "pid")
+WORKER_BRIEF = ("worker_id", "worker_type", "is_alive", "node_id", "ip", "pid", "state", "rss_bytes",
+                "cpu_percent")
+WORKER_KEYS = WORKER_BRIEF + ("actor_id", "log_file", "runtime_env_key", "worker_launch_time_ms")
 JOB_KEYS = ("job_id", "submission_id", "type", "status", "message", "entrypoint", "driver_pid", "driver_ip",
             "namespace", "start_time", "end_time")
 RUNTIME_ENV_BRIEF = ("runtime_env_key", "status", "success", "nodes", "size_bytes", "num_workers",
@@ -174,7 +177,8 @@ def _node_row(n: gpb.NodeInfo) -> dict[str, Any]:
         "object_store_memory": n.object_store_memory, "object_store_used": n.store_used,
         "num_workers": n.num_workers, "num_idle_workers": n.num_idle_workers,
         "num_busy_workers": n.num_leased_workers, "num_objects": n.num_objects, "spilled_bytes": n.spilled_bytes,
-        "pending_leases": n.pending_leases,
+        "pending_leases": n.pending_leases, "cpu_percent": round(n.cpu_percent, 1),
+        "memory_used": n.memory_used, "memory_total": n.memory_total,
     }
 
 
@@ -242,19 +246,27 @@ def objects(client: StateClient) -> tuple[list[dict[str, Any]], list[dict[str, A
 
 
 def workers(client: StateClient) -> list[dict[str, Any]]:
-    """Raylets know their workers' pids; a worker's id comes from the tasks it ran."""
+    """Each live raylet's workers (pid, id, state, memory, CPU, log file), then the drivers."""
     live, stats, jobs_list = _node_stats(client, False)
-    ids = {(t["node_id"], t["worker_pid"]): t["worker_id"] for t in tasks(client) if t["worker_id"]}
     rows = []
     for n, s in zip(live, stats, strict=True):
+        if s is None:
+            continue
         node = n.node_id.hex()
-        for pid in (s.worker_pids if s is not None else ()):
-            rows.append({"worker_id": ids.get((node, pid)), "worker_type": "WORKER", "is_alive": True,
-                         "node_id": node, "ip": n.ip, "pid": pid})
+        for w in s.workers:
+            rows.append({"worker_id": w.worker_id.hex() or None, "worker_type": "WORKER", "is_alive": True,
+                         "node_id": node, "ip": n.ip, "pid": w.pid, "state": w.state,
+                         "rss_bytes": w.rss_bytes, "cpu_percent": round(w.cpu_percent, 1),
+                         "actor_id": w.actor_id.hex() or None, "log_file": w.log_file or None,
+                         "runtime_env_key": w.runtime_env_key or None,
+                         "worker_launch_time_ms": _ms(w.start_time)})
     for j in jobs_list:
         rows.append({"worker_id": j.driver.worker_id.hex() or None, "worker_type": "DRIVER",
                      "is_alive": not j.is_dead, "node_id": j.driver.node_id.hex() or None,
-                     "ip": j.driver.ip or None, "pid": j.driver_pid or None})
+                     "ip": j.driver.ip or None, "pid": j.driver_pid or None,
+                     "state": "DEAD" if j.is_dead else "DRIVER", "rss_bytes": None, "cpu_percent": None,
+                     "actor_id": None, "log_file": None, "runtime_env_key": None,
+                     "worker_launch_time_ms": _ms(j.start_time)})
     return rows
 
 

@@ -17,21 +17,34 @@ task shows up shortly after it is submitted. Node rows carry the stats each
 raylet sends with its heartbeat: resources total/available, workers
 (``num_workers``, ``num_idle_workers``, ``num_busy_workers``: leased),
 ``object_store_used``/``object_store_memory`` (capacity), ``num_objects``,
-``spilled_bytes`` and ``pending_leases``. Every function takes ``address``/``token`` to
-query a cluster this process is not attached to (the CLI does).
+``spilled_bytes`` and ``pending_leases``, and the machine's ``cpu_percent``
+(0-100) and ``memory_used``/``memory_total`` (bytes; sampled at most once a
+second). Worker rows come from the raylets: ``state`` (STARTING, IDLE,
+LEASED, ACTOR), resident memory ``rss_bytes``, ``cpu_percent`` (of one
+core), the ``actor_id`` it hosts and its ``log_file``.
+
+Logs (Ray's log API): ``list_logs(node_id=...)`` lists a node's log files by
+group, ``get_log(...)`` yields the lines of one, named by file, or as the log
+of a worker ``pid``, a ``task_id`` or an ``actor_id`` (the worker that ran
+it), ``tail`` lines and, with ``follow``, new lines as they come. They are
+read through each node's raylet, so logs on other machines are reached too.
+Every function takes ``address``/``token`` to query a cluster this process
+is not attached to (the CLI does).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
+from jray._private.state import logs as _logs
 from jray._private.state import rows as _rows
 from jray._private.state.client import StateClient
 from jray.util.state._filters import Filter, check, matches
 
 __all__ = [
-    "get_actor", "list_actors", "list_jobs", "list_metrics", "list_nodes", "list_objects", "list_runtime_envs",
+    "get_actor", "get_log", "list_actors", "list_jobs", "list_logs", "list_metrics", "list_nodes", "list_objects",
+    "list_runtime_envs",
     "list_tasks", "list_workers", "metrics_prometheus",
     "summarize_actors", "summarize_objects", "summarize_tasks", "memory_summary", "task_changes",
     "task_state_counts",
@@ -113,7 +126,7 @@ def list_workers(filters: Sequence[Filter] | None = None, limit: int = 100, deta
                  address: str | None = None, token: str | None = None) -> list[dict[str, Any]]:
     """Worker processes of every live node (from the raylets) and the drivers."""
     rows = _rows.workers(StateClient(address, token))
-    return _select(rows, _rows.WORKER_KEYS, filters, limit, detail, _rows.WORKER_KEYS)
+    return _select(rows, _rows.WORKER_KEYS, filters, limit, detail, _rows.WORKER_BRIEF)
 
 
 def list_jobs(filters: Sequence[Filter] | None = None, limit: int = 100, detail: bool = False, *,
@@ -185,3 +198,51 @@ def summarize_objects(*, address: str | None = None, token: str | None = None) -
     """Objects in the nodes' stores, in Ray's shape (grouped by call site,
     which jray does not record: one group, "disabled", as Ray's default)."""
     return _rows.object_summary(_rows.objects(StateClient(address, token))[0])
+
+
+def list_logs(address: str | None = None, node_id: str | None = None, node_ip: str | None = None,
+              glob_filter: str | None = None, timeout: int = 30, *,
+              token: str | None = None) -> dict[str, list[str]]:
+    """The log files of one node (``node_id``, a prefix of it, or ``node_ip``;
+    the head node without either), as Ray's: ``{group: [filename, ...]}``
+    with groups such as ``worker``, ``raylet``, ``gcs_server``,
+    ``worker_zygote``, ``runtime_env``. ``glob_filter``: only names that
+    match it (``"worker-*"``). Names are relative to the node's logs
+    directory, as ``get_log(filename=...)`` takes them. ``timeout`` is
+    accepted for Ray's signature (each call has jray's own deadline)."""
+    client = StateClient(address, token)
+    node = _logs.pick_node(client, node_id, node_ip)
+    return _logs.grouped(_logs.list_files(client, node, glob_filter), glob_filter)
+
+
+def get_log(address: str | None = None, node_id: str | None = None, node_ip: str | None = None,
+            filename: str | None = None, actor_id: str | None = None, task_id: str | None = None,
+            pid: int | None = None, follow: bool = False, tail: int = -1, timeout: int = 30,
+            suffix: str = "out", encoding: str | None = "utf-8", errors: str | None = "strict",
+            attempt_number: int = 0, _interval: float | None = None, *,
+            token: str | None = None) -> Iterator[str]:
+    """The lines of one log file, as Ray's ``get_log`` (a generator of
+    strings, one line each, without the newline). Name exactly one of:
+
+    - ``filename``: a file of ``list_logs`` on ``node_id``/``node_ip`` (the
+      head without either); an absolute path or ``..`` is refused
+      (``ValueError``), as is anything outside the node's logs directory;
+    - ``pid``: that worker's log (on ``node_id``/``node_ip``, else on the
+      node whose raylet started it);
+    - ``task_id`` (``attempt_number``): the log of the worker that ran the
+      task: everything that worker printed, the task's lines among it;
+    - ``actor_id``: the log of the actor's worker.
+
+    ``tail``: only the last ``tail`` lines (-1: all). ``follow``: then keep
+    yielding new lines as they are written (every ``_interval`` s, default
+    0.5), until the worker exits (a worker's log) or the caller stops
+    iterating. A worker writes stdout and stderr to one file, so ``suffix``
+    ("out" or "err") names the same file. Unknown files, workers, tasks or
+    actors raise ``FileNotFoundError`` saying which."""
+    if suffix not in ("out", "err"):
+        raise ValueError(f"suffix must be 'out' or 'err', got {suffix!r}")
+    client = StateClient(address, token)
+    target = _logs.resolve(client, node_id=node_id, node_ip=node_ip, filename=filename, actor_id=actor_id,
+                           task_id=task_id, pid=pid, attempt_number=attempt_number)
+    return _logs.stream(client, target, tail=tail, follow=follow, interval=_interval,
+                        encoding=encoding or "utf-8", errors=errors or "strict")
