@@ -5,6 +5,9 @@ each line with the running task (its name for the ``(f pid=…)`` prefix, and
 the driver's top-level task so the notebook layer can route late output to
 the cell that submitted it), buffer it, and ship batches to the job's driver
 over gRPC: at most every 20 ms, and always before a task's reply leaves.
+Each line also goes into the worker's own log file (its stdout/stderr: the
+raylet's ``worker-<ns>.log``), where ``jray logs`` and the logs page read
+it; messages for the notebook (displays, progress bars) do not.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import os
 import threading
 from typing import TYPE_CHECKING, Any
 
+from jray._private.output_wire import MARK
 from jray._private.protocol import core_worker_pb2 as wpb
 from jray._private.protocol import core_worker_pb2_grpc as wgrpc
 
@@ -56,7 +60,17 @@ class _TaggedStream(io.TextIOBase):
         self._partial[tid] = rest
         for line in lines:
             self._fwd.add(spec, line, self._is_err)
+        self._to_file(lines)
         return len(s)
+
+    def _to_file(self, lines: list[str]) -> None:
+        """The lines into this worker's log file too (one unbuffered append)."""
+        text = "".join(line + "\n" for line in lines if not line.startswith(MARK))
+        if text:
+            try:
+                os.write(self._fallback.fileno(), text.encode("utf-8", "replace"))
+            except (OSError, ValueError, AttributeError):
+                pass
 
     def flush(self) -> None:
         tid = threading.get_ident()
@@ -64,6 +78,7 @@ class _TaggedStream(io.TextIOBase):
         spec = getattr(_ctx, "spec", None) or self._fwd.default_spec
         if rest and spec is not None:
             self._fwd.add(spec, rest, self._is_err)
+            self._to_file([rest])
         self._fwd.flush()
 
 
