@@ -7,6 +7,7 @@ the function that runs it. They live by concept:
 - ``cluster.py``: ``start``, ``stop``, ``status``;
 - ``autoscale.py``: ``up``, ``down`` (autoscaling clusters from a config);
 - ``state.py``: ``list``, ``summary``, ``memory`` (the state API);
+- ``logs.py``: ``logs`` (the nodes' log files, a worker's, a task's);
 - ``job.py``: ``job submit|status|logs|stop|delete|list`` (the Jobs SDK);
 - ``debug.py``: ``debug`` (pdb on a task paused at ``breakpoint()``);
 - ``bench.py``: ``microbenchmark`` (the workloads of ``jray.bench``);
@@ -26,7 +27,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from jray.cli import autoscale, bench, cluster, debug, job, state
+from jray.cli import autoscale, bench, cluster, debug, job, logs, state
 from jray.cli.command import CliError, Command, err
 
 COMMANDS: tuple[Command, ...] = (
@@ -86,6 +87,12 @@ COMMANDS: tuple[Command, ...] = (
         "a CPU profile of a task or actor's worker for N seconds (hottest frames, a flame graph SVG)",
         state.configure_profile,
         state.profile,
+    ),
+    Command(
+        "logs",
+        "the log files of a node, or the log of a worker, task or actor, tailed or followed (Ray's `ray logs`)",
+        logs.configure,
+        logs.run,
     ),
     Command(
         "debug",

@@ -432,6 +432,14 @@ def format_status(address: str, nodes: Sequence[Any]) -> str:
             if n.object_store_memory
             else "-"
         )
+        # The machine the node runs on (psutil, sampled by its raylet): not the logical `memory` resource.
+        memory = (
+            f"{fmt_bytes(n.memory_used)} / {fmt_bytes(n.memory_total)}"
+            f" ({100 * n.memory_used / n.memory_total:.0f}%)"
+            if n.alive and n.memory_total
+            else "-"
+        )
+        host_cpu = f"{n.cpu_percent:.0f}%" if n.alive and n.memory_total else "-"
         rows.append(
             [
                 n.node_id.hex(),
@@ -441,6 +449,8 @@ def format_status(address: str, nodes: Sequence[Any]) -> str:
                 cpu,
                 gpu,
                 store,
+                memory,
+                host_cpu,
                 str(n.num_workers) if n.alive else "-",
             ]
         )
@@ -454,6 +464,8 @@ def format_status(address: str, nodes: Sequence[Any]) -> str:
                 "CPU used",
                 "GPU used",
                 "OBJECT STORE used",
+                "MEMORY used",
+                "HOST CPU",
                 "WORKERS",
             ],
             rows,

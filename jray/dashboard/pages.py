@@ -10,7 +10,7 @@ per job with its log following live:
     GET  /                      overview: nodes, jobs (links), the live views
     GET  /login, POST /login    the token form; a right token sets a cookie
     GET  /views/<name>          a live view page (BokehJS inlined)
-    GET  /api/views/<name>      its data (JSON), polled by the page
+    GET  /api/views/<name>      its data (JSON), polled by the page (the logs page: ?node_id=&pid=&tail=)
     GET  /jobs/<id>             a job's details and its log (polls /api/jobs/<id>/logs/tail)
 
 Behind the cluster token as the REST API: a request carries it (``Bearer``)
@@ -101,7 +101,7 @@ class Dashboard:
         if parts[0] == "views" and len(parts) == 2:
             return self._view_page(parts[1])
         if parts[:2] == ["api", "views"] and len(parts) == 3:
-            return await self._view_data(parts[2])
+            return await self._view_data(parts[2], {k: v[0] for k, v in form.items() if v})
         if parts[0] == "jobs" and len(parts) == 2:
             return self._job_page(parts[1])
         return _page("not found", f"<p>No page {html.escape(path)}. <a href='/'>Overview</a></p>")
@@ -171,7 +171,7 @@ class Dashboard:
             return Response(404, f"no view {name!r}".encode(), "text/plain; charset=utf-8")
         return Response(200, pages.page_html(name, f"/api/views/{name}").encode())
 
-    async def _view_data(self, name: str) -> Any:
+    async def _view_data(self, name: str, params: dict[str, str]) -> Any:
         try:
             from jray.jupyter.views import pages
         except ImportError:
@@ -180,7 +180,7 @@ class Dashboard:
             raise HttpError(404, f"no view {name!r}")
         async with self._lock:  # one update at a time per head: views keep history
             state = self._views.setdefault(name, {"address": self.gcs_address, "token": self.token})
-            return await asyncio.to_thread(pages.page_data, name, state)
+            return await asyncio.to_thread(lambda: pages.page_data(name, state, params=params))
 
     def _job_page(self, sid: str) -> Response:
         rec = self.manager.records.get(sid)

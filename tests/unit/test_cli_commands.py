@@ -17,7 +17,7 @@ from jray.cli import COMMANDS, build_parser
 
 def test_every_command_is_a_subparser_with_its_help() -> None:
     names = [c.name for c in COMMANDS]
-    assert names == ["start", "stop", "status", "up", "down", "list", "summary", "memory", "stack", "profile", "debug",
+    assert names == ["start", "stop", "status", "up", "down", "list", "summary", "memory", "stack", "profile", "logs", "debug",
                      "metrics", "job", "microbenchmark"]
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")

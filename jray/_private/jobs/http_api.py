@@ -125,7 +125,8 @@ class JobsHttpServer:
             if self.dashboard is not None:
                 ok = ok or self.dashboard.authorized(headers)
                 if self.dashboard.handles(method, url.path):
-                    form = urllib.parse.parse_qs(body.decode("utf-8", "replace")) \
+                    # a GET's query (the logs page's selection), a POST's form body (the login)
+                    form = dict(query) if method == "GET" else urllib.parse.parse_qs(body.decode("utf-8", "replace")) \
                         if "form-urlencoded" in headers.get("content-type", "") else {}
                     payload = await self.dashboard.route(method, url.path, ok, form)
                     await self._write(writer, 200, payload)

@@ -44,7 +44,7 @@ class LogTarget:
     worker_id: str = ""
 
 
-def _live_nodes(client: StateClient) -> list[gpb.NodeInfo]:
+def live_nodes(client: StateClient) -> list[gpb.NodeInfo]:
     async def get(gcs: Any, _raylet: Any) -> Any:
         return await gcs.GetAllNodeInfo(gpb.GetAllNodeInfoRequest(), timeout=TIMEOUT)
 
@@ -53,7 +53,7 @@ def _live_nodes(client: StateClient) -> list[gpb.NodeInfo]:
 
 def pick_node(client: StateClient, node_id: str | None = None, node_ip: str | None = None) -> gpb.NodeInfo:
     """The live node with ``node_id`` (a prefix will do) or ``node_ip``; the head without either."""
-    live = _live_nodes(client)
+    live = live_nodes(client)
     if node_id:
         found = [n for n in live if n.node_id.hex().startswith(node_id.lower())]
         if len(found) != 1:
@@ -83,6 +83,19 @@ def list_files(client: StateClient, node: gpb.NodeInfo, glob_filter: str | None)
                                                      timeout=TIMEOUT)
 
     return list(client.run(get).files)
+
+
+def list_files_of(client: StateClient, nodes: list[gpb.NodeInfo],
+                  glob_filter: str | None) -> list[list[rpb.LogFileInfo] | None]:
+    """``list_files`` of several nodes at once (None where a node did not answer)."""
+    import asyncio
+
+    async def get(_gcs: Any, raylet: Any) -> Any:
+        return await asyncio.gather(*(
+            raylet(_address(n)).ListLogs(rpb.ListLogsRequest(glob_filter=glob_filter or ""), timeout=TIMEOUT)
+            for n in nodes), return_exceptions=True)
+
+    return [None if isinstance(r, BaseException) else list(r.files) for r in client.run(get)]
 
 
 def group_of(filename: str) -> str:
@@ -125,7 +138,7 @@ def resolve(client: StateClient, *, node_id: str | None = None, node_ip: str | N
             n = pick_node(client, row["node_id"])
             return LogTarget(n.node_id.hex(), _address(n), n.ip, pid=int(pid))
     # Exited workers are remembered by their raylet: ask each live node.
-    for n in _live_nodes(client):
+    for n in live_nodes(client):
         reply = _get(client, LogTarget(n.node_id.hex(), _address(n), n.ip, pid=int(pid)), tail=0)
         if not reply.error:
             return LogTarget(n.node_id.hex(), _address(n), n.ip, pid=int(pid))

@@ -427,7 +427,8 @@ class ViewCache:
         self._key = ""
         self._lock = threading.Lock()
 
-    def data(self, name: str, address: str, token: str) -> dict[str, Any]:
+    def data(self, name: str, address: str, token: str, params: dict[str, str] | None = None) -> dict[str, Any]:
+        """The page's poll: ``view.page_data(params)`` (``params``: its query, for the logs page)."""
         from jray.jupyter.views import pages
 
         with self._lock:
@@ -437,8 +438,7 @@ class ViewCache:
             view = self._views.get(name)
             if view is None:
                 view = self._views[name] = pages.make_view(name, address=address, token=token)
-        view.update()
-        return view.data()  # type: ignore[no-any-return]
+        return view.page_data(params or {})  # type: ignore[no-any-return]
 
 
 def _page_names() -> list[str]:
@@ -457,7 +457,9 @@ def _page_titles() -> dict[str, str]:
 
 class ViewDataHandler(_Base):
     """GET ``jray/api/views/<name>``: the view's sources as JSON
-    (``{source: {column: [...]}}``), refreshed from the state API."""
+    (``{source: {column: [...]}}``), refreshed from the state API; the
+    query's arguments go to the view (the logs page's ``node_id``, ``pid``,
+    ``file``, ``tail``)."""
 
     @tornado.web.authenticated
     async def get(self, name: str) -> None:
@@ -465,7 +467,8 @@ class ViewDataHandler(_Base):
             raise tornado.web.HTTPError(404, f"no view {name!r}")
         self.require_running()
         c, cache = self.cluster, self.settings["jray_views"]
-        data = await self.run(lambda: cache.data(name, c.address, c.token))
+        params = {k: self.get_query_argument(k) for k in self.request.query_arguments}
+        data = await self.run(lambda: cache.data(name, c.address, c.token, params))
         self.reply(data)
 
 

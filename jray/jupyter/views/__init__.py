@@ -4,7 +4,7 @@ Users reach this package as ``jray.views`` (the lazy attribute of ``import
 jray``; ``jray/views/`` is an alias of it, its home before it moved here
 beside the other notebook code).
 
-Each view (``TaskStreamView``, ``ObjectStoreView``, ``MetricsView``) is a small component:
+Each view (``TaskStreamView``, ``ObjectStoreView``, ``MetricsView``, ``NodesView``) is a small component:
 named ``ColumnDataSource`` objects, an ``update()`` that reads the state API
 (``jray.util.state``) and nothing else, ``data()`` (the same columns as
 JSON-ready dicts) and ``layout()`` (the Bokeh figures over the sources).
@@ -16,6 +16,9 @@ They are shown two ways:
   page first, inlined, since the widget's view needs it);
 - as full pages served by the Jupyter server extension: ``pages.py``
   (``page_html`` renders, ``page_data`` feeds the page's polling script).
+
+The logs page (``LogsPage``, ``logs.py``) is a page only, of plain HTML:
+workers per node and a selected worker's log, tailed, with a search box.
 
 Importing this package imports Bokeh; ``import jray`` does not.
 """
@@ -30,11 +33,14 @@ except ImportError as e:  # pragma: no cover - depends on the install
     raise ImportError("jray.views draws with Bokeh: pip install 'jray[notebook]' (bokeh, jupyter_bokeh)") from e
 
 from jray.jupyter.views._base import View
+from jray.jupyter.views.logs import LogsPage
 from jray.jupyter.views.metrics import MetricsView
+from jray.jupyter.views.nodes import NodesView
 from jray.jupyter.views.object_store import ObjectStoreView
 from jray.jupyter.views.task_stream import TaskStreamView
 
-__all__ = ["MetricsView", "ObjectStoreView", "TaskStreamView", "View", "metrics", "object_store", "task_stream"]
+__all__ = ["LogsPage", "MetricsView", "NodesView", "ObjectStoreView", "TaskStreamView", "View", "metrics", "nodes",
+           "object_store", "task_stream"]
 
 
 def task_stream(period: float = 1.0, *, address: str | None = None, token: str | None = None,
@@ -59,4 +65,13 @@ def metrics(period: float = 1.0, *, address: str | None = None, token: str | Non
     from jray.jupyter.views.live import LiveView
 
     return LiveView(MetricsView(address=address, token=token, **options), period)
+
+
+def nodes(period: float = 1.0, *, address: str | None = None, token: str | None = None,
+          **options: Any) -> Any:
+    """Per node CPU, memory and store over time, and worker memory, as a live
+    notebook widget (``options`` go to ``NodesView``: ``window_s``, ``top``)."""
+    from jray.jupyter.views.live import LiveView
+
+    return LiveView(NodesView(address=address, token=token, **options), period)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bokeh.models import ColumnDataSource
@@ -30,6 +30,8 @@ class View:
 
     #: Source names and their columns (empty at first).
     SOURCES: dict[str, Sequence[str]] = {}
+    #: A page with HTML of its own (``html()``) rather than a Bokeh layout (the logs page).
+    PLAIN_HTML = False
 
     def __init__(self, *, address: str | None = None, token: str | None = None) -> None:
         self.address = address
@@ -60,6 +62,17 @@ class View:
                 self._data = new
                 for name, cols in new.items():
                     self.sources[name].data = dict(cols)
+
+    def page_data(self, params: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """What the view's page gets on each poll: the sources after a fresh
+        ``update()``. ``params``: the poll's query (what a page selected; the
+        Bokeh views take none)."""
+        self.update()
+        return self.data()
+
+    def html(self, data_url: str, title: str) -> str:
+        """A ``PLAIN_HTML`` view's standalone page, polling ``data_url``."""
+        raise NotImplementedError
 
     def data(self) -> dict[str, Columns]:
         """``{source_name: {column: [...]}}``, JSON-serialisable, as of the last ``update()``."""

@@ -30,6 +30,13 @@ node) accumulate history. Equivalent, by hand::
     view = VIEWS[name](address=..., token=...)   # once per page
     view.update(); view.data()                   # per request
 
+Not every page is Bokeh: a view with ``PLAIN_HTML`` (the logs page,
+``logs.py``) renders its own HTML (``view.html(data_url, title)``) and
+answers its polls with its own JSON for what the poll's query selects
+(``page_data(name, state, params={"node_id": ..., "pid": ...})``, as
+``view.page_data(params)``); it is listed, served and authenticated as the
+others.
+
 Without ``address``/``token`` the calling process must be a driver
 (``jray.init(address=...)``); with them it need not be (as in
 ``jray.util.state``). ``address`` is the GCS address (``HOST:PORT``).
@@ -44,15 +51,18 @@ from bokeh.embed import file_html
 from bokeh.resources import INLINE
 
 from jray.jupyter.views._base import View
+from jray.jupyter.views.logs import LogsPage
 from jray.jupyter.views.metrics import MetricsView
+from jray.jupyter.views.nodes import NodesView
 from jray.jupyter.views.object_store import ObjectStoreView
 from jray.jupyter.views.task_stream import TaskStreamView
 
 __all__ = ["VIEWS", "TITLES", "make_view", "page_data", "page_html"]
 
 VIEWS: dict[str, type[View]] = {"task_stream": TaskStreamView, "object_store": ObjectStoreView,
-                                "metrics": MetricsView}
-TITLES = {"task_stream": "jray: task stream", "object_store": "jray: object store", "metrics": "jray: metrics"}
+                                "metrics": MetricsView, "nodes": NodesView, "logs": LogsPage}
+TITLES = {"task_stream": "jray: task stream", "object_store": "jray: object store", "metrics": "jray: metrics",
+          "nodes": "jray: nodes", "logs": "jray: logs"}
 POLL_MS = 1000
 
 _POLL = """
@@ -102,6 +112,8 @@ def make_view(name: str, *, address: str | None = None, token: str | None = None
 def page_html(name: str, data_url: str, title: str | None = None) -> str:
     """A standalone HTML page for view ``name`` that polls ``data_url`` for its data."""
     view = make_view(name)
+    if view.PLAIN_HTML:  # a page of its own (the logs page), no Bokeh
+        return view.html(data_url, title or TITLES.get(name, name))
     html = file_html(view.layout(), resources=INLINE, title=title or TITLES.get(name, name))
     script = _POLL % {"url": _js(data_url), "names": _js(sorted(view.SOURCES)), "period": POLL_MS}
     head, sep, tail = html.rpartition("</body>")
@@ -114,8 +126,9 @@ def _js(value: Any) -> str:
 
 
 def page_data(name: str, state: dict[str, Any] | None = None, *, address: str | None = None,
-              token: str | None = None) -> dict[str, dict[str, list[Any]]]:
-    """``{source_name: {column: [...]}}`` for page ``name`` after a fresh ``update()``.
+              token: str | None = None, params: dict[str, str] | None = None) -> dict[str, Any]:
+    """``{source_name: {column: [...]}}`` for page ``name`` after a fresh ``update()``
+    (the logs page: its own JSON, for what ``params``, the poll's query, selects).
 
     ``state``: a dict kept by the caller per page; the view lives in
     ``state["view"]`` between calls (``address``/``token`` may also be given
@@ -127,5 +140,4 @@ def page_data(name: str, state: dict[str, Any] | None = None, *, address: str | 
     if not isinstance(view, View) or type(view) is not VIEWS.get(name):
         view = state["view"] = make_view(name, address=address or state.get("address"),
                                          token=token or state.get("token"))
-    view.update()
-    return view.data()
+    return view.page_data(params or {})

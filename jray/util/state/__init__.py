@@ -43,7 +43,7 @@ from jray._private.state.client import StateClient
 from jray.util.state._filters import Filter, check, matches
 
 __all__ = [
-    "get_actor", "get_log", "list_actors", "list_jobs", "list_logs", "list_metrics", "list_nodes", "list_objects",
+    "get_actor", "get_log", "list_actors", "list_jobs", "list_log_files", "list_logs", "list_metrics", "list_nodes", "list_objects",
     "list_runtime_envs",
     "list_tasks", "list_workers", "metrics_prometheus",
     "summarize_actors", "summarize_objects", "summarize_tasks", "memory_summary", "task_changes",
@@ -213,6 +213,25 @@ def list_logs(address: str | None = None, node_id: str | None = None, node_ip: s
     client = StateClient(address, token)
     node = _logs.pick_node(client, node_id, node_ip)
     return _logs.grouped(_logs.list_files(client, node, glob_filter), glob_filter)
+
+
+def list_log_files(node_id: str | None = None, node_ip: str | None = None, glob_filter: str | None = None, *,
+                   address: str | None = None, token: str | None = None) -> list[dict[str, Any]]:
+    """jray's detailed ``list_logs``: one row per log file of one node
+    (``node_id``/``node_ip``), or of every live node without either, with
+    ``node_id``, ``node_ip``, ``filename``, ``group``, ``size``,
+    ``mtime``, and for a worker's log its ``pid``, ``worker_id`` and
+    ``worker_alive`` (exited workers' logs are kept, and so listed)."""
+    client = StateClient(address, token)
+    nodes = [_logs.pick_node(client, node_id, node_ip)] if node_id or node_ip else _logs.live_nodes(client)
+    rows = []
+    for n, files in zip(nodes, _logs.list_files_of(client, nodes, glob_filter), strict=True):
+        for f in files or ():
+            rows.append({"node_id": n.node_id.hex(), "node_ip": n.ip, "filename": f.filename,
+                         "group": _logs.group_of(f.filename), "size": f.size, "mtime": f.mtime,
+                         "pid": f.pid or None, "worker_id": f.worker_id.hex() or None,
+                         "worker_alive": f.worker_alive if f.pid else None})
+    return rows
 
 
 def get_log(address: str | None = None, node_id: str | None = None, node_ip: str | None = None,

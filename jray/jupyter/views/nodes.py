@@ -1,0 +1,159 @@
+"""The nodes view: each node's CPU, memory and object store over time, and
+the memory of every worker.
+
+``update()`` reads ``list_nodes`` (each raylet samples its machine's CPU and
+memory at most once a second and sends them with its heartbeats, with its
+store use) and appends a sample per live node to the view's own history,
+keeping the last ``window_s`` seconds (the x axes slide with it); and
+``WorkerActivity`` (``workers.py``: ``list_workers`` with each worker's
+resident memory, and the task or actor it runs).
+
+- ``node_series``: one row per node, ``xs`` (ms) with ``cpu`` (%),
+  ``memory`` and ``store`` (bytes), lists per row for ``multi_line``;
+  ``memory_total``/``store_capacity`` the latest totals.
+- ``node_latest``: the latest sample per node, readable (``*_text``).
+- ``worker_memory``: the ``top`` workers by resident memory, one bar each
+  (``y`` their rank, ``label`` the axis text: node, pid, task/actor),
+  sizes readable in ``rss_text`` (jray's one byte format).
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+from typing import Any
+
+from bokeh.layouts import column
+from bokeh.models import (
+    CustomJSTickFormatter,
+    DataRange1d,
+    HoverTool,
+    LayoutDOM,
+    NumeralTickFormatter,
+    Range1d,
+    SingleIntervalTicker,
+)
+from bokeh.models.widgets.tables import DataTable, StringFormatter, TableColumn
+from bokeh.plotting import figure
+
+from jray._private.formatting import fmt_bytes
+from jray.jupyter.views._base import Columns, View, color_for, short
+from jray.jupyter.views.workers import WorkerActivity
+from jray.util import state
+
+_WORKER_LABEL_JS = """
+const i = src.data.y.indexOf(tick);
+return i < 0 ? "" : src.data.label[i];
+"""
+
+
+class NodesView(View):
+    """Per node CPU %, memory and store use over the last ``window_s`` seconds;
+    the ``top`` workers by resident memory."""
+
+    SOURCES = {
+        "node_series": ("node_id", "label", "color", "xs", "cpu", "memory", "store", "memory_total",
+                        "store_capacity"),
+        "node_latest": ("node_id", "label", "node_ip", "cpu_text", "memory_text", "store_text", "workers"),
+        "worker_memory": ("y", "label", "node_id", "node", "pid", "state", "what", "rss", "rss_text",
+                          "cpu_percent", "color"),
+    }
+
+    def __init__(self, *, address: str | None = None, token: str | None = None, window_s: float = 300.0,
+                 top: int = 25) -> None:
+        super().__init__(address=address, token=token)
+        if window_s <= 0:
+            raise ValueError(f"window_s must be > 0, not {window_s!r}")
+        self.window_s = window_s
+        self.top = top
+        self.history: dict[str, collections.deque] = {}
+        self.activity = WorkerActivity(self.state_kwargs)
+
+    def compute(self) -> dict[str, Columns]:
+        nodes = [n for n in state.list_nodes(limit=0, detail=True, **self.state_kwargs) if n["state"] == "ALIVE"]
+        now = time.time() * 1000
+        for n in nodes:
+            h = self.history.setdefault(n["node_id"], collections.deque())
+            h.append((now, float(n["cpu_percent"]), float(n["memory_used"]), float(n["object_store_used"])))
+            while h and h[0][0] < now - self.window_s * 1000:
+                h.popleft()
+        live = {n["node_id"]: n for n in nodes}
+        for gone in [k for k in self.history if k not in live]:
+            del self.history[gone]
+        series: Columns = {c: [] for c in self.SOURCES["node_series"]}
+        latest: Columns = {c: [] for c in self.SOURCES["node_latest"]}
+        for node_id, h in sorted(self.history.items()):
+            n = live[node_id]
+            label = f"{short(node_id, 6)} {n['node_ip']}"
+            for c, v in (("node_id", node_id), ("label", label), ("color", color_for(node_id)),
+                         ("xs", [s[0] for s in h]), ("cpu", [s[1] for s in h]), ("memory", [s[2] for s in h]),
+                         ("store", [s[3] for s in h]), ("memory_total", n["memory_total"]),
+                         ("store_capacity", n["object_store_memory"])):
+                series[c].append(v)
+            mem_pct = 100.0 * n["memory_used"] / n["memory_total"] if n["memory_total"] else 0.0
+            store_pct = 100.0 * n["object_store_used"] / n["object_store_memory"] if n["object_store_memory"] else 0.0
+            for c, v in (("node_id", node_id), ("label", label), ("node_ip", n["node_ip"]),
+                         ("cpu_text", f"{n['cpu_percent']:.0f}%"),
+                         ("memory_text", f"{fmt_bytes(n['memory_used'])} / {fmt_bytes(n['memory_total'])} "
+                                         f"({mem_pct:.0f}%)"),
+                         ("store_text", f"{fmt_bytes(n['object_store_used'])} / "
+                                        f"{fmt_bytes(n['object_store_memory'])} ({store_pct:.0f}%)"),
+                         ("workers", n["num_workers"])):
+                latest[c].append(v)
+        return {"node_series": series, "node_latest": latest, "worker_memory": self._workers()}
+
+    def _workers(self) -> Columns:
+        rows = sorted(self.activity.update(), key=lambda w: -(w["rss_bytes"] or 0))[: self.top]
+        cols: Columns = {c: [] for c in self.SOURCES["worker_memory"]}
+        for i, w in enumerate(rows):
+            what = w["what"] or w["state"].lower()
+            for c, v in (("y", i), ("label", f"{short(w['node_id'], 6)} pid {w['pid']} {what}"[:60]),
+                         ("node_id", w["node_id"]), ("node", short(w["node_id"], 6)), ("pid", w["pid"]),
+                         ("state", w["state"]), ("what", w["what"]), ("rss", w["rss_bytes"] or 0),
+                         ("rss_text", fmt_bytes(w["rss_bytes"] or 0)), ("cpu_percent", w["cpu_percent"] or 0.0),
+                         ("color", color_for(w["node_id"]))):
+                cols[c].append(v)
+        return cols
+
+    def build(self) -> LayoutDOM:
+        s = self.sources
+        x_range = DataRange1d(follow="end", follow_interval=self.window_s * 1000, range_padding=0,
+                              name="node_x_range")
+        tools = "xpan,xwheel_zoom,box_zoom,reset,save"
+
+        def timeline(title: str, y: str, name: str, **kw: Any) -> Any:
+            fig = figure(title=title, x_axis_type="datetime", x_range=x_range, height=200,
+                         sizing_mode="stretch_width", tools=tools, name=name, **kw)
+            lines = fig.multi_line(xs="xs", ys=y, line_color="color", line_width=2, source=s["node_series"],
+                                   legend_field="label")
+            fig.add_tools(HoverTool(renderers=[lines], tooltips=[("node", "@label")]))
+            fig.legend.location = "top_left"
+            fig.legend.label_text_font_size = "9pt"
+            return fig
+
+        window = f"last {self.window_s / 60:g} min" if self.window_s >= 60 else f"last {self.window_s:g} s"
+        cpu = timeline(f"CPU use per node, % of the machine ({window})", "cpu", "node_cpu_figure",
+                       y_range=Range1d(start=0, end=105))
+        mem = timeline("Memory used per node (the machine's)", "memory", "node_memory_figure")
+        mem.yaxis.formatter = NumeralTickFormatter(format="0.0 b")
+        store = timeline("Object store used per node", "store", "node_store_figure")
+        store.yaxis.formatter = NumeralTickFormatter(format="0.0 b")
+        table = DataTable(source=s["node_latest"], height=110, sizing_mode="stretch_width", index_position=None,
+                          columns=[TableColumn(field=f, title=t, formatter=StringFormatter())
+                                   for f, t in (("label", "node"), ("cpu_text", "CPU"), ("memory_text", "memory"),
+                                                ("store_text", "object store"), ("workers", "workers"))])
+        src = s["worker_memory"]
+        bars = figure(title=f"Worker memory (resident, the {self.top} largest)", height=380,
+                      sizing_mode="stretch_width", tools="save", name="worker_memory_figure",
+                      x_range=DataRange1d(start=0, range_padding=0.15),
+                      y_range=DataRange1d(range_padding=0.05, flipped=True), min_border_left=240)
+        hb = bars.hbar(y="y", right="rss", height=0.7, fill_color="color", line_color=None, source=src)
+        bars.text(x="rss", y="y", text="rss_text", source=src, x_offset=4, text_baseline="middle",
+                  text_font_size="9pt")
+        bars.add_tools(HoverTool(renderers=[hb], tooltips=[("worker", "@label"), ("state", "@state"),
+                                                           ("resident", "@rss_text"), ("CPU", "@cpu_percent%")]))
+        bars.xaxis.formatter = NumeralTickFormatter(format="0 b")
+        bars.yaxis.ticker = SingleIntervalTicker(interval=1)
+        bars.yaxis.formatter = CustomJSTickFormatter(args={"src": src}, code=_WORKER_LABEL_JS)
+        bars.ygrid.grid_line_color = None
+        return column(cpu, mem, store, table, bars, sizing_mode="stretch_width")
