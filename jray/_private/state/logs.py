@@ -78,6 +78,8 @@ def _address(n: gpb.NodeInfo) -> str:
 
 
 def list_files(client: StateClient, node: gpb.NodeInfo, glob_filter: str | None) -> list[rpb.LogFileInfo]:
+    _check_glob(glob_filter)
+
     async def get(_gcs: Any, raylet: Any) -> Any:
         return await raylet(_address(node)).ListLogs(rpb.ListLogsRequest(glob_filter=glob_filter or ""),
                                                      timeout=TIMEOUT)
@@ -90,12 +92,22 @@ def list_files_of(client: StateClient, nodes: list[gpb.NodeInfo],
     """``list_files`` of several nodes at once (None where a node did not answer)."""
     import asyncio
 
+    _check_glob(glob_filter)
+
     async def get(_gcs: Any, raylet: Any) -> Any:
         return await asyncio.gather(*(
             raylet(_address(n)).ListLogs(rpb.ListLogsRequest(glob_filter=glob_filter or ""), timeout=TIMEOUT)
             for n in nodes), return_exceptions=True)
 
     return [None if isinstance(r, BaseException) else list(r.files) for r in client.run(get)]
+
+
+def _check_glob(glob_filter: str | None) -> None:
+    """A glob names files inside the logs directory, as a file name does (ValueError otherwise)."""
+    if glob_filter:
+        from jray._private.raylet.logs import check_name
+
+        check_name(glob_filter)
 
 
 def group_of(filename: str) -> str:

@@ -256,7 +256,8 @@ def workers(client: StateClient) -> list[dict[str, Any]]:
         for w in s.workers:
             rows.append({"worker_id": w.worker_id.hex() or None, "worker_type": "WORKER", "is_alive": True,
                          "node_id": node, "ip": n.ip, "pid": w.pid, "state": w.state,
-                         "rss_bytes": w.rss_bytes, "cpu_percent": round(w.cpu_percent, 1),
+                         # None until the raylet's next sample (at most a second) has the new process
+                         "rss_bytes": w.rss_bytes or None, "cpu_percent": round(w.cpu_percent, 1),
                          "actor_id": w.actor_id.hex() or None, "log_file": w.log_file or None,
                          "runtime_env_key": w.runtime_env_key or None,
                          "worker_launch_time_ms": _ms(w.start_time)})

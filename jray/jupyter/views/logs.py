@@ -101,7 +101,7 @@ def _nodes(nodes: list[dict[str, Any]], workers: list[dict[str, Any]],
         out.append({
             "node_id": nid, "label": short(nid, 12), "node_ip": n["node_ip"], "is_head": n["is_head_node"],
             "workers": [{"pid": w["pid"], "worker_id": w["worker_id"], "state": w["state"], "what": w["what"],
-                         "rss_text": fmt_bytes(w["rss_bytes"] or 0), "cpu_percent": w["cpu_percent"],
+                         "rss_text": fmt_bytes(w["rss_bytes"]) if w["rss_bytes"] else "", "cpu_percent": w["cpu_percent"],
                          "log_file": w["log_file"]} for w in mine],
             "exited": [{"pid": f["pid"], "worker_id": f["worker_id"], "log_file": f["filename"],
                         "size_text": fmt_bytes(f["size"])} for f in exited],

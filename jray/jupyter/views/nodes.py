@@ -110,7 +110,7 @@ class NodesView(View):
             for c, v in (("y", i), ("label", f"{short(w['node_id'], 6)} pid {w['pid']} {what}"[:60]),
                          ("node_id", w["node_id"]), ("node", short(w["node_id"], 6)), ("pid", w["pid"]),
                          ("state", w["state"]), ("what", w["what"]), ("rss", w["rss_bytes"] or 0),
-                         ("rss_text", fmt_bytes(w["rss_bytes"] or 0)), ("cpu_percent", w["cpu_percent"] or 0.0),
+                         ("rss_text", fmt_bytes(w["rss_bytes"]) if w["rss_bytes"] else ""), ("cpu_percent", w["cpu_percent"] or 0.0),
                          ("color", color_for(w["node_id"]))):
                 cols[c].append(v)
         return cols
