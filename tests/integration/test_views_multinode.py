@@ -83,3 +83,61 @@ def test_monitor_has_a_panel_per_node_with_custom_resources(two_nodes):
         assert "2 nodes alive" in mon.header.value
     finally:
         mon.close()
+
+
+@jray.remote
+def shout(tag: str) -> tuple[str, int]:
+    import os
+
+    print(f"second node says {tag}")
+    return jray.get_runtime_context().get_node_id(), os.getpid()
+
+
+def test_logs_of_the_second_node(two_nodes):
+    """A task pinned to the second node: its log is read through that node's
+    raylet (which alone knows its worker's pid), by task id, pid and file."""
+    import uuid
+
+    from jray.util.state import get_log, list_log_files, list_logs
+
+    _, node = two_nodes
+    head = next(n["node_id"] for n in list_nodes() if n["is_head_node"])
+    tag = uuid.uuid4().hex[:8]
+    ref = shout.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node.node_id, soft=False)).remote(tag)
+    where, pid = jray.get(ref, timeout=60)
+    assert where == node.node_id
+    lines = poll(lambda: _log_or_none(get_log, task_id=ref.task_id().hex()),
+                 lambda ls: ls is not None and f"second node says {tag}" in ls, "the task's log on the second node")
+    assert f"second node says {tag}" in list(get_log(node_id=node.node_id, pid=pid))
+    with pytest.raises(FileNotFoundError, match=f"no worker with pid {pid} on node {head}"):
+        list(get_log(node_id=head, pid=pid))  # the head's raylet did not start it
+    rows = [f for f in list_log_files(node_id=node.node_id) if f["pid"] == pid]
+    assert len(rows) == 1 and rows[0]["node_id"] == node.node_id and rows[0]["worker_alive"]
+    assert rows[0]["filename"] in list_logs(node_id=node.node_id)["worker"]
+    assert f"second node says {tag}" in list(get_log(node_id=node.node_id, filename=rows[0]["filename"]))
+    assert lines[-1] == f"second node says {tag}"
+
+
+def _log_or_none(get_log, **kw):
+    try:
+        return list(get_log(**kw))
+    except FileNotFoundError:
+        return None
+
+
+def test_nodes_view_has_a_line_per_node(two_nodes):
+    from jray.views import NodesView
+
+    _, node = two_nodes
+    view = NodesView()
+
+    def data() -> dict:
+        view.update()
+        return view.data()
+
+    d = poll(data, lambda d: len(d["node_series"]["node_id"]) == 2 and all(len(x) >= 2 for x in d["node_series"]["xs"]),
+             "two samples of each node")
+    assert node.node_id in d["node_series"]["node_id"]
+    assert all(t > 0 for t in d["node_series"]["memory_total"])
+    workers = d["worker_memory"]
+    assert node.node_id in workers["node_id"]  # the second node's workers have bars too
