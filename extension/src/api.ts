@@ -45,7 +45,17 @@ export interface ITasks {
   by_state: { [state: string]: number };
 }
 
-/** A request to `jray/api/<path>`; the reply's JSON, or an Error with the server's message. */
+/** A failed request: the server's message, and its HTTP status (404: no such job). */
+export class APIError extends Error {
+  constructor(
+    message: string,
+    readonly status: number
+  ) {
+    super(message);
+  }
+}
+
+/** A request to `jray/api/<path>`; the reply's JSON, or an APIError with the server's message. */
 export async function requestAPI<T>(path: string, init: RequestInit = {}): Promise<T> {
   const settings = ServerConnection.makeSettings();
   const url = URLExt.join(settings.baseUrl, 'jray', 'api', path);
@@ -60,7 +70,7 @@ export async function requestAPI<T>(path: string, init: RequestInit = {}): Promi
     }
   }
   if (!response.ok) {
-    throw new Error(data.message || data.reason || `HTTP ${response.status}`);
+    throw new APIError(data.message || data.reason || `HTTP ${response.status}`, response.status);
   }
   return data as T;
 }
@@ -118,4 +128,44 @@ export interface IAutoscalerStatus {
   backoff?: { [nodeType: string]: number };
   decisions?: IAutoscalerDecision[];
   failures?: IAutoscalerFailure[];
+}
+
+export type JobStatus = 'PENDING' | 'RUNNING' | 'STOPPED' | 'SUCCEEDED' | 'FAILED';
+
+/** A job submitted to the cluster (`jray job submit`, `JobSubmissionClient`); times in ms since the epoch. */
+export interface IJob {
+  submission_id: string;
+  job_id: string | null;
+  status: JobStatus;
+  entrypoint: string;
+  message: string;
+  start_time: number | null;
+  end_time: number | null;
+  driver_exit_code: number | null;
+  metadata: { [key: string]: string };
+}
+
+/** `GET jray/api/jobs`: newest first; `now` is the server's clock (for durations). */
+export interface IJobList {
+  jobs: IJob[];
+  address: string;
+  now: number;
+}
+
+/** `GET jray/api/jobs/<id>/logs?offset=N`: the log from byte N to its end now. */
+export interface IJobLog {
+  logs: string;
+  /** Where the next read starts. */
+  offset: number;
+  /** The job has ended and everything was read. */
+  terminal: boolean;
+  status: JobStatus;
+  /** Text before `logs` was left out (only the last `max_bytes` are sent). */
+  truncated: boolean;
+}
+
+/** `jray/api/jobs/<id>[/<action>]` for requestAPI. */
+export function jobPath(submissionId: string, action = ''): string {
+  const path = `jobs/${encodeURIComponent(submissionId)}`;
+  return action ? `${path}/${action}` : path;
 }

@@ -3,7 +3,8 @@
  *
  * A "jray" left sidebar (sidebar.ts) and commands to open the live views
  * (Bokeh pages served by the server extension under the base URL) in main-area
- * panels and to insert the `jray.init()` snippet into the active notebook; a
+ * panels, to follow a submitted job's log in a main-area panel (jobs.ts) and
+ * to insert the `jray.init()` snippet into the active notebook; a
  * "jray cluster" Launcher card (opens the sidebar) and a status-bar item
  * ("jray: 3 nodes · 4/8 CPU", click for the sidebar).
  */
@@ -16,6 +17,7 @@ import { IFrame, LabIcon } from '@jupyterlab/ui-components';
 import { Widget } from '@lumino/widgets';
 
 import { IStatus, requestAPI } from './api';
+import { JobLogPanel } from './jobs';
 import { ClusterSidebar } from './sidebar';
 
 const ICON_SVG = `<svg xmlns="http://www.w3.org/2000/svg" width="16" height="16" viewBox="0 0 16 16">
@@ -28,6 +30,7 @@ namespace CommandIDs {
   export const openView = 'jray:open-view';
   export const insertInit = 'jray:insert-init';
   export const showSidebar = 'jray:show-sidebar';
+  export const openJobLogs = 'jray:open-job-logs';
 }
 
 const STATUS_POLL_MS = 5000;
@@ -130,6 +133,35 @@ const plugin: JupyterFrontEndPlugin<void> = {
       }
     });
 
+    const logPanels = new Map<string, MainAreaWidget<JobLogPanel>>();
+    app.commands.addCommand(CommandIDs.openJobLogs, {
+      label: args => `Follow the log of job ${String(args.id ?? '')}`,
+      execute: args => {
+        const sid = String(args.id ?? '');
+        if (!sid) {
+          return;
+        }
+        const existing = logPanels.get(sid);
+        if (existing && !existing.isDisposed) {
+          app.shell.activateById(existing.id);
+          return;
+        }
+        const content = new JobLogPanel(sid);
+        content.entrypoint = String(args.entrypoint ?? '');
+        const widget = new MainAreaWidget({ content });
+        widget.id = `jray-job-logs-${sid.replace(/[^A-Za-z0-9_-]/g, '_')}`;
+        widget.addClass('jray-job-log-panel');
+        widget.title.label = `job ${sid}`;
+        widget.title.caption = `jray job ${sid}: its log, followed live`;
+        widget.title.icon = jrayIcon;
+        widget.title.closable = true;
+        logPanels.set(sid, widget);
+        widget.disposed.connect(() => logPanels.delete(sid));
+        app.shell.add(widget, 'main');
+        app.shell.activateById(widget.id);
+      }
+    });
+
     app.commands.addCommand(CommandIDs.insertInit, {
       label: 'Insert jray.init() into the notebook',
       isEnabled: () => !!notebooks?.currentWidget,
@@ -150,7 +182,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
 
     const sidebar = new ClusterSidebar({
       openView: (name, url) => void app.commands.execute(CommandIDs.openView, { name, url }),
-      insertSnippet: snippet => void app.commands.execute(CommandIDs.insertInit, { snippet })
+      insertSnippet: snippet => void app.commands.execute(CommandIDs.insertInit, { snippet }),
+      openJobLogs: (id, entrypoint) => void app.commands.execute(CommandIDs.openJobLogs, { id, entrypoint })
     });
     sidebar.title.icon = jrayIcon;
     app.shell.add(sidebar, 'left', { rank: 900 });

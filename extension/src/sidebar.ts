@@ -4,7 +4,9 @@
  * scale the local cluster, a form that connects the server's kernels to a
  * cluster elsewhere (address + token) and a Disconnect button, the
  * autoscaler's state with a "scale to N" control per worker node type (when
- * the cluster runs one), links to the live views, and the init snippet.
+ * the cluster runs one), the jobs submitted to it (status, entrypoint, start
+ * and duration; Logs opens a panel that follows the log, Stop asks first),
+ * links to the live views, and the init snippet.
  */
 import { Dialog, showDialog } from '@jupyterlab/apputils';
 import { URLExt } from '@jupyterlab/coreutils';
@@ -15,11 +17,14 @@ import {
   IAutoscalerDemand,
   IAutoscalerNodeType,
   IAutoscalerStatus,
+  IJob,
+  IJobList,
   INode,
   IStatus,
   ITasks,
   requestAPI
 } from './api';
+import { clock, confirmStopJob, duration, isTerminal, setStatusBadge, statusBadge } from './jobs';
 
 const POLL_MS = 2000;
 
@@ -27,6 +32,24 @@ const POLL_MS = 2000;
 export interface ISidebarActions {
   openView(name: string, url: string): void;
   insertSnippet(snippet: string): void;
+  /** Follow a job's log in a main-area panel. */
+  openJobLogs(submissionId: string, entrypoint: string): void;
+}
+
+/** How many jobs the Jobs section lists (newest first; `jray job list` has them all). */
+const JOBS_SHOWN = 20;
+
+/** A job's row in the Jobs section, kept across polls (a click on its buttons is never lost to a redraw). */
+interface IJobRow {
+  row: HTMLElement;
+  badge: HTMLElement;
+  id: HTMLElement;
+  entrypoint: HTMLElement;
+  when: HTMLElement;
+  message: HTMLElement;
+  logs: HTMLButtonElement;
+  stop: HTMLButtonElement;
+  job: IJob;
 }
 
 /** How many of the autoscaler's last decisions and failures are listed. */
@@ -171,20 +194,25 @@ export class ClusterSidebar extends Widget {
       let nodes: INode[] = [];
       let tasks: ITasks | null = null;
       let autoscaler: IAutoscalerStatus | null = null;
+      let jobs: IJobList | string | null = null;
       if (status.state === 'running') {
-        const [n, t, a] = await Promise.all([
+        const [n, t, a, j] = await Promise.all([
           requestAPI<{ nodes: INode[] }>('nodes'),
           requestAPI<ITasks>('tasks'),
           // A cluster without an autoscaler answers null; a failed read only hides the section.
-          requestAPI<{ status: IAutoscalerStatus | null }>('autoscaler').catch(() => ({ status: null }))
+          requestAPI<{ status: IAutoscalerStatus | null }>('autoscaler').catch(() => ({ status: null })),
+          // No jobs API (or it is down): its message in the Jobs section.
+          requestAPI<IJobList>('jobs').catch((e: Error) => e.message)
         ]);
         nodes = n.nodes;
         tasks = t;
         autoscaler = a.status;
+        jobs = j;
       }
       this.status = status;
       this.render(status, nodes, tasks);
       this.renderAutoscaler(status.state === 'running' ? autoscaler : null);
+      this.renderJobs(jobs);
       this.showError(status.error || '');
     } catch (e) {
       this.showError(`Could not reach the jray server extension: ${(e as Error).message}`);
@@ -227,6 +255,7 @@ export class ClusterSidebar extends Widget {
     this.nodes = el('div', 'jray-nodes');
     root.appendChild(this.nodes);
     this.buildAutoscaler(root);
+    this.buildJobs(root);
     root.appendChild(el('h3', '', 'Live views'));
     this.views = el('div', 'jray-views');
     root.appendChild(this.views);
@@ -691,6 +720,131 @@ export class ClusterSidebar extends Widget {
     }
   }
 
+  /** The Jobs section: shown while the cluster runs. */
+  private buildJobs(root: HTMLElement): void {
+    const section = el('div', 'jray-jobs-section');
+    section.style.display = 'none';
+    const title = el('h3', '', 'Jobs');
+    this.jobsSummary = el('span', 'jray-jobs-summary');
+    title.appendChild(this.jobsSummary);
+    section.appendChild(title);
+    this.jobsEmpty = el('div', 'jray-jobs-empty');
+    this.jobsEmpty.appendChild(el('div', 'jray-summary', 'No jobs yet. Submit a program to the cluster from a terminal:'));
+    this.jobsEmpty.appendChild(el('code', 'jray-jobs-hint', 'jray job submit -- python script.py'));
+    this.jobsEmpty.style.display = 'none';
+    section.appendChild(this.jobsEmpty);
+    this.jobsList = el('div', 'jray-jobs');
+    section.appendChild(this.jobsList);
+    this.jobsMore = el('div', 'jray-summary jray-jobs-more');
+    section.appendChild(this.jobsMore);
+    this.jobsError = el('div', 'jray-jobs-error');
+    this.jobsError.style.display = 'none';
+    section.appendChild(this.jobsError);
+    this.jobsSection = section;
+    root.appendChild(section);
+  }
+
+  /** The row of a job, made on first sight and kept. */
+  private jobRow(job: IJob): IJobRow {
+    const sid = job.submission_id;
+    const known = this.jobRows.get(sid);
+    if (known) {
+      known.job = job;
+      return known;
+    }
+    const row = el('div', 'jray-job');
+    row.dataset.submissionId = sid;
+    const head = el('div', 'jray-job-head');
+    const badge = statusBadge(job.status);
+    const id = el('code', 'jray-job-id', sid);
+    id.title = sid;
+    head.append(badge, id);
+    row.appendChild(head);
+    const entrypoint = el('code', 'jray-job-entrypoint');
+    row.appendChild(entrypoint);
+    const message = el('div', 'jray-job-message');
+    row.appendChild(message);
+    const foot = el('div', 'jray-job-foot');
+    const when = el('span', 'jray-job-when');
+    const logs = el('button', 'jp-Button jp-mod-styled jp-mod-small jp-mod-reject jray-button jray-job-logs', 'Logs');
+    logs.title = `Follow the log of ${sid} in a panel`;
+    const stop = el('button', 'jp-Button jp-mod-styled jp-mod-small jp-mod-warn jray-button jray-job-stop', 'Stop');
+    stop.title = `Stop ${sid}`;
+    foot.append(when, logs, stop);
+    row.appendChild(foot);
+    const r: IJobRow = { row, badge, id, entrypoint, when, message, logs, stop, job };
+    logs.addEventListener('click', () => this.actions.openJobLogs(sid, r.job.entrypoint));
+    stop.addEventListener('click', async () => {
+      stop.disabled = true;
+      try {
+        const error = await confirmStopJob(sid, r.job.entrypoint);
+        this.jobsActionError = error ?? '';
+      } finally {
+        stop.disabled = false;
+        await this.refresh();
+      }
+    });
+    this.jobRows.set(sid, r);
+    return r;
+  }
+
+  /** The jobs (or why they could not be read; null: no cluster running, the section hidden). */
+  private renderJobs(list: IJobList | string | null): void {
+    this.jobsSection.style.display = list === null ? 'none' : '';
+    if (list === null) {
+      return;
+    }
+    const error = typeof list === 'string' ? `Jobs: ${list}` : '';
+    const text = [this.jobsActionError, error].filter(m => m).join('\n');
+    this.jobsError.textContent = text;
+    this.jobsError.style.display = text ? '' : 'none';
+    if (typeof list === 'string') {
+      return; // the last rows stay, with the error under them
+    }
+    const jobs = list.jobs;
+    const counts = new Map<string, number>();
+    for (const j of jobs) {
+      counts.set(j.status, (counts.get(j.status) ?? 0) + 1);
+    }
+    this.jobsSummary.textContent = jobs.length
+      ? ` · ${[...counts.entries()].map(([st, n]) => `${n} ${st.toLowerCase()}`).join(', ')}`
+      : '';
+    this.jobsEmpty.style.display = jobs.length ? 'none' : '';
+    const shown = jobs.slice(0, JOBS_SHOWN);
+    const ids = new Set(shown.map(j => j.submission_id));
+    for (const [sid, r] of this.jobRows) {
+      if (!ids.has(sid)) {
+        r.row.remove();
+        this.jobRows.delete(sid);
+      }
+    }
+    shown.forEach((job, i) => {
+      const r = this.jobRow(job);
+      setStatusBadge(r.badge, job.status);
+      r.row.dataset.status = job.status;
+      r.entrypoint.textContent = job.entrypoint;
+      r.entrypoint.title = job.entrypoint;
+      const took = duration(job, list.now);
+      r.when.textContent = job.start_time ? `${clock(job.start_time)}${took ? ` · ${took}` : ''}` : 'not started';
+      r.when.title = job.start_time
+        ? `started ${new Date(job.start_time).toLocaleString()}` +
+          (job.end_time ? `, ended ${new Date(job.end_time).toLocaleString()}` : ', running')
+        : '';
+      const firstLine = (job.message || '').split('\n')[0];
+      const showMessage = job.status === 'FAILED' && !!firstLine;
+      r.message.textContent = showMessage ? firstLine : '';
+      r.message.title = showMessage ? job.message : '';
+      r.message.style.display = showMessage ? '' : 'none';
+      r.stop.style.display = isTerminal(job.status) ? 'none' : '';
+      if (this.jobsList.children[i] !== r.row) {
+        this.jobsList.insertBefore(r.row, this.jobsList.children[i] ?? null); // newest first; others stay put
+      }
+    });
+    const more = jobs.length - shown.length;
+    this.jobsMore.textContent = more > 0 ? `and ${more} older (jray job list)` : '';
+    this.jobsMore.style.display = more > 0 ? '' : 'none';
+  }
+
   private actions: ISidebarActions;
   private timer: number;
   private busy = false;
@@ -723,4 +877,12 @@ export class ClusterSidebar extends Widget {
   private asFailuresTitle!: HTMLElement;
   private asFailures!: HTMLElement;
   private asRows = new Map<string, IAsRow>();
+  private jobsSection!: HTMLElement;
+  private jobsSummary!: HTMLElement;
+  private jobsEmpty!: HTMLElement;
+  private jobsList!: HTMLElement;
+  private jobsMore!: HTMLElement;
+  private jobsError!: HTMLElement;
+  private jobsActionError = '';
+  private jobRows = new Map<string, IJobRow>();
 }
