@@ -13,6 +13,11 @@ one started by a bare ``jray.init()`` has none (the error says so).
     %jray jobs                       # submission id, status, entrypoint, start, duration, message
     from jray.widgets import JobMonitor
     JobMonitor()                     # refreshes every 2 s; Logs follows a job, Stop stops it
+
+The Jupyter server extension's jobs endpoints (the Lab sidebar's Jobs
+section) use the same helpers: ``client``, ``job_summary`` (a job as JSON
+data), ``list_job_summaries`` and ``read_log`` (a log from a byte offset on,
+its end kept).
 """
 
 from __future__ import annotations

@@ -21,6 +21,9 @@ a development checkout pass ``--ServerApp.jpserver_extensions={"jray.jupyter.ser
   ``POST jray/api/attach``          attach to ``{address, token}`` (a remote
                                     cluster too: the sidebar's connect form)
   ``POST jray/api/detach``          forget the attached cluster, restore the env
+  ``GET  jray/api/jobs[/<id>]``     submitted jobs (``JobSubmissionClient``)
+  ``GET  jray/api/jobs/<id>/logs``  the job's log from ``?offset=N`` to its end
+  ``POST jray/api/jobs/<id>/stop``  stop a job (as ``jray job stop``)
   ``GET  jray/views/<name>``        dashboard page (``task_stream``, ``object_store``)
   ``GET  jray/api/views/<name>``    the page's data as JSON (what it polls)
   ================================  =========================================
