@@ -1,10 +1,17 @@
 """``multiprocessing.Pool`` on jray actors (Ray's ``ray.util.multiprocessing``).
 
 Each "process" of the pool is one actor. Work is cut into chunks, and each
-chunk is one actor call that runs the function over its items, catching
-their errors one by one so a failure comes back as the original exception
-(with the remote traceback as its ``__cause__``, as the standard library
-does).
+chunk is one actor call that runs the function over its items; a failure
+comes back as the original exception (with the remote traceback as its
+``__cause__``, as the standard library does). ``apply_async`` and the
+``imap`` family catch errors item by item (``run_batch``); ``map`` and
+``starmap`` send a chunk as the bare list of items and get back the list of
+results, or the first error, as the standard library's ``mapstar`` does
+(``run_chunk``): half the pickling of a per-item outcome.
+
+An ``AsyncResult`` without callbacks fetches its results when asked
+(``get``, ``wait``, ``ready``); one with callbacks watches its refs so the
+callbacks run as soon as the results arrive.
 """
 
 from __future__ import annotations
@@ -65,6 +72,15 @@ class _PoolActor:
                 out.append((False, (_picklable(e), traceback.format_exc())))
         return out
 
+    def run_chunk(self, func: Callable[..., Any], items: list[Any], star: bool) -> _Outcome:
+        """``map``/``starmap`` over a chunk: (True, results) or (False, the first error)."""
+        try:
+            if star:
+                return True, [func(*args) for args in items]
+            return True, [func(x) for x in items]
+        except Exception as e:  # noqa: BLE001 - sent back to the caller
+            return False, (_picklable(e), traceback.format_exc())
+
     def exit(self) -> None:
         exit_actor()
 
@@ -105,7 +121,14 @@ def _pool_actor_class() -> Any:
 
 
 class AsyncResult:
-    """The future result of ``apply_async`` / ``map_async`` / ``starmap_async``."""
+    """The future result of ``apply_async`` / ``map_async`` / ``starmap_async``.
+
+    Each ref gives a chunk: a list of per-item outcomes (``run_batch``), or
+    with ``whole_chunks`` one outcome for the whole chunk (``run_chunk``).
+    Without callbacks the results are fetched when asked for (``get``,
+    ``wait``, ``ready``); with one, each ref is watched, so the callback runs
+    as soon as the last result arrives (on the thread resolving them).
+    """
 
     def __init__(
         self,
@@ -113,26 +136,34 @@ class AsyncResult:
         callback: Callable[[Any], Any] | None = None,
         error_callback: Callable[[BaseException], Any] | None = None,
         single_result: bool = False,
+        whole_chunks: bool = False,
     ) -> None:
         self._callback = callback
         self._error_callback = error_callback
         self._single = single_result
+        self._whole = whole_chunks
+        self._refs = chunk_refs
         self._done = threading.Event()
         self._lock = threading.Lock()
-        self._chunks: list[list[_Outcome] | None] = [None] * len(chunk_refs)
+        self._chunks: list[Any] = [None] * len(chunk_refs)
         self._left = len(chunk_refs)
         self._value: Any = None
         self._error: BaseException | None = None
+        self._watched = callback is not None or error_callback is not None
         if not chunk_refs:
             self._finish()
-        for i, ref in enumerate(chunk_refs):
-            ref.future().add_done_callback(lambda f, i=i: self._on_chunk(i, f))
+        elif self._watched:
+            for i, ref in enumerate(chunk_refs):
+                ref.future().add_done_callback(lambda f, i=i: self._on_chunk(i, f))
+
+    def _failed_chunk(self, e: BaseException) -> Any:
+        return (False, (e, "")) if self._whole else [(False, (e, ""))]
 
     def _on_chunk(self, i: int, fut: Any) -> None:
         try:
             chunk = fut.result()
         except BaseException as e:  # noqa: BLE001 - e.g. the actor died (terminate)
-            chunk = [(False, (e, ""))]
+            chunk = self._failed_chunk(e)
         with self._lock:
             self._chunks[i] = chunk
             self._left -= 1
@@ -140,10 +171,46 @@ class AsyncResult:
         if last:
             self._finish()
 
+    def _fetch(self, timeout: float | None) -> bool:
+        """Without callbacks: get the chunks if they are all there within
+        ``timeout``, and finish; whether the result is ready."""
+        if self._done.is_set():
+            return True
+        if self._watched:
+            return self._done.wait(timeout)
+        try:
+            chunks = jray.get(self._refs, timeout=timeout)
+        except jray.exceptions.GetTimeoutError:
+            return False
+        except Exception:  # noqa: BLE001 - a chunk failed (its actor died): each on its own
+            chunks = []
+            for ref in self._refs:
+                try:
+                    chunks.append(jray.get(ref, timeout=timeout))
+                except jray.exceptions.GetTimeoutError:
+                    return False
+                except Exception as e:  # noqa: BLE001
+                    chunks.append(self._failed_chunk(e))
+        with self._lock:
+            if self._done.is_set():  # another thread finished it meanwhile
+                return True
+            self._chunks = list(chunks)
+            self._left = 0
+            self._finish()
+        return True
+
     def _finish(self) -> None:
-        values = []
+        values: list[Any] = []
         for chunk in self._chunks:
-            for ok, value in chunk or ():
+            if self._whole:
+                ok, value = chunk
+                if ok:
+                    values.extend(value)
+                    continue
+                outcomes: Any = [chunk]
+            else:
+                outcomes = chunk or ()
+            for ok, value in outcomes:
                 if not ok:
                     exc, tb = value
                     self._error = _with_cause(exc, tb) if tb else exc
@@ -165,7 +232,7 @@ class AsyncResult:
 
     def ready(self) -> bool:
         """Whether the call has finished (successfully or not)."""
-        return self._done.is_set()
+        return self._fetch(0)
 
     def successful(self) -> bool:
         """Whether the call finished without raising; ValueError if not ready."""
@@ -175,11 +242,11 @@ class AsyncResult:
 
     def wait(self, timeout: float | None = None) -> None:
         """Block until the result is ready or ``timeout`` seconds pass."""
-        self._done.wait(timeout)
+        self._fetch(timeout)
 
     def get(self, timeout: float | None = None) -> Any:
         """The result; re-raises the call's exception; TimeoutError past ``timeout``."""
-        if not self._done.wait(timeout):
+        if not self._fetch(timeout):
             raise TimeoutError(f"Result not ready after {timeout} s")
         if self._error is not None:
             raise self._error
@@ -263,10 +330,6 @@ def _one_arg(iterable: Iterable[Any]) -> Iterator[_Call]:
     return (((x,), {}) for x in iterable)
 
 
-def _star_args(iterable: Iterable[Iterable[Any]]) -> Iterator[_Call]:
-    return ((tuple(args), {}) for args in iterable)
-
-
 class Pool:
     """A pool of actors with the ``multiprocessing.Pool`` API.
 
@@ -340,12 +403,16 @@ class Pool:
         if self._closed:
             raise ValueError("Pool not running")
 
-    def _run_batch(self, slot: int, func: Any, chunk: list[_Call]) -> Any:
-        """Send one chunk to the actor in ``slot``; replace that actor once it
-        has run ``maxtasksperchild`` chunks (it exits after finishing them)."""
+    def _run_batch(self, slot: int, func: Any, chunk: list[Any], star: bool | None = None) -> Any:
+        """Send one chunk to the actor in ``slot`` (``run_batch`` of calls, or
+        with ``star`` given ``run_chunk`` of bare items); replace that actor
+        once it has run ``maxtasksperchild`` chunks (it exits after finishing them)."""
         with self._lock:
             actor = self._actors[slot]
-            ref = actor.run_batch.remote(func, chunk)
+            if star is None:
+                ref = actor.run_batch.remote(func, chunk)
+            else:
+                ref = actor.run_chunk.remote(func, chunk, star)
             self._tasks_run[slot] += 1
             if (
                 self._maxtasksperchild is not None
@@ -374,19 +441,20 @@ class Pool:
     def _map_async(
         self,
         func: Callable[..., Any],
-        calls: list[_Call],
+        items: list[Any],
+        star: bool,
         chunksize: int | None,
         callback: Callable[[Any], Any] | None,
         error_callback: Callable[[BaseException], Any] | None,
     ) -> AsyncResult:
         self._check_running()
-        size = self._chunksize(len(calls), chunksize)
+        size = self._chunksize(len(items), chunksize)
         func_ref = jray.put(func)
         refs = [
-            self._run_batch(self._take_slot(), func_ref, calls[i : i + size])
-            for i in range(0, len(calls), size)
+            self._run_batch(self._take_slot(), func_ref, items[i : i + size], star)
+            for i in range(0, len(items), size)
         ]
-        return AsyncResult(refs, callback, error_callback)
+        return AsyncResult(refs, callback, error_callback, whole_chunks=True)
 
     # -- the multiprocessing.Pool API -------------------------------------
     def apply(
@@ -423,7 +491,7 @@ class Pool:
         error_callback: Callable[[BaseException], Any] | None = None,
     ) -> AsyncResult:
         """``map`` that returns an AsyncResult of the list."""
-        return self._map_async(func, list(_one_arg(iterable)), chunksize, callback, error_callback)
+        return self._map_async(func, list(iterable), False, chunksize, callback, error_callback)
 
     def starmap(
         self,
@@ -443,9 +511,8 @@ class Pool:
         error_callback: Callable[[BaseException], Any] | None = None,
     ) -> AsyncResult:
         """``starmap`` that returns an AsyncResult of the list."""
-        return self._map_async(
-            func, list(_star_args(iterable)), chunksize, callback, error_callback
-        )
+        items = [tuple(args) for args in iterable]
+        return self._map_async(func, items, True, chunksize, callback, error_callback)
 
     def imap(
         self, func: Callable[[Any], Any], iterable: Iterable[Any], chunksize: int = 1
