@@ -7,6 +7,11 @@ load it by file path under any interpreter.
 A ratio is always jray/Ray of the figure as reported: for a rate (higher is
 better) a ratio above 1 means jray is faster, for a time or a size (lower is
 better) a ratio below 1 means jray is faster or smaller.
+
+Figures that carry a ``table`` have tables of their own after the main one:
+"stdlib" figures (the standard library's ``multiprocessing.Pool`` measured in
+each runtime's process) are set against the runtime's Pool, and each scaling
+workload (``scale_*``) gets a table with a row per size and both runtimes.
 """
 
 from __future__ import annotations
@@ -53,12 +58,25 @@ TARGETS: dict[str, Target] = {
     "put_1gb": Target(">=", 1.0),
     "spill_gbps": Target(">=", 1.0),
     "restore_gbps": Target(">=", 1.0),
+    # ray.util.multiprocessing.Pool against jray.util.multiprocessing.Pool
+    "pool_apply": Target(">=", 1.5),
+    "pool_map_small": Target(">=", 1.5),
+    "pool_map_large": Target(">=", 1.5),
     # A driver connected as a client (Ray Client, ray://): at least as fast on every figure.
     "client_task_rtt_ms": Target("<=", 1.0),
     "client_tasks": Target(">=", 1.0),
     "client_put_100mb": Target(">=", 1.0),
     "client_get_100mb": Target(">=", 1.0),
     "client_put_get_100mb_ms": Target("<=", 1.0),
+}
+
+
+# jray's Pool against the standard library's, measured in the same process:
+# jray/stdlib of the figure named, at least this.
+STDLIB_TARGETS: dict[str, Target] = {
+    "pool_apply": Target(">=", 0.5),
+    "pool_map_small": Target(">=", 0.5),
+    "pool_map_large": Target(">=", 0.5),
 }
 
 
@@ -144,14 +162,118 @@ def row(
     }
 
 
-def metric_names(runs: dict[str, dict[str, Any]]) -> list[str]:
-    """Every metric of either run, in the order the runs report them (Ray's first)."""
+def metric_names(runs: dict[str, dict[str, Any]], table: str | None = "") -> list[str]:
+    """The metrics of either run, in the order the runs report them (Ray's
+    first): those of the main table (``table=""``), of one table, or all (None)."""
     names: list[str] = []
     for key in ("ray", "jray"):
-        for n in (runs.get(key) or {}).get("metrics", {}):
-            if n not in names:
+        for n, m in (runs.get(key) or {}).get("metrics", {}).items():
+            if n not in names and (table is None or m.get("table", "") == table):
                 names.append(n)
     return names
+
+
+def _metric(run: dict[str, Any], name: str) -> dict[str, Any] | None:
+    return run.get("metrics", {}).get(name)
+
+
+def stdlib_lines(runs: dict[str, dict[str, Any]]) -> list[str]:
+    """The runtimes' Pool against the standard library's, measured in the same process."""
+    jray_run, ray_run = runs.get("jray") or {}, runs.get("ray") or {}
+    names = metric_names(runs, "stdlib")
+    if not names:
+        return []
+    lines = [
+        "",
+        "## multiprocessing.Pool against the standard library's",
+        "",
+        "The standard library's `multiprocessing.Pool` (fork, 2 processes) measured in the same "
+        "process as each runtime's Pool, one after the other: jray/stdlib in jray's process, "
+        "Ray/stdlib in Ray's.",
+        "",
+        "| figure | unit | jray | stdlib (jray's process) | jray/stdlib | Ray "
+        "| stdlib (Ray's process) | Ray/stdlib | target | met |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|---|",
+    ]
+    n_met = n_targets = 0
+    for std_name in names:
+        spec = _metric(jray_run, std_name) or _metric(ray_run, std_name) or {}
+        ref = spec.get("ref", "")
+        jr, js = _metric(jray_run, ref), _metric(jray_run, std_name)
+        rr, rs = _metric(ray_run, ref), _metric(ray_run, std_name)
+        title = (jr or rr or {}).get("title", ref)
+        j_ratio = ratio(value_of(jr), value_of(js))
+        r_ratio = ratio(value_of(rr), value_of(rs))
+        target = STDLIB_TARGETS.get(ref)
+        met = target.met(j_ratio, value_of(jr)) if target else None
+        if target:
+            n_targets += 1
+            n_met += met is True
+        met_text = "" if target is None else {True: "met", False: "not met", None: "n/a"}[met]
+        lines.append(
+            f"| {title} | {spec.get('unit', '')} | {fmt_cell(jr)} | {fmt_cell(js)} | "
+            f"{fmt_ratio(j_ratio)} | {fmt_cell(rr)} | {fmt_cell(rs)} | {fmt_ratio(r_ratio)} | "
+            f"{target.text().replace('×', '× stdlib') if target else ''} | {met_text} |"
+        )
+    lines += ["", f"Targets met (jray/stdlib): {n_met} of {n_targets}."]
+    return lines
+
+
+def _scale_cell(jm: dict[str, Any] | None, rm: dict[str, Any] | None) -> str:
+    """``jray / Ray (ratio)``, each side its value, ``failed: reason`` or ``—``."""
+
+    def side(m: dict[str, Any] | None) -> str:
+        if not m:
+            return "—"
+        if not m.get("ok", False):
+            return f"failed: {m.get('reason') or 'error'}"
+        v = m.get("value")
+        return "—" if v is None else fmt_number(v)
+
+    r = ratio(value_of(jm), value_of(rm))
+    return f"{side(jm)} / {side(rm)}" + (f" ({fmt_ratio(r)})" if r is not None else "")
+
+
+def scale_lines(runs: dict[str, dict[str, Any]]) -> list[str]:
+    """A table per scaling workload: a row per size, a column per figure
+    (jray / Ray (jray/Ray)); lower is better for all of them."""
+    jray_run, ray_run = runs.get("jray") or {}, runs.get("ray") or {}
+    tables: dict[str, list[tuple[int, str, dict[str, Any]]]] = {}
+    for name in metric_names(runs, None):
+        spec = _metric(jray_run, name) or _metric(ray_run, name) or {}
+        table = spec.get("table", "")
+        if table and table != "stdlib":
+            tables.setdefault(table, []).append((int(spec.get("order", 0)), name, spec))
+    lines: list[str] = []
+    for table, entries in sorted(tables.items(), key=lambda kv: min(e[0] for e in kv[1])):
+        entries.sort(key=lambda e: e[0])
+        rows: list[str] = []
+        cols: list[tuple[str, str]] = []
+        cells: dict[tuple[str, str], str] = {}
+        for _, name, spec in entries:
+            row_key, col = spec.get("row", ""), (spec.get("column", name), spec.get("unit", ""))
+            if row_key not in rows:
+                rows.append(row_key)
+            if col not in cols:
+                cols.append(col)
+            cells[(row_key, col[0])] = _scale_cell(_metric(jray_run, name), _metric(ray_run, name))
+        lines += [
+            "",
+            f"## `{table}`",
+            "",
+            "Each cell: jray / Ray (jray/Ray); lower is better in every column, so a ratio below "
+            "1 favours jray. One run per round; with several rounds, the median.",
+            "",
+            "| size | " + " | ".join(f"{c} ({u})" for c, u in cols) + " |",
+            "|---|" + "---:|" * len(cols),
+        ]
+        for row_key in rows:
+            lines.append(
+                f"| {row_key} | "
+                + " | ".join(cells.get((row_key, c), "—") for c, _ in cols)
+                + " |"
+            )
+    return lines
 
 
 def machine_info() -> dict[str, Any]:
@@ -211,14 +333,18 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         _run_line("jray", runs.get("jray")),
         _run_line("Ray", runs.get("ray")),
-        "",
-        "Cells: median (min–max) over the repetitions. Ratio: jray/Ray, measured in this run; "
-        "for figures where lower is better a ratio below 1 favours jray.",
-        "",
-        "| workload | unit | jray | Ray | jray/Ray | better is | target | met |",
-        "|---|---|---:|---:|---:|---|---|---|",
     ]
-    for name in metric_names(runs):
+    main = metric_names(runs)
+    if main or not metric_names(runs, None):
+        lines += [
+            "",
+            "Cells: median (min–max) over the repetitions. Ratio: jray/Ray, measured in this run; "
+            "for figures where lower is better a ratio below 1 favours jray.",
+            "",
+            "| workload | unit | jray | Ray | jray/Ray | better is | target | met |",
+            "|---|---|---:|---:|---:|---|---|---|",
+        ]
+    for name in main:
         r = row(name, jray_run.get("metrics", {}).get(name), ray_run.get("metrics", {}).get(name))
         lines.append(
             f"| {r['workload']} | {r['unit']} | {r['jray']} | {r['ray']} | {r['ratio']} | "
@@ -226,7 +352,7 @@ def markdown(results: dict[str, Any]) -> str:
         )
     # The targets of the figures this run measured (either runtime); --only or
     # the workloads run apart (own_cluster) leave the others out.
-    names = metric_names(runs)
+    names = main
     met = [
         row(n, jray_run.get("metrics", {}).get(n), ray_run.get("metrics", {}).get(n))
         for n in TARGETS
@@ -234,8 +360,11 @@ def markdown(results: dict[str, Any]) -> str:
     ]
     n_met = sum(r["met"] == "met" for r in met)
     rest = len(TARGETS) - len(met)
-    lines += ["", f"Targets met: {n_met} of {len(met)}"
-              + (f" ({rest} more not measured in this run)." if rest else ".")]
+    if main:
+        lines += ["", f"Targets met: {n_met} of {len(met)}"
+                  + (f" ({rest} more not measured in this run)." if rest else ".")]
+    lines += stdlib_lines(runs)
+    lines += scale_lines(runs)
     failures = [
         (key, wname, w.get("error") or "")
         for key, run in (("jray", jray_run), ("Ray", ray_run))

@@ -53,7 +53,7 @@ without the repo on its path, so the workloads cannot lean on jray.
 
 COMPARE_HELP = """Run jray and Ray in one invocation and write bench/out/results.{json,md}.
 
-    python bench/compare.py [--quick] [--large] [--reps N] [--only a,b]
+    python bench/compare.py [--quick] [--large] [--scale] [--reps N] [--only a,b]
     python bench/compare.py --render bench/out/jray.json bench/out/ray.json
 
 The first form is ``bench/run.py --both``. ``--render`` builds the report
@@ -82,10 +82,36 @@ def child(args: argparse.Namespace) -> int:
     rt = importlib.import_module(args.runtime)
     only = args.only.split(",") if args.only else None
     result = workloads.run_all(
-        rt, quick=args.quick, large=args.large, reps=args.reps, progress=say, only=only
+        rt, quick=args.quick, large=args.large, reps=args.reps, progress=say, only=only,
+        scale=args.scale, deadlines=parse_deadlines(args.deadline),
     )
     Path(args.out).write_text(json.dumps(result, indent=1))
     return 0
+
+
+def parse_deadlines(text: str | None) -> dict[str, float]:
+    """``"scale_tasks=3600,pool=300"`` -> {"scale_tasks": 3600.0, "pool": 300.0}."""
+    out: dict[str, float] = {}
+    for part in (text or "").split(","):
+        if not part.strip():
+            continue
+        name, sep, seconds = part.partition("=")
+        if not sep:
+            raise ValueError(f"--deadline wants NAME=SECONDS, not {part!r}")
+        out[name.strip()] = float(seconds)
+    return out
+
+
+def runtime_timeout(args: argparse.Namespace) -> float:
+    """``--timeout``, or by default an hour plus the deadlines of the scaling
+    workloads this run includes (each runs under a deadline of its own)."""
+    if args.timeout is not None:
+        return float(args.timeout)
+    workloads = load(HERE / "workloads.py", "jray_bench_workloads")
+    only = args.only.split(",") if args.only else None
+    deadlines = parse_deadlines(args.deadline)
+    chosen = workloads.selected(only, large=args.large, scale=args.scale)
+    return 3600.0 + sum(deadlines.get(w.name, w.timeout_s) + 60 for w in chosen if w.scale)
 
 
 def python_for(runtime: str, given: str | None) -> str:
@@ -127,15 +153,18 @@ def run_runtime(runtime: str, args: argparse.Namespace) -> dict[str, Any]:
     cmd += ["--quick"] * args.quick + ["--large"] * args.large
     cmd += ["--reps", str(args.reps)] if args.reps else []
     cmd += ["--only", args.only] if args.only else []
+    cmd += ["--scale"] * args.scale
+    cmd += ["--deadline", args.deadline] if args.deadline else []
+    timeout = runtime_timeout(args)
     say(f"[{runtime}] {python}")
     proc = subprocess.Popen(cmd, env=env, cwd=ROOT, start_new_session=True)
     error = None
     try:
-        rc = proc.wait(timeout=args.timeout)
+        rc = proc.wait(timeout=timeout)
         if rc != 0:
             error = f"the {runtime} run exited with status {rc}"
     except subprocess.TimeoutExpired:
-        error = f"the {runtime} run ran past --timeout {args.timeout} s and was killed"
+        error = f"the {runtime} run ran past --timeout {timeout:.0f} s and was killed"
     finally:
         # Whatever the run left in its process group is ours to stop.
         for sig in (signal.SIGTERM, signal.SIGKILL):
@@ -177,6 +206,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reps", type=int, help="repetitions per workload (default 5, quick 2)")
     p.add_argument("--only", help="comma-separated workload names, e.g. task_rtt,put_100mb")
     p.add_argument(
+        "--scale",
+        action="store_true",
+        help="add the scaling workloads (scale_tasks, scale_actors, scale_objects: long)",
+    )
+    p.add_argument(
+        "--deadline",
+        help="per-workload deadlines in seconds, e.g. scale_tasks=3600,pool=300"
+        " (default: the workload's own)",
+    )
+    p.add_argument(
         "--rounds",
         type=int,
         default=1,
@@ -184,10 +223,18 @@ def main(argv: list[str] | None = None) -> int:
         " and pool the samples, so drift of a shared machine weighs on both alike",
     )
     p.add_argument(
-        "--timeout", type=float, default=3600, help="seconds allowed per runtime (default 3600)"
+        "--timeout",
+        type=float,
+        default=None,
+        help="seconds allowed per runtime (default 3600, plus the deadlines of the scaling"
+        " workloads included)",
     )
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    try:
+        parse_deadlines(args.deadline)
+    except ValueError as e:
+        p.error(str(e))
     if args.child:
         return child(args)
     if args.both:

@@ -11,8 +11,9 @@ that has Ray and numpy but no jray. numpy is imported inside the workloads that
 need it. Cold start and idle memory are measured by ``coldstart.py`` beside
 this file, run as a script in a fresh interpreter. The workloads that start a
 cluster of their own with the runtime's CLI (``runtime_env``, ``client``) are
-in ``clusters.py`` beside this file, loaded here by file path (``_sibling``)
-under the same rules.
+in ``clusters.py`` beside this file, and the scaling workloads (``scale_*``,
+long, run only with ``--scale`` or when named) in ``scaling.py``, both loaded
+here by file path (``_sibling``) under the same rules.
 
 Remote functions and actor classes are defined inside factory functions, never
 at module level: cloudpickle then ships them by value, so a Ray worker that
@@ -30,6 +31,7 @@ import contextlib
 import functools
 import importlib.util
 import json
+import multiprocessing
 import os
 import platform
 import statistics
@@ -64,16 +66,37 @@ def _sibling(name: str) -> ModuleType:
 
 
 _clusters = _sibling("clusters")
+_scaling = _sibling("scaling")
 
 
 @dataclass(frozen=True)
 class Metric:
-    """One reported figure. ``better`` is "higher", "lower" or "true" (a yes/no check)."""
+    """One reported figure. ``better`` is "higher", "lower" or "true" (a yes/no check).
+
+    ``table`` puts it in a table of the report's own instead of the main one:
+    a scaling workload's (``row``: its size, ``column``: the figure), or
+    "stdlib" for a standard-library reference figure (``ref``: the runtime's
+    figure it is compared with, as jray/stdlib).
+    """
 
     name: str
     title: str
     unit: str
     better: str
+    table: str = ""
+    row: str = ""
+    column: str = ""
+    ref: str = ""
+
+    def head(self) -> dict[str, Any]:
+        """What the JSON carries of it beside the figures."""
+        out: dict[str, Any] = {"title": self.title, "unit": self.unit, "better": self.better}
+        for key in ("table", "row", "column", "ref"):
+            if getattr(self, key):
+                out[key] = getattr(self, key)
+        if self.table:
+            out["order"] = METRIC_ORDER.get(self.name, 0)
+        return out
 
 
 METRICS: tuple[Metric, ...] = (
@@ -107,8 +130,19 @@ METRICS: tuple[Metric, ...] = (
     Metric("spill_gbps", "put 2× a 256 MB store (spills to disk)", "GB/s", "higher"),
     Metric("restore_gbps", "get spilled objects back (restore from disk)", "GB/s", "higher"),
     Metric("wait_1k_ms", "`wait` one at a time over 1,000 tasks", "ms", "lower"),
-) + tuple(Metric(*m) for m in _clusters.METRICS)
+    Metric("pool_apply", "Pool: 5,000 `apply_async` (no-op), then get all", "calls/s", "higher"),
+    Metric("pool_map_small", "Pool: `map` over 100,000 ints (chunksize 1,000)", "items/s",
+           "higher"),
+    Metric("pool_map_large", "Pool: `map` over 20 × 10 MB arrays", "GB/s", "higher"),
+    Metric("pool_apply_stdlib", "stdlib Pool: 5,000 `apply_async` (no-op), then get all",
+           "calls/s", "higher", table="stdlib", ref="pool_apply"),
+    Metric("pool_map_small_stdlib", "stdlib Pool: `map` over 100,000 ints (chunksize 1,000)",
+           "items/s", "higher", table="stdlib", ref="pool_map_small"),
+    Metric("pool_map_large_stdlib", "stdlib Pool: `map` over 20 × 10 MB arrays", "GB/s",
+           "higher", table="stdlib", ref="pool_map_large"),
+) + tuple(Metric(*m) for m in _clusters.METRICS) + tuple(Metric(*m) for m in _scaling.METRICS)
 METRIC_BY_NAME = {m.name: m for m in METRICS}
+METRIC_ORDER = {m.name: i for i, m in enumerate(METRICS)}
 
 
 def runtime_name(rt: Any) -> str:
@@ -139,6 +173,11 @@ class Ctx:
     notes: dict[str, Any] = field(default_factory=dict)
     singles: dict[str, float] = field(default_factory=dict)
     cleanups: list[Callable[[], Any]] = field(default_factory=list)
+    # Metrics that failed on their own (a scaling size: "memory", ...), by name: reason.
+    failed: dict[str, str] = field(default_factory=dict)
+    # The metrics this run means to measure, when fewer than the workload's (a
+    # quick scaling run): only these are marked failed if the workload fails.
+    planned: set[str] | None = None
 
     def n(self, normal: int, quick: int) -> int:
         return quick if self.quick else normal
@@ -170,12 +209,19 @@ class Workload:
     metrics: tuple[str, ...]  # the metrics it reports, all marked failed if it fails
     in_process: bool = True  # False: spawns its own runtime in fresh interpreters
     large_only: bool = False
-    timeout_s: float = 180.0
+    timeout_s: float = 180.0  # its deadline (run_all's ``deadlines`` overrides it)
     init_extra: tuple[tuple[str, Any], ...] = ()  # more init kwargs: a session of its own
     # Starts a cluster of its own with the CLI (a head on the default port)
     # and needs a package index: run by bench/ (the runner), and by `jray
     # microbenchmark` only when named in --only.
     own_cluster: bool = False
+    # Long (the scaling workloads): run only with ``scale=True`` or when named
+    # in ``only``; one repetition per round (``reps``) and no warm-up, in a
+    # session of their own (started before, shut down after).
+    scale: bool = False
+    reps: int | None = None  # fixed repetitions, whatever --reps says
+    warmup: int | None = None  # fixed warm-ups
+    fresh_session: bool = False
 
 
 def _rate(count: float, seconds: float) -> float:
@@ -530,6 +576,114 @@ def task_arg_100mb(ctx: Ctx) -> Callable[[], Sample]:
 
 
 # --------------------------------------------------------------------------
+# multiprocessing.Pool: the runtime's against the standard library's
+# --------------------------------------------------------------------------
+
+POOL_PROCESSES = 2  # the machine's cores
+# apply_async calls, map items, large arguments (10 MB each): normal, quick.
+# Read when the workload runs (the tests shrink them).
+POOL_COUNTS: dict[str, tuple[int, int]] = {
+    "apply": (5000, 1000),
+    "items": (100_000, 20_000),
+    "large": (20, 6),
+}
+POOL_CHUNKSIZE = 1000
+POOL_LARGE_BYTES = 10 * MB
+
+
+# The standard library's Pool pickles functions by reference, and its forked
+# workers find them in this module (already in sys.modules, under whatever
+# name it was loaded); the runtime's Pool gets closures (``_pool_fns``),
+# which cloudpickle ships by value to workers that cannot import this module.
+def _stdlib_noop() -> None:
+    return None
+
+
+def _stdlib_double(x: int) -> int:
+    return 2 * x
+
+
+def _stdlib_touch(a: Any) -> int:
+    return int(a[::4096].sum())
+
+
+def _pool_fns() -> tuple[Callable[[], None], Callable[[int], int], Callable[[Any], int]]:
+    def noop() -> None:
+        return None
+
+    def double(x: int) -> int:
+        return 2 * x
+
+    def touch(a: Any) -> int:
+        return int(a[::4096].sum())  # one byte of every page: the whole argument is there
+
+    return noop, double, touch
+
+
+def pool(ctx: Ctx) -> Callable[[], Sample]:
+    """The standard library's Pool idioms on ``<runtime>.util.multiprocessing.Pool``
+    and on ``multiprocessing.Pool`` (fork, the Linux default), both of 2
+    processes, in this process, one after the other in each repetition:
+
+    - 5,000 ``apply_async`` of a no-op, then ``get`` of each result (calls/s);
+    - ``map`` of ``2 * x`` over 100,000 ints with ``chunksize=1000`` (items/s);
+    - ``map`` over 20 arrays of 10 MB (default chunksize; each call reads one
+      byte per page and returns an int): GB/s of arguments.
+    """
+    name = runtime_name(ctx.rt)
+    mp = importlib.import_module(f"{name}.util.multiprocessing")
+    # Forked before the runtime's Pool starts its actors (the runtime's own
+    # threads run already: init came first, as in a notebook).
+    stdlib = multiprocessing.get_context("fork").Pool(POOL_PROCESSES)
+    ctx.defer(stdlib.join)
+    ctx.defer(stdlib.terminate)
+    t0 = time.perf_counter()
+    runtime = mp.Pool(processes=POOL_PROCESSES)
+    ctx.notes["runtime_pool_start_s"] = round(time.perf_counter() - t0, 3)
+    ctx.defer(runtime.terminate)
+    n_apply, n_items, n_large = (ctx.n(*POOL_COUNTS[k]) for k in ("apply", "items", "large"))
+    chunksize, large = POOL_CHUNKSIZE, POOL_LARGE_BYTES
+    items = list(range(n_items))
+    arrays = [_array(large) for _ in range(n_large)]
+    ctx.notes.update(processes=POOL_PROCESSES, apply_async=n_apply, map_items=n_items,
+                     chunksize=chunksize, map_large=f"{n_large} x {large // MB} MB")
+    noop, double, touch = _pool_fns()
+
+    def apply(p: Any, fn: Any) -> float:
+        t0 = time.perf_counter()
+        results = [p.apply_async(fn) for _ in range(n_apply)]
+        for r in results:
+            r.get(timeout=ctx.remaining())
+        return _rate(n_apply, time.perf_counter() - t0)
+
+    def map_small(p: Any, fn: Any) -> float:
+        t0 = time.perf_counter()
+        out = p.map(fn, items, chunksize=chunksize)
+        elapsed = time.perf_counter() - t0
+        assert len(out) == n_items and out[-1] == 2 * items[-1]
+        return _rate(n_items, elapsed)
+
+    def map_large(p: Any, fn: Any) -> float:
+        t0 = time.perf_counter()
+        out = p.map(fn, arrays)
+        elapsed = time.perf_counter() - t0
+        assert len(out) == n_large
+        return _rate(n_large * large / GB, elapsed)
+
+    def once() -> Sample:
+        return {
+            "pool_apply": apply(runtime, noop),
+            "pool_apply_stdlib": apply(stdlib, _stdlib_noop),
+            "pool_map_small": map_small(runtime, double),
+            "pool_map_small_stdlib": map_small(stdlib, _stdlib_double),
+            "pool_map_large": map_large(runtime, touch),
+            "pool_map_large_stdlib": map_large(stdlib, _stdlib_touch),
+        }
+
+    return once
+
+
+# --------------------------------------------------------------------------
 # Cold start and idle memory, each in a fresh interpreter (coldstart.py)
 # --------------------------------------------------------------------------
 
@@ -605,11 +759,24 @@ WORKLOADS: tuple[Workload, ...] = (
     Workload("task_arg_100mb", task_arg_100mb, ("task_arg_100mb",)),
     Workload("wait_1k", wait_1k, ("wait_1k_ms",)),
     Workload(
+        "pool",
+        pool,
+        ("pool_apply", "pool_map_small", "pool_map_large", "pool_apply_stdlib",
+         "pool_map_small_stdlib", "pool_map_large_stdlib"),
+        timeout_s=600.0,
+    ),
+    Workload(
         "spill_restore",
         spill_restore,
         ("spill_gbps", "restore_gbps"),
         init_extra=(("object_store_memory", SPILL_STORE),),
     ),
+)
+# Long, and only with --scale or when named: each in a session of its own.
+WORKLOADS += tuple(
+    Workload(name, setup, metrics, timeout_s=timeout, scale=True, reps=1, warmup=0,
+             fresh_session=True)
+    for name, setup, metrics, timeout in _scaling.WORKLOADS
 )
 # Last: they end the suite's session and run a cluster of their own.
 WORKLOADS += tuple(
@@ -620,7 +787,7 @@ WORKLOADS += tuple(
 
 def summarize(samples: list[Any], metric: Metric) -> dict[str, Any]:
     """Value (median, or for yes/no checks: all yes), min, max and the samples."""
-    out: dict[str, Any] = {"title": metric.title, "unit": metric.unit, "better": metric.better}
+    out = metric.head()
     out["ok"], out["samples"] = True, samples
     if metric.better == "true":
         out["value"] = all(bool(s) for s in samples)
@@ -685,6 +852,28 @@ def _versions(rt: Any) -> dict[str, Any]:
     return out
 
 
+def selected(
+    only: list[str] | None = None,
+    *,
+    large: bool = False,
+    scale: bool = False,
+    own_cluster: bool = True,
+) -> list[Workload]:
+    """The workloads a run includes, in order: those named in ``only`` (all
+    if None), less ``put_1gb`` without ``large``; the scaling workloads only
+    with ``scale`` or when named, and with ``own_cluster=False`` those
+    starting a cluster of their own only when named."""
+    out = []
+    for w in WORKLOADS:
+        named = bool(only) and w.name in (only or ())
+        if (w.large_only and not large) or (only and not named):
+            continue
+        if (w.own_cluster and not own_cluster and not named) or (w.scale and not scale and not named):
+            continue
+        out.append(w)
+    return out
+
+
 def run_all(
     runtime_module: Any,
     *,
@@ -695,12 +884,17 @@ def run_all(
     only: list[str] | None = None,
     warmup: int = 1,
     own_cluster: bool = True,
+    scale: bool = False,
+    deadlines: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """Run every workload against ``runtime_module`` (``ray`` or ``jray``) and return the results.
 
-    ``reps`` defaults to 5 (2 with ``quick``). ``large`` adds the 1 GB put.
+    ``reps`` defaults to 5 (2 with ``quick``). ``large`` adds the 1 GB put,
+    ``scale`` the scaling workloads (also run when named in ``only``).
     ``only`` restricts the run to the named workloads; ``own_cluster=False``
-    leaves out those that start a cluster of their own unless named. The result is plain
+    leaves out those that start a cluster of their own unless named.
+    ``deadlines`` maps workload names to their deadline in seconds, in place
+    of the workload's own (``Workload.timeout_s``). The result is plain
     JSON-able data: versions, ``metrics`` (per metric: value, min, max,
     samples, or ok=False and the error) and ``workloads`` (per workload: ok,
     error, seconds, notes).
@@ -743,26 +937,29 @@ def run_all(
             rt.shutdown()
         initialized = False
 
-    for w in WORKLOADS:
-        if (w.large_only and not large) or (only and w.name not in only):
-            continue
-        if w.own_cluster and not own_cluster and not (only and w.name in only):
-            continue
+    for w in selected(only=only, large=large, scale=scale, own_cluster=own_cluster):
+        if w.fresh_session and initialized:
+            reset()
         if w.in_process:
             ensure_init(w.init_extra)
-        ctx = Ctx(rt, quick, large, deadline=time.monotonic() + w.timeout_s)
+        limit = float((deadlines or {}).get(w.name, w.timeout_s))
+        ctx = Ctx(rt, quick, large, deadline=time.monotonic() + limit)
         t0, error = time.monotonic(), None
         say(f"[{name}] {w.name} ...")
         try:
             if w.in_process and init_error:
                 raise RuntimeError(init_error)
-            measure = functools.partial(_measure, w, ctx, warmup, reps)
-            samples = _in_thread(measure, w.timeout_s + 30)
+            w_reps = w.reps if w.reps is not None else reps
+            w_warmup = w.warmup if w.warmup is not None else warmup
+            measure = functools.partial(_measure, w, ctx, w_warmup, w_reps)
+            samples = _in_thread(measure, limit + 30)
         except BaseException as e:
             error, samples = _error_text(e), {}
             if isinstance(e, TimeoutError) and w.in_process:
                 reset()  # a call may still hang in the abandoned thread: start afresh
-        samples.update({k: [v] for k, v in ctx.singles.items()})
+        if w.fresh_session and initialized:
+            reset()
+        samples.update({k: [v] for k, v in dict(ctx.singles).items()})
         workloads[w.name] = {
             "ok": error is None,
             "error": error,
@@ -775,11 +972,18 @@ def run_all(
             f"[{name}] {w.name}: "
             + (_brief(samples) if error is None else f"FAILED {error.splitlines()[0]}")
         )
-        for k in w.metrics if error is not None else ():
+        # Metrics that failed on their own (a scaling size), then, if the
+        # workload failed, those it meant to measure and did not.
+        for k, reason in dict(ctx.failed).items():
             if k not in metrics:
-                m = METRIC_BY_NAME[k]
-                metrics[k] = {"title": m.title, "unit": m.unit, "better": m.better, "ok": False}
-                metrics[k]["error"] = error
+                metrics[k] = dict(METRIC_BY_NAME[k].head(), ok=False, reason=reason)
+                metrics[k]["error"] = f"failed: {reason}"
+        planned = ctx.planned if ctx.planned is not None else set(w.metrics)
+        for k in w.metrics if error is not None else ():
+            if k not in metrics and k in planned:
+                metrics[k] = dict(METRIC_BY_NAME[k].head(), ok=False, error=error)
+                timed_out = (error or "").startswith("TimeoutError")
+                metrics[k]["reason"] = "time" if timed_out else "error"
     if initialized:
         reset()
     result["seconds"] = round(time.monotonic() - started, 3)

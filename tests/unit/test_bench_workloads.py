@@ -43,7 +43,9 @@ def workloads() -> ModuleType:
     return load("workloads")
 
 
-@pytest.mark.parametrize("name", ["workloads", "clusters", "report", "coldstart", "runner"])
+@pytest.mark.parametrize(
+    "name", ["workloads", "clusters", "scaling", "report", "coldstart", "runner"]
+)
 def test_module_imports_without_jray_numpy_or_psutil(name: str) -> None:
     # A fresh interpreter, so nothing imported by this test session counts.
     code = textwrap.dedent(f"""
@@ -216,7 +218,7 @@ def test_markdown(report: ModuleType) -> None:
         "| t | tasks/s | 3,000 (2,999–3,001) | 2,000 (1,999–2,001) | 1.5× | higher | ≥ 1.5× | met |"
         in md
     )
-    assert "Targets met: 1 of 1 (17 more not measured in this run)." in md
+    assert "Targets met: 1 of 1 (20 more not measured in this run)." in md
     assert "- jray `wait_1k`: TimeoutError: slow" in md
     assert "Ray `wait_1k`" not in md
 
@@ -318,3 +320,141 @@ def test_ray_child_runs_without_jray(tmp_path: Path) -> None:
     assert result["runtime"] == "ray" and "error" not in result
     assert result["workloads"]["task_rtt"]["ok"] is False
     assert "a fake runtime" in result["workloads"]["task_rtt"]["error"]
+
+
+# --------------------------------------------------------------------------
+# pool and the scaling workloads (issue 19): selection, metrics, report
+# --------------------------------------------------------------------------
+
+
+def test_scaling_workloads_are_opt_in_and_run_alone(workloads: ModuleType) -> None:
+    names = lambda ws: [w.name for w in ws]  # noqa: E731
+    scaling = ["scale_tasks", "scale_actors", "scale_objects"]
+    default = names(workloads.selected())
+    assert "pool" in default and not set(scaling) & set(default)
+    assert "put_1gb" not in default and "put_1gb" in names(workloads.selected(large=True))
+    assert set(scaling) <= set(names(workloads.selected(scale=True)))
+    assert names(workloads.selected(["scale_actors", "pool"])) == ["pool", "scale_actors"]
+    # `jray microbenchmark` leaves out what starts a cluster of its own unless named
+    assert "client" not in names(workloads.selected(own_cluster=False))
+    assert names(workloads.selected(["client"], own_cluster=False)) == ["client"]
+    for w in workloads.WORKLOADS:
+        if w.name in scaling:
+            assert w.scale and w.fresh_session and (w.reps, w.warmup) == (1, 0)
+            assert w.timeout_s >= 900  # generous deadlines of their own
+
+
+def test_scaling_metrics_have_a_row_per_size(workloads: ModuleType) -> None:
+    scaling = workloads._scaling
+    by_table: dict[str, set[str]] = {}
+    for m in workloads.METRICS:
+        if m.table.startswith("scale_"):
+            assert m.better == "lower" and m.row and m.column
+            by_table.setdefault(m.table, set()).add(m.row)
+    assert by_table == {
+        "scale_tasks": {"10,000", "100,000", "1,000,000"},
+        "scale_actors": {"100", "300", "1,000"},
+        "scale_objects": {"10,000", "100,000", "1,000 × 1 MB"},
+    }
+    assert set(scaling.TASKS_QUICK) == {"10k", "100k"}
+    assert "scale_tasks_1M_us" in workloads.METRIC_BY_NAME
+    head = workloads.METRIC_BY_NAME["scale_actors_1000_pss_mb"].head()
+    assert head["table"] == "scale_actors" and head["row"] == "1,000" and head["unit"] == "MB"
+    std = workloads.METRIC_BY_NAME["pool_apply_stdlib"].head()
+    assert std["table"] == "stdlib" and std["ref"] == "pool_apply"
+    assert "table" not in workloads.METRIC_BY_NAME["pool_apply"].head()
+
+
+def test_scaling_memory_readers(workloads: ModuleType) -> None:
+    scaling = workloads._scaling
+    assert scaling.rss() > 1 << 20
+    assert 0 < scaling.status_bytes("RssAnon") <= scaling.status_bytes("VmRSS")
+    assert scaling.pss(os.getpid()) > 0
+    assert scaling.rss(2**22 + 12345) == 0  # no such process
+    assert scaling.available_memory() > 0
+
+
+def test_stdlib_pool_helpers_pickle_by_reference(workloads: ModuleType) -> None:
+    # the standard library's Pool pickles its functions by reference: they must be
+    # module-level; the runtime's Pool gets closures, which cloudpickle ships by value
+    import pickle
+
+    for fn in (workloads._stdlib_noop, workloads._stdlib_double, workloads._stdlib_touch):
+        assert pickle.loads(pickle.dumps(fn)) is fn
+    noop, double, touch = workloads._pool_fns()
+    assert "<locals>" in double.__qualname__ and double(21) == 42 and noop() is None
+
+
+def test_deadlines_and_runtime_timeout() -> None:
+    run = load("runner")
+    assert run.parse_deadlines("scale_tasks=3600, pool=30") == {"scale_tasks": 3600.0, "pool": 30.0}
+    assert run.parse_deadlines(None) == {}
+    with pytest.raises(ValueError):
+        run.parse_deadlines("scale_tasks")
+
+    def args(**kw: Any) -> Any:
+        base = dict(timeout=None, only=None, deadline=None, scale=False, large=False)
+        return type("Args", (), {**base, **kw})()
+
+    assert run.runtime_timeout(args()) == 3600.0
+    assert run.runtime_timeout(args(timeout=10)) == 10.0
+    assert run.runtime_timeout(args(only="scale_tasks")) == 3600.0 + 2400 + 60
+    assert run.runtime_timeout(args(only="scale_tasks", deadline="scale_tasks=100")) == 3760.0
+    assert run.runtime_timeout(args(scale=True)) > 3600.0 + 2400 + 1800
+
+
+def _scale_metric(workloads: ModuleType, name: str, value: float | None, reason: str = "") -> dict:
+    head = workloads.METRIC_BY_NAME[name].head()
+    if value is None:
+        return dict(head, ok=False, reason=reason, error=f"failed: {reason}")
+    return workloads.summarize([value], workloads.METRIC_BY_NAME[name])
+
+
+def test_report_pool_against_the_stdlib(report: ModuleType, workloads: ModuleType) -> None:
+    def run(name: str, pool: float, stdlib: float) -> dict:
+        m = workloads.METRIC_BY_NAME
+        return {
+            "runtime": name, "reps": 1, "warmup": 1,
+            "metrics": {
+                "pool_apply": workloads.summarize([pool], m["pool_apply"]),
+                "pool_apply_stdlib": workloads.summarize([stdlib], m["pool_apply_stdlib"]),
+            },
+            "workloads": {"pool": {"ok": True}},
+        }
+
+    md = report.markdown({"machine": {}, "runs": {"jray": run("jray", 3000.0, 5000.0),
+                                                  "ray": run("ray", 1000.0, 4000.0)}})
+    main, _, rest = md.partition("## multiprocessing.Pool against the standard library's")
+    # the jray/Ray row in the main table, with its target; the stdlib figure only below
+    assert "| Pool: 5,000 `apply_async` (no-op), then get all | calls/s | 3,000 | 1,000 | 3× |" in main
+    assert "stdlib Pool" not in main
+    assert "Targets met: 1 of 1 (20 more not measured in this run)." in main
+    assert (
+        "| Pool: 5,000 `apply_async` (no-op), then get all | calls/s | 3,000 | 5,000 | 0.6× | "
+        "1,000 | 4,000 | 0.25× | ≥ 0.5× stdlib | met |" in rest
+    )
+    assert "Targets met (jray/stdlib): 1 of 1." in rest
+
+
+def test_report_scaling_tables(report: ModuleType, workloads: ModuleType) -> None:
+    def run(name: str, us: float, failed_1m: str | None) -> dict:
+        metrics = {
+            "scale_tasks_10k_us": _scale_metric(workloads, "scale_tasks_10k_us", us),
+            "scale_tasks_10k_driver_kb": _scale_metric(workloads, "scale_tasks_10k_driver_kb", 2.0),
+        }
+        if failed_1m:
+            metrics["scale_tasks_1M_us"] = _scale_metric(workloads, "scale_tasks_1M_us", None,
+                                                         failed_1m)
+        return {"runtime": name, "reps": 1, "warmup": 0, "metrics": metrics,
+                "workloads": {"scale_tasks": {"ok": True}}}
+
+    runs = {"jray": run("jray", 200.0, "memory"), "ray": run("ray", 800.0, None)}
+    md = report.markdown({"machine": {}, "runs": runs})
+    # only scaling figures: no main table, a table per scaling workload
+    assert "| workload | unit |" not in md and "Targets met" not in md
+    assert "## `scale_tasks`" in md
+    assert ("| size | time per task (µs) | driver: peak RSS growth per queued task (KB) |"
+            in md)
+    assert "| 10,000 | 200 / 800 (0.25×) | 2.00 / 2.00 (1×) |" in md
+    assert "| 1,000,000 | failed: memory / — | — |" in md
+    assert md.index("| 10,000 |") < md.index("| 1,000,000 |")

@@ -1,0 +1,489 @@
+"""Scaling workloads: how a runtime holds up as the counts grow.
+
+- ``scale_tasks``: 10k, 100k and 1M no-op tasks submitted at once, then
+  gathered (quick: 10k, 100k);
+- ``scale_actors``: 100, 300 and 1,000 actors (``num_cpus=0``) alive at
+  once, then killed (quick: 100, 300);
+- ``scale_objects``: 10k and 100k small live objects from ``put``, then
+  1,000 objects of 1 MB (quick: 10k, and the 1 MB objects).
+
+They are long, so they never run by default: ``--scale`` or naming them in
+``--only``. Each runs once per round (no warm-up: the smaller sizes come
+first), in a session of its own (started before, shut down after), under a
+deadline of its own (``--deadline NAME=S``). Each size's figures are kept as
+soon as it is measured, so a later size that fails or runs out of time
+leaves the earlier ones reported. While a size runs, a watcher thread
+samples memory every 0.2 s: the driver's RSS, the summed RSS of the
+runtime's other processes and the machine's available memory; when that
+drops below 3 GiB the size stops, its figures (and the larger sizes') are
+reported as ``failed: memory``, and what it created is dropped.
+
+The runtime's other processes are the driver's descendants and, for Ray,
+every process whose command line names the session (``coldstart.py``'s
+``runtime_pids``, loaded by path).
+
+Loaded by ``workloads.py`` by file path; like it this module imports
+nothing from jray, nothing but the standard library at module level (psutil
+and numpy inside the workloads) and nothing from ``workloads.py``: a
+workload here is a ``setup(ctx)`` taking the suite's context
+(``workloads.Ctx``), and ``METRICS`` / ``WORKLOADS`` are plain tuples.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import importlib.util
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable
+from types import ModuleType
+from typing import Any
+
+MB = 1024 * 1024
+GIB = 1024 * MB
+KB = 1024
+MEMORY_FLOOR = 3 * GIB  # stop a size when the machine's available memory drops below this
+PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+Sample = dict[str, Any]
+
+# The sizes, by the label in the metrics' names (scale_tasks_100k_us, ...),
+# and those of a quick run. The counts are read when a workload runs: the
+# tests shrink them (the labels and the report's rows stay).
+TASKS: dict[str, int] = {"10k": 10_000, "100k": 100_000, "1M": 1_000_000}
+TASKS_QUICK = ("10k", "100k")
+ACTORS: dict[str, int] = {"100": 100, "300": 300, "1000": 1000}
+ACTORS_QUICK = ("100", "300")
+OBJECTS: dict[str, int] = {"10k": 10_000, "100k": 100_000}
+OBJECTS_QUICK = ("10k",)
+BIG_OBJECTS: dict[str, int] = {"count": 1000, "bytes": MB}  # the 1 MB objects (row "1mb")
+
+
+def _row(n: int) -> str:
+    return f"{n:,}"
+
+
+# (name, title, unit, better, table, row, column): see workloads.Metric. The
+# report puts each table's metrics in a table of their own, one row per size.
+_TASK_COLS = (
+    ("us", "time per task", "µs"),
+    ("driver_kb", "driver: peak RSS growth per queued task", "KB"),
+    ("runtime_kb", "other processes: peak RSS growth per queued task", "KB"),
+)
+_ACTOR_COLS = (
+    ("ms", "creation per actor (until it answered)", "ms"),
+    ("pss_mb", "PSS per actor (runtime's processes)", "MB"),
+    ("kill_ms", "kill per actor (until its process is gone)", "ms"),
+)
+_OBJECT_COLS = (
+    ("put_us", "put per object", "µs"),
+    ("get_us", "get per object (one get of all)", "µs"),
+    ("wait_us", "wait per object (one wait for all)", "µs"),
+    ("free_us", "free per object (dropping the refs)", "µs"),
+    ("owner_kb", "owner: private RSS growth per live object", "KB"),
+)
+_BIG_ROW = f"{BIG_OBJECTS['count']:,} × 1 MB"
+
+
+def _metrics() -> tuple[tuple[str, str, str, str, str, str, str], ...]:
+    out: list[tuple[str, str, str, str, str, str, str]] = []
+    for table, what, sizes, cols in (
+        ("scale_tasks", "tasks", TASKS, _TASK_COLS),
+        ("scale_actors", "actors", ACTORS, _ACTOR_COLS),
+        ("scale_objects", "objects", {**OBJECTS, "1mb": 0}, _OBJECT_COLS),
+    ):
+        for size, n in sizes.items():
+            row = _row(n) if n else _BIG_ROW
+            for key, col, unit in cols:
+                name = f"{table}_{size}_{key}"
+                out.append((name, f"{row} {what}: {col}", unit, "lower", table, row, col))
+    return tuple(out)
+
+
+METRICS = _metrics()
+
+# Headings of the report's tables, by table.
+TABLES: dict[str, str] = {
+    "scale_tasks": "no-op tasks submitted at once, then gathered",
+    "scale_actors": "actors (num_cpus=0) alive at once, then killed",
+    "scale_objects": "live objects from put (small, then 1 MB)",
+}
+
+
+def _task_names(size: str) -> list[str]:
+    return [f"scale_tasks_{size}_{key}" for key, _, _ in _TASK_COLS]
+
+
+def _actor_names(size: str) -> list[str]:
+    return [f"scale_actors_{size}_{key}" for key, _, _ in _ACTOR_COLS]
+
+
+def _object_names(size: str) -> list[str]:
+    return [f"scale_objects_{size}_{key}" for key, _, _ in _OBJECT_COLS]
+
+
+# --------------------------------------------------------------------------
+# Memory: /proc, and a watcher thread
+# --------------------------------------------------------------------------
+
+
+class OutOfMemory(Exception):
+    """The machine's available memory dropped below ``MEMORY_FLOOR`` during a size."""
+
+
+def _coldstart() -> ModuleType:
+    key = "jray_bench_coldstart"
+    if key in sys.modules:
+        return sys.modules[key]
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "coldstart.py")
+    spec = importlib.util.spec_from_file_location(key, path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[key] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def runtime_pids(rt: Any) -> list[int]:
+    """The runtime's processes other than this driver (see ``coldstart.runtime_pids``)."""
+    return list(_coldstart().runtime_pids(rt))
+
+
+def rss(pid: int | str = "self") -> int:
+    """Resident set size in bytes (0 if the process is gone)."""
+    try:
+        with open(f"/proc/{pid}/statm") as f:
+            return int(f.read().split()[1]) * PAGE
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def status_bytes(key: str, pid: int | str = "self") -> int:
+    """A ``kB`` field of /proc/<pid>/status (RssAnon, VmHWM, ...) in bytes."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * KB
+    return 0
+
+
+def pss(pid: int) -> int:
+    """Proportional set size in bytes (0 if the process is gone)."""
+    try:
+        return int(_coldstart().smaps_rollup(pid)[1])
+    except (OSError, ValueError):
+        return 0
+
+
+def available_memory() -> int:
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * KB
+    return 1 << 62
+
+
+class Watch:
+    """Samples memory in a thread while a size runs: peak RSS of the driver,
+    peak summed RSS of the runtime's other processes (their set rescanned
+    every 2 s), the lowest available memory, and whether it went under the
+    floor (``check`` then raises ``OutOfMemory``)."""
+
+    def __init__(self, rt: Any, period: float = 0.2, rescan: float = 2.0) -> None:
+        self.rt, self.period, self.rescan = rt, period, rescan
+        self.pids = runtime_pids(rt)
+        self.base_driver = rss()
+        self.base_others = self.others()
+        self.peak_driver, self.peak_others = self.base_driver, self.base_others
+        self.min_available = available_memory()
+        self.low: int | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True, name="bench-memory-watch")
+
+    def others(self) -> int:
+        return sum(rss(p) for p in self.pids)
+
+    def sample(self) -> None:
+        self.peak_driver = max(self.peak_driver, rss())
+        self.peak_others = max(self.peak_others, self.others())
+        avail = available_memory()
+        self.min_available = min(self.min_available, avail)
+        if avail < MEMORY_FLOOR and self.low is None:
+            self.low = avail
+
+    def _loop(self) -> None:
+        last_scan = time.monotonic()
+        while not self._stop.wait(self.period):
+            if time.monotonic() - last_scan > self.rescan:
+                with contextlib.suppress(Exception):
+                    self.pids = runtime_pids(self.rt)
+                last_scan = time.monotonic()
+            self.sample()
+
+    def check(self) -> None:
+        if self.low is not None:
+            raise OutOfMemory(
+                f"available memory fell to {self.low / GIB:.1f} GiB (floor {MEMORY_FLOOR / GIB:.0f})"
+            )
+
+    def __enter__(self) -> Watch:
+        self.sample()  # a size does not start when memory is low already
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        with contextlib.suppress(Exception):
+            self.sample()
+
+    def notes(self) -> dict[str, float]:
+        return {
+            "driver_peak_rss_mb": round(self.peak_driver / MB, 1),
+            "others_peak_rss_mb": round(self.peak_others / MB, 1),
+            "min_available_gib": round(self.min_available / GIB, 2),
+            "processes": len(self.pids),
+        }
+
+
+def gather(ctx: Any, refs: list[Any], watch: Watch, chunk: int = 10_000, poll: float = 5.0) -> None:
+    """``get`` of every ref, ``chunk`` at a time, each call bounded by ``poll``
+    seconds so the memory watch is checked while the runtime works."""
+    for i in range(0, len(refs), chunk):
+        part = refs[i : i + chunk]
+        while True:
+            watch.check()
+            left = ctx.remaining()  # raises TimeoutError once the deadline has passed
+            try:
+                ctx.rt.get(part, timeout=min(poll, left))
+                break
+            except TimeoutError:  # GetTimeoutError is one, in both runtimes
+                continue
+
+
+def _fail(ctx: Any, names: Iterable[str], reason: str) -> None:
+    for n in names:
+        ctx.failed.setdefault(n, reason)
+
+
+def _settle() -> None:
+    gc.collect()
+    time.sleep(0.5)
+
+
+# --------------------------------------------------------------------------
+# scale_tasks
+# --------------------------------------------------------------------------
+
+
+def scale_tasks(ctx: Any) -> Callable[[], Sample]:
+    """N no-op tasks submitted at once (``[f.remote() for _ in range(N)]``),
+    then gathered; time per task over the whole; peak RSS growth of the
+    driver and of the runtime's other processes per queued task."""
+    rt = ctx.rt
+
+    def noop() -> None:
+        return None
+
+    f = rt.remote(noop)
+    sizes = ctx.n(tuple(TASKS), TASKS_QUICK)
+    ctx.planned = {n for s in sizes for n in _task_names(s)}
+    ctx.get([f.remote() for _ in range(10)])  # workers started before the clock
+
+    def once() -> Sample:
+        for i, size in enumerate(sizes):
+            n, names = TASKS[size], _task_names(size)
+            _settle()
+            refs: list[Any] = []
+            try:
+                with Watch(rt) as w:
+                    t0 = time.perf_counter()
+                    step = 10_000
+                    for j in range(0, n, step):
+                        refs.extend([f.remote() for _ in range(min(step, n - j))])
+                        w.check()
+                    submitted = time.perf_counter() - t0
+                    gather(ctx, refs, w)
+                    elapsed = time.perf_counter() - t0
+            except OutOfMemory as e:
+                ctx.notes[f"{size}_failed"] = str(e)
+                _fail(ctx, names, "memory")
+                for other in sizes[i + 1 :]:
+                    _fail(ctx, _task_names(other), "skipped: memory")
+                return {}
+            finally:
+                del refs
+            us, driver_kb, runtime_kb = names
+            ctx.singles[us] = elapsed * 1e6 / n
+            ctx.singles[driver_kb] = max(0, w.peak_driver - w.base_driver) / KB / n
+            ctx.singles[runtime_kb] = max(0, w.peak_others - w.base_others) / KB / n
+            ctx.notes[size] = dict(w.notes(), tasks=n, submit_s=round(submitted, 3),
+                                       total_s=round(elapsed, 3))
+        return {}
+
+    return once
+
+
+# --------------------------------------------------------------------------
+# scale_actors
+# --------------------------------------------------------------------------
+
+
+def _wait_processes(rt: Any, at_most: int, timeout: float) -> bool:
+    """Until the runtime has at most ``at_most`` processes; False if it took too long."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if len(runtime_pids(rt)) <= at_most:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def scale_actors(ctx: Any) -> Callable[[], Sample]:
+    """N actors created at once; the clock stops when every one has answered
+    a call. Memory per actor: the PSS summed over the runtime's processes,
+    less what it was before, per actor. Then each is killed; the kill figure
+    runs until the runtime is back to as many processes as before."""
+    rt = ctx.rt
+
+    class Idle:
+        def ping(self) -> int:
+            return os.getpid()
+
+    cls = rt.remote(num_cpus=0)(Idle)
+    sizes = ctx.n(tuple(ACTORS), ACTORS_QUICK)
+    ctx.planned = {n for s in sizes for n in _actor_names(s)}
+
+    def kill_all(actors: list[Any]) -> None:
+        for a in actors:
+            with contextlib.suppress(Exception):
+                rt.kill(a)
+
+    def once() -> Sample:
+        for i, size in enumerate(sizes):
+            n, names = ACTORS[size], _actor_names(size)
+            _settle()
+            base_pids = runtime_pids(rt)
+            base_pss = sum(pss(p) for p in base_pids)
+            actors: list[Any] = []
+            try:
+                with Watch(rt) as w:
+                    t0 = time.perf_counter()
+                    for j in range(n):
+                        actors.append(cls.remote())
+                        if j % 25 == 0:
+                            w.check()
+                    gather(ctx, [a.ping.remote() for a in actors], w, chunk=50)
+                    created = time.perf_counter() - t0
+                pids = runtime_pids(rt)
+                ctx.singles[names[0]] = created * 1e3 / n
+                ctx.singles[names[1]] = max(0, sum(pss(p) for p in pids) - base_pss) / MB / n
+                ctx.notes[size] = dict(w.notes(), actors=n, processes=len(pids),
+                                           base_processes=len(base_pids))
+            except OutOfMemory as e:
+                ctx.notes[f"{size}_failed"] = f"{e} with {len(actors)} actors created"
+                _fail(ctx, names, "memory")
+                for other in sizes[i + 1 :]:
+                    _fail(ctx, _actor_names(other), "skipped: memory")
+                kill_all(actors)
+                del actors
+                _wait_processes(rt, len(base_pids), 120)
+                return {}
+            except BaseException:
+                kill_all(actors)
+                raise
+            t1 = time.perf_counter()
+            kill_all(actors)
+            del actors
+            if _wait_processes(rt, len(base_pids), min(180.0, ctx.remaining())):
+                ctx.singles[names[2]] = (time.perf_counter() - t1) * 1e3 / n
+            else:
+                _fail(ctx, names[2:], "time")
+        return {}
+
+    return once
+
+
+# --------------------------------------------------------------------------
+# scale_objects
+# --------------------------------------------------------------------------
+
+
+def scale_objects(ctx: Any) -> Callable[[], Sample]:
+    """N small objects from ``put`` (kept alive), then one ``get`` of all,
+    one ``wait`` for all, and dropping the refs; per object each. The
+    owner's growth is its private RSS (``RssAnon``: the driver's own
+    bookkeeping, not the store's shared pages it maps) while the objects
+    live, per object. Then the same with 1,000 objects of 1 MB."""
+    rt = ctx.rt
+    sizes = ctx.n(tuple(OBJECTS), OBJECTS_QUICK)
+    rows: list[tuple[str, int, int | None]] = [(s, OBJECTS[s], None) for s in sizes]
+    rows.append(("1mb", BIG_OBJECTS["count"], BIG_OBJECTS["bytes"]))
+    ctx.planned = {n for size, _, _ in rows for n in _object_names(size)}
+
+    def value(i: int, nbytes: int | None) -> Any:
+        if nbytes is None:
+            return i
+        import numpy as np
+
+        return np.full(nbytes, i % 251, dtype=np.uint8)
+
+    def once() -> Sample:
+        for index, (size, n, nbytes) in enumerate(rows):
+            names = _object_names(size)
+            big = None if nbytes is None else value(1, nbytes)
+            _settle()
+            refs: list[Any] = []
+            try:
+                with Watch(rt) as w:
+                    base_anon, base_rss = status_bytes("RssAnon"), rss()
+                    t0 = time.perf_counter()
+                    for j in range(n):
+                        refs.append(rt.put(j if big is None else big))
+                        if j % 1000 == 0:
+                            w.check()
+                    t1 = time.perf_counter()
+                    anon, total = status_bytes("RssAnon"), rss()
+                    values = ctx.get(refs)
+                    t2 = time.perf_counter()
+                    assert len(values) == n
+                    del values
+                    ready, _ = rt.wait(refs, num_returns=n, timeout=ctx.remaining())
+                    t3 = time.perf_counter()
+                    assert len(ready) == n
+                    del ready
+                    t4 = time.perf_counter()
+                    refs.clear()
+                    t5 = time.perf_counter()
+            except OutOfMemory as e:
+                ctx.notes[f"{size}_failed"] = str(e)
+                _fail(ctx, names, "memory")
+                for other, _, _ in rows[index + 1 :]:
+                    _fail(ctx, _object_names(other), "skipped: memory")
+                return {}
+            finally:
+                del refs
+            put_us, get_us, wait_us, free_us, owner_kb = names
+            ctx.singles[put_us] = (t1 - t0) * 1e6 / n
+            ctx.singles[get_us] = (t2 - t1) * 1e6 / n
+            ctx.singles[wait_us] = (t3 - t2) * 1e6 / n
+            ctx.singles[free_us] = (t5 - t4) * 1e6 / n
+            ctx.singles[owner_kb] = max(0, anon - base_anon) / KB / n
+            ctx.notes[size] = dict(w.notes(), objects=n, owner_rss_growth_mb=round((total - base_rss) / MB, 1),
+                                   owner_anon_growth_mb=round((anon - base_anon) / MB, 1))
+            time.sleep(1.0)  # freeing is asynchronous in both runtimes
+        return {}
+
+    return once
+
+
+# (name, setup, metrics, deadline in seconds): see workloads.Workload (scale=True)
+WORKLOADS: tuple[tuple[str, Callable[[Any], Callable[[], Sample]], tuple[str, ...], float], ...] = (
+    ("scale_tasks", scale_tasks, tuple(m[0] for m in METRICS if m[4] == "scale_tasks"), 2400.0),
+    ("scale_actors", scale_actors, tuple(m[0] for m in METRICS if m[4] == "scale_actors"), 1800.0),
+    ("scale_objects", scale_objects, tuple(m[0] for m in METRICS if m[4] == "scale_objects"),
+     900.0),
+)
