@@ -135,6 +135,33 @@ def test_pages_and_data_with_the_cookie(head: dict[str, Any], job: str) -> None:
     assert status == 200
 
 
+def test_logs_and_nodes_pages(head: dict[str, Any], job: str) -> None:
+    """Issue 18: the logs page and the nodes view are dashboard pages too, behind
+    the token; the logs page's poll carries its selection in the query."""
+    addr, cookie = head["addr"], login(head)
+    h = {"Cookie": cookie}
+    status, _, body = request(addr, "GET", "/", headers=h)
+    assert "/views/logs" in body.decode() and "/views/nodes" in body.decode()
+    status, _, body = request(addr, "GET", "/views/logs", headers=h)
+    assert status == 200 and b'id="jray-log-search"' in body and b'"/api/views/logs"' in body
+    assert request(addr, "GET", "/api/views/logs")[0] == 401
+    status, _, body = request(addr, "GET", "/api/views/logs", headers=h)
+    data = json.loads(body)
+    assert status == 200 and data["log"] is None
+    (node,) = data["nodes"]
+    assert node["is_head"] and any(f["file"] == "gcs.log" for f in node["files"])
+    q = urllib.parse.urlencode({"node_id": node["node_id"], "file": "gcs.log", "tail": "5"})
+    status, _, body = request(addr, "GET", f"/api/views/logs?{q}", headers=h)
+    log = json.loads(body)["log"]
+    assert status == 200 and log["error"] is None and 0 < len(log["lines"]) <= 5
+    q = urllib.parse.urlencode({"node_id": node["node_id"], "file": "../cluster.json"})
+    log = json.loads(request(addr, "GET", f"/api/views/logs?{q}", headers=h)[2])["log"]
+    assert "'..' is not allowed" in log["error"] and log["lines"] == []
+    status, _, body = request(addr, "GET", "/api/views/nodes", headers=h)
+    nodes = json.loads(body)
+    assert status == 200 and nodes["node_latest"]["node_id"] == [node["node_id"]]
+
+
 @pytest.mark.timeout(300)
 def test_in_chromium(head: dict[str, Any], job: str) -> None:
     if not os.path.exists(CHROMIUM):

@@ -10,7 +10,11 @@ resident memory, and the task or actor it runs).
 
 - ``node_series``: one row per node, ``xs`` (ms) with ``cpu`` (%),
   ``memory`` and ``store`` (bytes), lists per row for ``multi_line``;
-  ``memory_total``/``store_capacity`` the latest totals.
+  ``memory_total``/``store_capacity`` the latest totals (and as lines,
+  ``*_ys``, drawn dashed).
+- ``node_window``: the two ends of the time shown (``x``), drawn invisibly
+  so the x axes end now and span the history, at least ``MIN_SPAN_S``
+  (a young history) and at most ``window_s`` (then sliding).
 - ``node_latest``: the latest sample per node, readable (``*_text``).
 - ``worker_memory``: the ``top`` workers by resident memory, one bar each
   (``y`` their rank, ``label`` the axis text: node, pid, task/actor),
@@ -23,10 +27,11 @@ import collections
 import time
 from typing import Any
 
-from bokeh.layouts import column
+from bokeh.layouts import column, row
 from bokeh.models import (
     CustomJSTickFormatter,
     DataRange1d,
+    DatetimeTickFormatter,
     HoverTool,
     LayoutDOM,
     NumeralTickFormatter,
@@ -41,6 +46,8 @@ from jray.jupyter.views._base import Columns, View, color_for, short
 from jray.jupyter.views.workers import WorkerActivity
 from jray.util import state
 
+MIN_ROWS = 8  # the worker bar chart has room for this many bars at least
+MIN_SPAN_S = 30.0  # the time axes span at least this much, however young the history
 _WORKER_LABEL_JS = """
 const i = src.data.y.indexOf(tick);
 return i < 0 ? "" : src.data.label[i];
@@ -53,7 +60,8 @@ class NodesView(View):
 
     SOURCES = {
         "node_series": ("node_id", "label", "color", "xs", "cpu", "memory", "store", "memory_total",
-                        "store_capacity"),
+                        "store_capacity", "memory_total_ys", "store_capacity_ys"),
+        "node_window": ("x", "y"),
         "node_latest": ("node_id", "label", "node_ip", "cpu_text", "memory_text", "store_text", "workers"),
         "worker_memory": ("y", "label", "node_id", "node", "pid", "state", "what", "rss", "rss_text",
                           "cpu_percent", "color"),
@@ -88,7 +96,9 @@ class NodesView(View):
             for c, v in (("node_id", node_id), ("label", label), ("color", color_for(node_id)),
                          ("xs", [s[0] for s in h]), ("cpu", [s[1] for s in h]), ("memory", [s[2] for s in h]),
                          ("store", [s[3] for s in h]), ("memory_total", n["memory_total"]),
-                         ("store_capacity", n["object_store_memory"])):
+                         ("store_capacity", n["object_store_memory"]),
+                         ("memory_total_ys", [float(n["memory_total"])] * len(h)),
+                         ("store_capacity_ys", [float(n["object_store_memory"])] * len(h))):
                 series[c].append(v)
             mem_pct = 100.0 * n["memory_used"] / n["memory_total"] if n["memory_total"] else 0.0
             store_pct = 100.0 * n["object_store_used"] / n["object_store_memory"] if n["object_store_memory"] else 0.0
@@ -100,7 +110,10 @@ class NodesView(View):
                                         f"{fmt_bytes(n['object_store_memory'])} ({store_pct:.0f}%)"),
                          ("workers", n["num_workers"])):
                 latest[c].append(v)
-        return {"node_series": series, "node_latest": latest, "worker_memory": self._workers()}
+        oldest = min((h[0][0] for h in self.history.values() if h), default=now)
+        start = max(now - self.window_s * 1000, min(oldest, now - MIN_SPAN_S * 1000))
+        return {"node_series": series, "node_latest": latest, "worker_memory": self._workers(),
+                "node_window": {"x": [start, now], "y": [0.0, 0.0]}}
 
     def _workers(self) -> Columns:
         rows = sorted(self.activity.update(), key=lambda w: -(w["rss_bytes"] or 0))[: self.top]
@@ -117,43 +130,55 @@ class NodesView(View):
 
     def build(self) -> LayoutDOM:
         s = self.sources
-        x_range = DataRange1d(follow="end", follow_interval=self.window_s * 1000, range_padding=0,
-                              name="node_x_range")
+        x_range = DataRange1d(range_padding=0, name="node_x_range")  # spans node_window
         tools = "xpan,xwheel_zoom,box_zoom,reset,save"
+        ticks = DatetimeTickFormatter(milliseconds="%H:%M:%S.%3N", seconds="%H:%M:%S", minsec="%H:%M:%S",
+                                      minutes="%H:%M", hourmin="%H:%M", hours="%H:%M", context=None)
 
-        def timeline(title: str, y: str, name: str, **kw: Any) -> Any:
-            fig = figure(title=title, x_axis_type="datetime", x_range=x_range, height=200,
+        def timeline(title: str, y: str, name: str, total: str | None = None, **kw: Any) -> Any:
+            fig = figure(title=title, x_axis_type="datetime", x_range=x_range, height=230,
                          sizing_mode="stretch_width", tools=tools, name=name, **kw)
             lines = fig.multi_line(xs="xs", ys=y, line_color="color", line_width=2, source=s["node_series"],
                                    legend_field="label")
+            if total is not None:  # the capacity, dashed: where the line would hit the ceiling
+                fig.multi_line(xs="xs", ys=total, line_color="color", line_dash="dashed", line_alpha=0.6,
+                               source=s["node_series"])
+            fig.line(x="x", y="y", line_alpha=0, source=s["node_window"])  # the x range spans the window
             fig.add_tools(HoverTool(renderers=[lines], tooltips=[("node", "@label")]))
+            fig.xaxis.formatter = ticks
+            fig.xaxis.major_label_orientation = 0
             fig.legend.location = "top_left"
-            fig.legend.label_text_font_size = "9pt"
+            fig.legend.label_text_font_size = "8pt"
+            fig.legend.background_fill_alpha = 0.6
             return fig
 
         window = f"last {self.window_s / 60:g} min" if self.window_s >= 60 else f"last {self.window_s:g} s"
-        cpu = timeline(f"CPU use per node, % of the machine ({window})", "cpu", "node_cpu_figure",
+        cpu = timeline(f"CPU use per node, % of its machine ({window})", "cpu", "node_cpu_figure",
                        y_range=Range1d(start=0, end=105))
-        mem = timeline("Memory used per node (the machine's)", "memory", "node_memory_figure")
+        mem = timeline("Memory used per node's machine (dashed: total)", "memory", "node_memory_figure",
+                       total="memory_total_ys")
         mem.yaxis.formatter = NumeralTickFormatter(format="0.0 b")
-        store = timeline("Object store used per node", "store", "node_store_figure")
+        store = timeline("Object store used per node (dashed: capacity)", "store", "node_store_figure",
+                         total="store_capacity_ys")
         store.yaxis.formatter = NumeralTickFormatter(format="0.0 b")
-        table = DataTable(source=s["node_latest"], height=110, sizing_mode="stretch_width", index_position=None,
+        table = DataTable(source=s["node_latest"], height=90, sizing_mode="stretch_width", index_position=None,
                           columns=[TableColumn(field=f, title=t, formatter=StringFormatter())
                                    for f, t in (("label", "node"), ("cpu_text", "CPU"), ("memory_text", "memory"),
                                                 ("store_text", "object store"), ("workers", "workers"))])
         src = s["worker_memory"]
-        bars = figure(title=f"Worker memory (resident, the {self.top} largest)", height=380,
+        bars = figure(title=f"Worker memory (resident; the {self.top} largest)", height=320,
                       sizing_mode="stretch_width", tools="save", name="worker_memory_figure",
                       x_range=DataRange1d(start=0, range_padding=0.15),
-                      y_range=DataRange1d(range_padding=0.05, flipped=True), min_border_left=240)
+                      y_range=DataRange1d(range_padding=0, flipped=True), min_border_left=260)
         hb = bars.hbar(y="y", right="rss", height=0.7, fill_color="color", line_color=None, source=src)
         bars.text(x="rss", y="y", text="rss_text", source=src, x_offset=4, text_baseline="middle",
                   text_font_size="9pt")
+        # Room for MIN_ROWS bars however few workers there are (a lone bar would fill the figure).
+        bars.scatter(x=[0, 0], y=[-0.6, MIN_ROWS - 0.4], alpha=0)
         bars.add_tools(HoverTool(renderers=[hb], tooltips=[("worker", "@label"), ("state", "@state"),
                                                            ("resident", "@rss_text"), ("CPU", "@cpu_percent%")]))
         bars.xaxis.formatter = NumeralTickFormatter(format="0 b")
         bars.yaxis.ticker = SingleIntervalTicker(interval=1)
         bars.yaxis.formatter = CustomJSTickFormatter(args={"src": src}, code=_WORKER_LABEL_JS)
         bars.ygrid.grid_line_color = None
-        return column(cpu, mem, store, table, bars, sizing_mode="stretch_width")
+        return column(row(cpu, mem, store, sizing_mode="stretch_width"), table, bars, sizing_mode="stretch_width")
