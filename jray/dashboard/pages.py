@@ -3,8 +3,8 @@ used without Jupyter (jobs, SLURM batch runs), as Ray's head serves its
 dashboard.
 
 The same pages the Jupyter server extension serves, from the same code
-(``jray.jupyter.views.pages``: the Bokeh task stream, object store and
-metrics pages polling their JSON), plus an overview (nodes, jobs) and a page
+(``jray.jupyter.views.pages``: the Bokeh task stream, object store,
+metrics and nodes pages polling their JSON, and the logs page), plus an overview (nodes, jobs) and a page
 per job with its log following live:
 
     GET  /                      overview: nodes, jobs (links), the live views
