@@ -292,6 +292,31 @@ def test_bad_input_errors(jray_cluster):
     assert jray.get(add.remote(1, 1)) == 2
 
 
+def test_no_task_waits_behind_another_functions_long_task(jray_cluster, tmp_path):
+    """A task that may run long (its function never finished yet) holds its
+    worker alone: short tasks of other functions submitted with it or after
+    it all run on the other CPU while it runs (none queued behind it)."""
+    @jray.remote
+    def quick(i):
+        return i
+
+    @jray.remote
+    def holds_until(path):
+        while not os.path.exists(path):
+            time.sleep(0.02)
+
+    release = str(tmp_path / "go")
+    jray.get([quick.remote(i) for i in range(40)], timeout=60)  # known short
+    held = holds_until.remote(release)
+    both = [quick.remote(i) for i in range(40)]  # submitted while it runs
+    try:
+        ready, _ = jray.wait(both, num_returns=len(both), timeout=30)
+        assert len(ready) == len(both), f"{len(both) - len(ready)} short task(s) waited behind the long one"
+    finally:
+        open(release, "w").close()
+    assert jray.get(held, timeout=30) is None
+
+
 def test_short_tasks_are_pipelined_but_a_wrong_guess_is_taken_back(jray_cluster):
     """Tasks of a function that always ran short go several at a time to one
     worker; when such a window turns out long, the tasks not started yet are

@@ -69,6 +69,11 @@ class Lease:
     replies: int = 0  # replies received (a deep push with none after a while was mispredicted)
     direct_port: int = 0  # the worker's direct transport (jray._private.direct); 0: gRPC
     node_id: bytes = b""  # the worker's node
+    # In-flight tasks of functions not known to be short when pushed (task id
+    # -> function key): only more tasks of the same function queue behind
+    # them on this worker; another function's task could wait there for as
+    # long as they run while other workers idle.
+    unsure: dict[bytes, str] = field(default_factory=dict)
 
 
 @dataclass(eq=False)
@@ -202,14 +207,16 @@ class TaskSubmitter:
         never ran longer than SHORT_TASK_SECONDS in several tries (unknown
         ones, or any that once ran long, count as long: a long task pushed
         behind others on one worker would wait for them)."""
-        seen = self.run_seconds
         for i, task in enumerate(q.tasks):
             if i == 16:
                 break
-            n, longest = seen.get(task.spec.function.key, (0, 0.0))
-            if n < 3 or longest > config.SHORT_TASK_SECONDS:
+            if not self._known_short(task):
                 return False
         return True
+
+    def _known_short(self, task: PendingCall) -> bool:
+        n, longest = self.run_seconds.get(task.spec.function.key, (0, 0.0))
+        return n >= 3 and longest <= config.SHORT_TASK_SECONDS
 
     def _pump(self, key: tuple, q: KeyQueue) -> None:
         if self._closed:
@@ -294,8 +301,14 @@ class TaskSubmitter:
                 if lease.in_flight > target // 2:
                     continue
                 batch: list[PendingCall] = []
+                blockers = set(lease.unsure.values())
                 while q.tasks and len(batch) < target - lease.in_flight:
+                    fn = q.tasks[0].spec.function.key
+                    if blockers and blockers != {fn}:
+                        break  # not behind another function's task that may run long
                     task = q.tasks.popleft()
+                    if not self._known_short(task):
+                        blockers.add(fn)
                     if task.cancelled:
                         self._fail(task, exceptions.TaskCancelledError(task.spec.task_id.hex()))
                         continue
@@ -462,6 +475,8 @@ class TaskSubmitter:
                                     lease.replies)
         record = self.core.events.record
         for task in batch:
+            if not self._known_short(task):
+                lease.unsure[task.spec.task_id] = task.spec.function.key
             task.lease = lease
             task.spec.gpu_ids[:] = lease.gpu_ids
             record(task.spec, "SCHEDULED")
@@ -501,6 +516,8 @@ class TaskSubmitter:
         """The worker's connection failed: its unanswered tasks are retried
         elsewhere, or fail with WorkerCrashedError when out of retries."""
         lease.in_flight -= len(pending)
+        for task_id in pending:
+            lease.unsure.pop(task_id, None)
         self._on_lease_lost(lease)
         detail = e.details
         for task in pending.values():
@@ -519,6 +536,7 @@ class TaskSubmitter:
         task = pending.pop(reply.task_id, None)
         if task is None:
             return
+        lease.unsure.pop(reply.task_id, None)
         lease.in_flight -= 1
         lease.replies += 1
         task.lease = None
