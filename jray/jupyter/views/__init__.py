@@ -4,7 +4,7 @@ Users reach this package as ``jray.views`` (the lazy attribute of ``import
 jray``; ``jray/views/`` is an alias of it, its home before it moved here
 beside the other notebook code).
 
-Each view (``TaskStreamView``, ``ObjectStoreView``, ``MetricsView``, ``NodesView``) is a small component:
+Each view (``TaskStreamView``, ``ObjectStoreView``, ``MetricsView``, ``ProgressView``, ``NodesView``) is a small component:
 named ``ColumnDataSource`` objects, an ``update()`` that reads the state API
 (``jray.util.state``) and nothing else, ``data()`` (the same columns as
 JSON-ready dicts) and ``layout()`` (the Bokeh figures over the sources).
@@ -37,10 +37,11 @@ from jray.jupyter.views.logs import LogsPage
 from jray.jupyter.views.metrics import MetricsView
 from jray.jupyter.views.nodes import NodesView
 from jray.jupyter.views.object_store import ObjectStoreView
+from jray.jupyter.views.progress import ProgressView
 from jray.jupyter.views.task_stream import TaskStreamView
 
-__all__ = ["LogsPage", "MetricsView", "NodesView", "ObjectStoreView", "TaskStreamView", "View", "metrics", "nodes",
-           "object_store", "task_stream"]
+__all__ = ["LogsPage", "MetricsView", "NodesView", "ObjectStoreView", "ProgressView", "TaskStreamView", "View",
+           "metrics", "nodes", "object_store", "progress", "task_stream"]
 
 
 def task_stream(period: float = 1.0, *, address: str | None = None, token: str | None = None,
@@ -75,3 +76,12 @@ def nodes(period: float = 1.0, *, address: str | None = None, token: str | None 
 
     return LiveView(NodesView(address=address, token=token, **options), period)
 
+
+
+def progress(period: float = 1.0, *, address: str | None = None, token: str | None = None,
+             **options: Any) -> Any:
+    """Per-function progress bars (dask's progress page) as a live notebook
+    widget (``options`` go to ``ProgressView``)."""
+    from jray.jupyter.views.live import LiveView
+
+    return LiveView(ProgressView(address=address, token=token, **options), period)

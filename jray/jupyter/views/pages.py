@@ -55,14 +55,16 @@ from jray.jupyter.views.logs import LogsPage
 from jray.jupyter.views.metrics import MetricsView
 from jray.jupyter.views.nodes import NodesView
 from jray.jupyter.views.object_store import ObjectStoreView
+from jray.jupyter.views.progress import ProgressView
 from jray.jupyter.views.task_stream import TaskStreamView
 
 __all__ = ["VIEWS", "TITLES", "make_view", "page_data", "page_html"]
 
 VIEWS: dict[str, type[View]] = {"task_stream": TaskStreamView, "object_store": ObjectStoreView,
-                                "metrics": MetricsView, "nodes": NodesView, "logs": LogsPage}
+                                "metrics": MetricsView, "nodes": NodesView, "logs": LogsPage, "progress": ProgressView}
 TITLES = {"task_stream": "jray: task stream", "object_store": "jray: object store", "metrics": "jray: metrics",
-          "nodes": "jray: nodes", "logs": "jray: logs"}
+          "nodes": "jray: nodes", "logs": "jray: logs",
+          "progress": "jray: progress"}
 POLL_MS = 1000
 
 _POLL = """
