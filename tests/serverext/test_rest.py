@@ -47,7 +47,7 @@ async def test_status_and_nodes(jp_fetch, head):
     assert st["mode"] == "attach" and st["state"] == "running" and not st["owned"]
     assert st["address"] == head.gcs_address
     assert st["nodes_alive"] == 1 and st["resources_total"]["CPU"] == 1.0
-    assert {"task_stream", "object_store", "metrics", "nodes", "logs", "progress"} <= set(st["views"])
+    assert {"task_stream", "object_store", "metrics", "nodes", "logs", "progress", "tables"} <= set(st["views"])
     assert st["views"]["task_stream"].endswith("/jray/views/task_stream")
     assert "jray.init()" in st["snippet"]
     _, nodes = await get_json(jp_fetch, "api", "nodes")

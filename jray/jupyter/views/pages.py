@@ -31,7 +31,7 @@ node) accumulate history. Equivalent, by hand::
     view.update(); view.data()                   # per request
 
 Not every page is Bokeh: a view with ``PLAIN_HTML`` (the logs page,
-``logs.py``) renders its own HTML (``view.html(data_url, title)``) and
+``logs.py``; the tables page, ``tables.py``) renders its own HTML (``view.html(data_url, title)``) and
 answers its polls with its own JSON for what the poll's query selects
 (``page_data(name, state, params={"node_id": ..., "pid": ...})``, as
 ``view.page_data(params)``); it is listed, served and authenticated as the
@@ -56,15 +56,17 @@ from jray.jupyter.views.metrics import MetricsView
 from jray.jupyter.views.nodes import NodesView
 from jray.jupyter.views.object_store import ObjectStoreView
 from jray.jupyter.views.progress import ProgressView
+from jray.jupyter.views.tables import TablesPage
 from jray.jupyter.views.task_stream import TaskStreamView
 
 __all__ = ["VIEWS", "TITLES", "make_view", "page_data", "page_html"]
 
 VIEWS: dict[str, type[View]] = {"task_stream": TaskStreamView, "object_store": ObjectStoreView,
-                                "metrics": MetricsView, "nodes": NodesView, "logs": LogsPage, "progress": ProgressView}
+                                "metrics": MetricsView, "nodes": NodesView, "logs": LogsPage, "progress": ProgressView,
+                                "tables": TablesPage}
 TITLES = {"task_stream": "jray: task stream", "object_store": "jray: object store", "metrics": "jray: metrics",
           "nodes": "jray: nodes", "logs": "jray: logs",
-          "progress": "jray: progress"}
+          "progress": "jray: progress", "tables": "jray: tasks, actors, jobs"}
 POLL_MS = 1000
 
 _POLL = """
