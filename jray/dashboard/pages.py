@@ -99,7 +99,7 @@ class Dashboard:
         if not parts:
             return await self._index()
         if parts[0] == "views" and len(parts) == 2:
-            return self._view_page(parts[1])
+            return self._view_page(parts[1], (form.get("theme") or [""])[0] or None)
         if parts[:2] == ["api", "views"] and len(parts) == 3:
             return await self._view_data(parts[2], {k: v[0] for k, v in form.items() if v})
         if parts[0] == "jobs" and len(parts) == 2:
@@ -162,14 +162,17 @@ class Dashboard:
                 f"</tr>{jrows}</table><h3>Live views</h3><ul>{views}</ul>")
         return _page("jray dashboard", body, "<meta http-equiv='refresh' content='5'>")
 
-    def _view_page(self, name: str) -> Response:
+    def _view_page(self, name: str, theme: str | None = None) -> Response:
         try:
             from jray.jupyter.views import pages
         except ImportError:
             return _page("jray", "<p>The live views need Bokeh: pip install 'jray[notebook]' on the head.</p>")
         if name not in pages.VIEWS:
             return Response(404, f"no view {name!r}".encode(), "text/plain; charset=utf-8")
-        return Response(200, pages.page_html(name, f"/api/views/{name}").encode())
+        try:
+            return Response(200, pages.page_html(name, f"/api/views/{name}", theme=theme).encode())
+        except ValueError as e:
+            return Response(400, str(e).encode(), "text/plain; charset=utf-8")
 
     async def _view_data(self, name: str, params: dict[str, str]) -> Any:
         try:

@@ -163,3 +163,15 @@ async def test_added_nodes_stop_with_the_server(jp_fetch, head, jp_serverapp):
     _, st = await get_json(jp_fetch, "api", "status")
     assert st["state"] == "stopped"
     assert head.gcs_proc.poll() is None and head.head.proc.poll() is None  # the attached head runs on
+
+
+async def test_pages_take_the_lab_theme(jp_fetch):
+    dark = (await jp_fetch("jray", "views", "progress", params={"theme": "dark"})).body.decode()
+    light = (await jp_fetch("jray", "views", "progress")).body.decode()
+    assert "#20262B" in dark and "#15191C" in dark  # Bokeh's dark_minimal, on a page of its colour
+    assert "#20262B" not in light
+    plain = (await jp_fetch("jray", "views", "tables", params={"theme": "dark"})).body.decode()
+    assert "data-jray-theme='dark'" in plain
+    with pytest.raises(tornado.httpclient.HTTPClientError) as e:
+        await jp_fetch("jray", "views", "progress", params={"theme": "purple"})
+    assert e.value.code == 400

@@ -492,7 +492,11 @@ class ViewPageHandler(JupyterHandler):
         from jray.jupyter.views import pages
 
         data_url = url_path_join(base, "jray/api/views", name)
-        self.finish(pages.page_html(name, data_url))
+        try:  # ?theme=dark: the sidebar opens the pages in the Lab theme's colours
+            html_page = pages.page_html(name, data_url, theme=self.get_argument("theme", None))
+        except ValueError as e:
+            raise tornado.web.HTTPError(400, str(e)) from None
+        self.finish(html_page)
 
 
 def handlers() -> list[tuple[str, type[tornado.web.RequestHandler]]]:

@@ -113,12 +113,45 @@ def make_view(name: str, *, address: str | None = None, token: str | None = None
     return cls(address=address, token=token)
 
 
-def page_html(name: str, data_url: str, title: str | None = None) -> str:
-    """A standalone HTML page for view ``name`` that polls ``data_url`` for its data."""
+THEMES = ("light", "dark")
+# The page around a dark Bokeh theme (dark_minimal's own border colour), and
+# the plain pages' colours, when the Lab theme is dark.
+_DARK_PAGE = ("<style>html, body { background: #15191C; color: #E0E0E0; } "
+              "#jray-status { color: #9aa0a6 !important; }</style>")
+
+
+def check_theme(theme: str | None) -> str | None:
+    """``theme`` as a page takes it (``light``, ``dark``, or None: the
+    page's own); ValueError names the choices."""
+    if theme in (None, ""):
+        return None
+    if theme not in THEMES:
+        raise ValueError(f"theme must be one of {', '.join(THEMES)}, got {theme!r}")
+    return theme
+
+
+def page_html(name: str, data_url: str, title: str | None = None, theme: str | None = None) -> str:
+    """A standalone HTML page for view ``name`` that polls ``data_url`` for
+    its data; ``theme="dark"`` draws it for a dark JupyterLab theme (Bokeh's
+    ``dark_minimal``), ``"light"`` forces light, None leaves it to the page
+    (the plain pages follow the browser's colour scheme)."""
+    theme = check_theme(theme)
     view = make_view(name)
+    title = title or TITLES.get(name, name)
     if view.PLAIN_HTML:  # a page of its own (the logs page), no Bokeh
-        return view.html(data_url, title or TITLES.get(name, name))
-    html = file_html(view.layout(), resources=INLINE, title=title or TITLES.get(name, name))
+        html = view.html(data_url, title)
+        if theme is not None:
+            html = html.replace("<html>", f"<html data-jray-theme='{theme}'>", 1)
+            if theme == "dark":
+                html = html.replace("</head>", _DARK_PAGE + "</head>", 1)
+        return html
+    if theme == "dark":
+        from bokeh.themes import built_in_themes
+
+        html = file_html(view.layout(), resources=INLINE, title=title, theme=built_in_themes["dark_minimal"])
+        html = html.replace("</head>", _DARK_PAGE + "</head>", 1)
+    else:
+        html = file_html(view.layout(), resources=INLINE, title=title)
     script = _POLL % {"url": _js(data_url), "names": _js(sorted(view.SOURCES)), "period": POLL_MS}
     head, sep, tail = html.rpartition("</body>")
     return head + script + sep + tail if sep else html + script

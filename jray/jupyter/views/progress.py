@@ -156,8 +156,10 @@ class ProgressView(View):
                         line_color=None, source=src)
         fig.hbar(y="y", left="done_end", right="running_end", height=0.42, fill_color="running_color",
                  line_color=None, source=src)
-        fig.text(x=0, y="label_y", text="label", text_font_size="12px", text_baseline="bottom", source=src)
-        fig.text(x=1.02, y="y", text="counts", text_font_size="11px", text_baseline="middle", source=src)
+        fig.text(x=0, y="label_y", text="label", text_font_size="12px", text_baseline="bottom",
+                  text_color="#808080", source=src)
+        fig.text(x=1.02, y="y", text="counts", text_font_size="11px", text_baseline="middle",
+                  text_color="#808080", source=src)
         fig.add_tools(HoverTool(renderers=[done], tooltips=[("function", "@name"), ("done", "@done / @total"),
                                                            ("failed", "@failed"), ("running", "@running"),
                                                            ("waiting", "@waiting")]))

@@ -107,9 +107,11 @@ _HTML = r"""<!doctype html>
 :root { --fg: #222; --muted: #777; --bg: #fff; --line: #e6e6e6; --hover: #eef4fb; --accent: #1f77b4;
         --bad: #c62828; --ok: #2e7d32; --run: #1565c0; --input: #fff; }
 @media (prefers-color-scheme: dark) {
-  :root { --fg: #ddd; --muted: #999; --bg: #1e1e1e; --line: #333; --hover: #263445; --accent: #6ab0f3;
-          --bad: #ef5350; --ok: #66bb6a; --run: #64b5f6; --input: #2a2a2a; }
+  :root:not([data-jray-theme=light]) { --fg: #ddd; --muted: #999; --bg: #1e1e1e; --line: #333; --hover: #263445;
+          --accent: #6ab0f3; --bad: #ef5350; --ok: #66bb6a; --run: #64b5f6; --input: #2a2a2a; }
 }
+:root[data-jray-theme=dark] { --fg: #ddd; --muted: #999; --bg: #1e1e1e; --line: #333; --hover: #263445;
+          --accent: #6ab0f3; --bad: #ef5350; --ok: #66bb6a; --run: #64b5f6; --input: #2a2a2a; }
 body { font: 13px system-ui, sans-serif; margin: 0; color: var(--fg); background: var(--bg); }
 #jray-bar { position: sticky; top: 0; background: var(--bg); padding: 6px 8px; border-bottom: 1px solid var(--line);
             display: flex; gap: 8px; align-items: center; flex-wrap: wrap; z-index: 1; }
