@@ -650,7 +650,7 @@ export class ClusterSidebar extends Widget {
       }
     }
     const by = (state: string, t: string): number => (a.nodes[state] ?? {})[t] ?? 0;
-    for (const t of names) {
+    names.forEach((t, i) => {
       const nt = types[t];
       const r = this.asRow(t);
       const up = by('running', t);
@@ -678,8 +678,12 @@ export class ClusterSidebar extends Widget {
       r.scale.disabled = !running;
       r.auto.disabled = !running;
       r.auto.style.display = nt.target === null ? 'none' : '';
-      this.asTypes.appendChild(r.row); // in name order
-    }
+      // In name order, moving a row only when out of place: a row taken out
+      // of the page and put back loses the focus of its input mid-typing.
+      if (this.asTypes.children[i] !== r.row) {
+        this.asTypes.insertBefore(r.row, this.asTypes.children[i] ?? null);
+      }
+    });
 
     this.asDemand.textContent = '';
     for (const d of a.demand ?? []) {

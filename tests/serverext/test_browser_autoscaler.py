@@ -179,6 +179,10 @@ def _run(server: LabServer, info: Any, tmp_path: Any, sync_playwright: Any) -> N
             assert "CPU 1" in row.locator(".jray-as-resources").inner_text()
             scale_input = row.locator(".jray-as-scale-input")
             assert scale_input.input_value() == "0" and scale_input.get_attribute("max") == "2"
+            # A poll leaves the row in the page: its input keeps the focus (and what is being typed).
+            scale_input.focus()
+            page.wait_for_timeout(2500)  # past a poll
+            assert scale_input.evaluate("e => document.activeElement === e"), "a poll took the input's focus"
             assert not row.locator(".jray-as-auto-button").is_visible()
             assert not row.locator(".jray-as-pin").is_visible()
             assert page.locator("#jray-sidebar .jray-node-alive").count() == 1  # the head
