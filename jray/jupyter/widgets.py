@@ -54,8 +54,9 @@ _bytes = fmt_bytes  # the CLI's and the views' format
 def _shown(resource: str) -> bool:
     """Resources worth a bar: not the per-node ``node:<ip>`` markers, nor
     ``memory``, which is what tasks reserve with ``memory=`` (almost always
-    nothing, so its bar read "0 B / 16.1 GiB" whatever the node used) and not
-    the memory in use, which no node reports; the store has its own bar."""
+    nothing, so its bar read "0 B / 16.1 GiB" whatever the node used: the
+    machine's memory in use has a bar of its own, from the raylet's stats);
+    the store has its own bar too."""
     return not resource.startswith("node:") and resource not in ("memory", "object_store_memory")
 
 
@@ -79,6 +80,11 @@ class _Bar(W.HBox):  # type: ignore[misc]  # ipywidgets is untyped
         self.progress.bar_style = "danger" if frac >= 0.95 else ("warning" if frac >= 0.75 else "")
         self.label.value = text
 
+    def close(self) -> None:
+        for w in (self.progress, self.label):
+            w.close()
+        super().close()
+
 
 class NodePanel(W.VBox):  # type: ignore[misc]
     """One node: title, a bar per resource, workers, object store."""
@@ -89,8 +95,9 @@ class NodePanel(W.VBox):  # type: ignore[misc]
         self.bars: dict[str, _Bar] = {}
         self.bars_box = W.VBox([])
         self.workers = W.Label(value="")
+        self.memory = _Bar("memory")  # the machine's memory in use (every process, not only jray's)
         self.store = _Bar("store")
-        super().__init__([self.title, self.bars_box, self.workers, self.store],
+        super().__init__([self.title, self.bars_box, self.workers, self.memory, self.store],
                          layout=W.Layout(border="1px solid #ddd", padding="4px", margin="2px 0"))
 
     def show(self, row: dict[str, Any]) -> None:
@@ -115,6 +122,12 @@ class NodePanel(W.VBox):  # type: ignore[misc]
         pending = row.get("pending_leases", 0)
         self.workers.value = (f"workers: {row.get('num_workers', 0)} ({busy} busy, {idle} idle)"
                               + (f", {pending} lease requests waiting" if pending else ""))
+        mem_used, mem_total = row.get("memory_used") or 0, row.get("memory_total") or 0
+        self.memory.layout.display = "" if mem_total else "none"  # a raylet that reports none
+        if mem_total:
+            cpu = row.get("cpu_percent")
+            self.memory.set(mem_used, mem_total, f"{_bytes(mem_used)} / {_bytes(mem_total)} used on the machine"
+                            + (f", CPU {cpu:.0f}%" if cpu is not None else ""))
         used, cap = row.get("object_store_used", 0), row.get("object_store_memory", 0)
         spilled = row.get("spilled_bytes", 0)
         n = row.get("num_objects", 0)
@@ -124,7 +137,7 @@ class NodePanel(W.VBox):  # type: ignore[misc]
     def close(self) -> None:
         for bar in self.bars.values():
             bar.close()
-        for w in (self.store, self.workers, self.bars_box, self.title):
+        for w in (self.store, self.memory, self.workers, self.bars_box, self.title):
             w.close()
         super().close()
 
@@ -163,7 +176,9 @@ class ClusterMonitor(Polling, W.VBox):  # type: ignore[misc]
 
     def _poll_failed(self, e: Exception) -> None:
         logger.debug("cluster monitor update failed: %s", e)
-        self.error.value = f"<i style='color:#b00'>cannot reach the cluster: {html.escape(str(e))}</i>"
+        with self._lock:  # not on a closed widget (the thread may fail as close() runs)
+            if not self._closed:
+                self.error.value = f"<i style='color:#b00'>cannot reach the cluster: {html.escape(str(e))}</i>"
 
     def close(self) -> None:
         self.stop()
@@ -186,6 +201,7 @@ class ClusterMonitor(Polling, W.VBox):  # type: ignore[misc]
             if not self._closed:
                 self._show(nodes, dict(counts))
                 self._show_autoscaler(scaler)
+                self.error.value = ""  # reachable again
 
     def _read_autoscaler(self) -> dict[str, Any] | None:
         """The autoscaler's published status (one KV read), None without one."""

@@ -199,6 +199,10 @@ def test_cluster_monitor_shows_nodes_tasks_and_store(ran, mock_comm):
         # No bar for the logical `memory` resource (reservations, not use: it read "0 B / 16 GiB").
         assert "CPU" in panel.bars and "memory" not in panel.bars and panel.bars["CPU"].progress.max == 2
         assert "workers:" in panel.workers.value and "alive" in mon.header.value
+        # The machine's memory in use, as the raylet samples it (not a reservation).
+        poll(lambda: (mon.update(), panel.memory.progress.value)[1], lambda v: v > 0, "machine memory bar")
+        assert 0 < panel.memory.progress.value <= panel.memory.progress.max
+        assert "used on the machine" in panel.memory.label.value and "GiB" in panel.memory.label.value
         ref = jray.put(np.ones(1_000_000))
         poll(lambda: (mon.update(), panel.store.progress.value)[1], lambda v: v >= 8_000_000,
              "store bar after a put")
