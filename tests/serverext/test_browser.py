@@ -201,9 +201,13 @@ def test_jupyterlab_sidebar_notebook_and_task_stream(tmp_path):
                 # The status bar says nodes and CPUs; the Launcher has a "jray cluster" card.
                 item = page.locator("#jray-statusbar-item")
                 item.filter(has_text=re.compile(r"jray: 1 node · [\d.]+/2 CPU")).wait_for()
+                # The notebook of the URL opens first: on a loaded machine it can open after the
+                # Launcher below and take the front, hiding the card.
+                page.locator(".jp-Notebook .jp-Cell").first.wait_for()
                 page.evaluate("window.jupyterapp.commands.execute('launcher:create')"
                               ".then(w => window.jupyterapp.shell.activateById(w.id))")
-                card = page.locator(".jp-LauncherCard", has_text="jray cluster")
+                # The Launcher in front (Lab opens one of its own at start when the notebook is late).
+                card = page.locator(".jp-LauncherCard:visible", has_text="jray cluster")
                 card.wait_for()
                 assert card.locator(".jp-LauncherCard-label").inner_text().strip() == "jray cluster"
                 assert card.locator("svg").count() > 0  # the jray icon
