@@ -90,8 +90,30 @@ class StatusItem extends Widget {
 
 const VIEW_TITLES: { [name: string]: string } = {
   task_stream: 'jray task stream',
-  object_store: 'jray object store'
+  object_store: 'jray object store',
+  metrics: 'jray metrics',
+  nodes: 'jray nodes',
+  logs: 'jray logs',
+  progress: 'jray progress',
+  tables: 'jray tasks, actors, jobs'
 };
+
+/** Lab's theme as the pages take it (`?theme=dark|light`): JupyterLab marks
+ * the body `data-jp-theme-light` while a theme is applied. */
+export function labTheme(): string | null {
+  const light = document.body.dataset.jpThemeLight;
+  return light === 'true' ? 'light' : light === 'false' ? 'dark' : null;
+}
+
+/** A view's URL in Lab's theme (its hash, the page's own state, kept). */
+export function themedUrl(url: string, theme: string | null = labTheme()): string {
+  if (!theme) {
+    return url;
+  }
+  const [base, hash] = url.split('#', 2);
+  const clean = base.replace(/([?&])theme=[^&]*(&|$)/, '$1').replace(/[?&]$/, '');
+  return `${clean}${clean.includes('?') ? '&' : '?'}theme=${theme}${hash === undefined ? '' : '#' + hash}`;
+}
 
 const plugin: JupyterFrontEndPlugin<void> = {
   id: 'jray-lab:plugin',
@@ -120,7 +142,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
         // Scripts must run (BokehJS) and the page must send Jupyter's cookie
         // to poll its data URL: same origin, under the server's base URL.
         const content = new IFrame({ sandbox: ['allow-scripts', 'allow-same-origin'] });
-        content.url = url;
+        content.url = themedUrl(url);
+        content.node.dataset.jrayBaseUrl = url;
         content.addClass('jray-view-frame');
         const widget = new MainAreaWidget({ content });
         widget.id = `jray-view-${name}`;
@@ -132,6 +155,21 @@ const plugin: JupyterFrontEndPlugin<void> = {
         app.shell.activateById(widget.id);
       }
     });
+
+    // The pages follow Lab's theme: open ones reload in the new colours.
+    let shownTheme = labTheme();
+    new MutationObserver(() => {
+      const theme = labTheme();
+      if (theme === shownTheme) {
+        return;
+      }
+      shownTheme = theme;
+      for (const widget of open.values()) {
+        if (!widget.isDisposed && widget.content.node.dataset.jrayBaseUrl) {
+          widget.content.url = themedUrl(widget.content.node.dataset.jrayBaseUrl);
+        }
+      }
+    }).observe(document.body, { attributes: true, attributeFilter: ['data-jp-theme-light'] });
 
     const logPanels = new Map<string, MainAreaWidget<JobLogPanel>>();
     app.commands.addCommand(CommandIDs.openJobLogs, {

@@ -57,7 +57,12 @@ const AS_RECENT = 5;
 
 const VIEW_LABELS: { [name: string]: string } = {
   task_stream: 'Task stream',
-  object_store: 'Object store'
+  object_store: 'Object store',
+  progress: 'Progress',
+  tables: 'Tasks, actors, jobs',
+  nodes: 'Nodes',
+  logs: 'Logs',
+  metrics: 'Metrics'
 };
 
 /** jray's one readable byte size (as the CLI, ClusterMonitor and the views:
