@@ -17,7 +17,13 @@ import pytest
 
 from jray._private import node as _node
 from tests.serverext.conftest import run_driver
-from tests.serverext.test_browser import CHROMIUM, CHROMIUM_ARGS, UI_TIMEOUT_MS, LabServer, _screenshot
+from tests.serverext.test_browser import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    UI_TIMEOUT_MS,
+    LabServer,
+    _screenshot,
+)
 
 WORK = """
 @jray.remote
