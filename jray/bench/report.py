@@ -311,8 +311,13 @@ def _run_line(key: str, run: dict[str, Any] | None) -> str:
     if run.get("numpy"):
         parts.append(f"numpy {run['numpy']}")
     rounds = run.get("rounds", 1)
-    parts.append(f"{run.get('reps')} repetitions after {run.get('warmup')} warm-up"
-                 + (f", in each of {rounds} alternating rounds (samples pooled)" if rounds > 1 else ""))
+    per_round = f", in each of {rounds} alternating rounds (samples pooled)" if rounds > 1 else ""
+    ran = list(run.get("workloads", {}))
+    scaling = [w for w in ran if w.startswith("scale_")]
+    if not ran or len(scaling) < len(ran):
+        parts.append(f"{run.get('reps')} repetitions after {run.get('warmup')} warm-up" + per_round)
+    if scaling:
+        parts.append("scaling workloads: one run each, no warm-up" + per_round)
     if run.get("quick"):
         parts.append("quick")
     if run.get("seconds") is not None:

@@ -310,6 +310,7 @@ def scale_tasks(ctx: Any) -> Callable[[], Sample]:
                     elapsed = time.perf_counter() - t0
             except OutOfMemory as e:
                 ctx.notes[f"{size}_failed"] = str(e)
+                ctx.say(f"{size}: stopped: {ctx.notes[f'{size}_failed']}")
                 _fail(ctx, names, "memory")
                 for other in sizes[i + 1 :]:
                     _fail(ctx, _task_names(other), "skipped: memory")
@@ -322,6 +323,7 @@ def scale_tasks(ctx: Any) -> Callable[[], Sample]:
             ctx.singles[runtime_kb] = max(0, w.peak_others - w.base_others) / KB / n
             ctx.notes[size] = dict(w.notes(), tasks=n, submit_s=round(submitted, 3),
                                        total_s=round(elapsed, 3))
+            ctx.say(f"{size}: {ctx.singles[us]:.1f} µs per task, {ctx.notes[size]}")
         return {}
 
     return once
@@ -383,8 +385,10 @@ def scale_actors(ctx: Any) -> Callable[[], Sample]:
                 ctx.singles[names[1]] = max(0, sum(pss(p) for p in pids) - base_pss) / MB / n
                 ctx.notes[size] = dict(w.notes(), actors=n, processes=len(pids),
                                            base_processes=len(base_pids))
+                ctx.say(f"{size}: {ctx.singles[names[0]]:.1f} ms per actor, {ctx.notes[size]}")
             except OutOfMemory as e:
                 ctx.notes[f"{size}_failed"] = f"{e} with {len(actors)} actors created"
+                ctx.say(f"{size}: stopped: {ctx.notes[f'{size}_failed']}")
                 _fail(ctx, names, "memory")
                 for other in sizes[i + 1 :]:
                     _fail(ctx, _actor_names(other), "skipped: memory")
@@ -460,6 +464,7 @@ def scale_objects(ctx: Any) -> Callable[[], Sample]:
                     t5 = time.perf_counter()
             except OutOfMemory as e:
                 ctx.notes[f"{size}_failed"] = str(e)
+                ctx.say(f"{size}: stopped: {ctx.notes[f'{size}_failed']}")
                 _fail(ctx, names, "memory")
                 for other, _, _ in rows[index + 1 :]:
                     _fail(ctx, _object_names(other), "skipped: memory")
@@ -472,6 +477,7 @@ def scale_objects(ctx: Any) -> Callable[[], Sample]:
             ctx.singles[wait_us] = (t3 - t2) * 1e6 / n
             ctx.singles[free_us] = (t5 - t4) * 1e6 / n
             ctx.singles[owner_kb] = max(0, anon - base_anon) / KB / n
+            ctx.say(f"{size}: put {ctx.singles[put_us]:.1f} µs per object")
             ctx.notes[size] = dict(w.notes(), objects=n, owner_rss_growth_mb=round((total - base_rss) / MB, 1),
                                    owner_anon_growth_mb=round((anon - base_anon) / MB, 1))
             time.sleep(1.0)  # freeing is asynchronous in both runtimes

@@ -178,6 +178,7 @@ class Ctx:
     # The metrics this run means to measure, when fewer than the workload's (a
     # quick scaling run): only these are marked failed if the workload fails.
     planned: set[str] | None = None
+    say: Callable[[str], None] = lambda _msg: None  # progress within a workload
 
     def n(self, normal: int, quick: int) -> int:
         return quick if self.quick else normal
@@ -944,6 +945,7 @@ def run_all(
             ensure_init(w.init_extra)
         limit = float((deadlines or {}).get(w.name, w.timeout_s))
         ctx = Ctx(rt, quick, large, deadline=time.monotonic() + limit)
+        ctx.say = functools.partial(_say_in, say, f"[{name}] {w.name}: ")
         t0, error = time.monotonic(), None
         say(f"[{name}] {w.name} ...")
         try:
@@ -988,6 +990,10 @@ def run_all(
         reset()
     result["seconds"] = round(time.monotonic() - started, 3)
     return result
+
+
+def _say_in(say: Callable[[str], None], prefix: str, msg: str) -> None:
+    say(prefix + msg)
 
 
 def _brief(samples: dict[str, list[Any]]) -> str:

@@ -445,13 +445,15 @@ def test_report_scaling_tables(report: ModuleType, workloads: ModuleType) -> Non
         if failed_1m:
             metrics["scale_tasks_1M_us"] = _scale_metric(workloads, "scale_tasks_1M_us", None,
                                                          failed_1m)
-        return {"runtime": name, "reps": 1, "warmup": 0, "metrics": metrics,
+        return {"runtime": name, "runtime_version": "?", "python": "?", "reps": 1, "warmup": 0,
+                "metrics": metrics,
                 "workloads": {"scale_tasks": {"ok": True}}}
 
     runs = {"jray": run("jray", 200.0, "memory"), "ray": run("ray", 800.0, None)}
     md = report.markdown({"machine": {}, "runs": runs})
     # only scaling figures: no main table, a table per scaling workload
     assert "| workload | unit |" not in md and "Targets met" not in md
+    assert "- **jray**: jray ?, Python ?, scaling workloads: one run each, no warm-up" in md
     assert "## `scale_tasks`" in md
     assert ("| size | time per task (µs) | driver: peak RSS growth per queued task (KB) |"
             in md)
