@@ -270,8 +270,7 @@ def start_head(*, num_cpus: float | None = None, num_gpus: float | None = None,
         raylet.stdin.close()
         r = _read_ready(raylet, "raylet", raylet_log, config.STARTUP_TIMEOUT)
     except BaseException:
-        for p in (gcs, raylet):
-            p.kill()
+        _abandon_start(session_dir, [gcs, raylet])
         raise
     if supervise:
         handle = ClusterHandle(gcs_address, token, session_dir, int(g["pid"]), None,
@@ -282,6 +281,28 @@ def start_head(*, num_cpus: float | None = None, num_gpus: float | None = None,
     handle.nodes.append(NodeHandle(r["node_id"], f"{ip}:{r['port']}", raylet.pid, r["store_path"], raylet))
     _write_session(handle)
     return handle
+
+
+def _abandon_start(session_dir: str, procs: list[subprocess.Popen]) -> None:
+    """A head that did not come up: its processes killed, and what a killed
+    raylet could not remove (its ``/dev/shm`` store file, its zygote and
+    workers) removed too, so a failed start leaves nothing behind."""
+    children: list[psutil.Process] = []
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            children.extend(psutil.Process(p.pid).children(recursive=True))
+        with contextlib.suppress(OSError):
+            p.kill()
+    for p in procs:
+        with contextlib.suppress(subprocess.TimeoutExpired, OSError):
+            p.wait(5)
+    for c in children:
+        with contextlib.suppress(psutil.Error):
+            c.kill()
+    _wait_gone(children, 5)
+    for path in glob.glob(f"/dev/shm/jray-{os.path.basename(session_dir)}-*"):
+        with contextlib.suppress(OSError):
+            os.unlink(path)
 
 
 def restore_head(info: dict[str, Any]) -> ClusterHandle:
