@@ -134,6 +134,15 @@ class WorkerPool:
         self.env = env
         self.log_dir = log_dir
         self.by_pid: dict[int, WorkerProc] = {}
+        # Deaths come from pidfds on the loop (readable when the process
+        # exits), not from reading /proc for every worker every 50 ms: with
+        # hundreds of actors that polling took half the raylet's time and
+        # its heartbeats went late. A full sweep every SWEEP_SECONDS stays
+        # as a safety net; without pidfds (old kernels) every check sweeps.
+        self._pidfds: dict[int, int] = {}
+        self._exited: set[int] = set()
+        self._no_pidfd = not hasattr(os, "pidfd_open")
+        self._sweep_at = 0.0
         self.by_id: dict[bytes, WorkerProc] = {}
         self.logs = WorkerLogs()  # which log file is which worker's (those that exited too)
         self.idle: list[WorkerProc] = []
@@ -213,6 +222,7 @@ class WorkerPool:
         w.log_file = os.path.basename(log)
         self.logs.started(log, pid)
         self.by_pid[pid] = w
+        self._watch(pid)
         early = self._early.pop(pid, None)
         if early is not None:
             self.on_register(pid, *early)
@@ -240,6 +250,7 @@ class WorkerPool:
         w.log_file = os.path.basename(log)
         self.logs.started(log, proc.pid)
         self.by_pid[proc.pid] = w
+        self._watch(proc.pid)
         return w
 
     def on_register(self, pid: int, worker_id: bytes, port: int, is_driver: bool,
@@ -253,6 +264,7 @@ class WorkerPool:
             w = WorkerProc(None, pid, is_driver=is_driver)
             if not is_driver:
                 self.by_pid[pid] = w
+                self._watch(pid)
         w.worker_id, w.port, w.direct_port = worker_id, port, direct_port
         self.by_id[worker_id] = w
         if not is_driver:
@@ -313,9 +325,48 @@ class WorkerPool:
         if not w.dead:
             self.push_idle(w)
 
+    # -- deaths ----------------------------------------------------------------------------
+    SWEEP_SECONDS = 2.0
+
+    def _watch(self, pid: int) -> None:
+        """Be told on the loop when ``pid`` exits (a pidfd reader)."""
+        if self._no_pidfd or pid in self._pidfds:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+            fd = os.pidfd_open(pid)
+        except ProcessLookupError:  # gone already
+            self._exited.add(pid)
+            return
+        except (OSError, RuntimeError):  # no pidfds here, or no loop yet: the sweep finds it
+            return
+        self._pidfds[pid] = fd
+        loop.add_reader(fd, self._on_exit, pid)
+
+    def _on_exit(self, pid: int) -> None:
+        self._unwatch(pid)
+        self._exited.add(pid)
+
+    def _unwatch(self, pid: int) -> None:
+        fd = self._pidfds.pop(pid, None)
+        if fd is not None:
+            with contextlib.suppress(Exception):
+                asyncio.get_running_loop().remove_reader(fd)
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
     def reap_dead(self) -> list[WorkerProc]:
+        """Workers that exited since the last call: those whose pidfd said
+        so, and, every SWEEP_SECONDS (or always without pidfds), any other."""
+        now = time.monotonic()
+        if self._no_pidfd or now >= self._sweep_at:
+            self._sweep_at = now + self.SWEEP_SECONDS
+            candidates = list(self.by_pid.values())
+        else:
+            candidates = [self.by_pid[p] for p in self._exited if p in self.by_pid]
+        self._exited.clear()
         dead = []
-        for w in list(self.by_pid.values()):
+        for w in candidates:
             gone = w.proc.poll() is not None if w.proc is not None else not _pid_alive(w.pid)
             if gone:
                 dead.append(self.remove(w))
@@ -332,6 +383,7 @@ class WorkerPool:
 
     def remove(self, w: WorkerProc) -> WorkerProc:
         w.dead = True
+        self._unwatch(w.pid)
         if not w.is_driver:
             self.logs.exited(w.pid)
         self.by_pid.pop(w.pid, None)
