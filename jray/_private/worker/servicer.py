@@ -73,10 +73,12 @@ class CoreWorkerServicer(wgrpc.CoreWorkerServiceServicer):
                 msg = output_wire.decode(line.text)
                 if msg is not None and msg.get("kind") == "debugger":
                     debug_wake.notify(msg)
+        if not self.w.log_to_driver:  # init(log_to_driver=False): silent, in a notebook too
+            return wpb.PublishLogsReply()
         sink = self.w.log_sink
         if sink is not None:
             sink(request)
-        elif self.w.log_to_driver:
+        else:
             _print_logs(request)
         return wpb.PublishLogsReply()
 
