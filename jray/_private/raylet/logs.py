@@ -66,6 +66,14 @@ class WorkerLogs:
 
     def registered(self, pid: int, worker_id: bytes) -> None:
         rec = self.by_pid.get(pid)
+        if rec is None:  # registered before its start was noted here: its stdout is its log
+            try:
+                path = os.readlink(f"/proc/{pid}/fd/1")
+            except OSError:
+                path = ""
+            if os.path.basename(path).startswith("worker-") and path.endswith(".log"):
+                self.started(path, pid)
+                rec = self.by_pid.get(pid)
         if rec is not None and worker_id:
             rec.worker_id = worker_id
             self.by_id[worker_id] = rec
