@@ -131,3 +131,19 @@ def test_changes_since_a_seq_and_counts_by_state():
     table.add([ev(b"d", "SUBMITTED", 4.0)])  # past max_tasks: the finished b goes
     assert table.dropped == 1 and b"b" not in {r.task_id for r in table.changed_since(0)}
     assert table.counts() == {"SUBMITTED": 2, "RUNNING": 1}
+
+
+def test_where_it_ran_comes_from_the_worker_whatever_the_order():
+    """The head's raylet noted the lease request (then spilled it to node b);
+    the owner's FINISHED came before the worker's RUNNING: the record names
+    node b and b's worker, not the head."""
+    t = TaskTable()
+    tid = b"\x07" * 16
+    t.add([gpb.TaskEvent(task_id=tid, state="PENDING_NODE_ASSIGNMENT", time=1.0, node_id=b"head")])
+    t.add([gpb.TaskEvent(task_id=tid, state="FINISHED", time=3.0)])
+    t.add([gpb.TaskEvent(task_id=tid, state="RUNNING", time=2.0, node_id=b"nodeb", worker_id=b"wb", pid=42)])
+    rec = t.records[tid]
+    assert (rec.state, rec.node_id, rec.worker_id, rec.pid) == ("FINISHED", b"nodeb", b"wb", 42)
+    # A raylet's late note after that does not move it back.
+    t.add([gpb.TaskEvent(task_id=tid, state="SCHEDULED", time=1.5, node_id=b"head")])
+    assert t.records[tid].node_id == b"nodeb"

@@ -27,6 +27,7 @@ RANK = {"SUBMITTED": 0, "PENDING_ARGS": 1, "PENDING_NODE_ASSIGNMENT": 2, "SCHEDU
         "FINISHED": 5, "FAILED": 5}
 TERMINAL = ("FINISHED", "FAILED")
 _DESCRIPTION = ("job_id", "name", "func_name", "type", "actor_id", "parent_task_id", "worker_id", "node_id", "pid")
+_WHERE = ("worker_id", "node_id", "pid")
 
 
 class TaskTable:
@@ -114,9 +115,21 @@ def _merge(rec: gpb.TaskEvent, ev: gpb.TaskEvent) -> None:
     if ev.reconstruction and ev.attempt == rec.attempt:
         rec.reconstruction = True
     for field in _DESCRIPTION:
+        if field in _WHERE:
+            continue
         value = getattr(ev, field)
         if value and (newer or not getattr(rec, field)):
             setattr(rec, field, value)
+    # Where it ran: the worker's own report (RUNNING, with its worker id)
+    # wins over the raylets' (a raylet that took the lease request may have
+    # spilled it back to another node), in whatever order they arrive.
+    if ev.worker_id and ev.attempt >= rec.attempt:
+        rec.worker_id, rec.node_id, rec.pid = ev.worker_id, ev.node_id, ev.pid
+    elif not rec.worker_id or ev.attempt > rec.attempt:
+        for field in ("node_id", "pid"):
+            value = getattr(ev, field)
+            if value and (newer or not getattr(rec, field)):
+                setattr(rec, field, value)
     if ev.error and (newer or not rec.error):
         rec.error = ev.error
     if ev.resources:
