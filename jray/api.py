@@ -230,6 +230,10 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
                 _node.stop_cluster(_cluster)
                 _cluster = None
             raise
+        if _cluster is not None and num_cpus != 0:
+            # The node prestarts a worker per CPU while init connects; wait
+            # for the first so the first task finds it warm.
+            driver.wait_worker_ready(config.INIT_WORKER_WAIT_SECONDS)
         if job_config is not None and job_config.default_actor_lifetime == "detached":
             task_context.set_default_actor_lifetime("detached")
         _context = JrayContext({"gcs_address": gcs_address, "address": gcs_address, "node_id": node_id.hex(),

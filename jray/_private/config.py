@@ -49,6 +49,9 @@ DRIVER_HEARTBEAT_SECONDS = _env("DRIVER_HEARTBEAT_SECONDS", 1.0)
 # At interpreter exit a driver waits this long for the tasks it submitted
 # (their output still reaches it, as in Ray).
 EXIT_DRAIN_SECONDS = _env("EXIT_DRAIN_SECONDS", 2.0)
+# init() that started its cluster waits at most this long for the node's
+# first worker to register (then the first task finds it warm).
+INIT_WORKER_WAIT_SECONDS = _env("INIT_WORKER_WAIT_SECONDS", 5.0)
 # A worker whose lease owner died gets SIGTERM (to send what it buffered)
 # and SIGKILL this long after, if it is still there.
 FATE_SHARING_GRACE_SECONDS = _env("FATE_SHARING_GRACE_SECONDS", 1.0)

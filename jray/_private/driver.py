@@ -60,6 +60,29 @@ def connect(*, gcs_address: str, raylet_address: str, token: str, node_id: bytes
         raise
 
 
+def wait_worker_ready(timeout: float) -> bool:
+    """Wait (at most ``timeout`` s) until a worker of this driver's node has
+    registered. ``init()`` that started the cluster calls it: the node's
+    workers start while ``init`` connects, and waiting for the first one
+    here makes the first task as quick as the next (Ray's slower ``init``
+    hides the same wait). False when none came in time (the task then
+    waits for it instead)."""
+    from jray._private.protocol import raylet_pb2 as rpb
+
+    w = global_state.worker
+    if w is None:
+        return False
+
+    async def run() -> bool:
+        reply = await w.raylet.WaitWorkerReady(rpb.WaitWorkerReadyRequest(timeout_s=timeout), timeout=timeout + 5)
+        return bool(reply.ready)
+
+    try:
+        return w.run_sync(run(), timeout=timeout + 10)
+    except Exception:  # noqa: BLE001 - an older raylet, or a slow one: the first task waits instead
+        return False
+
+
 def _record_submission(w: CoreWorker, submission_id: str) -> None:
     """A submitted job's driver: which GCS job runs which submission, in the
     KV for the jobs API and the state API (``driver/<job id>/<submission id>``)."""

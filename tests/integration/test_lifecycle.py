@@ -239,3 +239,26 @@ def test_workers_forked_from_the_zygote_import_nothing_more(jray_cluster):
     assert "jray._private.worker.core_worker" in in_actor
     assert in_actor - set(warm) == set()
     assert in_task - set(warm) == set()
+
+
+def test_init_returns_with_a_warm_worker_and_without_one_for_zero_cpus():
+    """init() that starts its cluster returns once the node's first worker has
+    registered, so the first task does not wait for a worker to start (issue
+    19: first task after init as quick as the next); a node with no CPUs
+    prestarts none, and init does not wait for one."""
+    from jray._private import driver
+    from jray.util.state import list_workers
+
+    jray.shutdown()
+    jray.init(num_cpus=1)
+    try:
+        # Asked right away, not after a wait: a worker process is registered.
+        assert driver.wait_worker_ready(0) is True
+        assert any(w["worker_type"] == "WORKER" and w["worker_id"] for w in list_workers())
+    finally:
+        jray.shutdown()
+    jray.init(num_cpus=0)
+    try:
+        assert driver.wait_worker_ready(0) is False  # none prestarted: nothing to wait for
+    finally:
+        jray.shutdown()

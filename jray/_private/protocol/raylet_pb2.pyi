@@ -630,3 +630,15 @@ class ReportWorkerBacklogRequest(_message.Message):
 class ReportWorkerBacklogReply(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class WaitWorkerReadyRequest(_message.Message):
+    __slots__ = ("timeout_s",)
+    TIMEOUT_S_FIELD_NUMBER: _ClassVar[int]
+    timeout_s: float
+    def __init__(self, timeout_s: _Optional[float] = ...) -> None: ...
+
+class WaitWorkerReadyReply(_message.Message):
+    __slots__ = ("ready",)
+    READY_FIELD_NUMBER: _ClassVar[int]
+    ready: bool
+    def __init__(self, ready: _Optional[bool] = ...) -> None: ...

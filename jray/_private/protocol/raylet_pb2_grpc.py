@@ -154,6 +154,11 @@ class RayletServiceStub:
                 request_serializer=jray_dot___private_dot_protocol_dot_raylet__pb2.ReportWorkerBacklogRequest.SerializeToString,
                 response_deserializer=jray_dot___private_dot_protocol_dot_raylet__pb2.ReportWorkerBacklogReply.FromString,
                 _registered_method=True)
+        self.WaitWorkerReady = channel.unary_unary(
+                '/jray.protocol.RayletService/WaitWorkerReady',
+                request_serializer=jray_dot___private_dot_protocol_dot_raylet__pb2.WaitWorkerReadyRequest.SerializeToString,
+                response_deserializer=jray_dot___private_dot_protocol_dot_raylet__pb2.WaitWorkerReadyReply.FromString,
+                _registered_method=True)
 
 
 class RayletServiceServicer:
@@ -305,6 +310,12 @@ class RayletServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WaitWorkerReady(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RayletServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -427,6 +438,11 @@ def add_RayletServiceServicer_to_server(servicer, server):
                     servicer.ReportWorkerBacklog,
                     request_deserializer=jray_dot___private_dot_protocol_dot_raylet__pb2.ReportWorkerBacklogRequest.FromString,
                     response_serializer=jray_dot___private_dot_protocol_dot_raylet__pb2.ReportWorkerBacklogReply.SerializeToString,
+            ),
+            'WaitWorkerReady': grpc.unary_unary_rpc_method_handler(
+                    servicer.WaitWorkerReady,
+                    request_deserializer=jray_dot___private_dot_protocol_dot_raylet__pb2.WaitWorkerReadyRequest.FromString,
+                    response_serializer=jray_dot___private_dot_protocol_dot_raylet__pb2.WaitWorkerReadyReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1077,6 +1093,33 @@ class RayletService:
             '/jray.protocol.RayletService/ReportWorkerBacklog',
             jray_dot___private_dot_protocol_dot_raylet__pb2.ReportWorkerBacklogRequest.SerializeToString,
             jray_dot___private_dot_protocol_dot_raylet__pb2.ReportWorkerBacklogReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WaitWorkerReady(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jray.protocol.RayletService/WaitWorkerReady',
+            jray_dot___private_dot_protocol_dot_raylet__pb2.WaitWorkerReadyRequest.SerializeToString,
+            jray_dot___private_dot_protocol_dot_raylet__pb2.WaitWorkerReadyReply.FromString,
             options,
             channel_credentials,
             insecure,

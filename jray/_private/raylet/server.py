@@ -691,6 +691,22 @@ class Raylet(rgrpc.RayletServiceServicer):
         self.load.report_backlog(request.worker_id, [(b.shape, b.backlog_size) for b in request.backlog])
         return rpb.ReportWorkerBacklogReply()
 
+    async def WaitWorkerReady(self, request: rpb.WaitWorkerReadyRequest,
+                              context: Any) -> rpb.WaitWorkerReadyReply:
+        """Answer once a worker of this node has registered (or after
+        ``timeout_s``, ready=False): ``init()`` that started the cluster waits
+        here so its first task finds a warm worker, as the hundredth does."""
+        pool = self.workers
+        if pool is None:
+            return rpb.WaitWorkerReadyReply(ready=False)
+        if pool.first_registered.is_set():
+            return rpb.WaitWorkerReadyReply(ready=True)
+        try:
+            await asyncio.wait_for(pool.first_registered.wait(), max(0.0, min(request.timeout_s, 30.0)))
+        except asyncio.TimeoutError:
+            return rpb.WaitWorkerReadyReply(ready=False)
+        return rpb.WaitWorkerReadyReply(ready=True)
+
     async def ReportMetrics(self, request: rpb.ReportMetricsRequest, context: Any) -> rpb.ReportMetricsReply:
         self.metrics.report(request.worker_id, request.points)
         return rpb.ReportMetricsReply()

@@ -147,6 +147,9 @@ class WorkerPool:
         self.logs = WorkerLogs()  # which log file is which worker's (those that exited too)
         self.idle: list[WorkerProc] = []
         self.starting: list[WorkerProc] = []
+        # Set when the first worker (not a driver) registers: ``init()`` waits
+        # for it (WaitWorkerReady) so the first task finds a warm worker.
+        self.first_registered = asyncio.Event()
         self._start_sem = asyncio.Semaphore(max_starting)
         self.zygote: asyncio.subprocess.Process | PipeProcess | None = None
         self._zygote_lock = asyncio.Lock()
@@ -269,6 +272,7 @@ class WorkerPool:
         self.by_id[worker_id] = w
         if not is_driver:
             self.logs.registered(pid, worker_id)
+            self.first_registered.set()
         if w in self.starting:
             self.starting.remove(w)
         if w.registered is not None and not w.registered.done():
