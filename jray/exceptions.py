@@ -29,6 +29,7 @@
     ├── PendingCallsLimitExceeded
     ├── RemoteCellError               a ``%%remote`` notebook cell raised on the cluster
     ├── UnserializableException       stands in for a task's exception that cannot be rebuilt here
+    ├── DashboardUnavailableError     a page of the Jupyter server extension asked for where none serves it
     └── RaySystemError                an internal failure (a bug or a dead daemon)
         └── GcsUnavailableError       the head's GCS does not answer
             └── ClusterLostError      the driver's cluster was stopped: its work is gone
@@ -418,6 +419,14 @@ class ClusterLostError(GcsUnavailableError):
         why = f" ({self.detail})" if self.detail else ""
         return (f"The jray cluster{where} is gone{why}: the work this driver had running there is lost. "
                 "Call jray.init() again to connect to the cluster running now.")
+
+
+class DashboardUnavailableError(RayError, RuntimeError):
+    """Raised when a page served by the Jupyter server extension (the tables
+    or logs page shown inline: ``jray.views.tables()``, ``jray.views.logs()``)
+    is asked for in a process that no such server started (plain IPython, a
+    script, a kernel of a server without jray), or for a cluster other than
+    the one that server's pages show."""
 
 
 class AsyncioActorExit(RayError):

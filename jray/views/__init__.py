@@ -17,6 +17,7 @@ import sys
 
 from jray.jupyter import views as _views
 
-for _name in ("_base", "logs", "metrics", "nodes", "object_store", "pages", "progress", "task_stream", "workers"):
+for _name in ("_base", "inline", "logs", "metrics", "nodes", "object_store", "pages", "progress", "tables",
+              "task_stream", "workers"):
     sys.modules[f"{__name__}.{_name}"] = importlib.import_module(f"{_views.__name__}.{_name}")
 sys.modules[__name__] = _views

@@ -25,7 +25,10 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -152,6 +155,91 @@ def _screenshot(page, tmp_path: Path, name: str) -> None:
     page.screenshot(path=str(path), full_page=True)
     OUTPUT.mkdir(exist_ok=True)
     shutil.copy(path, OUTPUT / name)
+
+
+@dataclass
+class LabSession:
+    """What ``lab_session`` yields: the server, its status when ready, the
+    session's cluster.json (None when no cluster ran at the start), a page."""
+
+    server: LabServer
+    status: dict
+    info: dict | None
+    page: Any
+    tmp_path: Path
+
+    def open_lab(self, path: str = "lab", theme: str | None = None) -> None:
+        """Open Lab (``path``: "lab" or "lab/tree/x.ipynb") and wait for its app;
+        ``theme``: "JupyterLab Dark"/"JupyterLab Light" applied first."""
+        page = self.page
+        page.goto(f"{self.server.url}{path}?token={self.server.token}")
+        page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell", timeout=UI_TIMEOUT_MS)
+        if theme is not None:
+            page.wait_for_function("() => window.jupyterapp.commands.hasCommand('apputils:change-theme')",
+                                   timeout=UI_TIMEOUT_MS)
+            page.evaluate(f"window.jupyterapp.commands.execute('apputils:change-theme', {{theme: {theme!r}}})")
+            light = "true" if "Light" in theme else "false"
+            page.wait_for_function(f"document.body.dataset.jpThemeLight === '{light}'", timeout=UI_TIMEOUT_MS)
+
+    def sidebar(self, state: str | None = "running") -> Any:
+        """The jray sidebar, shown (and its cluster in ``state``, when given)."""
+        sidebar = self.page.locator("#jray-sidebar")
+        if not sidebar.is_visible():
+            self.page.locator('.jp-SideBar [data-id="jray-sidebar"]').click()
+        if state is not None:
+            sidebar.locator(f".jray-state-{state}").first.wait_for()
+        return sidebar
+
+    def screenshot(self, name: str) -> None:
+        _screenshot(self.page, self.tmp_path, name)
+
+
+@contextlib.contextmanager
+def lab_session(tmp_path: Path, *, jray: dict | None = None, state: str = "running",
+                viewport: tuple[int, int] = (1280, 900), failure_shot: str = "jupyterlab_failure.png",
+                ) -> Iterator[LabSession]:
+    """A real ``jupyter lab`` (``LabServer``, its ``jray`` config) ready with its
+    cluster in ``state``, and a page of headless Chromium at ``viewport``.
+
+    On the way out: a screenshot ``failure_shot`` and the server's log if the
+    body raised; the browser closed; the server stopped. Then, when the body
+    passed: no process outlived the server and, when a cluster ran at the
+    start, none of its daemons and no store file is left (the server's head
+    stops with it)."""
+    assert os.path.exists(CHROMIUM), "Debian's chromium is needed at /usr/bin/chromium (CI installs it)"
+    from playwright.sync_api import sync_playwright
+
+    server = LabServer(tmp_path, jray)
+    info = None
+    try:
+        status = server.wait_ready(state=state)
+        if status.get("session_dir"):
+            with open(os.path.join(status["session_dir"], "cluster.json")) as f:
+                info = json.load(f)
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True,
+                                         timeout=UI_TIMEOUT_MS)
+            page = None
+            try:
+                page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
+                page.set_default_timeout(UI_TIMEOUT_MS)
+                yield LabSession(server, status, info, page, tmp_path)
+            except BaseException:
+                if page is not None:
+                    with contextlib.suppress(Exception):
+                        _screenshot(page, tmp_path, failure_shot)
+                raise
+            finally:
+                browser.close()
+    except BaseException:
+        print(server.tail())
+        raise
+    finally:
+        leftovers = server.stop()
+    assert not leftovers, f"processes outlived jupyter lab: {[p.pid for p in leftovers]}"
+    if info is not None and state == "running" and (jray or {}).get("mode", "start") == "start":
+        assert _node.session_processes(info) == []
+        assert _node.session_store_files(info) == []
 
 
 @pytest.mark.timeout(420)

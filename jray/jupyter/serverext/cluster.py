@@ -249,11 +249,13 @@ class ServerCluster:
     def write_cluster_file(self, stopped: str = "") -> None:
         """The kernels' cluster now (``jray.init`` reads it, ``JRAY_CLUSTER_FILE``):
         this server's environment for them; ``stopped``: the address of the
-        head this server just stopped (a bare init then says so)."""
+        head this server just stopped (a bare init then says so). Also the
+        pages' folder under the server's base URL (``dashboard_url``), running
+        cluster or not: a kernel shows them inline (``jray.views.tables()``)."""
         if not self.cluster_file:
             return
         env = {k: os.environ.get(k, "") for k in ("JRAY_ADDRESS", "JRAY_TOKEN")}
-        record = {"env": env, "stopped": "" if env["JRAY_ADDRESS"] else stopped}
+        record = {"env": env, "stopped": "" if env["JRAY_ADDRESS"] else stopped, "dashboard_url": self.dashboard_url}
         tmp = f"{self.cluster_file}.tmp"
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -17,8 +17,12 @@ They are shown two ways:
 - as full pages served by the Jupyter server extension: ``pages.py``
   (``page_html`` renders, ``page_data`` feeds the page's polling script).
 
-The logs page (``LogsPage``, ``logs.py``) is a page only, of plain HTML:
-workers per node and a selected worker's log, tailed, with a search box.
+Two pages are plain HTML, not Bokeh: the logs page (``LogsPage``,
+``logs.py``: workers per node and a selected worker's log, tailed, with a
+search box) and the tables page (``TablesPage``, ``tables.py``). Inline,
+``jray.views.tables()`` / ``logs()`` show the page the server extension
+serves in an iframe (``inline.py``; ``DashboardUnavailableError`` where no
+jray extension serves this kernel).
 
 Importing this package imports Bokeh; ``import jray`` does not.
 """
@@ -38,10 +42,12 @@ from jray.jupyter.views.metrics import MetricsView
 from jray.jupyter.views.nodes import NodesView
 from jray.jupyter.views.object_store import ObjectStoreView
 from jray.jupyter.views.progress import ProgressView
+from jray.jupyter.views.tables import TablesPage
 from jray.jupyter.views.task_stream import TaskStreamView
 
-__all__ = ["LogsPage", "MetricsView", "NodesView", "ObjectStoreView", "ProgressView", "TaskStreamView", "View",
-           "metrics", "nodes", "object_store", "progress", "task_stream"]
+__all__ = ["LogsPage", "MetricsView", "NodesView", "ObjectStoreView", "ProgressView", "TablesPage", "TaskStreamView",
+           "View",
+           "logs", "metrics", "nodes", "object_store", "progress", "tables", "task_stream"]
 
 
 def task_stream(period: float = 1.0, *, address: str | None = None, token: str | None = None,
@@ -77,7 +83,6 @@ def nodes(period: float = 1.0, *, address: str | None = None, token: str | None 
     return LiveView(NodesView(address=address, token=token, **options), period)
 
 
-
 def progress(period: float = 1.0, *, address: str | None = None, token: str | None = None,
              **options: Any) -> Any:
     """Per-function progress bars (dask's progress page) as a live notebook
@@ -85,3 +90,23 @@ def progress(period: float = 1.0, *, address: str | None = None, token: str | No
     from jray.jupyter.views.live import LiveView
 
     return LiveView(ProgressView(address=address, token=token, **options), period)
+
+
+def tables(tab: str = "tasks", filter: str = "", *, height: int = 520) -> Any:  # noqa: A002 - the page's word
+    """The task, actor and job tables (the Ray dashboard's) inline: the page the
+    Jupyter server's jray extension serves, in an iframe (``tab``: tasks,
+    actors or jobs; ``filter``: the page's filter box, e.g. ``"state=FAILED"``).
+    ``DashboardUnavailableError`` where no jray extension serves this kernel."""
+    from jray.jupyter.views import inline
+
+    return inline.tables(tab, filter, height=height)
+
+
+def logs(pid: int | str | None = None, node_id: str = "", search: str = "", *, height: int = 520) -> Any:
+    """Worker logs inline (the extension's logs page in an iframe): the workers
+    per node; ``pid`` (and ``node_id``) selects a worker's log, ``search`` fills
+    the search box (text or ``/regex/``). ``DashboardUnavailableError`` where
+    no jray extension serves this kernel."""
+    from jray.jupyter.views import inline
+
+    return inline.logs(pid, node_id, search, height=height)
