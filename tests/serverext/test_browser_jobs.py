@@ -1,6 +1,6 @@
 """The JupyterLab sidebar's Jobs section in a real headless Chromium (issue 16).
 
-A real ``jupyter lab`` (``LabServer`` of test_browser.py) starts its own head
+A real ``jupyter lab`` (``lab_session`` of test_browser.py) starts its own head
 with the head's job agent (mode 'start'). Before any job the section shows
 the ``jray job submit`` hint; then, submitted with the CLI as a user would:
 a job that prints a line every 0.1 s shows RUNNING (its long entrypoint cut
@@ -16,7 +16,6 @@ buttons stay inside the sidebar. Screenshot: ``tests/output/jupyterlab_jobs.png`
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import subprocess
 import sys
@@ -25,15 +24,13 @@ import time
 import psutil
 import pytest
 
-from jray._private import node as _node
 from jray._private.jobs import process
 from tests.serverext.test_browser import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     UI_TIMEOUT_MS,
     LabServer,
     _api,
     _screenshot,
+    lab_session,
 )
 
 CLI = [sys.executable, "-m", "jray.scripts"]
@@ -55,41 +52,13 @@ def jobs_of(server: LabServer) -> dict[str, dict]:
 
 @pytest.mark.timeout(420)
 def test_sidebar_jobs_follow_logs_and_stop(tmp_path):
-    assert os.path.exists(CHROMIUM), "Debian's chromium is needed at /usr/bin/chromium (CI installs it)"
-    from playwright.sync_api import sync_playwright
-
-    server = LabServer(tmp_path, jray={"mode": "start", "num_cpus": 1, "num_gpus": 0,
-                                       "object_store_memory": 64 * 1024 * 1024})
-    info = None
-    try:
-        status = server.wait_ready()
-        with open(os.path.join(status["session_dir"], "cluster.json")) as f:
-            info = json.load(f)
-        env = dict(os.environ, JRAY_ADDRESS=status["address"], JRAY_TOKEN=info["token"])
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True,
-                                         timeout=UI_TIMEOUT_MS)
-            page = None
-            try:
-                page = browser.new_page(viewport={"width": 1280, "height": 900})
-                page.set_default_timeout(UI_TIMEOUT_MS)
-                _run(page, server, status, env, tmp_path)
-            except BaseException:
-                if page is not None:
-                    with contextlib.suppress(Exception):
-                        _screenshot(page, tmp_path, "jupyterlab_jobs_failure.png")
-                raise
-            finally:
-                browser.close()
-    except BaseException:
-        print(server.tail())
-        raise
-    finally:
-        leftovers = server.stop()
-    assert not leftovers, f"processes outlived jupyter lab: {[p.pid for p in leftovers]}"
-    assert info is not None
-    assert _node.session_processes(info) == []
-    assert process.agent_process(info["session_dir"]) is None
+    with lab_session(tmp_path, jray={"mode": "start", "num_cpus": 1, "num_gpus": 0,
+                                     "object_store_memory": 64 * 1024 * 1024},
+                     failure_shot="jupyterlab_jobs_failure.png") as lab:
+        assert lab.info is not None
+        env = dict(os.environ, JRAY_ADDRESS=lab.status["address"], JRAY_TOKEN=lab.info["token"])
+        _run(lab.page, lab.server, lab.status, env, tmp_path)
+    assert process.agent_process(lab.info["session_dir"]) is None
 
 
 def _run(page, server: LabServer, status: dict, env: dict[str, str], tmp_path) -> None:

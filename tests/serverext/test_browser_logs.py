@@ -5,7 +5,7 @@ runs and its memory, shows the selected worker's log and keeps it fresh,
 and its search box filters (and marks) the lines; the nodes view draws CPU,
 memory and store per node and a bar per worker. Behind Jupyter's own auth.
 
-A real ``jupyter lab`` (``LabServer`` of ``test_browser.py``: token, the
+A real ``jupyter lab`` (``lab_session`` of ``test_browser.py``: token, the
 extension starting a 2-CPU head); work comes from driver subprocesses
 attached to the server's cluster (a detached actor that prints and holds a
 50 MB array). Screenshots: ``tests/output/logs_page.png`` and
@@ -14,9 +14,6 @@ attached to the server's cluster (a detached actor that prints and holds a
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
 import re
 import urllib.error
 import urllib.request
@@ -24,15 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from jray._private import node as _node
 from tests.serverext.conftest import run_driver
-from tests.serverext.test_browser import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    UI_TIMEOUT_MS,
-    LabServer,
-    _screenshot,
-)
+from tests.serverext.test_browser import UI_TIMEOUT_MS, lab_session
 
 SETUP = """
 import os
@@ -64,17 +54,11 @@ jray.get(p.say.remote("a second needle arrives", "and hay after it"))
 
 @pytest.mark.timeout(420)
 def test_logs_page_and_nodes_view_in_jupyterlab(tmp_path: Path) -> None:
-    assert os.path.exists(CHROMIUM), "Debian's chromium is needed at /usr/bin/chromium (CI installs it)"
-    from playwright.sync_api import sync_playwright
-
-    server = LabServer(tmp_path)
-    info = None
-    try:
-        status = server.wait_ready()
+    with lab_session(tmp_path, viewport=(1500, 950), failure_shot="logs_failure.png") as lab:
+        server, status, page = lab.server, lab.status, lab.page
         assert {"logs", "nodes"} <= set(status["views"])
-        with open(os.path.join(status["session_dir"], "cluster.json")) as f:
-            info = json.load(f)
-        address, token = info["gcs_address"], info["token"]
+        assert lab.info is not None
+        address, token = lab.info["gcs_address"], lab.info["token"]
         out = run_driver(address, token, SETUP, timeout=120)
         pid = int(re.search(r"PID (\d+)", out).group(1))  # type: ignore[union-attr]
 
@@ -83,88 +67,62 @@ def test_logs_page_and_nodes_view_in_jupyterlab(tmp_path: Path) -> None:
             urllib.request.urlopen(server.url + "jray/api/views/logs", timeout=30)
         assert e.value.code in (401, 403)
 
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True,
-                                         timeout=UI_TIMEOUT_MS)
-            page = None
-            try:
-                page = browser.new_page(viewport={"width": 1500, "height": 950})
-                page.set_default_timeout(UI_TIMEOUT_MS)
-                page.goto(f"{server.url}lab?token={server.token}")
-                page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell", timeout=UI_TIMEOUT_MS)
-                page.locator('.jp-SideBar [data-id="jray-sidebar"]').click()
-                sidebar = page.locator("#jray-sidebar")
-                sidebar.locator(".jray-state-running").wait_for()
+        lab.open_lab()
+        sidebar = lab.sidebar()
 
-                # The logs page opens from the sidebar as a Lab panel.
-                sidebar.locator(".jray-view-logs").click()
-                frame = page.frame_locator("#jray-view-logs iframe")
-                frame.locator("body[data-jray-updates]").wait_for(state="attached")
-                row = frame.locator("tr.jray-worker", has_text=f"pid {pid}")
-                row.wait_for()
-                assert "actor Printer" in row.inner_text() and "ACTOR" in row.inner_text()
-                frame.locator("tr.jray-worker", has_text=f"pid {pid}").filter(has_text="MiB").wait_for()
-                row.click()
-                frame.locator("#jray-log .jray-line", has_text="the needle is here").wait_for()
-                assert frame.locator("#jray-log .jray-line").count() >= 32
-                assert f"pid {pid}" in frame.locator("#jray-log-title").inner_text()
+        # The logs page opens from the sidebar as a Lab panel.
+        sidebar.locator(".jray-view-logs").click()
+        frame = page.frame_locator("#jray-view-logs iframe")
+        frame.locator("body[data-jray-updates]").wait_for(state="attached")
+        row = frame.locator("tr.jray-worker", has_text=f"pid {pid}")
+        row.wait_for()
+        assert "actor Printer" in row.inner_text() and "ACTOR" in row.inner_text()
+        frame.locator("tr.jray-worker", has_text=f"pid {pid}").filter(has_text="MiB").wait_for()
+        row.click()
+        frame.locator("#jray-log .jray-line", has_text="the needle is here").wait_for()
+        assert frame.locator("#jray-log .jray-line").count() >= 32
+        assert f"pid {pid}" in frame.locator("#jray-log-title").inner_text()
 
-                # The search box filters the lines and marks the matches.
-                frame.locator("#jray-log-search").fill("needle")
-                frame.locator("#jray-log-count", has_text="1 of").wait_for()
-                lines = frame.locator("#jray-log .jray-line").all_inner_texts()
-                assert lines == ["the needle is here"], lines
-                assert frame.locator("#jray-log mark").all_inner_texts() == ["needle"]
+        # The search box filters the lines and marks the matches.
+        frame.locator("#jray-log-search").fill("needle")
+        frame.locator("#jray-log-count", has_text="1 of").wait_for()
+        lines = frame.locator("#jray-log .jray-line").all_inner_texts()
+        assert lines == ["the needle is here"], lines
+        assert frame.locator("#jray-log mark").all_inner_texts() == ["needle"]
 
-                # New lines arrive while the page follows, filtered as they come.
-                run_driver(address, token, LATER, timeout=120)
-                frame.locator("#jray-log .jray-line", has_text="a second needle arrives").wait_for()
-                assert frame.locator("#jray-log .jray-line").all_inner_texts() == [
-                    "the needle is here", "a second needle arrives"]
-                frame.locator("#jray-log-count", has_text="2 of").wait_for()
-                # A regular expression, written /like this/.
-                frame.locator("#jray-log-search").fill("/haystack line 1[0-2]$/")
-                frame.locator("#jray-log-count", has_text="3 of").wait_for()
-                page.wait_for_timeout(500)
-                _screenshot(page, tmp_path, "logs_page.png")
-                frame.locator("#jray-log-search").fill("")
-                frame.locator("#jray-log .jray-line", has_text="and hay after it").wait_for()
+        # New lines arrive while the page follows, filtered as they come.
+        run_driver(address, token, LATER, timeout=120)
+        frame.locator("#jray-log .jray-line", has_text="a second needle arrives").wait_for()
+        assert frame.locator("#jray-log .jray-line").all_inner_texts() == [
+            "the needle is here", "a second needle arrives"]
+        frame.locator("#jray-log-count", has_text="2 of").wait_for()
+        # A regular expression, written /like this/.
+        frame.locator("#jray-log-search").fill("/haystack line 1[0-2]$/")
+        frame.locator("#jray-log-count", has_text="3 of").wait_for()
+        page.wait_for_timeout(500)
+        lab.screenshot("logs_page.png")
+        frame.locator("#jray-log-search").fill("")
+        frame.locator("#jray-log .jray-line", has_text="and hay after it").wait_for()
 
-                # The nodes view: a line per node in each figure, a bar for the actor's worker.
-                sidebar.locator(".jray-view-nodes").click()
-                nodes = page.frame_locator("#jray-view-nodes iframe")
-                nodes.locator("body[data-jray-updates]").wait_for(state="attached")
-                view = page.frame(url=lambda u: "/jray/views/nodes" in u)
-                assert view is not None
-                view.wait_for_function(
-                    "(pid) => { const d = Bokeh.documents[0];"
-                    " const s = d && d.get_model_by_name('node_series'), w = d && d.get_model_by_name('worker_memory');"
-                    " if (!s || !w || !s.data.xs || !s.data.xs.length || s.data.xs[0].length < 6) return false;"
-                    " const i = w.data.pid.indexOf(pid);"
-                    " return i >= 0 && w.data.rss[i] >= 50 * 1048576 && /MiB$/.test(w.data.rss_text[i]); }",
-                    arg=pid, timeout=UI_TIMEOUT_MS)
-                sample = view.evaluate(
-                    "() => { const s = Bokeh.documents[0].get_model_by_name('node_series').data;"
-                    " return {cpu: s.cpu[0], mem: s.memory[0], total: s.memory_total[0], store: s.store[0]}; }")
-                assert all(0 <= c <= 100 for c in sample["cpu"])
-                assert all(0 < m <= sample["total"] for m in sample["mem"])
-                assert sample["store"][-1] >= 8 * 2**20  # the actor's object
-                assert view.locator("canvas").count() > 0
-                page.wait_for_timeout(1500)  # the next poll redraws before the picture
-                _screenshot(page, tmp_path, "nodes_view.png")
-            except BaseException:
-                if page is not None:
-                    with contextlib.suppress(Exception):
-                        _screenshot(page, tmp_path, "logs_failure.png")
-                raise
-            finally:
-                browser.close()
-    except BaseException:
-        print(server.tail())
-        raise
-    finally:
-        leftovers = server.stop()
-    assert not leftovers, f"processes outlived jupyter lab: {[p.pid for p in leftovers]}"
-    assert info is not None
-    assert _node.session_processes(info) == []
-    assert _node.session_store_files(info) == []
+        # The nodes view: a line per node in each figure, a bar for the actor's worker.
+        sidebar.locator(".jray-view-nodes").click()
+        nodes = page.frame_locator("#jray-view-nodes iframe")
+        nodes.locator("body[data-jray-updates]").wait_for(state="attached")
+        view = page.frame(url=lambda u: "/jray/views/nodes" in u)
+        assert view is not None
+        view.wait_for_function(
+            "(pid) => { const d = Bokeh.documents[0];"
+            " const s = d && d.get_model_by_name('node_series'), w = d && d.get_model_by_name('worker_memory');"
+            " if (!s || !w || !s.data.xs || !s.data.xs.length || s.data.xs[0].length < 6) return false;"
+            " const i = w.data.pid.indexOf(pid);"
+            " return i >= 0 && w.data.rss[i] >= 50 * 1048576 && /MiB$/.test(w.data.rss_text[i]); }",
+            arg=pid, timeout=UI_TIMEOUT_MS)
+        sample = view.evaluate(
+            "() => { const s = Bokeh.documents[0].get_model_by_name('node_series').data;"
+            " return {cpu: s.cpu[0], mem: s.memory[0], total: s.memory_total[0], store: s.store[0]}; }")
+        assert all(0 <= c <= 100 for c in sample["cpu"])
+        assert all(0 < m <= sample["total"] for m in sample["mem"])
+        assert sample["store"][-1] >= 8 * 2**20  # the actor's object
+        assert view.locator("canvas").count() > 0
+        page.wait_for_timeout(1500)  # the next poll redraws before the picture
+        lab.screenshot("nodes_view.png")

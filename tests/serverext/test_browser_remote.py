@@ -8,21 +8,10 @@ form back.
 
 from __future__ import annotations
 
-import contextlib
-import os
-
 import pytest
 
 from jray._private import virtual_hosts as vh
-from tests.serverext.test_browser import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    UI_TIMEOUT_MS,
-    LabServer,
-    _api,
-    _notebook,
-    _screenshot,
-)
+from tests.serverext.test_browser import _api, _notebook, lab_session
 
 CELLS = [
     "import socket\nimport jray\njray.init(ignore_reinit_error=True)\n"
@@ -36,82 +25,55 @@ def test_connect_form_attaches_to_a_remote_cluster(tmp_path):
     reason = vh.unavailable_reason()
     if reason is not None:
         pytest.skip(reason)
-    assert os.path.exists(CHROMIUM), "Debian's chromium is needed at /usr/bin/chromium (CI installs it)"
-    from playwright.sync_api import sync_playwright
-
     with vh.VirtualHosts() as v:
         a = v.add_host("a")
         address, token = vh.start_head(a, num_cpus=2, object_store_memory=64 * 1024 * 1024)
-        server = LabServer(tmp_path, jray={"mode": "none"})
-        try:
-            server.wait_ready(state="stopped")
+        with lab_session(tmp_path, jray={"mode": "none"}, state="stopped", viewport=(1400, 900),
+                         failure_shot="jupyterlab_remote_failure.png") as lab:
+            server, page = lab.server, lab.page
             _api(server.url + "api/contents/remote.ipynb", server.token, "PUT",
                  {"type": "notebook", "format": "json", "content": _notebook(CELLS)})
-            with sync_playwright() as pw:
-                browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True,
-                                             timeout=UI_TIMEOUT_MS)
-                page = None
-                try:
-                    page = browser.new_page(viewport={"width": 1400, "height": 900})
-                    page.set_default_timeout(UI_TIMEOUT_MS)
-                    page.goto(f"{server.url}lab?token={server.token}")
-                    page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell",
-                                           timeout=UI_TIMEOUT_MS)
-                    page.locator('.jp-SideBar [data-id="jray-sidebar"]').click()
-                    sidebar = page.locator("#jray-sidebar")
-                    sidebar.locator(".jray-state-stopped").wait_for()
-                    form = sidebar.locator(".jray-connect")
-                    form.wait_for()
+            lab.open_lab()
+            sidebar = lab.sidebar(state="stopped")
+            form = sidebar.locator(".jray-connect")
+            form.wait_for()
 
-                    # A wrong token: jray's message in the sidebar, still stopped.
-                    form.locator(".jray-connect-address").fill(address)
-                    form.locator(".jray-connect-token").fill("not-the-token")
-                    form.locator(".jray-connect-button").click()
-                    sidebar.locator(".jray-error", has_text="refused this token").wait_for()
-                    page.wait_for_timeout(2500)  # a poll later the error is still there
-                    assert "refused this token" in sidebar.locator(".jray-error").inner_text()
-                    assert sidebar.locator(".jray-state-stopped").count() == 1
+            # A wrong token: jray's message in the sidebar, still stopped.
+            form.locator(".jray-connect-address").fill(address)
+            form.locator(".jray-connect-token").fill("not-the-token")
+            form.locator(".jray-connect-button").click()
+            sidebar.locator(".jray-error", has_text="refused this token").wait_for()
+            page.wait_for_timeout(2500)  # a poll later the error is still there
+            assert "refused this token" in sidebar.locator(".jray-error").inner_text()
+            assert sidebar.locator(".jray-state-stopped").count() == 1
 
-                    # The right one: the remote cluster and its node.
-                    form.locator(".jray-connect-token").fill(token)
-                    form.locator(".jray-connect-button").click()
-                    sidebar.locator(".jray-state-running").wait_for()
-                    line = sidebar.locator(".jray-state-line").inner_text()
-                    assert address in line and "clients" in line
-                    sidebar.locator(".jray-node", has_text=a.ip).wait_for()
-                    assert sidebar.locator(".jray-error").inner_text() == ""
-                    assert not form.is_visible() and sidebar.locator(".jray-disconnect").is_visible()
-                    assert form.locator(".jray-connect-token").input_value() == ""  # not kept in the page
+            # The right one: the remote cluster and its node.
+            form.locator(".jray-connect-token").fill(token)
+            form.locator(".jray-connect-button").click()
+            sidebar.locator(".jray-state-running").wait_for()
+            line = sidebar.locator(".jray-state-line").inner_text()
+            assert address in line and "clients" in line
+            sidebar.locator(".jray-node", has_text=a.ip).wait_for()
+            assert sidebar.locator(".jray-error").inner_text() == ""
+            assert not form.is_visible() and sidebar.locator(".jray-disconnect").is_visible()
+            assert form.locator(".jray-connect-token").input_value() == ""  # not kept in the page
 
-                    # A notebook started now runs its tasks there.
-                    page.evaluate("window.jupyterapp.commands.execute('docmanager:open', {path: 'remote.ipynb'})")
-                    page.locator(".jp-Notebook .jp-Cell").first.wait_for()
-                    page.wait_for_function(
-                        "() => { const k = window.jupyterapp.shell.currentWidget.sessionContext;"
-                        " return k && k.session && k.session.kernel && k.session.kernel.status === 'idle'; }")
-                    page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
-                    page.locator(".jp-OutputArea-output", has_text="ran on a").wait_for()
-                    assert page.locator(".jp-OutputArea-output", has_text="client True").count() == 1
-                    _screenshot(page, tmp_path, "jupyterlab_remote_cluster.png")
+            # A notebook started now runs its tasks there.
+            page.evaluate("window.jupyterapp.commands.execute('docmanager:open', {path: 'remote.ipynb'})")
+            page.locator(".jp-Notebook .jp-Cell").first.wait_for()
+            page.wait_for_function(
+                "() => { const k = window.jupyterapp.shell.currentWidget.sessionContext;"
+                " return k && k.session && k.session.kernel && k.session.kernel.status === 'idle'; }")
+            page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+            page.locator(".jp-OutputArea-output", has_text="ran on a").wait_for()
+            assert page.locator(".jp-OutputArea-output", has_text="client True").count() == 1
+            lab.screenshot("jupyterlab_remote_cluster.png")
 
-                    # Disconnect: the form is back, the remote cluster runs on.
-                    if not sidebar.is_visible():
-                        page.locator('.jp-SideBar [data-id="jray-sidebar"]').click()
-                    sidebar.locator(".jray-disconnect").click()
-                    sidebar.locator(".jray-state-stopped").wait_for()
-                    form.wait_for()
-                    assert a.processes()
-                except BaseException:
-                    if page is not None:
-                        with contextlib.suppress(Exception):
-                            _screenshot(page, tmp_path, "jupyterlab_remote_failure.png")
-                    raise
-                finally:
-                    browser.close()
-        except BaseException:
-            print(server.tail())
-            raise
-        finally:
-            leftovers = server.stop()
-        assert not leftovers, f"processes outlived jupyter lab: {[p.pid for p in leftovers]}"
+            # Disconnect: the form is back, the remote cluster runs on.
+            if not sidebar.is_visible():
+                page.locator('.jp-SideBar [data-id="jray-sidebar"]').click()
+            sidebar.locator(".jray-disconnect").click()
+            sidebar.locator(".jray-state-stopped").wait_for()
+            form.wait_for()
+            assert a.processes()
     assert v.leftovers() == []
