@@ -236,7 +236,7 @@ def _scale_cell(jm: dict[str, Any] | None, rm: dict[str, Any] | None) -> str:
 
 def scale_lines(runs: dict[str, dict[str, Any]]) -> list[str]:
     """A table per scaling workload: a row per size, a column per figure
-    (jray / Ray (jray/Ray)); lower is better for all of them."""
+    (jray / Ray (jray/Ray)); lower is better unless the column is marked ↑."""
     jray_run, ray_run = runs.get("jray") or {}, runs.get("ray") or {}
     tables: dict[str, list[tuple[int, str, dict[str, Any]]]] = {}
     for name in metric_names(runs, None):
@@ -250,6 +250,8 @@ def scale_lines(runs: dict[str, dict[str, Any]]) -> list[str]:
         rows: list[str] = []
         cols: list[tuple[str, str]] = []
         cells: dict[tuple[str, str], str] = {}
+        higher = {spec.get("column", name) for _, name, spec in entries
+                  if spec.get("better") == "higher"}
         for _, name, spec in entries:
             row_key, col = spec.get("row", ""), (spec.get("column", name), spec.get("unit", ""))
             if row_key not in rows:
@@ -262,9 +264,12 @@ def scale_lines(runs: dict[str, dict[str, Any]]) -> list[str]:
             f"## `{table}`",
             "",
             "Each cell: jray / Ray (jray/Ray); lower is better in every column, so a ratio below "
-            "1 favours jray. One run per round; with several rounds, the median.",
+            "1 favours jray"
+            + ("" if not higher else ", except in the columns marked ↑ (higher is better: a "
+               "ratio above 1 favours jray)")
+            + ". One run per round; with several rounds, the median.",
             "",
-            "| size | " + " | ".join(f"{c} ({u})" for c, u in cols) + " |",
+            "| size | " + " | ".join(f"{c} ({u}){' ↑' * (c in higher)}" for c, u in cols) + " |",
             "|---|" + "---:|" * len(cols),
         ]
         for row_key in rows:

@@ -208,7 +208,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--scale",
         action="store_true",
-        help="add the scaling workloads (scale_tasks, scale_actors, scale_objects: long)",
+        help="add the scaling workloads (scale_tasks, scale_actors, scale_objects, scale_nodes,"
+        " scale_drivers: long)",
     )
     p.add_argument(
         "--deadline",

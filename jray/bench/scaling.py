@@ -5,7 +5,13 @@
 - ``scale_actors``: 100, 300 and 1,000 actors (``num_cpus=0``) alive at
   once, then killed (quick: 100, 300);
 - ``scale_objects``: 10k and 100k small live objects from ``put``, then
-  1,000 objects of 1 MB (quick: 10k, and the 1 MB objects).
+  1,000 objects of 1 MB (quick: 10k, and the 1 MB objects);
+- ``scale_nodes``: 1, 4, 16 and 32 raylets (1 CPU each) under one GCS, by
+  the runtime's multi-node test helper: registration, idle CPU of the GCS
+  per node, tasks spread across the nodes (quick: 1, 4); it runs without
+  the suite's session (``OWN_CLUSTER``);
+- ``scale_drivers``: 1, 4 and 16 driver processes attached to the suite's
+  session at once, each running tasks_async's workload (quick: 1, 4).
 
 They are long, so they never run by default: ``--scale`` or naming them in
 ``--only``. Each runs once per round (no warm-up: the smaller sizes come
@@ -33,9 +39,15 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import importlib
 import importlib.util
+import json
 import os
+import select
+import shutil
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -60,6 +72,14 @@ ACTORS_QUICK = ("100", "300")
 OBJECTS: dict[str, int] = {"10k": 10_000, "100k": 100_000}
 OBJECTS_QUICK = ("10k",)
 BIG_OBJECTS: dict[str, int] = {"count": 1000, "bytes": MB}  # the 1 MB objects (row "1mb")
+NODES: dict[str, int] = {"1": 1, "4": 4, "16": 16, "32": 32}
+NODES_QUICK = ("1", "4")
+# scale_nodes: the idle window (s), the no-op tasks per size, the 10 ms tasks
+# per node, and each node's object store (Ray's floor is 75 MiB).
+NODE_RUN: dict[str, float] = {"idle_s": 10.0, "noop": 2000, "spread": 50, "store": 100 * MB}
+DRIVERS: dict[str, int] = {"1": 1, "4": 4, "16": 16}
+DRIVERS_QUICK = ("1", "4")
+DRIVER_TASKS: dict[str, int] = {"tasks": 5000}  # per driver, as tasks_async
 
 
 def _row(n: int) -> str:
@@ -88,18 +108,38 @@ _OBJECT_COLS = (
 _BIG_ROW = f"{BIG_OBJECTS['count']:,} × 1 MB"
 
 
+# Rates (tasks/s): higher is better; the report marks those columns.
+_NODE_COLS = (
+    ("reg_ms", "registration per node (start until the GCS sees all alive)", "ms"),
+    ("gcs_cpu_ms", "GCS CPU while idle, per node", "ms/s"),
+    ("others_cpu_ms", "other processes' CPU while idle, per node", "ms/s"),
+    ("noop_tps", "no-op tasks (num_cpus=1) from the driver", "tasks/s"),
+    ("spread_tps", "10 ms tasks (num_cpus=1), ideal 100/s × nodes", "tasks/s"),
+    ("spread_nodes", "nodes that ran a 10 ms task", "nodes"),
+)
+_DRIVER_COLS = (
+    ("agg_tps", "aggregate (common start to last finish)", "tasks/s"),
+    ("per_tps", "per driver (mean of each driver's own rate)", "tasks/s"),
+    ("ready_s", "all connected and warm (until the barrier)", "s"),
+)
+_HIGHER = {"noop_tps", "spread_tps", "spread_nodes", "agg_tps", "per_tps"}
+
+
 def _metrics() -> tuple[tuple[str, str, str, str, str, str, str], ...]:
     out: list[tuple[str, str, str, str, str, str, str]] = []
     for table, what, sizes, cols in (
         ("scale_tasks", "tasks", TASKS, _TASK_COLS),
         ("scale_actors", "actors", ACTORS, _ACTOR_COLS),
         ("scale_objects", "objects", {**OBJECTS, "1mb": 0}, _OBJECT_COLS),
+        ("scale_nodes", "nodes", NODES, _NODE_COLS),
+        ("scale_drivers", "drivers", DRIVERS, _DRIVER_COLS),
     ):
         for size, n in sizes.items():
             row = _row(n) if n else _BIG_ROW
             for key, col, unit in cols:
                 name = f"{table}_{size}_{key}"
-                out.append((name, f"{row} {what}: {col}", unit, "lower", table, row, col))
+                better = "higher" if key in _HIGHER else "lower"
+                out.append((name, f"{row} {what}: {col}", unit, better, table, row, col))
     return tuple(out)
 
 
@@ -110,6 +150,8 @@ TABLES: dict[str, str] = {
     "scale_tasks": "no-op tasks submitted at once, then gathered",
     "scale_actors": "actors (num_cpus=0) alive at once, then killed",
     "scale_objects": "live objects from put (small, then 1 MB)",
+    "scale_nodes": "raylets (1 CPU each) under one GCS",
+    "scale_drivers": "concurrent drivers on one cluster (num_cpus=2), each running tasks async",
 }
 
 
@@ -486,10 +528,340 @@ def scale_objects(ctx: Any) -> Callable[[], Sample]:
     return once
 
 
+# --------------------------------------------------------------------------
+# scale_nodes
+# --------------------------------------------------------------------------
+
+CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process, from /proc (0 if it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()  # after the command name: field 3 on
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def _name(rt: Any) -> str:
+    return str(getattr(rt, "__name__", "runtime")).split(".")[0]
+
+
+def _names(table: str, size: str, cols: tuple[tuple[str, str, str], ...]) -> list[str]:
+    return [f"{table}_{size}_{key}" for key, _, _ in cols]
+
+
+def _cluster_class(name: str) -> Any:
+    """The runtime's multi-node test helper (imported before the clock starts)."""
+    module = "ray.cluster_utils" if name == "ray" else "jray.testing"
+    return importlib.import_module(module).Cluster
+
+
+def _start_nodes(name: str, n: int, w: Watch, ctx: Any, holder: list[Any],
+                 started: list[int]) -> int:
+    """A cluster of ``n`` raylets with 1 CPU each (the head's first) by the
+    runtime's test helper (``ray.cluster_utils.Cluster``, ``jray.testing.Cluster``),
+    put in ``holder`` as soon as it exists (``started[0]``: the raylets
+    started so far); returns once the GCS sees every
+    node alive, with the GCS's pid."""
+    args: dict[str, Any] = {"num_cpus": 1, "object_store_memory": int(NODE_RUN["store"])}
+    w.check()
+    if name == "ray":
+        # shutdown_at_exit=False: Ray's hooks set signal handlers, which only the
+        # main thread may (a workload runs on a thread of its own); stopped by
+        # _stop_nodes, and by the runner's kill of the process group at worst.
+        cluster = _cluster_class(name)(initialize_head=True, shutdown_at_exit=False,
+                                       head_node_args=dict(args, include_dashboard=False))
+    else:
+        cluster = _cluster_class(name)(head_node_args=args)
+    holder.append(cluster)
+    started[0] = 1
+    for _ in range(n - 1):
+        w.check()
+        ctx.remaining()
+        cluster.add_node(wait=False, **args)
+        started[0] += 1
+    w.check()
+    cluster.wait_for_nodes(timeout=min(600.0, ctx.remaining()))
+    if name == "ray":
+        return int(cluster.head_node.all_processes["gcs_server"][0].process.pid)
+    return int(cluster.handle.gcs_pid)
+
+
+def _stop_nodes(rt: Any, holder: list[Any]) -> None:
+    with contextlib.suppress(Exception):
+        rt.shutdown()
+    for cluster in holder:
+        with contextlib.suppress(Exception):
+            cluster.shutdown()
+    holder.clear()
+
+
+def _idle_cpu(rt: Any, gcs_pid: int, seconds: float, w: Watch) -> tuple[float, float]:
+    """CPU seconds of the GCS and of the runtime's other processes over an
+    idle window of ``seconds``."""
+    others = [p for p in runtime_pids(rt) if p != gcs_pid]
+    before = {p: cpu_seconds(p) for p in others}
+    gcs0 = cpu_seconds(gcs_pid)
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        time.sleep(min(0.5, max(0.0, end - time.monotonic())))
+        w.check()
+    gcs = cpu_seconds(gcs_pid) - gcs0
+    rest = sum(max(0.0, cpu_seconds(p) - c0) for p, c0 in before.items())
+    return gcs, rest
+
+
+def scale_nodes(ctx: Any) -> Callable[[], Sample]:
+    """For each size, a cluster of N raylets (1 CPU each) under one GCS on
+    this machine, by the runtime's test helper, without the suite's session.
+    Registration: from the start of the head until the GCS sees all N alive,
+    per node (processes started one after the other, as the helpers do).
+    Idle CPU: after 2 s to settle, the CPU seconds over an idle window of
+    the GCS and of the other processes (raylets; Ray's agents), per node per
+    second (no driver connected). Then a driver connects to the head: tasks
+    (``num_cpus=1``) returning the node they ran on, after a warm-up of 2N
+    tasks of 0.3 s (a worker on each node); no-op tasks, then 10 ms tasks,
+    50 per node, which one CPU per node forces to spread: the head's raylet
+    spills back (ideal: 100 tasks/s per node). The cluster is shut down
+    after each size."""
+    rt, name = ctx.rt, _name(ctx.rt)
+    with contextlib.suppress(Exception):
+        rt.shutdown()  # a cluster of its own: not the suite's session
+    sizes = ctx.n(tuple(NODES), NODES_QUICK)
+    ctx.planned = {m for s in sizes for m in _names("scale_nodes", s, _NODE_COLS)}
+    holder: list[Any] = []
+    started = [0]
+    ctx.defer(lambda: _stop_nodes(rt, holder))
+    _cluster_class(name)
+
+    def where(delay: float) -> str:
+        if delay:
+            time.sleep(delay)
+        return str(rt.get_runtime_context().get_node_id())
+
+    def measure(n: int, w: Watch) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        gcs_pid = _start_nodes(name, n, w, ctx, holder, started)
+        registered = time.perf_counter() - t0
+        time.sleep(2.0)  # Ray's agents are still starting
+        idle_s = float(NODE_RUN["idle_s"])
+        gcs_cpu, others_cpu = _idle_cpu(rt, gcs_pid, idle_s, w)
+        holder[0].connect()
+        f = rt.remote(num_cpus=1)(where)
+        ctx.get([f.remote(0.3) for _ in range(2 * n)])  # a worker on each node before the clock
+        w.check()
+        count = int(NODE_RUN["noop"])
+        t1 = time.perf_counter()
+        ctx.get([f.remote(0.0) for _ in range(count)])
+        noop_s = time.perf_counter() - t1
+        w.check()
+        spread = int(NODE_RUN["spread"]) * n
+        t2 = time.perf_counter()
+        ran_on = ctx.get([f.remote(0.01) for _ in range(spread)])
+        spread_s = time.perf_counter() - t2
+        return {"reg_ms": registered * 1e3 / n, "gcs_cpu_ms": gcs_cpu * 1e3 / n / idle_s,
+                "others_cpu_ms": others_cpu * 1e3 / n / idle_s, "noop_tps": count / noop_s,
+                "spread_tps": spread / spread_s, "spread_nodes": float(len(set(ran_on))),
+                "notes": {"register_s": round(registered, 3), "gcs_pid": gcs_pid,
+                          "gcs_cpu_s": round(gcs_cpu, 3), "others_cpu_s": round(others_cpu, 3),
+                          "idle_s": idle_s, "noop_tasks": count, "spread_tasks": spread}}
+
+    def once() -> Sample:
+        for i, size in enumerate(sizes):
+            n, names = NODES[size], _names("scale_nodes", size, _NODE_COLS)
+            _settle()
+            try:
+                with Watch(rt) as w:
+                    got = measure(n, w)
+                    peak_others = w.others()
+            except OutOfMemory as e:
+                ctx.notes[f"{size}_failed"] = f"{e} with {started[0]} of {n} raylets started"
+                ctx.say(f"{size}: stopped: {ctx.notes[f'{size}_failed']}")
+                _fail(ctx, names, "memory")
+                for other in sizes[i + 1 :]:
+                    _fail(ctx, _names("scale_nodes", other, _NODE_COLS), "skipped: memory")
+                return {}
+            finally:
+                _stop_nodes(rt, holder)
+            notes = got.pop("notes")
+            for key, value in got.items():
+                ctx.singles[f"scale_nodes_{size}_{key}"] = value
+            ctx.notes[size] = dict(w.notes(), nodes=n, **notes,
+                                   rss_per_node_mb=round(peak_others / MB / n, 1))
+            ctx.say(f"{size}: {got}")
+        return {}
+
+    return once
+
+
+# --------------------------------------------------------------------------
+# scale_drivers
+# --------------------------------------------------------------------------
+
+# A driver: connects, warms up, says "BENCH ready", waits for "go" on its
+# stdin, runs tasks_async's workload (N no-op tasks submitted, then one get)
+# and prints its own start and end (wall clock, comparable across processes).
+DRIVER = """
+import importlib, json, sys, time
+name, address, n, limit = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+rt = importlib.import_module(name)
+rt.init(address=address, log_to_driver=False)
+def small_value():
+    return b"ok"
+small = rt.remote(small_value)
+rt.get([small.remote() for _ in range(20)], timeout=limit)
+print("BENCH ready", flush=True)
+if sys.stdin.readline().strip() != "go":
+    sys.exit(3)
+t0 = time.time()
+rt.get([small.remote() for _ in range(n)], timeout=limit)
+t1 = time.time()
+print("BENCH " + json.dumps({"start": t0, "end": t1}), flush=True)
+rt.shutdown()
+"""
+
+
+def _driver_env(rt: Any, name: str) -> tuple[str, dict[str, str]]:
+    """The address drivers connect to (this session's cluster) and their environment."""
+    address = str(rt.get_runtime_context().gcs_address)
+    env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", PYTHONUNBUFFERED="1")
+    # The drivers import the same runtime this interpreter has.
+    root = os.path.dirname(os.path.dirname(os.path.abspath(rt.__file__)))
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    if name == "jray":  # no public API gives the token: the driver's own
+        worker: Any = importlib.import_module("jray._private.worker.global_state").worker
+        env["JRAY_TOKEN"] = str(worker.token)
+    return address, env
+
+
+def _read_bench_lines(procs: list[Any], logs: list[str], ctx: Any, w: Watch) -> list[str]:
+    """The next ``BENCH ...`` line of each driver (other output skipped), the
+    memory watch and the deadline checked meanwhile."""
+    bufs = {p.stdout.fileno(): b"" for p in procs}
+    which = {p.stdout.fileno(): i for i, p in enumerate(procs)}
+    got: dict[int, str] = {}
+    while len(got) < len(procs):
+        w.check()
+        ctx.remaining()
+        ready, _, _ = select.select([fd for fd in bufs if fd not in got], [], [], 0.5)
+        for fd in ready:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                i = which[fd]
+                procs[i].wait(10)
+                with open(logs[i], errors="replace") as f:
+                    tail = f.read()[-2000:]
+                raise RuntimeError(f"driver {i} exited ({procs[i].returncode}) early: {tail}")
+            bufs[fd] += chunk
+            while fd not in got and b"\n" in bufs[fd]:
+                line, bufs[fd] = bufs[fd].split(b"\n", 1)
+                if line.startswith(b"BENCH "):
+                    got[fd] = line[6:].decode()
+    return [got[p.stdout.fileno()] for p in procs]
+
+
+def _reap(procs: list[Any]) -> None:
+    for p in procs:
+        with contextlib.suppress(Exception):
+            p.wait(30 if p.stdin.closed else 0.1)
+        if p.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                p.kill()
+            p.wait()
+        for stream in (p.stdin, p.stdout):
+            with contextlib.suppress(Exception):
+                stream.close()
+    procs.clear()
+
+
+def scale_drivers(ctx: Any) -> Callable[[], Sample]:
+    """For each size, N driver processes (this interpreter, ``init(address=...)``)
+    attached to the suite's session (``num_cpus=2``). Each connects and runs
+    20 tasks, then waits at a barrier; once all are there, all are told to
+    go at once and each runs tasks_async's workload (5,000 no-op tasks
+    submitted, then one get). Aggregate: N × 5,000 tasks over the time from
+    the go to the last driver's end; per driver: the mean of each driver's
+    own rate; and the time until all drivers were connected and warm."""
+    rt, name = ctx.rt, _name(ctx.rt)
+    sizes = ctx.n(tuple(DRIVERS), DRIVERS_QUICK)
+    ctx.planned = {m for s in sizes for m in _names("scale_drivers", s, _DRIVER_COLS)}
+    address, env = _driver_env(rt, name)
+    tmp = tempfile.mkdtemp(prefix="bench-drivers-")  # the drivers' cwd and logs
+    ctx.defer(lambda: shutil.rmtree(tmp, ignore_errors=True))
+    procs: list[Any] = []
+    ctx.defer(lambda: _reap(procs))  # also when the workload fails midway (runs first)
+    tasks = DRIVER_TASKS["tasks"]
+
+    def noop() -> None:
+        return None
+
+    ctx.get([rt.remote(noop).remote() for _ in range(10)])  # the session's workers up
+
+    def measure(n: int, w: Watch) -> dict[str, Any]:
+        logs = [os.path.join(tmp, f"driver-{n}-{i}.log") for i in range(n)]
+        t0 = time.perf_counter()
+        for log in logs:
+            with open(log, "wb") as err:
+                cmd = [sys.executable, "-c", DRIVER, name, address, str(tasks),
+                       str(ctx.remaining())]
+                procs.append(subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                              stderr=err, env=env, cwd=tmp))
+        _read_bench_lines(procs, logs, ctx, w)
+        ready_s = time.perf_counter() - t0
+        go = time.time()
+        for p in procs:
+            p.stdin.write(b"go\n")
+            p.stdin.flush()
+        ends = [json.loads(line) for line in _read_bench_lines(procs, logs, ctx, w)]
+        for p in procs:
+            p.stdin.close()
+        last = max(e["end"] for e in ends)
+        own = [tasks / max(1e-9, e["end"] - e["start"]) for e in ends]
+        return {"agg_tps": n * tasks / max(1e-9, last - go), "per_tps": sum(own) / n,
+                "ready_s": ready_s,
+                "notes": {"drivers": n, "tasks_per_driver": tasks, "last_end_s": round(last - go, 3),
+                          "driver_tps_min": round(min(own)), "driver_tps_max": round(max(own))}}
+
+    def once() -> Sample:
+        for i, size in enumerate(sizes):
+            n, names = DRIVERS[size], _names("scale_drivers", size, _DRIVER_COLS)
+            _settle()
+            try:
+                with Watch(rt) as w:
+                    got = measure(n, w)
+            except OutOfMemory as e:
+                ctx.notes[f"{size}_failed"] = f"{e} with {len(procs)} drivers started"
+                ctx.say(f"{size}: stopped: {ctx.notes[f'{size}_failed']}")
+                _fail(ctx, names, "memory")
+                for other in sizes[i + 1 :]:
+                    _fail(ctx, _names("scale_drivers", other, _DRIVER_COLS), "skipped: memory")
+                return {}
+            finally:
+                _reap(procs)
+            notes = got.pop("notes")
+            for key, value in got.items():
+                ctx.singles[f"scale_drivers_{size}_{key}"] = value
+            ctx.notes[size] = dict(w.notes(), **notes)
+            ctx.say(f"{size}: {got}")
+        return {}
+
+    return once
+
+
+# Workloads that start (scale_nodes) or attach processes to a cluster other
+# than through the suite's session: scale_nodes runs without it.
+OWN_CLUSTER = frozenset({"scale_nodes"})
+
 # (name, setup, metrics, deadline in seconds): see workloads.Workload (scale=True)
 WORKLOADS: tuple[tuple[str, Callable[[Any], Callable[[], Sample]], tuple[str, ...], float], ...] = (
     ("scale_tasks", scale_tasks, tuple(m[0] for m in METRICS if m[4] == "scale_tasks"), 2400.0),
     ("scale_actors", scale_actors, tuple(m[0] for m in METRICS if m[4] == "scale_actors"), 1800.0),
     ("scale_objects", scale_objects, tuple(m[0] for m in METRICS if m[4] == "scale_objects"),
      900.0),
+    ("scale_nodes", scale_nodes, tuple(m[0] for m in METRICS if m[4] == "scale_nodes"), 1800.0),
+    ("scale_drivers", scale_drivers, tuple(m[0] for m in METRICS if m[4] == "scale_drivers"),
+     1200.0),
 )

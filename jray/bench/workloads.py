@@ -776,7 +776,7 @@ WORKLOADS: tuple[Workload, ...] = (
 # Long, and only with --scale or when named: each in a session of its own.
 WORKLOADS += tuple(
     Workload(name, setup, metrics, timeout_s=timeout, scale=True, reps=1, warmup=0,
-             fresh_session=True)
+             fresh_session=True, in_process=name not in _scaling.OWN_CLUSTER)
     for name, setup, metrics, timeout in _scaling.WORKLOADS
 )
 # Last: they end the suite's session and run a cluster of their own.

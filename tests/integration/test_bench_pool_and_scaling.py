@@ -35,6 +35,10 @@ s.TASKS.update({{"10k": 200, "100k": 400}})
 s.ACTORS.update({{"100": 3, "300": 4}})
 s.OBJECTS.update({{"10k": 300}})
 s.BIG_OBJECTS.update(count=10)
+s.NODES.update({{"4": 2}})
+s.NODE_RUN.update(idle_s=1.0, noop=50, spread=5)
+s.DRIVERS.update({{"4": 2}})
+s.DRIVER_TASKS.update(tasks=100)
 {extra}
 rt = importlib.import_module({runtime!r})
 result = w.run_all(rt, quick=True, reps=1, only={only!r})
@@ -113,12 +117,16 @@ def test_report_has_the_stdlib_and_scaling_tables(jray_result: dict[str, Any], t
 def test_a_size_stops_when_memory_runs_low(tmp_path: Path) -> None:
     # A floor above any machine's memory: the first size stops at once, is
     # reported as failed: memory, the next as skipped, the workload itself ok.
-    result = _run(sys.executable, "jray", ["scale_actors", "scale_tasks"], tmp_path,
+    result = _run(sys.executable, "jray", ["scale_actors", "scale_tasks", "scale_nodes"], tmp_path,
                   extra="s.MEMORY_FLOOR = 1 << 60")
     m = result["metrics"]
-    for k in ("scale_actors_100_ms", "scale_actors_100_pss_mb", "scale_tasks_10k_us"):
+    for k in ("scale_actors_100_ms", "scale_actors_100_pss_mb", "scale_tasks_10k_us",
+              "scale_nodes_1_reg_ms", "scale_nodes_1_noop_tps"):
         assert m[k]["ok"] is False and m[k]["reason"] == "memory", k
     assert m["scale_actors_300_ms"]["reason"] == "skipped: memory"
+    assert m["scale_nodes_4_gcs_cpu_ms"]["reason"] == "skipped: memory"
+    assert result["workloads"]["scale_nodes"]["ok"]
+    assert "0 of 1 raylets started" in result["workloads"]["scale_nodes"]["notes"]["1_failed"]
     assert "scale_actors_1000_ms" not in m  # not planned in a quick run
     assert result["workloads"]["scale_actors"]["ok"]
     assert "available memory fell" in result["workloads"]["scale_actors"]["notes"]["100_failed"]
@@ -127,3 +135,78 @@ def test_a_size_stops_when_memory_runs_low(tmp_path: Path) -> None:
 @pytest.mark.skipif(not RAY_PYTHON.exists(), reason="no .venv-ray (bash bench/setup_ray_venv.sh)")
 def test_pool_and_scaling_workloads_run_on_ray(tmp_path: Path) -> None:
     _check(_run(str(RAY_PYTHON), "ray", ONLY, tmp_path))
+
+
+# scale_nodes and scale_drivers at tiny sizes: 1 and 2 raylets, 1 and 2 drivers
+# (the rows keep the names of 1 and 4).
+NODE_KEYS = ("reg_ms", "gcs_cpu_ms", "others_cpu_ms", "noop_tps", "spread_tps", "spread_nodes")
+DRIVER_KEYS = ("agg_tps", "per_tps", "ready_s")
+
+
+def _check_nodes(result: dict[str, Any]) -> None:
+    w = result["workloads"]["scale_nodes"]
+    assert w["ok"], w["error"]
+    m = result["metrics"]
+    for size, nodes in (("1", 1), ("4", 2)):
+        for key in NODE_KEYS:
+            k = f"scale_nodes_{size}_{key}"
+            assert m[k]["ok"] and m[k]["table"] == "scale_nodes", (k, m[k])
+            # idle CPU may read 0 over a 1 s window (10 ms ticks); the rest is positive
+            assert m[k]["value"] >= 0 if "cpu" in key else m[k]["value"] > 0, k
+        assert w["notes"][size]["nodes"] == nodes and w["notes"][size]["gcs_pid"] > 0
+        assert 1 <= m[f"scale_nodes_{size}_spread_nodes"]["value"] <= nodes
+    assert "scale_nodes_16_reg_ms" not in m  # not planned in a quick run
+
+
+def _check_drivers(result: dict[str, Any]) -> None:
+    w = result["workloads"]["scale_drivers"]
+    assert w["ok"], w["error"]
+    m = result["metrics"]
+    for size, drivers in (("1", 1), ("4", 2)):
+        for key in DRIVER_KEYS:
+            k = f"scale_drivers_{size}_{key}"
+            assert m[k]["ok"] and m[k]["value"] > 0 and m[k]["table"] == "scale_drivers", k
+        notes = w["notes"][size]
+        assert notes["drivers"] == drivers and notes["tasks_per_driver"] == 100
+        # the drivers were this run's processes: counted by the memory watch
+        assert notes["processes"] >= 1
+
+
+def _leftover_drivers() -> list[int]:
+    """Processes still running scale_drivers' driver script (the run that
+    started them has exited: none may be left)."""
+    out = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    if b"BENCH ready" in f.read():
+                        out.append(int(pid))
+            except OSError:
+                pass
+    return out
+
+
+def test_nodes_and_drivers_workloads_run_on_jray(tmp_path: Path) -> None:
+    result = _run(sys.executable, "jray", ["scale_nodes", "scale_drivers"], tmp_path)
+    _check_nodes(result)
+    _check_drivers(result)
+    assert not _leftover_drivers()
+    spec = importlib.util.spec_from_file_location("_bench_report_nd", ROOT / "jray/bench/report.py")
+    assert spec and spec.loader
+    report = sys.modules[spec.name] = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(report)
+    md = report.markdown({"machine": {}, "runs": {"jray": result}})
+    assert "## `scale_nodes`" in md and "## `scale_drivers`" in md
+    assert "| 4 |" in md and "↑" in md
+
+
+@pytest.mark.skipif(not RAY_PYTHON.exists(), reason="no .venv-ray (bash bench/setup_ray_venv.sh)")
+def test_nodes_workload_runs_on_ray(tmp_path: Path) -> None:
+    _check_nodes(_run(str(RAY_PYTHON), "ray", ["scale_nodes"], tmp_path))
+
+
+@pytest.mark.skipif(not RAY_PYTHON.exists(), reason="no .venv-ray (bash bench/setup_ray_venv.sh)")
+def test_drivers_workload_runs_on_ray(tmp_path: Path) -> None:
+    _check_drivers(_run(str(RAY_PYTHON), "ray", ["scale_drivers"], tmp_path))
+    assert not _leftover_drivers()

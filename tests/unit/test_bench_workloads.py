@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -329,7 +330,7 @@ def test_ray_child_runs_without_jray(tmp_path: Path) -> None:
 
 def test_scaling_workloads_are_opt_in_and_run_alone(workloads: ModuleType) -> None:
     names = lambda ws: [w.name for w in ws]  # noqa: E731
-    scaling = ["scale_tasks", "scale_actors", "scale_objects"]
+    scaling = ["scale_tasks", "scale_actors", "scale_objects", "scale_nodes", "scale_drivers"]
     default = names(workloads.selected())
     assert "pool" in default and not set(scaling) & set(default)
     assert "put_1gb" not in default and "put_1gb" in names(workloads.selected(large=True))
@@ -342,6 +343,8 @@ def test_scaling_workloads_are_opt_in_and_run_alone(workloads: ModuleType) -> No
         if w.name in scaling:
             assert w.scale and w.fresh_session and (w.reps, w.warmup) == (1, 0)
             assert w.timeout_s >= 900  # generous deadlines of their own
+            # scale_nodes starts clusters of its own: not in the suite's session
+            assert w.in_process is (w.name != "scale_nodes")
 
 
 def test_scaling_metrics_have_a_row_per_size(workloads: ModuleType) -> None:
@@ -349,13 +352,19 @@ def test_scaling_metrics_have_a_row_per_size(workloads: ModuleType) -> None:
     by_table: dict[str, set[str]] = {}
     for m in workloads.METRICS:
         if m.table.startswith("scale_"):
-            assert m.better == "lower" and m.row and m.column
+            rate = m.unit in ("tasks/s", "nodes")  # higher is better only for these
+            assert m.better == ("higher" if rate else "lower") and m.row and m.column
             by_table.setdefault(m.table, set()).add(m.row)
     assert by_table == {
         "scale_tasks": {"10,000", "100,000", "1,000,000"},
         "scale_actors": {"100", "300", "1,000"},
         "scale_objects": {"10,000", "100,000", "1,000 × 1 MB"},
+        "scale_nodes": {"1", "4", "16", "32"},
+        "scale_drivers": {"1", "4", "16"},
     }
+    assert set(scaling.NODES_QUICK) == {"1", "4"} and set(scaling.DRIVERS_QUICK) == {"1", "4"}
+    assert workloads.METRIC_BY_NAME["scale_nodes_32_gcs_cpu_ms"].unit == "ms/s"
+    assert workloads.METRIC_BY_NAME["scale_drivers_16_agg_tps"].better == "higher"
     assert set(scaling.TASKS_QUICK) == {"10k", "100k"}
     assert "scale_tasks_1M_us" in workloads.METRIC_BY_NAME
     head = workloads.METRIC_BY_NAME["scale_actors_1000_pss_mb"].head()
@@ -460,3 +469,29 @@ def test_report_scaling_tables(report: ModuleType, workloads: ModuleType) -> Non
     assert "| 10,000 | 200 / 800 (0.25×) | 2.00 / 2.00 (1×) |" in md
     assert "| 1,000,000 | failed: memory / — | — |" in md
     assert md.index("| 10,000 |") < md.index("| 1,000,000 |")
+    assert "↑" not in md  # no higher-is-better column in this table
+
+
+def test_report_marks_higher_is_better_columns(report: ModuleType, workloads: ModuleType) -> None:
+    def run(name: str, tps: float) -> dict:
+        metrics = {k: _scale_metric(workloads, k, v) for k, v in (
+            ("scale_nodes_4_reg_ms", 300.0), ("scale_nodes_4_spread_tps", tps))}
+        return {"runtime": name, "reps": 1, "warmup": 0, "metrics": metrics,
+                "workloads": {"scale_nodes": {"ok": True}}}
+
+    md = report.markdown({"machine": {}, "runs": {"jray": run("jray", 400.0),
+                                                  "ray": run("ray", 200.0)}})
+    assert "## `scale_nodes`" in md and "except in the columns marked ↑" in md
+    assert ("| size | registration per node (start until the GCS sees all alive) (ms) | "
+            "10 ms tasks (num_cpus=1), ideal 100/s × nodes (tasks/s) ↑ |") in md
+    assert "| 4 | 300 / 300 (1×) | 400 / 200 (2×) |" in md
+
+
+def test_cpu_seconds_reads_proc() -> None:
+    scaling = load("scaling")
+    t0 = scaling.cpu_seconds(os.getpid())
+    end = time.process_time() + 0.05
+    while time.process_time() < end:
+        pass
+    assert scaling.cpu_seconds(os.getpid()) > t0 >= 0
+    assert scaling.cpu_seconds(2**22 + 12345) == 0.0  # no such process
