@@ -158,7 +158,8 @@ class CoreWorker:
         self.table = ObjectTable(self.lt, self.refs, self.me, Deps(
             ask_owner=self._ask_owner, read_store=self.store.read, free_in_store=self._free_in_store,
             release_hand_off=self._release_hand_off, notify_blocked=self._notify_blocked,
-            on_interrupt=lambda refs: self.on_interrupt(refs)))
+            on_interrupt=lambda refs: self.on_interrupt(refs), prefetch_store=self.store.prefetch,
+            unpin_unread=self.store.unpin_unread))
         self.borrowing = Borrowing(self.lt, self.me, self.refs, self.table, self._worker_stub, self._drop_peer,
                                    closing)
         self.task_events = TaskEventBuffer(self.me, self._send_task_events)

@@ -53,6 +53,10 @@ class Deps:
     release_hand_off: Callable[[cpb.ReturnObject], None]  # loop thread
     notify_blocked: Callable[[bool], bool]  # a task's thread blocks/unblocks; True when noted
     on_interrupt: Callable[[Sequence[Any]], None]  # Ctrl-C while waiting on refs
+    # Pin many store objects in one exchange before reading them (user thread;
+    # StoreClient.prefetch), and release the pins no read took (unpin_unread).
+    prefetch_store: Callable[[list[cpb.ReturnObject]], list[bytes]] = lambda rets: []
+    unpin_unread: Callable[[list[bytes]], None] = lambda ids: None
 
 
 class ObjectTable:
@@ -187,7 +191,15 @@ class ObjectTable:
             finally:
                 if blocked:
                     self.deps.notify_blocked(False)
-        return [self.value_of(r) for r in refs]
+        if len(refs) < 2 or self.lt.in_loop_thread():
+            return [self.value_of(r) for r in refs]
+        # Many values: their store pins in one exchange, not a call each.
+        rets = [ret for ret in (self.objects.get(r.binary()) for r in refs) if ret is not None and ret.in_store]
+        pinned = self.deps.prefetch_store(rets) if len(rets) > 1 else []
+        try:
+            return [self.value_of(r) for r in refs]
+        finally:
+            self.deps.unpin_unread(pinned)
 
     def _wait_all(self, refs: Sequence[Any], timeout: float | None) -> None:
         me = self.me.owner_key

@@ -249,6 +249,55 @@ class StoreClient:
         view = self.arena.read_view(pin[0], pin[1], on_release=lambda: self._release_pin(oid))
         return serialization.deserialize(view)
 
+    def prefetch(self, rets: list[cpb.ReturnObject]) -> list[bytes]:
+        """Pin many objects of this node's store in one pipelined exchange
+        with the raylet (a ``get`` of a list of refs), so the ``read`` of each
+        finds its pin and makes no call of its own. Returns the ids pinned
+        here, each with no view yet: the caller hands them to ``unpin_unread``
+        once it has read what it wanted (a pin no view took is released).
+        Objects on other nodes, spilled or missing are left to ``read``."""
+        if self.remote is not None or self.direct is None or len(rets) < 2:
+            return []
+        want: dict[bytes, cpb.ReturnObject] = {}
+        with self._pins_lock:
+            for ret in rets:
+                oid = ret.object_id
+                if oid not in self._pins and oid not in want and (not ret.node_id or ret.node_id == self.me.node_id):
+                    want[oid] = ret
+        if len(want) < 2:
+            return []
+        requests = [rpb.GetObjectRequest(object_id=oid, client_id=self.me.worker_id, timeout=60.0) for oid in want]
+        replies = self.direct.call_many("GetObject", requests)
+        pinned: list[bytes] = []
+        extra: list[bytes] = []
+        with self._pins_lock:
+            for oid, reply in zip(want, replies):
+                if not reply.found:
+                    continue
+                if reply.spill_path or oid in self._pins:  # read() reads the spill file / another thread pinned it
+                    extra.append(oid)
+                    continue
+                self._pins[oid] = [reply.offset, reply.size, 0]
+                pinned.append(oid)
+        if extra:
+            self._release_pin_rpc(extra)
+        return pinned
+
+    def unpin_unread(self, ids: list[bytes]) -> None:
+        """After a ``get`` that prefetched ``ids``: release the pins no view
+        holds (those whose value was not read, e.g. an earlier one raised);
+        the others go when their last view dies, as usual."""
+        if not ids or self.closing():
+            return
+        try:
+            self.lt.loop.call_soon_threadsafe(self._queue_releases, ids)
+        except RuntimeError:  # loop closed
+            pass
+
+    def _queue_releases(self, ids: list[bytes]) -> None:
+        for oid in ids:
+            self._queue_release(oid)
+
     def _read_spill_file(self, oid: bytes, path: str, size: int) -> bytearray:
         """Read an object's spill file, which the raylet pinned for us (it is
         not deleted while we read), then release that pin."""
