@@ -271,7 +271,7 @@ class StoreClient:
         pinned: list[bytes] = []
         extra: list[bytes] = []
         with self._pins_lock:
-            for oid, reply in zip(want, replies):
+            for oid, reply in zip(want, replies, strict=True):
                 if not reply.found:
                     continue
                 if reply.spill_path or oid in self._pins:  # read() reads the spill file / another thread pinned it
