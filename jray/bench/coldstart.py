@@ -110,9 +110,15 @@ def cold_start(name: str, init_kwargs: dict[str, Any]) -> dict[str, float]:
         t4 = time.perf_counter()
         out = {"import_s": t1 - t0, "init_s": t2 - t1, "first_task_s": t4 - t3}
         out.update(idle_memory(rt))
-        return out
-    finally:
+    except BaseException:
         rt.shutdown()
+        raise
+    # Shutdown: until every process the runtime started is gone (both
+    # runtimes stop theirs before shutdown() returns).
+    t5 = time.perf_counter()
+    rt.shutdown()
+    out["shutdown_s"] = time.perf_counter() - t5
+    return out
 
 
 if __name__ == "__main__":

@@ -164,22 +164,22 @@ def test_fmt_cell(report: ModuleType) -> None:
 
 
 def test_targets_in_both_directions(report: ModuleType) -> None:
-    # lower is better: init 0.4 s vs 2.5 s is 0.16×, under the 0.2× target
+    # lower is better: init 0.2 s vs 2.5 s is 0.08×, under the 0.1× target
+    r = report.row("init_s", metric(0.2, better="lower"), metric(2.5, better="lower"))
+    assert (r["ratio"], r["target"], r["met"], r["better"]) == ("0.08×", "≤ 0.1×", "met", "lower")
     r = report.row("init_s", metric(0.4, better="lower"), metric(2.5, better="lower"))
-    assert (r["ratio"], r["target"], r["met"], r["better"]) == ("0.16×", "≤ 0.2×", "met", "lower")
-    r = report.row("init_s", metric(1.0, better="lower"), metric(2.5, better="lower"))
     assert r["met"] == "not met"
-    # higher is better: 3,000 vs 2,000 tasks/s is 1.5×, exactly the target
-    r = report.row("tasks_async", metric(3000.0), metric(2000.0))
-    assert (r["ratio"], r["met"]) == ("1.5×", "met")
-    r = report.row("actor_create", metric(44.0), metric(4.0))
-    assert (r["ratio"], r["met"]) == ("11×", "met")
-    r = report.row("tasks_async", metric(2999.0), metric(2000.0))
+    # higher is better: 12,000 vs 2,000 tasks/s is 6×, exactly the target
+    r = report.row("tasks_async", metric(12000.0), metric(2000.0))
+    assert (r["ratio"], r["met"]) == ("6×", "met")
+    r = report.row("actor_create", metric(220.0), metric(4.0))
+    assert (r["ratio"], r["met"]) == ("55×", "met")
+    r = report.row("tasks_async", metric(11999.0), metric(2000.0))
     assert r["met"] == "not met"
 
 
 def test_untargeted_failed_and_boolean_rows(report: ModuleType) -> None:
-    r = report.row("actor_sync", metric(900.0), metric(1000.0))
+    r = report.row("actor_nn", metric(900.0), metric(1000.0))
     assert (r["ratio"], r["target"], r["met"]) == ("0.9×", "", "")
     r = report.row(
         "tasks_async", {"title": "t", "unit": "u", "better": "higher", "ok": False}, metric(2.0)
@@ -200,26 +200,26 @@ def test_markdown(report: ModuleType) -> None:
             "reps": 3,
             "warmup": 1,
             "seconds": 12.0,
-            "metrics": {"tasks_async": metric(rate, rate - 1, rate + 1, unit="tasks/s")},
+            "metrics": {"task_rtt_ms": metric(rate, rate - 0.1, rate + 0.1, unit="ms", better="lower")},
             "workloads": {
-                "tasks_async": {"ok": True},
+                "task_rtt": {"ok": True},
                 "wait_1k": {"ok": ok, "error": "TimeoutError: slow\nmore"},
             },
         }
 
     results = {
         "machine": {"date": "2026-01-01 00:00 UTC", "cpu": "CPU X", "cores": 2, "memory_gib": 23.5},
-        "runs": {"jray": run("jray", 3000.0, ok=False), "ray": run("ray", 2000.0)},
+        "runs": {"jray": run("jray", 1.2, ok=False), "ray": run("ray", 2.0)},
     }
     md = report.markdown(results)
     assert "CPU X · 2 cores · 23.5 GiB" in md
     assert "- **jray**: jray 9.9, Python 3.11.7, 3 repetitions after 1 warm-up, 12 s" in md
     assert "| workload | unit | jray | Ray | jray/Ray | better is | target | met |" in md
     assert (
-        "| t | tasks/s | 3,000 (2,999–3,001) | 2,000 (1,999–2,001) | 1.5× | higher | ≥ 1.5× | met |"
+        "| t | ms | 1.20 (1.10–1.30) | 2.00 (1.90–2.10) | 0.6× | lower | ≤ 0.7× | met |"
         in md
     )
-    assert "Targets met: 1 of 1 (20 more not measured in this run)." in md
+    assert "Targets met: 1 of 1 (24 more not measured in this run)." in md
     assert "- jray `wait_1k`: TimeoutError: slow" in md
     assert "Ray `wait_1k`" not in md
 
@@ -437,7 +437,7 @@ def test_report_pool_against_the_stdlib(report: ModuleType, workloads: ModuleTyp
     # the jray/Ray row in the main table, with its target; the stdlib figure only below
     assert "| Pool: 5,000 `apply_async` (no-op), then get all | calls/s | 3,000 | 1,000 | 3× |" in main
     assert "stdlib Pool" not in main
-    assert "Targets met: 1 of 1 (20 more not measured in this run)." in main
+    assert "Targets met: 1 of 1 (24 more not measured in this run)." in main
     assert (
         "| Pool: 5,000 `apply_async` (no-op), then get all | calls/s | 3,000 | 5,000 | 0.6× | "
         "1,000 | 4,000 | 0.25× | ≥ 0.5× stdlib | met |" in rest
