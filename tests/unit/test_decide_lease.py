@@ -26,6 +26,7 @@ from jray._private.raylet.lease_policy import (
     bundle_lookup,
     decide_bundle_lease,
     decide_lease,
+    reserve_spilled,
 )
 from jray._private.raylet.scheduler import NodeResources
 
@@ -308,3 +309,25 @@ LOOKUP_CASES = [
 def test_bundle_lookup(found: bool, group: gpb.PlacementGroupInfo, index: int, demand: dict[str, float],
                        expected: BundleLookup) -> None:
     assert bundle_lookup(found, group, PG, index, demand) == expected
+
+
+def test_requests_spilled_between_heartbeats_go_to_different_nodes() -> None:
+    # This node full, three idle 1-CPU nodes in the view: each spill counts
+    # against its target until the next heartbeat, so a burst spreads over
+    # all three, then queues here (it used to send all of them to the first).
+    def idle(i: int) -> gpb.NodeInfo:
+        return gpb.NodeInfo(node_id=bytes([i]) * 4, alive=True, ip=f"10.0.1.{i}", raylet_port=7000,
+                            resources_total={"CPU": 1}, resources_available={"CPU": 1})
+
+    nodes = (gpb.NodeInfo(node_id=HERE_ID, alive=True, resources_total={"CPU": 2},
+                          resources_available={"CPU": 0}), idle(1), idle(2), idle(3))
+    v = view(used=2, nodes=nodes)  # type: ignore[arg-type]
+    targets = []
+    for _ in range(3):
+        d = decide_lease(req(), v)
+        assert isinstance(d, Spill)
+        reserve_spilled(d.node, {"CPU": 1, "memory": 5})  # a resource the view lacks is left alone
+        targets.append(d.node.node_id)
+    assert sorted(targets) == [bytes([i]) * 4 for i in (1, 2, 3)]
+    assert decide_lease(req(), v) == Wait("resources")
+    assert dict(nodes[1].resources_available) == {"CPU": 0.0}

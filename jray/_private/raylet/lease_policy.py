@@ -50,7 +50,7 @@ rules in a table.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol
 
@@ -240,6 +240,20 @@ def _spill_or_queue(req: LeaseRequest, view: LeaseView, pinned: bool, rr: int | 
         if other is not None:
             return Spill(other, rr)
     return Wait("resources", rr)
+
+
+def reserve_spilled(node: PeerNode, demand: Mapping[str, float]) -> None:
+    """Count a request spilled to ``node`` against its room in this raylet's
+    view (a heartbeat reply's ``gpb.NodeInfo``, whose map is writable) until
+    the next heartbeat replaces the view, as Ray's cluster resource scheduler
+    subtracts what it sent to a remote node. Without it every request spilled
+    between two heartbeats goes to the one node the view shows emptiest: a
+    burst of tasks then reaches one new node per heartbeat instead of all of
+    them (scale_nodes: 9 of 16 nodes used by 800 tasks of 10 ms)."""
+    avail: MutableMapping[str, float] = node.resources_available  # type: ignore[assignment]
+    for key, amount in demand.items():
+        if key in avail:
+            avail[key] = max(0.0, avail[key] - amount)
 
 
 # -- placement groups ------------------------------------------------------------

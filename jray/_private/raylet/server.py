@@ -61,6 +61,7 @@ from jray._private.raylet.lease_policy import (
     bundle_lookup,
     decide_bundle_lease,
     decide_lease,
+    reserve_spilled,
 )
 from jray._private.raylet.leases import BlockedWorkers, LeaseQueue, LeaseRecord, LeaseTable
 from jray._private.raylet.logs import LogDir, LogError
@@ -332,6 +333,7 @@ class Raylet(rgrpc.RayletServiceServicer):
             if d.spread_rr is not None:
                 self._spread_rr = d.spread_rr
             if isinstance(d, Spill):
+                reserve_spilled(d.node, req.demand)
                 return _spill(d.node)
             if isinstance(d, Grant):
                 alloc = self.res.acquire(req.demand)
