@@ -140,23 +140,40 @@ class ChannelPool:
         self._md = ((config.TOKEN_METADATA_KEY, token),)
         self._channels: dict[str, aio.Channel] = {}
         self._stubs: dict[tuple[str, type], Any] = {}
+        self._raw: dict[tuple[str, str], Any] = {}
 
     def stub(self, address: str, stub_cls: type) -> Any:
         """Must be called on the event loop the channels belong to."""
         key = (address, stub_cls)
         s = self._stubs.get(key)
         if s is None:
-            ch = self._channels.get(address)
-            if ch is None:
-                import asyncio
-
-                asyncio.get_running_loop()  # raises outside the loop: aio channels are loop-bound
-                # No client interceptor: an intercepted aio call runs the
-                # interceptor in a task of its own (a loop iteration and
-                # ~40 us per call). The stub's methods carry the token.
-                ch = self._channels[address] = open_channel(address)
-            s = self._stubs[key] = _with_metadata(stub_cls(ch), self._md)
+            s = self._stubs[key] = _with_metadata(stub_cls(self._channel(address)), self._md)
         return s
+
+    def _channel(self, address: str) -> aio.Channel:
+        ch = self._channels.get(address)
+        if ch is None:
+            import asyncio
+
+            asyncio.get_running_loop()  # raises outside the loop: aio channels are loop-bound
+            # No client interceptor: an intercepted aio call runs the
+            # interceptor in a task of its own (a loop iteration and
+            # ~40 us per call). The stub's methods carry the token.
+            ch = self._channels[address] = open_channel(address)
+        return ch
+
+    def raw_unary_stream(self, address: str, method: str, request_serializer: Callable[[Any], bytes]) -> Any:
+        """``method`` (``/package.Service/Method``) on the channel to
+        ``address``, token bound, its replies left as the raw bytes of each
+        message (the caller parses what it needs: a bulk stream's data is
+        then copied once, not three times). On the event loop, as :meth:`stub`."""
+        key = (address, method)
+        call = self._raw.get(key)
+        if call is None:
+            multi = self._channel(address).unary_stream(method, request_serializer=request_serializer,
+                                                         response_deserializer=None)
+            call = self._raw[key] = functools.partial(multi, metadata=self._md)
+        return call
 
     def drop(self, address: str, dead: bool = False) -> None:
         """Forget the channel to ``address``; ``dead``: its node was declared
@@ -165,6 +182,8 @@ class ChannelPool:
         ch = self._channels.pop(address, None)
         for key in [k for k in self._stubs if k[0] == address]:
             del self._stubs[key]
+        for rkey in [k for k in self._raw if k[0] == address]:
+            del self._raw[rkey]
         if ch is not None:  # the peer is gone: close the channel in the background
             import asyncio
 
@@ -185,6 +204,7 @@ class ChannelPool:
                 pass
         self._channels.clear()
         self._stubs.clear()
+        self._raw.clear()
 
 
 def is_connection_error(e: BaseException) -> bool:

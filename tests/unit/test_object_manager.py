@@ -21,7 +21,7 @@ from jray._private.ids import TASK_ID_SIZE, object_id_for
 from jray._private.object_store import Arena, LocalObjectStore
 from jray._private.protocol import common_pb2 as cpb
 from jray._private.protocol import raylet_pb2 as rpb
-from jray._private.raylet.object_manager import ObjectManager
+from jray._private.raylet.object_manager import ObjectManager, encode_chunk, split_chunk
 
 KiB = 1 << 10
 SRC, DST = b"\x01" * 16, b"\x02" * 16
@@ -32,10 +32,11 @@ OID = b"\x07" * 28
 class Cluster:
     """Two object managers; ``dst`` reaches ``src`` at SRC_ADDRESS."""
 
-    def __init__(self, tmp_path: str, dst_capacity: int) -> None:
+    def __init__(self, tmp_path: str, dst_capacity: int, raw: bool = False) -> None:
         self.arenas: list[Arena] = []
         self.chunks_sent = 0
         self.fail_after: int | None = None  # chunks, then the stream breaks
+        self.raw = raw  # pulls over ReadObjectRaw (serialized chunks), as raylets do
         self.src = self._manager(SRC, 256 * KiB, None)
         self.dst = self._manager(DST, dst_capacity, os.path.join(tmp_path, "spill"))
 
@@ -43,7 +44,21 @@ class Cluster:
         arena = Arena.create(f"/dev/shm/jray-test-{uuid.uuid4().hex[:12]}", 1024 * KiB)
         self.arenas.append(arena)
         store = LocalObjectStore(arena, capacity, spill_dir=spill_dir)
-        return ObjectManager(store=store, arena=arena, node_id=node_id, raylet_stub=self._stub)
+        return ObjectManager(store=store, arena=arena, node_id=node_id, raylet_stub=self._stub,
+                             read_object=self._read_raw if self.raw else None)
+
+    def _read_raw(self, address: str) -> Any:
+        assert address == SRC_ADDRESS
+
+        async def call(request: rpb.ReadObjectRequest) -> AsyncIterator[bytes]:
+            async for raw in self.src.read_raw(request):
+                assert isinstance(raw, bytes)
+                if self.fail_after is not None and self.chunks_sent >= self.fail_after:
+                    raise ConnectionError("the source went away")
+                self.chunks_sent += 1
+                yield raw
+
+        return call
 
     def _stub(self, address: str) -> Any:
         assert address == SRC_ADDRESS
@@ -51,6 +66,7 @@ class Cluster:
 
         class Stub:
             async def ReadObject(self, request: rpb.ReadObjectRequest) -> AsyncIterator[rpb.ObjectChunk]:
+                assert not cluster.raw, "a pull with read_object must not use the parsed stream"
                 async for chunk in cluster.src.read(request):
                     if cluster.fail_after is not None and cluster.chunks_sent >= cluster.fail_after:
                         raise ConnectionError("the source went away")
@@ -80,10 +96,10 @@ class Cluster:
             a.unlink()
 
 
-@pytest.fixture
-def cluster(tmp_path: object, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cluster]:
+@pytest.fixture(params=[False, True], ids=["parsed", "raw"])
+def cluster(tmp_path: object, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> Iterator[Cluster]:
     monkeypatch.setattr(config, "OBJECT_CHUNK_BYTES", 4 * KiB)
-    c = Cluster(str(tmp_path), 256 * KiB)
+    c = Cluster(str(tmp_path), 256 * KiB, raw=request.param)
     yield c
     c.close()
 
@@ -157,3 +173,27 @@ def test_a_dead_worker_s_puts_are_freed_its_task_returns_kept(cluster: Cluster) 
         cluster.src.seal(oid)
     cluster.src.forget_client(b"w1")
     assert not cluster.src.store.contains(put) and cluster.src.store.contains(ret)
+
+
+@pytest.mark.parametrize("found,total,offset,data", [
+    (True, 10, 0, b"abc"), (False, 0, 0, b""), (True, 1 << 40, 1 << 35, b"x" * 300), (True, 5, 3, b""),
+    (True, 2 * KiB, 0, bytes(range(256)) * 8)])
+def test_chunks_serialized_by_hand_are_protobuf_s(found: bool, total: int, offset: int, data: bytes) -> None:
+    """ReadObjectRaw's replies are ObjectChunk messages byte for byte, and
+    the puller's parse reads protobuf's own serialization, the data a view
+    into the reply (copied once, into the store)."""
+    msg = rpb.ObjectChunk(found=found, total_size=total, offset=offset, data=data)
+    assert encode_chunk(found, total, offset, memoryview(data)) == msg.SerializeToString()
+    raw = msg.SerializeToString()
+    f, t, o, d = split_chunk(raw)
+    assert (f, t, o, bytes(d)) == (found, total, offset, data)
+    assert d.obj is raw  # no copy
+
+
+def test_a_malformed_chunk_is_an_error_not_garbage() -> None:
+    raw = rpb.ObjectChunk(found=True, total_size=10, data=b"0123456789").SerializeToString()
+    with pytest.raises(ValueError):
+        split_chunk(raw[:-3])
+    # a field this parser does not know is skipped, as protobuf does
+    f, t, _, d = split_chunk(raw + b"\x28\x05" + b"\x35" + b"\0" * 4)
+    assert f and t == 10 and bytes(d) == b"0123456789"

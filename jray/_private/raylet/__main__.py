@@ -53,7 +53,7 @@ from jray._private import config, daemon, direct, rpc
 from jray._private import metrics as _metrics
 from jray._private.ids import random_id
 from jray._private.protocol import raylet_pb2_grpc as rgrpc
-from jray._private.raylet.server import Raylet
+from jray._private.raylet.server import Raylet, add_raw_methods
 from jray._private.raylet.worker_pool import WorkerPool, adopt_zygote, spawn_zygote
 from jray._private.runtime_env.agent import RuntimeEnvAgent
 
@@ -97,6 +97,7 @@ async def main(ns: argparse.Namespace) -> None:
                     is_head=ns.head, labels=json.loads(ns.labels))
     server, port = rpc.make_server(token, ns.node_ip if ns.node_ip != "127.0.0.1" else "127.0.0.1", ns.port)
     rgrpc.add_RayletServiceServicer_to_server(raylet, server)
+    add_raw_methods(raylet, server)
     await server.start()
     raylet.port = port
     try:  # ray.util.metrics: this node's processes' metrics for Prometheus

@@ -6,7 +6,15 @@ A get for an object that lives on another node *pulls* it: this node asks
 that node's raylet to stream it (``ReadObject``) in chunks of
 ``config.OBJECT_CHUNK_BYTES`` and writes them into its own store, or into a
 spill file of its own when the object does not fit in memory, as a local put
-would. Concurrent gets of one object share one pull. The serving side
+would. Both ends handle each chunk as the raw bytes of its ``ObjectChunk``
+message (``ReadObjectRaw``, a method the proto does not name: the same
+request, replies that are ``ObjectChunk`` messages serialized by
+:func:`encode_chunk` and read by :func:`split_chunk`). The data is then
+copied once on each side (store to message, message to store), where
+protobuf copies it three times to send (``bytes()``, the field, the
+serialization) and twice more to receive (the parse, ``chunk.data``): the
+copies had made the raylets' CPU the limit of a transfer between machines
+(measured with ``bench/network.py``). Concurrent gets of one object share one pull. The serving side
 (:meth:`ObjectManager.read`) waits briefly for an object not sealed yet (a
 writer seals without waiting, so its location can reach a puller first) and
 reads a spilled object from its file without restoring it.
@@ -14,14 +22,15 @@ reads a spilled object from its file without restoring it.
 The raylet servicer (``server.py``) composes one :class:`ObjectManager` and
 its store RPCs (gRPC, and the direct transport's ``CreateObject``,
 ``GetObject``, ``AbortObject``) delegate here. The manager reaches other
-raylets only through the ``raylet_stub(address)`` factory it is given.
+raylets only through the ``raylet_stub(address)`` factory it is given (and,
+for pulls, ``read_object(address)``: ``ReadObjectRaw`` on that raylet).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any
 
 from jray._private import config
@@ -31,17 +40,96 @@ from jray._private.protocol import raylet_pb2 as rpb
 
 logger = logging.getLogger(__name__)
 
+# ObjectChunk's field numbers (raylet.proto): total_size, offset, data, found.
+_TOTAL, _OFFSET, _DATA, _FOUND = 1, 2, 3, 4
+
+
+def _varint(b: memoryview, i: int) -> tuple[int, int]:
+    v = shift = 0
+    while True:
+        byte = b[i]
+        i += 1
+        v |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return v, i
+        shift += 7
+
+
+def _encode_varint(v: int) -> bytes:
+    out = bytearray()
+    while v >= 0x80:
+        out.append((v & 0x7F) | 0x80)
+        v >>= 7
+    out.append(v)
+    return bytes(out)
+
+
+def encode_chunk(found: bool, total: int = 0, offset: int = 0, data: bytes | memoryview = b"") -> bytes:
+    """A serialized ``ObjectChunk`` (what ``SerializeToString`` would give),
+    ``data`` copied once, straight into the message."""
+    head = b""
+    if total:
+        head += b"\x08" + _encode_varint(total)
+    if offset:
+        head += b"\x10" + _encode_varint(offset)
+    if len(data):
+        head += b"\x1a" + _encode_varint(len(data))
+    return b"".join((head, data, b"\x20\x01" if found else b""))
+
+
+def split_chunk(raw: bytes | memoryview) -> tuple[bool, int, int, memoryview]:
+    """``(found, total_size, offset, data)`` of a serialized ``ObjectChunk``,
+    ``data`` a view into ``raw`` (no copy). Fields it does not know are
+    skipped, as protobuf does; a malformed message raises ValueError."""
+    b = memoryview(raw)
+    found, total, offset, data = False, 0, 0, b[0:0]
+    i, n = 0, len(b)
+    try:
+        while i < n:
+            key, i = _varint(b, i)
+            field, wire = key >> 3, key & 7
+            if wire == 0:
+                v, i = _varint(b, i)
+                if field == _TOTAL:
+                    total = v
+                elif field == _OFFSET:
+                    offset = v
+                elif field == _FOUND:
+                    found = bool(v)
+            elif wire == 2:
+                length, i = _varint(b, i)
+                if i + length > n:
+                    raise ValueError("a field runs past the end of the message")
+                if field == _DATA:
+                    data = b[i:i + length]
+                i += length
+            elif wire in (1, 5):
+                i += 8 if wire == 1 else 4
+            else:
+                raise ValueError(f"wire type {wire}")
+    except IndexError:
+        raise ValueError("truncated ObjectChunk") from None
+    if i != n:
+        raise ValueError("truncated ObjectChunk")
+    return found, total, offset, data
+
 
 class ObjectManager:
     """Serves ``store`` (a ``LocalObjectStore`` over ``arena``) to this node's
     clients and pulls objects from other nodes into it."""
 
-    def __init__(self, *, store: Any, arena: Any, node_id: bytes, raylet_stub: Callable[[str], Any]) -> None:
-        """``raylet_stub(address)``: a RayletService stub for another raylet's ``ip:port``."""
+    def __init__(self, *, store: Any, arena: Any, node_id: bytes, raylet_stub: Callable[[str], Any],
+                 read_object: Callable[[str], Callable[[rpb.ReadObjectRequest], AsyncIterator[bytes]]] | None
+                 = None) -> None:
+        """``raylet_stub(address)``: a RayletService stub for another raylet's
+        ``ip:port``; ``read_object(address)``: that raylet's ``ReadObject``
+        yielding each reply's raw bytes (without it, pulls use the stub's
+        parsed messages)."""
         self.store = store
         self.arena = arena
         self.node_id = node_id
         self.raylet_stub = raylet_stub
+        self.read_object = read_object
         self.num_pulls = 0  # transfers started from other nodes (GetNodeStats)
         self._pulls: dict[bytes, asyncio.Future[str]] = {}
         self._seal_waiters: dict[bytes, list[asyncio.Future[None]]] = {}
@@ -236,33 +324,41 @@ class ObjectManager:
         from jray.exceptions import ObjectStoreFullError
 
         self.num_pulls += 1
-        stub = self.raylet_stub(address)
         view = None
         file = None
         created = False
+        request = rpb.ReadObjectRequest(object_id=oid, chunk_size=config.OBJECT_CHUNK_BYTES)
         try:
-            async for chunk in stub.ReadObject(rpb.ReadObjectRequest(object_id=oid, chunk_size=config.OBJECT_CHUNK_BYTES)):
-                if not chunk.found:
+            stream = (self.read_object(address)(request) if self.read_object is not None
+                      else self.raylet_stub(address).ReadObject(request))
+            async for msg in stream:
+                if isinstance(msg, (bytes, memoryview)):
+                    found, total, pos, data = split_chunk(msg)
+                else:
+                    found, total, pos, data = msg.found, msg.total_size, msg.offset, msg.data
+                if not found:
                     return f"the object is not on node {address}"
                 if view is None and file is None:
                     try:
-                        offset = self.store.create(oid, chunk.total_size, primary=False)
+                        offset = self.store.create(oid, total, primary=False)
                     except ObjectExistsError:
                         return ""
                     except ObjectStoreFullError as e:
                         if self.store.spill_dir is None:
                             return f"no room for it in this node's store: {e}"
-                        path = self.store.create_spilled(oid, chunk.total_size, primary=False)
+                        path = self.store.create_spilled(oid, total, primary=False)
                         created = True
                         file = open(path, "r+b")  # noqa: SIM115 - closed below
                     else:
                         created = True
-                        view = self.arena.write_view(offset, chunk.total_size)
+                        view = self.arena.write_view(offset, total)
+                if pos < 0 or pos + len(data) > total:
+                    raise ValueError(f"chunk at {pos} (+{len(data)}) is outside the object's {total} bytes")
                 if file is not None:
-                    file.seek(chunk.offset)
-                    file.write(chunk.data)
+                    file.seek(pos)
+                    file.write(data)
                 elif view is not None:
-                    view[chunk.offset: chunk.offset + len(chunk.data)] = chunk.data
+                    view[pos: pos + len(data)] = data
             if file is not None:
                 file.close()
             elif view is not None:
@@ -281,13 +377,22 @@ class ObjectManager:
     async def read(self, request: rpb.ReadObjectRequest) -> AsyncGenerator[rpb.ObjectChunk, None]:
         """Stream ``request.object_id`` to another node in chunks; one
         ``found=False`` chunk when it is not here."""
+        async for found, total, pos, data in self._chunks(request):
+            yield rpb.ObjectChunk(found=found, total_size=total, offset=pos, data=bytes(data))
+
+    async def read_raw(self, request: rpb.ReadObjectRequest) -> AsyncGenerator[bytes, None]:
+        """:meth:`read`, each chunk already serialized (:func:`encode_chunk`)."""
+        async for found, total, pos, data in self._chunks(request):
+            yield encode_chunk(found, total, pos, data)
+
+    async def _chunks(self, request: rpb.ReadObjectRequest) -> AsyncGenerator[tuple[bool, int, int, Any], None]:
         oid = request.object_id
         if not self.store.contains(oid):
             # Writers seal without waiting: the location can reach a puller
             # before the seal reaches us. Wait for it a little.
             await self._wait_sealed(oid, 10)
             if not self.store.contains(oid):
-                yield rpb.ObjectChunk(found=False)
+                yield False, 0, 0, b""
                 return
         chunk = request.chunk_size or config.OBJECT_CHUNK_BYTES
         # read_chunks pins the object while it runs and reads a spilled one
@@ -295,5 +400,5 @@ class ObjectManager:
         total = self.store.object_size(oid) or 0
         pos = 0
         for data in self.store.read_chunks(oid, chunk):
-            yield rpb.ObjectChunk(found=True, total_size=total, offset=pos, data=bytes(data))
+            yield True, total, pos, data
             pos += len(data)

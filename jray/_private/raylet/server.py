@@ -77,6 +77,11 @@ from jray._private.tunnel import TunnelHost
 
 logger = logging.getLogger(__name__)
 SP = cpb.SchedulingStrategy
+SERVICE = rpb.DESCRIPTOR.services_by_name["RayletService"].full_name
+# ReadObject with replies serialized by hand (object_manager.encode_chunk):
+# not in raylet.proto, registered beside the service by add_raw_methods.
+READ_OBJECT_RAW = "ReadObjectRaw"
+READ_OBJECT_METHOD = f"/{SERVICE}/{READ_OBJECT_RAW}"
 # A runtime_env set-up still running after this shows as a progress line
 # where the task's output goes, redrawn this often.
 ENV_PROGRESS_AFTER_SECONDS = 0.5
@@ -113,8 +118,11 @@ class Raylet(rgrpc.RayletServiceServicer):
         self.leases = LeaseTable(self.res)
         self.queue = LeaseQueue()  # lease requests waiting for resources here
         self.blocked = BlockedWorkers()  # workers blocked in get/wait (their CPU lent)
-        self.objects = ObjectManager(store=store, arena=arena, node_id=node_id,
-                                     raylet_stub=lambda address: self.pool.stub(address, rgrpc.RayletServiceStub))
+        self.objects = ObjectManager(
+            store=store, arena=arena, node_id=node_id,
+            raylet_stub=lambda address: self.pool.stub(address, rgrpc.RayletServiceStub),
+            read_object=lambda address: self.pool.raw_unary_stream(
+                address, READ_OBJECT_METHOD, rpb.ReadObjectRequest.SerializeToString))
         self.workers: WorkerPool | None = None
         self.envs: RuntimeEnvAgent | None = None  # set by __main__ (it knows the directories)
         self._env_watches: set[tuple[str, str, int]] = set()  # set-ups shown as progress lines
@@ -606,6 +614,12 @@ class Raylet(rgrpc.RayletServiceServicer):
             async for chunk in chunks:
                 yield chunk
 
+    async def ReadObjectRaw(self, request: rpb.ReadObjectRequest, context: Any) -> AsyncIterator[bytes]:
+        """ReadObject, each reply already serialized (another raylet's pull)."""
+        async with contextlib.aclosing(self.objects.read_raw(request)) as chunks:
+            async for chunk in chunks:
+                yield chunk
+
     async def Tunnel(self, request_iterator: Any, context: Any) -> AsyncIterator[rpb.TunnelFrame]:
         async for frame in self.tunnels.serve(request_iterator, context):
             yield frame
@@ -746,3 +760,12 @@ async def _quiet(coro: Any) -> None:
         await coro
     except grpc.RpcError:
         pass
+
+
+def add_raw_methods(raylet: Raylet, server: Any) -> None:
+    """The methods a raylet serves beside ``raylet.proto``'s, their replies
+    bytes the handler serialized itself (``ReadObjectRaw``)."""
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, {
+        READ_OBJECT_RAW: grpc.unary_stream_rpc_method_handler(
+            raylet.ReadObjectRaw, request_deserializer=rpb.ReadObjectRequest.FromString, response_serializer=None),
+    }),))
