@@ -99,6 +99,26 @@ PALETTE = (
 )
 
 
+#: The plain-HTML pages' colours (tables, logs) as CSS variables, one set for
+#: both so they look alike: light by default, dark under ``?theme=dark``
+#: (``data-jray-theme``) or, with no theme asked, a dark browser. The dark
+#: background is Bokeh's ``dark_minimal`` one, as on the Bokeh pages.
+_LIGHT_VARS = ("--fg: #1f1f1f; --muted: #6b6b6b; --bg: #fff; --panel: #f7f7f7; --line: #e3e3e3; --hover: #eef4fb; "
+               "--select: #d6e6f8; --accent: #1565c0; --bad: #c62828; --ok: #2e7d32; --run: #1565c0; "
+               "--input: #fff; --mark: #ffe066; --mark-fg: #1f1f1f;")
+_DARK_VARS = ("--fg: #e0e0e0; --muted: #a0a6ab; --bg: #15191c; --panel: #1d2226; --line: #353b40; "
+              "--hover: #23303d; --select: #1f3a57; --accent: #6ab0f3; --bad: #ef6b67; --ok: #74c77a; "
+              "--run: #6ab0f3; --input: #20262b; --mark: #8a6d00; --mark-fg: #fff;")
+PLAIN_PALETTE = (f":root {{ {_LIGHT_VARS} color-scheme: light; }}\n"
+                 f"@media (prefers-color-scheme: dark) {{ :root:not([data-jray-theme=light]) {{ {_DARK_VARS} "
+                 "color-scheme: dark; } }\n"
+                 f":root[data-jray-theme=dark] {{ {_DARK_VARS} color-scheme: dark; }}\n"
+                 "body { font: 13px system-ui, -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif; "
+                 "color: var(--fg); background: var(--bg); }\n"
+                 "input, select, button { font: inherit; background: var(--input); color: var(--fg); "
+                 "border: 1px solid var(--line); border-radius: 3px; }\n")
+
+
 def color_for(name: str) -> str:
     """The same colour for the same function name, in every process and page (never a red)."""
     return PALETTE[zlib.crc32(name.encode()) % len(PALETTE)]

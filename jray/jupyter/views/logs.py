@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from jray._private.formatting import fmt_bytes
-from jray.jupyter.views._base import View, short
+from jray.jupyter.views._base import PLAIN_PALETTE, View, short
 from jray.jupyter.views.workers import WorkerActivity
 from jray.util import state
 
@@ -84,7 +84,8 @@ class LogsPage(View):
     def html(self, data_url: str, title: str) -> str:
         return (_HTML.replace("__TITLE__", _html_escape(title))
                 .replace("__DATA_URL__", _js(data_url))
-                .replace("__DEFAULT_TAIL__", str(DEFAULT_TAIL)))
+                .replace("__DEFAULT_TAIL__", str(DEFAULT_TAIL))
+                .replace("__PALETTE__", PLAIN_PALETTE))
 
 
 def _nodes(nodes: list[dict[str, Any]], workers: list[dict[str, Any]],
@@ -125,31 +126,32 @@ def _html_escape(text: str) -> str:
 _HTML = r"""<!doctype html>
 <html><head><meta charset="utf-8"><title>__TITLE__</title>
 <style>
-body { font: 13px system-ui, sans-serif; margin: 0; color: #222; display: flex; height: 100vh; overflow: hidden; }
-#jray-side { width: 390px; min-width: 260px; overflow: auto; border-right: 1px solid #ddd; padding: 6px 8px;
+__PALETTE__
+body { margin: 0; display: flex; height: 100vh; overflow: hidden; }
+#jray-side { width: 390px; min-width: 260px; overflow: auto; border-right: 1px solid var(--line); padding: 6px 8px;
              box-sizing: border-box; }
 #jray-main { flex: 1; display: flex; flex-direction: column; min-width: 0; }
-#jray-bar { padding: 6px 8px; border-bottom: 1px solid #ddd; display: flex; gap: 8px; align-items: center;
+#jray-bar { padding: 6px 8px; border-bottom: 1px solid var(--line); display: flex; gap: 8px; align-items: center;
             flex-wrap: wrap; }
-#jray-log-search { flex: 1; min-width: 160px; padding: 3px 6px; font: inherit; }
+#jray-log-search { flex: 1; min-width: 160px; padding: 3px 6px; }
 #jray-log { flex: 1; margin: 0; padding: 6px 8px; overflow: auto; font: 12px ui-monospace, monospace;
-            white-space: pre-wrap; word-break: break-all; background: #fafafa; }
-#jray-log .jray-error { color: #b00; white-space: pre-wrap; }
-#jray-log mark { background: #ffe066; color: inherit; }
+            white-space: pre-wrap; word-break: break-all; background: var(--panel); color: var(--fg); }
+#jray-log .jray-error { color: var(--bad); white-space: pre-wrap; }
+#jray-log mark { background: var(--mark); color: var(--mark-fg); }
 h3 { margin: 4px 0 6px; font-size: 14px; }
-.jray-node h4 { margin: 10px 0 3px; font-size: 12px; color: #444; }
+.jray-node h4 { margin: 10px 0 3px; font-size: 12px; color: var(--muted); }
 table { border-collapse: collapse; width: 100%; }
-td { padding: 2px 4px; border-bottom: 1px solid #eee; white-space: nowrap; overflow: hidden;
+td { padding: 2px 4px; border-bottom: 1px solid var(--line); white-space: nowrap; overflow: hidden;
      text-overflow: ellipsis; max-width: 160px; }
 tr.jray-pick { cursor: pointer; }
-tr.jray-pick:hover { background: #eef4fb; }
-tr.jray-selected, tr.jray-selected:hover { background: #d6e6f8; }
-.jray-exited td { color: #888; }
-.jray-state { font-size: 11px; color: #555; }
-.jray-LEASED, .jray-ACTOR { color: #06c; }
-#jray-status, #jray-log-count { font-size: 11px; color: #888; }
+tr.jray-pick:hover { background: var(--hover); }
+tr.jray-selected, tr.jray-selected:hover { background: var(--select); }
+.jray-exited td { color: var(--muted); }
+.jray-state { font-size: 11px; color: var(--muted); }
+.jray-LEASED, .jray-ACTOR { color: var(--accent); }
+#jray-status, #jray-log-count { font-size: 11px; color: var(--muted); }
 #jray-log-title { font-weight: 600; }
-details summary { cursor: pointer; font-size: 12px; color: #555; margin-top: 4px; }
+details summary { cursor: pointer; font-size: 12px; color: var(--muted); margin-top: 4px; }
 </style></head>
 <body>
 <div id="jray-side"><h3>Workers</h3><div id="jray-workers"><i>loading...</i></div>

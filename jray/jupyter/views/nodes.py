@@ -147,18 +147,25 @@ class NodesView(View):
             fig.add_tools(HoverTool(renderers=[lines], tooltips=[("node", "@label")]))
             fig.xaxis.formatter = ticks
             fig.xaxis.major_label_orientation = 0
-            fig.legend.location = "top_left"
-            fig.legend.label_text_font_size = "8pt"
-            fig.legend.background_fill_alpha = 0.6
+            loose: Any = fig  # Bokeh's property types are too narrow for mypy here
+            loose.xaxis.ticker.desired_num_ticks = 3  # three figures side by side: labels apart at 1280 px
+            loose.title.text_font_size = "9pt"
+            # Under the plot, not on the lines (a third of 1280 px has no room inside).
+            loose.legend.orientation = "horizontal"
+            loose.legend.label_text_font_size = "8pt"
+            loose.legend.border_line_alpha = 0
+            loose.legend.padding = 2
+            loose.legend.margin = 2
+            fig.add_layout(fig.legend[0], "below")
             return fig
 
         window = f"last {self.window_s / 60:g} min" if self.window_s >= 60 else f"last {self.window_s:g} s"
-        cpu = timeline(f"CPU use per node, % of its machine ({window})", "cpu", "node_cpu_figure",
+        cpu = timeline(f"CPU % of each node's machine ({window})", "cpu", "node_cpu_figure",
                        y_range=Range1d(start=0, end=105))
-        mem = timeline("Memory used per node's machine (dashed: total)", "memory", "node_memory_figure",
+        mem = timeline("Memory in use (dashed: machine total)", "memory", "node_memory_figure",
                        total="memory_total_ys")
         mem.yaxis.formatter = NumeralTickFormatter(format="0.0 b")
-        store = timeline("Object store used per node (dashed: capacity)", "store", "node_store_figure",
+        store = timeline("Object store (dashed: capacity)", "store", "node_store_figure",
                          total="store_capacity_ys")
         store.yaxis.formatter = NumeralTickFormatter(format="0.0 b")
         table = DataTable(source=s["node_latest"], height=90, sizing_mode="stretch_width", index_position=None,
@@ -168,11 +175,11 @@ class NodesView(View):
         src = s["worker_memory"]
         bars = figure(title=f"Worker memory (resident; the {self.top} largest)", height=320,
                       sizing_mode="stretch_width", tools="save", name="worker_memory_figure",
-                      x_range=DataRange1d(start=0, range_padding=0.15),
+                      x_range=DataRange1d(start=0, range_padding=0.25),  # room for the label
                       y_range=DataRange1d(range_padding=0, flipped=True), min_border_left=260)
         hb = bars.hbar(y="y", right="rss", height=0.7, fill_color="color", line_color=None, source=src)
         bars.text(x="rss", y="y", text="rss_text", source=src, x_offset=4, text_baseline="middle",
-                  text_font_size="9pt")
+                  text_font_size="9pt", text_color="#8a8f94")  # read on light and dark
         # Room for MIN_ROWS bars however few workers there are (a lone bar would fill the figure).
         bars.scatter(x=[0, 0], y=[-0.6, MIN_ROWS - 0.4], alpha=0)
         bars.add_tools(HoverTool(renderers=[hb], tooltips=[("worker", "@label"), ("state", "@state"),

@@ -28,13 +28,15 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from jray.jupyter.views._base import View
+from jray.jupyter.views._base import PLAIN_PALETTE, View
 from jray.util import state
 
 MAX_ROWS = 2000  # newest tasks shown; the GCS keeps up to 100,000
 
-TASK_COLUMNS = ("task_id", "name", "state", "type", "actor_id", "job_id", "node_id", "worker_pid", "attempt",
-                "duration_ms", "start_time_ms", "error")
+# What a reader looks for first comes first: at 1280 px the columns past the
+# panel's width are a scroll away (the error used to be the last of twelve).
+TASK_COLUMNS = ("task_id", "name", "state", "duration_ms", "start_time_ms", "worker_pid", "error", "actor_id",
+                "job_id", "node_id", "attempt", "type")
 ACTOR_COLUMNS = ("actor_id", "class_name", "name", "state", "job_id", "node_id", "pid", "num_restarts",
                  "death_cause")
 JOB_COLUMNS = ("job_id", "submission_id", "status", "type", "entrypoint", "driver_pid", "start_time", "end_time",
@@ -66,6 +68,7 @@ class TablesPage(View):
 
     def html(self, data_url: str, title: str) -> str:
         return (_HTML.replace("__TITLE__", html.escape(title))
+                .replace("__PALETTE__", PLAIN_PALETTE)
                 .replace("__DATA_URL__", _js(data_url))
                 .replace("__COLUMNS__", _js({"tasks": TASK_COLUMNS, "actors": ACTOR_COLUMNS, "jobs": JOB_COLUMNS})))
 
@@ -104,23 +107,14 @@ def _js(value: Any) -> str:
 _HTML = r"""<!doctype html>
 <html><head><meta charset="utf-8"><title>__TITLE__</title>
 <style>
-:root { --fg: #222; --muted: #777; --bg: #fff; --line: #e6e6e6; --hover: #eef4fb; --accent: #1f77b4;
-        --bad: #c62828; --ok: #2e7d32; --run: #1565c0; --input: #fff; }
-@media (prefers-color-scheme: dark) {
-  :root:not([data-jray-theme=light]) { --fg: #ddd; --muted: #999; --bg: #1e1e1e; --line: #333; --hover: #263445;
-          --accent: #6ab0f3; --bad: #ef5350; --ok: #66bb6a; --run: #64b5f6; --input: #2a2a2a; }
-}
-:root[data-jray-theme=dark] { --fg: #ddd; --muted: #999; --bg: #1e1e1e; --line: #333; --hover: #263445;
-          --accent: #6ab0f3; --bad: #ef5350; --ok: #66bb6a; --run: #64b5f6; --input: #2a2a2a; }
-body { font: 13px system-ui, sans-serif; margin: 0; color: var(--fg); background: var(--bg); }
+__PALETTE__
+body { margin: 0; }
 #jray-bar { position: sticky; top: 0; background: var(--bg); padding: 6px 8px; border-bottom: 1px solid var(--line);
             display: flex; gap: 8px; align-items: center; flex-wrap: wrap; z-index: 1; }
 .jray-tab { border: 1px solid var(--line); background: var(--input); color: var(--fg); padding: 3px 10px;
             border-radius: 4px; cursor: pointer; font: inherit; }
 .jray-tab.jray-on { border-color: var(--accent); color: var(--accent); font-weight: 600; }
-#jray-filter { flex: 1; min-width: 200px; padding: 3px 6px; font: inherit; background: var(--input);
-               color: var(--fg); border: 1px solid var(--line); }
-select { font: inherit; background: var(--input); color: var(--fg); border: 1px solid var(--line); }
+#jray-filter { flex: 1; min-width: 200px; padding: 3px 6px; }
 #jray-count, #jray-status { font-size: 11px; color: var(--muted); }
 table { border-collapse: collapse; width: 100%; }
 th { text-align: left; font-weight: 600; padding: 4px 6px; border-bottom: 2px solid var(--line); cursor: pointer;
@@ -130,6 +124,7 @@ th.jray-sorted.jray-asc::after { content: " \25B4"; }
 td { padding: 3px 6px; border-bottom: 1px solid var(--line); white-space: nowrap; overflow: hidden;
      text-overflow: ellipsis; max-width: 260px; }
 td.jray-num { text-align: right; font-variant-numeric: tabular-nums; }
+td.jray-id { max-width: 130px; font-family: ui-monospace, monospace; font-size: 12px; }
 tr:hover td { background: var(--hover); }
 a { color: var(--accent); text-decoration: none; cursor: pointer; }
 a:hover { text-decoration: underline; }
@@ -144,7 +139,7 @@ a:hover { text-decoration: underline; }
   <button class="jray-tab" data-tab="actors">Actors</button>
   <button class="jray-tab" data-tab="jobs">Jobs</button>
   <input id="jray-filter" type="search" autocomplete="off"
-         placeholder="filter: words, or column=value / column!=value (state=FAILED name=train)">
+         placeholder="filter: words, column=value, column!=value" title="e.g. state=FAILED name=train">
   <select id="jray-state"><option value="">every state</option></select>
   <span id="jray-count"></span><span id="jray-status"></span>
 </div>
@@ -215,7 +210,7 @@ a:hover { text-decoration: underline; }
     return !stateSel.value || row[STATE[tab]] === stateSel.value;
   }
   function cell(key, row) {
-    const td = el("td", NUMERIC.has(key) ? "jray-num" : "");
+    const td = el("td", NUMERIC.has(key) ? "jray-num" : IDS.has(key) ? "jray-id" : "");
     const v = row[key];
     if (key === "state" || key === "status") { td.appendChild(el("span", "jray-" + v, v)); return td; }
     const pid = key === "worker_pid" || key === "pid" || key === "driver_pid";
