@@ -261,7 +261,9 @@ def measure_runtime(rt: Any, use_strace: bool, scale: float = 1.0, repeats: int 
                 zyg = [p for p in pids if "zygote" in _cmdline(p) and not _is_child_of_any(p, pids)]
                 others = [p for p in pids if role(_cmdline(p)) == "workers" and p not in zyg
                           and not _is_child_of_any(p, set(zyg))]
-                traced = [os.getpid(), *top, *(zyg or others)]
+                # the driver last: strace -f follows the traced process's new
+                # children, and the other strace processes are the driver's
+                traced = [*top, *(zyg or others), os.getpid()]
                 counts = _strace_counts(traced, run)
                 after()
                 by_role: dict[str, dict[str, int]] = {r: {} for r in ("driver", "gcs", "raylet", "workers", "other")}
