@@ -11,7 +11,11 @@ runs the workloads in-process and must find them without a checkout:
   runtime, run as a script in a fresh interpreter;
 - ``report.py``: ratios jray/Ray, targets, the Markdown report;
 - ``runner.py``: the side-by-side run, each runtime in a child process
-  (``bench/run.py``, ``bench/compare.py``).
+  (``bench/run.py``, ``bench/compare.py``);
+- ``network.py``: between machines on one box (``bench/network.py``, root
+  only): transfers, the raw link, the receiving node's memory and remote
+  tasks on two virtual hosts; run with jray's interpreter (its ``run``
+  imports jray's ``virtual_hosts``), each runtime started with its CLI.
 
 The repository's ``bench/`` holds what is not code: the README, the latest
 results, the script that builds Ray's virtualenv, and two thin entry scripts

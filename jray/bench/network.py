@@ -379,7 +379,10 @@ def start_cluster(vh: Any, runtime: str, a: Any, b: Any, ray_python: str) -> Clu
         return Cluster(runtime, a, b, sys.executable, address, {"JRAY_ADDRESS": address, "JRAY_TOKEN": token})
     ray = os.path.join(os.path.dirname(ray_python), "ray")
     env = {k: v for k, v in a.env.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    env.update(RAY_USAGE_STATS_ENABLED="0", PATH=os.path.dirname(ray_python) + os.pathsep + env.get("PATH", ""))
+    # Token auth as Ray 2.60 turns it on by itself once ~/.ray/auth_token
+    # exists (the hosts share /root): set outright, so head, node and driver agree.
+    env.update(RAY_USAGE_STATS_ENABLED="0", PATH=os.path.dirname(ray_python) + os.pathsep + env.get("PATH", ""),
+               RAY_AUTH_MODE=os.environ.get("RAY_AUTH_MODE", "token"))
     common = ["--num-cpus", str(NODE_CPUS), "--object-store-memory", str(STORE_BYTES), "--disable-usage-stats"]
     address = f"{a.ip}:{RAY_GCS_PORT}"
     for host, args in ((a, ["--head", f"--port={RAY_GCS_PORT}", "--include-dashboard=false"]),
@@ -387,7 +390,7 @@ def start_cluster(vh: Any, runtime: str, a: Any, b: Any, ray_python: str) -> Clu
         res = host.run([ray, "start", *args, "--node-ip-address", host.ip, *common], env=env, timeout=180)
         if res.returncode != 0:
             raise RuntimeError(f"ray start on {host.name} failed:\n{res.stdout[-2000:]}\n{res.stderr[-2000:]}")
-    return Cluster(runtime, a, b, ray_python, address, {k: env[k] for k in ("RAY_USAGE_STATS_ENABLED", "PATH")})
+    return Cluster(runtime, a, b, ray_python, address, {k: env[k] for k in ("RAY_USAGE_STATS_ENABLED", "PATH", "RAY_AUTH_MODE")})
 
 
 def _lines(proc: Any, deadline: float) -> Any:
