@@ -303,6 +303,17 @@ class LocalObjectStore:
         assert e.offset is not None
         return e.offset, e.size
 
+    def pin_in_memory(self, object_id: bytes, client_id: bytes) -> tuple[int, int] | None:
+        """``get`` without the restore: pin a sealed object that is in memory
+        for ``client_id`` and return ``(offset, size)``; None when it is
+        unknown, unsealed, freed or only on disk."""
+        e = self._objects.get(object_id)
+        if e is None or not e.sealed or e.freed or e.offset is None:
+            return None
+        self._pin(e, client_id)
+        self._lru.move_to_end(object_id)
+        return e.offset, e.size
+
     def pin_spilled(self, object_id: bytes, client_id: bytes) -> tuple[str, int] | None:
         """Pin a sealed object's spill file for ``client_id``, which reads it
         itself (when it cannot be restored into memory), and return

@@ -33,7 +33,7 @@ PG_REMOVED: PlacementGroupState
 PG_RESCHEDULING: PlacementGroupState
 
 class NodeInfo(_message.Message):
-    __slots__ = ("node_id", "ip", "raylet_port", "resources_total", "resources_available", "alive", "is_head", "store_path", "object_store_memory", "store_used", "num_workers", "labels", "start_time", "pid", "spilled_bytes", "pending_leases", "num_idle_workers", "num_leased_workers", "num_objects", "metrics_export_port", "resource_load", "idle_duration_ms", "cpu_percent", "memory_used", "memory_total")
+    __slots__ = ("node_id", "ip", "raylet_port", "resources_total", "resources_available", "alive", "is_head", "store_path", "object_store_memory", "store_used", "num_workers", "labels", "start_time", "pid", "spilled_bytes", "pending_leases", "num_idle_workers", "num_leased_workers", "num_objects", "metrics_export_port", "resource_load", "idle_duration_ms", "cpu_percent", "memory_used", "memory_total", "bulk_port")
     class ResourcesTotalEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -80,6 +80,7 @@ class NodeInfo(_message.Message):
     CPU_PERCENT_FIELD_NUMBER: _ClassVar[int]
     MEMORY_USED_FIELD_NUMBER: _ClassVar[int]
     MEMORY_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    BULK_PORT_FIELD_NUMBER: _ClassVar[int]
     node_id: bytes
     ip: str
     raylet_port: int
@@ -105,7 +106,8 @@ class NodeInfo(_message.Message):
     cpu_percent: float
     memory_used: int
     memory_total: int
-    def __init__(self, node_id: _Optional[bytes] = ..., ip: _Optional[str] = ..., raylet_port: _Optional[int] = ..., resources_total: _Optional[_Mapping[str, float]] = ..., resources_available: _Optional[_Mapping[str, float]] = ..., alive: _Optional[bool] = ..., is_head: _Optional[bool] = ..., store_path: _Optional[str] = ..., object_store_memory: _Optional[int] = ..., store_used: _Optional[int] = ..., num_workers: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ..., start_time: _Optional[float] = ..., pid: _Optional[int] = ..., spilled_bytes: _Optional[int] = ..., pending_leases: _Optional[int] = ..., num_idle_workers: _Optional[int] = ..., num_leased_workers: _Optional[int] = ..., num_objects: _Optional[int] = ..., metrics_export_port: _Optional[int] = ..., resource_load: _Optional[_Iterable[_Union[_common_pb2.ResourceDemand, _Mapping]]] = ..., idle_duration_ms: _Optional[int] = ..., cpu_percent: _Optional[float] = ..., memory_used: _Optional[int] = ..., memory_total: _Optional[int] = ...) -> None: ...
+    bulk_port: int
+    def __init__(self, node_id: _Optional[bytes] = ..., ip: _Optional[str] = ..., raylet_port: _Optional[int] = ..., resources_total: _Optional[_Mapping[str, float]] = ..., resources_available: _Optional[_Mapping[str, float]] = ..., alive: _Optional[bool] = ..., is_head: _Optional[bool] = ..., store_path: _Optional[str] = ..., object_store_memory: _Optional[int] = ..., store_used: _Optional[int] = ..., num_workers: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ..., start_time: _Optional[float] = ..., pid: _Optional[int] = ..., spilled_bytes: _Optional[int] = ..., pending_leases: _Optional[int] = ..., num_idle_workers: _Optional[int] = ..., num_leased_workers: _Optional[int] = ..., num_objects: _Optional[int] = ..., metrics_export_port: _Optional[int] = ..., resource_load: _Optional[_Iterable[_Union[_common_pb2.ResourceDemand, _Mapping]]] = ..., idle_duration_ms: _Optional[int] = ..., cpu_percent: _Optional[float] = ..., memory_used: _Optional[int] = ..., memory_total: _Optional[int] = ..., bulk_port: _Optional[int] = ...) -> None: ...
 
 class RegisterNodeRequest(_message.Message):
     __slots__ = ("node",)

@@ -361,7 +361,7 @@ class GetNodeStatsRequest(_message.Message):
     def __init__(self, include_objects: _Optional[bool] = ..., include_metrics: _Optional[bool] = ...) -> None: ...
 
 class GetNodeStatsReply(_message.Message):
-    __slots__ = ("node_id", "store_capacity", "store_used", "num_objects", "objects", "num_workers", "num_idle_workers", "resources_total", "resources_available", "spilled_bytes", "worker_pids", "num_pulls", "runtime_envs", "metrics", "cpu_percent", "memory_used", "memory_total", "workers")
+    __slots__ = ("node_id", "store_capacity", "store_used", "num_objects", "objects", "num_workers", "num_idle_workers", "resources_total", "resources_available", "spilled_bytes", "worker_pids", "num_pulls", "runtime_envs", "metrics", "cpu_percent", "memory_used", "memory_total", "workers", "num_bulk_pulls", "num_bulk_fallbacks", "num_bulk_sent", "num_bulk_refused")
     class ResourcesTotalEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -394,6 +394,10 @@ class GetNodeStatsReply(_message.Message):
     MEMORY_USED_FIELD_NUMBER: _ClassVar[int]
     MEMORY_TOTAL_FIELD_NUMBER: _ClassVar[int]
     WORKERS_FIELD_NUMBER: _ClassVar[int]
+    NUM_BULK_PULLS_FIELD_NUMBER: _ClassVar[int]
+    NUM_BULK_FALLBACKS_FIELD_NUMBER: _ClassVar[int]
+    NUM_BULK_SENT_FIELD_NUMBER: _ClassVar[int]
+    NUM_BULK_REFUSED_FIELD_NUMBER: _ClassVar[int]
     node_id: bytes
     store_capacity: int
     store_used: int
@@ -412,7 +416,11 @@ class GetNodeStatsReply(_message.Message):
     memory_used: int
     memory_total: int
     workers: _containers.RepeatedCompositeFieldContainer[WorkerStats]
-    def __init__(self, node_id: _Optional[bytes] = ..., store_capacity: _Optional[int] = ..., store_used: _Optional[int] = ..., num_objects: _Optional[int] = ..., objects: _Optional[_Iterable[_Union[StoreObjectInfo, _Mapping]]] = ..., num_workers: _Optional[int] = ..., num_idle_workers: _Optional[int] = ..., resources_total: _Optional[_Mapping[str, float]] = ..., resources_available: _Optional[_Mapping[str, float]] = ..., spilled_bytes: _Optional[int] = ..., worker_pids: _Optional[_Iterable[int]] = ..., num_pulls: _Optional[int] = ..., runtime_envs: _Optional[_Iterable[_Union[RuntimeEnvState, _Mapping]]] = ..., metrics: _Optional[_Iterable[_Union[MetricPoint, _Mapping]]] = ..., cpu_percent: _Optional[float] = ..., memory_used: _Optional[int] = ..., memory_total: _Optional[int] = ..., workers: _Optional[_Iterable[_Union[WorkerStats, _Mapping]]] = ...) -> None: ...
+    num_bulk_pulls: int
+    num_bulk_fallbacks: int
+    num_bulk_sent: int
+    num_bulk_refused: int
+    def __init__(self, node_id: _Optional[bytes] = ..., store_capacity: _Optional[int] = ..., store_used: _Optional[int] = ..., num_objects: _Optional[int] = ..., objects: _Optional[_Iterable[_Union[StoreObjectInfo, _Mapping]]] = ..., num_workers: _Optional[int] = ..., num_idle_workers: _Optional[int] = ..., resources_total: _Optional[_Mapping[str, float]] = ..., resources_available: _Optional[_Mapping[str, float]] = ..., spilled_bytes: _Optional[int] = ..., worker_pids: _Optional[_Iterable[int]] = ..., num_pulls: _Optional[int] = ..., runtime_envs: _Optional[_Iterable[_Union[RuntimeEnvState, _Mapping]]] = ..., metrics: _Optional[_Iterable[_Union[MetricPoint, _Mapping]]] = ..., cpu_percent: _Optional[float] = ..., memory_used: _Optional[int] = ..., memory_total: _Optional[int] = ..., workers: _Optional[_Iterable[_Union[WorkerStats, _Mapping]]] = ..., num_bulk_pulls: _Optional[int] = ..., num_bulk_fallbacks: _Optional[int] = ..., num_bulk_sent: _Optional[int] = ..., num_bulk_refused: _Optional[int] = ...) -> None: ...
 
 class WorkerStats(_message.Message):
     __slots__ = ("pid", "worker_id", "state", "actor_id", "rss_bytes", "cpu_percent", "log_file", "start_time", "runtime_env_key")

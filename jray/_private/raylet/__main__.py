@@ -49,10 +49,11 @@ import os
 import sys
 import tempfile
 
-from jray._private import config, daemon, direct, rpc
+from jray._private import config, daemon, direct, rpc, tls
 from jray._private import metrics as _metrics
 from jray._private.ids import random_id
 from jray._private.protocol import raylet_pb2_grpc as rgrpc
+from jray._private.raylet import bulk
 from jray._private.raylet.server import Raylet, add_raw_methods
 from jray._private.raylet.worker_pool import WorkerPool, adopt_zygote, spawn_zygote
 from jray._private.runtime_env.agent import RuntimeEnvAgent
@@ -108,6 +109,10 @@ async def main(ns: argparse.Namespace) -> None:
     if direct.enabled():  # workers' put/get store calls, without gRPC's per-call cost
         direct_server = direct.raylet_server(raylet, token)
         raylet.direct_port = await direct_server.start(ns.node_ip if ns.node_ip != "127.0.0.1" else "127.0.0.1")
+    if tls.current() is None and os.environ.get("JRAY_BULK_TRANSFER", "1") not in ("0", "false", "no", "off"):
+        # objects to other raylets over plain TCP (raylet/bulk.py); with TLS, gRPC carries them
+        raylet.bulk = bulk.BulkServer(token, asyncio.get_running_loop(), raylet.objects.bulk_acquire)
+        raylet.bulk.start(ns.node_ip if ns.node_ip != "127.0.0.1" else "127.0.0.1")
     env = dict(os.environ)
     env.update({
         "JRAY_RAYLET_ADDRESS": f"{ns.node_ip}:{port}", "JRAY_GCS_ADDRESS": gcs_address,
@@ -149,6 +154,8 @@ async def main(ns: argparse.Namespace) -> None:
         await asyncio.wait_for(raylet.gcs.UnregisterNode(gpb.UnregisterNodeRequest(node_id=node_id)), 1)
     except Exception:  # noqa: BLE001 - the GCS may be gone already
         pass
+    if raylet.bulk is not None:
+        raylet.bulk.close()
     if store is not None and arena is not None:
         store.close()
         arena.close()

@@ -24,19 +24,31 @@ its store RPCs (gRPC, and the direct transport's ``CreateObject``,
 ``GetObject``, ``AbortObject``) delegate here. The manager reaches other
 raylets only through the ``raylet_stub(address)`` factory it is given (and,
 for pulls, ``read_object(address)``: ``ReadObjectRaw`` on that raylet).
+
+Between raylets without TLS a pull first tries the bulk path (``bulk.py``):
+one plain TCP connection, the sender's store memory sent as is and received
+straight into the memory allocated here, no gRPC. ``bulk_peer(address)``
+says where that node's bulk listener is (None: it has none, and the pull
+goes over gRPC at once). Any failure there (a refused token, a short read,
+the sender without the object in memory) aborts what was allocated and the
+pull goes on over gRPC, so a half-written object is never sealed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import logging
+import socket
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any
 
-from jray._private import config
+from jray._private import config, tls
 from jray._private.ids import is_put_id
 from jray._private.protocol import common_pb2 as cpb
 from jray._private.protocol import raylet_pb2 as rpb
+from jray._private.raylet import bulk
 
 logger = logging.getLogger(__name__)
 
@@ -120,17 +132,24 @@ class ObjectManager:
 
     def __init__(self, *, store: Any, arena: Any, node_id: bytes, raylet_stub: Callable[[str], Any],
                  read_object: Callable[[str], Callable[[rpb.ReadObjectRequest], AsyncIterator[bytes]]] | None
-                 = None) -> None:
+                 = None, bulk_peer: Callable[[str], tuple[str, int] | None] | None = None,
+                 token: str = "") -> None:
         """``raylet_stub(address)``: a RayletService stub for another raylet's
         ``ip:port``; ``read_object(address)``: that raylet's ``ReadObject``
         yielding each reply's raw bytes (without it, pulls use the stub's
-        parsed messages)."""
+        parsed messages); ``bulk_peer(address)``: that raylet's bulk
+        listener ``(ip, port)`` or None, ``token`` the cluster's, shown to it."""
         self.store = store
         self.arena = arena
         self.node_id = node_id
         self.raylet_stub = raylet_stub
         self.read_object = read_object
+        self.bulk_peer = bulk_peer
+        self.token = token
         self.num_pulls = 0  # transfers started from other nodes (GetNodeStats)
+        self.num_bulk_pulls = 0  # ... of them over the bulk path
+        self.num_bulk_fallbacks = 0  # ... that tried it and went on over gRPC
+        self._bulk_readers = itertools.count()
         self._pulls: dict[bytes, asyncio.Future[str]] = {}
         self._seal_waiters: dict[bytes, list[asyncio.Future[None]]] = {}
 
@@ -324,6 +343,12 @@ class ObjectManager:
         from jray.exceptions import ObjectStoreFullError
 
         self.num_pulls += 1
+        peer = self.bulk_peer(address) if self.bulk_peer is not None else None
+        if peer is not None and tls.current() is None:
+            done = await self._bulk_pull(oid, peer)
+            if done is not None:
+                return done
+            self.num_bulk_fallbacks += 1
         view = None
         file = None
         created = False
@@ -373,6 +398,81 @@ class ObjectManager:
             if created:
                 self.store.abort(oid)
             return f"transfer from {address} failed: {e}"
+
+    async def _bulk_pull(self, oid: bytes, peer: tuple[str, int]) -> str | None:
+        """The pull over the bulk path: '' when the object is here now, None
+        when it must go over gRPC (nothing of it left allocated)."""
+        from jray._private.object_store import ObjectExistsError
+        from jray.exceptions import ObjectStoreFullError
+
+        host, port = peer
+        try:
+            got = await asyncio.shield(bulk.in_thread(bulk.request, host, port, self.token, oid))
+        except Exception as e:  # noqa: BLE001 - any failure: gRPC
+            logger.info("bulk pull of %s from %s:%d failed (%s); over gRPC", oid.hex(), host, port, e)
+            return None
+        if got is None:
+            return None  # not in the sender's memory (spilled), or it is busy
+        sock, size = got
+        try:
+            offset = self.store.create(oid, size, primary=False)
+        except ObjectExistsError:
+            sock.close()
+            return ""
+        except ObjectStoreFullError:
+            sock.close()
+            return None  # the gRPC path writes it to a spill file
+        except BaseException:
+            sock.close()
+            raise
+        view = self.arena.write_view(offset, size)
+        received = bulk.in_thread(bulk.recv_into, sock, view)
+        try:
+            # shield: on cancel the thread still writes into the view; the
+            # object is aborted only once it has stopped.
+            await asyncio.shield(received)
+        except asyncio.CancelledError:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+            def after(f: asyncio.Future[Any]) -> None:
+                if not f.cancelled():
+                    f.exception()
+                view.release()
+                sock.close()
+                self.store.abort(oid)
+
+            received.add_done_callback(after)
+            raise
+        except Exception as e:  # noqa: BLE001 - the sender died or lied: nothing sealed, gRPC
+            view.release()
+            sock.close()
+            self.store.abort(oid)
+            logger.warning("bulk pull of %s from %s:%d broke off (%s); over gRPC", oid.hex(), host, port, e)
+            return None
+        view.release()
+        sock.close()
+        self.store.seal(oid)
+        self.num_bulk_pulls += 1
+        return ""
+
+    async def bulk_acquire(self, oid: bytes) -> tuple[memoryview, Callable[[], None]] | None:
+        """For the bulk server: ``oid`` pinned, as a read-only view of its
+        memory and the call that unpins it; None when it is not sealed here
+        within a while or lives only on disk (the puller uses gRPC)."""
+        if not self.store.contains(oid):
+            await self._wait_sealed(oid, 10)  # as _chunks: the seal may be on its way
+        reader = b"\x00bulk-%d" % next(self._bulk_readers)
+        loc = self.store.pin_in_memory(oid, reader)
+        if loc is None:
+            return None
+        offset, size = loc
+        try:
+            view = self.arena.write_view(offset, size).toreadonly()
+        except BaseException:
+            self.store.release(oid, reader)
+            raise
+        return view, lambda: self.store.release(oid, reader)
 
     async def read(self, request: rpb.ReadObjectRequest) -> AsyncGenerator[rpb.ObjectChunk, None]:
         """Stream ``request.object_id`` to another node in chunks; one

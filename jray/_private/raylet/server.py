@@ -37,7 +37,7 @@ from typing import Any
 
 import grpc
 
-from jray._private import config, gcs_client, output_wire, rpc
+from jray._private import config, gcs_client, output_wire, rpc, tls
 from jray._private.ids import random_id
 from jray._private.metrics import NodeMetrics
 from jray._private.protocol import common_pb2 as cpb
@@ -97,6 +97,7 @@ class Raylet(rgrpc.RayletServiceServicer):
         self.ip = ip
         self.port = 0
         self.direct_port = 0  # store calls over jray._private.direct
+        self.bulk: Any = None  # bulk.BulkServer: objects to other raylets over plain TCP (none with TLS)
         self.res = NodeResources(resources)
         self.bundles = BundleTable(self.res)
         self.gcs_address = gcs_address
@@ -122,7 +123,8 @@ class Raylet(rgrpc.RayletServiceServicer):
             store=store, arena=arena, node_id=node_id,
             raylet_stub=lambda address: self.pool.stub(address, rgrpc.RayletServiceStub),
             read_object=lambda address: self.pool.raw_unary_stream(
-                address, READ_OBJECT_METHOD, rpb.ReadObjectRequest.SerializeToString))
+                address, READ_OBJECT_METHOD, rpb.ReadObjectRequest.SerializeToString),
+            bulk_peer=self._bulk_peer, token=token)
         self.workers: WorkerPool | None = None
         self.envs: RuntimeEnvAgent | None = None  # set by __main__ (it knows the directories)
         self._env_watches: set[tuple[str, str, int]] = set()  # set-ups shown as progress lines
@@ -141,6 +143,16 @@ class Raylet(rgrpc.RayletServiceServicer):
         self._tasks.add(t)
         t.add_done_callback(self._tasks.discard)
 
+    def _bulk_peer(self, address: str) -> tuple[str, int] | None:
+        """The bulk listener of the raylet at ``address`` (from the cluster
+        view), or None: it has none, it is unknown yet, or TLS is on."""
+        if tls.current() is not None:
+            return None
+        for n in self.view:
+            if n.bulk_port and n.alive and f"{n.ip}:{n.raylet_port}" == address:
+                return n.ip, n.bulk_port
+        return None
+
     # -- node info / heartbeats -------------------------------------------------
     def node_info(self) -> gpb.NodeInfo:
         stats = self.store.stats() if self.store is not None else {}
@@ -157,6 +169,7 @@ class Raylet(rgrpc.RayletServiceServicer):
             metrics_export_port=self.metrics_export_port, resource_load=self.load.demands(),
             idle_duration_ms=self.load.idle_ms(self._busy()),
             cpu_percent=host.cpu_percent, memory_used=host.memory_used, memory_total=host.memory_total,
+            bulk_port=self.bulk.port if self.bulk is not None else 0,
         )
 
     def _busy(self) -> bool:
@@ -648,7 +661,10 @@ class Raylet(rgrpc.RayletServiceServicer):
             num_objects=int(stats["num_objects"]), num_workers=len(self.workers.by_pid),
             num_idle_workers=len(self.workers.idle), resources_total=self.res.total,
             resources_available=self.res.available, spilled_bytes=int(stats.get("spilled_bytes", 0)),
-            worker_pids=self.workers.pids(), num_pulls=self.objects.num_pulls)
+            worker_pids=self.workers.pids(), num_pulls=self.objects.num_pulls,
+            num_bulk_pulls=self.objects.num_bulk_pulls, num_bulk_fallbacks=self.objects.num_bulk_fallbacks)
+        if self.bulk is not None:
+            reply.num_bulk_sent, reply.num_bulk_refused = self.bulk.num_sent, self.bulk.num_refused
         host = self.host.sample(self.workers.pids())
         reply.cpu_percent, reply.memory_used, reply.memory_total = (
             host.cpu_percent, host.memory_used, host.memory_total)
