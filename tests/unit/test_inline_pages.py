@@ -77,3 +77,19 @@ def test_the_server_writes_the_pages_folder_into_the_kernels_cluster_file(tmp_pa
     path = tmp_path / "cluster.json"
     ServerCluster(HeadOptions(), dashboard_url="/hub/user/me/jray/views/", cluster_file=str(path)).write_cluster_file()
     assert json.loads(path.read_text())["dashboard_url"] == "/hub/user/me/jray/views/"
+
+
+def test_logs_of_a_pid_finds_its_node(no_server: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A worker on another node: the page is opened on that node (its raylet
+    serves the log); a pid found on two machines, or nowhere, leaves the
+    choice to the page (the head)."""
+    _served(monkeypatch, tmp_path)
+    rows = [{"pid": 4242, "node_id": "cd" * 16}, {"pid": 77, "node_id": "ab" * 16},
+            {"pid": 77, "node_id": "ef" * 16}]
+    monkeypatch.setattr(inline, "_workers", lambda: rows)
+    assert jray.views.logs(pid=4242).src == "/user/me/jray/views/logs#node_id=" + "cd" * 16 + "&pid=4242"
+    assert jray.views.logs(pid=77).src == "/user/me/jray/views/logs#pid=77"
+    assert jray.views.logs(pid=5).src == "/user/me/jray/views/logs#pid=5"
+    # given, the node is kept
+    assert jray.views.logs(pid=4242, node_id="ab" * 16).src.startswith("/user/me/jray/views/logs#node_id=" + "ab" * 16)
+

@@ -162,8 +162,28 @@ def tables(tab: str = "tasks", filter: str = "", *, height: int = DEFAULT_HEIGHT
     return PageFrame("tables", page_url("tables"), fragment={"tab": tab, "q": filter}, height=height)
 
 
+def _workers() -> list[dict]:
+    """The cluster's worker rows (the state API), or none without a driver."""
+    try:
+        from jray.util.state import list_workers
+
+        return list(list_workers())
+    except Exception:  # noqa: BLE001 - no driver, or the cluster is gone: the page picks the head
+        return []
+
+
+def _node_of_pid(pid: int | str) -> str:
+    """The node of the one worker with this pid (pids repeat across
+    machines: several, or none, and the page looks on the head)."""
+    nodes = {str(w.get("node_id") or "") for w in _workers() if str(w.get("pid")) == str(pid)}
+    nodes.discard("")
+    return nodes.pop() if len(nodes) == 1 else ""
+
+
 def logs(pid: int | str | None = None, node_id: str = "", search: str = "", *,
          height: int = DEFAULT_HEIGHT) -> PageFrame:
+    if pid is not None and not node_id:  # a worker on another node: find which
+        node_id = _node_of_pid(pid)
     fragment = {"node_id": node_id, "pid": str(pid) if pid is not None else "", "q": search}
     return PageFrame("logs", page_url("logs"), fragment=fragment, height=height)
 
