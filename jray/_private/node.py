@@ -430,6 +430,13 @@ def stop_pid(pid: int, proc: subprocess.Popen | None, timeout: float = 5.0) -> N
         pass
 
 
+def _dead(p: psutil.Process) -> bool:
+    try:
+        return p.status() == psutil.STATUS_ZOMBIE
+    except psutil.Error:  # gone (NoSuchProcess), or not ours to look at
+        return True
+
+
 def stop_node(node: NodeHandle) -> None:
     children: list[psutil.Process] = []
     try:
@@ -437,12 +444,18 @@ def stop_node(node: NodeHandle) -> None:
     except psutil.Error:
         pass
     stop_pid(node.raylet_pid, node.proc)
-    for ch in children:  # workers normally exit with their raylet
+    # Workers normally exit with their raylet; what is left is killed, all at
+    # once, and waited for until dead: gone, or a zombie (its reaper is
+    # init now; psutil's wait() would wait for that reaping, ~1.5 s here).
+    for ch in children:
         try:
             ch.kill()
-            ch.wait(2)
         except psutil.Error:
             pass
+    deadline = time.monotonic() + 2.0
+    for ch in children:
+        while time.monotonic() < deadline and not _dead(ch):
+            time.sleep(0.005)
     try:
         os.unlink(node.store_path)
     except OSError:

@@ -224,7 +224,7 @@ class ObjectTable:
         without a coroutine per get (the synchronous round trip's hot path)."""
         ids = [r.binary() for r in refs]
         waiter = _CountDown(len(ids))
-        self.lt.loop.call_soon_threadsafe(self._register_owned_waiter, ids, waiter)
+        self.lt.post(self._register_owned_waiter, ids, waiter)  # behind the submit it waits on: one wake-up
         try:
             with debugger.wakeable(waiter.event.set) as wk:
                 ready = waiter.event.wait(timeout)
@@ -324,7 +324,7 @@ class ObjectTable:
             # the loop sets as objects become ready, without a coroutine per
             # ref (wait one at a time over many refs is O(refs) per call).
             countdown = _CountDown(num_returns - n_ready)
-            self.lt.loop.call_soon_threadsafe(self._register_owned_waiter, not_ready_ids, countdown, True)
+            self.lt.post(self._register_owned_waiter, not_ready_ids, countdown, True)
             with self.blocked_on(refs), debugger.wakeable(countdown.event.set) as wk:
                 countdown.event.wait(timeout)
             if wk.woken and countdown.left > 0 and countdown.error is None:
