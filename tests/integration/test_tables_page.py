@@ -134,14 +134,21 @@ def test_filters_sorting_and_links_in_chromium(ran) -> None:
                 page.select_option("#jray-state", "FINISHED")
                 assert rows.count() == 5
                 page.select_option("#jray-state", "")
+                def column(title: str) -> int:  # 1-based, by the header's text (the order is the page's)
+                    i = page.evaluate("(t) => [...document.querySelectorAll('th')].findIndex("
+                                      "(th) => th.textContent.trim().startsWith(t))", title)
+                    assert i >= 0, f"no column {title!r}"
+                    return i + 1
+
                 page.click("th:has-text('worker pid')")  # sort by it (descending first)
-                pids = [int(t) for t in page.locator("#jray-body tr td:nth-child(8)").all_inner_texts() if t]
-                assert pids == sorted(pids, reverse=True)
+                pids = [int(t) for t in page.locator(f"#jray-body tr td:nth-child({column('worker pid')})")
+                        .all_inner_texts() if t]
+                assert len(pids) == 6 and pids == sorted(pids, reverse=True)
                 OUTPUT.mkdir(exist_ok=True)
                 page.screenshot(path=str(OUTPUT / "tables_page.png"))
                 # A task's actor: the Actors tab, filtered to it.
                 page.fill("#jray-filter", "name=Ledger.add")
-                page.locator("#jray-body tr").first.locator("td:nth-child(5) a").click()
+                page.locator("#jray-body tr").first.locator(f"td:nth-child({column('actor id')}) a").click()
                 page.wait_for_function("document.querySelector('.jray-tab.jray-on').dataset.tab === 'actors'"
                                        " && document.querySelectorAll('#jray-body tr').length === 1", timeout=30_000)
                 assert "the-ledger" in page.locator("#jray-body tr").first.inner_text()
