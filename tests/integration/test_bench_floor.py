@@ -40,7 +40,7 @@ def test_jray_per_call_profile_names_every_role(tmp_path):
     for row in res.values():
         assert row["calls_per_s"] > 0
         # CPU is read in clock ticks (10 ms): a small run may show 0 for one role, never for all
-        assert row["total"] > 0 and row["total"] >= row["driver"] + row["workers"]
+        assert row["total"] > 0 and row["total"] >= row["driver"] + row["workers"] - 1e-6  # float sums
         if "syscalls" in row:
             assert row["syscalls"]["driver"] > 0
     assert res["tasks_async"]["driver"] > 0 and res["tasks_async"]["workers"] > 0

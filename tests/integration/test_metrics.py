@@ -73,7 +73,9 @@ def test_metrics_from_tasks_actors_and_the_driver_reach_every_view(cluster):
         if not all(k in by for k in want):
             return None
         a = sum(r["value"] for r in rows if r["name"] == "requests" and r["tags"] == {"route": "/a"})
-        return by if a == 3 and by[("queue_depth", ())]["value"] == 7 else None
+        # every point reported: a worker may report between a call's counter and its histogram
+        hist = by[("latency_s", (("route", "/a"),))]
+        return by if a == 3 and by[("queue_depth", ())]["value"] == 7 and hist.get("count") == 3 else None
 
     by = _poll(gathered)
     assert by, list_metrics()
