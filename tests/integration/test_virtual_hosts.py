@@ -162,6 +162,12 @@ def where():
     time.sleep(0.2)
     return socket.gethostname(), os.environ["JRAY_NODE_IP"]
 
+# SPREAD picks among the nodes in the head raylet's view, which the GCS's
+# heartbeat replies refresh (every 0.25 s): wait for all three there first.
+deadline = time.time() + 30
+while sum(n["Alive"] for n in jray.nodes()) < 3 and time.time() < deadline:
+    time.sleep(0.1)
+time.sleep(0.6)
 spread = jray.get([where.options(scheduling_strategy="SPREAD").remote() for _ in range(6)])
 pinned = {h: jray.get(where.options(resources={"host_" + h: 1}).remote()) for h in "abc"}
 nodes = sorted(n["NodeManagerAddress"] for n in jray.nodes() if n["Alive"])
