@@ -67,3 +67,38 @@ def test_monitor_and_task_stream_update_while_a_cell_blocks(kernel):
         " if t.name in ('jray-cluster-monitor', 'jray-TaskStreamView')))\n", timeout=60)
     assert check.status == "ok", check.of_type("error")
     assert check.text() == "True []\n"
+
+
+def test_closed_view_keeps_comm_info_working_and_drops_late_messages(kernel):
+    """A view closed in the kernel leaves a stand-in for its comm a while
+    (late messages from the browser are dropped, not logged as "No such
+    comm"); the kernel's comm_info, which JupyterLab's widget manager asks
+    for when it restores widgets after a reconnect, still answers and does
+    not offer the closed comm as a widget."""
+    cell = kernel.run(
+        "from IPython.display import display\n"
+        "w = jray.views.task_stream(period=60)\n"
+        "display(w)\n"
+        "closed_id = w.comm.comm_id\n"
+        "w.close()\n"
+        "print('closed', closed_id)\n")
+    assert cell.status == "ok", cell.of_type("error")
+    closed_id = cell.text().split()[-1]
+    kc = kernel.kc
+    for target in ("jupyter.widget", None):
+        msg_id = kc.comm_info(target_name=target)
+        reply = kc.get_shell_msg(timeout=20)
+        while reply["parent_header"].get("msg_id") != msg_id:
+            reply = kc.get_shell_msg(timeout=20)
+        assert reply["content"]["status"] == "ok", reply["content"]
+        comms = reply["content"]["comms"]
+        if target is not None:
+            assert closed_id not in comms, comms
+    # What the browser sends before it learns of the close reaches the stand-in.
+    kc.shell_channel.send(kc.session.msg("comm_msg", {"comm_id": closed_id, "data": {"event": "late"}}))
+    check = kernel.run("from jray.jupyter.views.live import _ClosedComm\nprint('dropped', _ClosedComm.dropped)")
+    assert int(check.text().split()[-1]) >= 1, check.text()
+    streams = "".join(m["content"]["text"] for msgs in kernel.by_parent.values() for _, m in msgs
+                      if m["msg_type"] == "stream")
+    assert "No such comm" not in streams
+    assert "Exception in message handler" not in streams

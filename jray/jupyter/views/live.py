@@ -115,6 +115,10 @@ class _ClosedComm:
 
     GRACE_S = 30.0
     dropped = 0  # messages dropped so far, all stand-ins together
+    # ipykernel's comm_info_request reads every registered comm's target_name:
+    # a stand-in answers with a target no frontend opens, so a widget
+    # manager restoring its widgets (after a reconnect) never asks for it.
+    target_name = "jray.closed"
 
     def __init__(self, comm_id: str) -> None:
         self.comm_id = comm_id
