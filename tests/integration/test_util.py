@@ -402,6 +402,66 @@ def test_pool_errors_are_reraised_on_get(pool):
     assert pool.apply(square, (7,)) == 49  # the pool is still usable
 
 
+def touch_file(path):
+    with open(path, "w") as f:
+        f.write("ran")
+    return os.getpid()
+
+
+def test_pool_apply_async_burst_goes_in_batches_and_each_call_keeps_its_outcome(pool, tmp_path):
+    from jray.util.state import list_tasks
+
+    before = len(list_tasks(filters=[("name", "=", "_PoolActor.run_batch")], limit=100_000))
+    # A burst of 300 calls: one raises, one has an argument that cannot be pickled.
+    results = [pool.apply_async(fail_on_3, (i,)) for i in range(300)]
+    unpicklable = pool.apply_async(square, (lambda_holder(),))
+    assert [r.get(timeout=T) for r in results[:3]] == [0, 1, 2]
+    with pytest.raises(KeyError):
+        results[3].get(timeout=T)
+    assert [r.get(timeout=T) for r in results[4:]] == list(range(4, 300))
+    with pytest.raises(Exception, match="pickle|Pickl"):
+        unpicklable.get(timeout=T)
+    assert not unpicklable.successful() and results[5].successful()
+    # ...sent as a few actor calls, not one each (the point of batching).
+    deadline = time.monotonic() + T
+    while True:
+        after = len(list_tasks(filters=[("name", "=", "_PoolActor.run_batch")], limit=100_000))
+        if after > before or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert 0 < after - before < 150, (before, after)
+    # Calls of different functions interleaved: each gets its own function.
+    mixed = [pool.apply_async(square if i % 2 else add, (i, 1) if i % 2 == 0 else (i,)) for i in range(20)]
+    assert [r.get(timeout=T) for r in mixed] == [i * i if i % 2 else i + 1 for i in range(20)]
+    # Nobody asks for the result: the call runs anyway, soon (the flusher), and callbacks fire.
+    marker = tmp_path / "ran"
+    got = []
+    pool.apply_async(touch_file, (str(marker),), callback=got.append)
+    deadline = time.monotonic() + T
+    while not (marker.exists() and got) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert marker.read_text() == "ran" and len(got) == 1
+
+
+class lambda_holder:
+    """An argument that cannot be pickled (holds a lock)."""
+
+    def __init__(self):
+        import threading
+
+        self.lock = threading.Lock()
+
+
+def test_pool_terminate_fails_pending_apply_async_calls(cluster):
+    p = Pool(1)
+    slow = p.apply_async(sleep_then, ("slow", 30))
+    queued = [p.apply_async(square, (i,)) for i in range(5)]
+    p.terminate()
+    for r in [slow, *queued]:
+        with pytest.raises(exceptions.RayActorError):
+            r.get(timeout=T)
+
+
 def test_pool_async_result_timeouts(pool):
     r = pool.apply_async(sleep_then, ("late", 0.5))
     assert not r.ready()

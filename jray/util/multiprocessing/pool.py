@@ -12,6 +12,18 @@ results, or the first error, as the standard library's ``mapstar`` does
 An ``AsyncResult`` without callbacks fetches its results when asked
 (``get``, ``wait``, ``ready``); one with callbacks watches its refs so the
 callbacks run as soon as the results arrive.
+
+``apply_async`` calls travel in batches, as the standard library's task
+queue lets a burst of them through its pipe: a call waits in the pool's
+pending list until someone asks for a result (``get``/``wait``/``ready``
+of any pending call send them all at once), the list holds ``BATCH_MAX``
+calls, another function is applied, or ``BATCH_LINGER_S`` passed since the
+first one (a timer: what callbacks wait for). A flush splits the list over
+the actors, one ``run_batch`` call each; the calls' outcomes stay item by
+item, so one call's error is its own. A burst of 5,000 no-op calls costs a
+few dozen actor calls instead of 5,000, and a single ``apply`` waits for
+nothing (its ``get`` sends it). With ``maxtasksperchild`` each call goes on
+its own, so an actor's count of tasks stays the standard library's.
 """
 
 from __future__ import annotations
@@ -22,6 +34,7 @@ import logging
 import multiprocessing
 import os
 import threading
+import time
 import traceback
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -253,6 +266,95 @@ class AsyncResult:
         return self._value
 
 
+class _ApplyResult(AsyncResult):
+    """The result of one batched ``apply_async`` call: pending in the pool
+    until a flush puts it in a ``_Batch``, then settled by that batch."""
+
+    def __init__(
+        self,
+        pool: Pool,
+        callback: Callable[[Any], Any] | None,
+        error_callback: Callable[[BaseException], Any] | None,
+    ) -> None:
+        super().__init__([None], single_result=True)  # one chunk, not a ref to watch: its batch has it
+        self._callback = callback
+        self._error_callback = error_callback
+        self._watched = callback is not None or error_callback is not None
+        self._pool = pool
+        self._batch: _Batch | None = None
+
+    def _settle(self, outcome: _Outcome) -> None:
+        with self._lock:
+            if self._done.is_set():
+                return
+            self._chunks = [[outcome]]
+            self._left = 0
+        self._finish()
+
+    def _fetch(self, timeout: float | None) -> bool:
+        if self._done.is_set():
+            return True
+        if self._batch is None:
+            self._pool._flush()  # asked for: everything pending goes now
+        batch = self._batch
+        if batch is None:  # settled without a batch (it could not be sent)
+            return self._done.is_set()
+        if self._watched:
+            return self._done.wait(timeout)
+        return batch.fetch(timeout)
+
+
+class _Batch:
+    """``apply_async`` calls sent together, one ``run_batch`` actor call:
+    its outcomes are fetched once and handed to each call's result."""
+
+    def __init__(self, ref: Any, members: list[_ApplyResult]) -> None:
+        self.ref = ref
+        self.members = members
+        self._lock = threading.Lock()
+        self._delivered = False
+        for m in members:
+            m._batch = self
+        if any(m._watched for m in members):
+            ref.future().add_done_callback(self._on_done)
+
+    def _failed(self, e: BaseException) -> list[_Outcome]:
+        return [(False, (e, ""))] * len(self.members)
+
+    def _on_done(self, fut: Any) -> None:
+        try:
+            outcomes = fut.result()
+        except BaseException as e:  # noqa: BLE001 - e.g. the actor died (terminate)
+            outcomes = self._failed(e)
+        self._deliver(outcomes)
+
+    def _deliver(self, outcomes: list[_Outcome]) -> None:
+        with self._lock:
+            if self._delivered:
+                return
+            self._delivered = True
+        for member, outcome in zip(self.members, outcomes, strict=False):
+            member._settle(outcome)
+
+    def fetch(self, timeout: float | None) -> bool:
+        if self._delivered:
+            return True
+        try:
+            outcomes = jray.get(self.ref, timeout=timeout)
+        except jray.exceptions.GetTimeoutError:
+            return False
+        except Exception as e:  # noqa: BLE001 - the actor died: every call of the batch fails with it
+            outcomes = self._failed(e)
+        self._deliver(outcomes)
+        return True
+
+
+# Batching of apply_async (see the module docstring).
+BATCH_LINGER_S = 0.0005
+BATCH_MAX = 512
+FLUSHER_IDLE_S = 5.0
+
+
 class IMapIterator:
     """The iterator of ``imap`` (in order) and ``imap_unordered`` (as ready).
 
@@ -269,6 +371,7 @@ class IMapIterator:
         ordered: bool,
     ) -> None:
         self._pool = pool
+        pool._flush()  # pending apply_async calls go first, as they came first
         self._func = jray.put(func)
         self._chunks = _chunked(calls, chunksize)
         self._ordered = ordered
@@ -326,6 +429,17 @@ def _chunked(calls: Iterator[_Call], size: int) -> Iterator[list[_Call]]:
         yield chunk
 
 
+def _same_func(a: Any, b: Any) -> bool:
+    """Whether ``b`` is the function pending calls apply (a bound method is
+    a new object at each attribute access, equal to the last)."""
+    if a is b:
+        return True
+    try:
+        return bool(a == b)
+    except Exception:  # noqa: BLE001 - a callable whose __eq__ fails is just another function
+        return False
+
+
 def _one_arg(iterable: Iterable[Any]) -> Iterator[_Call]:
     return (((x,), {}) for x in iterable)
 
@@ -371,6 +485,14 @@ class Pool:
         self._actors: list[Any] = [self._new_actor() for _ in range(self._processes)]
         self._tasks_run = [0] * self._processes
         self._retired: list[Any] = []  # replaced by maxtasksperchild; exit once done
+        # apply_async calls not sent yet, all of one function (see _flush).
+        self._pending: list[tuple[_Call, _ApplyResult]] = []
+        self._pending_func: Any = None
+        self._pending_lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._flusher: threading.Thread | None = None
+        self._flusher_cond = threading.Condition()
+        self._flush_due = False
         # Waiting here surfaces a failing initializer at construction, as in Ray.
         jray.get([a.ping.remote() for a in self._actors])
 
@@ -448,6 +570,7 @@ class Pool:
         error_callback: Callable[[BaseException], Any] | None,
     ) -> AsyncResult:
         self._check_running()
+        self._flush()  # pending apply_async calls go first, as they came first
         size = self._chunksize(len(items), chunksize)
         func_ref = jray.put(func)
         refs = [
@@ -461,7 +584,10 @@ class Pool:
         self, func: Callable[..., Any], args: Iterable[Any] = (), kwds: dict[str, Any] | None = None
     ) -> Any:
         """``func(*args, **kwds)`` in one actor; blocks for the result."""
-        return self.apply_async(func, args, kwds).get()
+        self._check_running()
+        self._flush()
+        ref = self._run_batch(self._take_slot(), func, [(tuple(args or ()), dict(kwds or {}))])
+        return AsyncResult([ref], single_result=True).get()
 
     def apply_async(
         self,
@@ -471,10 +597,82 @@ class Pool:
         callback: Callable[[Any], Any] | None = None,
         error_callback: Callable[[BaseException], Any] | None = None,
     ) -> AsyncResult:
-        """``func(*args, **kwds)`` in one actor; returns an AsyncResult."""
+        """``func(*args, **kwds)`` in one actor; returns an AsyncResult.
+
+        The call may wait a moment to go with others (module docstring);
+        asking for any pending result sends them at once."""
         self._check_running()
-        ref = self._run_batch(self._take_slot(), func, [(tuple(args or ()), dict(kwds or {}))])
-        return AsyncResult([ref], callback, error_callback, single_result=True)
+        call = (tuple(args or ()), dict(kwds or {}))
+        if self._maxtasksperchild is not None:  # each call counts as one task of its actor
+            ref = self._run_batch(self._take_slot(), func, [call])
+            return AsyncResult([ref], callback, error_callback, single_result=True)
+        result = _ApplyResult(self, callback, error_callback)
+        while True:
+            with self._pending_lock:
+                if not self._pending or _same_func(self._pending_func, func):
+                    self._pending_func = func
+                    self._pending.append((call, result))
+                    n = len(self._pending)
+                    break
+            self._flush()  # another function's calls go first
+        if n >= BATCH_MAX:
+            self._flush()
+        elif n == 1:
+            self._wake_flusher()
+        return result
+
+    def _wake_flusher(self) -> None:
+        """Have the flusher thread send the pending calls ``BATCH_LINGER_S``
+        from now (started on demand; it ends after ``FLUSHER_IDLE_S`` idle,
+        so a pool nobody terminates keeps no thread)."""
+        with self._flusher_cond:
+            self._flush_due = True
+            if self._flusher is None:
+                self._flusher = threading.Thread(target=self._flusher_loop, name="jray-pool-flush", daemon=True)
+                self._flusher.start()
+            else:
+                self._flusher_cond.notify()
+
+    def _flusher_loop(self) -> None:
+        while True:
+            with self._flusher_cond:
+                if not self._flush_due:
+                    self._flusher_cond.wait(FLUSHER_IDLE_S)
+                    if not self._flush_due:
+                        self._flusher = None
+                        return
+                self._flush_due = False
+            time.sleep(BATCH_LINGER_S)
+            try:
+                self._flush()
+            except Exception:  # noqa: BLE001 - e.g. the cluster went away; the results' get says so
+                logger.debug("flush of pending apply_async calls failed", exc_info=True)
+
+    def _flush(self) -> None:
+        """Send the pending ``apply_async`` calls: split over the actors,
+        one ``run_batch`` each."""
+        with self._flush_lock:
+            with self._pending_lock:
+                pending, self._pending = self._pending, []
+                func, self._pending_func = self._pending_func, None
+            if not pending:
+                return
+            parts = min(len(self._actors), len(pending))
+            size = -(-len(pending) // parts)
+            for i in range(0, len(pending), size):
+                self._send_batch(func, pending[i : i + size])
+
+    def _send_batch(self, func: Any, part: list[tuple[_Call, _ApplyResult]]) -> None:
+        try:
+            ref = self._run_batch(self._take_slot(), func, [call for call, _ in part])
+        except Exception as e:  # noqa: BLE001 - e.g. an argument that cannot be pickled
+            if len(part) == 1:
+                part[0][1]._settle((False, (e, "")))
+                return
+            for one in part:  # one by one: only the call that cannot go fails
+                self._send_batch(func, [one])
+            return
+        _Batch(ref, [result for _, result in part])
 
     def map(
         self, func: Callable[[Any], Any], iterable: Iterable[Any], chunksize: int | None = None
@@ -535,12 +733,14 @@ class Pool:
     def close(self) -> None:
         """Accept no more work; the actors finish what they were given."""
         self._closed = True
+        self._flush()
 
     def terminate(self) -> None:
         """Stop at once: kill the actors; unfinished results fail."""
         self._closed = True
         if self._terminated:
             return
+        self._flush()  # pending calls fail with their actor, not hang
         self._terminated = True
         if not jray.is_initialized():
             return
