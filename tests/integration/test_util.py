@@ -402,6 +402,10 @@ def test_pool_errors_are_reraised_on_get(pool):
     assert pool.apply(square, (7,)) == 49  # the pool is still usable
 
 
+def identity(x):
+    return x
+
+
 def touch_file(path):
     with open(path, "w") as f:
         f.write("ran")
@@ -414,14 +418,19 @@ def test_pool_apply_async_burst_goes_in_batches_and_each_call_keeps_its_outcome(
     before = len(list_tasks(filters=[("name", "=", "_PoolActor.run_batch")], limit=100_000))
     # A burst of 300 calls: one raises, one has an argument that cannot be pickled.
     results = [pool.apply_async(fail_on_3, (i,)) for i in range(300)]
-    unpicklable = pool.apply_async(square, (lambda_holder(),))
+    with pytest.raises(Exception, match="pickle|Pickl"):  # at the call, as in Ray
+        pool.apply_async(square, (lambda_holder(),))
+    # A mutable argument is sent as it was at the call, whatever happens to it after.
+    params = {"x": 1}
+    snapshot = pool.apply_async(identity, (params,))
+    params["x"] = 2
+    after_change = pool.apply_async(identity, (params,))
     assert [r.get(timeout=T) for r in results[:3]] == [0, 1, 2]
     with pytest.raises(KeyError):
         results[3].get(timeout=T)
     assert [r.get(timeout=T) for r in results[4:]] == list(range(4, 300))
-    with pytest.raises(Exception, match="pickle|Pickl"):
-        unpicklable.get(timeout=T)
-    assert not unpicklable.successful() and results[5].successful()
+    assert results[5].successful() and not results[3].successful()
+    assert snapshot.get(timeout=T) == {"x": 1} and after_change.get(timeout=T) == {"x": 2}
     # ...sent as a few actor calls, not one each (the point of batching).
     deadline = time.monotonic() + T
     while True:

@@ -18,12 +18,21 @@ queue lets a burst of them through its pipe: a call waits in the pool's
 pending list until someone asks for a result (``get``/``wait``/``ready``
 of any pending call send them all at once), the list holds ``BATCH_MAX``
 calls, another function is applied, or ``BATCH_LINGER_S`` passed since the
-first one (a timer: what callbacks wait for). A flush splits the list over
+first one (a thread: what callbacks wait for). A flush splits the list over
 the actors, one ``run_batch`` call each; the calls' outcomes stay item by
 item, so one call's error is its own. A burst of 5,000 no-op calls costs a
 few dozen actor calls instead of 5,000, and a single ``apply`` waits for
-nothing (its ``get`` sends it). With ``maxtasksperchild`` each call goes on
-its own, so an actor's count of tasks stays the standard library's.
+nothing (its ``get`` sends it).
+
+What a worker sees stays what Ray's Pool shows it: only calls whose
+arguments cannot change (numbers, strings, bytes, None, tuples of them)
+wait; any other call is sent at once, after the pending ones. The
+function is serialized at the first call of a batch (``jray.put``), and the
+batch's later calls share it, as Ray exports a remote function once: a
+global the function reads, changed after the first call of a batch, is
+not seen by the batch's later calls (a batch ends when a result is asked
+for, another function comes, or 0.5 ms passed). With ``maxtasksperchild`` each call goes on its own, so an
+actor's count of tasks stays the standard library's.
 """
 
 from __future__ import annotations
@@ -429,6 +438,25 @@ def _chunked(calls: Iterator[_Call], size: int) -> Iterator[list[_Call]]:
         yield chunk
 
 
+_ATOMS = (int, float, complex, str, bytes, bool, type(None))
+
+
+def _frozen(value: Any, depth: int = 0) -> bool:
+    """Whether ``value`` cannot change between the ``apply_async`` call and
+    its batch's flush: atoms, and tuples (and the call's own kwargs dict) of
+    them. Anything else (a list, an array, an object) is sent at once, so
+    the worker sees it as it was at the call, as in Ray."""
+    if isinstance(value, _ATOMS):
+        return True
+    if depth > 3:
+        return False
+    if type(value) is tuple:
+        return all(_frozen(v, depth + 1) for v in value)
+    if type(value) is dict and depth == 1:  # the call's kwargs: a dict built here
+        return all(_frozen(v, depth + 1) for v in value.values())
+    return False
+
+
 def _same_func(a: Any, b: Any) -> bool:
     """Whether ``b`` is the function pending calls apply (a bound method is
     a new object at each attribute access, equal to the last)."""
@@ -488,6 +516,7 @@ class Pool:
         # apply_async calls not sent yet, all of one function (see _flush).
         self._pending: list[tuple[_Call, _ApplyResult]] = []
         self._pending_func: Any = None
+        self._pending_func_ref: Any = None  # the function as the first pending call found it
         self._pending_lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._flusher: threading.Thread | None = None
@@ -603,14 +632,20 @@ class Pool:
         asking for any pending result sends them at once."""
         self._check_running()
         call = (tuple(args or ()), dict(kwds or {}))
-        if self._maxtasksperchild is not None:  # each call counts as one task of its actor
+        if self._maxtasksperchild is not None or not _frozen(call):
+            # Alone: each call one task of its actor (maxtasksperchild), or
+            # arguments that could change before a flush, sent as they are now.
+            self._flush()
             ref = self._run_batch(self._take_slot(), func, [call])
             return AsyncResult([ref], callback, error_callback, single_result=True)
         result = _ApplyResult(self, callback, error_callback)
         while True:
             with self._pending_lock:
-                if not self._pending or _same_func(self._pending_func, func):
-                    self._pending_func = func
+                if not self._pending:
+                    # The batch's function, serialized now (as the first call's
+                    # arguments would be); a function that cannot be pickled fails here.
+                    self._pending_func, self._pending_func_ref = func, jray.put(func)
+                if _same_func(self._pending_func, func):
                     self._pending.append((call, result))
                     n = len(self._pending)
                     break
@@ -654,7 +689,8 @@ class Pool:
         with self._flush_lock:
             with self._pending_lock:
                 pending, self._pending = self._pending, []
-                func, self._pending_func = self._pending_func, None
+                func, self._pending_func_ref = self._pending_func_ref, None
+                self._pending_func = None
             if not pending:
                 return
             parts = min(len(self._actors), len(pending))
