@@ -244,156 +244,127 @@ def lab_session(tmp_path: Path, *, jray: dict | None = None, state: str = "runni
 
 @pytest.mark.timeout(420)
 def test_jupyterlab_sidebar_notebook_and_task_stream(tmp_path):
-    assert os.path.exists(CHROMIUM), "Debian's chromium is needed at /usr/bin/chromium (CI installs it)"
-    from playwright.sync_api import sync_playwright
-
-    server = LabServer(tmp_path)
-    info = None
-    try:
-        status = server.wait_ready()
+    with lab_session(tmp_path, viewport=(1400, 900)) as lab:
+        server, status, info, page = lab.server, lab.status, lab.info, lab.page
         assert status["owned"] and status["resources_total"]["CPU"] == 2.0
-        with open(os.path.join(status["session_dir"], "cluster.json")) as f:
-            info = json.load(f)
         _api(server.url + "api/contents/demo.ipynb", server.token, "PUT",
              {"type": "notebook", "format": "json", "content": _notebook(NOTEBOOK_CELLS)})
+        lab.open_lab("lab/tree/demo.ipynb")
 
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True,
-                                         timeout=UI_TIMEOUT_MS)
-            try:
-                page = browser.new_page(viewport={"width": 1400, "height": 900})
-                page.set_default_timeout(UI_TIMEOUT_MS)
-                page.goto(f"{server.url}lab/tree/demo.ipynb?token={server.token}")
-                page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell", timeout=UI_TIMEOUT_MS)
+        # The sidebar shows the cluster the server started.
+        page.locator('.jp-SideBar [data-id="jray-sidebar"]').click()
+        sidebar = page.locator("#jray-sidebar")
+        sidebar.locator(".jray-state-running").wait_for()
+        assert status["address"] in sidebar.locator(".jray-state-line").inner_text()
+        sidebar.locator(".jray-node").first.wait_for()
+        assert sidebar.locator('.jray-resources [data-resource="CPU"]').inner_text().strip().endswith("/ 2")
+        # No autoscaler on a cluster the server started: no Autoscaler section.
+        assert _api(server.url + "jray/api/autoscaler", server.token) == {"status": None}
+        assert not sidebar.locator(".jray-autoscaler").is_visible()
 
-                # The sidebar shows the cluster the server started.
-                page.locator('.jp-SideBar [data-id="jray-sidebar"]').click()
-                sidebar = page.locator("#jray-sidebar")
-                sidebar.locator(".jray-state-running").wait_for()
-                assert status["address"] in sidebar.locator(".jray-state-line").inner_text()
-                sidebar.locator(".jray-node").first.wait_for()
-                assert sidebar.locator('.jray-resources [data-resource="CPU"]').inner_text().strip().endswith("/ 2")
-                # No autoscaler on a cluster the server started: no Autoscaler section.
-                assert _api(server.url + "jray/api/autoscaler", server.token) == {"status": None}
-                assert not sidebar.locator(".jray-autoscaler").is_visible()
+        # Issue 18: Stop looks like danger, Add node does not; the links look like links;
+        # the store reads in jray's one byte format (KiB/MiB, not "0.00 GiB").
+        assert "jp-mod-warn" in sidebar.locator(".jray-stop").get_attribute("class")
+        assert "jp-mod-accept" in sidebar.locator(".jray-add-node").get_attribute("class")
+        page.wait_for_function(  # links re-render each poll: look at the one in the page now
+            "() => { const a = document.querySelector('#jray-sidebar .jray-view-task_stream');"
+            " return a && getComputedStyle(a).textDecorationLine.includes('underline'); }")
+        store_text = sidebar.locator('.jray-resources [data-resource="store"]').inner_text()
+        assert re.search(r"\d+(\.\d)? (B|KiB|MiB) / 64\.0 MiB", store_text), store_text
+        # The status bar says nodes and CPUs; the Launcher has a "jray cluster" card.
+        item = page.locator("#jray-statusbar-item")
+        item.filter(has_text=re.compile(r"jray: 1 node · [\d.]+/2 CPU")).wait_for()
+        # The notebook of the URL opens first: on a loaded machine it can open after the
+        # Launcher below and take the front, hiding the card.
+        page.locator(".jp-Notebook .jp-Cell").first.wait_for()
+        page.evaluate("window.jupyterapp.commands.execute('launcher:create')"
+                      ".then(w => window.jupyterapp.shell.activateById(w.id))")
+        # The Launcher in front (Lab opens one of its own at start when the notebook is late).
+        card = page.locator(".jp-LauncherCard:visible", has_text="jray cluster")
+        card.wait_for()
+        assert card.locator(".jp-LauncherCard-label").inner_text().strip() == "jray cluster"
+        assert card.locator("svg").count() > 0  # the jray icon
+        _screenshot(page, tmp_path, "jupyterlab_launcher_statusbar.png")
+        page.locator('.jp-SideBar [data-id="jray-sidebar"]').click()  # hide the sidebar
+        sidebar.wait_for(state="hidden")
+        card.click()  # the card shows it again
+        sidebar.wait_for(state="visible")
+        page.evaluate("window.jupyterapp.shell.currentWidget.close()")  # the launcher
 
-                # Issue 18: Stop looks like danger, Add node does not; the links look like links;
-                # the store reads in jray's one byte format (KiB/MiB, not "0.00 GiB").
-                assert "jp-mod-warn" in sidebar.locator(".jray-stop").get_attribute("class")
-                assert "jp-mod-accept" in sidebar.locator(".jray-add-node").get_attribute("class")
-                page.wait_for_function(  # links re-render each poll: look at the one in the page now
-                    "() => { const a = document.querySelector('#jray-sidebar .jray-view-task_stream');"
-                    " return a && getComputedStyle(a).textDecorationLine.includes('underline'); }")
-                store_text = sidebar.locator('.jray-resources [data-resource="store"]').inner_text()
-                assert re.search(r"\d+(\.\d)? (B|KiB|MiB) / 64\.0 MiB", store_text), store_text
-                # The status bar says nodes and CPUs; the Launcher has a "jray cluster" card.
-                item = page.locator("#jray-statusbar-item")
-                item.filter(has_text=re.compile(r"jray: 1 node · [\d.]+/2 CPU")).wait_for()
-                # The notebook of the URL opens first: on a loaded machine it can open after the
-                # Launcher below and take the front, hiding the card.
-                page.locator(".jp-Notebook .jp-Cell").first.wait_for()
-                page.evaluate("window.jupyterapp.commands.execute('launcher:create')"
-                              ".then(w => window.jupyterapp.shell.activateById(w.id))")
-                # The Launcher in front (Lab opens one of its own at start when the notebook is late).
-                card = page.locator(".jp-LauncherCard:visible", has_text="jray cluster")
-                card.wait_for()
-                assert card.locator(".jp-LauncherCard-label").inner_text().strip() == "jray cluster"
-                assert card.locator("svg").count() > 0  # the jray icon
-                _screenshot(page, tmp_path, "jupyterlab_launcher_statusbar.png")
-                page.locator('.jp-SideBar [data-id="jray-sidebar"]').click()  # hide the sidebar
-                sidebar.wait_for(state="hidden")
-                card.click()  # the card shows it again
-                sidebar.wait_for(state="visible")
-                page.evaluate("window.jupyterapp.shell.currentWidget.close()")  # the launcher
+        # Scale from the sidebar: a worker node with the CPUs chosen joins, then leaves.
+        sidebar.locator(".jray-add-cpus").fill("2")
+        sidebar.locator(".jray-add-node").click()
+        page.wait_for_function(
+            "() => document.querySelectorAll('#jray-sidebar .jray-node-alive').length === 2")
+        item.filter(has_text=re.compile(r"jray: 2 nodes · [\d.]+/4 CPU")).wait_for()
+        sidebar.locator(".jray-remove-node").click()
+        sidebar.locator(".jray-node-dead").wait_for()
+        page.wait_for_function(
+            "() => document.querySelectorAll('#jray-sidebar .jray-node-alive').length === 1")
 
-                # Scale from the sidebar: a worker node with the CPUs chosen joins, then leaves.
-                sidebar.locator(".jray-add-cpus").fill("2")
-                sidebar.locator(".jray-add-node").click()
-                page.wait_for_function(
-                    "() => document.querySelectorAll('#jray-sidebar .jray-node-alive').length === 2")
-                item.filter(has_text=re.compile(r"jray: 2 nodes · [\d.]+/4 CPU")).wait_for()
-                sidebar.locator(".jray-remove-node").click()
-                sidebar.locator(".jray-node-dead").wait_for()
-                page.wait_for_function(
-                    "() => document.querySelectorAll('#jray-sidebar .jray-node-alive').length === 1")
+        # The task stream opens in a Lab panel, before any task ran.
+        sidebar.locator(".jray-view-task_stream").click()
+        frame = page.frame_locator("#jray-view-task_stream iframe")
+        frame.locator("body[data-jray-updates]").wait_for(state="attached")
 
-                # The task stream opens in a Lab panel, before any task ran.
-                sidebar.locator(".jray-view-task_stream").click()
-                frame = page.frame_locator("#jray-view-task_stream iframe")
-                frame.locator("body[data-jray-updates]").wait_for(state="attached")
+        # Insert the init snippet into the notebook, then run it all.
+        page.wait_for_function(
+            "() => { const w = window.jupyterapp.shell.widgets('main');"
+            " for (const p of w) { if (p.context && p.context.path === 'demo.ipynb')"
+            " { window.jupyterapp.shell.activateById(p.id); return true; } } return false; }")
+        page.locator(".jp-Notebook .jp-Cell").first.wait_for()
+        sidebar.locator(".jray-insert-init").click()
+        page.wait_for_function(
+            "() => document.querySelectorAll('.jp-Notebook .jp-Cell').length === 3")
+        first_cell = page.locator(".jp-Notebook .jp-Cell").first.inner_text()
+        assert "jray.init()" in first_cell
+        page.wait_for_function(
+            "() => { const k = window.jupyterapp.shell.currentWidget.sessionContext;"
+            " return k && k.session && k.session.kernel && k.session.kernel.status === 'idle'; }")
+        page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+        page.locator(".jp-OutputArea-output", has_text="sum 28").wait_for()
 
-                # Insert the init snippet into the notebook, then run it all.
-                page.wait_for_function(
-                    "() => { const w = window.jupyterapp.shell.widgets('main');"
-                    " for (const p of w) { if (p.context && p.context.path === 'demo.ipynb')"
-                    " { window.jupyterapp.shell.activateById(p.id); return true; } } return false; }")
-                page.locator(".jp-Notebook .jp-Cell").first.wait_for()
-                sidebar.locator(".jray-insert-init").click()
-                page.wait_for_function(
-                    "() => document.querySelectorAll('.jp-Notebook .jp-Cell').length === 3")
-                first_cell = page.locator(".jp-Notebook .jp-Cell").first.inner_text()
-                assert "jray.init()" in first_cell
-                page.wait_for_function(
-                    "() => { const k = window.jupyterapp.shell.currentWidget.sessionContext;"
-                    " return k && k.session && k.session.kernel && k.session.kernel.status === 'idle'; }")
-                page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
-                page.locator(".jp-OutputArea-output", has_text="sum 28").wait_for()
+        # The sidebar counts the finished tasks.
+        if not sidebar.is_visible():
+            page.locator('.jp-SideBar [data-id="jray-sidebar"]').click()
+        page.wait_for_function(
+            "() => /finished (\\d+)/.test(document.querySelector('#jray-sidebar .jray-tasks').textContent)"
+            " && +document.querySelector('#jray-sidebar .jray-tasks').textContent"
+            ".match(/finished (\\d+)/)[1] >= 8")
 
-                # The sidebar counts the finished tasks.
-                if not sidebar.is_visible():
-                    page.locator('.jp-SideBar [data-id="jray-sidebar"]').click()
-                page.wait_for_function(
-                    "() => /finished (\\d+)/.test(document.querySelector('#jray-sidebar .jray-tasks').textContent)"
-                    " && +document.querySelector('#jray-sidebar .jray-tasks').textContent"
-                    ".match(/finished (\\d+)/)[1] >= 8")
+        # Bars appear on the task-stream page: rows in its Bokeh source, a canvas drawn.
+        page.evaluate("window.jupyterapp.shell.activateById('jray-view-task_stream')")
+        view = page.frame(url=lambda u: "/jray/views/task_stream" in u)
+        assert view is not None
+        view.wait_for_function(
+            "() => { const d = Bokeh.documents[0];"
+            " const s = d && d.get_model_by_name('task_stream');"
+            " return s && s.data.name && s.data.name.filter(n => n === 'work').length >= 8; }",
+            timeout=UI_TIMEOUT_MS)
+        assert view.locator("canvas").count() > 0
+        page.wait_for_timeout(1500)  # let the next poll redraw before the picture
+        _screenshot(page, tmp_path, "jupyterlab_task_stream.png")
 
-                # Bars appear on the task-stream page: rows in its Bokeh source, a canvas drawn.
-                page.evaluate("window.jupyterapp.shell.activateById('jray-view-task_stream')")
-                view = page.frame(url=lambda u: "/jray/views/task_stream" in u)
-                assert view is not None
-                view.wait_for_function(
-                    "() => { const d = Bokeh.documents[0];"
-                    " const s = d && d.get_model_by_name('task_stream');"
-                    " return s && s.data.name && s.data.name.filter(n => n === 'work').length >= 8; }",
-                    timeout=UI_TIMEOUT_MS)
-                assert view.locator("canvas").count() > 0
-                page.wait_for_timeout(1500)  # let the next poll redraw before the picture
-                _screenshot(page, tmp_path, "jupyterlab_task_stream.png")
+        # The object-store page opens in its own tab and polls its data too.
+        sidebar.locator(".jray-view-object_store").click()
+        store = page.frame_locator("#jray-view-object_store iframe")
+        store.locator("body[data-jray-updates]").wait_for(state="attached")
+        assert store.locator("canvas").count() > 0
 
-                # The object-store page opens in its own tab and polls its data too.
-                sidebar.locator(".jray-view-object_store").click()
-                store = page.frame_locator("#jray-view-object_store iframe")
-                store.locator("body[data-jray-updates]").wait_for(state="attached")
-                assert store.locator("canvas").count() > 0
-
-                # Stop asks first, naming the attached kernels; Cancel leaves the cluster running.
-                if not sidebar.is_visible():
-                    page.locator('.jp-SideBar [data-id="jray-sidebar"]').click()
-                sidebar.locator(".jray-stop").click()
-                dialog = page.locator(".jp-Dialog")
-                dialog.wait_for()
-                text = dialog.inner_text()
-                assert "Stop the jray cluster" in text and "1 kernel of this server is attached" in text, text
-                assert "lost" in text
-                _screenshot(page, tmp_path, "jupyterlab_stop_dialog.png")
-                dialog.locator("button", has_text="Cancel").click()
-                dialog.wait_for(state="detached")
-                assert _api(server.url + "jray/api/status", server.token)["state"] == "running"
-                assert sidebar.locator(".jray-state-running").is_visible()
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    _screenshot(page, tmp_path, "jupyterlab_failure.png")
-                raise
-            finally:
-                browser.close()
-    except BaseException:
-        print(server.tail())
-        raise
-    finally:
-        leftovers = server.stop()
-    assert not leftovers, f"processes outlived jupyter lab: {[p.pid for p in leftovers]}"
-    assert "jray: stopping the local head" in server.log_path.read_text(errors="replace")
-    # The cluster the server started stopped with it: no daemon, no store file.
+        # Stop asks first, naming the attached kernels; Cancel leaves the cluster running.
+        if not sidebar.is_visible():
+            page.locator('.jp-SideBar [data-id="jray-sidebar"]').click()
+        sidebar.locator(".jray-stop").click()
+        dialog = page.locator(".jp-Dialog")
+        dialog.wait_for()
+        text = dialog.inner_text()
+        assert "Stop the jray cluster" in text and "1 kernel of this server is attached" in text, text
+        assert "lost" in text
+        _screenshot(page, tmp_path, "jupyterlab_stop_dialog.png")
+        dialog.locator("button", has_text="Cancel").click()
+        dialog.wait_for(state="detached")
+        assert _api(server.url + "jray/api/status", server.token)["state"] == "running"
+        assert sidebar.locator(".jray-state-running").is_visible()
+    # lab_session checked that the server's cluster stopped with it (no daemon, no store file).
     assert info is not None
-    assert _node.session_processes(info) == []
-    assert _node.session_store_files(info) == []
+    assert "jray: stopping the local head" in server.log_path.read_text(errors="replace")
