@@ -8,14 +8,11 @@ kernel that no longer knows the comm."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import shutil
 
 import pytest
 
-from tests.serverext.test_browser import CHROMIUM, CHROMIUM_ARGS, OUTPUT, REPO, LabServer, _api
+from tests.serverext.test_browser import REPO, _api, lab_session
 
 TIMEOUT_MS = 150_000
 NOTEBOOK = REPO / "notebooks" / "05_monitoring.ipynb"
@@ -75,13 +72,9 @@ def _lost_comms(lines: list[str], kernel_comms: list[str]) -> list[str]:
 
 @pytest.mark.timeout(420)
 def test_monitoring_notebook_in_jupyterlab_leaves_live_displays_and_no_comm_errors(tmp_path):
-    assert os.path.exists(CHROMIUM), "Debian's chromium is needed at /usr/bin/chromium (CI installs it)"
-    from playwright.sync_api import sync_playwright
-
-    server = LabServer(tmp_path)
     kernel_comms: list[str] = []
-    try:
-        server.wait_ready()
+    with lab_session(tmp_path, viewport=(1280, 1000), failure_shot="monitoring_failure.png") as lab:
+        server, page = lab.server, lab.page
         nb = json.loads(NOTEBOOK.read_text())
         nb["cells"].append({"cell_type": "code", "id": "close-race", "metadata": {}, "execution_count": None,
                             "outputs": [], "source": CLOSE_RACE})
@@ -91,63 +84,45 @@ def test_monitoring_notebook_in_jupyterlab_leaves_live_displays_and_no_comm_erro
         tracker = server.root.parent / "settings" / "@jupyterlab" / "notebook-extension"
         tracker.mkdir(parents=True)
         (tracker / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True,
-                                         timeout=TIMEOUT_MS)
-            page = browser.new_page(viewport={"width": 1280, "height": 1000})
-            try:
-                page.set_default_timeout(TIMEOUT_MS)
-                page.goto(f"{server.url}lab/tree/05_monitoring.ipynb?token={server.token}")
-                page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell")
-                page.locator(".jp-Notebook .jp-Cell").first.wait_for()
-                page.wait_for_function(f"() => {{ const s = ({_RUN_STATE})(); return s && s.idle; }}")
-                # Everything the kernel writes, cell or not: what reaches no cell goes to Lab's log
-                # console (the kernel handles a widget's message outside any cell).
-                page.evaluate(
-                    "() => { window.jrayStreams = [];"
-                    " const k = window.jupyterapp.shell.currentWidget.sessionContext.session.kernel;"
-                    " window.jrayKernelComms = [];"
-                    " k.iopubMessage.connect((_, m) => { if (m.header.msg_type === 'stream')"
-                    " window.jrayStreams.push(m.content.text);"
-                    " if (m.header.msg_type === 'comm_open') window.jrayKernelComms.push(m.content.comm_id); }); }")
-                page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
-                page.wait_for_function(
-                    f"() => {{ const s = ({_RUN_STATE})(); return s && s.idle && (s.done || s.errors.length); }}",
-                    polling=500)
-                state = page.evaluate(_RUN_STATE)
-                assert not state["errors"], state["errors"]
-                race = page.locator(".jp-OutputArea-output", has_text="closed 5").inner_text()
-                print(race)
-                # The displays are still on the page: the monitor's node panel, the two Bokeh views.
-                page.locator(".jp-OutputArea-output", has_text="workers:").first.wait_for()
-                assert page.locator(".jp-OutputArea-output canvas").count() > 0
-                # ...and still live: their sources keep changing after the run ended.
-                before = page.evaluate(_BOKEH_UPDATES)
-                assert len(before) >= 2, before
-                page.wait_for_function(f"() => JSON.stringify(({_BOKEH_UPDATES})()) !== {json.dumps(json.dumps(before))}",
-                                       polling=500)
-                # The inline task stream slides too: its x range ends at the newest data.
-                ranges = page.evaluate(_STREAM_RANGE)
-                assert ranges and all(r["end"] >= r["newest"] and r["end"] - r["start"] == 60_000 for r in ranges)
-                streams = page.evaluate("() => window.jrayStreams")
-                kernel_comms.extend(page.evaluate("() => window.jrayKernelComms"))
-                assert kernel_comms, "the run opened no comm from the kernel: the displays are missing"
-                assert not _lost_comms(streams, kernel_comms), [t for t in streams if "comm" in t][:5]
-                page.locator(".jp-OutputArea-output canvas").first.scroll_into_view_if_needed()
-                page.screenshot(path=str(tmp_path / "monitoring_notebook.png"), full_page=True)
-                OUTPUT.mkdir(exist_ok=True)
-                shutil.copy(tmp_path / "monitoring_notebook.png", OUTPUT / "monitoring_notebook.png")
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    page.screenshot(path=str(tmp_path / "monitoring_failure.png"), full_page=True)
-                raise
-            finally:
-                browser.close()
-    except BaseException:
-        print(server.tail())
-        raise
-    finally:
-        leftovers = server.stop()
-    log = server.log_path.read_text(errors="replace")
+        page.set_default_timeout(TIMEOUT_MS)
+
+        page.goto(f"{server.url}lab/tree/05_monitoring.ipynb?token={server.token}")
+        page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell")
+        page.locator(".jp-Notebook .jp-Cell").first.wait_for()
+        page.wait_for_function(f"() => {{ const s = ({_RUN_STATE})(); return s && s.idle; }}")
+        # Everything the kernel writes, cell or not: what reaches no cell goes to Lab's log
+        # console (the kernel handles a widget's message outside any cell).
+        page.evaluate(
+            "() => { window.jrayStreams = [];"
+            " const k = window.jupyterapp.shell.currentWidget.sessionContext.session.kernel;"
+            " window.jrayKernelComms = [];"
+            " k.iopubMessage.connect((_, m) => { if (m.header.msg_type === 'stream')"
+            " window.jrayStreams.push(m.content.text);"
+            " if (m.header.msg_type === 'comm_open') window.jrayKernelComms.push(m.content.comm_id); }); }")
+        page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+        page.wait_for_function(
+            f"() => {{ const s = ({_RUN_STATE})(); return s && s.idle && (s.done || s.errors.length); }}",
+            polling=500)
+        state = page.evaluate(_RUN_STATE)
+        assert not state["errors"], state["errors"]
+        race = page.locator(".jp-OutputArea-output", has_text="closed 5").inner_text()
+        print(race)
+        # The displays are still on the page: the monitor's node panel, the two Bokeh views.
+        page.locator(".jp-OutputArea-output", has_text="workers:").first.wait_for()
+        assert page.locator(".jp-OutputArea-output canvas").count() > 0
+        # ...and still live: their sources keep changing after the run ended.
+        before = page.evaluate(_BOKEH_UPDATES)
+        assert len(before) >= 2, before
+        page.wait_for_function(f"() => JSON.stringify(({_BOKEH_UPDATES})()) !== {json.dumps(json.dumps(before))}",
+                               polling=500)
+        # The inline task stream slides too: its x range ends at the newest data.
+        ranges = page.evaluate(_STREAM_RANGE)
+        assert ranges and all(r["end"] >= r["newest"] and r["end"] - r["start"] == 60_000 for r in ranges)
+        streams = page.evaluate("() => window.jrayStreams")
+        kernel_comms.extend(page.evaluate("() => window.jrayKernelComms"))
+        assert kernel_comms, "the run opened no comm from the kernel: the displays are missing"
+        assert not _lost_comms(streams, kernel_comms), [t for t in streams if "comm" in t][:5]
+        page.locator(".jp-OutputArea-output canvas").first.scroll_into_view_if_needed()
+        lab.screenshot("monitoring_notebook.png")
+    log = lab.server.log_path.read_text(errors="replace")
     assert not _lost_comms(log.splitlines(), kernel_comms), [ln for ln in log.splitlines() if "No such comm" in ln][:5]
-    assert not leftovers, f"processes outlived jupyter lab: {[p.pid for p in leftovers]}"
