@@ -32,7 +32,14 @@ MAX_PENDING_LEASE_REQUESTS = int(_env("MAX_PENDING_LEASE_REQUESTS", 8))
 # Ray's hybrid scheduling: a node busier than this (the share of the demanded
 # resources in use) sends default-strategy work to a less loaded node.
 SCHEDULER_SPREAD_THRESHOLD = _env("SCHEDULER_SPREAD_THRESHOLD", 0.5)
+# Raylets look this often for a change to report to the GCS (resources,
+# load, workers, objects: sent at once), and the GCS sends each raylet the
+# nodes that changed at most this often (gcs/cluster_view.py).
 HEARTBEAT_SECONDS = _env("HEARTBEAT_SECONDS", 0.25)
+# A raylet with nothing new beats this often (its id only: its liveness),
+# and sends its full report (the machine's CPU and memory) this often.
+LIVENESS_SECONDS = _env("LIVENESS_SECONDS", 1.0)
+NODE_REPORT_SECONDS = _env("NODE_REPORT_SECONDS", 2.0)
 # A node whose heartbeats stop for this long is declared dead (its tasks
 # retried, its actors restarted, owners told at once). Ray's knobs work too:
 # JRAY_HEALTH_CHECK_PERIOD_MS x JRAY_HEALTH_CHECK_FAILURE_THRESHOLD.

@@ -51,7 +51,7 @@ class PlacementGroupManager:
                  spawn: Callable[[Awaitable[Any]], None]) -> None:
         """``nodes``: the GCS's node table by node id (live: a placement
         also takes what it reserved out of a node's ``resources_available``
-        until that node's next heartbeat).
+        until that node's next report).
         ``actors``: the actor directory, searched for the actors in a group.
         ``kill_actor(actor, reason)``: kill an actor for good (no restart).
         ``raylet_stub(address)``: a RayletService stub for ``ip:port``.
@@ -65,6 +65,9 @@ class PlacementGroupManager:
         self._kick: asyncio.Event | None = None
         self._loop_task: asyncio.Task | None = None
         self._rr = 0
+        # Told of each node whose resources_available a placement changed
+        # (the GCS sends the raylets that node's record again).
+        self.on_node_changed: Callable[[bytes], None] = lambda node_id: None
 
     # -- lifecycle ---------------------------------------------------------------
     def kick(self) -> None:
@@ -268,6 +271,7 @@ class PlacementGroupManager:
             for i in by_node[nid]:
                 for k, v in rec.info.bundles[i].resources.items():
                     have[k] = max(0.0, have.get(k, 0.0) - v)
+            self.on_node_changed(nid)
 
         async def commit(nid: bytes, indexes: list[int]) -> bool:
             req = rpb.CommitBundlesRequest(placement_group_id=pg_id, indexes=indexes)

@@ -8,9 +8,10 @@ they ran (``ReportWorkerFailure``); the GCS also watches each driver itself
 (``WatchDriver``: a stream the driver holds open, broken when its process
 dies; ``DriverHeartbeat``: beats, missing when its host vanished). A death
 ends the job of a driver (FAILED), kills the non-detached actors the dead
-process created, and is published to every raylet in its heartbeat reply
-(``dead_workers``), so each kills the workers still running tasks for the
-dead owner.
+process created, and is published to every raylet on its cluster-view
+stream (``WatchClusterView``'s ``dead_workers``), so each kills the workers
+still running tasks for the dead owner. Node reports and the view:
+``cluster_view.py``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import grpc
 
 from jray._private import config, rpc, serialization
 from jray._private.gcs.actor_directory import ActorDirectory, ActorRecord
+from jray._private.gcs.cluster_view import ViewPublisher, apply_report
 from jray._private.gcs.packages import PackageStore
 from jray._private.gcs.pg_manager import PlacementGroupManager
 from jray._private.gcs.resource_state import cluster_resource_state
@@ -64,6 +66,7 @@ class GcsServer(ggrpc.GcsServiceServicer):
         self.nodes: dict[bytes, gpb.NodeInfo] = {}
         self.last_seen: dict[bytes, float] = {}
         self.node_watchers: set[asyncio.Queue] = set()  # WatchNodes streams
+        self.view = ViewPublisher(self.nodes)  # WatchClusterView streams (the raylets')
         self.kv: dict[tuple[str, bytes], bytes] = {}
         self.jobs: dict[bytes, gpb.JobInfo] = {}
         self._next_job = 1
@@ -82,6 +85,7 @@ class GcsServer(ggrpc.GcsServiceServicer):
             kill_actor=lambda rec, reason: self._kill_actor(rec, reason, force=True),
             raylet_stub=lambda address: self.pool.stub(address, rgrpc.RayletServiceStub),
             spawn=self.spawn)
+        self.pgs.on_node_changed = self.view.node_changed
         if store is not None:
             self.actors.on_change = self._persist_actor
             self.pgs.table.on_change = lambda rec: store.put(PGS, rec.pg_id, rec.info.SerializeToString())
@@ -215,6 +219,7 @@ class GcsServer(ggrpc.GcsServiceServicer):
         self.dead_workers.append((self.dead_seq, worker_id))
         if len(self.dead_workers) == self.dead_workers.maxlen:
             self._dead_set.discard(self.dead_workers[0][1])
+        self.view.wake_all()  # the raylets kill the workers running its tasks
         for job in self.jobs.values():
             if job.driver.worker_id == worker_id and not job.is_dead:
                 logger.info("job %s failed: %s", job.job_id.hex(), reason)
@@ -252,6 +257,7 @@ class GcsServer(ggrpc.GcsServiceServicer):
             return
         node.alive = False
         self._persist_node(node)
+        self.view.node_changed(node_id)
         event = gpb.NodeEvent(node_id=node_id, ip=node.ip, alive=False, reason=reason, raylet_port=node.raylet_port)
         for q in self.node_watchers:
             q.put_nowait(event)
@@ -273,6 +279,7 @@ class GcsServer(ggrpc.GcsServiceServicer):
         self.nodes[n.node_id] = n
         self.last_seen[n.node_id] = time.monotonic()
         self._persist_node(n)
+        self.view.node_changed(n.node_id)
         logger.info("node %s registered at %s:%d", n.node_id.hex(), n.ip, n.raylet_port)
         self.pgs.kick()
         return gpb.RegisterNodeReply(cluster_id=self.cluster_id)
@@ -282,26 +289,43 @@ class GcsServer(ggrpc.GcsServiceServicer):
         return gpb.UnregisterNodeReply()
 
     async def Heartbeat(self, request: gpb.HeartbeatRequest, context: Any) -> gpb.HeartbeatReply:
-        n = request.node
-        known = self.nodes.get(n.node_id)
+        """A raylet's beat: its full report when something changed (or now
+        and then), else only its id (``cluster_view.py``)."""
+        node_id = request.node.node_id if request.HasField("node") else request.node_id
+        known = self.nodes.get(node_id)
         if known is None or not known.alive:
             return gpb.HeartbeatReply(reregister=True)
-        self.last_seen[n.node_id] = time.monotonic()
-        for f in ("resources_available", "resources_total"):
-            getattr(known, f).clear()
-            getattr(known, f).update(getattr(n, f))
-        known.store_used, known.num_workers = n.store_used, n.num_workers
-        known.spilled_bytes, known.pending_leases = n.spilled_bytes, n.pending_leases
-        known.num_idle_workers, known.num_leased_workers = n.num_idle_workers, n.num_leased_workers
-        known.num_objects, known.idle_duration_ms = n.num_objects, n.idle_duration_ms
-        known.cpu_percent, known.memory_used, known.memory_total = n.cpu_percent, n.memory_used, n.memory_total
-        del known.resource_load[:]
-        known.resource_load.extend(n.resource_load)
-        reply = gpb.HeartbeatReply(nodes=list(self.nodes.values()), dead_workers_seq=self.dead_seq)
-        after = request.dead_workers_after
-        if 0 <= after < self.dead_seq:
-            reply.dead_workers.extend(w for seq, w in self.dead_workers if seq > after)
-        return reply
+        now = time.monotonic()
+        before = self.last_seen.get(node_id, now)
+        self.last_seen[node_id] = now
+        if request.HasField("node"):
+            if apply_report(known, request.node):
+                self.view.node_changed(node_id)
+        elif known.idle_duration_ms:  # still idle (going busy would have sent a report)
+            known.idle_duration_ms += int((now - before) * 1000)
+        return gpb.HeartbeatReply()
+
+    async def WatchClusterView(self, request: gpb.WatchClusterViewRequest, context: Any) -> Any:
+        """A raylet's view of the cluster: every node first, then the nodes
+        whose resources or liveness changed and the deaths of workers and
+        drivers, as they happen (at most one update per heartbeat period)."""
+        sub = self.view.subscribe(request.dead_workers_after)
+        try:
+            while True:
+                await sub.wake.wait()
+                sub.wake.clear()
+                nodes, full = self.view.take(sub)
+                update = gpb.ClusterViewUpdate(nodes=nodes, full=full, dead_workers_seq=self.dead_seq)
+                after = sub.dead_after
+                if 0 <= after < self.dead_seq:
+                    update.dead_workers.extend(w for seq, w in self.dead_workers if seq > after)
+                sub.dead_after = self.dead_seq
+                if not (full or nodes or update.dead_workers or after != self.dead_seq):
+                    continue
+                yield update
+                await asyncio.sleep(config.HEARTBEAT_SECONDS)  # changes in a burst go out together
+        finally:
+            self.view.unsubscribe(sub)
 
     async def GetAllNodeInfo(self, request: Any, context: Any) -> gpb.GetAllNodeInfoReply:
         return gpb.GetAllNodeInfoReply(nodes=list(self.nodes.values()))

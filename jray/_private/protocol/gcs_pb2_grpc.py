@@ -54,6 +54,11 @@ class GcsServiceStub:
                 request_serializer=jray_dot___private_dot_protocol_dot_gcs__pb2.HeartbeatRequest.SerializeToString,
                 response_deserializer=jray_dot___private_dot_protocol_dot_gcs__pb2.HeartbeatReply.FromString,
                 _registered_method=True)
+        self.WatchClusterView = channel.unary_stream(
+                '/jray.protocol.GcsService/WatchClusterView',
+                request_serializer=jray_dot___private_dot_protocol_dot_gcs__pb2.WatchClusterViewRequest.SerializeToString,
+                response_deserializer=jray_dot___private_dot_protocol_dot_gcs__pb2.ClusterViewUpdate.FromString,
+                _registered_method=True)
         self.GetAllNodeInfo = channel.unary_unary(
                 '/jray.protocol.GcsService/GetAllNodeInfo',
                 request_serializer=jray_dot___private_dot_protocol_dot_gcs__pb2.GetAllNodeInfoRequest.SerializeToString,
@@ -214,6 +219,13 @@ class GcsServiceServicer:
 
     def Heartbeat(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchClusterView(self, request, context):
+        """The cluster as the raylets schedule by: every node, then the changes.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -404,6 +416,11 @@ def add_GcsServiceServicer_to_server(servicer, server):
                     servicer.Heartbeat,
                     request_deserializer=jray_dot___private_dot_protocol_dot_gcs__pb2.HeartbeatRequest.FromString,
                     response_serializer=jray_dot___private_dot_protocol_dot_gcs__pb2.HeartbeatReply.SerializeToString,
+            ),
+            'WatchClusterView': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchClusterView,
+                    request_deserializer=jray_dot___private_dot_protocol_dot_gcs__pb2.WatchClusterViewRequest.FromString,
+                    response_serializer=jray_dot___private_dot_protocol_dot_gcs__pb2.ClusterViewUpdate.SerializeToString,
             ),
             'GetAllNodeInfo': grpc.unary_unary_rpc_method_handler(
                     servicer.GetAllNodeInfo,
@@ -649,6 +666,33 @@ class GcsService:
             '/jray.protocol.GcsService/Heartbeat',
             jray_dot___private_dot_protocol_dot_gcs__pb2.HeartbeatRequest.SerializeToString,
             jray_dot___private_dot_protocol_dot_gcs__pb2.HeartbeatReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchClusterView(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/jray.protocol.GcsService/WatchClusterView',
+            jray_dot___private_dot_protocol_dot_gcs__pb2.WatchClusterViewRequest.SerializeToString,
+            jray_dot___private_dot_protocol_dot_gcs__pb2.ClusterViewUpdate.FromString,
             options,
             channel_credentials,
             insecure,

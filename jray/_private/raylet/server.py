@@ -17,8 +17,10 @@
   ``object_manager.ObjectManager``; the store RPCs here delegate to it (the
   direct transport calls the same ``CreateObject``/``GetObject``/
   ``AbortObject`` methods).
-- The node: registration and heartbeats to the GCS (whose replies are the
-  cluster view), task events, and the worker monitor.
+- The node: registration and change-driven reports to the GCS (a liveness
+  beat when nothing changed), the cluster view the GCS streams back
+  (``WatchClusterView``: nodes as they change, deaths of owners), task
+  events, and the worker monitor.
 - Observing it: ``GetNodeStats`` (the store, workers with their memory and
   CPU, the machine's CPU and memory: ``host_stats.py``, sampled at most once
   a second), and the node's log files (``ListLogs``, ``GetLog``: ``logs.py``).
@@ -115,7 +117,12 @@ class Raylet(rgrpc.RayletServiceServicer):
         self.tunnels = TunnelHost(ip, config.DRIVER_TIMEOUT_SECONDS)
         self.metrics = NodeMetrics(ip)  # ray.util.metrics of this node's processes
         self.metrics_export_port = 0
-        self.view: list[gpb.NodeInfo] = []  # the cluster, from the last heartbeat reply
+        # The cluster as the GCS's view stream last described it (by node
+        # id), and the copy decisions read and write (reserve_spilled), made
+        # afresh from it on each update and each beat.
+        self._peers: dict[bytes, gpb.NodeInfo] = {}
+        self.view: list[gpb.NodeInfo] = []
+        self._view_reserved = False  # the copy holds spilled requests' reservations
         self.leases = LeaseTable(self.res)
         self.queue = LeaseQueue()  # lease requests waiting for resources here
         self.blocked = BlockedWorkers()  # workers blocked in get/wait (their CPU lent)
@@ -181,45 +188,104 @@ class Raylet(rgrpc.RayletServiceServicer):
     async def register(self) -> None:
         await self.gcs.RegisterNode(gpb.RegisterNodeRequest(node=self.node_info()))
 
+    @staticmethod
+    def _report_key(info: gpb.NodeInfo) -> tuple[Any, ...]:
+        """What a report is sent at once for when it changed (not the
+        machine's CPU and memory, nor how long the node has been idle)."""
+        return (sorted(info.resources_available.items()), sorted(info.resources_total.items()),
+                info.pending_leases, info.num_workers, info.num_idle_workers, info.num_leased_workers,
+                info.num_objects, info.store_used, info.spilled_bytes, info.idle_duration_ms == 0,
+                [d.SerializeToString(deterministic=True) for d in info.resource_load])
+
     async def heartbeat_loop(self) -> None:
-        """Heartbeats to the GCS (node stats out, the cluster view back). A
-        GCS that stays silent for GCS_LOST_SECONDS ends this raylet: its
-        workers stop and its store goes (nothing to serve without a head)."""
+        """Reports to the GCS, change-driven as Ray's: every
+        HEARTBEAT_SECONDS the node's report is looked at and sent when it
+        changed; else a liveness beat (the id only) every LIVENESS_SECONDS,
+        the full report every NODE_REPORT_SECONDS. A GCS that stays silent
+        for GCS_LOST_SECONDS ends this raylet: its workers stop and its store
+        goes (nothing to serve without a head)."""
         self.spawn(self.task_events_loop())
+        self.spawn(self.view_loop())
         loop = asyncio.get_running_loop()
         last_ok = loop.time()
         warned_at = 0.0
+        sent_key: tuple[Any, ...] | None = None
+        sent_at = full_at = -1e9
+        while not self.stop_event.is_set():
+            now = loop.time()
+            info = self.node_info()
+            key = self._report_key(info)
+            full = key != sent_key or now - full_at >= config.NODE_REPORT_SECONDS
+            if full or now - sent_at >= config.LIVENESS_SECONDS:
+                try:
+                    request = (gpb.HeartbeatRequest(node=info) if full
+                               else gpb.HeartbeatRequest(node_id=self.node_id))
+                    reply = await self.gcs.Heartbeat(request, timeout=5)
+                    sent_at = now
+                    if full:
+                        sent_key, full_at = key, now
+                    if reply.reregister:
+                        # The GCS lost us (declared dead, or restarted): the bundles we hold
+                        # were placed again elsewhere, or are unknown now.
+                        self._kill_leases_in(self.bundles.cancel_all(), "the GCS no longer knows this node")
+                        await self.register()
+                        sent_key = None
+                    elif self._view_reserved:
+                        self._rebuild_view()  # spilled requests' reservations last a beat at most
+                    if warned_at:
+                        logger.warning("the GCS answers again")
+                    last_ok, warned_at = loop.time(), 0.0
+                except grpc.RpcError as e:
+                    now = loop.time()
+                    silent = now - last_ok
+                    if silent >= config.GCS_LOST_SECONDS:
+                        logger.error("the GCS at %s has not answered for %.0f s: this raylet exits",
+                                     self.gcs_address, silent)
+                        self.stop_event.set()
+                        return
+                    if not warned_at or now - warned_at >= 10.0:  # not every beat
+                        warned_at = now
+                        logger.warning("heartbeat to the GCS failed (%s); the raylet exits if it stays silent "
+                                       "for %.0f s", e.code() if hasattr(e, "code") else e, config.GCS_LOST_SECONDS)
+            await asyncio.sleep(config.HEARTBEAT_SECONDS)
+
+    async def view_loop(self) -> None:
+        """The cluster view from the GCS's stream (opened again after a GCS
+        restart or a blip): every node first, then the nodes that changed,
+        and the workers and drivers that died (their leases and objects
+        here are let go)."""
         while not self.stop_event.is_set():
             try:
-                reply = await self.gcs.Heartbeat(gpb.HeartbeatRequest(
-                    node=self.node_info(), dead_workers_after=self.dead_workers_seen), timeout=5)
-                for wid in reply.dead_workers:  # owners that died elsewhere
-                    self.release_leases_owned_by(wid)
-                    self.objects.forget_owner(wid)  # their objects here (a client's puts among them)
-                self.dead_workers_seen = reply.dead_workers_seq
-                if reply.reregister:
-                    # The GCS lost us (declared dead, or restarted): the bundles we hold
-                    # were placed again elsewhere, or are unknown now.
-                    self._kill_leases_in(self.bundles.cancel_all(), "the GCS no longer knows this node")
-                    await self.register()
-                else:
-                    self.view = list(reply.nodes)
-                if warned_at:
-                    logger.warning("the GCS answers again")
-                last_ok, warned_at = loop.time(), 0.0
+                call = self.gcs.WatchClusterView(gpb.WatchClusterViewRequest(
+                    node_id=self.node_id, dead_workers_after=self.dead_workers_seen))
+                async for update in call:
+                    self._apply_view(update)
             except grpc.RpcError as e:
-                now = loop.time()
-                silent = now - last_ok
-                if silent >= config.GCS_LOST_SECONDS:
-                    logger.error("the GCS at %s has not answered for %.0f s: this raylet exits",
-                                 self.gcs_address, silent)
-                    self.stop_event.set()
-                    return
-                if not warned_at or now - warned_at >= 10.0:  # not every beat
-                    warned_at = now
-                    logger.warning("heartbeat to the GCS failed (%s); the raylet exits if it stays silent "
-                                   "for %.0f s", e.code() if hasattr(e, "code") else e, config.GCS_LOST_SECONDS)
-            await asyncio.sleep(config.HEARTBEAT_SECONDS)
+                logger.debug("the cluster view stream broke: %s", e)
+            await asyncio.sleep(0.5)
+
+    def _apply_view(self, update: gpb.ClusterViewUpdate) -> None:
+        for wid in update.dead_workers:  # owners that died elsewhere
+            self.release_leases_owned_by(wid)
+            self.objects.forget_owner(wid)  # their objects here (a client's puts among them)
+        self.dead_workers_seen = update.dead_workers_seq
+        if update.full:
+            self._peers = {}
+        for n in update.nodes:
+            self._peers[n.node_id] = n
+        if update.full or update.nodes:
+            self._rebuild_view()
+
+    def _rebuild_view(self) -> None:
+        """The decisions' copy of the view, without the reservations of
+        requests spilled since the last one (``reserve_spilled``)."""
+        view = []
+        for n in self._peers.values():
+            copy = gpb.NodeInfo()
+            copy.CopyFrom(n)
+            view.append(copy)
+        self.view = view
+        self._view_reserved = False
 
     async def task_events_loop(self) -> None:
         """Send the task events this raylet saw to the GCS, in batches."""
@@ -355,6 +421,7 @@ class Raylet(rgrpc.RayletServiceServicer):
                 self._spread_rr = d.spread_rr
             if isinstance(d, Spill):
                 reserve_spilled(d.node, req.demand)
+                self._view_reserved = True
                 return _spill(d.node)
             if isinstance(d, Grant):
                 alloc = self.res.acquire(req.demand)
@@ -381,9 +448,11 @@ class Raylet(rgrpc.RayletServiceServicer):
 
     async def _refresh_view(self) -> None:
         try:
-            self.view = list((await self.gcs.GetAllNodeInfo(gpb.GetAllNodeInfoRequest(), timeout=5)).nodes)
+            nodes = (await self.gcs.GetAllNodeInfo(gpb.GetAllNodeInfoRequest(), timeout=5)).nodes
         except grpc.RpcError:
-            pass
+            return
+        self._peers = {n.node_id: n for n in nodes}
+        self._rebuild_view()
 
     async def _queue_for(self, owner: bytes, demand: dict[str, float]) -> Allocation | None:
         """Wait in the queue for this node's resources, a bounded while (the
