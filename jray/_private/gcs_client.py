@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 # gcs_rpc_server_reconnect_timeout_s (60 s).
 GCS_RECONNECT_SECONDS = config._env("GCS_RECONNECT_SECONDS", 60.0)
 # Streams (their callers re-open them), and calls whose callers have loops of their own.
-_NOT_RETRIED = frozenset({"WatchNodes", "WatchDriver", "WatchClusterView", "UploadPackage", "DownloadPackage", "Heartbeat",
+_NOT_RETRIED = frozenset({"WatchNodes", "WatchDriver", "SyncNode", "UploadPackage", "DownloadPackage", "Heartbeat",
                           "AddTaskEvents"})
 
 

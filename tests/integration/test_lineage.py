@@ -30,7 +30,7 @@ def cluster():
         doomed = c.add_node(num_cpus=1)
         c.add_node(num_cpus=1)
         jray.init(address=c.address)
-        time.sleep(1.0)  # the raylets' views of the cluster refresh every heartbeat (0.25 s)
+        time.sleep(1.0)  # the GCS sends the raylets the cluster's changes within 0.25 s
         try:
             yield c, doomed, NodeAffinitySchedulingStrategy(doomed.node_id, soft=True)
         finally:

@@ -73,7 +73,7 @@ def test_spread_uses_every_node_for_tasks_and_actors():
         c.add_node(num_cpus=2)
         jray.init(address=c.address)
         try:
-            time.sleep(1.0)  # the raylets' views of the cluster refresh every heartbeat (0.25 s)
+            time.sleep(1.0)  # the GCS sends the raylets the cluster's changes within 0.25 s
 
             @jray.remote(scheduling_strategy="SPREAD")
             def where(s):
@@ -105,7 +105,7 @@ def test_default_policy_spreads_past_half_busy():
         other = c.add_node(num_cpus=2)
         jray.init(address=c.address)
         try:
-            time.sleep(1.0)  # the raylets' views of the cluster refresh every heartbeat (0.25 s)
+            time.sleep(1.0)  # the GCS sends the raylets the cluster's changes within 0.25 s
 
             @jray.remote(num_cpus=1)
             def where():

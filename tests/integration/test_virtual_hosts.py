@@ -162,8 +162,8 @@ def where():
     time.sleep(0.2)
     return socket.gethostname(), os.environ["JRAY_NODE_IP"]
 
-# SPREAD picks among the nodes in the head raylet's view, which the GCS's
-# heartbeat replies refresh (every 0.25 s): wait for all three there first.
+# SPREAD picks among the nodes in the head raylet's view, which the GCS
+# updates as nodes join (within 0.25 s): wait for all three there first.
 deadline = time.time() + 30
 while sum(n["Alive"] for n in jray.nodes()) < 3 and time.time() < deadline:
     time.sleep(0.1)

@@ -1,20 +1,25 @@
-"""The node reports raylets send and the cluster view the GCS sends back.
+"""The node reports raylets send and the cluster view the GCS sends back,
+both on one stream per raylet (``SyncNode``).
 
 Reports are change-driven, as Ray's syncer: a raylet sends its full
 ``NodeInfo`` when something in it changed (resources, load, workers,
 objects) and every ``NODE_REPORT_SECONDS`` otherwise (the machine's CPU and
 memory), and between them a liveness beat with its id only, every
-``LIVENESS_SECONDS`` (``Heartbeat``; ``apply_report`` merges a report into
-the GCS's record).
+``LIVENESS_SECONDS``; ``apply_report`` merges a report into the GCS's
+record. A node silent for ``NODE_DEATH_SECONDS`` is declared dead, as
+before. Why a stream: a message on it costs the GCS about a third of the
+CPU of a unary gRPC call (0.26 against 0.86 ms here), and at four unary
+beats a second per node the GCS's idle CPU per node was 3-5x Ray's.
 
-The view goes back over one stream per raylet (``WatchClusterView``): the
-first update holds every node, each later one the nodes whose scheduling
-fields (resources, pending leases, liveness) changed since that raylet's
-last update, and the deaths of workers and drivers since then. Updates are
-sent as soon as something changed, at most one per ``HEARTBEAT_SECONDS``
-per raylet; an idle cluster sends none. ``ViewPublisher`` keeps which node
-changed at which version and each subscriber's last version; it never
-imports grpc.
+The view goes back on the same stream: the first update holds every node,
+each later one the nodes whose scheduling fields (resources, pending
+leases, liveness) changed since that raylet's last update, and the deaths
+of workers and drivers since then. Updates go as soon as something
+changed, at most one per ``HEARTBEAT_SECONDS`` per raylet; when nothing
+did, an empty one every ``GCS_BEAT_SECONDS`` tells the raylet the GCS is
+there (a raylet that hears nothing for ``GCS_LOST_SECONDS`` exits).
+``ViewPublisher`` keeps which node changed at which version and each
+subscriber's last version; it never imports grpc.
 """
 
 from __future__ import annotations
@@ -22,7 +27,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 
+from jray._private import config
 from jray._private.protocol import gcs_pb2 as gpb
+
+# The GCS's own beat on a quiet stream: well under the raylets' GCS_LOST_SECONDS.
+GCS_BEAT_SECONDS = min(5.0, config.GCS_LOST_SECONDS / 4)
 
 # The fields of a report copied into the GCS's record (the rest are set at
 # registration: address, labels, ports, store size, start time).

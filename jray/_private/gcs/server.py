@@ -9,7 +9,7 @@ they ran (``ReportWorkerFailure``); the GCS also watches each driver itself
 dies; ``DriverHeartbeat``: beats, missing when its host vanished). A death
 ends the job of a driver (FAILED), kills the non-detached actors the dead
 process created, and is published to every raylet on its cluster-view
-stream (``WatchClusterView``'s ``dead_workers``), so each kills the workers
+stream (``SyncNode``'s ``dead_workers``), so each kills the workers
 still running tasks for the dead owner. Node reports and the view:
 ``cluster_view.py``.
 """
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import tempfile
 import time
@@ -27,7 +28,7 @@ import grpc
 
 from jray._private import config, rpc, serialization
 from jray._private.gcs.actor_directory import ActorDirectory, ActorRecord
-from jray._private.gcs.cluster_view import ViewPublisher, apply_report
+from jray._private.gcs.cluster_view import GCS_BEAT_SECONDS, ViewPublisher, apply_report
 from jray._private.gcs.packages import PackageStore
 from jray._private.gcs.pg_manager import PlacementGroupManager
 from jray._private.gcs.resource_state import cluster_resource_state
@@ -66,7 +67,7 @@ class GcsServer(ggrpc.GcsServiceServicer):
         self.nodes: dict[bytes, gpb.NodeInfo] = {}
         self.last_seen: dict[bytes, float] = {}
         self.node_watchers: set[asyncio.Queue] = set()  # WatchNodes streams
-        self.view = ViewPublisher(self.nodes)  # WatchClusterView streams (the raylets')
+        self.view = ViewPublisher(self.nodes)  # SyncNode streams (the raylets')
         self.kv: dict[tuple[str, bytes], bytes] = {}
         self.jobs: dict[bytes, gpb.JobInfo] = {}
         self._next_job = 1
@@ -288,13 +289,14 @@ class GcsServer(ggrpc.GcsServiceServicer):
         self._node_died(request.node_id, "it stopped")
         return gpb.UnregisterNodeReply()
 
-    async def Heartbeat(self, request: gpb.HeartbeatRequest, context: Any) -> gpb.HeartbeatReply:
+    def _beat(self, request: gpb.HeartbeatRequest) -> bool:
         """A raylet's beat: its full report when something changed (or now
-        and then), else only its id (``cluster_view.py``)."""
+        and then), else only its id (``cluster_view.py``). False: the GCS
+        does not know the node (declared dead, or a GCS restarted afresh)."""
         node_id = request.node.node_id if request.HasField("node") else request.node_id
         known = self.nodes.get(node_id)
         if known is None or not known.alive:
-            return gpb.HeartbeatReply(reregister=True)
+            return False
         now = time.monotonic()
         before = self.last_seen.get(node_id, now)
         self.last_seen[node_id] = now
@@ -303,29 +305,58 @@ class GcsServer(ggrpc.GcsServiceServicer):
                 self.view.node_changed(node_id)
         elif known.idle_duration_ms:  # still idle (going busy would have sent a report)
             known.idle_duration_ms += int((now - before) * 1000)
-        return gpb.HeartbeatReply()
+        return True
 
-    async def WatchClusterView(self, request: gpb.WatchClusterViewRequest, context: Any) -> Any:
-        """A raylet's view of the cluster: every node first, then the nodes
-        whose resources or liveness changed and the deaths of workers and
-        drivers, as they happen (at most one update per heartbeat period)."""
-        sub = self.view.subscribe(request.dead_workers_after)
+    async def Heartbeat(self, request: gpb.HeartbeatRequest, context: Any) -> gpb.HeartbeatReply:
+        return gpb.HeartbeatReply(reregister=not self._beat(request))
+
+    async def SyncNode(self, request_iterator: Any, context: Any) -> None:
+        """A raylet's stream: its beats in; out, its view of the cluster
+        (every node first, then the nodes whose resources or liveness
+        changed, and the deaths of workers and drivers) as things happen,
+        at most one update per heartbeat period, and an empty one every
+        ``GCS_BEAT_SECONDS`` when nothing did (the GCS is there). A stream
+        message costs the GCS a third of a unary call's CPU."""
+        first = await context.read()
+        if first is grpc.aio.EOF:
+            return
+        if not self._beat(first):
+            await context.write(gpb.ClusterViewUpdate(reregister=True))
+            return
+        sub = self.view.subscribe(first.dead_workers_after)
+        reader = asyncio.ensure_future(self._read_beats(context, sub))
         try:
             while True:
-                await sub.wake.wait()
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(sub.wake.wait(), GCS_BEAT_SECONDS)
                 sub.wake.clear()
+                if reader.done():
+                    if not reader.cancelled() and reader.exception() is None and reader.result() is False:
+                        await context.write(gpb.ClusterViewUpdate(reregister=True))
+                    return
                 nodes, full = self.view.take(sub)
                 update = gpb.ClusterViewUpdate(nodes=nodes, full=full, dead_workers_seq=self.dead_seq)
                 after = sub.dead_after
                 if 0 <= after < self.dead_seq:
                     update.dead_workers.extend(w for seq, w in self.dead_workers if seq > after)
                 sub.dead_after = self.dead_seq
-                if not (full or nodes or update.dead_workers or after != self.dead_seq):
-                    continue
-                yield update
+                await context.write(update)
                 await asyncio.sleep(config.HEARTBEAT_SECONDS)  # changes in a burst go out together
         finally:
+            reader.cancel()
             self.view.unsubscribe(sub)
+
+    async def _read_beats(self, context: Any, sub: Any) -> bool:
+        """The beats on a SyncNode stream, until it ends (True) or one
+        comes from a node the GCS does not know (False)."""
+        while True:
+            request = await context.read()
+            if request is grpc.aio.EOF:
+                sub.wake.set()
+                return True
+            if not self._beat(request):
+                sub.wake.set()
+                return False
 
     async def GetAllNodeInfo(self, request: Any, context: Any) -> gpb.GetAllNodeInfoReply:
         return gpb.GetAllNodeInfoReply(nodes=list(self.nodes.values()))

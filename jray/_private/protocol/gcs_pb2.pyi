@@ -132,12 +132,14 @@ class UnregisterNodeReply(_message.Message):
     def __init__(self) -> None: ...
 
 class HeartbeatRequest(_message.Message):
-    __slots__ = ("node", "node_id")
+    __slots__ = ("node", "dead_workers_after", "node_id")
     NODE_FIELD_NUMBER: _ClassVar[int]
+    DEAD_WORKERS_AFTER_FIELD_NUMBER: _ClassVar[int]
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     node: NodeInfo
+    dead_workers_after: int
     node_id: bytes
-    def __init__(self, node: _Optional[_Union[NodeInfo, _Mapping]] = ..., node_id: _Optional[bytes] = ...) -> None: ...
+    def __init__(self, node: _Optional[_Union[NodeInfo, _Mapping]] = ..., dead_workers_after: _Optional[int] = ..., node_id: _Optional[bytes] = ...) -> None: ...
 
 class HeartbeatReply(_message.Message):
     __slots__ = ("reregister",)
@@ -145,25 +147,19 @@ class HeartbeatReply(_message.Message):
     reregister: bool
     def __init__(self, reregister: _Optional[bool] = ...) -> None: ...
 
-class WatchClusterViewRequest(_message.Message):
-    __slots__ = ("node_id", "dead_workers_after")
-    NODE_ID_FIELD_NUMBER: _ClassVar[int]
-    DEAD_WORKERS_AFTER_FIELD_NUMBER: _ClassVar[int]
-    node_id: bytes
-    dead_workers_after: int
-    def __init__(self, node_id: _Optional[bytes] = ..., dead_workers_after: _Optional[int] = ...) -> None: ...
-
 class ClusterViewUpdate(_message.Message):
-    __slots__ = ("nodes", "full", "dead_workers", "dead_workers_seq")
+    __slots__ = ("nodes", "full", "dead_workers", "dead_workers_seq", "reregister")
     NODES_FIELD_NUMBER: _ClassVar[int]
     FULL_FIELD_NUMBER: _ClassVar[int]
     DEAD_WORKERS_FIELD_NUMBER: _ClassVar[int]
     DEAD_WORKERS_SEQ_FIELD_NUMBER: _ClassVar[int]
+    REREGISTER_FIELD_NUMBER: _ClassVar[int]
     nodes: _containers.RepeatedCompositeFieldContainer[NodeInfo]
     full: bool
     dead_workers: _containers.RepeatedScalarFieldContainer[bytes]
     dead_workers_seq: int
-    def __init__(self, nodes: _Optional[_Iterable[_Union[NodeInfo, _Mapping]]] = ..., full: _Optional[bool] = ..., dead_workers: _Optional[_Iterable[bytes]] = ..., dead_workers_seq: _Optional[int] = ...) -> None: ...
+    reregister: bool
+    def __init__(self, nodes: _Optional[_Iterable[_Union[NodeInfo, _Mapping]]] = ..., full: _Optional[bool] = ..., dead_workers: _Optional[_Iterable[bytes]] = ..., dead_workers_seq: _Optional[int] = ..., reregister: _Optional[bool] = ...) -> None: ...
 
 class GetAllNodeInfoRequest(_message.Message):
     __slots__ = ()

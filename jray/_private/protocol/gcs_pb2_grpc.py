@@ -54,9 +54,9 @@ class GcsServiceStub:
                 request_serializer=jray_dot___private_dot_protocol_dot_gcs__pb2.HeartbeatRequest.SerializeToString,
                 response_deserializer=jray_dot___private_dot_protocol_dot_gcs__pb2.HeartbeatReply.FromString,
                 _registered_method=True)
-        self.WatchClusterView = channel.unary_stream(
-                '/jray.protocol.GcsService/WatchClusterView',
-                request_serializer=jray_dot___private_dot_protocol_dot_gcs__pb2.WatchClusterViewRequest.SerializeToString,
+        self.SyncNode = channel.stream_stream(
+                '/jray.protocol.GcsService/SyncNode',
+                request_serializer=jray_dot___private_dot_protocol_dot_gcs__pb2.HeartbeatRequest.SerializeToString,
                 response_deserializer=jray_dot___private_dot_protocol_dot_gcs__pb2.ClusterViewUpdate.FromString,
                 _registered_method=True)
         self.GetAllNodeInfo = channel.unary_unary(
@@ -218,13 +218,15 @@ class GcsServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Heartbeat(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """One beat as a unary call (the raylets beat on SyncNode).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def WatchClusterView(self, request, context):
-        """The cluster as the raylets schedule by: every node, then the changes.
+    def SyncNode(self, request_iterator, context):
+        """A raylet's one stream with the GCS: its beats in, the cluster as the
+        raylets schedule by out (every node, then the changes, and deaths).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -417,9 +419,9 @@ def add_GcsServiceServicer_to_server(servicer, server):
                     request_deserializer=jray_dot___private_dot_protocol_dot_gcs__pb2.HeartbeatRequest.FromString,
                     response_serializer=jray_dot___private_dot_protocol_dot_gcs__pb2.HeartbeatReply.SerializeToString,
             ),
-            'WatchClusterView': grpc.unary_stream_rpc_method_handler(
-                    servicer.WatchClusterView,
-                    request_deserializer=jray_dot___private_dot_protocol_dot_gcs__pb2.WatchClusterViewRequest.FromString,
+            'SyncNode': grpc.stream_stream_rpc_method_handler(
+                    servicer.SyncNode,
+                    request_deserializer=jray_dot___private_dot_protocol_dot_gcs__pb2.HeartbeatRequest.FromString,
                     response_serializer=jray_dot___private_dot_protocol_dot_gcs__pb2.ClusterViewUpdate.SerializeToString,
             ),
             'GetAllNodeInfo': grpc.unary_unary_rpc_method_handler(
@@ -677,7 +679,7 @@ class GcsService:
             _registered_method=True)
 
     @staticmethod
-    def WatchClusterView(request,
+    def SyncNode(request_iterator,
             target,
             options=(),
             channel_credentials=None,
@@ -687,11 +689,11 @@ class GcsService:
             wait_for_ready=None,
             timeout=None,
             metadata=None):
-        return grpc.experimental.unary_stream(
-            request,
+        return grpc.experimental.stream_stream(
+            request_iterator,
             target,
-            '/jray.protocol.GcsService/WatchClusterView',
-            jray_dot___private_dot_protocol_dot_gcs__pb2.WatchClusterViewRequest.SerializeToString,
+            '/jray.protocol.GcsService/SyncNode',
+            jray_dot___private_dot_protocol_dot_gcs__pb2.HeartbeatRequest.SerializeToString,
             jray_dot___private_dot_protocol_dot_gcs__pb2.ClusterViewUpdate.FromString,
             options,
             channel_credentials,

@@ -1,9 +1,10 @@
 """The machine's CPU and memory, and each worker's, as a raylet reports them.
 
 Sampled with psutil at most once every ``MIN_INTERVAL`` seconds and cached:
-heartbeats (four a second) and ``GetNodeStats`` calls (each view's poll)
-read the last sample. CPU percentages are over the time since the previous
-sample (psutil keeps the counters), so the first one reads 0.
+the node's reports to the GCS (looked at four times a second) and
+``GetNodeStats`` calls (each view's poll) read the last sample. CPU
+percentages are over the time since the previous sample (psutil keeps the
+counters), so the first one reads 0.
 
 - machine: ``cpu_percent`` (0-100, every core together), ``memory_used``
   (total - available, as Ray counts it) and ``memory_total``, in bytes;

@@ -17,9 +17,9 @@
   ``object_manager.ObjectManager``; the store RPCs here delegate to it (the
   direct transport calls the same ``CreateObject``/``GetObject``/
   ``AbortObject`` methods).
-- The node: registration and change-driven reports to the GCS (a liveness
-  beat when nothing changed), the cluster view the GCS streams back
-  (``WatchClusterView``: nodes as they change, deaths of owners), task
+- The node: registration, one stream with the GCS (``SyncNode``:
+  change-driven reports out, a liveness beat when nothing changed; the
+  cluster view back, nodes as they change and deaths of owners), task
   events, and the worker monitor.
 - Observing it: ``GetNodeStats`` (the store, workers with their memory and
   CPU, the machine's CPU and memory: ``host_stats.py``, sampled at most once
@@ -123,6 +123,8 @@ class Raylet(rgrpc.RayletServiceServicer):
         self._peers: dict[bytes, gpb.NodeInfo] = {}
         self.view: list[gpb.NodeInfo] = []
         self._view_reserved = False  # the copy holds spilled requests' reservations
+        self._view_at = 0.0  # when the copy was made (loop time)
+        self._gcs_heard = 0.0  # when the GCS last said something on the stream (loop time)
         self.leases = LeaseTable(self.res)
         self.queue = LeaseQueue()  # lease requests waiting for resources here
         self.blocked = BlockedWorkers()  # workers blocked in get/wait (their CPU lent)
@@ -198,71 +200,87 @@ class Raylet(rgrpc.RayletServiceServicer):
                 [d.SerializeToString(deterministic=True) for d in info.resource_load])
 
     async def heartbeat_loop(self) -> None:
-        """Reports to the GCS, change-driven as Ray's: every
-        HEARTBEAT_SECONDS the node's report is looked at and sent when it
-        changed; else a liveness beat (the id only) every LIVENESS_SECONDS,
-        the full report every NODE_REPORT_SECONDS. A GCS that stays silent
-        for GCS_LOST_SECONDS ends this raylet: its workers stop and its store
-        goes (nothing to serve without a head)."""
+        """This node's stream with the GCS (``SyncNode``), opened again
+        when it breaks (a GCS restart, a blip) or the GCS asks this node to
+        register again. A GCS that stays silent for GCS_LOST_SECONDS ends
+        this raylet: its workers stop and its store goes (nothing to serve
+        without a head)."""
         self.spawn(self.task_events_loop())
-        self.spawn(self.view_loop())
         loop = asyncio.get_running_loop()
-        last_ok = loop.time()
+        self._gcs_heard = loop.time()
         warned_at = 0.0
+        while not self.stop_event.is_set():
+            failure: BaseException | None = None
+            try:
+                await self._sync()
+            except (grpc.RpcError, asyncio.InvalidStateError) as e:  # the stream broke, or would not open
+                failure = e
+            now = loop.time()
+            silent = now - self._gcs_heard
+            if silent >= config.GCS_LOST_SECONDS:
+                logger.error("the GCS at %s has not answered for %.0f s: this raylet exits",
+                             self.gcs_address, silent)
+                self.stop_event.set()
+                return
+            if failure is not None and (not warned_at or now - warned_at >= 10.0):  # not every try
+                warned_at = now
+                logger.warning("the stream to the GCS broke (%s); the raylet exits if it stays silent for %.0f s",
+                               failure.code() if isinstance(failure, grpc.RpcError) else failure,
+                               config.GCS_LOST_SECONDS)
+            elif failure is None and warned_at:
+                warned_at = 0.0
+            await asyncio.sleep(config.HEARTBEAT_SECONDS)
+
+    async def _sync(self) -> None:
+        """One ``SyncNode`` stream: beats out, change-driven as Ray's (every
+        HEARTBEAT_SECONDS the node's report is looked at and sent when it
+        changed; else a liveness beat, the id only, every LIVENESS_SECONDS,
+        and the full report every NODE_REPORT_SECONDS); the view in
+        (``_read_view``). Returns when the stream ends."""
+        loop = asyncio.get_running_loop()
+        call = self.gcs.SyncNode()
+        reader = asyncio.ensure_future(self._read_view(call))
         sent_key: tuple[Any, ...] | None = None
         sent_at = full_at = -1e9
-        while not self.stop_event.is_set():
-            now = loop.time()
-            info = self.node_info()
-            key = self._report_key(info)
-            full = key != sent_key or now - full_at >= config.NODE_REPORT_SECONDS
-            if full or now - sent_at >= config.LIVENESS_SECONDS:
-                try:
-                    request = (gpb.HeartbeatRequest(node=info) if full
-                               else gpb.HeartbeatRequest(node_id=self.node_id))
-                    reply = await self.gcs.Heartbeat(request, timeout=5)
+        try:
+            while not reader.done() and not self.stop_event.is_set():
+                now = loop.time()
+                if now - self._gcs_heard >= config.GCS_LOST_SECONDS:
+                    return  # open, but silent: a partition (the caller ends this raylet)
+                info = self.node_info()
+                key = self._report_key(info)
+                full = key != sent_key or now - full_at >= config.NODE_REPORT_SECONDS
+                if full or now - sent_at >= config.LIVENESS_SECONDS:
+                    if full:
+                        request = gpb.HeartbeatRequest(node=info, dead_workers_after=self.dead_workers_seen)
+                    else:
+                        request = gpb.HeartbeatRequest(node_id=self.node_id)
+                    await call.write(request)
                     sent_at = now
                     if full:
                         sent_key, full_at = key, now
-                    if reply.reregister:
-                        # The GCS lost us (declared dead, or restarted): the bundles we hold
-                        # were placed again elsewhere, or are unknown now.
-                        self._kill_leases_in(self.bundles.cancel_all(), "the GCS no longer knows this node")
-                        await self.register()
-                        sent_key = None
-                    elif self._view_reserved:
+                    if self._view_reserved and now - self._view_at >= config.LIVENESS_SECONDS:
                         self._rebuild_view()  # spilled requests' reservations last a beat at most
-                    if warned_at:
-                        logger.warning("the GCS answers again")
-                    last_ok, warned_at = loop.time(), 0.0
-                except grpc.RpcError as e:
-                    now = loop.time()
-                    silent = now - last_ok
-                    if silent >= config.GCS_LOST_SECONDS:
-                        logger.error("the GCS at %s has not answered for %.0f s: this raylet exits",
-                                     self.gcs_address, silent)
-                        self.stop_event.set()
-                        return
-                    if not warned_at or now - warned_at >= 10.0:  # not every beat
-                        warned_at = now
-                        logger.warning("heartbeat to the GCS failed (%s); the raylet exits if it stays silent "
-                                       "for %.0f s", e.code() if hasattr(e, "code") else e, config.GCS_LOST_SECONDS)
-            await asyncio.sleep(config.HEARTBEAT_SECONDS)
+                await asyncio.wait((reader,), timeout=config.HEARTBEAT_SECONDS)
+            if reader.done() and reader.result():
+                # The GCS lost us (declared dead, or restarted afresh): the bundles we hold
+                # were placed again elsewhere, or are unknown now.
+                self._kill_leases_in(self.bundles.cancel_all(), "the GCS no longer knows this node")
+                await self.register()
+        finally:
+            reader.cancel()
+            call.cancel()
 
-    async def view_loop(self) -> None:
-        """The cluster view from the GCS's stream (opened again after a GCS
-        restart or a blip): every node first, then the nodes that changed,
-        and the workers and drivers that died (their leases and objects
-        here are let go)."""
-        while not self.stop_event.is_set():
-            try:
-                call = self.gcs.WatchClusterView(gpb.WatchClusterViewRequest(
-                    node_id=self.node_id, dead_workers_after=self.dead_workers_seen))
-                async for update in call:
-                    self._apply_view(update)
-            except grpc.RpcError as e:
-                logger.debug("the cluster view stream broke: %s", e)
-            await asyncio.sleep(0.5)
+    async def _read_view(self, call: Any) -> bool:
+        """The GCS's side of the stream; True when it asks this node to
+        register again."""
+        loop = asyncio.get_running_loop()
+        async for update in call:
+            self._gcs_heard = loop.time()
+            if update.reregister:
+                return True
+            self._apply_view(update)
+        return False
 
     def _apply_view(self, update: gpb.ClusterViewUpdate) -> None:
         for wid in update.dead_workers:  # owners that died elsewhere
@@ -286,6 +304,7 @@ class Raylet(rgrpc.RayletServiceServicer):
             view.append(copy)
         self.view = view
         self._view_reserved = False
+        self._view_at = asyncio.get_running_loop().time()
 
     async def task_events_loop(self) -> None:
         """Send the task events this raylet saw to the GCS, in batches."""

@@ -14,7 +14,8 @@ SUBMITTED, PENDING_ARGS (waiting for ref arguments), PENDING_NODE_ASSIGNMENT
 leased worker), RUNNING, FINISHED, FAILED. Task rows come from the GCS's task
 table, which workers and raylets feed in batches (about every 0.5 s), so a
 task shows up shortly after it is submitted. Node rows carry the stats each
-raylet sends with its heartbeat: resources total/available, workers
+raylet reports to the GCS (at once when they change, else every 2 s):
+resources total/available, workers
 (``num_workers``, ``num_idle_workers``, ``num_busy_workers``: leased),
 ``object_store_used``/``object_store_memory`` (capacity), ``num_objects``,
 ``spilled_bytes`` and ``pending_leases``, and the machine's ``cpu_percent``
