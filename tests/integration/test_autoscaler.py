@@ -205,8 +205,14 @@ def test_scale_down_after_idle_keeps_min_workers(cluster: Any) -> None:
     time.sleep(IDLE_MINUTES * 60 + 2)
     assert len(alive_workers()) == 1
     terminations = [d for d in sdk.get_status()["decisions"] if d["action"] == "terminate"]
-    assert terminations and all("idle for more than" in d["reason"] for d in terminations)
-    assert not any(d["node_type"] == "small" for d in terminations)
+    idle = [d for d in terminations if "idle for more than" in d["reason"]]
+    assert idle, terminations
+    # Nothing else ended a node, except a launch the autoscaler gave up on: on a loaded
+    # machine (a full suite beside benchmarks) a node once took longer than
+    # node_start_wait_s to join, and was cancelled as it should be.
+    assert all("did not join within" in d["reason"] for d in terminations if d not in idle), \
+        [(d["node_type"], d["reason"]) for d in terminations]
+    assert not any(d["node_type"] == "small" for d in idle)
 
 
 def test_request_resources(cluster: Any) -> None:
