@@ -65,3 +65,47 @@ def test_a_finished_driver_leaves_no_running_tasks_nor_objects(cluster):
     assert rows, list_tasks(detail=True, **kw)
     assert all("job ended" in (t["error_message"] or "") for t in rows)
     assert _poll(lambda: oid not in {o["object_id"] for o in list_objects(**kw)}), list_objects(**kw)
+
+
+QUICK_DRIVER = textwrap.dedent("""
+    import os, sys
+    import jray
+    jray.init(log_to_driver=False)
+
+    @jray.remote
+    def small():
+        return b"ok"
+
+    refs = [small.remote() for _ in range(20)]
+    if sys.argv[1] == "exit-now":  # its lease requests are still in flight
+        os._exit(0)
+    assert jray.get(refs, timeout=30) == [b"ok"] * 20
+    jray.shutdown()
+""")
+
+
+def test_drivers_that_come_and_go_leave_every_cpu_free():
+    """A driver's lease that was being granted (its worker still starting)
+    when the driver ended was held for no one: the next drivers' tasks
+    waited forever for a CPU (seen in the bench's scale_drivers)."""
+    jray.shutdown()
+    with Cluster(head_node_args={"num_cpus": 2}) as c:
+        env = {**os.environ, "JRAY_ADDRESS": c.address, "JRAY_TOKEN": c.handle.token}
+
+        def drivers(*modes):
+            procs = [subprocess.Popen([sys.executable, "-c", QUICK_DRIVER, m], env=env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for m in modes]
+            for p in procs:
+                _, err = p.communicate(timeout=60)
+                assert p.returncode == 0, err[-3000:]
+
+        for _ in range(4):
+            drivers("get")                # its workers end with it (fate sharing) ...
+            drivers("get", "get")         # ... while these ask for new ones
+            drivers("exit-now", "get")    # one gone with its requests in flight
+        c.connect()
+        try:
+            assert _poll(lambda: jray.available_resources().get("CPU") == 2.0, timeout=30), \
+                jray.available_resources()
+        finally:
+            jray.shutdown()

@@ -29,6 +29,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import os
@@ -128,6 +129,9 @@ class Raylet(rgrpc.RayletServiceServicer):
         self.leases = LeaseTable(self.res)
         self.queue = LeaseQueue()  # lease requests waiting for resources here
         self.blocked = BlockedWorkers()  # workers blocked in get/wait (their CPU lent)
+        # Owners known dead (most recent last, bounded): a lease that was being granted
+        # while its owner died is given back instead of held for no one.
+        self._dead_owners: collections.OrderedDict[bytes, None] = collections.OrderedDict()
         self.objects = ObjectManager(
             store=store, arena=arena, node_id=node_id,
             raylet_stub=lambda address: self.pool.stub(address, rgrpc.RayletServiceStub),
@@ -388,6 +392,11 @@ class Raylet(rgrpc.RayletServiceServicer):
         again while they may still run a dead owner's task; the resources
         go to waiting requests."""
         assert self.workers is not None
+        if owner_id:
+            self._dead_owners[owner_id] = None
+            self._dead_owners.move_to_end(owner_id)
+            while len(self._dead_owners) > 10_000:
+                self._dead_owners.popitem(last=False)
         self.load.forget_owner(owner_id)
         leases = self.leases.owned_by(owner_id)
         for lease in leases:
@@ -515,6 +524,10 @@ class Raylet(rgrpc.RayletServiceServicer):
                 assert rec.context is not None
                 env = WorkerEnv(key, request.runtime_env, rec.context)
             w = await self.workers.pop_worker(config.STARTUP_TIMEOUT, env)
+        except asyncio.CancelledError:  # the requester went away (its call cancelled, or it exited)
+            (pool or self.res).release(alloc)
+            self._dispatch()
+            raise
         except Exception as e:  # noqa: BLE001
             (pool or self.res).release(alloc)
             self._dispatch()
@@ -522,6 +535,13 @@ class Raylet(rgrpc.RayletServiceServicer):
         finally:
             if key:
                 self._env_grants[key] -= 1
+        if request.owner_worker_id and request.owner_worker_id in self._dead_owners:
+            # The owner died while its worker was being found (its leases were let go
+            # before this one existed): nobody would ever return this one.
+            (pool or self.res).release(alloc)
+            self.workers.push_idle(w)
+            self._dispatch()
+            return rpb.WorkerLeaseReply(error="the lease's owner died while it was being granted")
         lease = LeaseRecord(random_id(16), w, alloc, request.actor_id, request.owner_worker_id, pool)
         w.lease_id = lease.lease_id
         w.actor_id = request.actor_id
