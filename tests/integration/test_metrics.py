@@ -17,6 +17,7 @@ import pytest
 import jray
 from jray.testing import Cluster
 from jray.util.metrics import Counter, Gauge, Histogram
+from jray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from jray.util.state import list_metrics, metrics_prometheus
 
 
@@ -60,7 +61,11 @@ def test_metrics_from_tasks_actors_and_the_driver_reach_every_view(cluster):
             self.depth.set(n)
             return n
 
-    jray.get([handle.remote("/a") for _ in range(3)] + [handle.remote("/b")], timeout=60)
+    # on the head (the driver's node): its endpoint then holds all three /a points, whichever
+    # worker ran them (left free, a task may go to the other node's idle worker)
+    on_head = handle.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
+        jray.get_runtime_context().get_node_id(), soft=False))
+    jray.get([on_head.remote("/a") for _ in range(3)] + [on_head.remote("/b")], timeout=60)
     q = Queue.remote()
     jray.get([q.put.remote(5), q.put.remote(7)], timeout=60)
     Counter("driver_events").inc(2)
