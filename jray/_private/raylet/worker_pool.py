@@ -301,13 +301,6 @@ class WorkerPool:
         except asyncio.TimeoutError:
             self.kill(w, force=True)
             raise RuntimeError(f"a worker did not register within {timeout} s (see {self.log_dir})") from None
-        except asyncio.CancelledError:  # the lease request went away: the worker joins the idle ones
-            w.promised = False
-            if w.registered.done():
-                self._prestarted(w)
-            else:
-                w.registered.add_done_callback(functools.partial(self._prestarted_cb, w))
-            raise
         w.registered = None
         return w
 
