@@ -18,6 +18,10 @@ MAX_INLINE_BYTES = int(_env("MAX_INLINE_BYTES", 100 * 1024))
 LEASE_IDLE_SECONDS = _env("LEASE_IDLE_SECONDS", 0.2)
 # Tasks pushed to one leased worker before its reply comes back.
 MAX_TASKS_IN_FLIGHT_PER_WORKER = int(_env("MAX_TASKS_IN_FLIGHT_PER_WORKER", 8))
+# Short tasks on a worker far away (the round trip to it long next to a
+# task's run) go deeper, enough to cover the round trip twice (the window
+# each lease measures: task_submitter.Lease.window), up to this many.
+MAX_TASKS_IN_FLIGHT_FAR = int(_env("MAX_TASKS_IN_FLIGHT_FAR", 256))
 # Tasks of a function that never ran longer than this (in 3 or more runs)
 # are pushed a full window deep to each leased worker.
 SHORT_TASK_SECONDS = _env("SHORT_TASK_SECONDS", 0.002)

@@ -22,8 +22,10 @@ leaves no process behind; links and namespaces of such a run are removed
 by the next :class:`VirtualHosts` (``cleanup_stale``).
 
 Needs root, ``ip``, ``unshare`` and ``nsenter``: :func:`unavailable_reason`
-says why not (tests skip with it). ``netem`` (delay, loss) also needs the
-kernel's ``sch_netem``: :func:`netem_unavailable_reason`.
+says why not (tests skip with it). ``netem`` (delay, loss) uses the kernel's
+``sch_netem`` where it has it (:func:`netem_unavailable_reason`), else
+jray's userspace delay line on a TUN device (:mod:`delay_line`): either
+way, :func:`delay_unavailable_reason` says whether it can run.
 
 The jray helpers at the end start ``jray start --head`` / ``--address``
 inside hosts and run driver scripts there.
@@ -92,6 +94,8 @@ def _kept_under_tmp() -> list[str]:
 
 _NAME_PREFIX = "jv"  # every link and namespace of this harness: jv<pid, 5 base-36 digits><instance, 2>...
 _IFACE = "eth0"  # the host's end of its veth pair, inside its namespace
+_DELAY_TUN = "jdelay0"  # the delay line's TUN device, inside a host's namespace
+_DELAY_LINE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "delay_line.py")
 _B36 = "0123456789abcdefghijklmnopqrstuvwxyz"
 _instances = itertools.count()
 
@@ -159,6 +163,31 @@ def netem_unavailable_reason() -> str | None:
     except (RuntimeError, OSError, subprocess.SubprocessError) as e:
         return f"tc netem does not work here (kernel without sch_netem?): {e}"
     return None
+
+
+def delay_unavailable_reason() -> str | None:
+    """None when :meth:`Host.netem` can emulate delay and loss here: with the
+    kernel's netem, or else with the userspace delay line (a TUN device)."""
+    netem = netem_unavailable_reason()
+    if netem is None:
+        return None
+    base = unavailable_reason()
+    if base is not None:
+        return base
+    if not os.access("/dev/net/tun", os.R_OK | os.W_OK):
+        return f"no network emulation here: {netem}; and no /dev/net/tun for jray's delay line"
+    return None
+
+
+def delay_emulation() -> str:
+    """What :meth:`Host.netem` uses here: ``"netem"`` or ``"delay line"`` (see :func:`delay_unavailable_reason`)."""
+    return "netem" if netem_unavailable_reason() is None else "delay line"
+
+
+def _mac_of(netns: str | None, dev: str) -> str:
+    argv = ["ip", "-j", "link", "show", "dev", dev] if netns is None else ["ip", "-n", netns, "-j", "link", "show",
+                                                                           "dev", dev]
+    return str(json.loads(_sh(*argv).stdout)[0]["address"])
 
 
 # -- processes of a namespace ---------------------------------------------------------------
@@ -247,6 +276,7 @@ class Host:
         self.netns_link = ""
         self._keeper: subprocess.Popen | None = None  # the unshare parent
         self._procs: list[subprocess.Popen] = []
+        self._delay_line: subprocess.Popen | None = None  # jray's netem stand-in, while one runs
         env = dict(os.environ)
         for var in ("JRAY_ADDRESS", "JRAY_TOKEN", "RAY_ADDRESS", "JRAY_SESSION_DIR", "JRAY_RAYLET_PID"):
             env.pop(var, None)
@@ -350,18 +380,90 @@ class Host:
         _sh("ip", "link", "set", self.veth, "up")
 
     def netem(self, delay_ms: float = 0, loss_pct: float = 0) -> None:
-        """Delay (ms) and lose (%) packets in each direction of the host's link;
-        both 0 removes the emulation. Raises RuntimeError without netem."""
-        reason = netem_unavailable_reason()
+        """Delay (ms) and lose (%) packets in each direction of the host's link:
+        a round trip with this host grows by twice ``delay_ms``; both 0 remove
+        the emulation. With the kernel's ``tc netem`` where it has one, else
+        with jray's userspace delay line (:mod:`jray._private.delay_line`),
+        which holds the host's outgoing packets for the whole round-trip
+        delay and drops them with the loss of both directions together.
+        Raises RuntimeError where neither can run (:func:`delay_unavailable_reason`)."""
+        if delay_ms < 0 or not 0 <= loss_pct <= 100:
+            raise ValueError(f"netem needs delay_ms >= 0 and loss_pct within 0..100, not {delay_ms}, {loss_pct}")
+        if netem_unavailable_reason() is None:
+            spec = ["delay", f"{delay_ms}ms"] if delay_ms else []
+            spec += ["loss", f"{loss_pct}%"] if loss_pct else []
+            for tc, dev in ((["tc", "-n", self.netns], _IFACE), (["tc"], self.veth)):  # both directions
+                if spec:
+                    _sh(*tc, "qdisc", "replace", "dev", dev, "root", "netem", *spec)
+                else:
+                    _sh(*tc, "qdisc", "del", "dev", dev, "root", check=False)
+            return
+        reason = delay_unavailable_reason()
         if reason is not None:
             raise RuntimeError(reason)
-        spec = ["delay", f"{delay_ms}ms"] if delay_ms else []
-        spec += ["loss", f"{loss_pct}%"] if loss_pct else []
-        for tc, dev in ((["tc", "-n", self.netns], _IFACE), (["tc"], self.veth)):  # both directions
-            if spec:
-                _sh(*tc, "qdisc", "replace", "dev", dev, "root", "netem", *spec)
-            else:
-                _sh(*tc, "qdisc", "del", "dev", dev, "root", check=False)
+        if not delay_ms and not loss_pct:
+            self._stop_delay_line()
+            return
+        one_way_kept = 1.0 - loss_pct / 100.0
+        self._set_delay_line(2 * delay_ms, 100.0 * (1.0 - one_way_kept * one_way_kept))
+
+    def _set_delay_line(self, delay_ms: float, loss_pct: float) -> None:
+        line = self._delay_line
+        if line is not None and line.poll() is None:
+            self._tell_delay_line(f"set {delay_ms} {loss_pct}")
+            return
+        self._delay_line = None
+        argv = [sys.executable, "-I", _DELAY_LINE, "--tun", _DELAY_TUN, "--dev", _IFACE,
+                "--src-mac", _mac_of(self.netns, _IFACE), "--delay-ms", str(delay_ms), "--loss-pct", str(loss_pct)]
+        for ip, mac in self.owner._macs().items():
+            if ip != self.ip:
+                argv += ["--mac", f"{ip}={mac}"]
+        # In the host's network namespace only: a part of the network, not a process of the host
+        # (kill_all and power_off leave it; stopping the emulation or closing the hosts ends it).
+        proc = subprocess.Popen(["ip", "netns", "exec", self.netns, *argv], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert proc.stdout is not None
+        if proc.stdout.readline() != b"ready\n":
+            proc.kill()
+            _, err = proc.communicate(timeout=10)
+            raise RuntimeError(f"host {self.name}: the delay line did not start: {err.decode(errors='replace')}")
+        self._delay_line = proc
+        try:
+            # What comes in on eth0 now has no route back through eth0: loose source checks.
+            _sh("ip", "netns", "exec", self.netns, "sh", "-c",
+                f"echo 0 > /proc/sys/net/ipv4/conf/all/rp_filter && echo 0 > /proc/sys/net/ipv4/conf/{_IFACE}/rp_filter")
+            _sh("ip", "-n", self.netns, "route", "replace", str(self.owner.network), "dev", _DELAY_TUN, "src", self.ip)
+        except BaseException:
+            self._stop_delay_line()
+            raise
+
+    def _tell_delay_line(self, command: str) -> None:
+        line = self._delay_line
+        if line is None or line.stdin is None:
+            return
+        try:
+            line.stdin.write(command.encode() + b"\n")
+            line.stdin.flush()
+        except (BrokenPipeError, OSError) as e:
+            raise RuntimeError(f"host {self.name}: the delay line is gone ({e})") from None
+
+    def _stop_delay_line(self) -> None:
+        line, self._delay_line = self._delay_line, None
+        if line is None:
+            return
+        _sh("ip", "-n", self.netns, "route", "replace", str(self.owner.network), "dev", _IFACE, "proto", "kernel",
+            "scope", "link", "src", self.ip, check=False)
+        try:
+            if line.stdin is not None:
+                line.stdin.close()  # its end of input ends it
+            line.wait(timeout=5)
+        except (OSError, subprocess.TimeoutExpired):
+            line.kill()
+            line.wait(timeout=5)
+        finally:
+            for f in (line.stdout, line.stderr):
+                if f is not None:
+                    f.close()
 
     # -- power --------------------------------------------------------------------------------
     def power_off(self) -> None:
@@ -394,6 +496,7 @@ class Host:
         return f"/proc/{self.keeper_pid}/root{path}"
 
     def _close(self) -> None:
+        self._stop_delay_line()
         if self._keeper is not None:
             try:
                 if self.keeper_pid:
@@ -478,7 +581,17 @@ class VirtualHosts:
         _sh("ip", "link", "set", host.veth, "master", self.bridge)
         _sh("ip", "link", "set", host.veth, "up")
         host._start_keeper()
+        for h in self.hosts:  # a delay line running on another host must know where the new one is
+            if h is not host and h._delay_line is not None:
+                h._tell_delay_line(f"mac {ip} {_mac_of(host.netns, _IFACE)}")
         return host
+
+    def _macs(self) -> dict[str, str]:
+        """IPv4 address -> MAC of every host's interface and of the root namespace's bridge."""
+        out = {self.gateway: _mac_of(None, self.bridge)}
+        for h in self.hosts:
+            out[h.ip] = _mac_of(h.netns, _IFACE)
+        return out
 
     def close(self) -> None:
         """Kill every process of every host, remove veths, namespaces and the
@@ -645,5 +758,6 @@ def _num(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else str(x)
 
 
-__all__ = ["Host", "HostProcess", "VirtualHosts", "cleanup_stale", "jray_env", "netem_unavailable_reason",
+__all__ = ["Host", "HostProcess", "VirtualHosts", "cleanup_stale", "delay_emulation", "delay_unavailable_reason",
+           "jray_env", "netem_unavailable_reason",
            "run_driver", "run_driver_json", "start_head", "start_node", "stop_jray", "unavailable_reason"]

@@ -23,8 +23,11 @@ Ray virtualenv's ``ray``; for jray: ``jray start`` the same way. Figures:
   before the ``get``, less the object's size: what B holds beyond one copy;
 - **remote tasks**: a driver on A runs no-op tasks pinned to B: round trip
   (``get(f.remote())`` in a loop) and tasks/s (``n`` submitted, then one
-  ``get``); again at 1 ms and 10 ms RTT with ``tc netem`` where the kernel
-  has it (otherwise the rows say "not run" and why).
+  ``get``); again at 1 ms and 10 ms RTT added to B's link: ``tc netem``
+  where the kernel has it, else jray's userspace delay line (a TUN device
+  that holds B's outgoing packets, :mod:`jray._private.delay_line`); the
+  rows name which, and say "not run" and why where neither can run. The
+  TCP round trip measured under each emulation is reported beside it.
 
 Needs root (namespaces). Run it as ``python bench/network.py`` with jray's
 interpreter. Like the rest of ``jray.bench`` it imports nothing from jray at
@@ -497,8 +500,9 @@ def run(cfg: Config) -> dict[str, Any]:
     result: dict[str, Any] = {"machine": report.machine_info(), "config": {
         "sizes": cfg.sizes, "reps": cfg.reps, "rtt_n": cfg.rtt_n, "async_n": cfg.async_n,
         "task_reps": cfg.task_reps, "node_cpus": NODE_CPUS, "store_bytes": STORE_BYTES}}
-    netem_reason = vh.netem_unavailable_reason() if cfg.netem else "not asked (--no-netem)"
+    netem_reason = vh.delay_unavailable_reason() if cfg.netem else "not asked (--no-netem)"
     result["netem"] = netem_reason or "ok"
+    result["emulation"] = vh.delay_emulation() if netem_reason is None else None
     with vh.VirtualHosts() as v:
         a, b = v.add_host("a"), v.add_host("b")
         result["ping_ms"] = ping_rtt_ms(a, b)
@@ -593,11 +597,15 @@ def table(result: dict[str, Any]) -> str:
                             ("raylet_anon_growth_mib", "at the peak: its raylet's private RSS growth")):
             rows.append(f"| … {label} (MiB) | {_num(jm and jm[part], 0)} | {_num(rm and rm[part], 0)} | | | | | |")
     jt, rt_ = j.get("tasks") or {}, r.get("tasks") or {}
-    for rtt_key, label in [("0", "no shaping"), *[(f"{x:g}", f"{x:g} ms RTT (netem)") for x in NETEM_RTTS_MS]]:
+    how = result.get("emulation") or "netem"
+    for rtt_key, label in [("0", "no shaping"), *[(f"{x:g}", f"{x:g} ms RTT ({how})") for x in NETEM_RTTS_MS]]:
         if rtt_key != "0" and result.get("netem") != "ok":
             rows.append(f"| remote tasks at {label} | not run: {result.get('netem')} | | | | | | |")
             continue
         ja, ra = jt.get(rtt_key), rt_.get(rtt_key)
+        ping = (ja or ra or {}).get("ping_ms")
+        if ping is not None:
+            label += f", TCP ping {ping:.2f} ms"
         rows.append(f"| remote task round trip, {label} (ms) | {_fmt(ja and ja['rtt_ms'])} | "
                     f"{_fmt(ra and ra['rtt_ms'])} | "
                     f"{_x(_ratio(_median(ja and ja['rtt_ms']), _median(ra and ra['rtt_ms'])))} | | | – | – |")

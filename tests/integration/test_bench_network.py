@@ -45,6 +45,9 @@ def test_network_bench_jray_tiny() -> None:
         assert "not run: " in md  # the netem rows say why they did not run
     else:
         assert set(j["tasks"]) == {"0", "1", "10"}
+        # the rows ran under the emulation (netem or jray's delay line) and say which
+        assert j["tasks"]["10"]["ping_ms"] >= 10.0 and j["tasks"]["1"]["ping_ms"] >= 1.0
+        assert f"10 ms RTT ({result['emulation']})" in md
     # nothing of the hosts is left: namespaces, links (VirtualHosts.close in run())
     mine = f"jv{vh._b36(os.getpid(), 5)}"
     assert not [n for n in vh._netns_names() + vh._link_names() if n.startswith(mine)]

@@ -1,8 +1,8 @@
 """Chaos (issue 15): 10,000 tasks and 2,000 actor calls on three "machines"
 (network namespaces with private /tmp and /dev/shm) while a worker is
 SIGKILLed every 2 s, one machine dies silently and comes back, the network
-to another is delayed and lossy for 20 s (where ``tc netem`` exists: this
-kernel may lack sch_netem, then that part is skipped and says so), and the
+to another is delayed and lossy for 20 s (``tc netem``, or jray's
+userspace delay line where the kernel has no netem), and the
 GCS is killed once. Every result must be correct, nothing may hang, and no
 process or /dev/shm file may be left after ``jray stop``."""
 
@@ -82,7 +82,7 @@ def test_chaos_every_result_correct_nothing_left():
     reason = vh.unavailable_reason()
     if reason is not None:
         pytest.skip(reason)
-    netem_reason = vh.netem_unavailable_reason()
+    netem_reason = vh.delay_unavailable_reason()
     events: list[str] = []
     with vh.VirtualHosts() as v:
         a, b, c = v.add_host("a"), v.add_host("b"), v.add_host("c")

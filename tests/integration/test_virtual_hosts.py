@@ -131,9 +131,12 @@ def test_hosts_share_only_the_network():
 
 
 def test_netem_delays_or_says_why_not():
+    """Delay and loss on a host's link: the kernel's netem where it has one,
+    else jray's userspace delay line; both grow every round trip with that
+    host, and taking the emulation off gives the plain link back."""
     with vh.VirtualHosts() as v:
         a, b = v.add_host("a"), v.add_host("b")
-        if vh.netem_unavailable_reason() is not None:
+        if vh.delay_unavailable_reason() is not None:
             with pytest.raises(RuntimeError, match="netem"):
                 b.netem(delay_ms=50)
             return
@@ -147,8 +150,56 @@ print(time.monotonic() - t)
         fast = float(a.run_python(code).stdout)
         b.netem(delay_ms=100)
         slow = float(a.run_python(code).stdout)
+        # A host added while the emulation runs is reached through it too (both ways).
+        c = v.add_host("c")
+        serve(c, "0.0.0.0", 7001)
+        to_c = f"""
+import socket, time
+t = time.monotonic()
+socket.create_connection(({c.ip!r}, 7001), timeout=5).recv(10)
+print(time.monotonic() - t)
+"""
+        b_to_c = float(b.run_python(to_c).stdout)
+        a_to_c = float(a.run_python(to_c).stdout)
         b.netem()
+        back = float(a.run_python(code).stdout)
         assert slow > fast + 0.3, (fast, slow)  # connect and reply: two round trips of 200 ms at least
+        assert b_to_c > 0.3 and a_to_c < 0.3, (b_to_c, a_to_c)  # only b's link is slowed
+        assert back < 0.3, back
+        # All of it lost: a partition while it lasts, the link whole again after.
+        b.netem(loss_pct=100)
+        cut = a.run_python(code.replace("timeout=5", "timeout=1"))
+        b.netem()
+        assert cut.returncode != 0 and "timed out" in cut.stderr, cut.stderr[-500:]
+        assert float(a.run_python(code).stdout) < 0.3
+        with pytest.raises(ValueError, match="loss_pct"):
+            b.netem(loss_pct=150)
+    assert v.leftovers() == []
+    # The emulation's own parts are gone with it (the delay line runs outside the hosts).
+    assert b._delay_line is None
+
+
+def test_delay_line_stands_in_for_netem_where_the_kernel_has_none():
+    """jray's userspace delay line (a TUN device) on its own, even where the
+    kernel has netem: a host's round trips grow by twice the delay."""
+    if vh.unavailable_reason() is not None:
+        pytest.skip(vh.unavailable_reason())
+    if not os.access("/dev/net/tun", os.R_OK | os.W_OK):
+        pytest.skip("no /dev/net/tun")
+    from jray.bench.network import ping_rtt_ms
+    with vh.VirtualHosts() as v:
+        a, b = v.add_host("a"), v.add_host("b")
+        base = ping_rtt_ms(a, b)
+        b._set_delay_line(20.0, 0.0)
+        try:
+            slowed = ping_rtt_ms(a, b), ping_rtt_ms(b, a)
+            assert "jdelay0" in vh._sh("ip", "-n", b.netns, "link").stdout
+        finally:
+            b._stop_delay_line()
+        after = ping_rtt_ms(a, b)
+        assert "jdelay0" not in vh._sh("ip", "-n", b.netns, "link").stdout
+    assert all(x >= 20.0 for x in slowed), (base, slowed)
+    assert after < 20.0, (base, after)
     assert v.leftovers() == []
 
 

@@ -57,6 +57,7 @@ class PendingCall:
     force_cancel: bool = False
     done: bool = False
     lease: Any = None  # tasks: the lease it was pushed on, while in flight
+    pushed_at: float = 0.0  # tasks: when it was pushed (the loop's clock)
 
 
 @dataclass(eq=False)

@@ -42,6 +42,7 @@ PendingTask = PendingCall
 # demand for new nodes.
 BACKLOG_REPORT_SECONDS = 1.0
 _BACKLOG_KINDS = (cpb.SchedulingStrategy.DEFAULT, cpb.SchedulingStrategy.SPREAD)
+LATENCY_WINDOW = 64  # replies over which a lease's least push-to-reply latency is taken
 
 
 class Raylets(Protocol):
@@ -74,6 +75,36 @@ class Lease:
     # them on this worker; another function's task could wait there for as
     # long as they run while other workers idle.
     unsure: dict[bytes, str] = field(default_factory=dict)
+    # How deep short tasks go on this worker: enough to keep it busy over
+    # the round trip to it (a far node needs more than the default).
+    # ``latency``: the least time from a push to its reply, less the task's
+    # run, over the last LATENCY_WINDOW replies (and the window before);
+    # ``gap``: the mean time between replies while more were in flight
+    # (what one task costs the worker, idle time included, so a window too
+    # shallow to hide the latency measures a wide gap and grows).
+    window: int = config.MAX_TASKS_IN_FLIGHT_PER_WORKER
+    latency: float = float("inf")
+    latency_now: float = float("inf")
+    latency_n: int = 0
+    gap: float = 0.0
+    last_reply: float = 0.0
+
+    def measure(self, now: float, pushed_at: float, run_seconds: float, more_in_flight: bool) -> None:
+        """A reply came at ``now``: update the latency, the gap and the window."""
+        if pushed_at:
+            lat = max(0.0, now - pushed_at - run_seconds)
+            self.latency_now = min(self.latency_now, lat)
+            self.latency_n += 1
+            if self.latency_n >= LATENCY_WINDOW:  # forget old minima: the path may have got slower
+                self.latency, self.latency_now, self.latency_n = self.latency_now, float("inf"), 0
+        if more_in_flight and self.last_reply:
+            sample = now - self.last_reply
+            self.gap = sample if not self.gap else self.gap + (sample - self.gap) * 0.1
+        self.last_reply = now if more_in_flight else 0.0
+        latency = min(self.latency, self.latency_now)
+        if self.gap > 0 and latency != float("inf"):
+            want = int(2 * latency / self.gap) + 2
+            self.window = max(config.MAX_TASKS_IN_FLIGHT_PER_WORKER, min(config.MAX_TASKS_IN_FLIGHT_FAR, want))
 
 
 @dataclass(eq=False)
@@ -292,12 +323,11 @@ class TaskSubmitter:
             # drained to half its window, so refills go out as batches.
             busy = sum(lease.in_flight for lease in q.leases)
             workers = len(q.leases) + q.requests_in_flight
-            target = min(config.MAX_TASKS_IN_FLIGHT_PER_WORKER, max(1, -(-(len(q.tasks) + busy) // workers)))
-            if short:
-                target = config.MAX_TASKS_IN_FLIGHT_PER_WORKER
+            spread_out = min(config.MAX_TASKS_IN_FLIGHT_PER_WORKER, max(1, -(-(len(q.tasks) + busy) // workers)))
             for lease in sorted(q.leases, key=lambda x: x.in_flight):
                 if not q.tasks:
                     break
+                target = lease.window if short else spread_out
                 if lease.in_flight > target // 2:
                     continue
                 batch: list[PendingCall] = []
@@ -470,11 +500,15 @@ class TaskSubmitter:
             lease.idle_timer = None
         lease.in_flight += len(batch)
         lease.used = True
+        now = self.lt.loop.time()
         if deep and len(batch) > 1:
-            self.lt.loop.call_later(config.SHORT_TASK_CHECK_SECONDS, self._check_deep_push, lease, batch,
-                                    lease.replies)
+            # No answer within the check time (plus the round trip, for a far worker) was a wrong guess.
+            latency = min(lease.latency, lease.latency_now)
+            wait = config.SHORT_TASK_CHECK_SECONDS + (2 * latency if latency != float("inf") else 0.0)
+            self.lt.loop.call_later(wait, self._check_deep_push, lease, batch, lease.replies)
         record = self.core.events.record
         for task in batch:
+            task.pushed_at = now
             if not self._known_short(task):
                 lease.unsure[task.spec.task_id] = task.spec.function.key
             task.lease = lease
@@ -539,6 +573,7 @@ class TaskSubmitter:
         lease.unsure.pop(reply.task_id, None)
         lease.in_flight -= 1
         lease.replies += 1
+        lease.measure(self.lt.loop.time(), task.pushed_at, reply.run_seconds, lease.in_flight > 0)
         task.lease = None
         if reply.not_run:  # taken back unstarted: queue it again, in front
             q = self.queues.get(lease.key)
