@@ -42,7 +42,7 @@ PendingTask = PendingCall
 # demand for new nodes.
 BACKLOG_REPORT_SECONDS = 1.0
 _BACKLOG_KINDS = (cpb.SchedulingStrategy.DEFAULT, cpb.SchedulingStrategy.SPREAD)
-LATENCY_WINDOW = 64  # replies over which a lease's least push-to-reply latency is taken
+LATENCY_HORIZON_S = 10.0  # how long a lease's least push-to-reply latency is remembered
 
 
 class Raylets(Protocol):
@@ -78,30 +78,33 @@ class Lease:
     # How deep short tasks go on this worker: enough to keep it busy over
     # the round trip to it (a far node needs more than the default).
     # ``latency``: the least time from a push to its reply, less the task's
-    # run, over the last LATENCY_WINDOW replies (and the window before);
-    # ``gap``: the mean time between replies while more were in flight
-    # (what one task costs the worker, idle time included, so a window too
-    # shallow to hide the latency measures a wide gap and grows).
+    # run, over the last LATENCY_HORIZON_S or so (two buckets: the least of
+    # the current one and the one before); ``gap``: the mean time between
+    # replies while more were in flight (what one task costs the worker,
+    # idle time included, so a window too shallow to hide the latency
+    # measures a wide gap and grows).
     window: int = config.MAX_TASKS_IN_FLIGHT_PER_WORKER
-    latency: float = float("inf")
+    latency_before: float = float("inf")
     latency_now: float = float("inf")
-    latency_n: int = 0
+    bucket_start: float = 0.0
     gap: float = 0.0
     last_reply: float = 0.0
+
+    @property
+    def latency(self) -> float:
+        return min(self.latency_before, self.latency_now)
 
     def measure(self, now: float, pushed_at: float, run_seconds: float, more_in_flight: bool) -> None:
         """A reply came at ``now``: update the latency, the gap and the window."""
         if pushed_at:
-            lat = max(0.0, now - pushed_at - run_seconds)
-            self.latency_now = min(self.latency_now, lat)
-            self.latency_n += 1
-            if self.latency_n >= LATENCY_WINDOW:  # forget old minima: the path may have got slower
-                self.latency, self.latency_now, self.latency_n = self.latency_now, float("inf"), 0
+            if now - self.bucket_start > LATENCY_HORIZON_S / 2:  # forget old minima: the path may be slower now
+                self.latency_before, self.latency_now, self.bucket_start = self.latency_now, float("inf"), now
+            self.latency_now = min(self.latency_now, max(0.0, now - pushed_at - run_seconds))
         if more_in_flight and self.last_reply:
             sample = now - self.last_reply
             self.gap = sample if not self.gap else self.gap + (sample - self.gap) * 0.1
         self.last_reply = now if more_in_flight else 0.0
-        latency = min(self.latency, self.latency_now)
+        latency = self.latency
         if self.gap > 0 and latency != float("inf"):
             want = int(2 * latency / self.gap) + 2
             self.window = max(config.MAX_TASKS_IN_FLIGHT_PER_WORKER, min(config.MAX_TASKS_IN_FLIGHT_FAR, want))
@@ -327,7 +330,12 @@ class TaskSubmitter:
             for lease in sorted(q.leases, key=lambda x: x.in_flight):
                 if not q.tasks:
                     break
-                target = lease.window if short else spread_out
+                # Deep only on a worker that answered before: the first answer
+                # of a new one (far away: its connection, the function's code)
+                # may take several round trips, which the deep push's check
+                # would take for a long task.
+                deep = short and lease.replies > 0
+                target = lease.window if deep else spread_out
                 if lease.in_flight > target // 2:
                     continue
                 batch: list[PendingCall] = []
@@ -344,7 +352,7 @@ class TaskSubmitter:
                         continue
                     batch.append(task)
                 if batch:
-                    self._push(lease, batch, deep=short)
+                    self._push(lease, batch, deep=deep)
         for lease in q.leases:
             if lease.in_flight == 0 and not q.tasks and lease.idle_timer is None:
                 # Held briefly for the next task (a loop of synchronous calls
@@ -503,7 +511,7 @@ class TaskSubmitter:
         now = self.lt.loop.time()
         if deep and len(batch) > 1:
             # No answer within the check time (plus the round trip, for a far worker) was a wrong guess.
-            latency = min(lease.latency, lease.latency_now)
+            latency = lease.latency
             wait = config.SHORT_TASK_CHECK_SECONDS + (2 * latency if latency != float("inf") else 0.0)
             self.lt.loop.call_later(wait, self._check_deep_push, lease, batch, lease.replies)
         record = self.core.events.record
