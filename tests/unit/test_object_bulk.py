@@ -141,6 +141,45 @@ def test_an_object_moves_over_the_bulk_path_intact_without_grpc(loop: asyncio.Ab
         p.close()
 
 
+@pytest.mark.parametrize("from_file", [True, False], ids=["sendfile", "sendall"])
+def test_the_sender_sends_the_object_from_its_place_in_the_arena(loop: asyncio.AbstractEventLoop,
+                                                                   from_file: bool) -> None:
+    """The object starts past the arena's first bytes (another object before
+    it): ``sendfile`` reads the file at the object's offset; a pin without a
+    file (fd -1) is sent from the view. No descriptor is left open either way."""
+    p = _pair(loop)
+    try:
+        other = p.src.create(rpb.CreateObjectRequest(object_id=b"\x09" * 28, size=3 * MiB + 123, primary=True))
+        assert other.ok
+        p.src.arena.write_view(other.offset, 3 * MiB + 123)[:] = b"\xee" * (3 * MiB + 123)
+        p.src.seal(b"\x09" * 28)
+        p.put(DATA[: 12 * MiB])
+        loc = p.src.store.get(OID, b"where")
+        assert loc is not None and loc[0] > 0
+        p.src.store.release(OID, b"where")
+        if not from_file:
+            acquire = p.src.bulk_acquire
+
+            async def without_file(oid: bytes) -> bulk.Pinned | None:
+                got = await acquire(oid)
+                if got is not None:
+                    os.close(got.fd)
+                    got = got._replace(fd=-1)
+                return got
+
+            p.server.acquire = without_file
+        fds_before = len(os.listdir("/proc/self/fd"))
+        reply = loop.run_until_complete(p.dst.get(p.get_request()))
+        assert reply.found, reply.error
+        assert p.read_dst() == DATA[: 12 * MiB]
+        assert p.grpc_calls == 0 and p.server.num_sent == 1
+        loop.run_until_complete(asyncio.sleep(0.05))
+        assert p.pins(p.src) == 0
+        assert len(os.listdir("/proc/self/fd")) <= fds_before
+    finally:
+        p.close()
+
+
 def test_a_wrong_token_is_refused_and_the_pull_falls_back(loop: asyncio.AbstractEventLoop) -> None:
     p = _pair(loop, dst_token="x" * 48)
     try:

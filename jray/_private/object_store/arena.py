@@ -130,6 +130,10 @@ class Arena:
     def closed(self) -> bool:
         return self._closed
 
+    def fileno(self) -> int:
+        """The open file behind the mapping (for ``sendfile``); -1 once closed."""
+        return -1 if self._closed else self._fd
+
     # -- views ------------------------------------------------------------------
     def write_view(self, offset: int, size: int) -> memoryview:
         """A writable view of ``[offset, offset + size)``.

@@ -40,6 +40,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import os
 import socket
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any
@@ -456,7 +457,7 @@ class ObjectManager:
         self.num_bulk_pulls += 1
         return ""
 
-    async def bulk_acquire(self, oid: bytes) -> tuple[memoryview, Callable[[], None]] | None:
+    async def bulk_acquire(self, oid: bytes) -> bulk.Pinned | None:
         """For the bulk server: ``oid`` pinned, as a read-only view of its
         memory and the call that unpins it; None when it is not sealed here
         within a while or lives only on disk (the puller uses gRPC)."""
@@ -472,7 +473,9 @@ class ObjectManager:
         except BaseException:
             self.store.release(oid, reader)
             raise
-        return view, lambda: self.store.release(oid, reader)
+        fd = self.arena.fileno()
+        # Its own descriptor: the send never reads a file that took the arena's number after a close.
+        return bulk.Pinned(view, lambda: self.store.release(oid, reader), os.dup(fd) if fd >= 0 else -1, offset)
 
     async def read(self, request: rpb.ReadObjectRequest) -> AsyncGenerator[rpb.ObjectChunk, None]:
         """Stream ``request.object_id`` to another node in chunks; one
