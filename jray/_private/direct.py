@@ -236,7 +236,12 @@ RAYLET_STORE_CALLS: dict[str, tuple[int, type, type]] = {
     "CreateObject": (16, rpb.CreateObjectRequest, rpb.CreateObjectReply),
     "AbortObject": (17, rpb.AbortObjectRequest, rpb.AbortObjectReply),
     "GetObject": (18, rpb.GetObjectRequest, rpb.GetObjectReply),
+    "SealObject": (19, rpb.SealObjectRequest, rpb.SealObjectReply),
 }
+# The request id of calls a BlockingClient posts without waiting (``post``):
+# their replies are read, checked and dropped by the thread's next call.
+POST_RID = 0xFFFFFFFF
+MAX_POSTED = 1024  # replies of posted calls left unread before a post reads them first
 
 
 def raylet_server(raylet: Any, token: str) -> DirectServer:
@@ -599,18 +604,55 @@ class BlockingClient:
             self._local.sock = s
         return s
 
+    def post(self, method: str, request: Any) -> None:
+        """Send a call without waiting for its reply (a seal: nothing the
+        caller does next depends on it). Its reply is read, and an error in
+        it logged, by this thread's next call (or post, past MAX_POSTED)."""
+        kind, _req_cls, _reply_cls = RAYLET_STORE_CALLS[method]
+        s = self._socket()
+        payload = request.SerializeToString()
+        try:
+            if getattr(self._local, "posted", 0) >= MAX_POSTED:
+                while self._local.posted:
+                    self._read_frame(s)
+            s.sendall(HEADER.pack(len(payload), POST_RID, kind) + payload)
+        except BaseException as e:
+            self._local.sock, self._local.posted = None, 0
+            s.close()
+            if isinstance(e, OSError):
+                raise DirectError(UNAVAILABLE, f"{method} on {self.address}: {e}") from None
+            raise
+        self._local.posted = getattr(self._local, "posted", 0) + 1
+
+    def _read_frame(self, s: socket.socket) -> tuple[int, int, bytes]:
+        """The next frame that answers a call of ours: (request id, kind,
+        body); replies to posted calls on the way are checked and dropped."""
+        while True:
+            n, rid, rkind = HEADER.unpack(_recv_exactly(s, HEADER.size))
+            if n > MAX_FRAME:
+                raise ConnectionError(f"a reply of {n} bytes is over the limit")
+            body = _recv_exactly(s, n)
+            if rid != POST_RID:
+                return rid, rkind, body
+            self._local.posted = max(0, getattr(self._local, "posted", 0) - 1)
+            if rkind != REPLY:
+                logger.warning("a call to %s sent without waiting failed: %s", self.address,
+                               body.decode(errors="replace"))
+            if not self._local.posted:
+                return rid, -1, b""  # nothing more owed: a caller draining posts stops here
+
     def call(self, method: str, request: Any) -> Any:
         kind, _req_cls, reply_cls = RAYLET_STORE_CALLS[method]
         s = self._socket()
         payload = request.SerializeToString()
         try:
             s.sendall(HEADER.pack(len(payload), 1, kind) + payload)
-            n, _rid, rkind = HEADER.unpack(_recv_exactly(s, HEADER.size))
-            if n > MAX_FRAME:
-                raise ConnectionError(f"a reply of {n} bytes is over the limit")
-            body = _recv_exactly(s, n)
+            while True:
+                _rid, rkind, body = self._read_frame(s)
+                if _rid != POST_RID:
+                    break
         except BaseException as e:  # a broken or interrupted call leaves the socket unusable
-            self._local.sock = None
+            self._local.sock, self._local.posted = None, 0
             s.close()
             if isinstance(e, OSError):
                 raise DirectError(UNAVAILABLE, f"{method} on {self.address}: {e}") from None
@@ -638,16 +680,15 @@ class BlockingClient:
                     frames.append(payload)
                 s.sendall(b"".join(frames))
                 for _ in chunk:
-                    n, rid, rkind = HEADER.unpack(_recv_exactly(s, HEADER.size))
-                    if n > MAX_FRAME:
-                        raise ConnectionError(f"a reply of {n} bytes is over the limit")
-                    body = _recv_exactly(s, n)
+                    rid, rkind, body = self._read_frame(s)
+                    while rid == POST_RID:
+                        rid, rkind, body = self._read_frame(s)
                     if rkind != REPLY or not start < rid <= start + len(chunk):
                         raise DirectError(INTERNAL, body.decode(errors="replace") if rkind != REPLY
                                           else f"a reply to unknown request {rid}")
                     out[rid - 1] = reply_cls.FromString(body)  # type: ignore[attr-defined]
         except BaseException as e:  # replies may be left unread: the socket is done
-            self._local.sock = None
+            self._local.sock, self._local.posted = None, 0
             s.close()
             if isinstance(e, OSError):
                 raise DirectError(UNAVAILABLE, f"{method} on {self.address}: {e}") from None

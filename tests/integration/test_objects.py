@@ -197,6 +197,47 @@ def test_get_of_many_stored_objects_pins_them_at_once_and_releases_every_pin(jra
     assert used() <= base
 
 
+def test_a_put_is_sealed_over_the_direct_socket_without_waiting(jray_cluster, monkeypatch, caplog):
+    """A put's seal goes over the raylet's direct socket as a posted call (no
+    reply waited for, no gRPC): the object is sealed (a task on the node
+    reads it, a reader waits for the seal) and the next call on that socket
+    still gets its own reply; a posted call that fails is logged there."""
+    from jray._private import direct
+    from jray._private.protocol import raylet_pb2 as rpb
+    from jray._private.worker import global_state
+
+    store = global_state.worker.store
+    if store.direct is None:
+        pytest.skip("the direct transport is off")
+    posted: list[str] = []
+    real_post = store.direct.post
+
+    def post(method, request):
+        posted.append(method)
+        return real_post(method, request)
+
+    monkeypatch.setattr(store.direct, "post", post)
+
+    @jray.remote
+    def total(a):
+        return int(a.sum())
+
+    refs = [jray.put(np.full(50_000, i, dtype=np.int64)) for i in range(30)]
+    assert posted == ["SealObject"] * 30
+    assert jray.get([total.remote(r) for r in refs], timeout=60) == [50_000 * i for i in range(30)]
+    # Past MAX_POSTED unread replies a post reads them first; errors in them are logged, and
+    # a call after them still gets its own reply.
+    monkeypatch.setattr(direct, "MAX_POSTED", 8)
+    with caplog.at_level("WARNING", logger="jray._private.direct"):
+        for i in range(20):
+            real_post("SealObject", rpb.SealObjectRequest(object_id=bytes([i]) * 28))
+        reply = store.direct.call("CreateObject", rpb.CreateObjectRequest(object_id=b"\xfe" * 28, size=10))
+        assert reply.ok
+        store.direct.call("AbortObject", rpb.AbortObjectRequest(object_id=b"\xfe" * 28))
+    assert sum("it was never created" in r.getMessage() for r in caplog.records) == 20
+    assert jray.get(refs[-1])[0] == 29
+
+
 def test_object_moves_between_nodes():
     from jray.testing import Cluster
 

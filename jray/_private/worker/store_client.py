@@ -30,6 +30,7 @@ from jray._private import serialization
 from jray._private.ids import is_put_id
 from jray._private.protocol import common_pb2 as cpb
 from jray._private.protocol import raylet_pb2 as rpb
+from jray._private.transport_error import TransportError
 from jray._private.worker.event_loop import LoopThread
 from jray._private.worker.identity import Identity
 
@@ -103,8 +104,16 @@ class StoreClient:
             else:  # pragma: no cover - a put id is new
                 self._release_pin_rpc([object_id])
         # Sealing need not be waited for: a reader's GetObject on this node
-        # waits for the seal, so put() returns one round trip sooner.
+        # waits for the seal, so put() returns one round trip sooner. Over the
+        # direct socket, posted (its reply read by the next call); over gRPC
+        # where there is none (or it broke: then the seal goes that way).
         req = rpb.SealObjectRequest(object_id=object_id)
+        if self.direct is not None:
+            try:
+                self.direct.post("SealObject", req)
+                return
+            except TransportError as e:
+                logger.debug("sealing %s over the direct socket failed (%s); over gRPC", object_id.hex(), e)
 
         async def seal() -> None:
             try:
