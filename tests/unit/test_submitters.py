@@ -34,6 +34,7 @@ from jray._private.worker.task_submitter import TaskSubmitter
 
 FUNCTIONS: dict[str, Callable[..., Any]] = {
     "double": lambda x: 2 * x,
+    "double2": lambda x: 2 * x,
     "add": lambda x, y: x + y,
     "boom": lambda: 1 / 0,
 }
@@ -50,6 +51,7 @@ class Worker:
         self.fail_next = 0  # fail this many pushes as if the connection dropped
         self.gate: asyncio.Event | None = None  # when set, tasks wait for it
         self.cancelled: list[bytes] = []
+        self.run_seconds: dict[str, float] = {}  # what replies report as a function's run (default 0.1 ms)
 
     def _run(self, spec: cpb.TaskSpec) -> wpb.PushTaskReply:
         self.ran.append(spec.task_id)
@@ -66,7 +68,8 @@ class Worker:
             app_error = True
         ret = cpb.ReturnObject(object_id=object_id_for(spec.task_id, 1), data=ser.to_bytes(), size=ser.total_size,
                                is_error=app_error)
-        return wpb.PushTaskReply(task_id=spec.task_id, returns=[ret], run_seconds=0.0001,
+        return wpb.PushTaskReply(task_id=spec.task_id, returns=[ret],
+                                 run_seconds=self.run_seconds.get(spec.function.key, 0.0001),
                                  is_application_error=app_error)
 
     async def _maybe_fail(self) -> None:
@@ -244,6 +247,34 @@ def test_short_tasks_are_pipelined_in_batches(owner: Owner) -> None:
     assert [owner.result(oid) for oid in ids] == [2 * i for i in range(24)]
     pushed = [n for w in owner.workers.values() for n in w.pushes]
     assert max(pushed) > 1, pushed  # at least one window went out as one batch
+
+
+def test_one_stretched_run_does_not_make_a_function_long_for_good(owner: Owner) -> None:
+    """A no-op preempted on a busy machine reports a run of a few ms: its
+    function stops counting as short, then counts as short again after a
+    few quick runs; a function that keeps running long stays long."""
+    from types import SimpleNamespace
+
+    def short(key: str) -> bool:
+        return bool(owner.tasks._known_short(SimpleNamespace(spec=spec(key))))
+
+    def run(key: str, n: int, seconds: float | None = None) -> None:
+        for w in owner.workers.values():
+            if seconds is None:
+                w.run_seconds.pop(key, None)
+            else:
+                w.run_seconds[key] = seconds
+        for i in range(n):
+            owner.result(owner.tasks.submit(spec(key, i), [])[0])
+
+    run("double", 4)
+    assert short("double")
+    run("double", 1, seconds=0.005)  # one run stretched past SHORT_TASK_SECONDS
+    assert not short("double")
+    run("double", 20)
+    assert short("double")
+    run("double2", 20, seconds=0.005)  # always a few ms: never short
+    assert not short("double2")
 
 
 async def _call(fn: Callable[[], Any]) -> Any:

@@ -42,6 +42,7 @@ PendingTask = PendingCall
 # demand for new nodes.
 BACKLOG_REPORT_SECONDS = 1.0
 _BACKLOG_KINDS = (cpb.SchedulingStrategy.DEFAULT, cpb.SchedulingStrategy.SPREAD)
+RUN_FADE = 0.9  # how much of a function's longest run is remembered at each new run
 LATENCY_HORIZON_S = 10.0  # how long a lease's least push-to-reply latency is remembered
 
 
@@ -133,7 +134,7 @@ class TaskSubmitter:
         self.queues: dict[tuple, KeyQueue] = {}
         self._to_pump: list[tuple[tuple, KeyQueue]] = []
         self._pump_soon = False
-        # Function key -> (tasks seen, longest run in seconds), from replies.
+        # Function key -> (tasks seen, longest run in seconds, fading), from replies.
         self.run_seconds: dict[str, tuple[int, float]] = {}
         self.tasks: dict[bytes, PendingCall] = {}
         self._closed = False
@@ -481,7 +482,10 @@ class TaskSubmitter:
     # -- push ----------------------------------------------------------------
     def _check_deep_push(self, lease: Lease, batch: list[PendingCall], replies_then: int) -> None:
         """A window of tasks believed short got no answer for a while: the
-        guess was wrong. Their functions count as long from now on, and the
+        guess was wrong. Their functions count as unknown again (long, until
+        three runs report short: a task that ran long makes it long for good
+        when its reply comes; a worker that was only stalled, by a busy
+        machine or a slow link, clears it with its next replies), and the
         tasks that have not started are taken back to run elsewhere."""
         if lease.dead or lease.replies != replies_then:
             return
@@ -489,8 +493,8 @@ class TaskSubmitter:
         if len(waiting) < 2:
             return
         for t in waiting:
-            n, _longest = self.run_seconds.get(t.spec.function.key, (0, 0.0))
-            self.run_seconds[t.spec.function.key] = (n, float("inf"))
+            _n, longest = self.run_seconds.get(t.spec.function.key, (0, 0.0))
+            self.run_seconds[t.spec.function.key] = (0, longest)
         client = self.pushes.get(lease.address, lease.direct_port)
 
         async def take_back(task_id: bytes) -> None:
@@ -594,7 +598,10 @@ class TaskSubmitter:
             n, longest = self.run_seconds.get(fn, (0, 0.0))
             if n == 0 and len(self.run_seconds) > 10_000:
                 self.run_seconds.clear()
-            self.run_seconds[fn] = (n + 1, max(longest, reply.run_seconds))
+            # The longest run, fading by RUN_FADE a run: one run stretched by a
+            # busy machine (a no-op preempted for a few ms) must not make a
+            # function long for good; one that keeps running long stays long.
+            self.run_seconds[fn] = (n + 1, max(longest * RUN_FADE, reply.run_seconds))
         if reply.is_application_error and reply.retryable and task.retries_left != 0 and not task.cancelled:
             self._retry(task)
         else:
