@@ -609,7 +609,10 @@ class TaskSubmitter:
             self.lineage.done(task.spec.task_id)
             if not reply.is_application_error and any(r.in_store for r in reply.returns):
                 self.lineage.record(task.spec, task.return_ids, task.retries_left)
-        if pending:  # keep the worker fed while the batch drains
+        # Keep the worker fed while the batch drains: once it is down to half
+        # its window (the pump refills no lease above that, and this reply
+        # changed no other lease), so not a pump per reply.
+        if pending and lease.in_flight <= lease.window // 2:
             q = self.queues.get(lease.key)
             if q is not None and q.tasks:
                 self._pump(lease.key, q)
