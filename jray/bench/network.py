@@ -1,9 +1,10 @@
 """Between machines: object transfer and remote tasks on two "machines" on
 one box, jray and Ray 2.60 on the same setup (issue 19).
 
-Two hosts of :mod:`jray._private.virtual_hosts` (network namespaces on a
+Hosts of :mod:`jray._private.virtual_hosts` (network namespaces on a
 bridge, each with private ``/tmp`` and ``/dev/shm``): the head on host A,
-a second node on host B, each with 2 CPUs and a 3 GiB object store. For
+a second node on host B, each with 2 CPUs and a 3 GiB object store, and a
+host C with no node for the client rows. For
 Ray: ``ray start --head`` in A and ``ray start --address`` in B with the
 Ray virtualenv's ``ray``; for jray: ``jray start`` the same way. Figures:
 
@@ -27,7 +28,11 @@ Ray virtualenv's ``ray``; for jray: ``jray start`` the same way. Figures:
   where the kernel has it, else jray's userspace delay line (a TUN device
   that holds B's outgoing packets, :mod:`jray._private.delay_line`); the
   rows name which, and say "not run" and why where neither can run. The
-  TCP round trip measured under each emulation is reported beside it.
+  TCP round trip measured under each emulation is reported beside it;
+- **a client off the cluster** (a notebook on a laptop): a driver on a third
+  host C with no node (jray: ``JRAY_ADDRESS``/``JRAY_TOKEN``; Ray: Ray
+  Client, ``ray://A:10001``), no-op tasks anywhere: round trip and tasks/s,
+  with no shaping and at 1 ms / 10 ms RTT on C's link.
 
 Needs root (namespaces). Run it as ``python bench/network.py`` with jray's
 interpreter. Like the rest of ``jray.bench`` it imports nothing from jray at
@@ -256,6 +261,7 @@ class Config:
     runtimes: list[str] = field(default_factory=lambda: ["jray", "ray"])
     ray_python: str = RAY_PYTHON
     netem: bool = True
+    client: bool = True  # the client rows (a driver on a third host with no node)
     timeout: float = 1800.0
     progress: Callable[[str], None] = lambda _m: None
 
@@ -356,6 +362,33 @@ def raw_link(src: Any, dst: Any, nbytes: int, reps: int, python: str = sys.execu
     return gbps(nbytes, json.loads(res.stdout.strip().splitlines()[-1]))
 
 
+# On C, a machine with no node of the cluster (a laptop's notebook): a client
+# driver (jray: JRAY_ADDRESS/JRAY_TOKEN, Ray: Ray Client at ray://A:10001),
+# no-op tasks anywhere on the cluster.
+CLIENT_DRIVER = r"""
+import importlib, json, sys, time
+cfg = json.loads(sys.argv[1])
+rt = importlib.import_module(cfg["runtime"])
+rt.init(address=cfg["client_address"], log_to_driver=False)
+f = rt.remote(num_cpus=1)(lambda: 0)
+rt.get([f.remote() for _ in range(50)], timeout=300)
+rtt = []
+for _ in range(cfg["reps"]):
+    t0 = time.perf_counter()
+    for _ in range(cfg["rtt_n"]):
+        rt.get(f.remote(), timeout=300)
+    rtt.append((time.perf_counter() - t0) / cfg["rtt_n"] * 1e3)
+rate = []
+for _ in range(cfg["reps"]):
+    t0 = time.perf_counter()
+    rt.get([f.remote() for _ in range(cfg["async_n"])], timeout=600)
+    rate.append(cfg["async_n"] / (time.perf_counter() - t0))
+print(json.dumps({"rtt_ms": rtt, "tasks_per_s": rate}), flush=True)
+rt.shutdown()
+"""
+RAY_CLIENT_PORT = 10001
+
+
 @dataclass
 class Cluster:
     """Two nodes of one runtime on hosts ``a`` (head) and ``b``."""
@@ -367,8 +400,14 @@ class Cluster:
     address: str
     env: dict[str, str]  # on top of a host's own environment
 
+    @property
+    def client_address(self) -> str:
+        """What a driver on a machine without a node connects to."""
+        return self.address if self.runtime == "jray" else f"ray://{self.a.ip}:{RAY_CLIENT_PORT}"
+
     def driver(self, host: Any, script: str, extra: dict[str, Any]) -> Any:
-        cfg = {"runtime": self.runtime, "address": self.address, "a_ip": self.a.ip, "b_ip": self.b.ip, **extra}
+        cfg = {"runtime": self.runtime, "address": self.address, "a_ip": self.a.ip, "b_ip": self.b.ip,
+               "client_address": self.client_address, **extra}
         env = {k: v for k, v in host.env.items() if self.runtime == "jray" or k not in ("PYTHONPATH", "VIRTUAL_ENV")}
         return host.popen([self.python, "-c", script, json.dumps(cfg)], env={**env, **self.env},
                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -470,6 +509,16 @@ def measure_tasks(cl: Cluster, cfg: Config) -> dict[str, Any]:
     return {"rtt_ms": summary(ev["rtt_ms"]), "tasks_per_s": summary(ev["tasks_per_s"])}
 
 
+def measure_client(cl: Cluster, c: Any, cfg: Config) -> dict[str, Any]:
+    """Round trip and tasks/s of a client driver on ``c`` (no node there)."""
+    proc = cl.driver(c, CLIENT_DRIVER, {"rtt_n": max(1, cfg.rtt_n // 3), "async_n": cfg.async_n,
+                                        "reps": cfg.task_reps})
+    evs = list(_lines(proc, time.monotonic() + cfg.timeout))
+    _finish(proc, f"{cl.runtime} client driver on {c.name}")
+    ev = evs[-1]
+    return {"rtt_ms": summary(ev["rtt_ms"]), "tasks_per_s": summary(ev["tasks_per_s"])}
+
+
 def ping_rtt_ms(src: Any, dst: Any, python: str = sys.executable) -> float:
     """The median round trip (ms) of one byte over TCP from ``src`` to ``dst`` and back (200 of them)."""
     echo = dst.popen([python, "-c", TCP_PING, "echo", dst.ip, str(RAW_PORT + 1)],
@@ -504,7 +553,7 @@ def run(cfg: Config) -> dict[str, Any]:
     result["netem"] = netem_reason or "ok"
     result["emulation"] = vh.delay_emulation() if netem_reason is None else None
     with vh.VirtualHosts() as v:
-        a, b = v.add_host("a"), v.add_host("b")
+        a, b, c = v.add_host("a"), v.add_host("b"), v.add_host("c")  # c: the client's machine, no node
         result["ping_ms"] = ping_rtt_ms(a, b)
         cfg.progress(f"raw link (TCP round trip {result['ping_ms']:.3f} ms)")
         result["raw_link"] = {}
@@ -532,11 +581,23 @@ def run(cfg: Config) -> dict[str, Any]:
                             rr["tasks"][f"{rtt:g}"] = dict(measure_tasks(cl, cfg), ping_ms=ping_rtt_ms(a, b))
                         finally:
                             b.netem()
+                if cfg.client:
+                    rr["client"] = {}
+                    for rtt in (0.0, *(NETEM_RTTS_MS if netem_reason is None else ())):
+                        if rtt:
+                            c.netem(delay_ms=rtt / 2)  # the client's link alone: RTT C<->cluster grows by rtt
+                        try:
+                            rr["client"][f"{rtt:g}"] = dict(measure_client(cl, c, cfg), ping_ms=ping_rtt_ms(c, a))
+                        finally:
+                            if rtt:
+                                c.netem()
+                    cfg.progress(f"  {name}: client task {rr['client']['0']['rtt_ms']['median']:.2f} ms, "
+                                 f"{rr['client']['0']['tasks_per_s']['median']:.0f} tasks/s")
             except Exception as e:  # noqa: BLE001 - reported, the other runtime still runs
                 rr["error"] = f"{type(e).__name__}: {e}"
                 cfg.progress(f"  {name} failed: {rr['error'][:2000]}")
             finally:
-                for h in (b, a):
+                for h in (c, b, a):
                     h.kill_all()
     return result
 
@@ -617,6 +678,21 @@ def table(result: dict[str, Any]) -> str:
                     f"{_fmt(ra and ra['tasks_per_s'], 0)} | "
                     f"{_x(_ratio(_median(ja and ja['tasks_per_s']), _median(ra and ra['tasks_per_s'])))} "
                     f"| | | {target} | {_met(ok)} |")
+    jc, rc = j.get("client") or {}, r.get("client") or {}
+    for rtt_key, label in [("0", "no shaping"), *[(f"{x:g}", f"{x:g} ms RTT ({how})") for x in NETEM_RTTS_MS]]:
+        ja, ra = jc.get(rtt_key), rc.get(rtt_key)
+        if not ja and not ra:
+            continue
+        ping = (ja or ra or {}).get("ping_ms")
+        if ping is not None:
+            label += f", TCP ping {ping:.2f} ms"
+        rows.append(f"| client off the cluster: task round trip, {label} (ms) | {_fmt(ja and ja['rtt_ms'])} | "
+                    f"{_fmt(ra and ra['rtt_ms'])} | "
+                    f"{_x(_ratio(_median(ja and ja['rtt_ms']), _median(ra and ra['rtt_ms'])))} | | | – | – |")
+        rows.append(f"| client off the cluster: tasks/s, {label} | {_fmt(ja and ja['tasks_per_s'], 0)} | "
+                    f"{_fmt(ra and ra['tasks_per_s'], 0)} | "
+                    f"{_x(_ratio(_median(ja and ja['tasks_per_s']), _median(ra and ra['tasks_per_s'])))} "
+                    f"| | | – | – |")
     for name, rr in (("jray", j), ("Ray", r)):
         if rr.get("error"):
             rows.append(f"\n{name} failed: {rr['error'].splitlines()[0][:300]}")
@@ -637,7 +713,7 @@ def _num(v: float | None, digits: int = 2) -> str:
 
 def header(result: dict[str, Any]) -> str:
     m = result["machine"]
-    return (f"{m['date']}; {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB; {m['os']}. Two hosts "
+    return (f"{m['date']}; {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB; {m['os']}. Hosts "
             f"(network namespaces on a bridge, private /tmp and /dev/shm), TCP round trip {result.get('ping_ms', 0):.3f} ms; "
             f"{NODE_CPUS} CPUs and a {STORE_BYTES // GIB} GiB store per node; medians (min–max) of "
             f"{result['config']['reps']} transfers after a warm-up, {result['config']['task_reps']} task rounds "
@@ -654,11 +730,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--runtimes", default="jray,ray")
     p.add_argument("--ray-python", default=RAY_PYTHON)
     p.add_argument("--no-netem", action="store_true", help="skip the 1 ms / 10 ms RTT rows")
+    p.add_argument("--no-client", action="store_true", help="skip the client rows (a driver on a host with no node)")
     p.add_argument("--out", help="write the run's JSON here")
     args = p.parse_args(argv)
     cfg = Config(sizes=[_parse_size(s) for s in args.sizes.split(",")], reps=args.reps, rtt_n=args.rtt_n,
                  async_n=args.async_n, task_reps=args.task_reps, runtimes=args.runtimes.split(","),
-                 ray_python=args.ray_python, netem=not args.no_netem,
+                 ray_python=args.ray_python, netem=not args.no_netem, client=not args.no_client,
                  progress=lambda m: print(m, file=sys.stderr, flush=True))
     if "ray" in cfg.runtimes and not os.path.exists(cfg.ray_python):
         p.error(f"no Ray interpreter at {cfg.ray_python} (bash bench/setup_ray_venv.sh)")

@@ -39,14 +39,19 @@ def test_network_bench_jray_tiny() -> None:
     tasks = j["tasks"]["0"]
     assert tasks["rtt_ms"]["median"] > 0 and tasks["tasks_per_s"]["median"] > 0
 
+    client = j["client"]["0"]  # a driver on a host with no node (a notebook off the cluster)
+    assert client["rtt_ms"]["median"] > 0 and client["tasks_per_s"]["median"] > 0
+
     md = network.table(result)
+    assert "client off the cluster: tasks/s, no shaping" in md
     assert "| transfer 10 MB A→B (GB/s) |" in md and "remote tasks/s, no shaping" in md
     if result["netem"] != "ok":
         assert "not run: " in md  # the netem rows say why they did not run
     else:
-        assert set(j["tasks"]) == {"0", "1", "10"}
+        assert set(j["tasks"]) == {"0", "1", "10"} and set(j["client"]) == {"0", "1", "10"}
         # the rows ran under the emulation (netem or jray's delay line) and say which
         assert j["tasks"]["10"]["ping_ms"] >= 10.0 and j["tasks"]["1"]["ping_ms"] >= 1.0
+        assert j["client"]["10"]["ping_ms"] >= 10.0
         assert f"10 ms RTT ({result['emulation']})" in md
     # nothing of the hosts is left: namespaces, links (VirtualHosts.close in run())
     mine = f"jv{vh._b36(os.getpid(), 5)}"

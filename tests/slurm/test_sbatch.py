@@ -69,9 +69,15 @@ def _read(path: str) -> str:
 
 
 def _assert_nodes_clean(slurm, out: str) -> None:
+    # The checkout and its virtualenv, where they live under /tmp (a fresh clone there), are
+    # bound into each host's /tmp by the harness: not something the job left.
+    from jray._private.virtual_hosts import _kept_under_tmp
+
+    kept = {p.split("/")[2] for p in _kept_under_tmp()}
     deadline = time.monotonic() + 10
     while True:
-        left = {n: (slurm.node_processes(n), slurm.node_shm(n), os.listdir(slurm.host(n).fs_path("/tmp")))
+        left = {n: (slurm.node_processes(n), slurm.node_shm(n),
+                    [e for e in os.listdir(slurm.host(n).fs_path("/tmp")) if e not in kept])
                 for n in slurm.node_names}
         if all(not any(v) for v in left.values()):
             return
