@@ -218,9 +218,9 @@ for n in sizes:
 rt.shutdown()
 """
 
-# On A: no-op tasks pinned to B.
-TASKS_DRIVER = _PRELUDE + r"""
-f = rt.remote(num_cpus=1)(lambda: 0).options(scheduling_strategy=NodeAffinity(node_of(cfg["b_ip"]), soft=False))
+# Rounds of no-op tasks ``f`` (defined before them): ``rtt_n`` round trips,
+# then ``async_n`` submitted at once, ``reps`` times each; one line of JSON.
+_TASK_ROUNDS = r"""
 rt.get([f.remote() for _ in range(50)], timeout=300)
 rtt = []
 for _ in range(cfg["reps"]):
@@ -233,9 +233,14 @@ for _ in range(cfg["reps"]):
     t0 = time.perf_counter()
     rt.get([f.remote() for _ in range(cfg["async_n"])], timeout=600)
     rate.append(cfg["async_n"] / (time.perf_counter() - t0))
-emit(rtt_ms=rtt, tasks_per_s=rate)
+print(json.dumps({"rtt_ms": rtt, "tasks_per_s": rate}), flush=True)
 rt.shutdown()
 """
+
+# On A: no-op tasks pinned to B.
+TASKS_DRIVER = _PRELUDE + r"""
+f = rt.remote(num_cpus=1)(lambda: 0).options(scheduling_strategy=NodeAffinity(node_of(cfg["b_ip"]), soft=False))
+""" + _TASK_ROUNDS
 
 
 # -- the figures ----------------------------------------------------------------------------
@@ -371,21 +376,7 @@ cfg = json.loads(sys.argv[1])
 rt = importlib.import_module(cfg["runtime"])
 rt.init(address=cfg["client_address"], log_to_driver=False)
 f = rt.remote(num_cpus=1)(lambda: 0)
-rt.get([f.remote() for _ in range(50)], timeout=300)
-rtt = []
-for _ in range(cfg["reps"]):
-    t0 = time.perf_counter()
-    for _ in range(cfg["rtt_n"]):
-        rt.get(f.remote(), timeout=300)
-    rtt.append((time.perf_counter() - t0) / cfg["rtt_n"] * 1e3)
-rate = []
-for _ in range(cfg["reps"]):
-    t0 = time.perf_counter()
-    rt.get([f.remote() for _ in range(cfg["async_n"])], timeout=600)
-    rate.append(cfg["async_n"] / (time.perf_counter() - t0))
-print(json.dumps({"rtt_ms": rtt, "tasks_per_s": rate}), flush=True)
-rt.shutdown()
-"""
+""" + _TASK_ROUNDS
 RAY_CLIENT_PORT = 10001
 
 

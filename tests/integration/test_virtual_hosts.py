@@ -130,6 +130,16 @@ def test_hosts_share_only_the_network():
     assert v.leftovers() == []
 
 
+def _connect_and_read(ip: str, port: int, timeout: float = 5) -> str:
+    """Python code that connects to ``ip:port``, reads the greeting and prints the seconds it took."""
+    return f"""
+import socket, time
+t = time.monotonic()
+socket.create_connection(({ip!r}, {port}), timeout={timeout}).recv(10)
+print(time.monotonic() - t)
+"""
+
+
 def test_netem_delays_or_says_why_not():
     """Delay and loss on a host's link: the kernel's netem where it has one,
     else jray's userspace delay line; both grow every round trip with that
@@ -141,24 +151,14 @@ def test_netem_delays_or_says_why_not():
                 b.netem(delay_ms=50)
             return
         serve(b, "0.0.0.0", 7000)
-        code = f"""
-import socket, time
-t = time.monotonic()
-socket.create_connection(({b.ip!r}, 7000), timeout=5).recv(10)
-print(time.monotonic() - t)
-"""
+        code = _connect_and_read(b.ip, 7000)
         fast = float(a.run_python(code).stdout)
         b.netem(delay_ms=100)
         slow = float(a.run_python(code).stdout)
         # A host added while the emulation runs is reached through it too (both ways).
         c = v.add_host("c")
         serve(c, "0.0.0.0", 7001)
-        to_c = f"""
-import socket, time
-t = time.monotonic()
-socket.create_connection(({c.ip!r}, 7001), timeout=5).recv(10)
-print(time.monotonic() - t)
-"""
+        to_c = _connect_and_read(c.ip, 7001)
         b_to_c = float(b.run_python(to_c).stdout)
         a_to_c = float(a.run_python(to_c).stdout)
         b.netem()
@@ -168,7 +168,7 @@ print(time.monotonic() - t)
         assert back < 0.3, back
         # All of it lost: a partition while it lasts, the link whole again after.
         b.netem(loss_pct=100)
-        cut = a.run_python(code.replace("timeout=5", "timeout=1"))
+        cut = a.run_python(_connect_and_read(b.ip, 7000, timeout=1))
         b.netem()
         assert cut.returncode != 0 and "timed out" in cut.stderr, cut.stderr[-500:]
         assert float(a.run_python(code).stdout) < 0.3
