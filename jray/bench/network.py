@@ -649,45 +649,40 @@ def table(result: dict[str, Any]) -> str:
                             ("raylet_anon_growth_mib", "at the peak: its raylet's private RSS growth")):
             rows.append(f"| … {label} (MiB) | {_num(jm and jm[part], 0)} | {_num(rm and rm[part], 0)} | | | | | |")
     jt, rt_ = j.get("tasks") or {}, r.get("tasks") or {}
+    jc, rc = j.get("client") or {}, r.get("client") or {}
     how = result.get("emulation") or "netem"
-    for rtt_key, label in [("0", "no shaping"), *[(f"{x:g}", f"{x:g} ms RTT ({how})") for x in NETEM_RTTS_MS]]:
+    rtts = [("0", "no shaping"), *[(f"{x:g}", f"{x:g} ms RTT ({how})") for x in NETEM_RTTS_MS]]
+    for rtt_key, label in rtts:
         if rtt_key != "0" and result.get("netem") != "ok":
             rows.append(f"| remote tasks at {label} | not run: {result.get('netem')} | | | | | | |")
             continue
-        ja, ra = jt.get(rtt_key), rt_.get(rtt_key)
-        ping = (ja or ra or {}).get("ping_ms")
-        if ping is not None:
-            label += f", TCP ping {ping:.2f} ms"
-        rows.append(f"| remote task round trip, {label} (ms) | {_fmt(ja and ja['rtt_ms'])} | "
-                    f"{_fmt(ra and ra['rtt_ms'])} | "
-                    f"{_x(_ratio(_median(ja and ja['rtt_ms']), _median(ra and ra['rtt_ms'])))} | | | – | – |")
+        ja = jt.get(rtt_key)
         target, ok = "–", None
         if rtt_key == f"{NETEM_RTTS_MS[-1]:g}" and ja and jt.get("0"):
             keep = _ratio(_median(ja["tasks_per_s"]), _median(jt["0"]["tasks_per_s"]))
             target, ok = f"≥ {TARGET_RTT10_KEEP:g}× the 0 ms figure", keep is not None and keep >= TARGET_RTT10_KEEP
-        rows.append(f"| remote tasks/s, {label} | {_fmt(ja and ja['tasks_per_s'], 0)} | "
-                    f"{_fmt(ra and ra['tasks_per_s'], 0)} | "
-                    f"{_x(_ratio(_median(ja and ja['tasks_per_s']), _median(ra and ra['tasks_per_s'])))} "
-                    f"| | | {target} | {_met(ok)} |")
-    jc, rc = j.get("client") or {}, r.get("client") or {}
-    for rtt_key, label in [("0", "no shaping"), *[(f"{x:g}", f"{x:g} ms RTT ({how})") for x in NETEM_RTTS_MS]]:
-        ja, ra = jc.get(rtt_key), rc.get(rtt_key)
-        if not ja and not ra:
-            continue
-        ping = (ja or ra or {}).get("ping_ms")
-        if ping is not None:
-            label += f", TCP ping {ping:.2f} ms"
-        rows.append(f"| client off the cluster: task round trip, {label} (ms) | {_fmt(ja and ja['rtt_ms'])} | "
-                    f"{_fmt(ra and ra['rtt_ms'])} | "
-                    f"{_x(_ratio(_median(ja and ja['rtt_ms']), _median(ra and ra['rtt_ms'])))} | | | – | – |")
-        rows.append(f"| client off the cluster: tasks/s, {label} | {_fmt(ja and ja['tasks_per_s'], 0)} | "
-                    f"{_fmt(ra and ra['tasks_per_s'], 0)} | "
-                    f"{_x(_ratio(_median(ja and ja['tasks_per_s']), _median(ra and ra['tasks_per_s'])))} "
-                    f"| | | – | – |")
+        rows += _task_rows("remote ", label, ja, rt_.get(rtt_key), target, ok)
+    for rtt_key, label in rtts:
+        if jc.get(rtt_key) or rc.get(rtt_key):
+            rows += _task_rows("client off the cluster: ", label, jc.get(rtt_key), rc.get(rtt_key))
     for name, rr in (("jray", j), ("Ray", r)):
         if rr.get("error"):
             rows.append(f"\n{name} failed: {rr['error'].splitlines()[0][:300]}")
     return "\n".join(rows)
+
+
+def _task_rows(what: str, label: str, ja: dict[str, Any] | None, ra: dict[str, Any] | None,
+               target: str = "–", ok: bool | None = None) -> list[str]:
+    """The round-trip and tasks/s rows of one task measurement (jray, Ray), its TCP ping in the label."""
+    ping = (ja or ra or {}).get("ping_ms")
+    if ping is not None:
+        label += f", TCP ping {ping:.2f} ms"
+    rtt = f"{_x(_ratio(_median(ja and ja['rtt_ms']), _median(ra and ra['rtt_ms'])))}"
+    rate = f"{_x(_ratio(_median(ja and ja['tasks_per_s']), _median(ra and ra['tasks_per_s'])))}"
+    return [f"| {what}task round trip, {label} (ms) | {_fmt(ja and ja['rtt_ms'])} | {_fmt(ra and ra['rtt_ms'])} | "
+            f"{rtt} | | | – | – |",
+            f"| {what}tasks/s, {label} | {_fmt(ja and ja['tasks_per_s'], 0)} | {_fmt(ra and ra['tasks_per_s'], 0)} | "
+            f"{rate} | | | {target} | {_met(ok)} |"]
 
 
 def _x(v: float | None) -> str:
