@@ -37,8 +37,10 @@ How the parts fit:
 
 from __future__ import annotations
 
+import asyncio
 import bdb
 import collections
+import concurrent.futures
 import contextlib
 import hmac
 import json
@@ -165,13 +167,14 @@ class _Listener:
             if session.startswith("pm:"):
                 self._post_mortem(conn, session[3:])
                 return
-            with self.lock:
+            with self.lock:  # the conn is handed over under the lock: a task leaving sees it (set_trace)
                 s = self.waiting.pop(session, None)
+                if s is not None:
+                    s.conn = conn
             if s is None:
                 _send(conn, "jray debugger: no such paused task here (it went on, or another debugger took it)\n")
                 conn.close()
                 return
-            s.conn = conn
             s.ready.set()
         except Exception:  # noqa: BLE001 - a bad client must not hurt the worker
             logger.debug("debug connection failed", exc_info=True)
@@ -302,22 +305,46 @@ def set_trace(frame: Any = None) -> None:
             "job_id": spec.job_id.hex() if spec is not None else "", "function": name, "where": where,
             "time": time.time()}
     s = _Session(session, info)
-    with lst.lock:
-        lst.waiting[session] = s
-    _kv_put(w, f"bp/{session}", info)
-    # The plain line tells whoever reads the output; the message lets the
-    # driver's waiting get open the debugger.
-    print(f"jray: {name or 'the task'} paused at breakpoint() in {where} (pid {os.getpid()}, {lst.host}): "
-          "waiting for a debugger (it opens where a get waits on this work; otherwise run %jray debug "
-          "in the notebook or `jray debug` in a terminal)", flush=True)
-    print(output_wire.encode(info), flush=True)
+    # The listing's entry is written and removed on the worker's loop, not
+    # on this thread: a cancel (SIGINT) may land at any point from here on,
+    # and neither the write nor the removal may be cut off by it (a
+    # cancelled task must not stay listed as paused). The removal waits for
+    # the write, so it can never come first.
+    recorded: concurrent.futures.Future[None] | None = None
     try:
+        with lst.lock:
+            lst.waiting[session] = s
+        recorded = _kv_put(w, f"bp/{session}", info)
+        with contextlib.suppress(Exception):
+            recorded.result(15)
+        # The plain line tells whoever reads the output; the message lets
+        # the driver's waiting get open the debugger.
+        print(f"jray: {name or 'the task'} paused at breakpoint() in {where} (pid {os.getpid()}, {lst.host}): "
+              "waiting for a debugger (it opens where a get waits on this work; otherwise run %jray debug "
+              "in the notebook or `jray debug` in a terminal)", flush=True)
+        print(output_wire.encode(info), flush=True)
         while not s.ready.wait(0.25):  # in slices: a cancel (KeyboardInterrupt) gets through
             pass
+    except BaseException:
+        with lst.lock:
+            lst.waiting.pop(session, None)
+            taken = s.conn
+        if taken is not None:  # a debugger came just as the task was cancelled: tell it, do not leave it hanging
+            with contextlib.suppress(OSError):
+                _send(taken, "jray debugger: no such paused task here (it was cancelled)\n")
+                taken.close()
+        raise
     finally:
         with lst.lock:
             lst.waiting.pop(session, None)
-        _kv_del(w, f"bp/{session}")
+        if recorded is not None:
+            removed = _kv_del(w, f"bp/{session}", after=recorded)
+            with contextlib.suppress(Exception):
+                removed.result(15)
+            # Freed now, not under pdb: the futures hold the loop's tasks,
+            # whose WeakSet callbacks would be pdb's first stop.
+            del removed
+        recorded = None
     assert s.conn is not None
     p = _SocketPdb(s.conn)
     p.message(f"jray: attached to {name or 'the task'} (pid {os.getpid()}, {lst.host}), paused in {where}")
@@ -332,27 +359,37 @@ def install_breakpointhook() -> None:
     sys.breakpointhook = set_trace
 
 
-def _kv_put(w: Any, key: str, info: dict[str, Any]) -> None:
+def _kv_put(w: Any, key: str, info: dict[str, Any]) -> concurrent.futures.Future[None]:
+    """Record a paused breakpoint in the KV (on the worker's loop; the
+    listing is a nicety: the driver hears of the pause on the log stream)."""
     from jray._private.protocol import gcs_pb2 as gpb
 
     async def put() -> None:
-        await w.gcs.KVPut(gpb.KVPutRequest(ns=KV_NS, key=key.encode(), value=json.dumps(info).encode(),
-                                           overwrite=True), timeout=10)
+        try:
+            await w.gcs.KVPut(gpb.KVPutRequest(ns=KV_NS, key=key.encode(), value=json.dumps(info).encode(),
+                                               overwrite=True), timeout=10)
+        except Exception:  # noqa: BLE001
+            logger.debug("could not record the breakpoint", exc_info=True)
 
-    try:
-        w.run_sync(put(), timeout=15)
-    except Exception:  # noqa: BLE001 - the listing is a nicety; the driver hears of it on the log stream
-        logger.debug("could not record the breakpoint", exc_info=True)
+    return asyncio.run_coroutine_threadsafe(put(), w.loop)
 
 
-def _kv_del(w: Any, key: str) -> None:
+def _kv_del(w: Any, key: str, after: concurrent.futures.Future[None]) -> concurrent.futures.Future[None]:
+    """Remove a breakpoint's KV entry once its write (``after``) is done."""
     from jray._private.protocol import gcs_pb2 as gpb
 
     async def delete() -> None:
-        await w.gcs.KVDel(gpb.KVDelRequest(ns=KV_NS, key=key.encode()), timeout=10)
+        with contextlib.suppress(BaseException):
+            await asyncio.wrap_future(after)
+        for _ in range(3):  # a busy GCS: the entry must not outlive the pause
+            try:
+                await w.gcs.KVDel(gpb.KVDelRequest(ns=KV_NS, key=key.encode()), timeout=10)
+                return
+            except Exception:  # noqa: BLE001
+                logger.debug("could not remove the breakpoint's entry", exc_info=True)
+                await asyncio.sleep(0.5)
 
-    with contextlib.suppress(Exception):
-        w.run_sync(delete(), timeout=15)
+    return asyncio.run_coroutine_threadsafe(delete(), w.loop)
 
 
 # ======================================================================================

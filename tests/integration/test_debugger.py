@@ -6,6 +6,7 @@ token check, cancel of a paused task, and the CLI from another process."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -175,6 +176,47 @@ def test_cancel_a_paused_task(jray_cluster) -> None:
     while rpdb.list_breakpoints():
         assert time.monotonic() < deadline, "a cancelled task stays listed as paused"
         time.sleep(0.05)
+
+
+@jray.remote
+def pauses_with_a_slow_listing(x: int) -> int:
+    """``breakpoint()`` whose listing entry reaches the GCS at once but
+    whose reply comes back 3 s late: a cancel in that window lands while
+    the worker is still recording the pause."""
+    from jray._private.worker import global_state
+
+    gcs = global_state.worker.gcs
+    real = gcs.KVPut
+
+    async def late_reply(*args, **kwargs):
+        reply = await real(*args, **kwargs)
+        await asyncio.sleep(3)
+        return reply
+
+    gcs.KVPut = late_reply
+    try:
+        breakpoint()
+    finally:
+        gcs.KVPut = real
+    return x
+
+
+def test_cancel_while_the_pause_is_being_recorded(jray_cluster) -> None:
+    """A cancel that lands before the worker has heard back from the GCS
+    leaves no listed pause behind, and no session that accepts a debugger
+    nobody serves (``jray debug`` would hang on it)."""
+    ref = pauses_with_a_slow_listing.remote(3)
+    row = _paused()[0]
+    jray.cancel(ref)
+    with pytest.raises(jray.exceptions.TaskCancelledError):
+        jray.get(ref, timeout=30)
+    deadline = time.monotonic() + 10
+    while rpdb.list_breakpoints():
+        assert time.monotonic() < deadline, "a task cancelled while recording its pause stays listed as paused"
+        time.sleep(0.05)
+    with pytest.raises(rpdb.DebuggerError, match="no longer waiting"):
+        rpdb.attach(row, commands=["c"])
+    assert jray.get(ident.remote(4), timeout=30) == 4
 
 
 def test_cli_lists_and_attaches_from_another_process(jray_cluster) -> None:
