@@ -16,6 +16,7 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
 
 from jray._private.gcs.task_table import RANK
 from jray._private.protocol import common_pb2 as cpb
@@ -40,7 +41,7 @@ class TaskEventBuffer:
         self.events: collections.deque = collections.deque(maxlen=MAX_BUFFERED)
         self.dropped = 0
         self.enabled = os.environ.get("JRAY_TASK_EVENTS", "1") != "0"
-        self._templates: dict[tuple, gpb.TaskEvent] = {}
+        self._templates: dict[tuple, dict[str, Any]] = {}
 
     def record(self, spec: cpb.TaskSpec, state: str, error: str = "") -> None:
         """Note that ``spec`` reached ``state`` (any thread; cheap)."""
@@ -50,63 +51,64 @@ class TaskEventBuffer:
                 self.dropped += 1
             events.append((spec, state, time.time(), spec.attempt, error))
 
-    def _build(self, spec: cpb.TaskSpec, state: str, t: float, attempt: int, error: str) -> gpb.TaskEvent:
-        # What describes a task is shared by many (every call of one method):
-        # copy it from a template, then set what is this task's own.
+    def _template(self, spec: cpb.TaskSpec) -> dict[str, Any]:
+        """What describes a task, shared by many (every call of one
+        function or method): built once per kind, as constructor fields."""
         key = (spec.job_id, spec.name, spec.type, spec.actor_id, spec.actor_creation.actor_id,
                spec.parent_task_id, spec.function.qualname, spec.method_name)
         tmpl = self._templates.get(key)
         if tmpl is None:
-            tmpl = gpb.TaskEvent(
-                job_id=spec.job_id, name=task_name(spec), type=_TYPES.get(spec.type, "NORMAL_TASK"),
-                actor_id=spec.actor_id or spec.actor_creation.actor_id, parent_task_id=spec.parent_task_id,
-            )
-            tmpl.func_name = tmpl.name if spec.type == cpb.ACTOR_TASK else spec.function.qualname or tmpl.name
+            name = task_name(spec)
+            tmpl = {"job_id": spec.job_id, "name": name, "type": _TYPES.get(spec.type, "NORMAL_TASK"),
+                    "actor_id": spec.actor_id or spec.actor_creation.actor_id,
+                    "parent_task_id": spec.parent_task_id,
+                    "func_name": name if spec.type == cpb.ACTOR_TASK else spec.function.qualname or name}
             if len(self._templates) > 10_000:
                 self._templates.clear()
             self._templates[key] = tmpl
-        ev = gpb.TaskEvent()
-        ev.CopyFrom(tmpl)
-        ev.task_id, ev.state, ev.time, ev.attempt = spec.task_id, state, t, attempt
-        if spec.reconstruction:
-            ev.reconstruction = True
-        if error:
-            ev.error = error[:4000]
-        ev.state_times[state] = t
-        if state == "RUNNING":
-            self._running(ev, spec)
-        return ev
-
-    def _running(self, ev: gpb.TaskEvent, spec: cpb.TaskSpec) -> None:
-        me = self.me
-        ev.worker_id, ev.node_id, ev.pid = me.worker_id, me.node_id, os.getpid()
-        ev.resources.update(spec.resources)
-
-    def _fold(self, ev: gpb.TaskEvent, spec: cpb.TaskSpec, state: str, t: float, attempt: int, error: str) -> None:
-        """Another state of a task already in this batch (the GCS's merge rules)."""
-        times = ev.state_times
-        if state not in times or t < times[state]:
-            times[state] = t
-        newer = (attempt, RANK.get(state, -1)) >= (ev.attempt, RANK.get(ev.state, -1))
-        if newer:
-            ev.state, ev.time, ev.attempt = state, t, attempt
-        if error and (newer or not ev.error):
-            ev.error = error[:4000]
-        if state == "RUNNING":
-            self._running(ev, spec)
+        return tmpl
 
     def take(self) -> list[gpb.TaskEvent]:
-        """The buffered events as protos, merged per task."""
-        merged: dict[bytes, gpb.TaskEvent] = {}
+        """The buffered events as protos, one per task: its states' first
+        times, its latest state (by attempt, then the states' order: the
+        GCS's merge rules), its error, and where it ran (a RUNNING event's
+        worker). Merged in plain Python first, so each proto is built once."""
+        merged: dict[bytes, list[Any]] = {}
         events = self.events
+        rank = RANK.get
         while events:
             spec, state, t, attempt, error = events.popleft()
-            ev = merged.get(spec.task_id)
-            if ev is None:
-                merged[spec.task_id] = self._build(spec, state, t, attempt, error)
-            else:
-                self._fold(ev, spec, state, t, attempt, error)
-        return list(merged.values())
+            tid = spec.task_id
+            m = merged.get(tid)
+            if m is None:
+                merged[tid] = [spec, state, t, attempt, error, {state: t}, spec if state == "RUNNING" else None]
+                continue
+            times = m[5]
+            first = times.get(state)
+            if first is None or t < first:
+                times[state] = t
+            newer = (attempt, rank(state, -1)) >= (m[3], rank(m[1], -1))
+            if newer:
+                m[1], m[2], m[3] = state, t, attempt
+            if error and (newer or not m[4]):
+                m[4] = error
+            if state == "RUNNING":
+                m[6] = spec
+        out = []
+        me = self.me
+        pid = os.getpid()
+        for tid, (spec, state, t, attempt, error, times, running) in merged.items():
+            ev = gpb.TaskEvent(task_id=tid, state=state, time=t, attempt=attempt, state_times=times,
+                               **self._template(spec))
+            if spec.reconstruction:
+                ev.reconstruction = True
+            if error:
+                ev.error = error[:4000]
+            if running is not None:
+                ev.worker_id, ev.node_id, ev.pid = me.worker_id, me.node_id, pid
+                ev.resources.update(running.resources)
+            out.append(ev)
+        return out
 
     async def flush(self) -> None:
         if not self.events or self.send is None:
