@@ -9,6 +9,7 @@ submitters is here, as plain functions they call.
 from __future__ import annotations
 
 import pickle
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +30,7 @@ def _returns(opts: dict[str, Any], default_streaming: bool) -> tuple[int, bool]:
     return (1 if streaming else (1 if nr is None else int(nr))), streaming
 
 
-def _refs_out(w: CoreWorker, spec: cpb.TaskSpec, return_ids: list[bytes], num_returns: int,
+def _refs_out(w: CoreWorker, spec: cpb.TaskSpec, return_ids: Sequence[bytes], num_returns: int,
               streaming: bool) -> Any:
     """What ``.remote()`` returns: a ref, a list of refs, None, or a generator."""
     owner = w.owner_key

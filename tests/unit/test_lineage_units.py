@@ -63,7 +63,7 @@ def test_a_lost_output_becomes_pending_and_its_task_runs_again(table):
     lin.reconstruct(oid, NODE_B)
     assert oid not in table.objects and oid in table.pending_owned
     (spec2, rids, left), = submitted
-    assert rids == [oid] and left == 1 and spec2.attempt == 1 and spec2.task_id == tid
+    assert list(rids) == [oid] and left == 1 and spec2.attempt == 1 and spec2.task_id == tid
     lin.reconstruct(oid, NODE_B)  # already being rebuilt: not twice
     assert len(submitted) == 1
 

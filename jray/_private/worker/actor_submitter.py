@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,8 +95,8 @@ class ActorSubmitter:
         self.lt.call_soon(attach)
 
     # -- calls (user thread) ------------------------------------------------------
-    def submit(self, actor_id: bytes, spec: cpb.TaskSpec, arg_refs: list[tuple[bytes, Any]],
-               max_task_retries: int) -> list[bytes]:
+    def submit(self, actor_id: bytes, spec: cpb.TaskSpec, arg_refs: Sequence[tuple[bytes, Any]],
+               max_task_retries: int) -> Sequence[bytes]:
         call = self.core.start(spec, arg_refs, max_task_retries)
         call.registry = _CallRegistry(self.calls)
         self.calls[spec.task_id] = (actor_id, call)

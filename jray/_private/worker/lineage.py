@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import collections
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,7 +38,7 @@ logger = logging.getLogger(__name__)
 @dataclass(eq=False)
 class _Entry:
     spec: cpb.TaskSpec  # as submitted (arguments by ref where they were refs)
-    return_ids: list[bytes]
+    return_ids: tuple[bytes, ...]
     retries_left: int
     size: int
     rebuilding: bool = False
@@ -47,7 +47,7 @@ class _Entry:
 class Lineage:
     """The owner's record of which task made each of its stored objects."""
 
-    def __init__(self, table: ObjectTable, resubmit: Callable[[cpb.TaskSpec, list[bytes], int], None],
+    def __init__(self, table: ObjectTable, resubmit: Callable[[cpb.TaskSpec, Sequence[bytes], int], None],
                  max_bytes: int | None = None) -> None:
         self.table = table
         self.resubmit = resubmit  # (spec, return ids, retries left): run it again, outputs pending
@@ -59,7 +59,7 @@ class Lineage:
         self.rebuilt = 0  # objects rebuilt so far (the state API, tests)
 
     # -- recording ----------------------------------------------------------------
-    def record(self, spec: cpb.TaskSpec, return_ids: list[bytes], retries_left: int) -> None:
+    def record(self, spec: cpb.TaskSpec, return_ids: Sequence[bytes], retries_left: int) -> None:
         """A normal task finished with output in a store: keep how to make it again."""
         if spec.streaming or spec.dynamic_returns or self.max_bytes <= 0:
             return
@@ -72,7 +72,7 @@ class Lineage:
             if arg.HasField("ref"):
                 arg.ClearField("location")  # where it was then: asked again when rebuilt
         size = pristine.ByteSize() + 64
-        self.entries[spec.task_id] = _Entry(pristine, list(return_ids), retries_left, size)
+        self.entries[spec.task_id] = _Entry(pristine, tuple(return_ids), retries_left, size)
         for oid in return_ids:
             self.by_object[oid] = spec.task_id
         self.bytes += size

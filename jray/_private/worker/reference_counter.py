@@ -39,7 +39,9 @@ class RefEntry:
         self.owned = owned
         self.owner = owner
         self.borrowers: dict[bytes, int] = {}  # borrower id -> registrations
-        self.contained: list[bytes] = []
+        # Ids of refs inside the value (most have none: a tuple, so the
+        # collector need not track an empty list per object).
+        self.contained: tuple[bytes, ...] = ()
 
 
 class ReferenceCounter:
@@ -120,7 +122,7 @@ class ReferenceCounter:
             e = self._entries.get(object_id)
             if e is None:
                 return False
-            e.contained.extend(ids)
+            e.contained += tuple(ids)
         seen: set[bytes] = set()
         for cid, owner in zip(ids, owners_l, strict=True):
             self.incr(cid, owner, registered=registered and cid not in seen)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -152,20 +152,20 @@ class TaskSubmitter:
         self._pump_soon = True  # pumped at the burst's end, not in a later iteration
 
     # -- entry point (user thread) -----------------------------------------
-    def submit(self, spec: cpb.TaskSpec, arg_refs: list[tuple[bytes, Any]]) -> list[bytes]:
+    def submit(self, spec: cpb.TaskSpec, arg_refs: Sequence[tuple[bytes, Any]]) -> Sequence[bytes]:
         task = self.core.start(spec, arg_refs, spec.max_retries)
         self.lt.post(self._start, task)
         return task.return_ids
 
-    def resubmit(self, spec: cpb.TaskSpec, return_ids: list[bytes], retries_left: int) -> None:
+    def resubmit(self, spec: cpb.TaskSpec, return_ids: Sequence[bytes], retries_left: int) -> None:
         """Loop thread: run a finished task again to rebuild its lost outputs
         (lineage.py; they are pending again): its ref arguments held until it
         settles, resolved again (a lost one is rebuilt first), then queued."""
-        arg_refs = [(a.ref.object_id, owner_key(a.ref.owner)) for a in spec.args if a.HasField("ref")]
+        arg_refs = tuple((a.ref.object_id, owner_key(a.ref.owner)) for a in spec.args if a.HasField("ref"))
         for oid, owner in arg_refs:
             self.core.refs.incr(oid, owner)
         spec.reconstruction = True
-        task = PendingCall(spec, return_ids, arg_refs, retries_left, resolved=not arg_refs)
+        task = PendingCall(spec, tuple(return_ids), arg_refs, retries_left, resolved=not arg_refs)
         self._start(task)
 
     def _start(self, task: PendingCall) -> None:
