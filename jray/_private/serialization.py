@@ -47,20 +47,59 @@ def _align(n: int) -> int:
     return (n + ALIGN - 1) & ~(ALIGN - 1)
 
 
+# Buffers this large are placed in the blob by where their source lies in
+# memory (``_placed``); the store hands out page-aligned ranges from 1 MiB
+# (object_store/allocator.py), so a buffer's offset in the blob is its
+# offset in the page it is copied to.
+PLACED_BUFFER_BYTES = 1 << 20
+PAGE = 4096
+
+
+def _address(b: memoryview) -> int | None:
+    """Where a buffer's bytes start in this process (None: cannot tell)."""
+    try:
+        import numpy as np
+    except ImportError:  # pragma: no cover - numpy is optional
+        return None
+    try:
+        return int(np.frombuffer(b, dtype=np.uint8).ctypes.data)
+    except (TypeError, ValueError):
+        return None
+
+
+def _placed(pos: int, src: int | None) -> int:
+    """The first 64-aligned offset from ``pos`` whose place in its page is
+    half a page past the source's. A forward copy whose destination lies a
+    few bytes to a few hundred bytes past its source within the page (4K
+    aliasing: numpy's data sits 16 bytes into its pages, the blob's first
+    buffer ~256 bytes in) runs at a third of the speed here (AMD EPYC, glibc
+    memmove: 1 GiB in 4 GB/s against 13 GB/s); half a page away is as quick
+    as the same place."""
+    if src is None:
+        return _align(pos)
+    target = _align(src % PAGE + PAGE // 2) % PAGE
+    off = pos - pos % PAGE + target
+    return off if off >= pos else off + PAGE
+
+
 @dataclass
 class SerializedObject:
     meta: bytes
     buffers: list[memoryview]
     nested_refs: list[Any] = field(default_factory=list)
     flags: int = 0
+    _layout_cache: tuple[int, list[int]] | None = field(default=None, init=False, repr=False, compare=False)
 
     def _layout(self) -> tuple[int, list[int]]:
+        if self._layout_cache is not None:
+            return self._layout_cache
         pos = _HEADER.size + _ENTRY.size * len(self.buffers) + len(self.meta)
         offsets = []
         for b in self.buffers:
-            pos = _align(pos)
+            pos = _placed(pos, _address(b)) if b.nbytes >= PLACED_BUFFER_BYTES else _align(pos)
             offsets.append(pos)
             pos += b.nbytes
+        self._layout_cache = (pos, offsets)
         return pos, offsets
 
     @property

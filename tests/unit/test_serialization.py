@@ -1,13 +1,16 @@
 """The serializer's fast path for plain atoms (None, bool, int, float, short
 str and bytes): the same bytes the cloudpickle pickler writes, so a value
 reads back the same everywhere; anything else (a subclass, a long string, a
-value with a custom serializer) takes the full path."""
+value with a custom serializer) takes the full path. And where large
+buffers go in the blob: half a page from their source's place in its page
+(a copy a few hundred bytes ahead of its source is 3x slower here)."""
 
 from __future__ import annotations
 
 import io
 import pickle
 
+import numpy as np
 import pytest
 
 from jray._private import serialization
@@ -64,3 +67,35 @@ def test_a_custom_serializer_of_a_subclass_still_applies() -> None:
     finally:
         serialization.deregister_serializer(MyInt)
     assert back == 41 and type(back) is MyInt
+
+
+def _src(buf: memoryview) -> int:
+    return int(np.frombuffer(buf, dtype=np.uint8).ctypes.data)
+
+
+@pytest.mark.parametrize("shift", [0, 16, 64, 200, 2048, 4000])
+def test_large_buffers_sit_half_a_page_from_their_source(shift: int) -> None:
+    backing = np.ones((4 << 20) + 8192, dtype=np.uint8)
+    first = backing[shift: shift + (2 << 20)]
+    second = backing[shift + 7: shift + 7 + (1 << 20)]  # an odd address too
+    value = {"a": first, "small": np.arange(10), "b": second}
+    ser = serialization.serialize(value)
+    total, offsets = ser._layout()
+    big = [(off, b) for off, b in zip(offsets, ser.buffers, strict=True) if b.nbytes >= serialization.PLACED_BUFFER_BYTES]
+    assert len(big) == 2
+    for off, b in big:
+        assert off % 64 == 0
+        assert 2048 <= (off - _src(b)) % 4096 < 2048 + 64
+    small = [off for off, b in zip(offsets, ser.buffers, strict=True) if b.nbytes < serialization.PLACED_BUFFER_BYTES]
+    assert all(off % 64 == 0 for off in small)
+    assert ser._layout() == (total, offsets) and ser.total_size == total  # one layout, however often asked
+    # Written into page-aligned memory (the store's large ranges) and read back.
+    dest = np.zeros(total + 4096, dtype=np.uint8)
+    start = (-dest.ctypes.data) % 4096
+    view = memoryview(dest)[start: start + total]
+    assert ser.write_to(view) == total
+    back = serialization.deserialize(view)
+    assert set(back) == {"a", "small", "b"}
+    assert np.array_equal(back["a"], first) and np.array_equal(back["b"], second)
+    assert np.array_equal(back["small"], np.arange(10))
+    assert serialization.deserialize(ser.to_bytes())["b"].nbytes == second.nbytes
