@@ -145,19 +145,22 @@ def tick(i: int) -> int:
 def test_task_changes_return_only_what_changed(jray_cluster):
     from jray.util.state import task_changes, task_state_counts
 
-    assert jray.get([tick.remote(i) for i in range(3)], timeout=60) == [0, 1, 2]
-    first = poll(lambda: task_changes(), lambda c: sum(t["name"] == "tick" and t["state"] == "FINISHED"
-                                                        for t in c["tasks"]) == 3, "first ticks")
-    assert first["seq"] > 0 and first["total"] == len(first["tasks"])
-    assert task_changes(limit=2)["tasks"] == first["tasks"][-2:]
-
     def quiet_seq() -> int | None:
-        """A seq after which nothing changed for a while (late batches all in)."""
+        """A seq after which nothing changed for a while (late batches all in:
+        the owner, the worker and the raylet report a task independently, so
+        its FINISHED may be in before the worker's RUNNING)."""
         seq = task_changes(limit=1)["seq"]
         time.sleep(1.5)
         return seq if not task_changes(since=seq)["tasks"] else None
 
+    assert jray.get([tick.remote(i) for i in range(3)], timeout=60) == [0, 1, 2]
+    poll(lambda: task_changes(), lambda c: sum(t["name"] == "tick" and t["state"] == "FINISHED"
+                                               for t in c["tasks"]) == 3, "first ticks")
     seq = poll(quiet_seq, lambda s: s is not None, "a quiet task table")
+    first = task_changes()
+    assert first["seq"] == seq and first["total"] == len(first["tasks"])
+    assert sum(t["name"] == "tick" and t["state"] == "FINISHED" and bool(t["worker_pid"]) for t in first["tasks"]) == 3
+    assert task_changes(limit=2)["tasks"] == first["tasks"][-2:]
     ref = tick.remote(99)
     assert jray.get(ref, timeout=60) == 99
     tid = ref.task_id().hex()
