@@ -54,6 +54,18 @@ def _paused(timeout: float = 30, n: int = 1) -> list[dict]:
         time.sleep(0.05)
 
 
+def _cancel_and_see_it_unlisted(ref, why: str) -> None:
+    """Cancel a paused task: its get raises TaskCancelledError and, within
+    10 s, no pause is listed any more (``why`` otherwise)."""
+    jray.cancel(ref)
+    with pytest.raises(jray.exceptions.TaskCancelledError):
+        jray.get(ref, timeout=30)
+    deadline = time.monotonic() + 10
+    while rpdb.list_breakpoints():
+        assert time.monotonic() < deadline, why
+        time.sleep(0.05)
+
+
 def _env(jray_cluster) -> dict[str, str]:
     from jray._private import node as _node
 
@@ -169,13 +181,7 @@ def test_wrong_token_is_refused(jray_cluster) -> None:
 def test_cancel_a_paused_task(jray_cluster) -> None:
     ref = pauses.remote(3)
     _paused()
-    jray.cancel(ref)
-    with pytest.raises(jray.exceptions.TaskCancelledError):
-        jray.get(ref, timeout=30)
-    deadline = time.monotonic() + 10
-    while rpdb.list_breakpoints():
-        assert time.monotonic() < deadline, "a cancelled task stays listed as paused"
-        time.sleep(0.05)
+    _cancel_and_see_it_unlisted(ref, "a cancelled task stays listed as paused")
 
 
 @jray.remote
@@ -207,13 +213,7 @@ def test_cancel_while_the_pause_is_being_recorded(jray_cluster) -> None:
     nobody serves (``jray debug`` would hang on it)."""
     ref = pauses_with_a_slow_listing.remote(3)
     row = _paused()[0]
-    jray.cancel(ref)
-    with pytest.raises(jray.exceptions.TaskCancelledError):
-        jray.get(ref, timeout=30)
-    deadline = time.monotonic() + 10
-    while rpdb.list_breakpoints():
-        assert time.monotonic() < deadline, "a task cancelled while recording its pause stays listed as paused"
-        time.sleep(0.05)
+    _cancel_and_see_it_unlisted(ref, "a task cancelled while recording its pause stays listed as paused")
     with pytest.raises(rpdb.DebuggerError, match="no longer waiting"):
         rpdb.attach(row, commands=["c"])
     assert jray.get(ident.remote(4), timeout=30) == 4
