@@ -407,3 +407,41 @@ def test_actor_calls_inline_small_ready_arguments_like_tasks(owner: Owner) -> No
     oid = owner.actors.submit(actor_id, s, [(dep_id, owner.me.owner_key)], 0)[0]
     assert owner.result(oid) == 7
     assert owner.workers["10.0.0.1:1"].arg_kinds[-1] == "data"
+
+
+def test_a_deep_queue_holds_its_specs_serialized_until_pushed(owner: Owner, monkeypatch: Any) -> None:
+    """Tasks queued deep hold their spec as bytes (a parsed TaskSpec costs
+    ~10x its serialized size: a million queued tasks would hold GBs); each
+    is parsed back when pushed, with what was resolved before (an inlined
+    ref argument), and retried with its attempt counted."""
+    from jray._private.worker import task_submitter
+
+    monkeypatch.setattr(task_submitter, "STOW_BEYOND", 4)
+    dep_id = owner.tasks.submit(spec("double", 10), [])[0]
+    assert owner.result(dep_id) == 20
+    gate = owner.lt.run_sync(_make(asyncio.Event))
+    for w in owner.workers.values():
+        w.gate = gate
+    owner.workers["10.0.0.1:1"].fail_next = 1  # its first push is lost: those tasks run again
+    ids = []
+
+    def burst() -> None:
+        for i in range(30):
+            ids.append(owner.tasks.submit(spec("double", i, retries=2), [])[0])
+        use = spec("add", 1, refs=[dep_id], owner=owner.me, retries=2)
+        ids.append(owner.tasks.submit(use, [(dep_id, owner.me.owner_key)])[0])
+
+    owner.lt.run_sync(_call(burst))
+    owner.lt.run_sync(asyncio.sleep(0.05))
+
+    async def stowed() -> list[Any]:
+        return [t for t in owner.tasks.tasks.values() if t._spec is None]
+
+    deep = owner.lt.run_sync(stowed())
+    assert len(deep) >= 20, len(deep)
+    assert deep[0].peek().task_id == deep[0].task_id and deep[0]._spec is None  # a look does not unstow
+    owner.lt.call_soon(gate.set)
+    assert [owner.result(oid) for oid in ids] == [2 * i for i in range(30)] + [21]
+    assert not owner.tasks.tasks
+    kinds = [k for w in owner.workers.values() for k in w.arg_kinds]
+    assert kinds.count("ref") == 0  # the ref argument was inlined before its spec was stowed

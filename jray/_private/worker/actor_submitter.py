@@ -131,11 +131,11 @@ class ActorSubmitter:
             call.spec.sequence_no = seq
             call.spec.caller_id = self.caller_id
             q.in_flight[seq] = call
-            by_task[call.spec.task_id] = seq
+            by_task[call.task_id] = seq
         addr = f"{info.address.ip}:{info.address.port}"
         client = self.pushes.get(addr, info.address.direct_port)
         if len(calls) == 1:
-            task_id = calls[0].spec.task_id
+            task_id = calls[0].task_id
 
             def on_reply(reply: wpb.PushTaskReply | None, err: TransportError | None) -> None:
                 if reply is None:
@@ -373,7 +373,7 @@ class ActorSubmitter:
         if call.cancelled:
             for ret in reply.returns:  # nobody will read them
                 self.core.release_hand_off(ret)
-            self._fail(call, exceptions.TaskCancelledError(call.spec.task_id.hex()))
+            self._fail(call, exceptions.TaskCancelledError(call.task_id.hex()))
             if q.queue and len(q.in_flight) <= MAX_IN_FLIGHT // 2:
                 q.refill = True
                 q.wake.set()

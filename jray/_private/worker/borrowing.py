@@ -125,6 +125,10 @@ class Borrowing:
                 self.refs.incr(oid, owner)
                 self.lt.call_soon(self._send_borrow, oid, owner, True, caller, True)
 
+    def pending(self) -> bool:
+        """Borrower registrations sent and not yet acknowledged."""
+        return bool(self._borrow_rpcs)
+
     async def flush(self) -> None:
         """Wait until every borrower registration sent so far reached its owner."""
         if self._borrow_rpcs:

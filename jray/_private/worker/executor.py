@@ -68,6 +68,7 @@ class Executor:
         self.cancelled: set[bytes] = set()
         self.async_tasks: dict[bytes, asyncio.Task] = {}  # async actor calls, on the actor's loop
         self.logs = LogForwarder(worker)
+        self.node_has_gpus = bool(os.environ.get("JRAY_NODE_HAS_GPUS"))  # set by the raylet at the worker's start
         debugger.install_breakpointhook()  # breakpoint() in a task: a remote pdb session
         self.exiting = False
         # The actor-creation task this worker took (its task id and reply):
@@ -93,6 +94,29 @@ class Executor:
         reply: wpb.PushTaskReply = await fut
         await self.w.flush_borrows()
         return reply
+
+    def push_fast(self, spec: cpb.TaskSpec, respond: Callable[[wpb.PushTaskReply], None]) -> bool:
+        """Loop thread: take a pushed task, or an actor call next in its
+        caller's sequence for the main thread, with no coroutine: the main
+        thread's answer goes out from the loop's next turn (``_Responder``).
+        False: ``push_task`` takes it (creation, async and threaded actors,
+        calls out of order, an exiting worker)."""
+        if self.exiting:
+            return False
+        if spec.type == ACTOR:
+            if self.actor is None or self.is_async or self.pools or spec.concurrency_group:
+                return False
+            caller, seq = spec.caller_id, spec.sequence_no
+            if seq != self.expected_seq.get(caller, 0):
+                return False
+            self.expected_seq[caller] = seq + 1
+            nxt = self.seq_waiters.pop((caller, seq + 1), None)
+            if nxt is not None and not nxt.done():
+                nxt.set_result(None)
+        elif spec.type != NORMAL:
+            return False
+        self.main_queue.put((spec, _Responder(self.w, respond)))
+        return True
 
     async def push_batch(self, specs: Any) -> Any:
         """Normal tasks pushed together: queue them all, answer each in turn."""
@@ -563,9 +587,9 @@ class Executor:
     # -- environment ------------------------------------------------------------------
     def _apply_env(self, spec: cpb.TaskSpec) -> dict[str, str | None]:
         # (runtime_env variables are the worker's own: it was started for the env)
-        changes: dict[str, str] = {}
-        if spec.gpu_ids or spec.resources.get("GPU", 0) > 0 or os.environ.get("JRAY_NODE_HAS_GPUS"):
-            changes["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in spec.gpu_ids)
+        if not (spec.gpu_ids or self.node_has_gpus or spec.resources.get("GPU", 0) > 0):
+            return {}
+        changes = {"CUDA_VISIBLE_DEVICES": ",".join(str(g) for g in spec.gpu_ids)}
         old = {k: os.environ.get(k) for k in changes}
         os.environ.update(changes)
         return old if spec.type != CREATION else {}
@@ -601,6 +625,33 @@ def _retryable(spec: cpb.TaskSpec, e: BaseException) -> bool:
 
 def _put_done(finished: asyncio.Queue, task_id: bytes, fut: asyncio.Future) -> None:
     finished.put_nowait((task_id, fut))
+
+
+class _Responder:
+    """Stands in for the future of a task taken by ``push_fast``: setting
+    its result sends the reply (after the task's borrower registrations
+    reached their owners, as ``push_task`` does)."""
+
+    __slots__ = ("w", "respond", "sent")
+
+    def __init__(self, w: CoreWorker, respond: Callable[[wpb.PushTaskReply], None]) -> None:
+        self.w = w
+        self.respond = respond
+        self.sent = False
+
+    def done(self) -> bool:
+        return self.sent
+
+    def set_result(self, reply: wpb.PushTaskReply) -> None:
+        self.sent = True
+        if self.w.borrowing.pending():
+            self.w.spawn(self._after_borrows(reply))
+        else:
+            self.respond(reply)
+
+    async def _after_borrows(self, reply: wpb.PushTaskReply) -> None:
+        await self.w.flush_borrows()
+        self.respond(reply)
 
 
 def _set(fut: asyncio.Future, value: Any) -> None:
