@@ -81,7 +81,7 @@ def test_a_lost_output_is_rebuilt_with_its_freed_argument(cluster):
         rows = {t["name"]: t for t in list_tasks(detail=True) if t["name"] in ("make", "plus")}
         return rows if all(r["attempt_number"] == 1 and r["is_reconstruction"] and r["state"] == "FINISHED"
                            for r in rows.values()) and len(rows) == 2 else None
-    assert _poll(rebuilt), list_tasks(detail=True)
+    assert _poll(rebuilt), [(t["name"], t["attempt_number"], t["is_reconstruction"], t["state"]) for t in list_tasks(detail=True)]
 
 
 def test_a_borrower_finding_the_copy_gone_gets_it_rebuilt(cluster):

@@ -127,3 +127,26 @@ def test_borrower_ids_lists_registered_borrowers():
     assert rc.borrower_ids() == {b"w1", b"w2"}
     rc.remove_borrower_everywhere(b"w1")
     assert rc.borrower_ids() == {b"w2"} and freed == [b"o"]
+
+
+def test_borrowers_of_one_object_are_never_seen_on_another():
+    """Entries start with one shared empty borrower table (no dict per
+    object): the first registration gives an entry a table of its own."""
+    rc, freed, _ = make()
+    for oid in (b"a", b"b", b"c"):
+        rc.add_owned(oid)
+        rc.incr(oid)
+    rc.add_borrower(b"a", b"w1")
+    rc.add_borrower(b"a", b"w1")
+    rc.add_borrower(b"b", b"w2")
+    assert rc.snapshot() == {b"a": (1, True, 1), b"b": (1, True, 1), b"c": (1, True, 0)}
+    assert rc.borrower_ids() == {b"w1", b"w2"}
+    rc.remove_borrower_everywhere(b"w1")
+    for oid in (b"a", b"b", b"c"):
+        rc.decr(oid)
+    assert freed == [b"a", b"c"]  # b still has its borrower
+    rc.add_owned(b"d")
+    rc.incr(b"d")
+    assert rc.snapshot()[b"d"] == (1, True, 0)
+    rc.remove_borrower(b"b", b"w2")
+    assert freed == [b"a", b"c", b"b"]

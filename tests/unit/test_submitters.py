@@ -132,7 +132,7 @@ class Events:
     def __init__(self) -> None:
         self.seen: list[tuple[bytes, str]] = []
 
-    def record(self, spec: cpb.TaskSpec, state: str, error: str = "") -> None:
+    def record(self, spec: cpb.TaskSpec, state: str, error: str = "", where: Any = None) -> None:
         self.seen.append((spec.task_id, state))
 
 

@@ -147,3 +147,56 @@ def test_where_it_ran_comes_from_the_worker_whatever_the_order():
     # A raylet's late note after that does not move it back.
     t.add([gpb.TaskEvent(task_id=tid, state="SCHEDULED", time=1.5, node_id=b"head")])
     assert t.records[tid].node_id == b"nodeb"
+
+
+def test_running_is_reported_by_a_flush_or_left_to_the_owner():
+    """A worker reports RUNNING only for a task still running at a flush;
+    one that ended before hands its start, worker, node and pid to its
+    owner (through the reply), whose end event carries them: one event per
+    task instead of two, and the GCS's record reads the same."""
+    from types import SimpleNamespace
+
+    from jray._private.protocol import common_pb2 as cpb
+    from jray._private.worker import task_events
+
+    worker = task_events.TaskEventBuffer(SimpleNamespace(worker_id=b"w", node_id=b"n"))
+    quick = cpb.TaskSpec(task_id=b"q", job_id=b"j", name="f", resources={"CPU": 1})
+    slow = cpb.TaskSpec(task_id=b"s", job_id=b"j", name="f", resources={"CPU": 1})
+    assert worker.start_running(quick) and worker.start_running(slow)
+    started = worker.end_running(b"q")  # ended before any flush
+    assert started is not None
+    (event,) = worker.take()  # the flush reports the one still running, once
+    assert (event.task_id, event.state, event.worker_id, event.node_id) == (b"s", "RUNNING", b"w", b"n")
+    assert event.pid > 0 and dict(event.resources) == {"CPU": 1}
+    assert worker.take() == [] and worker.end_running(b"s") is None  # reported: nothing for the owner
+
+    owner = task_events.TaskEventBuffer(SimpleNamespace(worker_id=b"o", node_id=b"n0"))
+    owner.record(quick, "SUBMITTED")
+    owner.record(quick, "FINISHED", where=(b"w", b"n", 4242, started))
+    (event,) = owner.take()
+    assert (event.state, event.worker_id, event.node_id, event.pid) == ("FINISHED", b"w", b"n", 4242)
+    assert event.state_times["RUNNING"] == started and dict(event.resources) == {"CPU": 1}
+    table = TaskTable()
+    table.add([event])
+    (rec,) = table.query()
+    assert (rec.state, rec.worker_id, rec.pid) == ("FINISHED", b"w", 4242)
+    assert set(rec.state_times) == {"SUBMITTED", "RUNNING", "FINISHED"}
+
+
+def test_a_rebuild_merged_with_its_first_run_is_marked_as_one():
+    """Both attempts of a task rebuilt within one flush period: the event
+    says what the latest attempt is (a reconstruction)."""
+    from types import SimpleNamespace
+
+    from jray._private.protocol import common_pb2 as cpb
+    from jray._private.worker import task_events
+
+    buf = task_events.TaskEventBuffer(SimpleNamespace(worker_id=b"o", node_id=b"n"))
+    first = cpb.TaskSpec(task_id=b"t", job_id=b"j", name="make")
+    buf.record(first, "SUBMITTED")
+    buf.record(first, "FINISHED")
+    again = cpb.TaskSpec(task_id=b"t", job_id=b"j", name="make", attempt=1, reconstruction=True)
+    buf.record(again, "SUBMITTED")
+    buf.record(again, "FINISHED")
+    (event,) = buf.take()
+    assert (event.state, event.attempt, event.reconstruction) == ("FINISHED", 1, True)

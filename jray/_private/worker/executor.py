@@ -69,6 +69,7 @@ class Executor:
         self.async_tasks: dict[bytes, asyncio.Task] = {}  # async actor calls, on the actor's loop
         self.logs = LogForwarder(worker)
         self.node_has_gpus = bool(os.environ.get("JRAY_NODE_HAS_GPUS"))  # set by the raylet at the worker's start
+        self.pid = os.getpid()
         debugger.install_breakpointhook()  # breakpoint() in a task: a remote pdb session
         self.exiting = False
         # The actor-creation task this worker took (its task id and reply):
@@ -215,10 +216,26 @@ class Executor:
 
     # -- executing one task (any thread) ---------------------------------------------
     def execute(self, spec: cpb.TaskSpec) -> wpb.PushTaskReply:
+        if spec.type == CREATION:  # reported at once: the GCS learns the actor's pid from it
+            self.w.task_events.record(spec, "RUNNING")
+            return self._execute(spec)
+        events = self.w.task_events
+        deferred = events.start_running(spec)
+        started: float | None = None
+        try:
+            reply = self._execute(spec)
+        finally:
+            if deferred:
+                started = events.end_running(spec.task_id)
+        if started is not None:  # no flush reported it running: its owner reports where and when it ran
+            reply.started_at, reply.pid = started, self.pid
+            reply.worker_id, reply.node_id = self.w.worker_id, self.w.node_id
+        return reply
+
+    def _execute(self, spec: cpb.TaskSpec) -> wpb.PushTaskReply:
         token = current_task.set(spec)
         self.logs.set_context(spec)
         env_restore = self._apply_env(spec)
-        self.w.task_events.record(spec, "RUNNING")
         try:
             if spec.task_id in self.cancelled:
                 raise KeyboardInterrupt

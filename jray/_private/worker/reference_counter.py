@@ -31,6 +31,9 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 
+_NO_BORROWERS: dict[bytes, int] = {}
+
+
 class RefEntry:
     __slots__ = ("count", "owned", "owner", "borrowers", "contained")
 
@@ -38,7 +41,9 @@ class RefEntry:
         self.count = 0
         self.owned = owned
         self.owner = owner
-        self.borrowers: dict[bytes, int] = {}  # borrower id -> registrations
+        # borrower id -> registrations; most objects have none: one shared
+        # empty dict (never written: add_borrower gives an entry its own).
+        self.borrowers: dict[bytes, int] = _NO_BORROWERS
         # Ids of refs inside the value (most have none: a tuple, so the
         # collector need not track an empty list per object).
         self.contained: tuple[bytes, ...] = ()
@@ -161,6 +166,8 @@ class ReferenceCounter:
             e = self._entries.get(object_id)
             if e is None or not e.owned:
                 return False
+            if e.borrowers is _NO_BORROWERS:
+                e.borrowers = {}
             e.borrowers[borrower] = e.borrowers.get(borrower, 0) + 1
             return True
 

@@ -40,7 +40,8 @@ from jray._private.worker.task_events import any_error, error_text
 
 
 class EventSink(Protocol):
-    def record(self, spec: cpb.TaskSpec, state: str, error: str = "") -> None: ...
+    def record(self, spec: cpb.TaskSpec, state: str, error: str = "",
+               where: tuple[bytes, bytes, int, float] | None = None) -> None: ...
 
 
 class PendingCall:
@@ -175,7 +176,9 @@ class SubmissionCore:
             return
         call.done = True
         failed = reply.is_application_error or any_error(reply.returns)
-        self.events.record(call.spec, "FAILED" if failed else "FINISHED", reply.system_error)
+        # where and when it ran, when its worker left that to us (task_events.end_running)
+        where = (reply.worker_id, reply.node_id, reply.pid, reply.started_at) if reply.started_at else None
+        self.events.record(call.spec, "FAILED" if failed else "FINISHED", reply.system_error, where)
         set_ready = self.table.set_ready
         for ret in reply.returns:
             # A copy of its own: the reply's return shares the whole reply's
