@@ -30,7 +30,6 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
-
 _NO_BORROWERS: dict[bytes, int] = {}
 
 
