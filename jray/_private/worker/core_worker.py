@@ -566,8 +566,8 @@ class CoreWorker:
         return await self.gcs.GetActorInfo(
             gpb.GetActorInfoRequest(actor_id=actor_id, after_version=after_version, timeout=timeout))
 
-    async def _send_task_events(self, events: list[gpb.TaskEvent]) -> None:
-        await self.gcs.AddTaskEvents(gpb.AddTaskEventsRequest(events=events), timeout=5)
+    async def _send_task_events(self, request: gpb.AddTaskEventsRequest) -> None:
+        await self.gcs.AddTaskEvents(request, timeout=5)
 
     async def _cluster_nodes(self) -> list[gpb.NodeInfo]:
         return list((await self.gcs.GetAllNodeInfo(gpb.GetAllNodeInfoRequest())).nodes)

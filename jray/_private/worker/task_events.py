@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import logging
 import os
+import struct
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
@@ -42,13 +44,13 @@ class TaskEventBuffer:
     and node ran the tasks recorded RUNNING here."""
 
     def __init__(self, me: Identity,
-                 send: Callable[[list[gpb.TaskEvent]], Awaitable[object]] | None = None) -> None:
+                 send: Callable[[gpb.AddTaskEventsRequest], Awaitable[object]] | None = None) -> None:
         self.me = me
         self.send = send
         self.events: collections.deque = collections.deque(maxlen=MAX_BUFFERED)
         self.dropped = 0
         self.enabled = os.environ.get("JRAY_TASK_EVENTS", "1") != "0"
-        self._templates: dict[tuple, dict[str, Any]] = {}
+        self._templates: dict[tuple, bytes] = {}
         # task id -> (spec, start time): running here, RUNNING not reported yet
         self._running: dict[bytes, tuple[cpb.TaskSpec, float]] = {}
 
@@ -76,28 +78,36 @@ class TaskEventBuffer:
         entry = self._running.pop(task_id, None)
         return None if entry is None else entry[1]
 
-    def _template(self, spec: cpb.TaskSpec) -> dict[str, Any]:
+    def _template(self, spec: cpb.TaskSpec) -> bytes:
         """What describes a task, shared by many (every call of one
-        function or method): built once per kind, as constructor fields."""
+        function or method): encoded once per kind, as TaskEvent fields."""
         key = (spec.job_id, spec.name, spec.type, spec.actor_id, spec.actor_creation.actor_id,
                spec.parent_task_id, spec.function.qualname, spec.method_name)
         tmpl = self._templates.get(key)
         if tmpl is None:
             name = task_name(spec)
-            tmpl = {"job_id": spec.job_id, "name": name, "type": _TYPES.get(spec.type, "NORMAL_TASK"),
-                    "actor_id": spec.actor_id or spec.actor_creation.actor_id,
-                    "parent_task_id": spec.parent_task_id,
-                    "func_name": name if spec.type == cpb.ACTOR_TASK else spec.function.qualname or name}
+            tmpl = gpb.TaskEvent(job_id=spec.job_id, name=name, type=_TYPES.get(spec.type, "NORMAL_TASK"),
+                                 actor_id=spec.actor_id or spec.actor_creation.actor_id,
+                                 parent_task_id=spec.parent_task_id,
+                                 func_name=name if spec.type == cpb.ACTOR_TASK else spec.function.qualname or name,
+                                 ).SerializeToString()
             if len(self._templates) > 10_000:
                 self._templates.clear()
             self._templates[key] = tmpl
         return tmpl
 
     def take(self) -> list[gpb.TaskEvent]:
-        """The buffered events as protos, one per task: its states' first
-        times, its latest state (by attempt, then the states' order: the
-        GCS's merge rules), its error, and where it ran (a RUNNING event's
-        worker). Merged in plain Python first, so each proto is built once."""
+        """The buffered events as protos (see :meth:`take_request`)."""
+        return list(self.take_request().events)
+
+    def take_request(self) -> gpb.AddTaskEventsRequest:
+        """The buffered events as one request, one event per task: its
+        states' first times, its latest state (by attempt, then the states'
+        order: the GCS's merge rules), its error, and where it ran (a
+        RUNNING event's worker). Merged in plain Python, then encoded by
+        hand (the description once per kind of task) and parsed in one C
+        call: building a TaskEvent proto per task took ~13-19 µs of the
+        driver's CPU per task, this ~4."""
         merged: dict[bytes, list[Any]] = {}
         events = self.events
         running = self._running
@@ -132,37 +142,84 @@ class TaskEventBuffer:
                 m[7] = where
         out = []
         me = self.me
-        pid = os.getpid()
+        here = _ld(b"\x32", me.worker_id) + _ld(b"\x3a", me.node_id) + b"\x68" + _varint(os.getpid())
+        template = self._template
+        pack = _DOUBLE.pack
         for tid, (spec, state, t, attempt, error, times, running, where) in merged.items():
-            ev = gpb.TaskEvent(task_id=tid, state=state, time=t, attempt=attempt, state_times=times,
-                               **self._template(spec))
-            if spec.reconstruction:
-                ev.reconstruction = True
+            parts = [_ld(b"\x0a", tid), template(spec), _ld(b"\x22", state.encode()), b"\x29", pack(t)]
+            if attempt:
+                parts += (b"\x48", _varint(attempt))
             if error:
-                ev.error = error[:4000]
+                parts.append(_ld(b"\x52", error[:4000].encode()))
             if running is not None:
-                ev.worker_id, ev.node_id, ev.pid = me.worker_id, me.node_id, pid
-                ev.resources.update(running.resources)
+                parts += (here, _resources(running))
             elif where is not None:
-                ev.worker_id, ev.node_id, ev.pid = where[0], where[1], where[2]
-                ev.resources.update(spec.resources)
-            out.append(ev)
-        return out
+                parts += (_ld(b"\x32", where[0]), _ld(b"\x3a", where[1]), b"\x68", _varint(where[2]),
+                          _resources(spec))
+            for st, v in times.items():
+                parts += (_time_prefix(st), pack(v))
+            if spec.reconstruction:
+                parts.append(b"\x88\x01\x01")
+            ev = b"".join(parts)
+            out.append(_ld(b"\x0a", ev))
+        return gpb.AddTaskEventsRequest.FromString(b"".join(out))
 
     async def flush(self) -> None:
         if (not self.events and not self._running) or self.send is None:
             return
-        batch = self.take()
+        batch = self.take_request()
         try:
             await self.send(batch)
         except Exception as e:  # noqa: BLE001 - events are best effort
-            self.dropped += len(batch)
-            logger.debug("dropped %d task events: %s", len(batch), e)
+            self.dropped += len(batch.events)
+            logger.debug("dropped %d task events: %s", len(batch.events), e)
 
     async def flush_loop(self) -> None:
         while True:
             await asyncio.sleep(FLUSH_SECONDS)
             await self.flush()
+
+
+# -- TaskEvent fields encoded by hand (protobuf wire format; gcs.proto's field numbers) --
+_DOUBLE = struct.Struct("<d")
+
+
+def _varint(n: int) -> bytes:
+    if n < 0x80:
+        return bytes((n,))
+    out = bytearray()
+    n &= (1 << 64) - 1  # negative int32s go out as 10-byte varints, as protobuf's
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _ld(tag: bytes, data: bytes) -> bytes:
+    """A length-delimited field (bytes, string, message)."""
+    return tag + _varint(len(data)) + data
+
+
+@functools.lru_cache(maxsize=64)
+def _time_prefix(state: str) -> bytes:
+    """A ``state_times`` (14) map entry up to its double: key (1), value (2)."""
+    key = state.encode()
+    return b"\x72" + _varint(2 + len(key) + 9) + _ld(b"\x0a", key) + b"\x11"
+
+
+def _resources(spec: cpb.TaskSpec) -> bytes:
+    """``resources`` (11), a map<string, double>."""
+    return _resources_of(tuple(spec.resources.items()))
+
+
+@functools.lru_cache(maxsize=256)
+def _resources_of(items: tuple[tuple[str, float], ...]) -> bytes:
+    out = []
+    for k, v in items:
+        entry = _ld(b"\x0a", k.encode()) + b"\x11" + _DOUBLE.pack(v)
+        out.append(_ld(b"\x5a", entry))
+    return b"".join(out)
 
 
 def task_name(spec: cpb.TaskSpec) -> str:
