@@ -47,21 +47,46 @@ def _refs_out(w: CoreWorker, spec: cpb.TaskSpec, return_ids: Sequence[bytes], nu
 
 
 # -- tasks --------------------------------------------------------------------------------
+# Options whose spec fields are worked out anew for every call (a runtime
+# env's package, a placement group's check): no spec template with these.
+_UNTEMPLATED = frozenset(("runtime_env", "scheduling_strategy", "placement_group", "placement_group_bundle_index",
+                          "placement_group_capture_child_tasks"))
+
+
 def submit_task(function: Any, cache: dict[str, Any], name: str, param_names: list[str], is_generator: bool,
                 args: tuple, kwargs: dict, opts: dict[str, Any]) -> Any:
     """Submit a call of ``function`` as a normal task (auto-init first, as Ray does)."""
     w = hooks.ensure_worker()
     desc = task_builder.export_callable(w, function, cache)
     num_returns, streaming = _returns(opts, is_generator)
-    resources = _opts.task_resources(opts, default_cpus=1)
-    spec = task_builder.base_spec(w, name=opts.get("name") or name, task_type=cpb.NORMAL_TASK,
-                                  num_returns=num_returns, streaming=streaming, resources=resources, opts=opts)
-    spec.function.CopyFrom(desc)
-    spec.max_retries = int(opts.get("max_retries", 3))
-    rex = opts.get("retry_exceptions", False)
-    spec.retry_exceptions = bool(rex)
-    if isinstance(rex, (list, tuple)):
-        spec.retry_exception_allowlist = pickle.dumps(tuple(rex))
+    # Calls from the driver's top level with the same options differ only in
+    # task id and arguments: copy the spec of the last one (one C call)
+    # instead of building it field by field (~15-20 us of the submit path).
+    # The template is kept in the function's cache with the options dict
+    # and descriptor it was made from, compared by identity.
+    wkey: tuple | None = None
+    spec: cpb.TaskSpec | None = None
+    if current_task.get() is None and not w.default_runtime_env and not _UNTEMPLATED.intersection(opts):
+        wkey = (id(w), w.port, w.job_id, w.root_task_override, w.namespace)
+        ent = cache.get("spec")
+        if ent is not None and ent[0] is opts and ent[1] is desc and ent[2] == wkey:
+            spec = cpb.TaskSpec()
+            spec.CopyFrom(ent[3])
+            spec.task_id = new_task_id()
+    if spec is None:
+        resources = _opts.task_resources(opts, default_cpus=1)
+        spec = task_builder.base_spec(w, name=opts.get("name") or name, task_type=cpb.NORMAL_TASK,
+                                      num_returns=num_returns, streaming=streaming, resources=resources, opts=opts)
+        spec.function.CopyFrom(desc)
+        spec.max_retries = int(opts.get("max_retries", 3))
+        rex = opts.get("retry_exceptions", False)
+        spec.retry_exceptions = bool(rex)
+        if isinstance(rex, (list, tuple)):
+            spec.retry_exception_allowlist = pickle.dumps(tuple(rex))
+        if wkey is not None:
+            tmpl = cpb.TaskSpec()
+            tmpl.CopyFrom(spec)
+            cache["spec"] = (opts, desc, wkey, tmpl)
     keep: list = []  # puts of large arguments stay alive until submitted
     args_pb, refs = task_builder.build_args(w, args, kwargs, name, param_names, keep=keep)
     spec.args.extend(args_pb)

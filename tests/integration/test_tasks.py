@@ -336,3 +336,34 @@ def test_short_tasks_are_pipelined_but_a_wrong_guess_is_taken_back(jray_cluster)
     spans = jray.get([nap.remote(1.0) for _ in range(2)], timeout=60)
     (s1, e1, p1), (s2, e2, p2) = sorted(spans)
     assert p1 != p2 and s2 < e1
+
+
+def test_repeated_calls_copy_their_spec_but_each_call_is_its_own(jray_cluster):
+    """Top-level calls with the same options reuse one spec template: each
+    still gets its own task id, arguments and name; other options, a
+    redefined function and a runtime_env get a spec of their own."""
+    from jray.util.state import list_tasks
+    from tests.polling import poll
+
+    @jray.remote
+    def who(x):
+        ctx = jray.get_runtime_context()
+        return ctx.get_task_id(), x, os.environ.get("TEMPLATE_TEST", "")
+
+    first = jray.get([who.remote(i) for i in range(5)])
+    assert [x for _, x, _ in first] == list(range(5)) and len({t for t, _, _ in first}) == 5
+    named = who.options(name="renamed", max_retries=0)
+    assert jray.get(named.remote(7))[1:] == (7, "")
+    assert jray.get(named.remote(8))[1:] == (8, "")  # the options wrapper's own template
+    env = who.options(runtime_env={"env_vars": {"TEMPLATE_TEST": "yes"}})
+    assert jray.get(env.remote(9))[1:] == (9, "yes")
+    assert jray.get(who.remote(10))[1:] == (10, "")  # back to the plain template: not the env's
+
+    @jray.remote
+    def who(x):  # noqa: F811 - redefined, as in a notebook cell run again
+        return "new", x
+
+    assert jray.get(who.remote(11)) == ("new", 11)
+    names = poll(lambda: list_tasks(filters=[("name", "=", "renamed")], detail=True),
+                 lambda rows: len(rows) >= 2, "the two tasks named by options()", timeout=15)
+    assert {t["attempt_number"] for t in names} == {0} and len({t["task_id"] for t in names}) == 2
