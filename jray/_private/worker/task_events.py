@@ -53,6 +53,7 @@ class TaskEventBuffer:
         self._templates: dict[tuple, bytes] = {}
         # task id -> (spec, start time): running here, RUNNING not reported yet
         self._running: dict[bytes, tuple[cpb.TaskSpec, float]] = {}
+        self._where_fields: dict[tuple[bytes, bytes, int], bytes] = {}  # (worker, node, pid) -> its fields
 
     def record(self, spec: cpb.TaskSpec, state: str, error: str = "",
                where: tuple[bytes, bytes, int, float] | None = None) -> None:
@@ -145,8 +146,12 @@ class TaskEventBuffer:
         here = _ld(b"\x32", me.worker_id) + _ld(b"\x3a", me.node_id) + b"\x68" + _varint(os.getpid())
         template = self._template
         pack = _DOUBLE.pack
+        states = _STATE_FIELDS
+        prefixes = _TIME_PREFIXES
+        wheres = self._where_fields
         for tid, (spec, state, t, attempt, error, times, running, where) in merged.items():
-            parts = [_ld(b"\x0a", tid), template(spec), _ld(b"\x22", state.encode()), b"\x29", pack(t)]
+            parts = [b"\x0a" + _len(tid) + tid, template(spec), states.get(state) or _state_field(state), b"\x29",
+                     pack(t)]
             if attempt:
                 parts += (b"\x48", _varint(attempt))
             if error:
@@ -154,14 +159,19 @@ class TaskEventBuffer:
             if running is not None:
                 parts += (here, _resources(running))
             elif where is not None:
-                parts += (_ld(b"\x32", where[0]), _ld(b"\x3a", where[1]), b"\x68", _varint(where[2]),
-                          _resources(spec))
+                wf = wheres.get(where[:3])
+                if wf is None:
+                    if len(wheres) > 4096:
+                        wheres.clear()
+                    wf = wheres[where[:3]] = (_ld(b"\x32", where[0]) + _ld(b"\x3a", where[1]) + b"\x68"
+                                              + _varint(where[2]))
+                parts += (wf, _resources(spec))
             for st, v in times.items():
-                parts += (_time_prefix(st), pack(v))
+                parts += (prefixes.get(st) or _time_prefix(st), pack(v))
             if spec.reconstruction:
                 parts.append(b"\x88\x01\x01")
             ev = b"".join(parts)
-            out.append(_ld(b"\x0a", ev))
+            out += (b"\x0a", _len(ev), ev)
         return gpb.AddTaskEventsRequest.FromString(b"".join(out))
 
     async def flush(self) -> None:
@@ -201,16 +211,45 @@ def _ld(tag: bytes, data: bytes) -> bytes:
     return tag + _varint(len(data)) + data
 
 
-@functools.lru_cache(maxsize=64)
+def _len(data: bytes) -> bytes:
+    """The varint length prefix of ``data`` (two bytes cover 16 KB)."""
+    n = len(data)
+    if n < 0x80:
+        return bytes((n,))
+    if n < 0x4000:
+        return bytes(((n & 0x7F) | 0x80, n >> 7))
+    return _varint(n)
+
+
+_TIME_PREFIXES: dict[str, bytes] = {}
+_STATE_FIELDS: dict[str, bytes] = {}
+
+
 def _time_prefix(state: str) -> bytes:
     """A ``state_times`` (14) map entry up to its double: key (1), value (2)."""
     key = state.encode()
-    return b"\x72" + _varint(2 + len(key) + 9) + _ld(b"\x0a", key) + b"\x11"
+    out = b"\x72" + _varint(2 + len(key) + 9) + _ld(b"\x0a", key) + b"\x11"
+    if len(_TIME_PREFIXES) < 64:
+        _TIME_PREFIXES[state] = out
+    return out
+
+
+def _state_field(state: str) -> bytes:
+    """``state`` (4)."""
+    out = _ld(b"\x22", state.encode())
+    if len(_STATE_FIELDS) < 64:
+        _STATE_FIELDS[state] = out
+    return out
 
 
 def _resources(spec: cpb.TaskSpec) -> bytes:
     """``resources`` (11), a map<string, double>."""
-    return _resources_of(tuple(spec.resources.items()))
+    res = spec.resources
+    if len(res) == 1:  # the common case, without iterating the map in Python
+        cpu = res.get("CPU")
+        if cpu is not None:
+            return _resources_of((("CPU", cpu),))
+    return _resources_of(tuple(res.items()))
 
 
 @functools.lru_cache(maxsize=256)
