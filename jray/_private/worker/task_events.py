@@ -141,7 +141,7 @@ class TaskEventBuffer:
                 if first is None or where[3] < first:
                     times["RUNNING"] = where[3]
                 m[7] = where
-        out = []
+        out: list[bytes] = []
         me = self.me
         here = _ld(b"\x32", me.worker_id) + _ld(b"\x3a", me.node_id) + b"\x68" + _varint(os.getpid())
         template = self._template
