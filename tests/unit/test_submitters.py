@@ -256,7 +256,7 @@ def test_one_stretched_run_does_not_make_a_function_long_for_good(owner: Owner) 
     from types import SimpleNamespace
 
     def short(key: str) -> bool:
-        return bool(owner.tasks._known_short(SimpleNamespace(spec=spec(key))))
+        return bool(owner.tasks._known_short(SimpleNamespace(fn_key=key)))
 
     def run(key: str, n: int, seconds: float | None = None) -> None:
         for w in owner.workers.values():

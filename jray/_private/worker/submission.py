@@ -55,7 +55,7 @@ class PendingCall:
     collector tracks (its gen-2 passes over a million queued calls were a
     third of their submission time)."""
 
-    __slots__ = ("_spec", "blob", "task_id", "return_ids", "arg_refs", "retries_left", "registry", "resolved",
+    __slots__ = ("_spec", "blob", "task_id", "fn_key", "return_ids", "arg_refs", "retries_left", "registry", "resolved",
                  "cancelled", "force_cancel", "done", "lease", "pushed_at")
 
     def __init__(self, spec: cpb.TaskSpec, return_ids: tuple[bytes, ...], arg_refs: tuple[tuple[bytes, Any], ...],
@@ -63,6 +63,7 @@ class PendingCall:
         self._spec: cpb.TaskSpec | None = spec
         self.blob: bytes | None = None  # the spec serialized, while stowed
         self.task_id: bytes = spec.task_id
+        self.fn_key: str = spec.function.key  # the function's (run times are kept per function)
         self.return_ids = return_ids
         self.arg_refs = arg_refs
         self.retries_left = retries_left

@@ -256,7 +256,7 @@ class TaskSubmitter:
         return True
 
     def _known_short(self, task: PendingCall) -> bool:
-        n, longest = self.run_seconds.get(task.spec.function.key, (0, 0.0))
+        n, longest = self.run_seconds.get(task.fn_key, (0, 0.0))
         return n >= 3 and longest <= config.SHORT_TASK_SECONDS
 
     def _pump(self, key: tuple, q: KeyQueue) -> None:
@@ -348,7 +348,7 @@ class TaskSubmitter:
                 batch: list[PendingCall] = []
                 blockers = set(lease.unsure.values())
                 while q.tasks and len(batch) < target - lease.in_flight:
-                    fn = q.tasks[0].spec.function.key
+                    fn = q.tasks[0].fn_key
                     if blockers and blockers != {fn}:
                         break  # not behind another function's task that may run long
                     task = q.tasks.popleft()
@@ -499,8 +499,8 @@ class TaskSubmitter:
         if len(waiting) < 2:
             return
         for t in waiting:
-            _n, longest = self.run_seconds.get(t.spec.function.key, (0, 0.0))
-            self.run_seconds[t.spec.function.key] = (0, longest)
+            _n, longest = self.run_seconds.get(t.fn_key, (0, 0.0))
+            self.run_seconds[t.fn_key] = (0, longest)
         client = self.pushes.get(lease.address, lease.direct_port)
 
         async def take_back(task_id: bytes) -> None:
@@ -528,7 +528,7 @@ class TaskSubmitter:
         for task in batch:
             task.pushed_at = now
             if not self._known_short(task):
-                lease.unsure[task.task_id] = task.spec.function.key
+                lease.unsure[task.task_id] = task.fn_key
             task.lease = lease
             task.spec.gpu_ids[:] = lease.gpu_ids
             record(task.spec, "SCHEDULED")
@@ -600,7 +600,7 @@ class TaskSubmitter:
                 self._pump(lease.key, q)
             return
         if reply.run_seconds:
-            fn = task.spec.function.key
+            fn = task.fn_key
             n, longest = self.run_seconds.get(fn, (0, 0.0))
             if n == 0 and len(self.run_seconds) > 10_000:
                 self.run_seconds.clear()
@@ -613,7 +613,7 @@ class TaskSubmitter:
         else:
             self.core.complete(task, reply)
             self.lineage.done(task.task_id)
-            if not reply.is_application_error and any(r.in_store for r in reply.returns):
+            if not reply.is_application_error and _any_in_store(reply.returns):
                 self.lineage.record(task.spec, task.return_ids, task.retries_left)
         # Keep the worker fed while the batch drains: once it is down to half
         # its window (the pump refills no lease above that, and this reply
@@ -734,3 +734,12 @@ def _details(e: BaseException) -> str:
 # A dropped worker's calls in flight get this long to end on their own (as a
 # gRPC channel closed with grace) before they fail.
 DROP_GRACE_SECONDS = 30.0
+
+
+def _any_in_store(returns: Any) -> bool:
+    """Whether a reply's returns went to a store (a loop, not any() over a
+    generator: once per task)."""
+    for r in returns:
+        if r.in_store:
+            return True
+    return False
