@@ -3,7 +3,9 @@
 Owners report SUBMITTED / PENDING_ARGS / SCHEDULED (pushed to a leased
 worker) / FINISHED / FAILED, raylets PENDING_NODE_ASSIGNMENT (a lease request
 for the task arrived) and SCHEDULED (granted on that node), executors RUNNING
-(worker, node, pid, resources) and FAILED with the error text, each in
+(worker, node, pid, resources) for tasks still running at their flush, and
+FAILED with the error text; a task that ended before its executor's flush
+has its run (RUNNING's time, worker, node, pid) in its owner's event. Each in
 batches and from different processes, so events arrive out of order: a
 record's state is the event with the highest (attempt, rank). The table is
 bounded: past ``max_tasks`` the oldest finished records go first (the oldest
