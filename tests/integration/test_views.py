@@ -48,7 +48,11 @@ def _stream(view: TaskStreamView) -> dict[str, list]:
 
 def _done(data: dict[str, list]) -> bool:
     ours = [s for n, s in zip(data["name"], data["state"], strict=True) if n in ("nap", "crash")]
-    return len(ours) == 5 and data["name"].count("nap") == 4 and all(s in ("FINISHED", "FAILED") for s in ours)
+    # The crash's error line comes from its worker's own event, which may
+    # reach the GCS a flush after its owner's (which says where it ran).
+    errors = [e for n, e in zip(data["name"], data["error"], strict=True) if n == "crash"]
+    return (len(ours) == 5 and data["name"].count("nap") == 4 and all(s in ("FINISHED", "FAILED") for s in ours)
+            and all(errors))
 
 
 def test_task_stream_has_a_bar_per_task_in_its_worker_lane(ran):
