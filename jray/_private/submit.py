@@ -53,6 +53,11 @@ _UNTEMPLATED = frozenset(("runtime_env", "scheduling_strategy", "placement_group
                           "placement_group_capture_child_tasks"))
 
 
+def _driver_key(w: CoreWorker) -> tuple:
+    """What a top-level spec template depends on in the driver's own state."""
+    return (id(w), w.port, w.job_id, w.root_task_override, w.namespace)
+
+
 def submit_task(function: Any, cache: dict[str, Any], name: str, param_names: list[str], is_generator: bool,
                 args: tuple, kwargs: dict, opts: dict[str, Any]) -> Any:
     """Submit a call of ``function`` as a normal task (auto-init first, as Ray does)."""
@@ -67,7 +72,7 @@ def submit_task(function: Any, cache: dict[str, Any], name: str, param_names: li
     wkey: tuple | None = None
     spec: cpb.TaskSpec | None = None
     if current_task.get() is None and not w.default_runtime_env and not _UNTEMPLATED.intersection(opts):
-        wkey = (id(w), w.port, w.job_id, w.root_task_override, w.namespace)
+        wkey = _driver_key(w)
         ent = cache.get("spec")
         if ent is not None and ent[0] is opts and ent[1] is desc and ent[2] == wkey:
             spec = cpb.TaskSpec()
@@ -192,8 +197,7 @@ def call_actor(actor_id: bytes, class_name: str, method_name: str, default_retri
     key: tuple | None = None
     spec: cpb.TaskSpec | None = None
     if current_task.get() is None and not w.default_runtime_env:
-        key = (actor_id, method_name, name, num_returns, streaming, group, id(w), w.port, w.job_id,
-               w.root_task_override, w.namespace)
+        key = (actor_id, method_name, name, num_returns, streaming, group, *_driver_key(w))
         tmpl = _SPEC_TEMPLATES.get(key)
         if tmpl is not None:
             spec = cpb.TaskSpec()

@@ -110,10 +110,7 @@ class Executor:
             caller, seq = spec.caller_id, spec.sequence_no
             if seq != self.expected_seq.get(caller, 0):
                 return False
-            self.expected_seq[caller] = seq + 1
-            nxt = self.seq_waiters.pop((caller, seq + 1), None)
-            if nxt is not None and not nxt.done():
-                nxt.set_result(None)
+            self._next_expected(caller, seq + 1)
         elif spec.type != NORMAL:
             return False
         self.main_queue.put((spec, _Responder(self.w, respond)))
@@ -157,11 +154,15 @@ class Executor:
             if spec.caller_id != caller or spec.sequence_no != seq or spec.concurrency_group:
                 return False
             seq += 1
+        self._next_expected(caller, seq)
+        return True
+
+    def _next_expected(self, caller: bytes, seq: int) -> None:
+        """``caller``'s calls up to ``seq`` are taken: wake the one numbered ``seq`` if it waits."""
         self.expected_seq[caller] = seq
         nxt = self.seq_waiters.pop((caller, seq), None)
         if nxt is not None and not nxt.done():
             nxt.set_result(None)
-        return True
 
     async def _actor_call(self, spec: cpb.TaskSpec) -> wpb.PushTaskReply:
         caller, seq = spec.caller_id, spec.sequence_no
@@ -170,10 +171,7 @@ class Executor:
             fut = self.w.loop.create_future()
             self.seq_waiters[(caller, seq)] = fut
             await fut
-        self.expected_seq[caller] = seq + 1
-        nxt = self.seq_waiters.pop((caller, seq + 1), None)
-        if nxt is not None and not nxt.done():
-            nxt.set_result(None)
+        self._next_expected(caller, seq + 1)
         if self.actor is None and not self.exiting:
             return self._reply_error(spec, exceptions.RayActorError("This worker holds no actor."))
         group = spec.concurrency_group or self._method_group(spec.method_name)

@@ -83,10 +83,6 @@ class PendingCall:
             self.blob = None
         return s
 
-    @spec.setter
-    def spec(self, value: cpb.TaskSpec) -> None:
-        self._spec, self.blob = value, None
-
     def stow(self) -> None:
         """Hold the spec serialized until it is next used (loop thread; the
         spec must not be changed through another reference meanwhile)."""
