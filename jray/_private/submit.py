@@ -71,6 +71,7 @@ def submit_task(function: Any, cache: dict[str, Any], name: str, param_names: li
     # and descriptor it was made from, compared by identity.
     wkey: tuple | None = None
     spec: cpb.TaskSpec | None = None
+    ev_desc: bytes | None = None  # its task events' description, kept with the template
     if current_task.get() is None and not w.default_runtime_env and not _UNTEMPLATED.intersection(opts):
         wkey = _driver_key(w)
         ent = cache.get("spec")
@@ -78,6 +79,7 @@ def submit_task(function: Any, cache: dict[str, Any], name: str, param_names: li
             spec = cpb.TaskSpec()
             spec.CopyFrom(ent[3])
             spec.task_id = new_task_id()
+            ev_desc = ent[4]
     if spec is None:
         resources = _opts.task_resources(opts, default_cpus=1)
         spec = task_builder.base_spec(w, name=opts.get("name") or name, task_type=cpb.NORMAL_TASK,
@@ -91,13 +93,14 @@ def submit_task(function: Any, cache: dict[str, Any], name: str, param_names: li
         if wkey is not None:
             tmpl = cpb.TaskSpec()
             tmpl.CopyFrom(spec)
-            cache["spec"] = (opts, desc, wkey, tmpl)
+            ev_desc = w.task_events.describe(tmpl)
+            cache["spec"] = (opts, desc, wkey, tmpl, ev_desc)
     keep: list = []  # puts of large arguments stay alive until submitted
     args_pb, refs = task_builder.build_args(w, args, kwargs, name, param_names, keep=keep)
     spec.args.extend(args_pb)
     if opts.get("num_returns") == "dynamic":
         spec.dynamic_returns = True
-    return_ids = w.task_submitter.submit(spec, refs)
+    return_ids = w.task_submitter.submit(spec, refs, ev_desc)
     return _refs_out(w, spec, return_ids, num_returns, streaming)
 
 
@@ -181,7 +184,7 @@ def create_actor(cls: Any, cache: dict[str, Any], class_name: str, meta: dict[st
 
 
 # (actor, method, options, driver state) -> a spec to copy for top-level calls
-_SPEC_TEMPLATES: dict[tuple, cpb.TaskSpec] = {}
+_SPEC_TEMPLATES: dict[tuple, tuple[cpb.TaskSpec, bytes | None]] = {}
 
 
 def call_actor(actor_id: bytes, class_name: str, method_name: str, default_retries: int, args: tuple,
@@ -196,13 +199,15 @@ def call_actor(actor_id: bytes, class_name: str, method_name: str, default_retri
     # spec field by field (the submit path showed it in profiles).
     key: tuple | None = None
     spec: cpb.TaskSpec | None = None
+    ev_desc: bytes | None = None  # its task events' description, kept with the template
     if current_task.get() is None and not w.default_runtime_env:
         key = (actor_id, method_name, name, num_returns, streaming, group, *_driver_key(w))
-        tmpl = _SPEC_TEMPLATES.get(key)
-        if tmpl is not None:
+        ent = _SPEC_TEMPLATES.get(key)
+        if ent is not None:
             spec = cpb.TaskSpec()
-            spec.CopyFrom(tmpl)
+            spec.CopyFrom(ent[0])
             spec.task_id = new_task_id()
+            ev_desc = ent[1]
     if spec is None:
         spec = task_builder.base_spec(w, name=name, task_type=cpb.ACTOR_TASK, num_returns=num_returns,
                                       streaming=streaming, resources={}, opts={})
@@ -214,8 +219,10 @@ def call_actor(actor_id: bytes, class_name: str, method_name: str, default_retri
         if key is not None:
             if len(_SPEC_TEMPLATES) > 1000:
                 _SPEC_TEMPLATES.clear()
-            tmpl = _SPEC_TEMPLATES[key] = cpb.TaskSpec()
+            tmpl = cpb.TaskSpec()
             tmpl.CopyFrom(spec)
+            ev_desc = w.task_events.describe(tmpl)
+            _SPEC_TEMPLATES[key] = (tmpl, ev_desc)
     rex = opts.get("retry_exceptions")
     if rex:  # (not in the template: set per call)
         spec.retry_exceptions = True
@@ -225,7 +232,7 @@ def call_actor(actor_id: bytes, class_name: str, method_name: str, default_retri
     args_pb, refs = task_builder.build_args(w, args, kwargs, f"{class_name}.{method_name}", keep=keep)
     spec.args.extend(args_pb)
     retries = opts.get("max_task_retries", default_retries)
-    return_ids = w.actor_submitter.submit(actor_id, spec, refs, retries)
+    return_ids = w.actor_submitter.submit(actor_id, spec, refs, retries, ev_desc)
     return _refs_out(w, spec, return_ids, num_returns, streaming)
 
 

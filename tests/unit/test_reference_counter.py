@@ -150,3 +150,40 @@ def test_borrowers_of_one_object_are_never_seen_on_another():
     assert rc.snapshot()[b"d"] == (1, True, 0)
     rc.remove_borrower(b"b", b"w2")
     assert freed == [b"a", b"c", b"b"]
+
+
+def test_a_plain_owned_count_takes_on_borrowers_and_contents_when_they_come():
+    """An owned object nobody borrows is kept as a bare count; the first
+    borrower, or refs captured inside it, must count exactly as before."""
+    import gc
+
+    rc, freed, borrows = make()
+    rc.add_owned(b"o")
+    rc.incr(b"o", n=2)
+    assert rc.snapshot() == {b"o": (2, True, 0)}
+    assert rc.get(b"o").count == 2 and rc.get(b"o").owned
+    assert not gc.is_tracked(rc._entries[b"o"])  # one object fewer per result for the collector
+    rc.remove_borrower(b"o", b"stranger")  # never registered: nothing changes
+    rc.decr(b"o")
+    assert freed == [] and rc.owned_ids() == [b"o"]
+    rc.add_borrower(b"o", b"w1")  # now a full entry, with its count kept
+    rc.decr(b"o")
+    assert freed == [] and rc.snapshot() == {b"o": (0, True, 1)}
+    rc.remove_borrower(b"o", b"w1")
+    assert freed == [b"o"]
+    # refs captured inside a plain one: they live while it does
+    rc.add_owned(b"inner")
+    rc.incr(b"inner")
+    rc.add_owned(b"outer")
+    rc.incr(b"outer")
+    rc.set_contained(b"outer", [b"inner"])
+    rc.decr(b"inner")
+    assert freed == [b"o"]
+    rc.decr(b"outer")
+    assert freed == [b"o", b"outer", b"inner"] and borrows == []
+    # an owned count that a deferred decrement (ObjectRef.__del__) ends
+    rc.add_owned(b"p")
+    rc.incr(b"p")
+    rc.decr_deferred(b"p")
+    rc.drain()
+    assert freed[-1] == b"p" and b"p" not in rc

@@ -132,8 +132,12 @@ class Events:
     def __init__(self) -> None:
         self.seen: list[tuple[bytes, str]] = []
 
-    def record(self, spec: cpb.TaskSpec, state: str, error: str = "", where: Any = None) -> None:
+    def record(self, spec: cpb.TaskSpec, state: str, error: str = "", where: Any = None,
+               desc: bytes | None = None) -> None:
         self.seen.append((spec.task_id, state))
+
+    def describe(self, spec: cpb.TaskSpec) -> bytes | None:
+        return None
 
 
 class Owner:

@@ -96,14 +96,14 @@ class ActorSubmitter:
 
     # -- calls (user thread) ------------------------------------------------------
     def submit(self, actor_id: bytes, spec: cpb.TaskSpec, arg_refs: Sequence[tuple[bytes, Any]],
-               max_task_retries: int) -> Sequence[bytes]:
-        call = self.core.start(spec, arg_refs, max_task_retries)
+               max_task_retries: int, desc: bytes | None = None) -> Sequence[bytes]:
+        call = self.core.start(spec, arg_refs, max_task_retries, desc)
         call.registry = _CallRegistry(self.calls)
         self.calls[spec.task_id] = (actor_id, call)
         events = self.core.events
-        events.record(spec, "SUBMITTED")
+        events.record(spec, "SUBMITTED", "", None, call.desc)
         if arg_refs:
-            events.record(spec, "PENDING_ARGS")
+            events.record(spec, "PENDING_ARGS", "", None, call.desc)
         self.lt.post(self._enqueue, actor_id, call)
         return call.return_ids
 

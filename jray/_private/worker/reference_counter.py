@@ -21,6 +21,12 @@ ref deserialized from it) does, even after the worker dropped its own refs.
 
 Thread-safety: ObjectRef.__del__ runs on any thread, so every method takes a
 lock; callbacks run after the lock is released.
+
+Most entries are objects owned here that nobody borrows and that capture no
+refs (every task result and put on a driver): such an entry is a bare int,
+its count, and becomes a ``RefEntry`` when it first needs more. An int is
+not an object the garbage collector tracks: a million unread results were a
+million more objects for each of its full passes.
 """
 
 from __future__ import annotations
@@ -55,7 +61,7 @@ class ReferenceCounter:
         on_borrow: Callable[[bytes, Any, bool], None],
     ) -> None:
         self._lock = threading.Lock()
-        self._entries: dict[bytes, RefEntry] = {}
+        self._entries: dict[bytes, int | RefEntry] = {}  # a bare int: see the module's docstring
         self._on_free = on_free
         self._on_borrow = on_borrow
         # Decrements from ObjectRef.__del__: the garbage collector can run
@@ -83,21 +89,37 @@ class ReferenceCounter:
         return object_id in self._entries
 
     def get(self, object_id: bytes) -> RefEntry | None:
-        return self._entries.get(object_id)
+        """The entry of ``object_id`` (read-only: a copy where it is a bare count)."""
+        e = self._entries.get(object_id)
+        if type(e) is int:
+            r = RefEntry(True)
+            r.count = e
+            return r
+        return e  # type: ignore[return-value]
+
+    def _full(self, object_id: bytes, e: int | RefEntry) -> RefEntry:
+        """The entry as a RefEntry, made one in place from a bare count (under the lock)."""
+        if type(e) is int:
+            r = RefEntry(True)
+            r.count = e
+            self._entries[object_id] = r
+            return r
+        return e  # type: ignore[return-value]
 
     def owned_ids(self) -> list[bytes]:
         with self._lock:
-            return [k for k, e in self._entries.items() if e.owned]
+            return [k for k, e in self._entries.items() if type(e) is int or e.owned]  # type: ignore[union-attr]
 
     def borrower_ids(self) -> set[bytes]:
         """Every process registered as a borrower of an object owned here."""
         with self._lock:
-            return {b for e in self._entries.values() for b in e.borrowers}
+            return {b for e in self._entries.values() if type(e) is not int for b in e.borrowers}  # type: ignore[union-attr]
 
     def snapshot(self) -> dict[bytes, tuple[int, bool, int]]:
         """object id -> (count, owned, number of borrowers)."""
         with self._lock:
-            return {k: (e.count, e.owned, len(e.borrowers)) for k, e in self._entries.items()}
+            return {k: (e, True, 0) if type(e) is int else (e.count, e.owned, len(e.borrowers))  # type: ignore[union-attr]
+                    for k, e in self._entries.items()}
 
     # -- updates -----------------------------------------------------------
     def add_owned(self, object_id: bytes, contained: Iterable[bytes] = ()) -> None:
@@ -105,10 +127,11 @@ class ReferenceCounter:
         with self._lock:
             e = self._entries.get(object_id)
             if e is None:
-                e = self._entries[object_id] = RefEntry(True)
-            else:
-                e.owned = True
-        self.set_contained(object_id, contained)
+                self._entries[object_id] = 0
+            elif type(e) is not int:
+                e.owned = True  # type: ignore[union-attr]
+        if contained:
+            self.set_contained(object_id, contained)
 
     def set_contained(self, object_id: bytes, contained: Iterable[bytes], owners: Iterable[Any] = (),
                       registered: bool = False) -> bool:
@@ -126,6 +149,7 @@ class ReferenceCounter:
             e = self._entries.get(object_id)
             if e is None:
                 return False
+            e = self._full(object_id, e)
             e.contained += tuple(ids)
         seen: set[bytes] = set()
         for cid, owner in zip(ids, owners_l, strict=True):
@@ -139,6 +163,9 @@ class ReferenceCounter:
         borrow = unborrow = False
         with self._lock:
             e = self._entries.get(object_id)
+            if type(e) is int:  # owned here, nothing else to it
+                self._entries[object_id] = e + n
+                return
             if e is None:
                 e = self._entries[object_id] = RefEntry(False, owner)
             elif e.owner is None and owner is not None:
@@ -163,7 +190,10 @@ class ReferenceCounter:
         ``remove_borrower``). False when this process does not own the object."""
         with self._lock:
             e = self._entries.get(object_id)
-            if e is None or not e.owned:
+            if e is None:
+                return False
+            e = self._full(object_id, e)
+            if not e.owned:
                 return False
             if e.borrowers is _NO_BORROWERS:
                 e.borrowers = {}
@@ -176,7 +206,7 @@ class ReferenceCounter:
     def remove_borrower_everywhere(self, borrower: bytes) -> None:
         """A borrower process died: drop it from every entry."""
         with self._lock:
-            ids = [k for k, e in self._entries.items() if borrower in e.borrowers]
+            ids = [k for k, e in self._entries.items() if type(e) is not int and borrower in e.borrowers]  # type: ignore[union-attr]
         for k in ids:
             self._release(k, 0, borrower, everywhere=True)
 
@@ -184,10 +214,20 @@ class ReferenceCounter:
         stack: list[tuple[bytes, int, bytes | None]] = [(object_id, n, borrower)]
         freed: list[bytes] = []
         unborrow: list[tuple[bytes, Any]] = []
+        entries = self._entries
         with self._lock:
             while stack:
                 oid, k, b = stack.pop()
-                e = self._entries.get(oid)
+                e = entries.get(oid)
+                if type(e) is int:  # owned, no borrowers, nothing inside
+                    if b is not None and not k:
+                        continue  # a borrower not registered (any more): nothing changes
+                    if e > k:
+                        entries[oid] = e - k
+                    else:
+                        del entries[oid]
+                        freed.append(oid)
+                    continue
                 if e is None:
                     continue
                 e.count -= k
@@ -203,7 +243,7 @@ class ReferenceCounter:
                     continue
                 if e.count < 0:  # pragma: no cover - a bug: never go negative
                     e.count = 0
-                del self._entries[oid]
+                del entries[oid]
                 if e.owned:
                     freed.append(oid)
                 elif e.owner is not None:

@@ -41,7 +41,9 @@ from jray._private.worker.task_events import any_error, error_text
 
 class EventSink(Protocol):
     def record(self, spec: cpb.TaskSpec, state: str, error: str = "",
-               where: tuple[bytes, bytes, int, float] | None = None) -> None: ...
+               where: tuple[bytes, bytes, int, float] | None = None, desc: bytes | None = None) -> None: ...
+
+    def describe(self, spec: cpb.TaskSpec) -> bytes | None: ...
 
 
 class PendingCall:
@@ -55,7 +57,7 @@ class PendingCall:
     collector tracks (its gen-2 passes over a million queued calls were a
     third of their submission time)."""
 
-    __slots__ = ("_spec", "blob", "task_id", "fn_key", "return_ids", "arg_refs", "retries_left", "registry", "resolved",
+    __slots__ = ("_spec", "blob", "task_id", "fn_key", "desc", "return_ids", "arg_refs", "retries_left", "registry", "resolved",
                  "cancelled", "force_cancel", "done", "lease", "pushed_at")
 
     def __init__(self, spec: cpb.TaskSpec, return_ids: tuple[bytes, ...], arg_refs: tuple[tuple[bytes, Any], ...],
@@ -64,6 +66,7 @@ class PendingCall:
         self.blob: bytes | None = None  # the spec serialized, while stowed
         self.task_id: bytes = spec.task_id
         self.fn_key: str = spec.function.key  # the function's (run times are kept per function)
+        self.desc: bytes | None = None  # what describes it in task events (TaskEventBuffer.describe)
         self.return_ids = return_ids
         self.arg_refs = arg_refs
         self.retries_left = retries_left
@@ -118,7 +121,10 @@ class SubmissionCore:
         self.generators: dict[bytes, GeneratorState] = {}
 
     # -- 1. start (user thread) -------------------------------------------------
-    def start(self, spec: cpb.TaskSpec, arg_refs: Sequence[tuple[bytes, Any]], retries: int) -> PendingCall:
+    def start(self, spec: cpb.TaskSpec, arg_refs: Sequence[tuple[bytes, Any]], retries: int,
+              desc: bytes | None = None) -> PendingCall:
+        """A new call (``desc``: its task-event description, where the caller
+        kept one with its spec template)."""
         n = 1 if spec.streaming else spec.num_returns
         tid = spec.task_id
         return_ids = (object_id_for(tid, 1),) if n == 1 else tuple(object_id_for(tid, i + 1) for i in range(n))
@@ -129,7 +135,9 @@ class SubmissionCore:
             self.refs.incr(oid, owner)  # held by the pending call
         if spec.streaming:
             self.generators[spec.task_id] = GeneratorState()
-        return PendingCall(spec, return_ids, tuple(arg_refs), retries, resolved=not arg_refs)
+        call = PendingCall(spec, return_ids, tuple(arg_refs), retries, resolved=not arg_refs)
+        call.desc = desc if desc is not None else self.events.describe(spec)
+        return call
 
     # -- 2. arguments (loop thread) ---------------------------------------------------
     async def resolve(self, call: PendingCall) -> bool:
@@ -175,7 +183,7 @@ class SubmissionCore:
         failed = reply.is_application_error or any_error(reply.returns)
         # where and when it ran, when its worker left that to us (task_events.end_running)
         where = (reply.worker_id, reply.node_id, reply.pid, reply.started_at) if reply.started_at else None
-        self.events.record(call.spec, "FAILED" if failed else "FINISHED", reply.system_error, where)
+        self.events.record(call.spec, "FAILED" if failed else "FINISHED", reply.system_error, where, call.desc)
         set_ready = self.table.set_ready
         for ret in reply.returns:
             # A copy of its own: the reply's return shares the whole reply's
@@ -195,7 +203,7 @@ class SubmissionCore:
         if call.done:
             return
         call.done = True
-        self.events.record(call.spec, "FAILED", error)
+        self.events.record(call.spec, "FAILED", error, None, call.desc)
         for oid in call.return_ids:
             self.table.set_error(oid, data)
         self._settled(call)

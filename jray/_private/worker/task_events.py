@@ -56,15 +56,24 @@ class TaskEventBuffer:
         self._where_fields: dict[tuple[bytes, bytes, int], bytes] = {}  # (worker, node, pid) -> its fields
 
     def record(self, spec: cpb.TaskSpec, state: str, error: str = "",
-               where: tuple[bytes, bytes, int, float] | None = None) -> None:
+               where: tuple[bytes, bytes, int, float] | None = None, desc: bytes | None = None) -> None:
         """Note that ``spec`` reached ``state`` (any thread; cheap). ``where``:
         (worker id, node id, pid, start time) of the run, from the reply of
-        a task whose worker left RUNNING to its owner."""
+        a task whose worker left RUNNING to its owner. ``desc``: the spec's
+        :meth:`describe`, where the caller kept it (else worked out here)."""
         if self.enabled:
+            if desc is None:
+                desc = self._template(spec)
             events = self.events
             if len(events) == MAX_BUFFERED:  # the deque drops its oldest: count it
                 self.dropped += 1
-            events.append((spec, state, time.time(), spec.attempt, error, where))
+            # Only bytes, numbers and strings, not the spec: the collector
+            # untracks such a tuple at its first pass, so events waiting for
+            # a flush are not promoted to the oldest generation (with a spec
+            # they were, and a million queued tasks paid in full collections).
+            events.append((spec.task_id, desc, state, time.time(), spec.attempt, error, where,
+                           _resources(spec) if where is not None or state == "RUNNING" else None,
+                           spec.reconstruction))
 
     def start_running(self, spec: cpb.TaskSpec) -> bool:
         """The task starts here (its thread). False: events are off."""
@@ -78,6 +87,12 @@ class TaskEventBuffer:
         (its owner reports where and when it ran), else None."""
         entry = self._running.pop(task_id, None)
         return None if entry is None else entry[1]
+
+    def describe(self, spec: cpb.TaskSpec) -> bytes | None:
+        """What describes ``spec``'s task in its events (None: events are
+        off): owners keep it with a pending call, so its second event does
+        not work it out again (~2 µs)."""
+        return self._template(spec) if self.enabled else None
 
     def _template(self, spec: cpb.TaskSpec) -> bytes:
         """What describes a task, shared by many (every call of one
@@ -115,49 +130,48 @@ class TaskEventBuffer:
         if running:  # still running: reported now (once; pops race end_running, atomically)
             for tid, (spec, t) in list(running.items()):
                 if running.pop(tid, None) is not None:
-                    events.append((spec, "RUNNING", t, spec.attempt, "", None))
+                    events.append((tid, self._template(spec), "RUNNING", t, spec.attempt, "", None,
+                                   _resources(spec), spec.reconstruction))
         rank = RANK.get
         while events:
-            spec, state, t, attempt, error, where = events.popleft()
-            tid = spec.task_id
+            tid, desc, state, t, attempt, error, where, res, rebuild = events.popleft()
             m = merged.get(tid)
             if m is None:
-                m = merged[tid] = [spec, state, t, attempt, error, {state: t}, None, None]
+                m = merged[tid] = [desc, state, t, attempt, error, {state: t}, None, None, rebuild, res]
             else:
                 times = m[5]
                 first = times.get(state)
                 if first is None or t < first:
                     times[state] = t
                 newer = (attempt, rank(state, -1)) >= (m[3], rank(m[1], -1))
-                if newer:  # (the latest attempt's spec says whether it is a rebuild)
-                    m[0], m[1], m[2], m[3] = spec, state, t, attempt
+                if newer:  # (the latest attempt says whether it is a rebuild)
+                    m[0], m[1], m[2], m[3], m[8] = desc, state, t, attempt, rebuild
                 if error and (newer or not m[4]):
                     m[4] = error
             if state == "RUNNING":
-                m[6] = spec
+                m[6] = res
             if where is not None:  # the run its worker left to us to report: RUNNING at its start
                 times = m[5]
                 first = times.get("RUNNING")
                 if first is None or where[3] < first:
                     times["RUNNING"] = where[3]
                 m[7] = where
+                m[9] = res
         out: list[bytes] = []
         me = self.me
         here = _ld(b"\x32", me.worker_id) + _ld(b"\x3a", me.node_id) + b"\x68" + _varint(os.getpid())
-        template = self._template
         pack = _DOUBLE.pack
         states = _STATE_FIELDS
         prefixes = _TIME_PREFIXES
         wheres = self._where_fields
-        for tid, (spec, state, t, attempt, error, times, running, where) in merged.items():
-            parts = [b"\x0a" + _len(tid) + tid, template(spec), states.get(state) or _state_field(state), b"\x29",
-                     pack(t)]
+        for tid, (desc, state, t, attempt, error, times, running, where, rebuild, res) in merged.items():
+            parts = [b"\x0a" + _len(tid) + tid, desc, states.get(state) or _state_field(state), b"\x29", pack(t)]
             if attempt:
                 parts += (b"\x48", _varint(attempt))
             if error:
                 parts.append(_ld(b"\x52", error[:4000].encode()))
             if running is not None:
-                parts += (here, _resources(running))
+                parts += (here, running)
             elif where is not None:
                 wf = wheres.get(where[:3])
                 if wf is None:
@@ -165,10 +179,10 @@ class TaskEventBuffer:
                         wheres.clear()
                     wf = wheres[where[:3]] = (_ld(b"\x32", where[0]) + _ld(b"\x3a", where[1]) + b"\x68"
                                               + _varint(where[2]))
-                parts += (wf, _resources(spec))
+                parts += (wf, res)
             for st, v in times.items():
                 parts += (prefixes.get(st) or _time_prefix(st), pack(v))
-            if spec.reconstruction:
+            if rebuild:
                 parts.append(b"\x88\x01\x01")
             ev = b"".join(parts)
             out += (b"\x0a", _len(ev), ev)

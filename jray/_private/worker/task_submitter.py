@@ -156,8 +156,9 @@ class TaskSubmitter:
         self._pump_soon = True  # pumped at the burst's end, not in a later iteration
 
     # -- entry point (user thread) -----------------------------------------
-    def submit(self, spec: cpb.TaskSpec, arg_refs: Sequence[tuple[bytes, Any]]) -> Sequence[bytes]:
-        task = self.core.start(spec, arg_refs, spec.max_retries)
+    def submit(self, spec: cpb.TaskSpec, arg_refs: Sequence[tuple[bytes, Any]],
+               desc: bytes | None = None) -> Sequence[bytes]:
+        task = self.core.start(spec, arg_refs, spec.max_retries, desc)
         self.lt.post(self._start, task)
         return task.return_ids
 
@@ -176,9 +177,9 @@ class TaskSubmitter:
         self.tasks[task.task_id] = task
         task.registry = self.tasks
         events = self.core.events
-        events.record(task.spec, "SUBMITTED")
+        events.record(task.spec, "SUBMITTED", "", None, task.desc)
         if any(a.HasField("ref") for a in task.spec.args):
-            events.record(task.spec, "PENDING_ARGS")
+            events.record(task.spec, "PENDING_ARGS", "", None, task.desc)
             self.lt.spawn(self._resolve_then_queue(task))
         else:
             self._enqueue(task)
