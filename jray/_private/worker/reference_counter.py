@@ -162,7 +162,7 @@ class ReferenceCounter:
         registration of this process as a borrower (a hand-off)."""
         borrow = unborrow = False
         with self._lock:
-            e = self._entries.get(object_id)
+            e: Any = self._entries.get(object_id)  # (Any: mypy does not narrow by ``type(e) is int``)
             if type(e) is int:  # owned here, nothing else to it
                 self._entries[object_id] = e + n
                 return
@@ -218,7 +218,7 @@ class ReferenceCounter:
         with self._lock:
             while stack:
                 oid, k, b = stack.pop()
-                e = entries.get(oid)
+                e: Any = entries.get(oid)
                 if type(e) is int:  # owned, no borrowers, nothing inside
                     if b is not None and not k:
                         continue  # a borrower not registered (any more): nothing changes
