@@ -266,8 +266,7 @@ class Executor:
         finally:
             self.cancelled.discard(spec.task_id)
             _restore_env(env_restore)
-            self.logs.flush()
-            self.logs.set_context(None)
+            self.logs.end_task()
             current_task.reset(token)
 
     async def _run_async_call(self, spec: cpb.TaskSpec, group: str) -> wpb.PushTaskReply:

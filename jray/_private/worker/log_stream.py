@@ -18,6 +18,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from jray._private.output_wire import MARK
+from jray._private.protocol import common_pb2 as cpb
 from jray._private.protocol import core_worker_pb2 as wpb
 from jray._private.protocol import core_worker_pb2_grpc as wgrpc
 
@@ -110,8 +111,21 @@ class LogForwarder:
             for s in self.streams:
                 s.flush()
         _ctx.spec = spec
-        if spec is not None and spec.actor_creation.actor_id:
+        if spec is not None and spec.type == cpb.ACTOR_CREATION_TASK:
             self.default_spec = spec  # actor: output between calls keeps its prefix
+
+    def end_task(self) -> None:
+        """The task on this thread ended: what it printed (a last line
+        without its newline too) goes out now, before its reply, and the
+        thread's output is no longer its. The same as ``flush()`` then
+        ``set_context(None)``, with nothing to do (no lock) where the task
+        printed nothing: this runs once per task."""
+        for s in self.streams:
+            if s._partial:
+                s.flush()
+        if self._pending:
+            self.flush()
+        _ctx.spec = None
 
     def add(self, spec: Any, text: str, is_err: bool) -> None:
         if not spec.driver.port:
@@ -143,9 +157,8 @@ class LogForwarder:
 
     def flush(self) -> None:
         """Send what is buffered now and wait for it (before a task replies)."""
-        with self._lock:
-            if not self._pending:
-                return
+        if not self._pending:  # (a line added by this thread is seen here: no lock needed)
+            return
         if self.w.in_loop_thread():
             self._send()
             return
