@@ -174,6 +174,7 @@ def create_actor(cls: Any, cache: dict[str, Any], class_name: str, meta: dict[st
         if reply.existing.actor_id:
             return CreatedActor(actor_fields(reply.existing), existing=True, anonymous=False)
         raise ValueError(reply.error)
+    w.actor_submitter.registered(actor_id)
     if refs:
         w.actor_submitter.hold_creation_args(actor_id, refs)
     if not ac.detached:

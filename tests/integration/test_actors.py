@@ -409,3 +409,31 @@ def test_tasks_and_actors_use_their_jobs_namespace(jray_cluster):
     made = jray.get_actor("made-in-task", namespace=ns)  # in the job's namespace, not ""
     assert jray.get(made.get.remote(), timeout=30) == 9
     jray.kill(made)
+
+
+BIG = os.urandom(2 << 20)  # a class that carries 2 MiB with it
+
+
+def test_an_actor_gets_its_class_with_its_creation_and_keeps_no_copy_of_it(jray_cluster):
+    """The GCS sends the class along with the creation task (the new worker
+    asks the GCS for nothing); the spec the actor keeps drops those bytes."""
+
+    @jray.remote(num_cpus=0)
+    class Heavy:
+        blob = BIG
+
+        def __init__(self, k):
+            self.k = k
+
+        def look(self):
+            from jray._private.worker import global_state
+
+            w = global_state.worker
+            return self.k, len(self.blob), w.executor.actor_spec.function.pickled, w.executor.actor_spec.function.key
+
+    actors = [Heavy.remote(i) for i in range(3)]
+    looks = jray.get([a.look.remote() for a in actors], timeout=60)
+    assert [(k, n) for k, n, _, _ in looks] == [(0, len(BIG)), (1, len(BIG)), (2, len(BIG))]
+    assert all(pickled == b"" and key for _, _, pickled, key in looks)
+    for a in actors:
+        jray.kill(a)

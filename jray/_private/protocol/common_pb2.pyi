@@ -39,14 +39,16 @@ class ObjectRefInfo(_message.Message):
     def __init__(self, object_id: _Optional[bytes] = ..., owner: _Optional[_Union[Address, _Mapping]] = ...) -> None: ...
 
 class FunctionDescriptor(_message.Message):
-    __slots__ = ("key", "module", "qualname")
+    __slots__ = ("key", "module", "qualname", "pickled")
     KEY_FIELD_NUMBER: _ClassVar[int]
     MODULE_FIELD_NUMBER: _ClassVar[int]
     QUALNAME_FIELD_NUMBER: _ClassVar[int]
+    PICKLED_FIELD_NUMBER: _ClassVar[int]
     key: str
     module: str
     qualname: str
-    def __init__(self, key: _Optional[str] = ..., module: _Optional[str] = ..., qualname: _Optional[str] = ...) -> None: ...
+    pickled: bytes
+    def __init__(self, key: _Optional[str] = ..., module: _Optional[str] = ..., qualname: _Optional[str] = ..., pickled: _Optional[bytes] = ...) -> None: ...
 
 class TaskArg(_message.Message):
     __slots__ = ("name", "data", "ref", "nested_refs", "star", "location")

@@ -75,6 +75,9 @@ class ActorSubmitter:
         self.calls: dict[bytes, tuple[bytes, PendingCall]] = {}
         self._closed = False
         self.first_use: Callable[[], None] | None = None
+        # Actors this process registered, until their watcher starts: it knows
+        # their first state (PENDING_CREATION, version 1) and waits for the next.
+        self._registered: set[bytes] = set()
 
     def _queue(self, actor_id: bytes) -> ActorQueue:
         q = self.actors.get(actor_id)
@@ -85,6 +88,12 @@ class ActorSubmitter:
         return q
 
     # -- creation ------------------------------------------------------------
+    def registered(self, actor_id: bytes) -> None:
+        """This process registered ``actor_id`` with the GCS just now (any
+        thread): its watcher's first long poll waits for the state after
+        PENDING_CREATION instead of asking for that one (a GCS call fewer per actor)."""
+        self._registered.add(actor_id)
+
     def hold_creation_args(self, actor_id: bytes, arg_refs: list[tuple[bytes, Any]]) -> None:
         for oid, owner in arg_refs:
             self.core.refs.incr(oid, owner)
@@ -159,6 +168,9 @@ class ActorSubmitter:
     # -- the watcher: actor state from the GCS ---------------------------------------
     async def _watch(self, q: ActorQueue) -> None:
         version = -1
+        if q.actor_id in self._registered:
+            self._registered.discard(q.actor_id)
+            version = 1  # ActorDirectory.register's: PENDING_CREATION
         while not self._closed:
             try:
                 reply = await self.watch_actor(q.actor_id, version, 30.0)

@@ -729,8 +729,14 @@ class CoreWorker:
         self.gcs_sync(put())
         self._exported.add(key)
 
-    def load_function(self, key: str) -> Any:
+    def load_function(self, key: str, pickled: bytes = b"") -> Any:
+        """The function or class exported under ``key``: from ``pickled``
+        where the task carried it, else from the GCS (once per process)."""
         fn = self._functions.get(key)
+        if fn is None and pickled:
+            import cloudpickle
+
+            fn = self._functions[key] = cloudpickle.loads(pickled)
         if fn is None:
             async def get() -> Any:
                 return await self.gcs.KVGet(gpb.KVGetRequest(ns="fun", key=key.encode()))

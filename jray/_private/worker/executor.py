@@ -474,7 +474,8 @@ class Executor:
     def _create_actor(self, spec: cpb.TaskSpec) -> wpb.PushTaskReply:
         import pickle
 
-        cls = self.w.load_function(spec.function.key)
+        cls = self.w.load_function(spec.function.key, spec.function.pickled)
+        spec.function.ClearField("pickled")  # kept as the actor's spec: without the class's bytes
         cls = getattr(cls, "_modified_class", cls)
         ac = spec.actor_creation
         self.actor_spec = spec
