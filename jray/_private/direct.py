@@ -249,6 +249,9 @@ RAYLET_STORE_CALLS: dict[str, tuple[int, type, type]] = {
     "AbortObject": (17, rpb.AbortObjectRequest, rpb.AbortObjectReply),
     "GetObject": (18, rpb.GetObjectRequest, rpb.GetObjectReply),
     "SealObject": (19, rpb.SealObjectRequest, rpb.SealObjectReply),
+    # A new worker's first call (the raylet passes its direct port in the
+    # worker's environment): no gRPC channel opened for it.
+    "RegisterWorker": (20, rpb.RegisterWorkerRequest, rpb.RegisterWorkerReply),
 }
 # The request id of calls a BlockingClient posts without waiting (``post``):
 # their replies are read, checked and dropped by the thread's next call.
@@ -627,6 +630,13 @@ class BlockingClient:
                 raise DirectError(UNAVAILABLE, f"cannot connect to {self.address}: {e}") from None
             self._local.sock = s
         return s
+
+    def close(self) -> None:
+        """Close the calling thread's connection (the next call opens another)."""
+        s = getattr(self._local, "sock", None)
+        self._local.sock, self._local.posted = None, 0
+        if s is not None:
+            s.close()
 
     def post(self, method: str, request: Any) -> None:
         """Send a call without waiting for its reply (a seal: nothing the

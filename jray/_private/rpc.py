@@ -132,6 +132,24 @@ def _with_metadata(stub: Any, md: tuple[tuple[str, str], ...]) -> Any:
     return stub
 
 
+class LazyStub:
+    """A stub made by ``make()`` on its first method lookup, which must be on
+    the event loop (as every call on it): a process that never calls the
+    service opens no channel (a short-lived actor's worker spent ~0.4–0.8 ms
+    of CPU opening each of its channels to the GCS and the raylet)."""
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self._make = make
+        self._stub: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        if self._stub is None:
+            self._stub = self._make()
+        return getattr(self._stub, name)
+
+
 class ChannelPool:
     """One channel (and stub) per address, reused for the process's life."""
 

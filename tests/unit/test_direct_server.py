@@ -127,3 +127,46 @@ def test_a_failing_handler_or_a_bad_request_answers_an_error_and_the_connection_
         assert (kind, rid) == (direct.REPLY, 3) and wpb.PushTaskReply.FromString(payload).task_id == b"ok"
     finally:
         sock.close()
+
+
+def test_a_worker_registers_with_its_raylet_over_the_direct_port_and_closes_that_connection() -> None:
+    """``raylet_server`` answers RegisterWorker (a new worker's first call,
+    made with a BlockingClient); ``close()`` ends the thread's connection
+    and the next call opens another."""
+    from jray._private.protocol import raylet_pb2 as rpb
+
+    class Raylet:
+        def __init__(self) -> None:
+            self.registered: list[tuple[int, int]] = []
+
+        async def RegisterWorker(self, request: rpb.RegisterWorkerRequest, context: Any) -> rpb.RegisterWorkerReply:
+            assert context is None
+            self.registered.append((request.pid, request.direct_port))
+            return rpb.RegisterWorkerReply(node_id=b"n" * 28, store_path="/jray-test", direct_port=4321)
+
+        def __getattr__(self, name: str) -> Any:  # the store calls: not made here
+            async def unused(request: Any, context: Any) -> Any:
+                raise AssertionError(name)
+
+            return unused
+
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    raylet = Raylet()
+    server = direct.raylet_server(raylet, TOKEN)
+    port = asyncio.run_coroutine_threadsafe(server.start("127.0.0.1"), loop).result(10)
+    try:
+        client = direct.BlockingClient(f"127.0.0.1:{port}", TOKEN, timeout=10)
+        reply = client.call("RegisterWorker", rpb.RegisterWorkerRequest(worker_id=b"w" * 28, pid=77, direct_port=9))
+        assert (reply.node_id, reply.store_path, reply.direct_port) == (b"n" * 28, "/jray-test", 4321)
+        first = client._local.sock
+        client.close()
+        assert client._local.sock is None and first.fileno() == -1
+        client.call("RegisterWorker", rpb.RegisterWorkerRequest(pid=78))
+        assert raylet.registered == [(77, 9), (78, 0)]
+        client.close()
+    finally:
+        loop.call_soon_threadsafe(server.close)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)

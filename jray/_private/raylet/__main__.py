@@ -119,6 +119,8 @@ async def main(ns: argparse.Namespace) -> None:
         "JRAY_NODE_ID": node_id.hex(), "JRAY_NODE_IP": ns.node_ip, "JRAY_SESSION_DIR": ns.session_dir,
         "JRAY_RAYLET_PID": str(os.getpid()),
     })
+    if raylet.direct_port:  # a worker registers over it (a gRPC channel to the raylet only if it needs one)
+        env["JRAY_RAYLET_DIRECT_PORT"] = str(raylet.direct_port)
     if resources.get("GPU", 0) > 0:
         env["JRAY_NODE_HAS_GPUS"] = "1"
     raylet.workers = WorkerPool(env, logs)

@@ -268,9 +268,11 @@ class CoreWorker:
             self.direct_server = direct.push_server(lambda: self.executor, self.token)
             self.me.direct_port = await self.direct_server.start(host)
         # Calls ride over a GCS restart (retried while it is away, GCS_RECONNECT_SECONDS).
+        # Channels are opened on first use: an actor that lives for one call may need neither.
         self.gcs: ggrpc.GcsServiceStub = gcs_client.RetryingGcsStub(  # type: ignore[assignment]
-            self.pool.stub(self.gcs_address, ggrpc.GcsServiceStub))
-        self.raylet: rgrpc.RayletServiceStub = self.pool.stub(self.raylet_address, rgrpc.RayletServiceStub)
+            rpc.LazyStub(lambda: self.pool.stub(self.gcs_address, ggrpc.GcsServiceStub)))
+        self.raylet: rgrpc.RayletServiceStub = rpc.LazyStub(  # type: ignore[assignment]
+            lambda: self.pool.stub(self.raylet_address, rgrpc.RayletServiceStub))
         if self.client:  # no local process for a raylet to watch, no store to map
             host, _, port = self.raylet_address.rpartition(":")
             self.store.remote = (host, int(port))
@@ -286,10 +288,18 @@ class CoreWorker:
             tunnel_port = await self.tunnel.start(timeout=config.STARTUP_TIMEOUT)
             self.me.ip, self.me.port = host, tunnel_port
         else:
-            reply = await self.raylet.RegisterWorker(
-                rpb.RegisterWorkerRequest(worker_id=self.worker_id, pid=os.getpid(), port=self.port,
-                                          is_driver=self.is_driver, direct_port=self.direct_port)
-            )
+            register = rpb.RegisterWorkerRequest(worker_id=self.worker_id, pid=os.getpid(), port=self.port,
+                                                 is_driver=self.is_driver, direct_port=self.direct_port)
+            raylet_direct = 0 if self.is_driver else int(os.environ.get("JRAY_RAYLET_DIRECT_PORT") or 0)
+            if raylet_direct:  # a worker: over the raylet's direct port (its address came with the fork)
+                reg = direct.BlockingClient(f"{self.raylet_address.rpartition(':')[0]}:{raylet_direct}",
+                                            self.token, timeout=config.STARTUP_TIMEOUT)
+                try:  # blocking the loop: nothing else runs on it before the worker is known
+                    reply = reg.call("RegisterWorker", register)
+                finally:
+                    reg.close()
+            else:
+                reply = await self.raylet.RegisterWorker(register)
             self.me.node_id = reply.node_id
             self.store_path = reply.store_path
             if reply.direct_port:  # put/get talk to the store from the calling thread, no loop hop
