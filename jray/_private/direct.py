@@ -252,6 +252,10 @@ RAYLET_STORE_CALLS: dict[str, tuple[int, type, type]] = {
     # A new worker's first call (the raylet passes its direct port in the
     # worker's environment): no gRPC channel opened for it.
     "RegisterWorker": (20, rpb.RegisterWorkerRequest, rpb.RegisterWorkerReply),
+    # A task blocked in get/wait, and unblocked (posted from the task's
+    # thread: two per get in a nested task, which over gRPC cost the raylet
+    # more CPU than the leases of the tasks it waited for).
+    "WorkerBlocked": (21, rpb.WorkerBlockedRequest, rpb.WorkerBlockedReply),
 }
 # The request id of calls a BlockingClient posts without waiting (``post``):
 # their replies are read, checked and dropped by the thread's next call.

@@ -25,6 +25,34 @@ def test_blocked_workers_requests_are_served_first_then_arrival_order() -> None:
     assert asyncio.run(main()) == [b"top1", b"nested"]
 
 
+def test_a_hand_out_skips_the_shapes_that_did_not_fit_but_serves_the_others() -> None:
+    """Once {"CPU": 1} did not fit, later {"CPU": 1} requests are not tried
+    again in that pass; smaller requests behind them still get what is left."""
+    async def main() -> tuple[list[bytes], int]:
+        node = NodeResources({"CPU": 2, "memory": 4})
+        hold = node.acquire({"CPU": 2, "memory": 4})
+        assert hold is not None
+        q = LeaseQueue()
+        entries = [q.add(b"a", {"CPU": 1}), q.add(b"b", {"CPU": 1}), q.add(b"c", {"CPU": 1}),
+                   q.add(b"d", {"memory": 1}), q.add(b"e", {"CPU": 1})]
+        node.release(hold)
+        calls = 0
+        acquire = node.acquire
+
+        def counted(demand: dict[str, float]) -> Any:
+            nonlocal calls
+            calls += 1
+            return acquire(demand)
+
+        node.acquire = counted  # type: ignore[method-assign]
+        q.hand_out(node, blocked=())
+        return [e.owner for e in entries if e.fut.done()], calls
+
+    granted, tries = asyncio.run(main())
+    assert granted == [b"a", b"b", b"d"]
+    assert tries == 4  # a, b, c (no fit: its shape is done for), d; e not tried
+
+
 def test_a_hand_out_wakes_bundle_waiters_only_with_requests_queued() -> None:
     async def main() -> tuple[bool, bool]:
         node = NodeResources({"CPU": 1})

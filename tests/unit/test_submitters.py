@@ -52,6 +52,7 @@ class Worker:
         self.gate: asyncio.Event | None = None  # when set, tasks wait for it
         self.cancelled: list[bytes] = []
         self.run_seconds: dict[str, float] = {}  # what replies report as a function's run (default 0.1 ms)
+        self.blocked: set[str] = set()  # functions whose replies say they waited in get/wait
 
     def _run(self, spec: cpb.TaskSpec) -> wpb.PushTaskReply:
         self.ran.append(spec.task_id)
@@ -70,7 +71,7 @@ class Worker:
                                is_error=app_error)
         return wpb.PushTaskReply(task_id=spec.task_id, returns=[ret],
                                  run_seconds=self.run_seconds.get(spec.function.key, 0.0001),
-                                 is_application_error=app_error)
+                                 is_application_error=app_error, blocked=spec.function.key in self.blocked)
 
     async def _maybe_fail(self) -> None:
         if self.fail_next:
@@ -279,6 +280,45 @@ def test_one_stretched_run_does_not_make_a_function_long_for_good(owner: Owner) 
     assert short("double")
     run("double2", 20, seconds=0.005)  # always a few ms: never short
     assert not short("double2")
+
+
+def test_a_task_that_waits_for_others_never_counts_as_short(owner: Owner) -> None:
+    """A nested task is quick but waits in get for its children: pushed a
+    window deep onto one worker, the next would wait behind that work."""
+    from types import SimpleNamespace
+
+    for w in owner.workers.values():
+        w.blocked.add("double2")
+    for i in range(10):
+        owner.result(owner.tasks.submit(spec("double2", i), [])[0])
+        owner.result(owner.tasks.submit(spec("double", i), [])[0])
+    assert not owner.tasks._known_short(SimpleNamespace(fn_key="double2"))
+    assert owner.tasks._known_short(SimpleNamespace(fn_key="double"))
+
+
+def test_a_burst_of_short_tasks_asks_for_a_lease_per_window_not_per_task(owner: Owner) -> None:
+    """Leases asked for beyond what the windows need would only hold CPUs
+    that other owners wait for (the one blocked in get is served first)."""
+    from jray._private import config
+
+    for i in range(4):  # learn that "double" is short
+        owner.result(owner.tasks.submit(spec("double", i), [])[0])
+    owner.raylet.closed.set()  # grant nothing: the requests stay in flight to be counted
+    asked_before = owner.raylet.requests
+    ids: list[bytes] = []
+    n = config.MAX_TASKS_IN_FLIGHT_PER_WORKER + 2  # two windows' worth
+
+    def burst() -> None:
+        for i in range(n):
+            ids.append(owner.tasks.submit(spec("double", i), [])[0])
+
+    owner.lt.run_sync(_call(burst))
+    owner.lt.run_sync(asyncio.sleep(0.05))
+    idle = sum(1 for q in owner.tasks.queues.values() for lease in q.leases if lease.in_flight == 0)
+    asked = owner.raylet.requests - asked_before
+    assert asked <= 2, (asked, idle)  # not one per task (n = 10)
+    owner.raylet.closed.clear()
+    assert [owner.result(oid) for oid in ids] == [2 * i for i in range(n)]
 
 
 async def _call(fn: Callable[[], Any]) -> Any:

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from jray._private.protocol import common_pb2 as jray_dot___private_dot_protocol_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(jray/_private/protocol/core_worker.proto\x12\rjray.protocol\x1a#jray/_private/protocol/common.proto\"8\n\x0fPushTaskRequest\x12%\n\x04spec\x18\x01 \x01(\x0b\x32\x17.jray.protocol.TaskSpec\">\n\x14PushTaskBatchRequest\x12&\n\x05specs\x18\x01 \x03(\x0b\x32\x17.jray.protocol.TaskSpec\"\xc4\x02\n\rPushTaskReply\x12,\n\x07returns\x18\x01 \x03(\x0b\x32\x1b.jray.protocol.ReturnObject\x12\x1c\n\x14is_application_error\x18\x02 \x01(\x08\x12\x16\n\x0eworker_exiting\x18\x03 \x01(\x08\x12\x14\n\x0csystem_error\x18\x04 \x01(\t\x12\x14\n\x0cnum_streamed\x18\x05 \x01(\x05\x12\x11\n\tretryable\x18\x06 \x01(\x08\x12\x14\n\x0c\x62orrowed_ids\x18\x07 \x03(\x0c\x12\x0f\n\x07task_id\x18\x08 \x01(\x0c\x12\x13\n\x0brun_seconds\x18\t \x01(\x01\x12\x0f\n\x07not_run\x18\n \x01(\x08\x12\x12\n\nstarted_at\x18\x0b \x01(\x01\x12\x11\n\tworker_id\x18\x0c \x01(\x0c\x12\x0f\n\x07node_id\x18\r \x01(\x0c\x12\x0b\n\x03pid\x18\x0e \x01(\x05\"R\n\x16GetObjectStatusRequest\x12\x11\n\tobject_id\x18\x01 \x01(\x0c\x12\x0f\n\x07timeout\x18\x02 \x01(\x01\x12\x14\n\x0clost_node_id\x18\x03 \x01(\x0c\"\xe3\x01\n\x14GetObjectStatusReply\x12:\n\x06status\x18\x01 \x01(\x0e\x32*.jray.protocol.GetObjectStatusReply.Status\x12+\n\x06object\x18\x02 \x01(\x0b\x32\x1b.jray.protocol.ReturnObject\x12\x11\n\traylet_ip\x18\x03 \x01(\t\x12\x13\n\x0braylet_port\x18\x04 \x01(\x05\":\n\x06Status\x12\t\n\x05READY\x10\x00\x12\x0b\n\x07PENDING\x10\x01\x12\t\n\x05\x46REED\x10\x02\x12\r\n\tNOT_FOUND\x10\x03\"W\n\x11\x43\x61ncelTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\x0c\x12\r\n\x05\x66orce\x18\x02 \x01(\x08\x12\x11\n\trecursive\x18\x03 \x01(\x08\x12\x0f\n\x07requeue\x18\x04 \x01(\x08\"$\n\x0f\x43\x61ncelTaskReply\x12\x11\n\tattempted\x18\x01 \x01(\x08\"=\n\x0b\x45xitRequest\x12\r\n\x05\x66orce\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0f\n\x07if_idle\x18\x03 \x01(\x08\"\x1c\n\tExitReply\x12\x0f\n\x07refused\x18\x01 \x01(\x08\"Z\n\x08LogBatch\x12\x0b\n\x03pid\x18\x01 \x01(\x05\x12\n\n\x02ip\x18\x02 \x01(\t\x12\x0e\n\x06job_id\x18\x03 \x01(\x0c\x12%\n\x05lines\x18\x04 \x03(\x0b\x32\x16.jray.protocol.LogLine\"^\n\x07LogLine\x12\x0e\n\x06prefix\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x0e\n\x06is_err\x18\x03 \x01(\x08\x12\x14\n\x0croot_task_id\x18\x04 \x01(\x0c\x12\x0f\n\x07task_id\x18\x05 \x01(\x0c\"\x12\n\x10PublishLogsReply\"y\n\rGeneratorItem\x12\x0f\n\x07task_id\x18\x01 \x01(\x0c\x12\r\n\x05index\x18\x02 \x01(\x03\x12)\n\x04item\x18\x03 \x01(\x0b\x32\x1b.jray.protocol.ReturnObject\x12\x0c\n\x04\x64one\x18\x04 \x01(\x08\x12\x0f\n\x07\x61ttempt\x18\x05 \x01(\x05\"\"\n\x12GeneratorItemReply\x12\x0c\n\x04stop\x18\x01 \x01(\x08\"o\n\rBorrowRequest\x12\x12\n\nobject_ids\x18\x01 \x03(\x0c\x12\x13\n\x0b\x62orrower_id\x18\x02 \x01(\x0c\x12\x0b\n\x03\x61\x64\x64\x18\x03 \x01(\x08\x12(\n\x08\x62orrower\x18\x04 \x01(\x0b\x32\x16.jray.protocol.Address\"\r\n\x0b\x42orrowReply2\x8e\x05\n\x11\x43oreWorkerService\x12H\n\x08PushTask\x12\x1e.jray.protocol.PushTaskRequest\x1a\x1c.jray.protocol.PushTaskReply\x12T\n\rPushTaskBatch\x12#.jray.protocol.PushTaskBatchRequest\x1a\x1c.jray.protocol.PushTaskReply0\x01\x12]\n\x0fGetObjectStatus\x12%.jray.protocol.GetObjectStatusRequest\x1a#.jray.protocol.GetObjectStatusReply\x12N\n\nCancelTask\x12 .jray.protocol.CancelTaskRequest\x1a\x1e.jray.protocol.CancelTaskReply\x12<\n\x04\x45xit\x12\x1a.jray.protocol.ExitRequest\x1a\x18.jray.protocol.ExitReply\x12G\n\x0bPublishLogs\x12\x17.jray.protocol.LogBatch\x1a\x1f.jray.protocol.PublishLogsReply\x12V\n\x13ReportGeneratorItem\x12\x1c.jray.protocol.GeneratorItem\x1a!.jray.protocol.GeneratorItemReply\x12K\n\x0fUpdateBorrowers\x12\x1c.jray.protocol.BorrowRequest\x1a\x1a.jray.protocol.BorrowReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(jray/_private/protocol/core_worker.proto\x12\rjray.protocol\x1a#jray/_private/protocol/common.proto\"8\n\x0fPushTaskRequest\x12%\n\x04spec\x18\x01 \x01(\x0b\x32\x17.jray.protocol.TaskSpec\">\n\x14PushTaskBatchRequest\x12&\n\x05specs\x18\x01 \x03(\x0b\x32\x17.jray.protocol.TaskSpec\"\xd5\x02\n\rPushTaskReply\x12,\n\x07returns\x18\x01 \x03(\x0b\x32\x1b.jray.protocol.ReturnObject\x12\x1c\n\x14is_application_error\x18\x02 \x01(\x08\x12\x16\n\x0eworker_exiting\x18\x03 \x01(\x08\x12\x14\n\x0csystem_error\x18\x04 \x01(\t\x12\x14\n\x0cnum_streamed\x18\x05 \x01(\x05\x12\x11\n\tretryable\x18\x06 \x01(\x08\x12\x14\n\x0c\x62orrowed_ids\x18\x07 \x03(\x0c\x12\x0f\n\x07task_id\x18\x08 \x01(\x0c\x12\x13\n\x0brun_seconds\x18\t \x01(\x01\x12\x0f\n\x07not_run\x18\n \x01(\x08\x12\x12\n\nstarted_at\x18\x0b \x01(\x01\x12\x11\n\tworker_id\x18\x0c \x01(\x0c\x12\x0f\n\x07node_id\x18\r \x01(\x0c\x12\x0b\n\x03pid\x18\x0e \x01(\x05\x12\x0f\n\x07\x62locked\x18\x0f \x01(\x08\"R\n\x16GetObjectStatusRequest\x12\x11\n\tobject_id\x18\x01 \x01(\x0c\x12\x0f\n\x07timeout\x18\x02 \x01(\x01\x12\x14\n\x0clost_node_id\x18\x03 \x01(\x0c\"\xe3\x01\n\x14GetObjectStatusReply\x12:\n\x06status\x18\x01 \x01(\x0e\x32*.jray.protocol.GetObjectStatusReply.Status\x12+\n\x06object\x18\x02 \x01(\x0b\x32\x1b.jray.protocol.ReturnObject\x12\x11\n\traylet_ip\x18\x03 \x01(\t\x12\x13\n\x0braylet_port\x18\x04 \x01(\x05\":\n\x06Status\x12\t\n\x05READY\x10\x00\x12\x0b\n\x07PENDING\x10\x01\x12\t\n\x05\x46REED\x10\x02\x12\r\n\tNOT_FOUND\x10\x03\"W\n\x11\x43\x61ncelTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\x0c\x12\r\n\x05\x66orce\x18\x02 \x01(\x08\x12\x11\n\trecursive\x18\x03 \x01(\x08\x12\x0f\n\x07requeue\x18\x04 \x01(\x08\"$\n\x0f\x43\x61ncelTaskReply\x12\x11\n\tattempted\x18\x01 \x01(\x08\"=\n\x0b\x45xitRequest\x12\r\n\x05\x66orce\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0f\n\x07if_idle\x18\x03 \x01(\x08\"\x1c\n\tExitReply\x12\x0f\n\x07refused\x18\x01 \x01(\x08\"Z\n\x08LogBatch\x12\x0b\n\x03pid\x18\x01 \x01(\x05\x12\n\n\x02ip\x18\x02 \x01(\t\x12\x0e\n\x06job_id\x18\x03 \x01(\x0c\x12%\n\x05lines\x18\x04 \x03(\x0b\x32\x16.jray.protocol.LogLine\"^\n\x07LogLine\x12\x0e\n\x06prefix\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x0e\n\x06is_err\x18\x03 \x01(\x08\x12\x14\n\x0croot_task_id\x18\x04 \x01(\x0c\x12\x0f\n\x07task_id\x18\x05 \x01(\x0c\"\x12\n\x10PublishLogsReply\"y\n\rGeneratorItem\x12\x0f\n\x07task_id\x18\x01 \x01(\x0c\x12\r\n\x05index\x18\x02 \x01(\x03\x12)\n\x04item\x18\x03 \x01(\x0b\x32\x1b.jray.protocol.ReturnObject\x12\x0c\n\x04\x64one\x18\x04 \x01(\x08\x12\x0f\n\x07\x61ttempt\x18\x05 \x01(\x05\"\"\n\x12GeneratorItemReply\x12\x0c\n\x04stop\x18\x01 \x01(\x08\"o\n\rBorrowRequest\x12\x12\n\nobject_ids\x18\x01 \x03(\x0c\x12\x13\n\x0b\x62orrower_id\x18\x02 \x01(\x0c\x12\x0b\n\x03\x61\x64\x64\x18\x03 \x01(\x08\x12(\n\x08\x62orrower\x18\x04 \x01(\x0b\x32\x16.jray.protocol.Address\"\r\n\x0b\x42orrowReply2\x8e\x05\n\x11\x43oreWorkerService\x12H\n\x08PushTask\x12\x1e.jray.protocol.PushTaskRequest\x1a\x1c.jray.protocol.PushTaskReply\x12T\n\rPushTaskBatch\x12#.jray.protocol.PushTaskBatchRequest\x1a\x1c.jray.protocol.PushTaskReply0\x01\x12]\n\x0fGetObjectStatus\x12%.jray.protocol.GetObjectStatusRequest\x1a#.jray.protocol.GetObjectStatusReply\x12N\n\nCancelTask\x12 .jray.protocol.CancelTaskRequest\x1a\x1e.jray.protocol.CancelTaskReply\x12<\n\x04\x45xit\x12\x1a.jray.protocol.ExitRequest\x1a\x18.jray.protocol.ExitReply\x12G\n\x0bPublishLogs\x12\x17.jray.protocol.LogBatch\x1a\x1f.jray.protocol.PublishLogsReply\x12V\n\x13ReportGeneratorItem\x12\x1c.jray.protocol.GeneratorItem\x1a!.jray.protocol.GeneratorItemReply\x12K\n\x0fUpdateBorrowers\x12\x1c.jray.protocol.BorrowRequest\x1a\x1a.jray.protocol.BorrowReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,35 +37,35 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PUSHTASKBATCHREQUEST']._serialized_start=154
   _globals['_PUSHTASKBATCHREQUEST']._serialized_end=216
   _globals['_PUSHTASKREPLY']._serialized_start=219
-  _globals['_PUSHTASKREPLY']._serialized_end=543
-  _globals['_GETOBJECTSTATUSREQUEST']._serialized_start=545
-  _globals['_GETOBJECTSTATUSREQUEST']._serialized_end=627
-  _globals['_GETOBJECTSTATUSREPLY']._serialized_start=630
-  _globals['_GETOBJECTSTATUSREPLY']._serialized_end=857
-  _globals['_GETOBJECTSTATUSREPLY_STATUS']._serialized_start=799
-  _globals['_GETOBJECTSTATUSREPLY_STATUS']._serialized_end=857
-  _globals['_CANCELTASKREQUEST']._serialized_start=859
-  _globals['_CANCELTASKREQUEST']._serialized_end=946
-  _globals['_CANCELTASKREPLY']._serialized_start=948
-  _globals['_CANCELTASKREPLY']._serialized_end=984
-  _globals['_EXITREQUEST']._serialized_start=986
-  _globals['_EXITREQUEST']._serialized_end=1047
-  _globals['_EXITREPLY']._serialized_start=1049
-  _globals['_EXITREPLY']._serialized_end=1077
-  _globals['_LOGBATCH']._serialized_start=1079
-  _globals['_LOGBATCH']._serialized_end=1169
-  _globals['_LOGLINE']._serialized_start=1171
-  _globals['_LOGLINE']._serialized_end=1265
-  _globals['_PUBLISHLOGSREPLY']._serialized_start=1267
-  _globals['_PUBLISHLOGSREPLY']._serialized_end=1285
-  _globals['_GENERATORITEM']._serialized_start=1287
-  _globals['_GENERATORITEM']._serialized_end=1408
-  _globals['_GENERATORITEMREPLY']._serialized_start=1410
-  _globals['_GENERATORITEMREPLY']._serialized_end=1444
-  _globals['_BORROWREQUEST']._serialized_start=1446
-  _globals['_BORROWREQUEST']._serialized_end=1557
-  _globals['_BORROWREPLY']._serialized_start=1559
-  _globals['_BORROWREPLY']._serialized_end=1572
-  _globals['_COREWORKERSERVICE']._serialized_start=1575
-  _globals['_COREWORKERSERVICE']._serialized_end=2229
+  _globals['_PUSHTASKREPLY']._serialized_end=560
+  _globals['_GETOBJECTSTATUSREQUEST']._serialized_start=562
+  _globals['_GETOBJECTSTATUSREQUEST']._serialized_end=644
+  _globals['_GETOBJECTSTATUSREPLY']._serialized_start=647
+  _globals['_GETOBJECTSTATUSREPLY']._serialized_end=874
+  _globals['_GETOBJECTSTATUSREPLY_STATUS']._serialized_start=816
+  _globals['_GETOBJECTSTATUSREPLY_STATUS']._serialized_end=874
+  _globals['_CANCELTASKREQUEST']._serialized_start=876
+  _globals['_CANCELTASKREQUEST']._serialized_end=963
+  _globals['_CANCELTASKREPLY']._serialized_start=965
+  _globals['_CANCELTASKREPLY']._serialized_end=1001
+  _globals['_EXITREQUEST']._serialized_start=1003
+  _globals['_EXITREQUEST']._serialized_end=1064
+  _globals['_EXITREPLY']._serialized_start=1066
+  _globals['_EXITREPLY']._serialized_end=1094
+  _globals['_LOGBATCH']._serialized_start=1096
+  _globals['_LOGBATCH']._serialized_end=1186
+  _globals['_LOGLINE']._serialized_start=1188
+  _globals['_LOGLINE']._serialized_end=1282
+  _globals['_PUBLISHLOGSREPLY']._serialized_start=1284
+  _globals['_PUBLISHLOGSREPLY']._serialized_end=1302
+  _globals['_GENERATORITEM']._serialized_start=1304
+  _globals['_GENERATORITEM']._serialized_end=1425
+  _globals['_GENERATORITEMREPLY']._serialized_start=1427
+  _globals['_GENERATORITEMREPLY']._serialized_end=1461
+  _globals['_BORROWREQUEST']._serialized_start=1463
+  _globals['_BORROWREQUEST']._serialized_end=1574
+  _globals['_BORROWREPLY']._serialized_start=1576
+  _globals['_BORROWREPLY']._serialized_end=1589
+  _globals['_COREWORKERSERVICE']._serialized_start=1592
+  _globals['_COREWORKERSERVICE']._serialized_end=2246
 # @@protoc_insertion_point(module_scope)

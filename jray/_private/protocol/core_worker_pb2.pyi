@@ -21,7 +21,7 @@ class PushTaskBatchRequest(_message.Message):
     def __init__(self, specs: _Optional[_Iterable[_Union[_common_pb2.TaskSpec, _Mapping]]] = ...) -> None: ...
 
 class PushTaskReply(_message.Message):
-    __slots__ = ("returns", "is_application_error", "worker_exiting", "system_error", "num_streamed", "retryable", "borrowed_ids", "task_id", "run_seconds", "not_run", "started_at", "worker_id", "node_id", "pid")
+    __slots__ = ("returns", "is_application_error", "worker_exiting", "system_error", "num_streamed", "retryable", "borrowed_ids", "task_id", "run_seconds", "not_run", "started_at", "worker_id", "node_id", "pid", "blocked")
     RETURNS_FIELD_NUMBER: _ClassVar[int]
     IS_APPLICATION_ERROR_FIELD_NUMBER: _ClassVar[int]
     WORKER_EXITING_FIELD_NUMBER: _ClassVar[int]
@@ -36,6 +36,7 @@ class PushTaskReply(_message.Message):
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     PID_FIELD_NUMBER: _ClassVar[int]
+    BLOCKED_FIELD_NUMBER: _ClassVar[int]
     returns: _containers.RepeatedCompositeFieldContainer[_common_pb2.ReturnObject]
     is_application_error: bool
     worker_exiting: bool
@@ -50,7 +51,8 @@ class PushTaskReply(_message.Message):
     worker_id: bytes
     node_id: bytes
     pid: int
-    def __init__(self, returns: _Optional[_Iterable[_Union[_common_pb2.ReturnObject, _Mapping]]] = ..., is_application_error: _Optional[bool] = ..., worker_exiting: _Optional[bool] = ..., system_error: _Optional[str] = ..., num_streamed: _Optional[int] = ..., retryable: _Optional[bool] = ..., borrowed_ids: _Optional[_Iterable[bytes]] = ..., task_id: _Optional[bytes] = ..., run_seconds: _Optional[float] = ..., not_run: _Optional[bool] = ..., started_at: _Optional[float] = ..., worker_id: _Optional[bytes] = ..., node_id: _Optional[bytes] = ..., pid: _Optional[int] = ...) -> None: ...
+    blocked: bool
+    def __init__(self, returns: _Optional[_Iterable[_Union[_common_pb2.ReturnObject, _Mapping]]] = ..., is_application_error: _Optional[bool] = ..., worker_exiting: _Optional[bool] = ..., system_error: _Optional[str] = ..., num_streamed: _Optional[int] = ..., retryable: _Optional[bool] = ..., borrowed_ids: _Optional[_Iterable[bytes]] = ..., task_id: _Optional[bytes] = ..., run_seconds: _Optional[float] = ..., not_run: _Optional[bool] = ..., started_at: _Optional[float] = ..., worker_id: _Optional[bytes] = ..., node_id: _Optional[bytes] = ..., pid: _Optional[int] = ..., blocked: _Optional[bool] = ...) -> None: ...
 
 class GetObjectStatusRequest(_message.Message):
     __slots__ = ("object_id", "timeout", "lost_node_id")

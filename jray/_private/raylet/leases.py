@@ -67,10 +67,11 @@ class LeaseTable:
 class Waiter:
     """A lease request waiting for resources; ``fut`` gets its Allocation."""
 
-    __slots__ = ("seq", "owner", "demand", "fut")
+    __slots__ = ("seq", "owner", "demand", "fut", "shape")
 
     def __init__(self, seq: int, owner: bytes, demand: dict[str, float], fut: asyncio.Future[Allocation]) -> None:
         self.seq, self.owner, self.demand, self.fut = seq, owner, demand, fut
+        self.shape = frozenset(demand.items())  # requests of one shape fit or not alike
 
 
 class LeaseQueue:
@@ -103,12 +104,18 @@ class LeaseQueue:
         timeout), as the raylet always did."""
         if not self.waiting:
             return
+        # Resources only shrink during the pass: once a shape does not fit,
+        # the later requests of that shape (most are {"CPU": 1}) are skipped
+        # unchecked, instead of each costing a fit test per hand-out.
+        misfits: set[frozenset] = set()
         for entry in sorted(self.waiting, key=lambda e: (e.owner not in blocked, e.seq)):
-            if entry.fut.done():
+            if entry.fut.done() or entry.shape in misfits:
                 continue
             alloc = node.acquire(entry.demand)
             if alloc is not None:
                 entry.fut.set_result(alloc)
+            else:
+                misfits.add(entry.shape)
         waiters, self._bundle_waiters = self._bundle_waiters, []
         for fut in waiters:
             if not fut.done():

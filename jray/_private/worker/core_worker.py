@@ -144,6 +144,7 @@ class CoreWorker:
         # Non-detached actors this process created: they die with it (the GCS
         # kills them), so a worker that owns any is not reaped as idle.
         self.owned_actors: set[bytes] = set()
+        self.blocked_tasks: set[bytes] = set()  # running tasks that waited in get/wait
 
         # The parts, each given what it needs.
         self.lt = LoopThread()
@@ -611,12 +612,23 @@ class CoreWorker:
         return hit
 
     def _notify_blocked(self, blocked: bool) -> bool:
-        if self.is_driver or current_task.get() is None:
+        if self.is_driver:
             return False
+        spec = current_task.get()
+        if spec is None:
+            return False
+        if blocked:
+            self.blocked_tasks.add(spec.task_id)  # its reply says so (executor)
         # Fire and forget (ordered by seq at the raylet): a get in a task does
         # not wait two extra round trips.
         self._blocked_seq += 1
         req = rpb.WorkerBlockedRequest(worker_id=self.worker_id, blocked=blocked, seq=self._blocked_seq)
+        if self.store.direct is not None:  # from this thread, no loop hop (seq orders it against other threads')
+            try:
+                self.store.direct.post("WorkerBlocked", req)
+            except direct.DirectError:
+                pass  # the raylet is gone: nothing to lend the CPU to
+            return True
 
         async def send() -> None:
             try:

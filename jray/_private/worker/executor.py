@@ -254,6 +254,8 @@ class Executor:
             run_seconds = time.perf_counter() - t0
             reply = self._returns(spec, result)
             reply.run_seconds = run_seconds
+            if self.w.blocked_tasks and spec.task_id in self.w.blocked_tasks:
+                reply.blocked = True
             return reply
         except KeyboardInterrupt:
             if spec.task_id in self.cancelled:
@@ -265,6 +267,8 @@ class Executor:
             return self._app_error(spec, e)
         finally:
             self.cancelled.discard(spec.task_id)
+            if self.w.blocked_tasks:
+                self.w.blocked_tasks.discard(spec.task_id)
             _restore_env(env_restore)
             self.logs.end_task()
             current_task.reset(token)

@@ -320,8 +320,12 @@ class TaskSubmitter:
         # push instead of one per task; leases that come after the queue
         # drained go straight back).
         short = len(q.tasks) > 1 and self._short_tasks(q)
-        # Ask for workers for the tasks the idle leases cannot take at once.
-        want = min(len(q.tasks) - idle, config.MAX_PENDING_LEASE_REQUESTS) - q.requests_in_flight
+        # Ask for workers for the tasks the idle leases cannot take at once:
+        # one per task, or, for short tasks, one per window of them (a
+        # request beyond those would only hold a CPU another owner waits for:
+        # a nested task's owner, blocked in get, is served first).
+        wanted = len(q.tasks) - idle if not short else -(-len(q.tasks) // config.MAX_TASKS_IN_FLIGHT_PER_WORKER) - idle
+        want = min(wanted, config.MAX_PENDING_LEASE_REQUESTS) - q.requests_in_flight
         for _ in range(max(0, want)):
             # Each request names a different waiting task (for the raylet's task events).
             spec = q.tasks[min(q.requests_in_flight + idle, len(q.tasks) - 1)].peek()
@@ -608,7 +612,10 @@ class TaskSubmitter:
             # The longest run, fading by RUN_FADE a run: one run stretched by a
             # busy machine (a no-op preempted for a few ms) must not make a
             # function long for good; one that keeps running long stays long.
-            self.run_seconds[fn] = (n + 1, max(longest * RUN_FADE, reply.run_seconds))
+            # One that waited for other tasks is not short however quick: on
+            # one worker, the next would wait behind the work it waits for.
+            self.run_seconds[fn] = (0, longest) if reply.blocked else (
+                n + 1, max(longest * RUN_FADE, reply.run_seconds))
         if reply.is_application_error and reply.retryable and task.retries_left != 0 and not task.cancelled:
             self._retry(task)
         else:
