@@ -641,8 +641,16 @@ class CoreWorker:
 
     # -- reference counting callbacks ---------------------------------------
     def _schedule_drain(self) -> None:
+        """Refs were dropped (``ObjectRef.__del__``: any thread, any moment):
+        decrement them on the loop, later, never inside the ``__del__``.
+        From a user thread, through the loop's inbox: the drop at the end of
+        a synchronous call shares its wake-up with the next call's submit
+        (a loop wake-up a call fewer) instead of waking the loop on its own."""
         try:
-            self.loop.call_soon_threadsafe(self.refs.drain)
+            if self.lt.in_loop_thread():
+                self.loop.call_soon(self.refs.drain)
+            else:
+                self.lt.post(self.refs.drain)
         except RuntimeError:  # loop closed at shutdown
             pass
 

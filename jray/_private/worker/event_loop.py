@@ -34,7 +34,7 @@ class LoopThread:
     def __init__(self, name: str = "jray-core-worker") -> None:
         self.loop = asyncio.new_event_loop()
         self._inbox: collections.deque = collections.deque()
-        self._inbox_lock = threading.Lock()
+        self._inbox_lock = threading.RLock()  # re-entrant: a post may come from an ObjectRef's __del__
         self._inbox_scheduled = False
         self._burst_start: list[Callable[[], None]] = []
         self._burst_end: list[Callable[[], None]] = []
