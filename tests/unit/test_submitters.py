@@ -11,6 +11,7 @@ loop thread.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
@@ -319,6 +320,72 @@ def test_a_burst_of_short_tasks_asks_for_a_lease_per_window_not_per_task(owner: 
     assert asked <= 2, (asked, idle)  # not one per task (n = 10)
     owner.raylet.closed.clear()
     assert [owner.result(oid) for oid in ids] == [2 * i for i in range(n)]
+
+
+def test_a_few_short_tasks_more_wait_for_the_fed_worker_and_the_idle_one_goes_back(owner: Owner) -> None:
+    """Bursts a little over one window: the tasks beyond it go to the worker
+    already fed (at its next refill), not to a second idle one, which is
+    then given back after its hold instead of being kept burst after burst
+    (a nested task's owner kept two CPUs so, and its driver never got a
+    second worker for its outer tasks)."""
+    from jray._private import config
+
+    window = config.MAX_TASKS_IN_FLIGHT_PER_WORKER
+
+    def burst(n: int) -> list[bytes]:
+        ids: list[bytes] = []
+
+        def submit() -> None:  # one loop callback, as a burst of posts is
+            for i in range(n):
+                ids.append(owner.tasks.submit(spec("double", i), [])[0])
+
+        owner.lt.run_sync(_call(submit))
+        assert [owner.result(oid) for oid in ids] == [2 * i for i in range(n)]
+        return ids
+
+    for i in range(4):  # learn that "double" is short
+        owner.result(owner.tasks.submit(spec("double", i), [])[0])
+    burst(4 * window)  # both workers leased, both answered
+    assert not owner.raylet.free
+    deadline = time.monotonic() + 10
+    while not owner.raylet.returned and time.monotonic() < deadline:
+        burst(window + 2)  # a window and a bit
+    assert owner.raylet.returned  # the idle one went back after its hold
+    asked = owner.raylet.requests
+    ran_before = {a: len(w.ran) for a, w in owner.workers.items()}
+    for _ in range(5):
+        burst(window + 2)
+    used = [a for a, w in owner.workers.items() if len(w.ran) > ran_before[a]]
+    assert len(used) == 1, used  # every burst ran on the fed worker
+    assert owner.raylet.requests == asked  # and asked for no other
+    burst(4 * window)  # a real backlog still asks for a second worker
+    assert owner.raylet.requests > asked
+
+
+def test_a_few_short_tasks_do_not_wait_behind_a_long_one_for_an_idle_worker(owner: Owner) -> None:
+    """A worker running a task not known to be short is not a fed worker:
+    two short tasks go to the idle one at once."""
+    for i in range(4):  # learn that "double" is short
+        owner.result(owner.tasks.submit(spec("double", i), [])[0])
+    two_windows = [owner.tasks.submit(spec("double", i), [])[0] for i in range(16)]
+    for oid in two_windows:  # both workers leased, both answered
+        owner.result(oid)
+    workers = list(owner.workers.values())
+    for w in workers:  # what is pushed now waits, until let go below
+        w.gate = asyncio.Event()
+    before = [len(w.pushes) for w in workers]
+    long_one = owner.tasks.submit(spec("double2", 1), [])[0]  # never ran: not known short
+    owner.lt.run_sync(asyncio.sleep(0.05))
+    holder = [w for w, n in zip(workers, before) if len(w.pushes) > n]
+    assert len(holder) == 1, holder
+    other = next(w for w in workers if w is not holder[0])
+    assert other.gate is not None
+    owner.lt.call_soon(other.gate.set)
+    quick = [owner.tasks.submit(spec("double", i), [])[0] for i in range(2)]
+    assert [owner.result(oid, timeout=5) for oid in quick] == [0, 2]  # not behind the long one
+    assert holder[0].gate is not None
+    owner.lt.call_soon(holder[0].gate.set)
+    assert owner.result(long_one) == 2
 
 
 async def _call(fn: Callable[[], Any]) -> Any:

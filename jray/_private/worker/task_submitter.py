@@ -319,12 +319,25 @@ class TaskSubmitter:
         # Tasks known to be short go a full window deep to each worker (one
         # push instead of one per task; leases that come after the queue
         # drained go straight back).
-        short = len(q.tasks) > 1 and self._short_tasks(q)
+        short = bool(q.tasks) and self._short_tasks(q)
         # Ask for workers for the tasks the idle leases cannot take at once:
         # one per task, or, for short tasks, one per window of them (a
         # request beyond those would only hold a CPU another owner waits for:
         # a nested task's owner, blocked in get, is served first).
-        wanted = len(q.tasks) - idle if not short else -(-len(q.tasks) // config.MAX_TASKS_IN_FLIGHT_PER_WORKER) - idle
+        window = config.MAX_TASKS_IN_FLIGHT_PER_WORKER
+        if not short:
+            wanted = len(q.tasks) - idle
+        else:
+            # Leases running a task not known short take no other function's.
+            takers = [lease for lease in q.leases if not lease.unsure]
+            if not takers:
+                wanted = -(-len(q.tasks) // window)
+            else:
+                # Beyond what the workers held take at once, a worker more per
+                # window of tasks, rounded: under half a window more waits for
+                # the next refill of a fed worker (see the push below).
+                extra = len(q.tasks) - sum(max(0, lease.window - lease.in_flight) for lease in takers)
+                wanted = (extra + window // 2) // window
         want = min(wanted, config.MAX_PENDING_LEASE_REQUESTS) - q.requests_in_flight
         for _ in range(max(0, want)):
             # Each request names a different waiting task (for the raylet's task events).
@@ -339,6 +352,8 @@ class TaskSubmitter:
             busy = sum(lease.in_flight for lease in q.leases)
             workers = len(q.leases) + q.requests_in_flight
             spread_out = min(config.MAX_TASKS_IN_FLIGHT_PER_WORKER, max(1, -(-(len(q.tasks) + busy) // workers)))
+            # A worker here runs short tasks only, and takes more at half its window.
+            fed = any(lease.in_flight and not lease.unsure for lease in q.leases)
             for lease in sorted(q.leases, key=lambda x: x.in_flight):
                 if not q.tasks:
                     break
@@ -347,6 +362,13 @@ class TaskSubmitter:
                 # may take several round trips, which the deep push's check
                 # would take for a long task.
                 deep = short and lease.replies > 0
+                if deep and fed and lease.in_flight == 0 and len(q.tasks) < lease.window // 2:
+                    # Under half a window of short tasks left: the fed workers
+                    # take them at their next refill. An idle one used for
+                    # them would stay in use and be held, burst after burst
+                    # (a nested task's owner kept two CPUs so, and the driver
+                    # never got a second worker for its outer tasks).
+                    continue
                 target = lease.window if deep else spread_out
                 if lease.in_flight > target // 2:
                     continue
@@ -365,6 +387,7 @@ class TaskSubmitter:
                     batch.append(task)
                 if batch:
                     self._push(lease, batch, deep=deep)
+                    fed = fed or not lease.unsure
         for lease in q.leases:
             if lease.in_flight == 0 and not q.tasks and lease.idle_timer is None:
                 # Held briefly for the next task (a loop of synchronous calls
