@@ -376,7 +376,7 @@ def test_a_few_short_tasks_do_not_wait_behind_a_long_one_for_an_idle_worker(owne
     before = [len(w.pushes) for w in workers]
     long_one = owner.tasks.submit(spec("double2", 1), [])[0]  # never ran: not known short
     owner.lt.run_sync(asyncio.sleep(0.05))
-    holder = [w for w, n in zip(workers, before) if len(w.pushes) > n]
+    holder = [w for w, n in zip(workers, before, strict=True) if len(w.pushes) > n]
     assert len(holder) == 1, holder
     other = next(w for w in workers if w is not holder[0])
     assert other.gate is not None
