@@ -16,6 +16,7 @@ them) and to ``GetNodeStats(include_metrics)``.
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import collections
 import threading
@@ -26,6 +27,8 @@ from typing import Any
 from jray._private.protocol import raylet_pb2 as rpb
 
 Tags = tuple[tuple[str, str], ...]
+
+SCRAPE_READ_SECONDS = 10.0  # a scraper's request must arrive within this
 
 _lock = threading.Lock()
 _points: dict[tuple[str, Tags], rpb.MetricPoint] = {}
@@ -158,20 +161,46 @@ class NodeMetrics:
         yield from families.values()
 
 
-def serve(node: NodeMetrics, host: str, port: int) -> int:
+async def serve(node: NodeMetrics, host: str, port: int) -> tuple[asyncio.AbstractServer, int]:
     """Serve ``node``'s metrics in Prometheus's text format on ``host:port``
-    (0: a free port) from a thread; the port."""
-    from prometheus_client import CollectorRegistry, start_http_server
-
+    (0: a free port; with TLS, HTTPS and client certificates required) from
+    the running loop; (the server, its port). ``prometheus_client`` is
+    imported at the first scrape, not at start: its ~16 ms were on the
+    raylet's start-up path, so on every ``init``."""
     from jray._private import tls
 
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(node)  # type: ignore[arg-type]
     cfg = tls.current()
-    extra: dict[str, Any] = {} if cfg is None else {  # a cluster with TLS: HTTPS, client certificates required
-        "certfile": cfg.cert, "keyfile": cfg.key, "client_cafile": cfg.ca_cert, "client_auth_required": True}
-    server, _thread = start_http_server(port, addr=host, registry=registry, **extra)
-    return int(server.server_address[1])
+    registry: Any = None
+
+    def text() -> bytes:
+        nonlocal registry
+        from prometheus_client import CollectorRegistry, generate_latest
+
+        if registry is None:
+            registry = CollectorRegistry(auto_describe=False)
+            registry.register(node)
+        return bytes(generate_latest(registry))
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), SCRAPE_READ_SECONDS)
+            method = head.split(b" ", 1)[0]
+            if method not in (b"GET", b"HEAD"):
+                status, body = b"405 Method Not Allowed", b"only GET and HEAD\n"
+            else:
+                status, body = b"200 OK", text()
+            writer.write(b"HTTP/1.1 " + status + b"\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
+                         b"Content-Length: " + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n")
+            if method != b"HEAD":
+                writer.write(body)
+            await writer.drain()
+        except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+            pass  # a client that went away, said nothing, or sent garbage
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, host, port, ssl=tls.server_context(cfg) if cfg else None)
+    return server, int(server.sockets[0].getsockname()[1])
 
 
 def prometheus_text(points: Sequence[rpb.MetricPoint], node_address: str) -> str:

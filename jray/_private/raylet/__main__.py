@@ -101,8 +101,10 @@ async def main(ns: argparse.Namespace) -> None:
     add_raw_methods(raylet, server)
     await server.start()
     raylet.port = port
+    metrics_server = None
     try:  # ray.util.metrics: this node's processes' metrics for Prometheus
-        raylet.metrics_export_port = _metrics.serve(raylet.metrics, ns.node_ip, int(config.METRICS_EXPORT_PORT))
+        metrics_server, raylet.metrics_export_port = await _metrics.serve(
+            raylet.metrics, ns.node_ip, int(config.METRICS_EXPORT_PORT))
     except OSError as e:
         logger.warning("no metrics endpoint (port %s): %s", int(config.METRICS_EXPORT_PORT), e)
     direct_server = None
@@ -164,6 +166,8 @@ async def main(ns: argparse.Namespace) -> None:
         arena.unlink()
     if direct_server is not None:
         direct_server.close()
+    if metrics_server is not None:
+        metrics_server.close()
     await server.stop(grace=0.1)
 
 
