@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import pytest
 
@@ -246,3 +247,83 @@ def test_hand_encoded_events_read_back_as_the_protos_they_stand_for():
     }
     assert got == want
     assert set(got[b"a" * 24].state_times) == {"SUBMITTED", "RUNNING", "FAILED"}
+
+
+def test_submitted_waits_with_the_call_and_rides_on_its_end_or_the_next_flush():
+    """An owner's SUBMITTED is held with the call: a call that ends before
+    the flush is one event carrying SUBMITTED, RUNNING (from its worker's
+    reply) and its end; a call still pending is reported SUBMITTED at the
+    flush, once, and its end comes later on its own. Both read in the GCS's
+    table as the separate events would."""
+    from types import SimpleNamespace
+
+    from jray._private.protocol import common_pb2 as cpb
+    from jray._private.worker import task_events
+    from jray._private.worker.submission import PendingCall
+
+    buf = task_events.TaskEventBuffer(SimpleNamespace(worker_id=b"o", node_id=b"n"))
+
+    def call(tid: bytes, **kw: Any) -> PendingCall:
+        spec = cpb.TaskSpec(task_id=tid, job_id=b"j", name="f", resources={"CPU": 1}, **kw)
+        c = PendingCall(spec, (tid + b"r",), (), 0)
+        c.desc = buf.describe(spec)
+        buf.submitted(c, spec)
+        return c
+
+    quick, slow = call(b"q"), call(b"s")
+    since = buf.ended(quick)
+    assert since > 0 and buf.ended(quick) == 0.0  # once
+    buf.record(quick.spec, "FINISHED", "", (b"w", b"n2", 77, since + 0.001), quick.desc, since)
+    got = {ev.task_id: ev for ev in buf.take()}
+    assert set(got) == {b"q", b"s"}
+    assert got[b"q"].state == "FINISHED" and set(got[b"q"].state_times) == {"SUBMITTED", "RUNNING", "FINISHED"}
+    assert got[b"q"].state_times["SUBMITTED"] == since and (got[b"q"].worker_id, got[b"q"].pid) == (b"w", 77)
+    assert dict(got[b"q"].resources) == {"CPU": 1}
+    assert got[b"s"].state == "SUBMITTED" and list(got[b"s"].state_times) == ["SUBMITTED"]
+    assert got[b"s"].name == "f" and not got[b"s"].worker_id
+
+    assert buf.ended(slow) == 0.0  # reported at the flush: its end carries no SUBMITTED
+    buf.record(slow.spec, "FAILED", "ValueError: x", None, slow.desc, 0.0)
+    (end,) = buf.take()
+    assert (end.state, end.error, list(end.state_times)) == ("FAILED", "ValueError: x", ["FAILED"])
+    table = TaskTable()
+    table.add(list(got.values()))
+    table.add([end])
+    recs = {r.task_id: r for r in table.query()}
+    assert recs[b"s"].state == "FAILED" and set(recs[b"s"].state_times) == {"SUBMITTED", "FAILED"}
+    assert recs[b"q"].state == "FINISHED"
+
+    # A retry is recorded as it happens (its SUBMITTED merges with its end in the flush).
+    again = call(b"r", attempt=1)
+    assert buf.ended(again) == 0.0
+    buf.record(again.spec, "FINISHED", "", None, again.desc)
+    (ev1,) = buf.take()
+    assert ev1.attempt == 1 and set(ev1.state_times) == {"SUBMITTED", "FINISHED"}
+    assert buf.take() == [] and not buf._unreported
+
+
+def test_events_go_to_the_gcs_as_encoded(monkeypatch):
+    """``flush`` sends the hand-encoded request bytes as they are; a failed
+    send counts the batch's events as dropped."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from jray._private.protocol import common_pb2 as cpb
+    from jray._private.worker import task_events
+
+    sent: list[bytes] = []
+
+    async def send(raw: bytes) -> None:
+        if sent:
+            raise ConnectionError("gone")
+        sent.append(raw)
+
+    buf = task_events.TaskEventBuffer(SimpleNamespace(worker_id=b"o", node_id=b"n"), send)
+    for tid in (b"a", b"b"):
+        buf.record(cpb.TaskSpec(task_id=tid, job_id=b"j", name="f"), "SUBMITTED")
+    asyncio.run(buf.flush())
+    (raw,) = sent
+    assert [e.task_id for e in gpb.AddTaskEventsRequest.FromString(raw).events] == [b"a", b"b"]
+    buf.record(cpb.TaskSpec(task_id=b"c", job_id=b"j", name="f"), "SUBMITTED")
+    asyncio.run(buf.flush())
+    assert buf.dropped == 1 and not buf.events

@@ -110,7 +110,7 @@ class ActorSubmitter:
         call.registry = _CallRegistry(self.calls)
         self.calls[spec.task_id] = (actor_id, call)
         events = self.core.events
-        events.record(spec, "SUBMITTED", "", None, call.desc)
+        events.submitted(call, spec)
         if arg_refs:
             events.record(spec, "PENDING_ARGS", "", None, call.desc)
         self.lt.post(self._enqueue, actor_id, call)

@@ -41,7 +41,12 @@ from jray._private.worker.task_events import any_error, error_text
 
 class EventSink(Protocol):
     def record(self, spec: cpb.TaskSpec, state: str, error: str = "",
-               where: tuple[bytes, bytes, int, float] | None = None, desc: bytes | None = None) -> None: ...
+               where: tuple[bytes, bytes, int, float] | None = None, desc: bytes | None = None,
+               since: float = 0.0) -> None: ...
+
+    def submitted(self, call: Any, spec: cpb.TaskSpec) -> None: ...
+
+    def ended(self, call: Any) -> float: ...
 
     def describe(self, spec: cpb.TaskSpec) -> bytes | None: ...
 
@@ -58,7 +63,7 @@ class PendingCall:
     third of their submission time)."""
 
     __slots__ = ("_spec", "blob", "task_id", "fn_key", "desc", "return_ids", "arg_refs", "retries_left", "registry", "resolved",
-                 "cancelled", "force_cancel", "done", "lease", "pushed_at")
+                 "cancelled", "force_cancel", "done", "lease", "pushed_at", "submitted_at")
 
     def __init__(self, spec: cpb.TaskSpec, return_ids: tuple[bytes, ...], arg_refs: tuple[tuple[bytes, Any], ...],
                  retries_left: int, resolved: bool = False) -> None:
@@ -77,6 +82,7 @@ class PendingCall:
         self.done = False
         self.lease: Any = None  # tasks: the lease it was pushed on, while in flight
         self.pushed_at = 0.0  # tasks: when it was pushed (the loop's clock)
+        self.submitted_at = 0.0  # when it was submitted, while no task event said so (TaskEventBuffer.submitted)
 
     @property
     def spec(self) -> cpb.TaskSpec:
@@ -183,7 +189,8 @@ class SubmissionCore:
         failed = reply.is_application_error or any_error(reply.returns)
         # where and when it ran, when its worker left that to us (task_events.end_running)
         where = (reply.worker_id, reply.node_id, reply.pid, reply.started_at) if reply.started_at else None
-        self.events.record(call.spec, "FAILED" if failed else "FINISHED", reply.system_error, where, call.desc)
+        self.events.record(call.spec, "FAILED" if failed else "FINISHED", reply.system_error, where, call.desc,
+                           self.events.ended(call))
         set_ready = self.table.set_ready
         for ret in reply.returns:
             # A copy of its own: the reply's return shares the whole reply's
@@ -203,7 +210,7 @@ class SubmissionCore:
         if call.done:
             return
         call.done = True
-        self.events.record(call.spec, "FAILED", error, None, call.desc)
+        self.events.record(call.spec, "FAILED", error, None, call.desc, self.events.ended(call))
         for oid in call.return_ids:
             self.table.set_error(oid, data)
         self._settled(call)

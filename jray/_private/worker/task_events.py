@@ -40,11 +40,11 @@ _TYPES = {cpb.NORMAL_TASK: "NORMAL_TASK", cpb.ACTOR_CREATION_TASK: "ACTOR_CREATI
 
 
 class TaskEventBuffer:
-    """``send(events)`` delivers a batch to the GCS; ``me`` says which worker
-    and node ran the tasks recorded RUNNING here."""
+    """``send(request)`` delivers a batch to the GCS (a serialized
+    ``AddTaskEventsRequest``); ``me`` says which worker and node ran the
+    tasks recorded RUNNING here."""
 
-    def __init__(self, me: Identity,
-                 send: Callable[[gpb.AddTaskEventsRequest], Awaitable[object]] | None = None) -> None:
+    def __init__(self, me: Identity, send: Callable[[bytes], Awaitable[object]] | None = None) -> None:
         self.me = me
         self.send = send
         self.events: collections.deque = collections.deque(maxlen=MAX_BUFFERED)
@@ -54,13 +54,18 @@ class TaskEventBuffer:
         # task id -> (spec, start time): running here, RUNNING not reported yet
         self._running: dict[bytes, tuple[cpb.TaskSpec, float]] = {}
         self._where_fields: dict[tuple[bytes, bytes, int], bytes] = {}  # (worker, node, pid) -> its fields
+        # task id -> its PendingCall: submitted, SUBMITTED not reported yet (``submitted``)
+        self._unreported: dict[bytes, Any] = {}
 
     def record(self, spec: cpb.TaskSpec, state: str, error: str = "",
-               where: tuple[bytes, bytes, int, float] | None = None, desc: bytes | None = None) -> None:
+               where: tuple[bytes, bytes, int, float] | None = None, desc: bytes | None = None,
+               since: float = 0.0) -> None:
         """Note that ``spec`` reached ``state`` (any thread; cheap). ``where``:
         (worker id, node id, pid, start time) of the run, from the reply of
         a task whose worker left RUNNING to its owner. ``desc``: the spec's
-        :meth:`describe`, where the caller kept it (else worked out here)."""
+        :meth:`describe`, where the caller kept it (else worked out here).
+        ``since``: when it was submitted, where no event said so yet (see
+        :meth:`submitted`)."""
         if self.enabled:
             if desc is None:
                 desc = self._template(spec)
@@ -73,7 +78,28 @@ class TaskEventBuffer:
             # they were, and a million queued tasks paid in full collections).
             events.append((spec.task_id, desc, state, time.time(), spec.attempt, error, where,
                            _resources(spec) if where is not None or state == "RUNNING" else None,
-                           spec.reconstruction))
+                           spec.reconstruction, since))
+
+    def submitted(self, call: Any, spec: cpb.TaskSpec) -> None:
+        """``call`` (a PendingCall) was submitted (any thread). Its SUBMITTED
+        state waits with the call (``call.submitted_at``): most calls end
+        before the next flush, and their end's event carries it (``ended``),
+        one event per call and nothing to merge; a flush reports the calls
+        still waiting. A retry or a rebuild is recorded as before."""
+        if not self.enabled:
+            return
+        if spec.attempt or spec.reconstruction:
+            self.record(spec, "SUBMITTED", "", None, call.desc)
+            return
+        call.submitted_at = time.time()
+        self._unreported[call.task_id] = call
+
+    def ended(self, call: Any) -> float:
+        """The call's submission time where no event reported it yet (its
+        end's ``record(..., since=)``), else 0.0."""
+        if self._unreported.pop(call.task_id, None) is None:
+            return 0.0
+        return call.submitted_at
 
     def start_running(self, spec: cpb.TaskSpec) -> bool:
         """The task starts here (its thread). False: events are off."""
@@ -117,61 +143,67 @@ class TaskEventBuffer:
         return list(self.take_request().events)
 
     def take_request(self) -> gpb.AddTaskEventsRequest:
-        """The buffered events as one request, one event per task: its
-        states' first times, its latest state (by attempt, then the states'
-        order: the GCS's merge rules), its error, and where it ran (a
-        RUNNING event's worker). Merged in plain Python, then encoded by
-        hand (the description once per kind of task) and parsed in one C
-        call: building a TaskEvent proto per task took ~13-19 µs of the
-        driver's CPU per task, this ~4."""
-        merged: dict[bytes, list[Any]] = {}
+        """The buffered events as one request (see :meth:`take_bytes`)."""
+        return gpb.AddTaskEventsRequest.FromString(self.take_bytes()[0])
+
+    def take_bytes(self) -> tuple[bytes, int]:
+        """The buffered events as one serialized ``AddTaskEventsRequest``
+        and its number of events: one event per task, with its states'
+        first times, its latest state (by attempt, then the states' order:
+        the GCS's merge rules), its error, and where it ran (a RUNNING
+        event's worker). Encoded by hand (the description once per kind of
+        task), sent as it is (no parse into a proto and back: ~1 us a task).
+
+        Most tasks have one event here (their end, carrying SUBMITTED, and
+        RUNNING where their worker left it to the owner): it is encoded from
+        its tuple as it stands. Only a task with several is merged, into a
+        list; a list and a dict per task was ~10 us of the owner's loop per
+        call, most of it the garbage collector's passes over them."""
         events = self.events
+        unreported = self._unreported
+        if unreported:  # submitted, not ended: SUBMITTED reported now (once; pops race ended(), atomically)
+            for tid, call in list(unreported.items()):
+                if unreported.pop(tid, None) is not None:
+                    events.append((tid, call.desc, "SUBMITTED", call.submitted_at, 0, "", None, None, False, 0.0))
         running = self._running
         if running:  # still running: reported now (once; pops race end_running, atomically)
             for tid, (spec, t) in list(running.items()):
                 if running.pop(tid, None) is not None:
                     events.append((tid, self._template(spec), "RUNNING", t, spec.attempt, "", None,
-                                   _resources(spec), spec.reconstruction))
-        rank = RANK.get
+                                   _resources(spec), spec.reconstruction, 0.0))
+        seen: dict[bytes, int] = {}
+        rows: list[Any] = []  # an event's tuple, or a task's events merged (a list)
         while events:
-            tid, desc, state, t, attempt, error, where, res, rebuild = events.popleft()
-            m = merged.get(tid)
-            if m is None:
-                m = merged[tid] = [desc, state, t, attempt, error, {state: t}, None, None, rebuild, res]
+            ev = events.popleft()
+            i = seen.get(ev[0])
+            if i is None:
+                seen[ev[0]] = len(rows)
+                rows.append(ev)
             else:
-                times = m[5]
-                first = times.get(state)
-                if first is None or t < first:
-                    times[state] = t
-                newer = (attempt, rank(state, -1)) >= (m[3], rank(m[1], -1))
-                if newer:  # (the latest attempt says whether it is a rebuild)
-                    m[0], m[1], m[2], m[3], m[8] = desc, state, t, attempt, rebuild
-                if error and (newer or not m[4]):
-                    m[4] = error
-            if state == "RUNNING":
-                m[6] = res
-            if where is not None:  # the run its worker left to us to report: RUNNING at its start
-                times = m[5]
-                first = times.get("RUNNING")
-                if first is None or where[3] < first:
-                    times["RUNNING"] = where[3]
-                m[7] = where
-                m[9] = res
+                rows[i] = _merge(rows[i], ev)
         out: list[bytes] = []
         me = self.me
         here = _ld(b"\x32", me.worker_id) + _ld(b"\x3a", me.node_id) + b"\x68" + _varint(os.getpid())
         pack = _DOUBLE.pack
         states = _STATE_FIELDS
         prefixes = _TIME_PREFIXES
+        submitted_prefix = prefixes.get("SUBMITTED") or _time_prefix("SUBMITTED")
+        running_prefix = prefixes.get("RUNNING") or _time_prefix("RUNNING")
         wheres = self._where_fields
-        for tid, (desc, state, t, attempt, error, times, running, where, rebuild, res) in merged.items():
+        for row in rows:
+            if type(row) is tuple:
+                tid, desc, state, t, attempt, error, where, res, rebuild, since = row
+                run_res = res if state == "RUNNING" else None
+                times = None
+            else:
+                tid, desc, state, t, attempt, error, times, run_res, where, rebuild, res = row
             parts = [b"\x0a" + _len(tid) + tid, desc, states.get(state) or _state_field(state), b"\x29", pack(t)]
             if attempt:
                 parts += (b"\x48", _varint(attempt))
             if error:
                 parts.append(_ld(b"\x52", error[:4000].encode()))
-            if running is not None:
-                parts += (here, running)
+            if run_res is not None:
+                parts += (here, run_res)
             elif where is not None:
                 wf = wheres.get(where[:3])
                 if wf is None:
@@ -180,28 +212,78 @@ class TaskEventBuffer:
                     wf = wheres[where[:3]] = (_ld(b"\x32", where[0]) + _ld(b"\x3a", where[1]) + b"\x68"
                                               + _varint(where[2]))
                 parts += (wf, res)
-            for st, v in times.items():
-                parts += (prefixes.get(st) or _time_prefix(st), pack(v))
+            if times is None:  # one event: its own state's time, SUBMITTED's and RUNNING's where known
+                parts += (prefixes.get(state) or _time_prefix(state), pack(t))
+                if since and state != "SUBMITTED":
+                    parts += (submitted_prefix, pack(since))
+                if where is not None and state != "RUNNING":
+                    parts += (running_prefix, pack(where[3]))
+            else:
+                for st, v in times.items():
+                    parts += (prefixes.get(st) or _time_prefix(st), pack(v))
             if rebuild:
                 parts.append(b"\x88\x01\x01")
             ev = b"".join(parts)
             out += (b"\x0a", _len(ev), ev)
-        return gpb.AddTaskEventsRequest.FromString(b"".join(out))
+        return b"".join(out), len(rows)
 
     async def flush(self) -> None:
-        if (not self.events and not self._running) or self.send is None:
+        if (not self.events and not self._running and not self._unreported) or self.send is None:
             return
-        batch = self.take_request()
+        batch, n = self.take_bytes()
         try:
             await self.send(batch)
         except Exception as e:  # noqa: BLE001 - events are best effort
-            self.dropped += len(batch.events)
-            logger.debug("dropped %d task events: %s", len(batch.events), e)
+            self.dropped += n
+            logger.debug("dropped %d task events: %s", n, e)
 
     async def flush_loop(self) -> None:
         while True:
             await asyncio.sleep(FLUSH_SECONDS)
             await self.flush()
+
+
+def _merge(row: Any, ev: tuple) -> list[Any]:
+    """A task's events so far (an event's tuple, or a merged list) with one
+    more: [desc, state, t, attempt, error, {state: first time}, RUNNING's
+    resources, where, rebuild, where's resources]."""
+    if type(row) is tuple:
+        tid, desc, state, t, attempt, error, where, res, rebuild, since = row
+        times = {state: t}
+        m = [tid, desc, state, t, attempt, error, times, res if state == "RUNNING" else None, None, rebuild, None]
+        row = m
+        _add_times(times, since, where)
+        if where is not None:
+            m[8], m[10] = where, res
+    tid, desc, state, t, attempt, error, where, res, rebuild, since = ev
+    m = row
+    times = m[6]
+    first = times.get(state)
+    if first is None or t < first:
+        times[state] = t
+    rank = RANK.get
+    newer = (attempt, rank(state, -1)) >= (m[4], rank(m[2], -1))
+    if newer:  # (the latest attempt says whether it is a rebuild)
+        m[1], m[2], m[3], m[4], m[9] = desc, state, t, attempt, rebuild
+    if error and (newer or not m[5]):
+        m[5] = error
+    if state == "RUNNING":
+        m[7] = res
+    _add_times(times, since, where)
+    if where is not None:  # the run its worker left to us to report: RUNNING at its start
+        m[8], m[10] = where, res
+    return m
+
+
+def _add_times(times: dict[str, float], since: float, where: tuple | None) -> None:
+    if since:
+        first = times.get("SUBMITTED")
+        if first is None or since < first:
+            times["SUBMITTED"] = since
+    if where is not None:
+        first = times.get("RUNNING")
+        if first is None or where[3] < first:
+            times["RUNNING"] = where[3]
 
 
 # -- TaskEvent fields encoded by hand (protobuf wire format; gcs.proto's field numbers) --

@@ -177,7 +177,7 @@ class TaskSubmitter:
         self.tasks[task.task_id] = task
         task.registry = self.tasks
         events = self.core.events
-        events.record(task.spec, "SUBMITTED", "", None, task.desc)
+        events.submitted(task, task.spec)
         if any(a.HasField("ref") for a in task.spec.args):
             events.record(task.spec, "PENDING_ARGS", "", None, task.desc)
             self.lt.spawn(self._resolve_then_queue(task))
@@ -559,7 +559,7 @@ class TaskSubmitter:
                 lease.unsure[task.task_id] = task.fn_key
             task.lease = lease
             task.spec.gpu_ids[:] = lease.gpu_ids
-            record(task.spec, "SCHEDULED")
+            record(task.spec, "SCHEDULED", "", None, task.desc)
         client = self.pushes.get(lease.address, lease.direct_port)
         pending = {t.task_id: t for t in batch}
         if len(batch) == 1:
