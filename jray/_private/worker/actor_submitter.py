@@ -73,6 +73,7 @@ class ActorSubmitter:
         # task id -> (actor id, call) for calls not finished yet; written by
         # user threads (submit) and the loop (settlement): single dict ops only.
         self.calls: dict[bytes, tuple[bytes, PendingCall]] = {}
+        self._registry = _CallRegistry(self.calls)  # how a settled call leaves ``calls`` (one for all)
         self._closed = False
         self.first_use: Callable[[], None] | None = None
         # Actors this process registered, until their watcher starts: it knows
@@ -107,7 +108,7 @@ class ActorSubmitter:
     def submit(self, actor_id: bytes, spec: cpb.TaskSpec, arg_refs: Sequence[tuple[bytes, Any]],
                max_task_retries: int, desc: bytes | None = None) -> Sequence[bytes]:
         call = self.core.start(spec, arg_refs, max_task_retries, desc)
-        call.registry = _CallRegistry(self.calls)
+        call.registry = self._registry
         self.calls[spec.task_id] = (actor_id, call)
         events = self.core.events
         events.submitted(call, spec)
