@@ -742,3 +742,46 @@ def test_store_random_operations_keep_accounting(spill_store: LocalObjectStore) 
                 b"".join(bytes(c) for c in store.read_chunks(object_id, 4096))
                 == contents[object_id]
             )
+
+
+def test_store_spill_and_restore_copy_through_views_where_sendfile_cannot(
+        spill_store: LocalObjectStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Spilling and restoring copy in the kernel (``sendfile``); where it
+    refuses these files, through the mapping, with the same bytes."""
+    import errno
+
+    calls: list[int] = []
+
+    def refuse(out_fd: int, in_fd: int, offset: int, count: int) -> int:
+        calls.append(count)
+        raise OSError(errno.EINVAL, "not here")
+
+    monkeypatch.setattr(os, "sendfile", refuse)
+    store = spill_store
+    rng = random.Random(1)
+    size = 16 * KiB - 64
+    blobs = {i: rng.randbytes(size) for i in range(5)}
+    for i in range(5):
+        _put(store, oid(i), blobs[i])  # the fifth spills oid(0)
+    assert store.stats()["spill_count"] == 1 and os.path.getsize(store.spill_path(oid(0)) or "") == size
+    assert _read(store, oid(0)) == blobs[0]  # restored (spilling oid(1))
+    assert _read(store, oid(1)) == blobs[1]
+    assert store.stats()["restore_count"] == 2 and calls  # sendfile was tried, then the views
+    _check_pinned_bytes(store)
+
+
+def test_store_restore_of_a_cut_spill_file_fails_and_keeps_the_store_whole(spill_store: LocalObjectStore) -> None:
+    store = spill_store
+    size = 16 * KiB - 64
+    for i in range(5):
+        _put(store, oid(i), bytes([i]) * size)
+    path = store.spill_path(oid(0))
+    assert path is not None
+    os.truncate(path, size // 2)
+    with pytest.raises(OSError, match="shorter"):
+        store.get(oid(0), b"c")
+    # The room made for it is given back (the object spilled to make it stays on disk), and every other object reads whole.
+    assert store.used <= 3 * store._alloc.rounded_size(size)
+    for i in range(1, 5):
+        assert _read(store, oid(i)) == bytes([i]) * size
+    _check_pinned_bytes(store)

@@ -508,19 +508,21 @@ class LocalObjectStore:
         if e.spill_path is None:  # else the file from an earlier spill is still valid
             path = self._spill_file(e.object_id)
             tmp = path + ".tmp"
-            view = self._arena.write_view(e.offset, e.size)
             try:
                 with os.fdopen(_create_private(tmp), "wb") as f:
-                    for pos in range(0, e.size, _SPILL_BUF):
-                        f.write(view[pos : pos + _SPILL_BUF])
+                    if not self._arena.copy_out(e.offset, e.size, f.fileno()):
+                        view = self._arena.write_view(e.offset, e.size)
+                        try:
+                            for pos in range(0, e.size, _SPILL_BUF):
+                                f.write(view[pos : pos + _SPILL_BUF])
+                        finally:
+                            view.release()
                 os.replace(tmp, path)
             except OSError as err:
                 _remove(tmp)
                 raise ObjectStoreFullError(
                     f"cannot spill object {e.object_id.hex()} ({e.size} bytes) to {path}: {err}"
                 ) from err
-            finally:
-                view.release()
             e.spill_path = path
             self._spill_files.add(path)
             self._spilled_bytes += e.size
@@ -532,22 +534,26 @@ class LocalObjectStore:
     def _restore(self, e: _Entry) -> None:
         assert e.spill_path is not None
         offset = self._make_room(e.object_id, e.size)
-        view = self._arena.write_view(offset, e.size)
         try:
             with open(e.spill_path, "rb") as f:
-                pos = 0
-                while pos < e.size:
-                    n = f.readinto(view[pos : pos + _SPILL_BUF])
-                    if not n:
-                        raise OSError(
-                            errno.EIO, f"spill file {e.spill_path} is shorter than {e.size} bytes"
-                        )
-                    pos += n
+                if os.fstat(f.fileno()).st_size < e.size:
+                    raise OSError(errno.EIO, f"spill file {e.spill_path} is shorter than {e.size} bytes")
+                if not self._arena.copy_in(offset, e.size, f.fileno()):
+                    view = self._arena.write_view(offset, e.size)
+                    try:
+                        pos = 0
+                        while pos < e.size:
+                            n = f.readinto(view[pos : pos + _SPILL_BUF])
+                            if not n:
+                                raise OSError(
+                                    errno.EIO, f"spill file {e.spill_path} is shorter than {e.size} bytes"
+                                )
+                            pos += n
+                    finally:
+                        view.release()
         except BaseException:
             self._alloc.free(offset)
             raise
-        finally:
-            view.release()
         e.offset = offset
         if e.num_pins:  # a read_chunks reader pinned it while it was on disk
             self._pinned_bytes += self._alloc.allocation_size(offset)
