@@ -70,10 +70,10 @@ class ActorSubmitter:
         self.caller_id = caller_id
         self.watch_actor = watch_actor  # (actor id, after version, timeout): the GCS's long poll
         self.actors: dict[bytes, ActorQueue] = {}
-        # task id -> (actor id, call) for calls not finished yet; written by
-        # user threads (submit) and the loop (settlement): single dict ops only.
-        self.calls: dict[bytes, tuple[bytes, PendingCall]] = {}
-        self._registry = _CallRegistry(self.calls)  # how a settled call leaves ``calls`` (one for all)
+        # task id -> call, for calls not finished yet (a settled call leaves
+        # through its ``registry``, this dict); written by user threads
+        # (submit) and the loop (settlement): single dict ops only.
+        self.calls: dict[bytes, PendingCall] = {}
         self._closed = False
         self.first_use: Callable[[], None] | None = None
         # Actors this process registered, until their watcher starts: it knows
@@ -108,8 +108,8 @@ class ActorSubmitter:
     def submit(self, actor_id: bytes, spec: cpb.TaskSpec, arg_refs: Sequence[tuple[bytes, Any]],
                max_task_retries: int, desc: bytes | None = None) -> Sequence[bytes]:
         call = self.core.start(spec, arg_refs, max_task_retries, desc)
-        call.registry = self._registry
-        self.calls[spec.task_id] = (actor_id, call)
+        call.registry = self.calls
+        self.calls[spec.task_id] = call
         events = self.core.events
         events.submitted(call, spec)
         if arg_refs:
@@ -222,10 +222,10 @@ class ActorSubmitter:
         actor only sees ``get_runtime_context().is_canceled()`` turn True
         (actor state is not interrupted halfway). Either way, ``get`` on a
         cancelled call raises TaskCancelledError, as in Ray."""
-        entry = self.calls.get(task_id)
-        if entry is None:
+        call = self.calls.get(task_id)
+        if call is None:
             return
-        actor_id, call = entry
+        actor_id = call.peek().actor_id
         q = self.actors.get(actor_id)
         if q is not None and call in q.queue:
             q.queue.remove(call)
@@ -418,19 +418,6 @@ class ActorSubmitter:
                 if t is not None:
                     t.cancel()
             q.wake.set()
-
-
-class _CallRegistry:
-    """Lets the core drop a settled call from ``ActorSubmitter.calls``
-    (whose values are (actor id, call) pairs)."""
-
-    __slots__ = ("calls",)
-
-    def __init__(self, calls: dict[bytes, tuple[bytes, PendingCall]]) -> None:
-        self.calls = calls
-
-    def pop(self, task_id: bytes, default: Any = None) -> Any:
-        return self.calls.pop(task_id, default)
 
 
 # A dropped actor's calls in flight get this long to end on their own.
