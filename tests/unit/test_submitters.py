@@ -135,14 +135,17 @@ class Events:
         self.seen: list[tuple[bytes, str]] = []
 
     def record(self, spec: cpb.TaskSpec, state: str, error: str = "", where: Any = None,
-               desc: bytes | None = None, since: float = 0.0) -> None:
+               desc: bytes | None = None, early: Any = None) -> None:
         self.seen.append((spec.task_id, state))
 
     def submitted(self, call: Any, spec: cpb.TaskSpec) -> None:
         self.seen.append((spec.task_id, "SUBMITTED"))
 
-    def ended(self, call: Any) -> float:
-        return 0.0
+    def scheduled(self, call: Any, spec: cpb.TaskSpec) -> None:
+        self.seen.append((spec.task_id, "SCHEDULED"))
+
+    def ended(self, call: Any) -> None:
+        return None
 
     def describe(self, spec: cpb.TaskSpec) -> bytes | None:
         return None

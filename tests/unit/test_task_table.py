@@ -250,11 +250,12 @@ def test_hand_encoded_events_read_back_as_the_protos_they_stand_for():
 
 
 def test_submitted_waits_with_the_call_and_rides_on_its_end_or_the_next_flush():
-    """An owner's SUBMITTED is held with the call: a call that ends before
-    the flush is one event carrying SUBMITTED, RUNNING (from its worker's
-    reply) and its end; a call still pending is reported SUBMITTED at the
-    flush, once, and its end comes later on its own. Both read in the GCS's
-    table as the separate events would."""
+    """An owner's SUBMITTED and SCHEDULED are held with the call: a call that
+    ends before the flush is one event carrying them, RUNNING (from its
+    worker's reply) and its end; a call still pending is reported at the
+    flush, once, in its latest state with the earlier times, and its end
+    comes later on its own. All read in the GCS's table as the separate
+    events would."""
     from types import SimpleNamespace
 
     from jray._private.protocol import common_pb2 as cpb
@@ -270,35 +271,42 @@ def test_submitted_waits_with_the_call_and_rides_on_its_end_or_the_next_flush():
         buf.submitted(c, spec)
         return c
 
-    quick, slow = call(b"q"), call(b"s")
-    since = buf.ended(quick)
-    assert since > 0 and buf.ended(quick) == 0.0  # once
-    buf.record(quick.spec, "FINISHED", "", (b"w", b"n2", 77, since + 0.001), quick.desc, since)
+    quick, slow, pushed = call(b"q"), call(b"s"), call(b"p")
+    buf.scheduled(quick, quick.spec)
+    buf.scheduled(pushed, pushed.spec)
+    early = buf.ended(quick)
+    assert early is not None and early[0] > 0 and early[1] >= early[0]
+    assert buf.ended(quick) is None  # once
+    buf.record(quick.spec, "FINISHED", "", (b"w", b"n2", 77, early[1] + 0.001), quick.desc, early)
     got = {ev.task_id: ev for ev in buf.take()}
-    assert set(got) == {b"q", b"s"}
-    assert got[b"q"].state == "FINISHED" and set(got[b"q"].state_times) == {"SUBMITTED", "RUNNING", "FINISHED"}
-    assert got[b"q"].state_times["SUBMITTED"] == since and (got[b"q"].worker_id, got[b"q"].pid) == (b"w", 77)
+    assert set(got) == {b"q", b"s", b"p"}
+    assert got[b"q"].state == "FINISHED"
+    assert set(got[b"q"].state_times) == {"SUBMITTED", "SCHEDULED", "RUNNING", "FINISHED"}
+    assert got[b"q"].state_times["SUBMITTED"] == early[0] and (got[b"q"].worker_id, got[b"q"].pid) == (b"w", 77)
     assert dict(got[b"q"].resources) == {"CPU": 1}
     assert got[b"s"].state == "SUBMITTED" and list(got[b"s"].state_times) == ["SUBMITTED"]
     assert got[b"s"].name == "f" and not got[b"s"].worker_id
+    assert got[b"p"].state == "SCHEDULED" and set(got[b"p"].state_times) == {"SUBMITTED", "SCHEDULED"}
 
-    assert buf.ended(slow) == 0.0  # reported at the flush: its end carries no SUBMITTED
-    buf.record(slow.spec, "FAILED", "ValueError: x", None, slow.desc, 0.0)
+    assert buf.ended(slow) is None  # reported at the flush: its end carries nothing earlier
+    buf.scheduled(slow, slow.spec)  # reported already: an event of its own
+    buf.record(slow.spec, "FAILED", "ValueError: x", None, slow.desc, None)
     (end,) = buf.take()
-    assert (end.state, end.error, list(end.state_times)) == ("FAILED", "ValueError: x", ["FAILED"])
+    assert (end.state, end.error, set(end.state_times)) == ("FAILED", "ValueError: x", {"SCHEDULED", "FAILED"})
     table = TaskTable()
     table.add(list(got.values()))
     table.add([end])
     recs = {r.task_id: r for r in table.query()}
-    assert recs[b"s"].state == "FAILED" and set(recs[b"s"].state_times) == {"SUBMITTED", "FAILED"}
-    assert recs[b"q"].state == "FINISHED"
+    assert recs[b"s"].state == "FAILED" and set(recs[b"s"].state_times) == {"SUBMITTED", "SCHEDULED", "FAILED"}
+    assert recs[b"q"].state == "FINISHED" and recs[b"p"].state == "SCHEDULED"
 
     # A retry is recorded as it happens (its SUBMITTED merges with its end in the flush).
     again = call(b"r", attempt=1)
-    assert buf.ended(again) == 0.0
+    assert buf.ended(again) is None
     buf.record(again.spec, "FINISHED", "", None, again.desc)
     (ev1,) = buf.take()
     assert ev1.attempt == 1 and set(ev1.state_times) == {"SUBMITTED", "FINISHED"}
+    buf.ended(pushed)
     assert buf.take() == [] and not buf._unreported
 
 

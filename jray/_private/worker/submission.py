@@ -42,11 +42,13 @@ from jray._private.worker.task_events import any_error, error_text
 class EventSink(Protocol):
     def record(self, spec: cpb.TaskSpec, state: str, error: str = "",
                where: tuple[bytes, bytes, int, float] | None = None, desc: bytes | None = None,
-               since: float = 0.0) -> None: ...
+               early: tuple[float, float] | None = None) -> None: ...
 
     def submitted(self, call: Any, spec: cpb.TaskSpec) -> None: ...
 
-    def ended(self, call: Any) -> float: ...
+    def scheduled(self, call: Any, spec: cpb.TaskSpec) -> None: ...
+
+    def ended(self, call: Any) -> tuple[float, float] | None: ...
 
     def describe(self, spec: cpb.TaskSpec) -> bytes | None: ...
 
@@ -63,7 +65,8 @@ class PendingCall:
     third of their submission time)."""
 
     __slots__ = ("_spec", "blob", "task_id", "fn_key", "desc", "return_ids", "arg_refs", "retries_left", "registry", "resolved",
-                 "cancelled", "force_cancel", "done", "lease", "pushed_at", "submitted_at")
+                 "cancelled", "force_cancel", "done", "lease", "pushed_at", "submitted_at",
+                 "scheduled_at")
 
     def __init__(self, spec: cpb.TaskSpec, return_ids: tuple[bytes, ...], arg_refs: tuple[tuple[bytes, Any], ...],
                  retries_left: int, resolved: bool = False) -> None:
@@ -83,6 +86,7 @@ class PendingCall:
         self.lease: Any = None  # tasks: the lease it was pushed on, while in flight
         self.pushed_at = 0.0  # tasks: when it was pushed (the loop's clock)
         self.submitted_at = 0.0  # when it was submitted, while no task event said so (TaskEventBuffer.submitted)
+        self.scheduled_at = 0.0  # when it was pushed, likewise (TaskEventBuffer.scheduled)
 
     @property
     def spec(self) -> cpb.TaskSpec:

@@ -14,9 +14,9 @@ report with the task's end (``record(..., where=...)``). Most tasks end
 within a flush period, so a task costs one event, its owner's, instead of
 two (the GCS took ~26 µs of CPU per task merging them, the workers ~17).
 
-SUBMITTED waits the same way on the owner (``submitted``/``ended``): the
-call keeps its submission time and the buffer keeps the call until it ends
-(its end's event carries SUBMITTED) or a flush reports it. So most tasks
+SUBMITTED and SCHEDULED wait the same way on the owner (``submitted``,
+``scheduled``, ``ended``): the call keeps their times and the buffer keeps
+the call until it ends (its end's event carries them) or a flush reports it. So most tasks
 are one event per flush on both sides, encoded from its tuple as it stands;
 only a task with several events in one flush is merged. The request is
 encoded by hand and sent as bytes.
@@ -66,13 +66,13 @@ class TaskEventBuffer:
 
     def record(self, spec: cpb.TaskSpec, state: str, error: str = "",
                where: tuple[bytes, bytes, int, float] | None = None, desc: bytes | None = None,
-               since: float = 0.0) -> None:
+               early: tuple[float, float] | None = None) -> None:
         """Note that ``spec`` reached ``state`` (any thread; cheap). ``where``:
         (worker id, node id, pid, start time) of the run, from the reply of
         a task whose worker left RUNNING to its owner. ``desc``: the spec's
         :meth:`describe`, where the caller kept it (else worked out here).
-        ``since``: when it was submitted, where no event said so yet (see
-        :meth:`submitted`)."""
+        ``early``: (SUBMITTED, SCHEDULED) times no event reported yet (0.0
+        for one not reached), from :meth:`ended`."""
         if self.enabled:
             if desc is None:
                 desc = self._template(spec)
@@ -85,7 +85,7 @@ class TaskEventBuffer:
             # they were, and a million queued tasks paid in full collections).
             events.append((spec.task_id, desc, state, time.time(), spec.attempt, error, where,
                            _resources(spec) if where is not None or state == "RUNNING" else None,
-                           spec.reconstruction, since))
+                           spec.reconstruction, early))
 
     def submitted(self, call: Any, spec: cpb.TaskSpec) -> None:
         """``call`` (a PendingCall) was submitted (any thread). Its SUBMITTED
@@ -101,12 +101,22 @@ class TaskEventBuffer:
         call.submitted_at = time.time()
         self._unreported[call.task_id] = call
 
-    def ended(self, call: Any) -> float:
-        """The call's submission time where no event reported it yet (its
-        end's ``record(..., since=)``), else 0.0."""
+    def scheduled(self, call: Any, spec: cpb.TaskSpec) -> None:
+        """``call`` was pushed to a leased worker (the loop): its SCHEDULED
+        waits with it, as SUBMITTED does, while that is not reported."""
+        if not self.enabled:
+            return
+        if spec.attempt or call.task_id not in self._unreported:
+            self.record(spec, "SCHEDULED", "", None, call.desc)
+            return
+        call.scheduled_at = time.time()
+
+    def ended(self, call: Any) -> tuple[float, float] | None:
+        """The call's (SUBMITTED, SCHEDULED) times where no event reported
+        them yet (its end's ``record(..., early=)``), else None."""
         if self._unreported.pop(call.task_id, None) is None:
-            return 0.0
-        return call.submitted_at
+            return None
+        return (call.submitted_at, call.scheduled_at)
 
     def start_running(self, spec: cpb.TaskSpec) -> bool:
         """The task starts here (its thread). False: events are off."""
@@ -171,13 +181,19 @@ class TaskEventBuffer:
         if unreported:  # submitted, not ended: SUBMITTED reported now (once; pops race ended(), atomically)
             for tid, call in list(unreported.items()):
                 if unreported.pop(tid, None) is not None:
-                    events.append((tid, call.desc, "SUBMITTED", call.submitted_at, 0, "", None, None, False, 0.0))
+                    sched = call.scheduled_at
+                    if sched:
+                        events.append((tid, call.desc, "SCHEDULED", sched, 0, "", None, None, False,
+                                       (call.submitted_at, 0.0)))
+                    else:
+                        events.append((tid, call.desc, "SUBMITTED", call.submitted_at, 0, "", None, None, False,
+                                       None))
         running = self._running
         if running:  # still running: reported now (once; pops race end_running, atomically)
             for tid, (spec, t) in list(running.items()):
                 if running.pop(tid, None) is not None:
                     events.append((tid, self._template(spec), "RUNNING", t, spec.attempt, "", None,
-                                   _resources(spec), spec.reconstruction, 0.0))
+                                   _resources(spec), spec.reconstruction, None))
         seen: dict[bytes, int] = {}
         rows: list[Any] = []  # an event's tuple, or a task's events merged (a list)
         while events:
@@ -195,11 +211,12 @@ class TaskEventBuffer:
         states = _STATE_FIELDS
         prefixes = _TIME_PREFIXES
         submitted_prefix = prefixes.get("SUBMITTED") or _time_prefix("SUBMITTED")
+        scheduled_prefix = prefixes.get("SCHEDULED") or _time_prefix("SCHEDULED")
         running_prefix = prefixes.get("RUNNING") or _time_prefix("RUNNING")
         wheres = self._where_fields
         for row in rows:
             if type(row) is tuple:
-                tid, desc, state, t, attempt, error, where, res, rebuild, since = row
+                tid, desc, state, t, attempt, error, where, res, rebuild, early = row
                 run_res = res if state == "RUNNING" else None
                 times = None
             else:
@@ -221,8 +238,12 @@ class TaskEventBuffer:
                 parts += (wf, res)
             if times is None:  # one event: its own state's time, SUBMITTED's and RUNNING's where known
                 parts += (prefixes.get(state) or _time_prefix(state), pack(t))
-                if since and state != "SUBMITTED":
-                    parts += (submitted_prefix, pack(since))
+                if early is not None:
+                    sub, sched = early
+                    if sub and state != "SUBMITTED":
+                        parts += (submitted_prefix, pack(sub))
+                    if sched and state != "SCHEDULED":
+                        parts += (scheduled_prefix, pack(sched))
                 if where is not None and state != "RUNNING":
                     parts += (running_prefix, pack(where[3]))
             else:
@@ -255,14 +276,14 @@ def _merge(row: Any, ev: tuple) -> list[Any]:
     more: [desc, state, t, attempt, error, {state: first time}, RUNNING's
     resources, where, rebuild, where's resources]."""
     if type(row) is tuple:
-        tid, desc, state, t, attempt, error, where, res, rebuild, since = row
+        tid, desc, state, t, attempt, error, where, res, rebuild, early = row
         times = {state: t}
         m = [tid, desc, state, t, attempt, error, times, res if state == "RUNNING" else None, None, rebuild, None]
         row = m
-        _add_times(times, since, where)
+        _add_times(times, early, where)
         if where is not None:
             m[8], m[10] = where, res
-    tid, desc, state, t, attempt, error, where, res, rebuild, since = ev
+    tid, desc, state, t, attempt, error, where, res, rebuild, early = ev
     m = row
     times = m[6]
     first = times.get(state)
@@ -276,17 +297,19 @@ def _merge(row: Any, ev: tuple) -> list[Any]:
         m[5] = error
     if state == "RUNNING":
         m[7] = res
-    _add_times(times, since, where)
+    _add_times(times, early, where)
     if where is not None:  # the run its worker left to us to report: RUNNING at its start
         m[8], m[10] = where, res
     return m
 
 
-def _add_times(times: dict[str, float], since: float, where: tuple | None) -> None:
-    if since:
-        first = times.get("SUBMITTED")
-        if first is None or since < first:
-            times["SUBMITTED"] = since
+def _add_times(times: dict[str, float], early: tuple[float, float] | None, where: tuple | None) -> None:
+    if early is not None:
+        for st, v in zip(("SUBMITTED", "SCHEDULED"), early, strict=True):
+            if v:
+                first = times.get(st)
+                if first is None or v < first:
+                    times[st] = v
     if where is not None:
         first = times.get("RUNNING")
         if first is None or where[3] < first:

@@ -552,14 +552,14 @@ class TaskSubmitter:
             latency = lease.latency
             wait = config.SHORT_TASK_CHECK_SECONDS + (2 * latency if latency != float("inf") else 0.0)
             self.lt.loop.call_later(wait, self._check_deep_push, lease, batch, lease.replies)
-        record = self.core.events.record
+        scheduled = self.core.events.scheduled
         for task in batch:
             task.pushed_at = now
             if not self._known_short(task):
                 lease.unsure[task.task_id] = task.fn_key
             task.lease = lease
             task.spec.gpu_ids[:] = lease.gpu_ids
-            record(task.spec, "SCHEDULED", "", None, task.desc)
+            scheduled(task, task.spec)
         client = self.pushes.get(lease.address, lease.direct_port)
         pending = {t.task_id: t for t in batch}
         if len(batch) == 1:
