@@ -335,3 +335,22 @@ def test_events_go_to_the_gcs_as_encoded(monkeypatch):
     buf.record(cpb.TaskSpec(task_id=b"c", job_id=b"j", name="f"), "SUBMITTED")
     asyncio.run(buf.flush())
     assert buf.dropped == 1 and not buf.events
+
+
+def test_held_states_are_not_lost_to_the_bounded_buffer(monkeypatch):
+    """Calls still pending at a flush are reported whole however many there
+    are: the bound (the oldest dropped, and counted) is for events waiting
+    in the buffer, not for states held with their calls."""
+    from types import SimpleNamespace
+
+    from jray._private.protocol import common_pb2 as cpb
+    from jray._private.worker import task_events
+    from jray._private.worker.submission import PendingCall
+
+    monkeypatch.setattr(task_events, "MAX_BUFFERED", 3)
+    buf = task_events.TaskEventBuffer(SimpleNamespace(worker_id=b"o", node_id=b"n"))
+    for i in range(6):
+        spec = cpb.TaskSpec(task_id=bytes([i]), job_id=b"j", name="f")
+        c = PendingCall(spec, (bytes([i, 1]),), (), 0)
+        buf.submitted(c, spec)
+    assert len(buf.take()) == 6 and buf.dropped == 0

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import functools
+import itertools
 import logging
 import os
 import struct
@@ -98,6 +99,8 @@ class TaskEventBuffer:
         if spec.attempt or spec.reconstruction:
             self.record(spec, "SUBMITTED", "", None, call.desc)
             return
+        if call.desc is None:
+            call.desc = self._template(spec)
         call.submitted_at = time.time()
         self._unreported[call.task_id] = call
 
@@ -177,27 +180,31 @@ class TaskEventBuffer:
         list; a list and a dict per task was ~10 us of the owner's loop per
         call, most of it the garbage collector's passes over them."""
         events = self.events
+        # Held states reported now, once (pops race ended() and end_running(),
+        # atomically): the deque is bounded and drops its oldest, these are not
+        # events waiting in it.
+        held: list[tuple] = []
         unreported = self._unreported
-        if unreported:  # submitted, not ended: SUBMITTED reported now (once; pops race ended(), atomically)
+        if unreported:  # submitted, not ended: reported in its latest state with the earlier times
             for tid, call in list(unreported.items()):
                 if unreported.pop(tid, None) is not None:
                     sched = call.scheduled_at
                     if sched:
-                        events.append((tid, call.desc, "SCHEDULED", sched, 0, "", None, None, False,
-                                       (call.submitted_at, 0.0)))
+                        held.append((tid, call.desc, "SCHEDULED", sched, 0, "", None, None, False,
+                                     (call.submitted_at, 0.0)))
                     else:
-                        events.append((tid, call.desc, "SUBMITTED", call.submitted_at, 0, "", None, None, False,
-                                       None))
+                        held.append((tid, call.desc, "SUBMITTED", call.submitted_at, 0, "", None, None, False, None))
         running = self._running
-        if running:  # still running: reported now (once; pops race end_running, atomically)
+        if running:  # still running here
             for tid, (spec, t) in list(running.items()):
                 if running.pop(tid, None) is not None:
-                    events.append((tid, self._template(spec), "RUNNING", t, spec.attempt, "", None,
-                                   _resources(spec), spec.reconstruction, None))
+                    held.append((tid, self._template(spec), "RUNNING", t, spec.attempt, "", None,
+                                 _resources(spec), spec.reconstruction, None))
         seen: dict[bytes, int] = {}
         rows: list[Any] = []  # an event's tuple, or a task's events merged (a list)
-        while events:
-            ev = events.popleft()
+
+        popleft = events.popleft
+        for ev in itertools.chain(iter(lambda: popleft() if events else None, None), held):
             i = seen.get(ev[0])
             if i is None:
                 seen[ev[0]] = len(rows)
