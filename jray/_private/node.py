@@ -195,7 +195,9 @@ def start_raylet(*, gcs_address: str | None, token: str, session_dir: str, resou
         cmd += ["--spill-dir", spill_dir]
     if head:
         cmd.append("--head")
-    env = dict(os.environ, JRAY_TOKEN=token, _JRAY_LEAN_IMPORT="1")  # see jray/__init__.py
+    # JRAY_SESSION_DIR: the raylet forks its zygote, whose workers show the
+    # raylet's initial environment (/proc/<pid>/environ): it marks them as this session's.
+    env = dict(os.environ, JRAY_TOKEN=token, _JRAY_LEAN_IMPORT="1", JRAY_SESSION_DIR=session_dir)  # see jray/__init__.py
     proc = subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE if gcs_address is None else subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)
     return proc, log
@@ -576,8 +578,10 @@ def _workers_of(raylet_pid: int, raylet: psutil.Process | None, session_dir: str
     for p in cands.values():
         try:
             env = p.environ()
+            # A worker forked by a zygote the raylet forked shows the raylet's
+            # initial environment: the session, but not the raylet's pid.
             if (p.status() != psutil.STATUS_ZOMBIE and env.get("JRAY_SESSION_DIR") == session_dir
-                    and env.get("JRAY_RAYLET_PID") == str(raylet_pid)):
+                    and env.get("JRAY_RAYLET_PID", str(raylet_pid)) == str(raylet_pid)):
                 out.append(p)
         except psutil.Error:
             pass

@@ -5,9 +5,14 @@ first line on stdin: ``jray.init`` starts the GCS and the raylet at the same
 time and hands the raylet the GCS port once it is known, so the two
 interpreter start-ups overlap.
 
-The worker zygote is spawned before this module imports anything heavy
-(grpc, the raylet's modules: a quarter of a second here), so its own
-imports run alongside ours and the first task finds a worker sooner.
+The worker zygote is forked from this process before the raylet's own
+modules are imported and before any thread or gRPC object exists
+(``zygote.fork_here``): this process imports what workers need, forks, and
+the zygote, its workers and the raylet share those pages (idle PSS of a
+local cluster 97 -> 90 MB) and nothing imports them twice (``init`` ~220 ->
+~197 ms here, the GCS meeting less contention for the CPUs). With
+``JRAY_ZYGOTE_FORK=0``, or where the fork fails, the zygote is started as a
+process of its own, as early, so its imports overlap ours.
 """
 
 # ruff: noqa: E402  (the zygote is spawned before the heavy imports)
@@ -16,16 +21,27 @@ from __future__ import annotations
 import os as _os
 import subprocess as _subprocess
 import sys as _sys
+from typing import Any as _Any
 
 
-def _spawn_zygote_early() -> _subprocess.Popen[bytes] | None:
-    """Start the zygote at once when run as ``python -m`` (None when imported)."""
+def _spawn_zygote_early() -> _subprocess.Popen[bytes] | _Any | None:
+    """Start the zygote at once when run as ``python -m`` (None when imported):
+    forked from this process before it starts anything (``zygote.fork_here``),
+    else (``JRAY_ZYGOTE_FORK=0``, or the fork failed) as a process of its own."""
     if __name__ != "__main__" or "--session-dir" not in _sys.argv:
         return None
     try:
         session_dir = _sys.argv[_sys.argv.index("--session-dir") + 1]
         logs = _os.path.join(session_dir, "logs")
         _os.makedirs(logs, exist_ok=True)
+        if _os.environ.get("JRAY_ZYGOTE_FORK", "1") != "0":
+            try:
+                from jray._private.worker import zygote
+
+                return zygote.fork_here(_os.path.join(logs, "zygote.log"), {
+                    "JRAY_SESSION_DIR": session_dir, "JRAY_RAYLET_PID": str(_os.getpid())})
+            except Exception:  # noqa: BLE001 - a zygote of its own below
+                pass
         fd = _os.open(_os.path.join(logs, "zygote.log"), _os.O_WRONLY | _os.O_CREAT | _os.O_APPEND, 0o600)
         try:
             return _subprocess.Popen(
