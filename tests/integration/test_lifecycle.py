@@ -267,24 +267,23 @@ def test_init_returns_with_a_warm_worker_and_without_one_for_zero_cpus():
         jray.shutdown()
 
 
-def _raylet_and_zygote() -> tuple[psutil.Process, psutil.Process]:
-    """The raylet this driver started, and its zygote."""
-    (raylet,) = [c for c in psutil.Process().children() if "jray._private.raylet" in " ".join(c.cmdline())]
-    zygotes = [c for c in raylet.children() if "jray._private.worker.zygote" in " ".join(c.cmdline())]
-    assert len(zygotes) == 1, [c.cmdline() for c in raylet.children()]
-    return raylet, zygotes[0]
+def _raylet_zygote_worker() -> tuple[psutil.Process, psutil.Process, psutil.Process]:
+    """A task's worker, the zygote that forked it and that zygote's parent."""
+    worker = psutil.Process(jray.get(jray.remote(lambda: os.getpid()).remote(), timeout=60))
+    zygote = worker.parent()
+    assert zygote is not None
+    raylet = zygote.parent()
+    assert raylet is not None
+    return raylet, zygote, worker
 
 
 def test_the_raylet_forks_its_zygote_and_the_zygote_names_itself(jray_cluster):
     """The zygote is forked by the raylet (sharing its imported pages) and
     shows the zygote's command line, so ``ps`` and the tools tell it, and
     the workers it forks, from the raylet."""
-    raylet, zygote = _raylet_and_zygote()
+    raylet, zygote, worker = _raylet_zygote_worker()
     assert zygote.cmdline()[1:] == ["-m", "jray._private.worker.zygote"]
     assert "jray._private.raylet" in " ".join(raylet.cmdline())
-    pid = jray.get(jray.remote(lambda: os.getpid()).remote(), timeout=60)
-    worker = psutil.Process(pid)
-    assert worker.ppid() == zygote.pid
     assert worker.cmdline()[1:] == ["-m", "jray._private.worker.zygote"]
     # The raylet's memory and the zygote's are the same pages where nothing was written since the fork.
     assert zygote.memory_full_info().uss < zygote.memory_info().rss / 2
@@ -298,10 +297,9 @@ def test_a_zygote_of_its_own_where_forking_is_turned_off(monkeypatch):
     monkeypatch.setenv("JRAY_ZYGOTE_FORK", "0")
     jray.init(num_cpus=1, object_store_memory=64 * 1024 * 1024)
     try:
-        raylet, zygote = _raylet_and_zygote()
+        raylet, zygote, _worker = _raylet_zygote_worker()
+        assert "jray._private.raylet" in " ".join(raylet.cmdline())
         assert zygote.environ().get("JRAY_RAYLET_PID") == str(raylet.pid)  # set at its exec, not inherited
-        pid = jray.get(jray.remote(lambda: os.getpid()).remote(), timeout=60)
-        assert psutil.Process(pid).ppid() == zygote.pid
     finally:
         jray.shutdown()
 

@@ -73,10 +73,9 @@ def warm() -> Any:
 
     for name in WARM_MODULES:
         importlib.import_module(name)
-    import jray
-
-    if getattr(jray, "_LEAN", False):  # imported lean (by a raylet): workers use the whole API
-        jray._load_api()
+    package = importlib.import_module("jray")  # (first of WARM_MODULES: the public API, for workers)
+    if getattr(package, "_LEAN", False):  # imported lean (by a raylet): workers use the whole API
+        package._load_api()
     import jray._private.worker.__main__ as worker_main
 
     gc.collect()
