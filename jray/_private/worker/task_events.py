@@ -203,8 +203,9 @@ class TaskEventBuffer:
         seen: dict[bytes, int] = {}
         rows: list[Any] = []  # an event's tuple, or a task's events merged (a list)
 
-        popleft = events.popleft
-        for ev in itertools.chain(iter(lambda: popleft() if events else None, None), held):
+        # (events recorded meanwhile by other threads wait for the next flush)
+        waiting = [events.popleft() for _ in range(len(events))]
+        for ev in itertools.chain(waiting, held):
             i = seen.get(ev[0])
             if i is None:
                 seen[ev[0]] = len(rows)
