@@ -309,7 +309,7 @@ def _start_node(ns: argparse.Namespace) -> int:
 
         def stop_node() -> None:
             _node.stop_node(node)
-            print(f"Stopped node {node.node_id}.")
+            print(f"Stopped node {node.node_id}.", flush=True)
 
         return _block(
             lambda: {

@@ -107,6 +107,59 @@ def test_sbatch_three_nodes(slurm):
     _assert_nodes_clean(slurm, out)
 
 
+KILL_A_NODE = """
+import os, signal, time
+import jray, psutil
+from jray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+jray.init()
+me = jray.get_runtime_context().get_node_id()
+other = next(n["NodeID"] for n in jray.nodes() if n["Alive"] and n["NodeID"] != me)
+on_other = NodeAffinitySchedulingStrategy(other, soft=False)
+
+@jray.remote(num_cpus=0)
+def left_there():
+    tmp = os.environ["JRAY_TMPDIR"]
+    return sorted(os.listdir(tmp)), sorted(f for f in os.listdir("/dev/shm") if f.startswith("jray-"))
+
+@jray.remote(num_cpus=0)
+def kill_the_node():
+    # The raylet, the `jray start --block` above it and the node script's shell: SIGKILL, as a
+    # machine's OOM killer would; nothing of that node gets to clean up after itself.
+    ps = psutil.Process().parents()
+    raylet = next(p for p in ps if "jray._private.raylet" in p.cmdline())
+    chain = [raylet] + raylet.parents()[:2]
+    assert "bash" in chain[-1].name(), [p.cmdline() for p in chain]
+    for p in reversed(chain):
+        p.kill()
+
+print("BEFORE", jray.get(left_there.options(scheduling_strategy=on_other).remote(), timeout=60), flush=True)
+kill_the_node.options(scheduling_strategy=on_other).remote()
+deadline = time.monotonic() + 60
+while any(n["NodeID"] == other and n["Alive"] for n in jray.nodes()):
+    assert time.monotonic() < deadline, "the killed node is still alive"
+    time.sleep(0.5)
+print("KILLED", flush=True)
+"""
+
+
+def test_a_node_killed_mid_job_leaves_nothing(slurm):
+    """A node that cannot stop itself (SIGKILLed) leaves its session directory
+    and store file: the job's end removes them with a step of its own."""
+    job, out_path = _submit(slurm, KILL_A_NODE)
+    slurm.wait_job_gone(job, timeout=120)
+    out = _read(out_path)
+    m = re.search(r"^BEFORE (.*)$", out, re.M)
+    assert m and "KILLED" in out, out
+    import ast
+
+    tmp, shm = ast.literal_eval(m.group(1))
+    assert any(e.startswith("session_") for e in tmp) and shm, out  # there was something to leave
+    assert "the command exited with 0" in out, out
+    assert "a node did not stop cleanly" in out, out
+    _assert_nodes_clean(slurm, out)
+
+
 def test_sbatch_exit_code(slurm):
     jobs = os.path.join(slurm.base, "jobs")
     res = slurm.run(["sbatch", "-N", "1", "--mem=600", "-D", jobs, "-o", os.path.join(jobs, "%j.out"),

@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import tempfile
 import time
 
 import psutil
@@ -16,8 +15,9 @@ import psutil
 from jray._private import node
 
 
-def test_abandon_start_removes_processes_children_and_store_file() -> None:
-    session_dir = tempfile.mkdtemp(prefix="session_failedstart_")
+def test_abandon_start_removes_processes_children_and_store_file(tmp_path) -> None:
+    session_dir = str(tmp_path / "session_failedstart")
+    os.mkdir(session_dir)
     store = f"/dev/shm/jray-{os.path.basename(session_dir)}-abcdef123456"
     with open(store, "wb") as f:
         f.truncate(1 << 20)
