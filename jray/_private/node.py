@@ -184,7 +184,9 @@ def node_resources(num_cpus: float | None, num_gpus: float | None, resources: di
 def start_raylet(*, gcs_address: str | None, token: str, session_dir: str, resources: dict[str, float],
                  object_store_memory: int, ip: str = "127.0.0.1", head: bool = False, port: int = 0,
                  parent_pid: int = 0, detached: bool = False, labels: dict[str, str] | None = None,
-                 spill_dir: str = "") -> tuple[subprocess.Popen, str]:
+                 spill_dir: str = "", fork_gcs: list[str] | None = None) -> tuple[subprocess.Popen, str]:
+    """A raylet process; with ``fork_gcs`` (the GCS's arguments) it forks the
+    GCS from itself and announces its port and pid with its own."""
     log = os.path.join(session_dir, "logs", f"raylet-{time.time_ns()}.log")
     cmd = [sys.executable, "-m", "jray._private.raylet", "--gcs-address", gcs_address or "-",
            "--node-ip", ip, "--port", str(port), "--resources", json.dumps(resources),
@@ -195,10 +197,13 @@ def start_raylet(*, gcs_address: str | None, token: str, session_dir: str, resou
         cmd += ["--spill-dir", spill_dir]
     if head:
         cmd.append("--head")
+    if fork_gcs is not None:
+        cmd += ["--fork-gcs", json.dumps(fork_gcs)]
     # JRAY_SESSION_DIR: the raylet forks its zygote, whose workers show the
     # raylet's initial environment (/proc/<pid>/environ): it marks them as this session's.
     env = dict(os.environ, JRAY_TOKEN=token, _JRAY_LEAN_IMPORT="1", JRAY_SESSION_DIR=session_dir)  # see jray/__init__.py
-    proc = subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE if gcs_address is None else subprocess.DEVNULL,
+    proc = subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE if gcs_address is None and fork_gcs is None
+                            else subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)
     return proc, log
 
@@ -229,6 +234,17 @@ def spill_dir_of(system_config: dict[str, Any] | None) -> str:
     return str(path)
 
 
+def _gcs_args(*, session_dir: str, ip: str, port: int, parent: int) -> list[str]:
+    return ["--host", ip, "--port", str(port), "--log", os.path.join(session_dir, "logs", "gcs.log"),
+            "--parent-pid", str(parent), "--session-dir", session_dir]
+
+
+def _fork_gcs() -> bool:
+    """A head without a supervisor gets its GCS forked by its raylet
+    (raylet/__main__.py), unless ``JRAY_GCS_FORK=0``."""
+    return os.environ.get("JRAY_GCS_FORK", "1") not in ("0", "false", "no", "off")
+
+
 def _start_gcs(*, token: str, session_dir: str, ip: str, port: int, parent: int, supervise: bool,
                restore: bool = False) -> subprocess.Popen:
     """The GCS process (with ``supervise``: its supervisor, which runs it and
@@ -239,8 +255,8 @@ def _start_gcs(*, token: str, session_dir: str, ip: str, port: int, parent: int,
                "--session-dir", session_dir, "--log", os.path.join(session_dir, "logs", "gcs_supervisor.log"),
                "--gcs-log", gcs_log, "--parent-pid", str(parent)]
     else:
-        cmd = [sys.executable, "-m", "jray._private.gcs", "--host", ip, "--port", str(port), "--log", gcs_log,
-               "--parent-pid", str(parent), "--session-dir", session_dir]
+        cmd = [sys.executable, "-m", "jray._private.gcs",
+               *_gcs_args(session_dir=session_dir, ip=ip, port=port, parent=parent)]
     return subprocess.Popen(
         cmd + (["--restore"] if restore else []),
         env=dict(os.environ, JRAY_TOKEN=token, _JRAY_LEAN_IMPORT="1"), stdin=subprocess.DEVNULL,
@@ -260,6 +276,23 @@ def start_head(*, num_cpus: float | None = None, num_gpus: float | None = None,
     res = node_resources(num_cpus, num_gpus, resources, memory, ip, True)
     store_mem = object_store_memory or default_object_store_memory()
     gcs_log = os.path.join(session_dir, "logs", "gcs.log")
+    if not supervise and _fork_gcs():
+        # One process start: the raylet forks the GCS (sharing its imports) and announces both.
+        raylet, raylet_log = start_raylet(
+            gcs_address=None, token=token, session_dir=session_dir, resources=res, object_store_memory=store_mem,
+            ip=ip, head=True, parent_pid=parent, detached=detached, labels=labels, spill_dir=spill_dir,
+            fork_gcs=_gcs_args(session_dir=session_dir, ip=ip, port=port, parent=parent))
+        try:
+            r = _read_ready(raylet, "raylet", raylet_log, config.STARTUP_TIMEOUT)
+        except BaseException:
+            _abandon_start(session_dir, [raylet])
+            raise
+        gcs_address = f"{ip}:{r['gcs_port']}"
+        handle = ClusterHandle(gcs_address, token, session_dir, int(r["gcs_pid"]), None)
+        STARTED_HERE[gcs_address] = token
+        handle.nodes.append(NodeHandle(r["node_id"], f"{ip}:{r['port']}", raylet.pid, r["store_path"], raylet))
+        _write_session(handle)
+        return handle
     gcs = _start_gcs(token=token, session_dir=session_dir, ip=ip, port=port, parent=parent, supervise=supervise)
     raylet, raylet_log = start_raylet(gcs_address=None, token=token, session_dir=session_dir, resources=res,
                                       object_store_memory=store_mem, ip=ip, head=True, parent_pid=parent,
@@ -432,6 +465,10 @@ def stop_pid(pid: int, proc: subprocess.Popen | None, timeout: float = 5.0) -> N
         pass
 
 
+def _is_gcs(p: psutil.Process) -> bool:
+    return "jray._private.gcs" in _cmdline(p)
+
+
 def _dead(p: psutil.Process) -> bool:
     try:
         return p.status() == psutil.STATUS_ZOMBIE
@@ -442,7 +479,8 @@ def _dead(p: psutil.Process) -> bool:
 def stop_node(node: NodeHandle) -> None:
     children: list[psutil.Process] = []
     try:
-        children = psutil.Process(node.raylet_pid).children(recursive=True)
+        # Not a GCS the head raylet forked: stop_cluster stops it after the nodes.
+        children = [c for c in psutil.Process(node.raylet_pid).children(recursive=True) if not _is_gcs(c)]
     except psutil.Error:
         pass
     stop_pid(node.raylet_pid, node.proc)
@@ -576,6 +614,8 @@ def _workers_of(raylet_pid: int, raylet: psutil.Process | None, session_dir: str
                 cands[p.pid] = p
     out = []
     for p in cands.values():
+        if _is_gcs(p):  # a head raylet's forked GCS: its descendant, with the session's environment
+            continue
         try:
             env = p.environ()
             # A worker forked by a zygote the raylet forked shows the raylet's

@@ -322,3 +322,83 @@ def test_retitle_sets_the_command_line_others_read():
     finally:
         p.kill()
         p.wait(10)
+
+
+def test_the_head_raylet_forks_its_gcs_which_names_itself_and_outlives_it():
+    """``jray.init`` starts one process, the head raylet, which forks the GCS
+    from itself (sharing its imported pages): the GCS shows its own command
+    line (the tools find it by that and by its session), is not taken for a
+    worker, and stops with the cluster, leaving nothing."""
+    import time
+
+    from jray import api
+    from jray._private import node
+
+    if jray.is_initialized():
+        jray.shutdown()
+    before = _children()
+    jray.init(num_cpus=1, object_store_memory=64 * 1024 * 1024)
+    try:
+        handle = api._cluster
+        assert handle is not None
+        gcs = psutil.Process(handle.gcs_pid)
+        raylet = psutil.Process(handle.head.raylet_pid)
+        assert gcs.parent() is not None and gcs.parent().pid == raylet.pid
+        assert gcs.cmdline()[1:3] == ["-m", "jray._private.gcs"]
+        assert handle.session_dir in gcs.cmdline()
+        assert gcs.pid != raylet.pid and os.getsid(gcs.pid) == gcs.pid  # a session of its own, as before
+        # What both imported is the same pages until written: most of the GCS is not its own.
+        assert gcs.memory_full_info().uss < gcs.memory_info().rss / 2
+        info = node.read_address_file() or {}
+        if info.get("session_dir") == handle.session_dir:
+            roles = {role for role, p in node.session_processes(info) if p.pid == gcs.pid}
+            assert roles == {"gcs"}, roles
+        assert jray.get(jray.remote(lambda: 41 + 1).remote(), timeout=60) == 42
+    finally:
+        jray.shutdown()
+    deadline = time.time() + 10
+    while _children() - before and time.time() < deadline:
+        time.sleep(0.05)
+    assert not (_children() - before)
+    assert not gcs.is_running() or gcs.status() == psutil.STATUS_ZOMBIE
+
+
+def test_a_gcs_of_its_own_where_forking_it_is_turned_off(monkeypatch):
+    """``JRAY_GCS_FORK=0``: the GCS is an interpreter of its own beside the raylet, as before."""
+    from jray import api
+
+    if jray.is_initialized():
+        jray.shutdown()
+    monkeypatch.setenv("JRAY_GCS_FORK", "0")
+    jray.init(num_cpus=1, object_store_memory=64 * 1024 * 1024)
+    try:
+        handle = api._cluster
+        assert handle is not None
+        gcs = psutil.Process(handle.gcs_pid)
+        assert gcs.parent() is not None and gcs.parent().pid == os.getpid()
+        assert jray.get(jray.remote(lambda: 41 + 1).remote(), timeout=60) == 42
+    finally:
+        jray.shutdown()
+
+
+def test_a_forked_gcs_that_cannot_start_fails_init_with_its_reason(tmp_path, monkeypatch):
+    """The forked GCS dies at start-up (its port is taken): ``start_head`` fails
+    saying so, within its timeout, and leaves no process and no store file."""
+    import socket
+
+    from jray._private import node
+
+    before = _children()
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    monkeypatch.setenv("JRAY_TMPDIR", str(tmp_path))
+    try:
+        with pytest.raises(RuntimeError, match="GCS exited during start-up: .*[Bb]ind"):
+            node.start_head(num_cpus=0, port=taken.getsockname()[1], object_store_memory=64 * 1024 * 1024)
+    finally:
+        taken.close()
+    assert not (_children() - before)
+    sessions = [d for d in os.listdir(tmp_path) if d.startswith("session_")]
+    assert sessions  # it got as far as making one
+    assert not [f for f in os.listdir("/dev/shm") if any(f.startswith(f"jray-{s}-") for s in sessions)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import psutil
 import pytest
 
 from jray._private import node as _node
@@ -47,4 +48,5 @@ def test_attach_sets_and_restores_the_kernel_environment(head, clean_env, monkey
         c.start()
     c.stop()
     assert "JRAY_ADDRESS" not in os.environ and os.environ["JRAY_DASHBOARD_URL"] == "before"
-    assert head.gcs_proc.poll() is None  # attached: left running
+    gcs = psutil.Process(head.gcs_pid)
+    assert gcs.is_running() and gcs.status() != psutil.STATUS_ZOMBIE  # attached: left running

@@ -7,6 +7,7 @@ import asyncio
 import json
 import time
 
+import psutil
 import pytest
 import tornado.httpclient
 
@@ -162,7 +163,8 @@ async def test_added_nodes_stop_with_the_server(jp_fetch, head, jp_serverapp):
     assert ext.cluster.workers == []
     _, st = await get_json(jp_fetch, "api", "status")
     assert st["state"] == "stopped"
-    assert head.gcs_proc.poll() is None and head.head.proc.poll() is None  # the attached head runs on
+    gcs = psutil.Process(head.gcs_pid)
+    assert gcs.status() != psutil.STATUS_ZOMBIE and head.head.proc.poll() is None  # the attached head runs on
 
 
 async def test_pages_take_the_lab_theme(jp_fetch):

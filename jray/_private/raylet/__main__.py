@@ -13,6 +13,13 @@ local cluster 97 -> 90 MB) and nothing imports them twice (``init`` ~220 ->
 ~197 ms here, the GCS meeting less contention for the CPUs). With
 ``JRAY_ZYGOTE_FORK=0``, or where the fork fails, the zygote is started as a
 process of its own, as early, so its imports overlap ours.
+
+A head without a supervisor (``jray.init``, ``jray.testing.Cluster``) forks
+its GCS from here too (``--fork-gcs``, ``_fork_gcs_early``), after the
+zygote: the GCS shares the imports' pages with the raylet, the zygote and
+the workers instead of holding ~12 MB of its own, and its port and pid come
+with the raylet's ready line. ``JRAY_GCS_FORK=0``: the GCS as a process of
+its own, started beside the raylet.
 """
 
 # ruff: noqa: E402  (the zygote is spawned before the heavy imports)
@@ -56,6 +63,70 @@ def _spawn_zygote_early() -> _subprocess.Popen[bytes] | _Any | None:
 
 _EARLY_ZYGOTE = _spawn_zygote_early()
 
+
+def _fork_gcs_early() -> tuple[int, int, list[str]] | None:
+    """With ``--fork-gcs ARGV`` (a JSON list: the GCS's arguments; a head
+    that ``jray.init`` or ``jray.testing.Cluster`` starts, without a
+    supervisor): fork the GCS from this process, after the zygote and before
+    the raylet's own modules, so the GCS shares what both import (the
+    interpreter's heap of grpc, protobuf and jray: ~12 MB it held alone) and
+    nothing is imported twice. Returns (its pid, the read end of the pipe it
+    announces its port on, its arguments); None when not asked for or when
+    the fork failed (the raylet then reports the error at start-up)."""
+    if __name__ != "__main__" or "--fork-gcs" not in _sys.argv:
+        return None
+    import gc
+    import importlib
+    import json as _json
+
+    gcs_argv = [str(a) for a in _json.loads(_sys.argv[_sys.argv.index("--fork-gcs") + 1])]
+    gcs_main = importlib.import_module("jray._private.gcs.__main__")
+    from jray._private.worker import zygote
+
+    gc.collect()
+    gc.freeze()
+    r, w = _os.pipe()
+    pid = _os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            _os.setsid()  # as start_new_session: a Ctrl-C in the driver's terminal spares it
+            for f in (getattr(_EARLY_ZYGOTE, "stdin", None), getattr(_EARLY_ZYGOTE, "stdout", None)):
+                if f is not None:  # the zygote exits when the raylet's end of its stdin closes
+                    f.close()
+            _os.close(r)
+            _os.dup2(w, 1)  # the announce line, to the raylet
+            _os.close(w)
+            devnull = _os.open(_os.devnull, _os.O_RDWR)
+            _os.dup2(devnull, 0)
+            _os.dup2(devnull, 2)
+            _os.close(devnull)
+            if "--log" in gcs_argv:  # a traceback at start-up lands in its log
+                fd = _os.open(gcs_argv[gcs_argv.index("--log") + 1], _os.O_WRONLY | _os.O_CREAT | _os.O_APPEND, 0o600)
+                _os.dup2(fd, 2)
+                _os.close(fd)
+            zygote.retitle([_sys.executable, "-m", "jray._private.gcs", *gcs_argv])
+            _sys.argv = ["python -m jray._private.gcs", *gcs_argv]
+            gcs_main.cli()
+            code = 0
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else 1
+        except BaseException:  # noqa: BLE001 - into its log, as an interpreter of its own would
+            import traceback
+
+            traceback.print_exc()
+            _sys.stderr.flush()
+        finally:
+            _os._exit(code)
+    _os.close(w)
+    return pid, r, gcs_argv
+
+
+try:
+    _EARLY_GCS = _fork_gcs_early()
+except Exception:  # noqa: BLE001 - reported by main(): no GCS to hand the raylet
+    _EARLY_GCS = None
+
 import argparse
 import asyncio
 import contextlib
@@ -64,6 +135,7 @@ import logging
 import os
 import sys
 import tempfile
+from typing import Any
 
 from jray._private import config, daemon, direct, rpc, tls
 from jray._private import metrics as _metrics
@@ -87,7 +159,11 @@ async def main(ns: argparse.Namespace) -> None:
     # First, so its imports overlap ours, the GCS's and registration.
     zygote = await adopt_zygote(_EARLY_ZYGOTE) if _EARLY_ZYGOTE is not None else await spawn_zygote(logs, ns.session_dir)
     gcs_address = ns.gcs_address
-    if gcs_address == "-":
+    gcs_forked: dict[str, Any] = {}
+    if ns.fork_gcs:
+        gcs_forked = await _gcs_ready(ns)
+        gcs_address = gcs_forked["address"]
+    elif gcs_address == "-":
         gcs_address = (await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)).strip()
     node_id = bytes.fromhex(ns.node_id) if ns.node_id else random_id(16)
     resources = json.loads(ns.resources)
@@ -161,9 +237,14 @@ async def main(ns: argparse.Namespace) -> None:
     await raylet.register()
     hb = asyncio.ensure_future(raylet.heartbeat_loop())
     mon = asyncio.ensure_future(raylet.monitor_loop())
-    daemon.announce({"port": port, "pid": os.getpid(), "node_id": node_id.hex(), "store_path": store_path},
-                    ns.log)
+    ready: dict[str, Any] = {"port": port, "pid": os.getpid(), "node_id": node_id.hex(), "store_path": store_path}
+    if gcs_forked:
+        ready.update(gcs_port=gcs_forked["port"], gcs_pid=gcs_forked["pid"])
+        reaper = asyncio.ensure_future(_reap_gcs(gcs_forked["pid"]))
+    daemon.announce(ready, ns.log)
     await raylet.stop_event.wait()
+    if gcs_forked:
+        reaper.cancel()
     hb.cancel()
     mon.cancel()
     pool_task.cancel()
@@ -187,6 +268,41 @@ async def main(ns: argparse.Namespace) -> None:
     await server.stop(grace=0.1)
 
 
+async def _gcs_ready(ns: argparse.Namespace) -> dict[str, Any]:
+    """The forked GCS's announce line (its port and pid), or exit with the error announced."""
+    gcs_log = ""
+    if _EARLY_GCS is not None:
+        pid, fd, argv = _EARLY_GCS
+        gcs_log = argv[argv.index("--log") + 1] if "--log" in argv else ""
+        host = argv[argv.index("--host") + 1] if "--host" in argv else "127.0.0.1"
+        with os.fdopen(fd, "rb") as f:
+            line = await asyncio.get_running_loop().run_in_executor(None, f.readline)
+        if line:
+            info = json.loads(line)
+            return {"address": f"{host}:{info['port']}", "port": info["port"], "pid": info["pid"]}
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
+    why = ""
+    with contextlib.suppress(OSError):
+        with open(gcs_log, errors="replace") as f:
+            lines = [line.strip() for line in f if line.strip()]
+        why = f": {lines[-1]}" if lines else ""
+    daemon.announce({"error": f"the GCS exited during start-up{why}" + (f" (see {gcs_log})" if gcs_log else "")},
+                    ns.log)
+    sys.exit(1)
+
+
+async def _reap_gcs(pid: int) -> None:
+    """Collect the forked GCS's exit status once it ends (no zombie while this raylet runs)."""
+    while True:
+        await asyncio.sleep(1.0)
+        try:
+            if os.waitpid(pid, os.WNOHANG)[0]:
+                return
+        except ChildProcessError:
+            return
+
+
 def cli() -> None:
     p = argparse.ArgumentParser(prog="python -m jray._private.raylet")
     p.add_argument("--gcs-address", required=True)
@@ -202,6 +318,8 @@ def cli() -> None:
     p.add_argument("--prestart", type=int, default=-1)
     p.add_argument("--log", default=None)
     p.add_argument("--parent-pid", type=int, default=0)
+    p.add_argument("--fork-gcs", default="", help="a JSON list: the arguments of a GCS to fork from this "
+                   "process at start (a head without a supervisor); its port and pid are announced with ours")
     ns = p.parse_args()
     daemon.setup_logging(ns.log)
     try:
