@@ -42,6 +42,7 @@ def _reap(signum: int, frame: object) -> None:
 # an actor's start-up CPU.
 WARM_MODULES = (
     "ctypes",
+    "faulthandler",
     "cloudpickle",
     "grpc",
     "jray",
@@ -78,6 +79,10 @@ def warm() -> Any:
         package._load_api()
     import jray._private.worker.__main__ as worker_main
 
+    # A worker's first connection by host name (its raylet, the GCS) encodes the name with the
+    # 'idna' codec: found and imported here (encodings.idna, stringprep, unicodedata and their
+    # regexes: ~2 ms of each new worker's start, an actor's included), not in every worker.
+    "localhost".encode("idna")
     gc.collect()
     gc.freeze()
     return worker_main
