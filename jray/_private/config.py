@@ -71,6 +71,12 @@ INIT_WORKER_WAIT_SECONDS = _env("INIT_WORKER_WAIT_SECONDS", 5.0)
 FATE_SHARING_GRACE_SECONDS = _env("FATE_SHARING_GRACE_SECONDS", 1.0)
 DRIVER_TIMEOUT_SECONDS = _env("DRIVER_TIMEOUT_SECONDS", 30.0)
 IDLE_WORKER_KILL_SECONDS = _env("IDLE_WORKER_KILL_SECONDS", 30.0)
+# Workers a node starts before any task asks (at most its CPUs): one, so the
+# first task finds it warm; the rest are forked from the zygote when work
+# comes (a few ms each), not kept idle from the start (Ray prestarts one per
+# CPU: ~14 MB each here, and idle workers are a memory complaint of Ray's
+# users, ray#47579). JRAY_PRESTART_WORKERS=N prestarts N.
+PRESTART_WORKERS = int(_env("PRESTART_WORKERS", 1))
 # An owner checks this often that the processes borrowing its objects are
 # alive; one that refused connections twice in a row is taken for dead and
 # its borrows dropped.

@@ -269,6 +269,71 @@ def test_init_returns_with_a_warm_worker_and_without_one_for_zero_cpus():
         jray.shutdown()
 
 
+def _workers_now() -> list[dict]:
+    from jray.util.state import list_workers
+
+    return [w for w in list_workers() if w["worker_type"] == "WORKER" and w.get("is_alive", True)]
+
+
+def test_one_worker_is_prestarted_and_the_others_fork_when_work_comes(monkeypatch):
+    """A node prestarts one worker (not one per CPU, as Ray does: idle
+    workers are memory); two tasks at once still run at once, the second
+    on a worker forked for it, which stays; JRAY_PRESTART_WORKERS=N
+    prestarts N."""
+    import time
+
+    from jray._private import driver
+
+    if jray.is_initialized():
+        jray.shutdown()
+    jray.init(num_cpus=2, object_store_memory=64 * 1024 * 1024)
+    try:
+        assert driver.wait_worker_ready(5) is True
+        time.sleep(0.5)  # nothing else starts by itself
+        assert len(_workers_now()) == 1
+
+        @jray.remote
+        def together(peer):
+            # Each waits until the other has started: only two workers at once can finish this.
+            import os as _os
+            import time as _time
+
+            jray.get(peer.arrive.remote())
+            deadline = _time.monotonic() + 30
+            while jray.get(peer.count.remote()) < 2:
+                assert _time.monotonic() < deadline, "the other task never started"
+                _time.sleep(0.01)
+            return _os.getpid()
+
+        @jray.remote(num_cpus=0)
+        class Meet:
+            def __init__(self):
+                self.n = 0
+
+            def arrive(self):
+                self.n += 1
+
+            def count(self):
+                return self.n
+
+        meet = Meet.remote()
+        pids = jray.get([together.remote(meet), together.remote(meet)], timeout=60)
+        assert len(set(pids)) == 2
+        # The forked one stays (up to the node's CPUs), beside the actor's worker.
+        assert {w["pid"] for w in _workers_now() if w["state"] != "ACTOR"} >= set(pids)
+    finally:
+        jray.shutdown()
+    monkeypatch.setenv("JRAY_PRESTART_WORKERS", "2")
+    jray.init(num_cpus=2, object_store_memory=64 * 1024 * 1024)
+    try:
+        deadline = time.monotonic() + 20
+        while len(_workers_now()) < 2:
+            assert time.monotonic() < deadline, _workers_now()
+            time.sleep(0.1)
+    finally:
+        jray.shutdown()
+
+
 def _raylet_zygote_worker() -> tuple[psutil.Process, psutil.Process, psutil.Process]:
     """A task's worker, the zygote that forked it and that zygote's parent."""
     worker = psutil.Process(jray.get(jray.remote(lambda: os.getpid()).remote(), timeout=60))

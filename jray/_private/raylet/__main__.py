@@ -223,7 +223,8 @@ async def main(ns: argparse.Namespace) -> None:
         machine_cache_dir=os.path.join(os.environ.get("JRAY_TMPDIR") or os.path.join(tempfile.gettempdir(), "jray"),
                                        "runtime_resources"),
         log_dir=logs, node_ip=ns.node_ip, download=raylet.download_package)
-    n_prestart = int(ns.prestart if ns.prestart >= 0 else resources.get("CPU", 0))
+    cpus = int(resources.get("CPU", 0))
+    n_prestart = min(cpus, ns.prestart if ns.prestart >= 0 else max(0, config.PRESTART_WORKERS))
 
     async def warm_pool() -> None:
         assert raylet.workers is not None

@@ -3,8 +3,10 @@
 Workers are forked by the node's zygote (``jray._private.worker.zygote``,
 a process that has imported everything a worker needs), or started with
 ``python -m jray._private.worker`` until the zygote is up. Either way they
-register back over gRPC. ``num_cpus`` workers are prestarted so the first
-task does not wait for a start.
+register back over gRPC. One worker is prestarted (``config.PRESTART_WORKERS``,
+at most the node's CPUs) so the first task does not wait for a start; the
+others are forked when leases ask for them, and stay (up to the node's CPUs,
+``kill_idle_beyond``) once started.
 
 Each worker writes its stdout and stderr to its own ``worker-<ns>.log`` in
 the node's logs directory; ``logs`` (``raylet/logs.WorkerLogs``) keeps
