@@ -128,6 +128,41 @@ def test_nested_task_and_actor_output_route_to_the_root_cell(kernel):
     assert "actor says again" in d.text() and "actor says again" not in c.text()
 
 
+def test_a_calls_output_reaches_its_cell_before_its_result(kernel, cluster):
+    """A batch of lines the 20 ms timer sent while the call still ran is
+    waited for before the reply leaves: a client's lines come the long way
+    (relayed by its home raylet on ``a``, slowed here), the reply straight
+    from ``b``, and the output must not land after the cell finished."""
+    v, a, b, c, address, token = cluster
+    setup = kernel.run(
+        "@jray.remote(resources={'host_b': 0.1})\n"
+        "class Slow:\n"
+        "    def say(self, n):\n"
+        "        print('said before returning', n)\n"
+        "        time.sleep(0.1)\n"
+        "        return n\n"
+        "@jray.remote(resources={'host_b': 0.1})\n"
+        "class SlowAsync:\n"
+        "    async def say(self, n):\n"
+        "        print('async said before returning', n)\n"
+        "        await asyncio.sleep(0.1)\n"
+        "        return n\n"
+        "import asyncio\n"
+        "slow, slow_async = Slow.remote(), SlowAsync.remote()\n"
+        "jray.get([slow.say.remote(0), slow_async.say.remote(0)])\n", timeout=60)
+    assert setup.status == "ok", setup.of_type("error")
+    a.netem(delay_ms=150)
+    try:
+        d = kernel.run("jray.get(slow.say.remote(1))", timeout=60)
+        e = kernel.run("jray.get(slow_async.say.remote(2))", timeout=60)
+    finally:
+        a.netem()
+    assert d.status == e.status == "ok", (d.of_type("error"), e.of_type("error"))
+    assert "said before returning 1" in d.text()
+    assert "async said before returning 2" in e.text()
+    kernel.run("del slow, slow_async")
+
+
 def test_interrupt_cancels_the_tasks_waited_on(kernel):
     setup = kernel.run(
         "@jray.remote(resources={'host_b': 1})\n"

@@ -312,7 +312,7 @@ class Executor:
             except Exception as e:  # noqa: BLE001
                 return self._app_error(spec, e)
             finally:
-                self.logs.flush()
+                await self.logs.drain()
                 current_task.reset(token)
 
     def _callable(self, spec: cpb.TaskSpec) -> Callable[..., Any]:

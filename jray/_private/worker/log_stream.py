@@ -12,10 +12,13 @@ it; messages for the notebook (displays, progress bars) do not.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 import threading
 from typing import TYPE_CHECKING, Any
+
+import grpc
 
 from jray._private.output_wire import MARK
 from jray._private.protocol import common_pb2 as cpb
@@ -94,6 +97,11 @@ class LogForwarder:
         self._lock = threading.Lock()
         self._pending: dict[str, list[wpb.LogLine]] = {}
         self._scheduled = False
+        # Sends in progress (loop thread only). A batch the 20 ms timer took
+        # is no longer pending but may not have arrived yet: a task's flush
+        # waits for it too, or the task's reply could overtake its output.
+        self._sending = 0
+        self._send_lock: asyncio.Lock | None = None  # one batch at a time: lines keep their order
         self.default_spec: Any = None
         self.streams: list[_TaggedStream] = []
 
@@ -123,7 +131,7 @@ class LogForwarder:
         for s in self.streams:
             if s._partial:
                 s.flush()
-        if self._pending:
+        if self._pending or self._sending:
             self.flush()
         _ctx.spec = None
 
@@ -157,7 +165,7 @@ class LogForwarder:
 
     def flush(self) -> None:
         """Send what is buffered now and wait for it (before a task replies)."""
-        if not self._pending:  # (a line added by this thread is seen here: no lock needed)
+        if not self._pending and not self._sending:  # (a line this thread added is seen here: no lock needed)
             return
         if self.w.in_loop_thread():
             self._send()
@@ -167,18 +175,51 @@ class LogForwarder:
         except Exception:  # noqa: BLE001 - the driver may be gone
             pass
 
+    async def drain(self) -> None:
+        """What is buffered or on its way has arrived (an async actor's call,
+        before its reply), awaited from any event loop: the sending runs on
+        the CoreWorker's loop, an async actor's own loop waits without blocking."""
+        if not self._pending and not self._sending:
+            return
+        if self.w.in_loop_thread():
+            await self._flush_async()
+            return
+        try:
+            await asyncio.wait_for(asyncio.wrap_future(
+                asyncio.run_coroutine_threadsafe(self._flush_async(), self.w.loop)), timeout=5)
+        except Exception:  # noqa: BLE001 - the driver may be gone
+            pass
+
     async def _flush_async(self) -> None:
-        with self._lock:
-            batches, self._pending = self._pending, {}
-            self._scheduled = False
-        for addr, lines in batches.items():
-            stub = self.w.pool.stub(addr, wgrpc.CoreWorkerServiceStub)
-            msg = wpb.LogBatch(pid=os.getpid(), ip=self.w.ip, job_id=self.w.job_id, lines=lines)
-            await _send_quietly(stub, msg)
+        """Send what is pending, after any send already under way (so a
+        caller that awaits this knows every line added before it arrived)."""
+        self._sending += 1
+        try:
+            if self._send_lock is None:
+                self._send_lock = asyncio.Lock()
+            async with self._send_lock:
+                with self._lock:
+                    batches, self._pending = self._pending, {}
+                    self._scheduled = False
+                for addr, lines in batches.items():
+                    stub = self.w.pool.stub(addr, wgrpc.CoreWorkerServiceStub)
+                    msg = wpb.LogBatch(pid=os.getpid(), ip=self.w.ip, job_id=self.w.job_id, lines=lines)
+                    await _send_quietly(stub, msg)
+        finally:
+            self._sending -= 1
 
 
 async def _send_quietly(stub: Any, msg: wpb.LogBatch) -> None:
-    try:
-        await stub.PublishLogs(msg, timeout=10)
-    except Exception:  # noqa: BLE001
-        pass
+    """One batch to the driver; a connection that failed under it (UNAVAILABLE:
+    a relayed connection to a client closed, a driver's restart of its
+    server) is tried once more before the lines are given up."""
+    for attempt in range(2):
+        try:
+            await stub.PublishLogs(msg, timeout=10)
+            return
+        except grpc.aio.AioRpcError as e:
+            if attempt or e.code() != grpc.StatusCode.UNAVAILABLE:
+                return
+            await asyncio.sleep(0.05)
+        except Exception:  # noqa: BLE001 - the driver may be gone
+            return
