@@ -288,11 +288,7 @@ def start_head(*, num_cpus: float | None = None, num_gpus: float | None = None,
             _abandon_start(session_dir, [raylet])
             raise
         gcs_address = f"{ip}:{r['gcs_port']}"
-        handle = ClusterHandle(gcs_address, token, session_dir, int(r["gcs_pid"]), None)
-        STARTED_HERE[gcs_address] = token
-        handle.nodes.append(NodeHandle(r["node_id"], f"{ip}:{r['port']}", raylet.pid, r["store_path"], raylet))
-        _write_session(handle)
-        return handle
+        return _head_started(ClusterHandle(gcs_address, token, session_dir, int(r["gcs_pid"]), None), r, raylet, ip)
     gcs = _start_gcs(token=token, session_dir=session_dir, ip=ip, port=port, parent=parent, supervise=supervise)
     raylet, raylet_log = start_raylet(gcs_address=None, token=token, session_dir=session_dir, resources=res,
                                       object_store_memory=store_mem, ip=ip, head=True, parent_pid=parent,
@@ -312,8 +308,13 @@ def start_head(*, num_cpus: float | None = None, num_gpus: float | None = None,
                                supervisor_pid=gcs.pid, supervisor_proc=gcs)
     else:
         handle = ClusterHandle(gcs_address, token, session_dir, gcs.pid, gcs)
-    STARTED_HERE[gcs_address] = token
-    handle.nodes.append(NodeHandle(r["node_id"], f"{ip}:{r['port']}", raylet.pid, r["store_path"], raylet))
+    return _head_started(handle, r, raylet, ip)
+
+
+def _head_started(handle: ClusterHandle, ready: dict[str, Any], raylet: subprocess.Popen, ip: str) -> ClusterHandle:
+    """A head is up: remember it as started here, with its raylet, in the session file."""
+    STARTED_HERE[handle.gcs_address] = handle.token
+    handle.nodes.append(NodeHandle(ready["node_id"], f"{ip}:{ready['port']}", raylet.pid, ready["store_path"], raylet))
     _write_session(handle)
     return handle
 
