@@ -601,7 +601,9 @@ def _stop_nodes(rt: Any, holder: list[Any]) -> None:
 
 def _idle_cpu(rt: Any, gcs_pid: int, seconds: float, w: Watch) -> tuple[float, float]:
     """CPU seconds of the GCS and of the runtime's other processes over an
-    idle window of ``seconds``."""
+    idle window of ``seconds``. (jray's head raylet serves the GCS from its
+    own process by default: there ``gcs_pid`` is that raylet's, and the GCS's
+    figure holds the head raylet's idle CPU too.)"""
     others = [p for p in runtime_pids(rt) if p != gcs_pid]
     before = {p: cpu_seconds(p) for p in others}
     gcs0 = cpu_seconds(gcs_pid)

@@ -172,6 +172,7 @@ def test_a_killed_kernel_does_not_hold_up_the_next_one(cluster):
 
 def test_raylets_exit_when_the_gcs_is_gone(monkeypatch):
     monkeypatch.setenv("JRAY_GCS_LOST_SECONDS", "3")
+    monkeypatch.setenv("JRAY_GCS_IN_PROCESS", "0")  # a GCS process of its own, killed alone
     c = Cluster(head_node_args={"num_cpus": 1})
     try:
         c.add_node(num_cpus=1)
@@ -195,6 +196,7 @@ def test_gcs_down_errors_say_the_head_is_unreachable(monkeypatch):
     # The driver retries an unreachable GCS for GCS_RECONNECT_SECONDS (60 by default) before it
     # gives up: what it says then is the point here, not the default wait.
     monkeypatch.setattr(gcs_client, "GCS_RECONNECT_SECONDS", 3.0)
+    monkeypatch.setenv("JRAY_GCS_IN_PROCESS", "0")  # a GCS process of its own, killed alone
     c = Cluster(head_node_args={"num_cpus": 1})
     try:
         c.connect()
@@ -208,6 +210,45 @@ def test_gcs_down_errors_say_the_head_is_unreachable(monkeypatch):
         time.sleep(0.5)
         with pytest.raises(exceptions.GcsUnavailableError, match="head is unreachable"):
             Late.remote()
+    finally:
+        c.shutdown()
+
+
+def test_a_call_made_as_the_head_dies_raises_instead_of_hanging(monkeypatch):
+    """The head raylet (serving the GCS) is killed: the driver finds its
+    cluster lost and disconnects while the user's thread is in a GCS call.
+    That call raises (the cluster is lost, or the head is unreachable)
+    instead of waiting forever on a loop that stopped under it."""
+    import threading
+
+    from jray._private import gcs_client
+
+    monkeypatch.setattr(gcs_client, "GCS_RECONNECT_SECONDS", 3.0)
+    c = Cluster(head_node_args={"num_cpus": 1})
+    try:
+        c.connect()
+
+        @jray.remote
+        class Late:
+            def ping(self):
+                return 1
+
+        os.kill(c.handle.head.raylet_pid, signal.SIGKILL)
+        time.sleep(0.5)
+        outcome: list[BaseException | None] = []
+
+        def call() -> None:
+            try:
+                Late.remote()
+                outcome.append(None)
+            except BaseException as e:  # noqa: BLE001 - what it raised is the point
+                outcome.append(e)
+
+        t = threading.Thread(target=call, daemon=True)
+        t.start()
+        t.join(30)
+        assert outcome, "the call hung with its cluster gone"
+        assert isinstance(outcome[0], (exceptions.ClusterLostError, exceptions.GcsUnavailableError)), outcome
     finally:
         c.shutdown()
 

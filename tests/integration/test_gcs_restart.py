@@ -350,6 +350,7 @@ def test_restore_by_hand_after_stopping_only_the_gcs(tmp_path):
 
 def test_raylets_exit_cleanly_when_the_gcs_stays_down(monkeypatch):
     monkeypatch.setenv("JRAY_GCS_LOST_SECONDS", "3")
+    monkeypatch.setenv("JRAY_GCS_IN_PROCESS", "0")  # a GCS process of its own, killed alone
     cluster = node.start_head(num_cpus=1, object_store_memory=STORE)  # unsupervised: it stays down
     try:
         extra = node.add_node(cluster, num_cpus=1, object_store_memory=STORE)

@@ -391,11 +391,11 @@ def test_retitle_sets_the_command_line_others_read():
         p.wait(10)
 
 
-def test_the_head_raylet_forks_its_gcs_which_names_itself_and_outlives_it():
-    """``jray.init`` starts one process, the head raylet, which forks the GCS
-    from itself (sharing its imported pages): the GCS shows its own command
-    line (the tools find it by that and by its session), is not taken for a
-    worker, and stops with the cluster, leaving nothing."""
+def test_the_head_raylet_serves_the_gcs_from_its_own_process():
+    """``jray.init`` starts one process, the head raylet, and it serves the
+    GCS too (one Python process fewer): the GCS's pid is the raylet's, its
+    records still go to ``gcs.log``, no process is taken for a GCS, and
+    tasks, actors and the GCS's tables work; shutdown leaves nothing."""
     import time
 
     from jray import api
@@ -403,6 +403,54 @@ def test_the_head_raylet_forks_its_gcs_which_names_itself_and_outlives_it():
 
     if jray.is_initialized():
         jray.shutdown()
+    before = _children()
+    jray.init(num_cpus=1, object_store_memory=64 * 1024 * 1024)
+    try:
+        handle = api._cluster
+        assert handle is not None
+        assert handle.gcs_pid == handle.head.raylet_pid
+        assert psutil.Process(handle.gcs_pid).cmdline()[1:3] == ["-m", "jray._private.raylet"]
+        assert [p for p in psutil.Process(handle.head.raylet_pid).children() if "jray._private.gcs" in p.cmdline()] == []
+        with open(os.path.join(handle.session_dir, "logs", "gcs.log")) as f:
+            assert "registered" in f.read()  # the GCS's own log, as from a process of its own
+
+        @jray.remote
+        class Counter:
+            def __init__(self) -> None:
+                self.n = 0
+
+            def add(self) -> int:
+                self.n += 1
+                return self.n
+
+        c = Counter.options(name="the-counter").remote()
+        assert jray.get([c.add.remote() for _ in range(3)], timeout=60) == [1, 2, 3]
+        assert jray.get(jray.get_actor("the-counter").add.remote(), timeout=60) == 4  # the GCS's name table
+        assert jray.get(jray.remote(lambda: 41 + 1).remote(), timeout=60) == 42
+        info = node.read_address_file() or {}
+        if info.get("session_dir") == handle.session_dir:
+            assert "gcs" not in {role for role, _p in node.session_processes(info)}
+    finally:
+        jray.shutdown()
+    deadline = time.time() + 10
+    while _children() - before and time.time() < deadline:
+        time.sleep(0.05)
+    assert not (_children() - before)
+
+
+def test_the_head_raylet_forks_its_gcs_which_names_itself_and_outlives_it(monkeypatch):
+    """``JRAY_GCS_IN_PROCESS=0``: the head raylet forks the GCS from itself
+    (sharing its imported pages): the GCS shows its own command line (the
+    tools find it by that and by its session), is not taken for a worker,
+    and stops with the cluster, leaving nothing."""
+    import time
+
+    from jray import api
+    from jray._private import node
+
+    if jray.is_initialized():
+        jray.shutdown()
+    monkeypatch.setenv("JRAY_GCS_IN_PROCESS", "0")
     before = _children()
     jray.init(num_cpus=1, object_store_memory=64 * 1024 * 1024)
     try:
@@ -448,9 +496,11 @@ def test_a_gcs_of_its_own_where_forking_it_is_turned_off(monkeypatch):
         jray.shutdown()
 
 
-def test_a_forked_gcs_that_cannot_start_fails_init_with_its_reason(tmp_path, monkeypatch):
-    """The forked GCS dies at start-up (its port is taken): ``start_head`` fails
-    saying so, within its timeout, and leaves no process and no store file."""
+@pytest.mark.parametrize("in_process", ["1", "0"])
+def test_a_gcs_that_cannot_start_fails_init_with_its_reason(tmp_path, monkeypatch, in_process):
+    """The GCS fails at start-up (its port is taken), served by the head
+    raylet or forked from it: ``start_head`` fails saying so, within its
+    timeout, and leaves no process and no store file."""
     import socket
 
     from jray._private import node
@@ -460,8 +510,10 @@ def test_a_forked_gcs_that_cannot_start_fails_init_with_its_reason(tmp_path, mon
     taken.bind(("127.0.0.1", 0))
     taken.listen()
     monkeypatch.setenv("JRAY_TMPDIR", str(tmp_path))
+    monkeypatch.setenv("JRAY_GCS_IN_PROCESS", in_process)
+    reason = "the GCS did not start: .*[Bb]ind" if in_process == "1" else "GCS exited during start-up: .*[Bb]ind"
     try:
-        with pytest.raises(RuntimeError, match="GCS exited during start-up: .*[Bb]ind"):
+        with pytest.raises(RuntimeError, match=reason):
             node.start_head(num_cpus=0, port=taken.getsockname()[1], object_store_memory=64 * 1024 * 1024)
     finally:
         taken.close()

@@ -8,6 +8,7 @@ import logging
 import os
 import tempfile
 import time
+from typing import Any
 
 from jray._private import daemon, rpc
 from jray._private.gcs.server import GcsServer
@@ -17,7 +18,23 @@ from jray._private.protocol import gcs_pb2_grpc as ggrpc
 logger = logging.getLogger("jray._private.gcs")
 
 
-async def main(ns: argparse.Namespace) -> None:
+class Running:
+    """A started GCS: its server, port and the tasks to stop with it."""
+
+    def __init__(self, gcs: GcsServer, server: Any, port: int, store: GcsStore | None) -> None:
+        self.gcs, self.server, self.port, self.store = gcs, server, port, store
+        self.health = asyncio.ensure_future(gcs.health_loop())
+
+    async def stop(self) -> None:
+        self.health.cancel()
+        await self.server.stop(grace=0.2)
+        if self.store is not None:
+            self.store.close()
+
+
+async def start(ns: argparse.Namespace) -> Running:
+    """Open the tables (restoring them with ``--restore``), then serve: in a
+    process of its own (``main``) or on the head raylet's loop (``--gcs-in-process``)."""
     t0 = time.monotonic()
     token = os.environ["JRAY_TOKEN"]
     session = ns.session_dir or (os.path.dirname(os.path.dirname(os.path.abspath(ns.log))) if ns.log else None)
@@ -37,18 +54,21 @@ async def main(ns: argparse.Namespace) -> None:
     server, port = rpc.make_server(token, ns.host, ns.port)
     ggrpc.add_GcsServiceServicer_to_server(gcs, server)
     await server.start()
+    return Running(gcs, server, port, store)
+
+
+async def main(ns: argparse.Namespace) -> None:
+    running = await start(ns)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     daemon.install_signal_handlers(loop, stop.set)
     daemon.watch_parent(ns.parent_pid, lambda: loop.call_soon_threadsafe(stop.set))
-    health = asyncio.ensure_future(gcs.health_loop())
-    daemon.announce({"port": port, "pid": os.getpid()}, ns.log)
+    daemon.announce({"port": running.port, "pid": os.getpid()}, ns.log)
     await stop.wait()
-    health.cancel()
-    await server.stop(grace=0.2)
+    await running.stop()
 
 
-def cli() -> None:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m jray._private.gcs")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0)
@@ -60,9 +80,25 @@ def cli() -> None:
                    "session left in <session>/gcs.db (same cluster id, nodes, jobs, actors, groups, KV)")
     p.add_argument("--packages-dir", default=None, help="where runtime_env packages are kept "
                    "(default: <session>/packages, beside the log directory)")
-    ns = p.parse_args()
+    return p
+
+
+def cli() -> None:
+    ns = parser().parse_args()
     daemon.setup_logging(ns.log)
     asyncio.run(main(ns))
+
+
+def log_to(path: str | None) -> None:
+    """In a raylet's process: the GCS's own records go to its log file
+    (``gcs.log``, where ``jray logs`` and the logs page find them), not the raylet's."""
+    if not path:
+        return
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    gcs_logger = logging.getLogger("jray._private.gcs")
+    gcs_logger.addHandler(handler)
+    gcs_logger.propagate = False
 
 
 if __name__ == "__main__":

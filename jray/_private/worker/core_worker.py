@@ -339,7 +339,7 @@ class CoreWorker:
             self.run_sync(self._disconnect(), timeout=10)
         except Exception as e:  # pragma: no cover - the cluster may be gone
             logger.debug("disconnect: %s", e)
-        self.lt.stop()
+        self.lt.stop(error=self.lost)  # a user thread waiting on it gets this (no hang)
         if global_state.worker is self:
             global_state.worker = None
 

@@ -38,6 +38,10 @@ class LoopThread:
         self._inbox_scheduled = False
         self._burst_start: list[Callable[[], None]] = []
         self._burst_end: list[Callable[[], None]] = []
+        # run_sync's waits in progress: a loop that stops under them fails them
+        # (a driver whose cluster was lost disconnects while a user thread waits).
+        self._waits: set[concurrent.futures.Future] = set()
+        self._stopped: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -45,13 +49,21 @@ class LoopThread:
         asyncio.set_event_loop(self.loop)
         self.loop.run_forever()
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop the loop and join its thread (pending tasks are abandoned)."""
+    def stop(self, timeout: float = 5.0, error: BaseException | None = None) -> None:
+        """Stop the loop and join its thread (pending tasks are abandoned).
+        A ``run_sync`` waiting then, or called later, raises ``error``
+        (default: a RuntimeError saying the CoreWorker stopped)."""
+        self._stopped = error or RuntimeError("jray: this process's CoreWorker has stopped (jray.shutdown(), or its "
+                                              "cluster was lost): call jray.init() again")
         try:
             self.loop.call_soon_threadsafe(self.loop.stop)
         except RuntimeError:  # already closed
-            return
-        self._thread.join(timeout=timeout)
+            pass
+        else:
+            self._thread.join(timeout=timeout)
+        for fut in list(self._waits):
+            if not fut.done() and fut.cancel():
+                pass  # run_sync sees it cancelled and raises self._stopped
 
     def in_loop_thread(self) -> bool:
         return threading.current_thread() is self._thread
@@ -63,8 +75,14 @@ class LoopThread:
         if self.in_loop_thread():
             coro.close()
             raise RuntimeError("jray: a blocking call was made from the CoreWorker's own event loop")
+        if self._stopped is not None:
+            coro.close()
+            raise self._stopped
         fut = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        self._waits.add(fut)
         try:
+            if self._stopped is not None and not fut.done():  # stopped just now: nothing will run it
+                fut.cancel()
             if not wakeable:
                 return fut.result(timeout)
             with debugger.wakeable(fut.cancel) as wk:
@@ -77,6 +95,12 @@ class LoopThread:
         except KeyboardInterrupt:
             fut.cancel()
             raise
+        except concurrent.futures.CancelledError:
+            if self._stopped is not None:
+                raise self._stopped from None
+            raise
+        finally:
+            self._waits.discard(fut)
 
     def call_soon(self, fn: Callable[..., Any], *args: Any) -> None:
         """``fn(*args)`` on the loop: now when already there, else soon."""
