@@ -649,17 +649,20 @@ def session_processes(info: dict[str, Any]) -> list[tuple[str, psutil.Process]]:
     "raylet", "worker" or "gcs_supervisor"."""
     session_dir = info["session_dir"]
     out: list[tuple[str, psutil.Process]] = []
+    raylets: dict[int, psutil.Process] = {}
     for n in info.get("nodes", []):
         pid = int(n["raylet_pid"])
         raylet = _is_daemon_of(pid, "jray._private.raylet", session_dir)
         if raylet is not None:
             out.append(("raylet", raylet))
+            raylets[pid] = raylet
         out.extend(("worker", w) for w in _workers_of(pid, raylet, session_dir))
     sup = _is_daemon_of(int(info.get("gcs_supervisor_pid", 0)), "jray._private.gcs.supervisor", session_dir)
     if sup is not None:  # before the GCS: stopped first, it restarts nothing
         out.append(("gcs_supervisor", sup))
-    gcs = _is_daemon_of(int(info.get("gcs_pid", 0)), "jray._private.gcs", session_dir)
-    if gcs is not None:
+    gcs_pid = int(info.get("gcs_pid", 0))
+    gcs = raylets.get(gcs_pid) or _is_daemon_of(gcs_pid, "jray._private.gcs", session_dir)
+    if gcs is not None:  # (a head raylet serving the GCS itself is listed as both)
         out.append(("gcs", gcs))
     return out
 

@@ -369,7 +369,8 @@ def _stop_and_report(info: dict[str, Any], grace: float, force: bool) -> None:
 
     process.stop_agent(info["session_dir"], grace=0.0 if force else grace)  # first: it stops its jobs
     report = _node.stop_session(info, grace=grace, force=force)
-    pids = report["pids"]
+    pids = dict(report["pids"])
+    pids["gcs"] = [p for p in pids["gcs"] if p not in pids["raylet"]]  # (a head raylet serving the GCS: one process)
     if not any(pids.values()):
         print(f"The jray cluster at {info['gcs_address']} had no process left running here.")
     else:

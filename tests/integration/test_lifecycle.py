@@ -4,6 +4,7 @@ and Ray documentation examples run unchanged with ``import jray as ray``."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 
 import grpc
@@ -427,9 +428,10 @@ def test_the_head_raylet_serves_the_gcs_from_its_own_process():
         assert jray.get([c.add.remote() for _ in range(3)], timeout=60) == [1, 2, 3]
         assert jray.get(jray.get_actor("the-counter").add.remote(), timeout=60) == 4  # the GCS's name table
         assert jray.get(jray.remote(lambda: 41 + 1).remote(), timeout=60) == 42
-        info = node.read_address_file() or {}
-        if info.get("session_dir") == handle.session_dir:
-            assert "gcs" not in {role for role, _p in node.session_processes(info)}
+        with open(os.path.join(handle.session_dir, "cluster.json")) as f:
+            info = json.load(f)  # what the tools (jray stop/status, jray up) read
+        roles = {role for role, p in node.session_processes(info) if p.pid == handle.gcs_pid}
+        assert roles == {"raylet", "gcs"}, roles  # a GCS is seen running: the head raylet
     finally:
         jray.shutdown()
     deadline = time.time() + 10
