@@ -165,14 +165,14 @@ async def main(ns: argparse.Namespace) -> None:
     # First, so its imports overlap ours, the GCS's and registration.
     zygote = await adopt_zygote(_EARLY_ZYGOTE) if _EARLY_ZYGOTE is not None else await spawn_zygote(logs, ns.session_dir)
     gcs_address = ns.gcs_address
-    gcs_forked: dict[str, Any] = {}
+    gcs_info: dict[str, Any] = {}
     gcs_here = None
     if ns.gcs_in_process:
-        gcs_here, gcs_forked = await _start_gcs_here(ns)
-        gcs_address = gcs_forked["address"]
+        gcs_here, gcs_info = await _start_gcs_here(ns)
+        gcs_address = gcs_info["address"]
     elif ns.fork_gcs:
-        gcs_forked = await _gcs_ready(ns)
-        gcs_address = gcs_forked["address"]
+        gcs_info = await _gcs_ready(ns)
+        gcs_address = gcs_info["address"]
     elif gcs_address == "-":
         gcs_address = (await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)).strip()
     node_id = bytes.fromhex(ns.node_id) if ns.node_id else random_id(16)
@@ -250,12 +250,10 @@ async def main(ns: argparse.Namespace) -> None:
     mon = asyncio.ensure_future(raylet.monitor_loop())
     ready: dict[str, Any] = {"port": port, "pid": os.getpid(), "node_id": node_id.hex(), "store_path": store_path}
     reaper = None
-    if gcs_forked:
-        ready.update(gcs_port=gcs_forked["port"], gcs_pid=gcs_forked["pid"])
-        if gcs_here is not None:
-            ready.update(gcs_in_process=True)
-        else:
-            reaper = asyncio.ensure_future(_reap_gcs(gcs_forked["pid"]))
+    if gcs_info:
+        ready.update(gcs_port=gcs_info["port"], gcs_pid=gcs_info["pid"])
+        if gcs_here is None:  # a forked GCS: its exit status is collected here
+            reaper = asyncio.ensure_future(_reap_gcs(gcs_info["pid"]))
     daemon.announce(ready, ns.log)
     await raylet.stop_event.wait()
     if reaper is not None:

@@ -62,8 +62,7 @@ class LoopThread:
         else:
             self._thread.join(timeout=timeout)
         for fut in list(self._waits):
-            if not fut.done() and fut.cancel():
-                pass  # run_sync sees it cancelled and raises self._stopped
+            fut.cancel()  # run_sync sees it cancelled and raises self._stopped
 
     def in_loop_thread(self) -> bool:
         return threading.current_thread() is self._thread
