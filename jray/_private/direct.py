@@ -170,11 +170,16 @@ class DirectServer:
 
     def __init__(self, token: str, unary: dict[int, tuple[type, Handler]],
                  batch: Callable[[Any], AsyncIterator[Any]] | None = None,
-                 fast: dict[int, FastHandler] | None = None) -> None:
+                 fast: dict[int, FastHandler] | None = None,
+                 http2: Callable[[], Awaitable[int]] | None = None) -> None:
         self.token = token.encode()
         self.unary = unary
         self.batch = batch
         self.fast = fast or {}
+        # A gRPC client on this port (HTTP/2's preface instead of a token):
+        # relayed to the loopback port of the gRPC server ``http2()`` starts
+        # on first use (``_ServerConn._relay``).
+        self.http2 = http2
         self.server: asyncio.base_events.Server | None = None
         self.port = 0
         self.conns: set[_ServerConn] = set()
@@ -218,9 +223,11 @@ class DirectServer:
         self._warned_at, self._unwarned = now, 0
 
 
-def push_server(handler: Callable[[], PushHandler | None], token: str) -> DirectServer:
+def push_server(handler: Callable[[], PushHandler | None], token: str,
+                http2: Callable[[], Awaitable[int]] | None = None) -> DirectServer:
     """A worker's: tasks and actor calls pushed by their owners, answered by
-    ``handler()`` (None in a process that runs no tasks: a driver)."""
+    ``handler()`` (None in a process that runs no tasks: a driver); gRPC
+    clients relayed to ``http2()``'s port where given."""
 
     def executor() -> PushHandler:
         h = handler()
@@ -238,7 +245,7 @@ def push_server(handler: Callable[[], PushHandler | None], token: str) -> Direct
         h = handler()
         return h is not None and h.push_fast(request.spec, respond)
 
-    return DirectServer(token, {PUSH: (wpb.PushTaskRequest, push)}, push_batch, {PUSH: push_fast})
+    return DirectServer(token, {PUSH: (wpb.PushTaskRequest, push)}, push_batch, {PUSH: push_fast}, http2)
 
 
 # The raylet's object-store calls that a worker makes from its own threads
@@ -284,6 +291,7 @@ class _ServerConn(_Framed):
         self.tasks: set[asyncio.Task] = set()
         self._out: list[bytes] = []
         self._handshake: asyncio.TimerHandle | None = None
+        self._relay: _Relay | None = None  # a gRPC client's connection, relayed
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -300,6 +308,34 @@ class _ServerConn(_Framed):
         self.srv.conns.discard(self)
         self.cancel_handshake()
         self.transport = None  # replies of calls still running go nowhere, as with a gone gRPC client
+        if self._relay is not None:
+            self._relay.close()
+
+    def data_received(self, data: bytes) -> None:
+        if self._relay is not None:
+            self._relay.send(data)
+            return
+        if not self.authed and self.srv.http2 is not None and (self._buf or data)[:1] == b"P":
+            # No frame starts so (its length would be ~1.3 GB, over the
+            # pre-auth limit): a gRPC client, whose first bytes are HTTP/2's preface.
+            self._buf += data
+            got = bytes(self._buf[:len(HTTP2_PREFACE)])
+            if not HTTP2_PREFACE.startswith(got):
+                self._drop("neither a token nor HTTP/2's preface")
+            elif len(got) == len(HTTP2_PREFACE):  # gRPC checks its token itself
+                self.cancel_handshake()
+                self._relay = _Relay(self, bytes(self._buf))
+                self._buf.clear()
+            return
+        super().data_received(data)
+
+    def pause_writing(self) -> None:
+        if self._relay is not None:
+            self._relay.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self._relay is not None:
+            self._relay.resume_reading()
 
     def cancel_handshake(self) -> None:
         self.srv.unauthed.pop(self, None)
@@ -394,6 +430,87 @@ class _ServerConn(_Framed):
     def _fail(self, rid: int, e: BaseException) -> None:
         logger.exception("direct call failed", exc_info=e)
         self.send(ERROR, rid, f"{type(e).__name__}: {e}".encode())
+
+
+HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+
+class _Relay(asyncio.Protocol):
+    """A gRPC client's connection to a process that serves gRPC only when
+    asked (a worker: ``CoreWorker._grpc_port``), relayed byte for byte to
+    that server's loopback port. Each side's write buffer pauses the
+    other's reading. Either side closing closes both."""
+
+    def __init__(self, client: _ServerConn, first: bytes) -> None:
+        self.client = client
+        self.up: asyncio.Transport | None = None
+        self._pending = [first]  # the client's bytes until the server's connection is up
+        self._paused = False
+        t = asyncio.get_running_loop().create_task(self._open())
+        client.tasks.add(t)
+        t.add_done_callback(client.tasks.discard)
+
+    async def _open(self) -> None:
+        assert self.client.srv.http2 is not None
+        try:
+            port = await self.client.srv.http2()
+            await asyncio.get_running_loop().create_connection(lambda: self, "127.0.0.1", port)
+        except Exception as e:  # noqa: BLE001 - the client sees its connection close
+            logger.warning("could not relay a gRPC connection: %s", e)
+            self.close()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.up = transport  # type: ignore[assignment]
+        if self.client.transport is None:  # the client left meanwhile
+            transport.close()
+            return
+        transport.writelines(self._pending)  # type: ignore[attr-defined]
+        self._pending = []
+        if self._paused:
+            transport.pause_reading()  # type: ignore[attr-defined]
+
+    def send(self, data: bytes) -> None:
+        if self.up is None:
+            self._pending.append(data)
+        elif not self.up.is_closing():
+            self.up.write(data)
+
+    def data_received(self, data: bytes) -> None:
+        t = self.client.transport
+        if t is not None and not t.is_closing():
+            t.write(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        t = self.client.transport
+        if t is not None:
+            t.close()
+
+    def pause_writing(self) -> None:  # the server is slow to read: stop reading the client
+        t = self.client.transport
+        if t is not None:
+            t.pause_reading()
+
+    def resume_writing(self) -> None:
+        t = self.client.transport
+        if t is not None and not t.is_closing():
+            t.resume_reading()
+
+    def pause_reading(self) -> None:  # the client is slow to read: stop reading the server
+        self._paused = True
+        if self.up is not None:
+            self.up.pause_reading()
+
+    def resume_reading(self) -> None:
+        self._paused = False
+        if self.up is not None and not self.up.is_closing():
+            self.up.resume_reading()
+
+    def close(self) -> None:
+        if self.up is not None:
+            self.up.close()
+        t = self.client.transport
+        if t is not None:
+            t.close()
 
 
 # ---------------------------------------------------------------------------

@@ -4,10 +4,19 @@ Every call carries the cluster token in the ``jray-token`` metadata entry;
 servers reject calls without it (UNAUTHENTICATED) before any handler runs,
 so a stray or hostile client cannot drive the cluster (Ray's CVE-2023-48022),
 and before the request's body is read (a huge message costs them nothing).
+
+A service that lives in the calling process (the GCS served by its head
+raylet, ``raylet/__main__._start_gcs_here``) is registered with
+``serve_locally``: a ``ChannelPool`` stub for its address then calls its
+unary methods on the servicer itself (:class:`LocalStub`), with the request
+and reply copied and gRPC's errors and deadlines, instead of a loopback gRPC
+call that cost the process ~0.5–1 ms of CPU for each side (three per actor
+created and killed: the lease, the kill, the worker's failure report).
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hmac
 import logging
@@ -150,6 +159,103 @@ class LazyStub:
         return getattr(self._stub, name)
 
 
+# (address, stub class) -> the servicer in this process that answers it.
+_LOCAL: dict[tuple[str, type], Any] = {}
+
+
+def serve_locally(address: str, stub_cls: type, servicer: Any) -> None:
+    """Calls through any ``ChannelPool`` stub of ``stub_cls`` for ``address``
+    made from now on go to ``servicer`` in this process (unary methods; the
+    streaming ones keep their gRPC call)."""
+    _LOCAL[(address, stub_cls)] = servicer
+
+
+class _KindOf:
+    """A stand-in channel: the generated stub's constructor tells it each
+    method's kind and reply class."""
+
+    @staticmethod
+    def unary_unary(path: str, request_serializer: Any = None, response_deserializer: Any = None,
+                    **_: Any) -> tuple[str, Any]:
+        return ("unary", response_deserializer)
+
+    @staticmethod
+    def unary_stream(*_: Any, **__: Any) -> tuple[str, Any]:
+        return ("stream", None)
+
+    stream_unary = stream_stream = unary_stream
+
+
+class _LocalContext:
+    """What a servicer reads of its context, for an in-process call."""
+
+    def __init__(self, metadata: Any) -> None:
+        self._md = tuple(metadata or ())
+
+    async def abort(self, code: grpc.StatusCode, details: str = "") -> None:
+        raise aio.AioRpcError(code, aio.Metadata(), aio.Metadata(), details=details)
+
+    def invocation_metadata(self) -> tuple[Any, ...]:
+        return self._md
+
+    def peer(self) -> str:
+        return "local"
+
+    def done(self) -> bool:
+        return False
+
+
+class LocalStub:
+    """A stub whose unary methods run ``servicer``'s handler in this process
+    (as a task: the call starts at once, as a gRPC call does). The request
+    and the reply are copied (neither side may hold the other's message),
+    ``timeout`` is a deadline (DEADLINE_EXCEEDED), and a handler's exception
+    reaches the caller as gRPC would send it (UNKNOWN, its text), logged
+    here as a gRPC server logs it. Streaming methods use ``grpc_stub()``."""
+
+    def __init__(self, stub_cls: type, servicer: Any, grpc_stub: Callable[[], Any]) -> None:
+        kinds = vars(stub_cls(_KindOf()))
+        self._grpc_stub = grpc_stub
+        self._remote: Any = None
+        for name, (kind, reply_parser) in kinds.items():
+            if kind == "unary":
+                setattr(self, name, functools.partial(self._call, getattr(servicer, name), reply_parser))
+
+    def __getattr__(self, name: str) -> Any:  # a streaming method: over gRPC
+        if name.startswith("__"):
+            raise AttributeError(name)
+        if self._remote is None:
+            self._remote = self._grpc_stub()
+        return getattr(self._remote, name)
+
+    def _call(self, handler: Callable[[Any, Any], Any], reply_parser: Any, request: Any,
+              timeout: float | None = None, metadata: Any = None, **_: Any) -> asyncio.Task:
+        mine = type(request)()
+        mine.CopyFrom(request)
+        return asyncio.ensure_future(self._run(handler, reply_parser, mine, timeout, metadata))
+
+    @staticmethod
+    async def _run(handler: Callable[[Any, Any], Any], reply_parser: Any, request: Any,
+                   timeout: float | None, metadata: Any) -> Any:
+        try:
+            if timeout is None:
+                reply = await handler(request, _LocalContext(metadata))
+            else:
+                reply = await asyncio.wait_for(handler(request, _LocalContext(metadata)), timeout)
+        except (aio.AioRpcError, asyncio.CancelledError):
+            raise
+        except asyncio.TimeoutError:
+            raise aio.AioRpcError(grpc.StatusCode.DEADLINE_EXCEEDED, aio.Metadata(), aio.Metadata(),
+                                  details="Deadline Exceeded") from None
+        except Exception as e:  # noqa: BLE001 - as a gRPC server answers a handler's error
+            logger.exception("in-process call to %s failed", getattr(handler, "__name__", handler))
+            raise aio.AioRpcError(grpc.StatusCode.UNKNOWN, aio.Metadata(), aio.Metadata(),
+                                  details=f"Unexpected {type(e)}: {e}") from None
+        out = type(reply)() if reply_parser is None else reply_parser.__self__()
+        out.CopyFrom(reply)
+        return out
+
+
 class ChannelPool:
     """One channel (and stub) per address, reused for the process's life."""
 
@@ -165,8 +271,16 @@ class ChannelPool:
         key = (address, stub_cls)
         s = self._stubs.get(key)
         if s is None:
-            s = self._stubs[key] = _with_metadata(stub_cls(self._channel(address)), self._md)
+            servicer = _LOCAL.get(key)
+            if servicer is not None:
+                s = self._stubs[key] = LocalStub(stub_cls, servicer, functools.partial(self._grpc_stub, address,
+                                                                                        stub_cls))
+            else:
+                s = self._stubs[key] = self._grpc_stub(address, stub_cls)
         return s
+
+    def _grpc_stub(self, address: str, stub_cls: type) -> Any:
+        return _with_metadata(stub_cls(self._channel(address)), self._md)
 
     def _channel(self, address: str) -> aio.Channel:
         ch = self._channels.get(address)

@@ -386,6 +386,162 @@ def floor(calls: int = 20_000, window: int = 256) -> dict[str, dict[str, float]]
     return out
 
 
+# The image a floor zygote holds: what a Python actor runtime's worker needs
+# at least (an event loop, logging, threads, a pickler for classes sent by
+# value), and gRPC where it is installed (both runtimes' workers map it).
+_ZYGOTE_MODULES = ("asyncio", "logging", "threading", "pickle", "cloudpickle", "grpc")
+
+
+class _FloorActor:
+    """The actor class of the creation floor (sent by value where cloudpickle is)."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def f(self) -> int:
+        self.n += 1
+        return self.n
+
+
+def _zygote_loop(ctl: socket.socket, host: str, port: int) -> None:
+    """The floor's fork server: one child per byte read on ``ctl`` (its pid
+    answered as 4 bytes). A child connects to ``host:port``, reads one framed
+    message (a pickled class and a method name), makes the instance, answers
+    the call, and waits to be killed: the least a process-per-actor runtime
+    does for each actor."""
+    import gc
+    import importlib
+
+    for name in _ZYGOTE_MODULES:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
+    gc.collect()
+    gc.freeze()  # as a runtime's zygote does: the children's collections leave its pages shared
+    signal.signal(signal.SIGCHLD, lambda *_: _reap_all())
+    while True:
+        try:
+            b = ctl.recv(1)
+        except InterruptedError:
+            continue
+        if not b:
+            return
+        pid = os.fork()
+        if pid == 0:
+            try:
+                ctl.close()
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                c = socket.create_connection((host, port))
+                c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                f = c.makefile("rwb")
+                n = int.from_bytes(f.read(4), "little")
+                cls, method = pickle.loads(f.read(n))
+                reply = pickle.dumps(getattr(cls(), method)())
+                f.write(len(reply).to_bytes(4, "little") + reply)
+                f.flush()
+                f.read(1)  # until killed (or the driver closes)
+            finally:
+                os._exit(0)
+        ctl.sendall(pid.to_bytes(4, "little"))
+
+
+def _reap_all() -> None:
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def floor_create(actors: int = 30, batch: int = 10, repeats: int = 3) -> dict[str, float]:
+    """The floor of actor creation: a zygote (forked from this process, its
+    image ``_ZYGOTE_MODULES``, collector frozen) forks one process per actor;
+    each connects back over loopback TCP, gets its class and a call, makes
+    the instance and answers. ``batch`` actors are asked for at once (as the
+    ``actor_create`` workload does), then killed outside the measured span.
+    CPU per actor of this process (the "driver"), the zygote and the actors'
+    processes (read before they are killed; their exit is not counted, as in
+    the runtimes' figure), and actors/s; the best of ``repeats``."""
+    try:
+        import cloudpickle  # type: ignore[import-not-found]
+
+        by_value: Callable[[Any], bytes] = cloudpickle.dumps
+    except ImportError:  # the class by reference: the children have this module
+        by_value = pickle.dumps
+    listener = socket.create_server(("127.0.0.1", 0), backlog=max(128, batch))
+    port = listener.getsockname()[1]
+    ctl_parent, ctl_child = socket.socketpair()
+    zpid = os.fork()
+    if zpid == 0:
+        try:
+            listener.close()
+            ctl_parent.close()
+            _zygote_loop(ctl_child, "127.0.0.1", port)
+        finally:
+            os._exit(0)
+    ctl_child.close()
+    try:
+        ctl_parent.recv(0)
+        # a class defined in the driver (cloudpickle sends it by value, as both runtimes do)
+        ns: dict[str, Any] = {}
+        exec("class Counter:\n    def __init__(self):\n        self.n = 0\n"
+             "    def f(self):\n        self.n += 1\n        return self.n\n", ns)
+        cls = ns["Counter"] if by_value is not pickle.dumps else _FloorActor
+        msg = by_value((cls, "f"))  # once: a runtime exports a class once, not per actor
+        msg = len(msg).to_bytes(4, "little") + msg
+        best: dict[str, float] | None = None
+        for rep in range(repeats + 1):  # the first round warms the zygote up
+            d0, z0, t0 = _cpu_self(), _cpu(zpid), time.perf_counter()
+            pids, kids = [], []
+            for start in range(0, actors, batch):
+                k = min(batch, actors - start)
+                ctl_parent.sendall(b"x" * k)
+                for _ in range(k):
+                    pids.append(int.from_bytes(_recv_exactly_sock(ctl_parent, 4), "little"))
+                for _ in range(k):
+                    c, _addr = listener.accept()
+                    c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                    c.sendall(msg)
+                    kids.append(c)
+                for c in kids[start:]:
+                    n = int.from_bytes(_recv_exactly_sock(c, 4), "little")
+                    pickle.loads(_recv_exactly_sock(c, n))
+            wall = time.perf_counter() - t0
+            drv, zyg = _cpu_self() - d0, _cpu(zpid) - z0
+            act = sum(_cpu(p) for p in pids)
+            for p in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(p, signal.SIGKILL)
+            for c in kids:
+                c.close()
+            if rep == 0:
+                continue
+            row = {"driver": drv * 1e3 / actors, "zygote": zyg * 1e3 / actors, "actors": act * 1e3 / actors,
+                   "total": (drv + zyg + act) * 1e3 / actors, "actors_per_s": actors / wall}
+            if best is None or row["total"] < best["total"]:
+                best = row
+        assert best is not None
+        return best
+    finally:
+        ctl_parent.close()
+        listener.close()
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(zpid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(zpid, 0)
+
+
+def _recv_exactly_sock(s: socket.socket, n: int) -> bytes:
+    buf = b""
+    while len(buf) < n:
+        chunk = s.recv(n - len(buf))
+        if not chunk:
+            raise ConnectionError("the peer closed the connection")
+        buf += chunk
+    return buf
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--runtime", default="jray", choices=("jray", "ray"))
@@ -398,7 +554,8 @@ def main(argv: list[str] | None = None) -> int:
     rt = importlib.import_module(ns.runtime)
     result = {"runtime": ns.runtime, "version": getattr(rt, "__version__", "?"),
               "workloads": measure_runtime(rt, not ns.no_strace, ns.scale),
-              "floor": floor(max(200, int(20_000 * ns.scale)))}
+              "floor": floor(max(200, int(20_000 * ns.scale))),
+              "floor_create": floor_create(max(4, int(30 * ns.scale)), batch=10)}
     text = json.dumps(result, indent=1)
     if ns.out:
         with open(ns.out, "w") as f:

@@ -3,7 +3,9 @@ reports a figure per process role, and the plain-Python floor beside it."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import time
 
 import pytest
 
@@ -27,6 +29,18 @@ def test_floor_round_trips_cost_cpu_on_both_sides():
         assert f["calls_per_s"] > 0 and f["total"] >= f["driver"] >= 0
     # pipelining a window of calls costs less per call than one at a time
     assert out["async"]["total"] <= out["sync"]["total"] + 1.0
+
+
+def test_the_actor_creation_floor_forks_a_process_per_actor_and_leaves_none():
+    before = set(floor._descendants(os.getpid()))
+    out = floor.floor_create(actors=4, batch=2, repeats=1)
+    assert out["actors_per_s"] > 0 and out["actors"] > 0 and out["zygote"] > 0
+    assert out["total"] >= out["actors"] + out["zygote"]
+    # the actors' processes and the zygote are gone (killed and reaped)
+    deadline = time.monotonic() + 10
+    while set(floor._descendants(os.getpid())) - before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not set(floor._descendants(os.getpid())) - before
 
 
 @pytest.mark.timeout(240)

@@ -170,3 +170,71 @@ def test_a_worker_registers_with_its_raylet_over_the_direct_port_and_closes_that
         loop.call_soon_threadsafe(server.close)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
+
+
+def test_a_grpc_client_on_the_direct_port_is_relayed_to_a_grpc_server_started_on_first_use() -> None:
+    """A worker serves gRPC only when a gRPC client comes (``http2=``): its
+    one port takes both the direct transport and gRPC, whose connections go
+    to the server ``http2()`` starts once; a first frame that is neither a
+    token nor HTTP/2's preface closes the connection."""
+    import grpc
+
+    from jray._private import config, rpc
+    from jray._private.protocol import core_worker_pb2_grpc as wgrpc
+
+    class Owner(wgrpc.CoreWorkerServiceServicer):
+        async def GetObjectStatus(self, request: Any, context: Any) -> Any:
+            return wpb.GetObjectStatusReply(status=wpb.GetObjectStatusReply.FREED)
+
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    starts: list[int] = []
+    grpc_server: list[Any] = []
+
+    async def http2() -> int:
+        if not grpc_server:
+            server, port = rpc.make_server(TOKEN, "127.0.0.1")
+            wgrpc.add_CoreWorkerServiceServicer_to_server(Owner(), server)
+            await server.start()
+            grpc_server.append(server)
+            starts.append(port)
+        return starts[0]
+
+    async def unary(req: wpb.PushTaskRequest) -> wpb.PushTaskReply:
+        return wpb.PushTaskReply(task_id=req.spec.task_id)
+
+    server = direct.DirectServer(TOKEN, {direct.PUSH: (wpb.PushTaskRequest, unary)}, http2=http2)
+    port = asyncio.run_coroutine_threadsafe(server.start("127.0.0.1"), loop).result(10)
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    try:
+        stub = wgrpc.CoreWorkerServiceStub(channel)
+        md = ((config.TOKEN_METADATA_KEY, TOKEN),)
+        for _ in range(2):  # the second on the same relayed connection
+            reply = stub.GetObjectStatus(wpb.GetObjectStatusRequest(object_id=b"x"), metadata=md, timeout=10)
+            assert reply.status == wpb.GetObjectStatusReply.FREED
+        assert len(starts) == 1
+        with pytest.raises(grpc.RpcError) as e:  # the gRPC server checks the token itself
+            stub.GetObjectStatus(wpb.GetObjectStatusRequest(), timeout=10)
+        assert e.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        sock = _connect(port)  # the direct transport on the same port
+        try:
+            _push(sock, 5, b"t1")
+            kind, rid, payload = _read_frame(sock)
+            assert (kind, rid) == (direct.REPLY, 5) and wpb.PushTaskReply.FromString(payload).task_id == b"t1"
+        finally:
+            sock.close()
+        bad = socket.create_connection(("127.0.0.1", port), timeout=10)
+        try:
+            bad.sendall(b"PUT / HTTP/1.1\r\n\r\n")
+            assert bad.recv(100) == b""  # closed, unanswered
+        finally:
+            bad.close()
+    finally:
+        channel.close()
+        loop.call_soon_threadsafe(server.close)
+        for s in grpc_server:
+            asyncio.run_coroutine_threadsafe(s.stop(None), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()

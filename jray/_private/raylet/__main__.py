@@ -146,6 +146,7 @@ from typing import Any
 from jray._private import config, daemon, direct, rpc, tls
 from jray._private import metrics as _metrics
 from jray._private.ids import random_id
+from jray._private.protocol import gcs_pb2_grpc as ggrpc
 from jray._private.protocol import raylet_pb2_grpc as rgrpc
 from jray._private.raylet import bulk
 from jray._private.raylet.server import Raylet, add_raw_methods
@@ -170,6 +171,8 @@ async def main(ns: argparse.Namespace) -> None:
     if ns.gcs_in_process:
         gcs_here, gcs_info = await _start_gcs_here(ns)
         gcs_address = gcs_info["address"]
+        # This raylet's calls to its GCS (and the GCS's to it, below) stay in the process.
+        rpc.serve_locally(gcs_address, ggrpc.GcsServiceStub, gcs_here.gcs)
     elif ns.fork_gcs:
         gcs_info = await _gcs_ready(ns)
         gcs_address = gcs_info["address"]
@@ -203,6 +206,8 @@ async def main(ns: argparse.Namespace) -> None:
     add_raw_methods(raylet, server)
     await server.start()
     raylet.port = port
+    if gcs_here is not None:
+        rpc.serve_locally(f"{ns.node_ip}:{port}", rgrpc.RayletServiceStub, raylet)
     metrics_server = None
     try:  # ray.util.metrics: this node's processes' metrics for Prometheus
         metrics_server, raylet.metrics_export_port = await _metrics.serve(

@@ -42,7 +42,7 @@ from typing import Any, TypeVar
 import grpc
 
 from jray import exceptions
-from jray._private import config, direct, gcs_client, rpc, serialization
+from jray._private import config, direct, gcs_client, rpc, serialization, tls
 from jray._private.ids import new_task_id, object_id_for, random_id
 from jray._private.protocol import common_pb2 as cpb
 from jray._private.protocol import core_worker_pb2 as wpb
@@ -117,6 +117,8 @@ class CoreWorker:
         self.me = Identity(random_id(16), ip, node_id)
         self.store_path = store_path
         self.direct_server: Any = None
+        self.server: Any = None  # gRPC: a driver's from the start, a worker's when first asked for
+        self._grpc_started: asyncio.Future[int] | None = None
         self.tunnel: Any = None  # a client's way in (_private/tunnel.py)
         self.host_ip = ip  # this machine's address (a client's ``me.ip`` becomes its tunnel's)
         self.shutting_down = False
@@ -260,14 +262,19 @@ class CoreWorker:
     async def _connect(self) -> None:
         # A client listens on loopback only: the cluster reaches it through its tunnel.
         host = "0.0.0.0" if self.ip != "127.0.0.1" and not self.client else "127.0.0.1"
-        self.server, self.me.port = rpc.make_server(self.token, host)
-        from jray._private.worker.servicer import CoreWorkerServicer
-
-        wgrpc.add_CoreWorkerServiceServicer_to_server(CoreWorkerServicer(self), self.server)
-        await self.server.start()
         if not self.is_driver and direct.enabled():  # tasks are pushed here over the direct transport
-            self.direct_server = direct.push_server(lambda: self.executor, self.token)
+            # A worker without TLS serves gRPC only when a gRPC client comes:
+            # one port, the direct server's, relays it (direct._Relay). Most
+            # workers (an actor's, above all) never get one, and starting a
+            # gRPC server cost each new worker ~3 ms of CPU and gRPC's threads.
+            lazy = tls.current() is None
+            self.direct_server = direct.push_server(lambda: self.executor, self.token,
+                                                    http2=self._grpc_port if lazy else None)
             self.me.direct_port = await self.direct_server.start(host)
+            if lazy:
+                self.me.port = self.me.direct_port
+        if not self.me.port:
+            self.me.port = await self._start_grpc(host)
         # Calls ride over a GCS restart (retried while it is away, GCS_RECONNECT_SECONDS).
         # Channels are opened on first use: an actor that lives for one call may need neither.
         self.gcs: ggrpc.GcsServiceStub = gcs_client.RetryingGcsStub(  # type: ignore[assignment]
@@ -331,6 +338,22 @@ class CoreWorker:
             self.start_metrics_reporter()
         self._borrower_prober = self.spawn(self.borrowing.probe_loop())
 
+    async def _start_grpc(self, host: str) -> int:
+        """Serve ``CoreWorkerService`` over gRPC; its port."""
+        self.server, port = rpc.make_server(self.token, host)
+        from jray._private.worker.servicer import CoreWorkerServicer
+
+        wgrpc.add_CoreWorkerServiceServicer_to_server(CoreWorkerServicer(self), self.server)
+        await self.server.start()
+        return port
+
+    async def _grpc_port(self) -> int:
+        """The loopback port of this worker's gRPC server, started on the
+        first gRPC client's arrival (its connections are relayed there)."""
+        if self._grpc_started is None:
+            self._grpc_started = asyncio.ensure_future(self._start_grpc("127.0.0.1"))
+        return await asyncio.shield(self._grpc_started)
+
     def disconnect(self) -> None:
         if self.shutting_down:
             return
@@ -373,7 +396,8 @@ class CoreWorker:
                 _metrics.on_first_record = None
         if self.tunnel is not None:
             await self.tunnel.close()
-        await self.server.stop(grace=0.1)
+        if self.server is not None:
+            await self.server.stop(grace=0.1)
         if self.direct_server is not None:
             self.direct_server.close()
         self.pushes.close()
