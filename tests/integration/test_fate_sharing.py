@@ -190,6 +190,39 @@ def test_raylets_exit_when_the_gcs_is_gone(monkeypatch):
         c.shutdown()
 
 
+@pytest.mark.parametrize("gcs_in_process", ["1", "0"])
+def test_a_killed_raylets_zygote_and_workers_exit_with_it(monkeypatch, gcs_in_process):
+    """A raylet SIGKILLed (no goodbye, no cleanup of its own): its zygote
+    sees its request pipe close and exits, and the workers it forked (an
+    actor's, an idle one) die with the zygote: none is left running
+    orphaned. With the GCS forked from the raylet too (it must not keep
+    the zygote's pipe open)."""
+    monkeypatch.setenv("JRAY_GCS_IN_PROCESS", gcs_in_process)
+    c = Cluster(head_node_args={"num_cpus": 1})
+    try:
+        c.connect()
+
+        @jray.remote(num_cpus=0)
+        class Pid:
+            def pid(self):
+                return os.getpid()
+
+        actor_pid = jray.get(Pid.remote().pid.remote(), timeout=60)
+        raylet = psutil.Process(c.handle.head.raylet_pid)
+        descendants = raylet.children(recursive=True)
+        assert actor_pid in {p.pid for p in descendants}
+        zygotes = [p for p in descendants if "zygote" in " ".join(p.cmdline())]
+        assert zygotes, "no zygote under the raylet"
+        running = [p for p in descendants if "jray._private.gcs" not in " ".join(p.cmdline())]
+        raylet.kill()
+        # at once, not when a driver or an owner notices something (~20 s later)
+        gone, alive = psutil.wait_procs(running, timeout=8)
+        assert not alive, f"still running after their raylet was killed: {alive}"
+    finally:
+        jray.shutdown()
+        c.shutdown()
+
+
 def test_gcs_down_errors_say_the_head_is_unreachable(monkeypatch):
     from jray._private import gcs_client
 

@@ -6,6 +6,16 @@ import logging
 import os
 import sys
 
+# Set by the zygote in a worker it forked: the kernel kills this process when
+# the zygote exits, and the zygote exits when its raylet does.
+PARENT_WATCHED = False
+
+
+def configure_logging() -> None:
+    """A worker's logging: warnings and errors to its stderr (its log file)."""
+    logging.basicConfig(level=logging.WARNING, stream=sys.__stderr__,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
 
 def main() -> None:
     import faulthandler
@@ -24,8 +34,7 @@ def main() -> None:
     from jray._private.worker.core_worker import CoreWorker
     from jray._private.worker.executor import Executor
 
-    logging.basicConfig(level=logging.WARNING, stream=sys.__stderr__,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()  # (a no-op in a forked worker: the zygote did it)
     w = CoreWorker(
         is_driver=False,
         gcs_address=os.environ["JRAY_GCS_ADDRESS"],
@@ -44,7 +53,8 @@ def main() -> None:
 
     w.executor.setup_error = run_setup_hook(w.load_function)  # before any task, its output in the worker's log
     signal.signal(signal.SIGTERM, lambda _sig, _frame: _leave(w))
-    daemon.watch_parent(int(os.environ.get("JRAY_RAYLET_PID", "0")), lambda: os._exit(1))
+    if not PARENT_WATCHED:  # a worker started as a process watches its raylet itself
+        daemon.watch_parent(int(os.environ.get("JRAY_RAYLET_PID", "0")), lambda: os._exit(1))
     try:
         w.executor.run_forever()
     except KeyboardInterrupt:
