@@ -44,6 +44,7 @@ class LoopThread:
         self._stopped: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
+        self._ident = self._thread.ident  # known once start() returns
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
@@ -65,7 +66,7 @@ class LoopThread:
             fut.cancel()  # run_sync sees it cancelled and raises self._stopped
 
     def in_loop_thread(self) -> bool:
-        return threading.current_thread() is self._thread
+        return threading.get_ident() == self._ident  # (on every post: cheaper than current_thread())
 
     def run_sync(self, coro: Coroutine[Any, Any, T], timeout: float | None = None, wakeable: bool = False) -> T:
         """Run ``coro`` on the loop and wait for its result (user threads).

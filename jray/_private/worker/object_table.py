@@ -18,6 +18,7 @@ it (``Deps``), so it can be driven by plain calls.
 
 from __future__ import annotations
 
+import _thread
 import asyncio
 import concurrent.futures
 import contextlib
@@ -395,6 +396,38 @@ class ObjectTable:
             out.set_exception(e)
 
 
+class _Flag:
+    """A one-shot ``threading.Event`` on one bare lock (set from any thread,
+    waited on by one): a synchronous get's wait, made once per round trip,
+    without an Event's Condition and the waiter lock it allocates."""
+
+    __slots__ = ("_lock", "_set")
+
+    def __init__(self) -> None:
+        self._lock = _thread.allocate_lock()
+        self._lock.acquire()
+        self._set = False
+
+    def set(self) -> None:
+        if not self._set:
+            self._set = True
+            try:
+                self._lock.release()
+            except RuntimeError:  # set from two threads at once: released already
+                pass
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if self._set:
+            return True
+        if self._lock.acquire(timeout=-1 if timeout is None else max(0.0, timeout)):
+            self._lock.release()  # set for good: later waits return at once
+            return True
+        return self._set
+
+
 class _CountDown:
     """Quacks like the asyncio futures in ``waiters``; sets a thread event
     once every awaited object is ready (or one is lost)."""
@@ -403,7 +436,7 @@ class _CountDown:
 
     def __init__(self, n: int) -> None:
         self.left = n
-        self.event = threading.Event()
+        self.event = _Flag()
         self.error: BaseException | None = None
         if n == 0:
             self.event.set()
