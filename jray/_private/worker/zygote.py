@@ -88,18 +88,26 @@ def warm() -> Any:
     return worker_main
 
 
-def _die_with_parent() -> bool:
-    """Have the kernel SIGKILL this process when its parent (the zygote)
-    exits: True when set and the parent is still there."""
-    parent = os.getppid()
+def _die_with_parent(zygote_pid: int, libc: Any) -> bool:
+    """Have the kernel SIGKILL this process (a worker just forked) when the
+    zygote exits: True when that is set and the zygote is still its parent."""
+    if libc is None:
+        return False
     try:
-        import ctypes
-
-        if ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0) != 0:  # PR_SET_PDEATHSIG
+        if libc.prctl(1, signal.SIGKILL, 0, 0, 0) != 0:  # PR_SET_PDEATHSIG
             return False
     except (OSError, AttributeError):
         return False
-    return os.getppid() == parent and parent != 1
+    return os.getppid() == zygote_pid  # else it exited before the prctl: watch the raylet instead
+
+
+def _libc() -> Any:
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
 
 
 def serve(worker_main: Any, inp: BinaryIO, out: BinaryIO) -> None:
@@ -113,6 +121,7 @@ def serve(worker_main: Any, inp: BinaryIO, out: BinaryIO) -> None:
     # The workers' logging, set once here: each forked worker inherits it
     # (its stderr is its log file by then) instead of building it (~0.3 ms).
     worker_main.configure_logging()
+    libc, me = _libc(), os.getpid()
     out.write(b"ready\n")
     out.flush()
     for line in inp:
@@ -123,7 +132,7 @@ def serve(worker_main: Any, inp: BinaryIO, out: BinaryIO) -> None:
         if pid == 0:
             try:
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-                worker_main.PARENT_WATCHED = _die_with_parent()
+                worker_main.PARENT_WATCHED = _die_with_parent(me, libc)
                 if env:  # the raylet's address and node id: known only after the zygote started
                     os.environ.update(json.loads(env))
                 fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
