@@ -175,7 +175,10 @@ class SerializedObject:
         return bytes(buf)
 
 
-PARALLEL_COPY_BYTES = 16 * 1024 * 1024
+# Buffers from this size are copied by two threads: a put of 10 MB arrays
+# went from 5.3 to 7.0 GB/s here (the hand-off costs ~50 us; a 4 MiB copy
+# takes ~0.8 ms).
+PARALLEL_COPY_BYTES = 4 * 1024 * 1024
 _copy_pool: Any = None
 
 

@@ -99,3 +99,18 @@ def test_large_buffers_sit_half_a_page_from_their_source(shift: int) -> None:
     assert np.array_equal(back["a"], first) and np.array_equal(back["b"], second)
     assert np.array_equal(back["small"], np.arange(10))
     assert serialization.deserialize(ser.to_bytes())["b"].nbytes == second.nbytes
+
+
+@pytest.mark.parametrize("extra", [0, 1, 4095, 12345])
+def test_buffers_copied_by_two_threads_arrive_whole(extra: int) -> None:
+    """From PARALLEL_COPY_BYTES a buffer is copied in two halves by two
+    threads: every byte lands, whatever the size's remainder."""
+    n = serialization.PARALLEL_COPY_BYTES + extra
+    rng = np.random.default_rng(extra)
+    src = rng.integers(0, 256, n, dtype=np.uint8)
+    ser = serialization.serialize(src)
+    dest = np.zeros(ser.total_size + 4096, dtype=np.uint8)
+    start = (-dest.ctypes.data) % 4096
+    view = memoryview(dest)[start: start + ser.total_size]
+    assert ser.write_to(view) == ser.total_size
+    assert np.array_equal(serialization.deserialize(view), src)
