@@ -219,12 +219,17 @@ def test_workers_forked_from_the_zygote_import_nothing_more(jray_cluster):
     import subprocess
     import sys
 
+    # The raylet imports its own modules (and the GCS's it serves) before it
+    # forks the zygote, which imports the rest (``warm``) after the fork.
     warm = json.loads(subprocess.run(
-        [sys.executable, "-c", "import json, sys\n"
+        [sys.executable, "-c", "import importlib, json, sys\n"
+         "from jray._private.raylet import __main__ as raylet\n"
+         "for name in raylet._RAYLET_MODULES + raylet._GCS_MODULES:\n"
+         "    importlib.import_module(name)\n"
          "from jray._private.worker.zygote import warm\n"
          "warm()\n"
          "print(json.dumps(sorted(sys.modules)))"],
-        capture_output=True, text=True, check=True, timeout=60).stdout)
+        capture_output=True, text=True, check=True, timeout=60, env={**os.environ, "_JRAY_LEAN_IMPORT": "1"}).stdout)
 
     def loaded():
         import sys

@@ -180,7 +180,7 @@ class Forked:
                 pass
 
 
-def fork_here(log: str, env: dict[str, str]) -> Forked:
+def fork_here(log: str, env: dict[str, str], warm_in_child: bool = False) -> Forked:
     """Make this process the zygote's parent: warm it (``warm``), then fork
     the zygote from it. Only in a process with one thread and no gRPC
     object yet (the raylet, before its own start-up): the zygote, and every
@@ -190,8 +190,16 @@ def fork_here(log: str, env: dict[str, str]) -> Forked:
 
     The zygote names itself ``python -m jray._private.worker.zygote`` (as
     the zygote started as a process does: ``jray stop`` and the tools find
-    it, and its workers, by that); ``env`` is added to its environment."""
-    worker_main = warm()
+    it, and its workers, by that); ``env`` is added to its environment.
+    ``warm_in_child``: what this process has imported so far is shared; the
+    zygote imports the rest itself after the fork (in parallel with this
+    process's start-up) and says it is ready when done."""
+    if warm_in_child:
+        gc.collect()
+        gc.freeze()  # this process's heap, shared with the zygote: its collections leave it alone
+        worker_main = None
+    else:
+        worker_main = warm()
     r_in, w_in = os.pipe()  # this process -> the zygote
     r_out, w_out = os.pipe()  # the zygote -> this process
     pid = os.fork()
@@ -208,7 +216,7 @@ def fork_here(log: str, env: dict[str, str]) -> Forked:
             os.close(fd)
             os.environ.update(env)
             retitle([sys.executable, "-m", "jray._private.worker.zygote"])
-            serve(worker_main, os.fdopen(0, "rb"), os.fdopen(1, "wb"))
+            serve(worker_main or warm(), os.fdopen(0, "rb"), os.fdopen(1, "wb"))
         finally:
             os._exit(0)
     os.close(r_in)
