@@ -5,14 +5,16 @@ first line on stdin: ``jray.init`` starts the GCS and the raylet at the same
 time and hands the raylet the GCS port once it is known, so the two
 interpreter start-ups overlap.
 
-The worker zygote is forked from this process before the raylet's own
-modules are imported and before any thread or gRPC object exists
-(``zygote.fork_here``): this process imports what workers need, forks, and
-the zygote, its workers and the raylet share those pages (idle PSS of a
-local cluster 97 -> 90 MB) and nothing imports them twice (``init`` ~220 ->
-~197 ms here, the GCS meeting less contention for the CPUs). With
-``JRAY_ZYGOTE_FORK=0``, or where the fork fails, the zygote is started as a
-process of its own, as early, so its imports overlap ours.
+The worker zygote is forked from this process before any thread or gRPC
+object exists (``zygote.fork_here``): this process imports its own modules
+(``_RAYLET_MODULES``, and ``_GCS_MODULES`` when it serves the GCS), forks,
+and the zygote imports the workers' other modules itself (``warm``, ~30 ms)
+while this process goes on starting. The zygote, its workers and the
+raylet share the pages of what was imported before the fork (idle PSS of a
+local cluster 97 -> 90 MB when this began), and nothing is imported twice
+(``init`` ~0.175 -> ~0.156 s here with the zygote's imports after the
+fork). With ``JRAY_ZYGOTE_FORK=0``, or where the fork fails, the zygote is
+started as a process of its own, as early, so its imports overlap ours.
 
 A head without a supervisor (``jray.init``, ``jray.testing.Cluster``)
 serves its GCS from this process (``--gcs-in-process``, ``_start_gcs_here``):

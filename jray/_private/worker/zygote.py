@@ -12,7 +12,8 @@ Protocol on stdin/stdout, one line each way: the raylet writes a log file
 path and, after a tab, a JSON object of environment variables for the
 worker (the raylet starts the zygote before it knows its own port); the
 zygote answers with the new worker's pid. The zygote reaps its
-children; it exits when its stdin closes (the raylet is gone).
+children; it exits when its stdin closes (the raylet is gone), and its
+workers die with it (``PR_SET_PDEATHSIG``, set in each after the fork).
 """
 
 from __future__ import annotations
