@@ -433,6 +433,7 @@ class _ServerConn(_Framed):
 
 
 HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+RELAY_HOLD_BYTES = 1 << 20
 
 
 class _Relay(asyncio.Protocol):
@@ -445,7 +446,9 @@ class _Relay(asyncio.Protocol):
         self.client = client
         self.up: asyncio.Transport | None = None
         self._pending = [first]  # the client's bytes until the server's connection is up
-        self._paused = False
+        self._held = len(first)
+        self._paused = False  # the client reads slowly: the server's side is not read
+        self._client_paused = False  # too much held: the client's side is not read
         t = asyncio.get_running_loop().create_task(self._open())
         client.tasks.add(t)
         t.add_done_callback(client.tasks.discard)
@@ -465,13 +468,21 @@ class _Relay(asyncio.Protocol):
             transport.close()
             return
         transport.writelines(self._pending)  # type: ignore[attr-defined]
-        self._pending = []
+        self._pending, self._held = [], 0
         if self._paused:
             transport.pause_reading()  # type: ignore[attr-defined]
+        if self._client_paused:
+            self._client_paused = False
+            self.client.transport.resume_reading()
 
     def send(self, data: bytes) -> None:
-        if self.up is None:
+        if self.up is None:  # held until the server's connection is up, at most ~1 MiB
             self._pending.append(data)
+            self._held += len(data)
+            t = self.client.transport
+            if self._held > RELAY_HOLD_BYTES and t is not None and not self._client_paused:
+                self._client_paused = True
+                t.pause_reading()
         elif not self.up.is_closing():
             self.up.write(data)
 
