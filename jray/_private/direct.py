@@ -55,6 +55,7 @@ from typing import TYPE_CHECKING, Any
 from jray._private import config, tls
 from jray._private.protocol import core_worker_pb2 as wpb
 from jray._private.protocol import raylet_pb2 as rpb
+from jray._private.relay import HTTP2_PREFACE, Relay
 from jray._private.transport_error import INTERNAL, UNAVAILABLE, TransportError
 
 if TYPE_CHECKING:
@@ -178,7 +179,7 @@ class DirectServer:
         self.fast = fast or {}
         # A gRPC client on this port (HTTP/2's preface instead of a token):
         # relayed to the loopback port of the gRPC server ``http2()`` starts
-        # on first use (``_ServerConn._relay``).
+        # on first use (``relay.Relay``).
         self.http2 = http2
         self.server: asyncio.base_events.Server | None = None
         self.port = 0
@@ -291,7 +292,7 @@ class _ServerConn(_Framed):
         self.tasks: set[asyncio.Task] = set()
         self._out: list[bytes] = []
         self._handshake: asyncio.TimerHandle | None = None
-        self._relay: _Relay | None = None  # a gRPC client's connection, relayed
+        self._relay: Relay | None = None  # a gRPC client's connection, relayed
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -324,7 +325,7 @@ class _ServerConn(_Framed):
                 self._drop("neither a token nor HTTP/2's preface")
             elif len(got) == len(HTTP2_PREFACE):  # gRPC checks its token itself
                 self.cancel_handshake()
-                self._relay = _Relay(self, bytes(self._buf))
+                self._relay = Relay(self, bytes(self._buf))
                 self._buf.clear()
             return
         super().data_received(data)
@@ -430,98 +431,6 @@ class _ServerConn(_Framed):
     def _fail(self, rid: int, e: BaseException) -> None:
         logger.exception("direct call failed", exc_info=e)
         self.send(ERROR, rid, f"{type(e).__name__}: {e}".encode())
-
-
-HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-RELAY_HOLD_BYTES = 1 << 20
-
-
-class _Relay(asyncio.Protocol):
-    """A gRPC client's connection to a process that serves gRPC only when
-    asked (a worker: ``CoreWorker._grpc_port``), relayed byte for byte to
-    that server's loopback port. Each side's write buffer pauses the
-    other's reading. Either side closing closes both."""
-
-    def __init__(self, client: _ServerConn, first: bytes) -> None:
-        self.client = client
-        self.up: asyncio.Transport | None = None
-        self._pending = [first]  # the client's bytes until the server's connection is up
-        self._held = len(first)
-        self._paused = False  # the client reads slowly: the server's side is not read
-        self._client_paused = False  # too much held: the client's side is not read
-        t = asyncio.get_running_loop().create_task(self._open())
-        client.tasks.add(t)
-        t.add_done_callback(client.tasks.discard)
-
-    async def _open(self) -> None:
-        assert self.client.srv.http2 is not None
-        try:
-            port = await self.client.srv.http2()
-            await asyncio.get_running_loop().create_connection(lambda: self, "127.0.0.1", port)
-        except Exception as e:  # noqa: BLE001 - the client sees its connection close
-            logger.warning("could not relay a gRPC connection: %s", e)
-            self.close()
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.up = transport  # type: ignore[assignment]
-        if self.client.transport is None:  # the client left meanwhile
-            transport.close()
-            return
-        transport.writelines(self._pending)  # type: ignore[attr-defined]
-        self._pending, self._held = [], 0
-        if self._paused:
-            transport.pause_reading()  # type: ignore[attr-defined]
-        if self._client_paused:
-            self._client_paused = False
-            self.client.transport.resume_reading()
-
-    def send(self, data: bytes) -> None:
-        if self.up is None:  # held until the server's connection is up, at most ~1 MiB
-            self._pending.append(data)
-            self._held += len(data)
-            t = self.client.transport
-            if self._held > RELAY_HOLD_BYTES and t is not None and not self._client_paused:
-                self._client_paused = True
-                t.pause_reading()
-        elif not self.up.is_closing():
-            self.up.write(data)
-
-    def data_received(self, data: bytes) -> None:
-        t = self.client.transport
-        if t is not None and not t.is_closing():
-            t.write(data)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        t = self.client.transport
-        if t is not None:
-            t.close()
-
-    def pause_writing(self) -> None:  # the server is slow to read: stop reading the client
-        t = self.client.transport
-        if t is not None:
-            t.pause_reading()
-
-    def resume_writing(self) -> None:
-        t = self.client.transport
-        if t is not None and not t.is_closing():
-            t.resume_reading()
-
-    def pause_reading(self) -> None:  # the client is slow to read: stop reading the server
-        self._paused = True
-        if self.up is not None:
-            self.up.pause_reading()
-
-    def resume_reading(self) -> None:
-        self._paused = False
-        if self.up is not None and not self.up.is_closing():
-            self.up.resume_reading()
-
-    def close(self) -> None:
-        if self.up is not None:
-            self.up.close()
-        t = self.client.transport
-        if t is not None:
-            t.close()
 
 
 # ---------------------------------------------------------------------------

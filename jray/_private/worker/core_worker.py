@@ -264,7 +264,7 @@ class CoreWorker:
         host = "0.0.0.0" if self.ip != "127.0.0.1" and not self.client else "127.0.0.1"
         if not self.is_driver and direct.enabled():  # tasks are pushed here over the direct transport
             # A worker without TLS serves gRPC only when a gRPC client comes:
-            # one port, the direct server's, relays it (direct._Relay). Most
+            # one port, the direct server's, relays it (relay.Relay). Most
             # workers (an actor's, above all) never get one, and starting a
             # gRPC server cost each new worker ~3 ms of CPU and gRPC's threads.
             lazy = tls.current() is None
